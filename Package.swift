@@ -1,0 +1,51 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "segment-loader",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "segment-loader", targets: ["segment-loader"]),
+        .library(name: "SegmentLoader", targets: ["SegmentLoader"]),
+    ],
+    dependencies: [
+        // Command-line parsing for the thin executable only; the library never imports it.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // SHA-256 of every archive (skip-if-loaded), deterministic message ids and hashed
+        // name suffixes; BoringSSL's assembly is several times faster than a Swift rewrite.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+        .target(
+            name: "SegmentLoader",
+            dependencies: [
+                "CSQLite",
+                "CZlib",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "segment-loader",
+            dependencies: [
+                "SegmentLoader",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "SegmentLoaderTests",
+            dependencies: ["SegmentLoader"],
+            resources: [.copy("Fixtures")]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

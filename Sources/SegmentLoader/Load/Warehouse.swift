@@ -1,0 +1,170 @@
+/// Why a database cannot be used as a warehouse.
+public struct WarehouseError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// The SQLite file that holds the warehouse: opening and checking it, and the bookkeeping
+/// tables of the contract (section 7).
+public final class Warehouse {
+    /// `PRAGMA application_id`: "SgLd".
+    public static let applicationID: Int32 = 0x5367_4C64
+    /// `PRAGMA user_version` of the layout this build writes.
+    public static let formatVersion: Int32 = 1
+
+    public let db: Database
+    public let path: String
+
+    /// Opens (creating if needed) a warehouse. Refuses, without changing it, a database that
+    /// holds tables but is not a segment-loader warehouse, and one written by a newer version.
+    public init(path: String) throws {
+        self.path = path
+        db = try Database(path: path)
+        let appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
+        let version = Int32(truncatingIfNeeded: try db.scalar("PRAGMA user_version")?.integer ?? 0)
+        let tableCount = try db.scalar("SELECT count(*) FROM sqlite_master")?.integer ?? 0
+        if appID != Warehouse.applicationID {
+            if tableCount > 0 {
+                throw WarehouseError(message: "\(path) is an SQLite database but not a segment-loader warehouse (it has \(tableCount) tables and no segment-loader marker); refusing to change it. Give --db a new file or an existing warehouse.")
+            }
+        } else if version > Warehouse.formatVersion {
+            throw WarehouseError(message: "\(path) was written by a newer segment-loader (warehouse format \(version), this build knows \(Warehouse.formatVersion)); refusing to change it. Upgrade segment-loader.")
+        }
+        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY")
+        if appID != Warehouse.applicationID {
+            try db.execute("BEGIN IMMEDIATE")
+            do {
+                try db.execute(Warehouse.bookkeepingSchema)
+                try db.execute("PRAGMA application_id=\(Warehouse.applicationID); PRAGMA user_version=\(Warehouse.formatVersion)")
+                try db.execute("COMMIT")
+            } catch {
+                try? db.execute("ROLLBACK")
+                throw error
+            }
+        }
+    }
+
+    static let bookkeepingSchema = """
+        CREATE TABLE _loads (
+            id INTEGER PRIMARY KEY,
+            pipeline TEXT NOT NULL,
+            started_at TIMESTAMP NOT NULL,
+            finished_at TIMESTAMP,
+            status TEXT NOT NULL,
+            files_loaded INTEGER NOT NULL DEFAULT 0,
+            files_partial INTEGER NOT NULL DEFAULT 0,
+            files_failed INTEGER NOT NULL DEFAULT 0,
+            files_skipped INTEGER NOT NULL DEFAULT 0,
+            files_not_archives INTEGER NOT NULL DEFAULT 0,
+            lines INTEGER NOT NULL DEFAULT 0,
+            loaded INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            filtered INTEGER NOT NULL DEFAULT 0,
+            discarded INTEGER NOT NULL DEFAULT 0,
+            tables_created INTEGER NOT NULL DEFAULT 0,
+            columns_created INTEGER NOT NULL DEFAULT 0,
+            error TEXT
+        );
+        CREATE TABLE _files (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            source_id TEXT,
+            day TEXT,
+            status TEXT NOT NULL CHECK (status IN ('loaded', 'partial', 'failed')),
+            lines INTEGER NOT NULL DEFAULT 0,
+            loaded INTEGER NOT NULL DEFAULT 0,
+            duplicates INTEGER NOT NULL DEFAULT 0,
+            rejected INTEGER NOT NULL DEFAULT 0,
+            filtered INTEGER NOT NULL DEFAULT 0,
+            discarded INTEGER NOT NULL DEFAULT 0,
+            physical_lines INTEGER NOT NULL DEFAULT 0,
+            load_id INTEGER NOT NULL,
+            error TEXT,
+            loaded_at TIMESTAMP NOT NULL
+        );
+        CREATE INDEX _files_sha256 ON _files (sha256);
+        CREATE TABLE _rejects (
+            id INTEGER PRIMARY KEY,
+            file TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            item INTEGER,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            load_id INTEGER NOT NULL
+        );
+        CREATE TABLE _discards (
+            id INTEGER PRIMARY KEY,
+            "table" TEXT NOT NULL,
+            "column" TEXT NOT NULL,
+            row_id INTEGER,
+            message_id TEXT,
+            value TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            received_at TIMESTAMP,
+            load_id INTEGER NOT NULL
+        );
+        CREATE TABLE _schema_tables (
+            "table" TEXT PRIMARY KEY,
+            call_type TEXT NOT NULL,
+            event_names TEXT,
+            first_load_id INTEGER NOT NULL
+        );
+        CREATE TABLE _schema_columns (
+            "table" TEXT NOT NULL,
+            "column" TEXT NOT NULL,
+            type TEXT NOT NULL,
+            source_keys TEXT NOT NULL,
+            first_load_id INTEGER NOT NULL,
+            origin TEXT NOT NULL,
+            note TEXT,
+            PRIMARY KEY ("table", "column")
+        );
+        CREATE TABLE _message_ids (
+            id TEXT PRIMARY KEY,
+            "table" TEXT NOT NULL,
+            load_id INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """
+
+    /// The bookkeeping tables, which no event table may take the name of.
+    public static let bookkeepingTables: Set<String> = [
+        "_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids",
+    ]
+
+    /// Content hashes of files already loaded (or partially loaded: the same bytes cannot give more).
+    public func loadedHashes() throws -> [String: String] {
+        var result: [String: String] = [:]
+        for row in try db.query("SELECT sha256, path FROM _files WHERE status IN ('loaded', 'partial') ORDER BY id") {
+            if let sha = row[0].text, let path = row[1].text, result[sha] == nil { result[sha] = path }
+        }
+        return result
+    }
+
+    /// Starts a load: marks loads left `running` by a killed process as `interrupted`, and
+    /// records this one.
+    public func beginLoad(pipeline: String, startedAt: String) throws -> Int64 {
+        try db.execute("UPDATE _loads SET status = 'interrupted' WHERE status = 'running'")
+        try db.prepare("INSERT INTO _loads (pipeline, started_at, status) VALUES (?, ?, 'running')")
+            .run([.text(pipeline), .text(startedAt)])
+        return db.lastInsertRowID
+    }
+
+    public func finishLoad(id: Int64, summary: RunSummary, status: String, error: String?) throws {
+        try db.prepare("""
+            UPDATE _loads SET finished_at = ?, status = ?, files_loaded = ?, files_partial = ?, files_failed = ?,
+              files_skipped = ?, files_not_archives = ?, lines = ?, loaded = ?, duplicates = ?, rejected = ?,
+              filtered = ?, discarded = ?, tables_created = ?, columns_created = ?, error = ? WHERE id = ?
+            """).run([
+                .text(summary.finishedAt), .text(status), .integer(Int64(summary.filesLoaded)),
+                .integer(Int64(summary.filesPartial)), .integer(Int64(summary.filesFailed)),
+                .integer(Int64(summary.skippedAlreadyLoaded.count)), .integer(Int64(summary.notArchives.count)),
+                .integer(summary.totals.lines), .integer(summary.totals.loaded), .integer(summary.totals.duplicates),
+                .integer(summary.totals.rejected), .integer(summary.totals.filtered), .integer(summary.totals.discarded),
+                .integer(Int64(summary.newTables.count)), .integer(Int64(summary.newColumns)),
+                error.map { .text($0) } ?? .null, .integer(id),
+            ])
+    }
+}

@@ -1,0 +1,204 @@
+import Crypto
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What kind of file an archive is, decided from its first bytes, never its name.
+public enum ArchiveFormat: String, Sendable {
+    case gzip
+    case ndjson
+}
+
+/// A file-level problem: the file cannot be read at all.
+public struct ReadError: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var message: String
+    public var description: String { "\(path): \(message)" }
+}
+
+/// What reading a whole archive found, besides its lines.
+public struct ReadOutcome: Sendable {
+    public var sha256: String
+    public var size: Int64
+    /// Newline-delimited lines, blank ones included.
+    public var physicalLines: Int
+    /// Set when the data stopped early (corrupt or truncated gzip): lines before it were read.
+    public var streamError: String?
+}
+
+/// One line handed to the caller: its 1-based number and bytes (CR, LF and a leading BOM
+/// removed). `problem` is set for a line that cannot be used as it stands.
+public struct LineProblem: Sendable, Equatable {
+    public var reason: String
+}
+
+/// Streams the lines of an archive: reads the file in large blocks, inflates gzip members as
+/// they come, splits on LF, and hashes the raw bytes on the way (SHA-256 for `_files`).
+public struct ArchiveReader: Sendable {
+    public var maxLineBytes: Int
+    public var blockSize: Int
+
+    public init(maxLineBytes: Int = 1 << 20, blockSize: Int = 1 << 20) {
+        self.maxLineBytes = maxLineBytes
+        self.blockSize = blockSize
+    }
+
+    /// Calls `body` for every non-blank line (its number, its bytes, and a problem when the line
+    /// is too long or torn by the end of a damaged gzip stream; such a line's bytes are what
+    /// could be read of it, cut to `maxLineBytes`).
+    public func read(
+        path: String, format: ArchiveFormat,
+        body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void
+    ) throws -> ReadOutcome {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ReadError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var hasher = SHA256()
+        var splitter = LineSplitter(maxLineBytes: maxLineBytes)
+        let inflater = format == .gzip ? Inflater() : nil
+        var size: Int64 = 0
+        var streamError: String?
+        var block = [UInt8](repeating: 0, count: blockSize)
+        var failed = false
+        while true {
+            let n = block.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ReadError(path: path, message: "read failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            size += Int64(n)
+            try block.withUnsafeBytes { raw in
+                let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<n])
+                hasher.update(bufferPointer: bytes)
+                if failed { return }
+                if let inflater {
+                    do {
+                        try inflater.inflate(bytes) { out in try splitter.feed(out, body: body) }
+                    } catch let error as InflateError {
+                        streamError = error.description
+                        failed = true
+                    }
+                } else {
+                    try splitter.feed(bytes.assumingMemoryBound(to: UInt8.self), body: body)
+                }
+            }
+        }
+        if !failed, let inflater {
+            do { try inflater.finish() } catch let error as InflateError {
+                streamError = error.description
+                failed = true
+            }
+        }
+        try splitter.finish(torn: failed, body: body)
+        let digest = hasher.finalize()
+        let hex = digest.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        return ReadOutcome(sha256: hex, size: size, physicalLines: splitter.lineNumber, streamError: streamError)
+    }
+
+    /// SHA-256 of a file's bytes as hex, and its size.
+    public static func sha256(path: String) throws -> (String, Int64) {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw ReadError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var hasher = SHA256()
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        var size: Int64 = 0
+        while true {
+            let n = block.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw ReadError(path: path, message: "read failed: \(String(cString: strerror(errno)))")
+            }
+            if n == 0 { break }
+            size += Int64(n)
+            block.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        }
+        let hex = hasher.finalize().map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        return (hex, size)
+    }
+}
+
+/// Splits a byte stream into lines, tolerating CRLF, a UTF-8 BOM on the first line and blank
+/// lines; a line longer than the limit is reported once, cut, and skipped to its end.
+struct LineSplitter {
+    let maxLineBytes: Int
+    private(set) var lineNumber = 0
+    private var pending: [UInt8] = []
+    private var overlong = false
+
+    init(maxLineBytes: Int) {
+        self.maxLineBytes = maxLineBytes
+    }
+
+    mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void) throws {
+        guard let base = bytes.baseAddress else { return }
+        var start = 0
+        let count = bytes.count
+        while start < count {
+            guard let hit = memchr(base + start, 0x0a, count - start) else {
+                append(UnsafeBufferPointer(start: base + start, count: count - start))
+                return
+            }
+            let end = base.distance(to: hit.assumingMemoryBound(to: UInt8.self))
+            if pending.isEmpty && !overlong {
+                try emit(UnsafeBufferPointer(start: base + start, count: end - start), body: body, problem: nil)
+            } else {
+                append(UnsafeBufferPointer(start: base + start, count: end - start))
+                try flushPending(body: body, problem: nil)
+            }
+            start = end + 1
+        }
+    }
+
+    /// The end of the stream: a last line without LF is complete unless the stream was torn.
+    mutating func finish(torn: Bool, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void) throws {
+        if pending.isEmpty && !overlong { return }
+        try flushPending(body: body, problem: torn ? LineProblem(reason: "torn line: the gzip stream stopped in the middle of it") : nil)
+    }
+
+    private mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        if overlong { return }
+        if pending.count + bytes.count > maxLineBytes {
+            let room = max(0, maxLineBytes - pending.count)
+            pending.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[0..<room]))
+            overlong = true
+        } else {
+            pending.append(contentsOf: bytes)
+        }
+    }
+
+    private mutating func flushPending(body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void, problem: LineProblem?) throws {
+        var problem = problem
+        if overlong {
+            problem = LineProblem(reason: "line longer than the limit of \(maxLineBytes) bytes (the raw line is cut to the limit)")
+        }
+        let line = pending
+        pending.removeAll(keepingCapacity: pending.capacity <= 4 << 20)
+        overlong = false
+        try line.withUnsafeBufferPointer { try emit($0, body: body, problem: problem) }
+    }
+
+    private mutating func emit(_ line: UnsafeBufferPointer<UInt8>, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void, problem: LineProblem?) throws {
+        lineNumber += 1
+        if line.count > maxLineBytes && problem == nil {
+            try body(lineNumber, UnsafeBufferPointer(rebasing: line[0..<maxLineBytes]),
+                     LineProblem(reason: "line longer than the limit of \(maxLineBytes) bytes (the raw line is cut to the limit)"))
+            return
+        }
+        var slice = line[...]
+        if lineNumber == 1, slice.count >= 3, slice[0] == 0xEF, slice[1] == 0xBB, slice[2] == 0xBF {
+            slice = slice.dropFirst(3)
+        }
+        if let last = slice.last, last == 0x0d { slice = slice.dropLast() }
+        if problem == nil {
+            // Blank lines (only white space) are tolerated and not counted as messages.
+            var blank = true
+            for b in slice where !(b == 0x20 || b == 0x09 || b == 0x0d) { blank = false; break }
+            if blank { return }
+        }
+        try body(lineNumber, UnsafeBufferPointer(rebasing: slice), problem)
+    }
+}

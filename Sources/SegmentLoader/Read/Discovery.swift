@@ -1,0 +1,104 @@
+import Foundation
+
+/// An input file found under the paths of a run.
+public struct Archive: Sendable, Hashable {
+    /// Absolute, standardised path: the archive's identity and its rank among duplicates.
+    public var path: String
+    public var format: ArchiveFormat
+    public var size: Int64
+    /// From Segment's S3 layout `segment-logs/<source-id>/<received-day>/<name>`.
+    public var sourceId: String?
+    /// `YYYY-MM-DD` (UTC) of the layout's epoch-milliseconds day folder.
+    public var day: String?
+}
+
+/// A file that is not an archive, and why (skipped and reported, not an error).
+public struct SkippedFile: Sendable, Hashable {
+    public var path: String
+    public var reason: String
+}
+
+/// Finds archives under files and directories (recursively), decides gzip or NDJSON from the
+/// first bytes, and recognises Segment's S3 layout.
+public enum Discovery {
+    public struct Result: Sendable {
+        public var archives: [Archive]
+        public var skipped: [SkippedFile]
+    }
+
+    public static func find(_ paths: [String]) throws -> Result {
+        let fm = FileManager.default
+        var archives: [Archive] = []
+        var skipped: [SkippedFile] = []
+        var seen = Set<String>()
+        for given in paths {
+            let absolute = URL(fileURLWithPath: given).standardizedFileURL.path
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: absolute, isDirectory: &isDirectory) else {
+                throw ReadError(path: given, message: "no such file or directory")
+            }
+            var files: [String] = []
+            if isDirectory.boolValue {
+                guard let walker = fm.enumerator(atPath: absolute) else {
+                    throw ReadError(path: given, message: "cannot list the directory")
+                }
+                while let relative = walker.nextObject() as? String {
+                    let full = absolute + "/" + relative
+                    var dir: ObjCBool = false
+                    if fm.fileExists(atPath: full, isDirectory: &dir), !dir.boolValue {
+                        let name = (relative as NSString).lastPathComponent
+                        if name.hasPrefix(".") { continue }  // .DS_Store, editor files
+                        files.append(full)
+                    }
+                }
+            } else {
+                files.append(absolute)
+            }
+            for file in files where seen.insert(file).inserted {
+                switch sniff(file) {
+                case .archive(let format, let size):
+                    let layout = s3Layout(file)
+                    archives.append(Archive(path: file, format: format, size: size, sourceId: layout?.source, day: layout?.day))
+                case .notArchive(let reason):
+                    skipped.append(SkippedFile(path: file, reason: reason))
+                }
+            }
+        }
+        archives.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        skipped.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        return Result(archives: archives, skipped: skipped)
+    }
+
+    enum Sniffed {
+        case archive(ArchiveFormat, Int64)
+        case notArchive(String)
+    }
+
+    /// gzip when the file starts with 0x1f 0x8b; NDJSON when its first non-blank byte (after
+    /// an optional BOM) is `{`; anything else is not an archive.
+    static func sniff(_ path: String) -> Sniffed {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return .notArchive("cannot be opened") }
+        defer { try? handle.close() }
+        let head = (try? handle.read(upToCount: 4096)) ?? Data()
+        let size = (try? handle.seekToEnd()).map { Int64($0) } ?? Int64(head.count)
+        if head.isEmpty { return .notArchive("empty file") }
+        let bytes = [UInt8](head)
+        if bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b { return .archive(.gzip, size) }
+        var i = 0
+        if bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF { i = 3 }
+        while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0a || bytes[i] == 0x0d { i += 1 }
+        if i < bytes.count && bytes[i] == UInt8(ascii: "{") { return .archive(.ndjson, size) }
+        if i == bytes.count && bytes.count < 4096 { return .notArchive("blank file") }
+        return .notArchive("neither gzip nor newline-delimited JSON")
+    }
+
+    /// `<...>/<source-id>/<day>/<name>` where `<day>` is a UTC midnight in epoch milliseconds.
+    static func s3Layout(_ path: String) -> (source: String, day: String)? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard parts.count >= 3 else { return nil }
+        let dayPart = parts[parts.count - 2]
+        guard dayPart.count >= 10, dayPart.count <= 14, dayPart.allSatisfy(\.isASCII), dayPart.allSatisfy(\.isNumber),
+              let ms = Int64(dayPart), ms % 86_400_000 == 0 else { return nil }
+        return (String(parts[parts.count - 3]), Timestamp.day(fromEpochMilliseconds: ms))
+    }
+}

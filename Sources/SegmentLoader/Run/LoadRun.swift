@@ -1,0 +1,322 @@
+import Foundation
+
+/// How a load runs. What to load comes from the paths; these are the knobs.
+public struct LoadOptions: Sendable {
+    public var database: String
+    /// Workers that read, inflate, parse and normalize archives in parallel.
+    public var jobs: Int
+    /// Columns per table for data keys; later keys go to the row's `_extra` JSON.
+    public var columnLimit: Int = 1000
+    /// Leave out messages that opted out of the Warehouses destination through `integrations`.
+    public var skipOptedOut: Bool = false
+    public var maxLineBytes: Int = 1 << 20
+    public var pipeline: String = "load"
+    /// How many rejected lines the summary lists (all go to `_rejects`).
+    public var problemsShown: Int = 20
+    /// The load's clock; tests fix it.
+    public var now: @Sendable () -> Date = { Date() }
+
+    public init(database: String, jobs: Int = ProcessInfo.processInfo.activeProcessorCount) {
+        self.database = database
+        self.jobs = max(1, jobs)
+    }
+}
+
+/// Where a copy of a message sits; the smallest wins within a run (contract, section 6):
+/// earliest received_at, then archive path (files are sorted by path), then line, then item.
+struct Position: Sendable, Comparable, Hashable {
+    var receivedAt: Int64
+    var file: Int32
+    var line: Int32
+    var item: Int32
+
+    static func < (a: Position, b: Position) -> Bool {
+        (a.receivedAt, a.file, a.line, a.item) < (b.receivedAt, b.file, b.line, b.item)
+    }
+}
+
+/// Pass 1's findings for one archive: its hash, the types its values ask for, and where each
+/// of its message ids sits.
+struct FileScan: Sendable {
+    var sha256: String = ""
+    var skippedAs: String?
+    var types: [String: [String: ColumnType]] = [:]
+    var ids: [String: Position] = [:]
+    var error: String?
+}
+
+/// Pass 2's work for the writer, in the file's order.
+enum Work: Sendable {
+    case message(Message)
+    case duplicateInRun
+    case filtered
+    case reject(line: Int, item: Int?, reason: String, raw: [UInt8])
+}
+
+struct Chunk: Sendable {
+    var items: [Work] = []
+    var end: FileEnd?
+}
+
+struct FileEnd: Sendable {
+    var sha256: String?
+    var physicalLines: Int = 0
+    var streamError: String?
+    var readError: String?
+}
+
+/// A whole load: discover → scan (pass 1: hash, plan column types, rank duplicate copies) →
+/// load (pass 2: read → normalize → dedupe → split in parallel, one writer committing file by
+/// file in path order). Both passes run the same read and normalize code, so what pass 1
+/// plans is exactly what pass 2 writes, and the result does not depend on file order or
+/// thread timing.
+public enum LoadRun {
+    public static func run(paths: [String], options: LoadOptions, log: (String) -> Void = { _ in }) throws -> RunSummary {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let startDate = options.now()
+        let loadTime = Instant(seconds: Int64(startDate.timeIntervalSince1970.rounded(.down)),
+                               nanos: Int64((startDate.timeIntervalSince1970 - startDate.timeIntervalSince1970.rounded(.down)) * 1e9))
+        let uuidTs = Timestamp.format(loadTime)
+
+        let found = try Discovery.find(paths)
+        let warehouse = try Warehouse(path: options.database)
+        var summary = RunSummary()
+        summary.database = options.database
+        summary.startedAt = uuidTs
+        summary.notArchives = found.skipped
+        let loadId = try warehouse.beginLoad(pipeline: options.pipeline, startedAt: uuidTs)
+        summary.loadId = loadId
+
+        do {
+            try load(found.archives, warehouse: warehouse, loadId: loadId, loadTime: loadTime, uuidTs: uuidTs,
+                     options: options, summary: &summary, log: log)
+        } catch {
+            summary.fatalError = "\(error)"
+        }
+        summary.elapsedSeconds = durationSeconds(clock.now - started)
+        summary.finishedAt = Timestamp.format(Instant(seconds: Int64(options.now().timeIntervalSince1970)))
+        let status: String
+        if summary.fatalError != nil {
+            status = "failed"
+        } else if summary.filesPartial + summary.filesFailed > 0 {
+            status = "partial"
+        } else {
+            status = "succeeded"
+        }
+        try? warehouse.finishLoad(id: loadId, summary: summary, status: status, error: summary.fatalError)
+        return summary
+    }
+
+    private static func load(
+        _ archives: [Archive], warehouse: Warehouse, loadId: Int64, loadTime: Instant, uuidTs: String,
+        options: LoadOptions, summary: inout RunSummary, log: (String) -> Void
+    ) throws {
+        let known = try warehouse.loadedHashes()
+
+        // Pass 1: scan.
+        let scans = Locked<[Int: FileScan]>([:])
+        let skipOptedOut = options.skipOptedOut
+        let reader = ArchiveReader(maxLineBytes: options.maxLineBytes)
+        startWorkers(jobs: options.jobs, count: archives.count, label: "scan") { i in
+            let scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime, skipOptedOut: skipOptedOut)
+            scans.withLock { $0[i] = scan }
+        }.wait()
+        var results = scans.withLock { $0 }
+
+        // Plan: one type per new column over the whole run; one winning copy per message id;
+        // a file whose bytes another file of this run already has is skipped.
+        var planned: [String: [String: ColumnType]] = [:]
+        var winners: [String: Position] = [:]
+        var firstPathOfHash: [String: String] = [:]
+        for i in archives.indices {
+            guard var scan = results[i] else { continue }
+            if scan.skippedAs == nil && scan.error == nil {
+                if let earlier = firstPathOfHash[scan.sha256] {
+                    scan.skippedAs = earlier
+                    results[i] = scan
+                    continue
+                }
+                firstPathOfHash[scan.sha256] = archives[i].path
+            }
+            if scan.skippedAs != nil { continue }
+            for (table, columns) in scan.types {
+                for (column, type) in columns {
+                    planned[table, default: [:]][column] = planned[table]?[column].map { $0.widened(with: type) } ?? type
+                }
+            }
+            for (id, position) in scan.ids {
+                if let current = winners[id], current < position { continue }
+                winners[id] = position
+            }
+        }
+        let toLoad = archives.indices.filter { results[$0]?.skippedAs == nil }
+        for i in archives.indices {
+            if let earlier = results[i]?.skippedAs { summary.skippedAlreadyLoaded.append((archives[i].path, earlier)) }
+        }
+        log("scanned \(archives.count) archives: \(toLoad.count) to load, \(winners.count) distinct message ids")
+
+        // Pass 2: load, files committed one by one in path order.
+        let writer = try Writer(warehouse: warehouse, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
+        writer.plannedTypes = planned
+        let channels = toLoad.map { _ in Channel<Chunk>(capacity: 8) }
+        let stop = StopFlag()
+        let shared = winners
+        let expected = toLoad.map { results[$0]!.sha256 }
+        let group = startWorkers(jobs: options.jobs, count: toLoad.count, label: "load") { k in
+            let i = toLoad[k]
+            Self.produce(archives[i], index: i, winners: shared, reader: reader, loadTime: loadTime,
+                         skipOptedOut: skipOptedOut, channel: channels[k], stop: stop)
+        }
+        defer {
+            stop.set()
+            channels.forEach { $0.close() }
+            group.wait()
+        }
+
+        for (k, i) in toLoad.enumerated() {
+            let archive = archives[i]
+            var counts = Counts()
+            try writer.beginFile()
+            var end: FileEnd?
+            do {
+                while end == nil {
+                    let chunk = channels[k].receive()
+                    for work in chunk.items {
+                        counts.lines += 1
+                        switch work {
+                        case .message(let message):
+                            if try writer.write(message) { counts.loaded += 1 } else { counts.duplicates += 1 }
+                        case .duplicateInRun:
+                            counts.duplicates += 1
+                        case .filtered:
+                            counts.filtered += 1
+                        case .reject(let line, let item, let reason, let raw):
+                            counts.rejected += 1
+                            try writer.reject(file: archive.path, line: line, item: item, reason: reason, raw: raw)
+                            summary.problemCount += 1
+                            if summary.problems.count < options.problemsShown {
+                                summary.problems.append(Problem(file: archive.path, line: line, reason: reason))
+                            }
+                        }
+                    }
+                    end = chunk.end
+                }
+            } catch {
+                try? writer.rollbackFile()
+                throw error
+            }
+            let fileEnd = end!
+            if let failure = fileEnd.readError ?? (fileEnd.sha256 != expected[k] ? "the file changed while it was being loaded; run again" : nil) {
+                try writer.rollbackFile()
+                try writer.recordFailedFile(archive, sha256: fileEnd.sha256 ?? expected[k], error: failure)
+                summary.files.append(FileResult(path: archive.path, status: .failed, counts: Counts(), error: failure))
+                continue
+            }
+            counts.discarded = writer.discardsInFile
+            var status = FileResult.Status.loaded
+            if fileEnd.streamError != nil {
+                status = counts.loaded + counts.duplicates + counts.filtered > 0 ? .partial : .failed
+            }
+            do {
+                try writer.commitFile(archive, sha256: expected[k], physicalLines: fileEnd.physicalLines, status: status,
+                                      counts: counts, error: fileEnd.streamError)
+            } catch {
+                try? writer.rollbackFile()
+                throw error
+            }
+            summary.totals += counts
+            summary.files.append(FileResult(path: archive.path, status: status, counts: counts, error: fileEnd.streamError))
+            log("\(status.rawValue) \(archive.path): \(counts.lines) messages, \(counts.loaded) loaded")
+        }
+        summary.rowsPerTable = writer.rowsPerTable
+        summary.newTables = writer.newTables
+        summary.newColumns = writer.newColumns
+    }
+
+    /// Pass 1 for one archive.
+    static func scan(_ archive: Archive, index: Int, known: [String: String], reader: ArchiveReader,
+                     loadTime: Instant, skipOptedOut: Bool) -> FileScan {
+        var scan = FileScan()
+        do {
+            let (sha, _) = try ArchiveReader.sha256(path: archive.path)
+            scan.sha256 = sha
+            if let earlier = known[sha] {
+                scan.skippedAs = earlier
+                return scan
+            }
+            var processor = LineProcessor(loadTime: loadTime)
+            _ = try reader.read(path: archive.path, format: archive.format) { line, bytes, problem in
+                for parsed in processor.process(bytes, problem: problem) {
+                    guard case .message(let message, let item) = parsed else { continue }
+                    if skipOptedOut && message.optedOutOfWarehouses { continue }
+                    let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
+                                            line: Int32(clamping: line), item: Int32(item ?? 0))
+                    if let current = scan.ids[message.id], current < position {} else { scan.ids[message.id] = position }
+                    for row in Splitter.rows(for: message) {
+                        for field in row.fields {
+                            guard let type = field.value.columnType else { continue }
+                            if let current = scan.types[row.table]?[field.column] {
+                                if current != type { scan.types[row.table]![field.column] = current.widened(with: type) }
+                            } else {
+                                scan.types[row.table, default: [:]][field.column] = type
+                            }
+                        }
+                    }
+                }
+            }
+        } catch {
+            scan.error = "\(error)"
+        }
+        return scan
+    }
+
+    /// Pass 2 for one archive: the writer's work, in order, through `channel`.
+    static func produce(_ archive: Archive, index: Int, winners: [String: Position], reader: ArchiveReader,
+                        loadTime: Instant, skipOptedOut: Bool, channel: Channel<Chunk>, stop: StopFlag) {
+        var processor = LineProcessor(loadTime: loadTime)
+        var chunk = Chunk()
+        chunk.items.reserveCapacity(1024)
+        var end = FileEnd()
+        struct Stopped: Error {}
+        do {
+            let outcome = try reader.read(path: archive.path, format: archive.format) { line, bytes, problem in
+                if stop.isSet { throw Stopped() }
+                for parsed in processor.process(bytes, problem: problem) {
+                    switch parsed {
+                    case .reject(let reason, let item):
+                        chunk.items.append(.reject(line: line, item: item, reason: reason, raw: Array(bytes)))
+                    case .message(let message, let item):
+                        if skipOptedOut && message.optedOutOfWarehouses {
+                            chunk.items.append(.filtered)
+                            continue
+                        }
+                        let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
+                                                line: Int32(clamping: line), item: Int32(item ?? 0))
+                        chunk.items.append(winners[message.id] == position ? .message(message) : .duplicateInRun)
+                    }
+                }
+                if chunk.items.count >= 1024 {
+                    if !channel.send(chunk) { throw Stopped() }
+                    chunk = Chunk()
+                    chunk.items.reserveCapacity(1024)
+                }
+            }
+            end.sha256 = outcome.sha256
+            end.physicalLines = outcome.physicalLines
+            end.streamError = outcome.streamError
+        } catch is Stopped {
+            return
+        } catch {
+            end.readError = "\(error)"
+            chunk.items.removeAll()
+        }
+        chunk.end = end
+        channel.send(chunk)
+    }
+
+    static func durationSeconds(_ duration: Duration) -> Double {
+        let (seconds, attoseconds) = duration.components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

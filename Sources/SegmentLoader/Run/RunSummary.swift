@@ -1,0 +1,121 @@
+/// The message accounting of one file or a whole run:
+/// `lines = loaded + duplicates + rejected + filtered`.
+public struct Counts: Sendable, Equatable {
+    /// Messages read: one per non-blank line, or one per item of a batch envelope.
+    public var lines: Int64 = 0
+    public var loaded: Int64 = 0
+    public var duplicates: Int64 = 0
+    public var rejected: Int64 = 0
+    public var filtered: Int64 = 0
+    /// Values kept out of their column (in `_discards`); not part of the equation.
+    public var discarded: Int64 = 0
+
+    public init() {}
+
+    public var balances: Bool { lines == loaded + duplicates + rejected + filtered }
+
+    public static func += (a: inout Counts, b: Counts) {
+        a.lines += b.lines
+        a.loaded += b.loaded
+        a.duplicates += b.duplicates
+        a.rejected += b.rejected
+        a.filtered += b.filtered
+        a.discarded += b.discarded
+    }
+}
+
+/// The outcome of one archive in a run.
+public struct FileResult: Sendable {
+    public enum Status: String, Sendable {
+        case loaded, partial, failed
+    }
+
+    public var path: String
+    public var status: Status
+    public var counts: Counts
+    public var error: String?
+}
+
+/// A line that could not be loaded, as reported at the end of a run.
+public struct Problem: Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int
+    public var reason: String
+    public var description: String { "\(file):\(line): \(reason)" }
+}
+
+/// Everything a run did, for the summary it prints and the `_loads` row.
+public struct RunSummary: Sendable {
+    public var loadId: Int64 = 0
+    public var database: String = ""
+    public var startedAt: String = ""
+    public var finishedAt: String = ""
+    public var elapsedSeconds: Double = 0
+    public var files: [FileResult] = []
+    /// Archives skipped because a file with the same SHA-256 was already loaded: (path, earlier path).
+    public var skippedAlreadyLoaded: [(path: String, loadedAs: String)] = []
+    public var notArchives: [SkippedFile] = []
+    public var totals = Counts()
+    /// Rows written per table in this run (for `users` and `accounts`: rows inserted or updated).
+    public var rowsPerTable: [String: Int64] = [:]
+    public var newTables: [String] = []
+    public var newColumns: Int = 0
+    /// The first rejected lines, with file and line (all of them are in `_rejects`).
+    public var problems: [Problem] = []
+    public var problemCount: Int64 = 0
+    /// Set when the run stopped early.
+    public var fatalError: String?
+
+    public init() {}
+
+    public var filesLoaded: Int { files.filter { $0.status == .loaded }.count }
+    public var filesPartial: Int { files.filter { $0.status == .partial }.count }
+    public var filesFailed: Int { files.filter { $0.status == .failed }.count }
+
+    public var eventsPerSecond: Double {
+        elapsedSeconds > 0 ? Double(totals.lines) / elapsedSeconds : 0
+    }
+
+    /// The summary as a person reads it at the end of a run.
+    public func render() -> String {
+        var out: [String] = []
+        let verb = fatalError == nil ? "loaded" : "stopped while loading"
+        out.append("segment-loader: \(verb) \(files.count) file\(files.count == 1 ? "" : "s") into \(database) in \(format(elapsedSeconds)) s (load \(loadId))")
+        var fileLine = "  files:      \(filesLoaded) loaded, \(filesPartial) partial, \(filesFailed) failed, \(skippedAlreadyLoaded.count) skipped (already loaded)"
+        if !notArchives.isEmpty { fileLine += ", \(notArchives.count) not archives" }
+        out.append(fileLine)
+        out.append("  messages:   \(totals.lines) read = \(totals.loaded) loaded + \(totals.duplicates) duplicates + \(totals.rejected) rejected + \(totals.filtered) filtered")
+        if !rowsPerTable.isEmpty {
+            let callTables = ["tracks", "identifies", "users", "pages", "screens", "groups", "accounts", "aliases"]
+            var parts = callTables.compactMap { t in rowsPerTable[t].map { "\(t) \($0)" } }
+            let eventTables = rowsPerTable.keys.filter { !callTables.contains($0) }.sorted()
+            if !eventTables.isEmpty {
+                let eventRows = eventTables.reduce(Int64(0)) { $0 + rowsPerTable[$1]! }
+                parts.append("\(eventRows) in \(eventTables.count) event table\(eventTables.count == 1 ? "" : "s")")
+            }
+            out.append("  rows:       " + parts.joined(separator: ", "))
+        }
+        out.append("  discarded:  \(totals.discarded) value\(totals.discarded == 1 ? "" : "s") kept out of their column (see _discards)")
+        out.append("  schema:     \(newTables.count) new table\(newTables.count == 1 ? "" : "s"), \(newColumns) new column\(newColumns == 1 ? "" : "s")")
+        out.append("  speed:      \(Int(eventsPerSecond.rounded())) messages/s")
+        for skip in notArchives {
+            out.append("  skipped \(skip.path): \(skip.reason)")
+        }
+        for file in files where file.status != .loaded {
+            out.append("  \(file.status.rawValue) \(file.path): \(file.error ?? "")")
+        }
+        if problemCount > 0 {
+            out.append("rejected lines (\(problemCount); all are in _rejects):")
+            for problem in problems { out.append("  \(problem)") }
+            if problemCount > Int64(problems.count) { out.append("  ... and \(problemCount - Int64(problems.count)) more") }
+        }
+        if let fatalError { out.append("error: \(fatalError)") }
+        return out.joined(separator: "\n")
+    }
+
+    private func format(_ seconds: Double) -> String {
+        let hundredths = Int((seconds * 100).rounded())
+        let frac = hundredths % 100
+        return "\(hundredths / 100).\(frac < 10 ? "0" : "")\(frac)"
+    }
+}

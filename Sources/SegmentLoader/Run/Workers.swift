@@ -1,0 +1,80 @@
+import Dispatch
+import Synchronization
+
+/// Runs `body(i)` for `0..<count` on `jobs` Dispatch queues, handing out indices in order
+/// (file i always starts before file i + 1, which the ordered writer relies on).
+/// Returns a group to wait on.
+func startWorkers(jobs: Int, count: Int, label: String, body: @escaping @Sendable (Int) -> Void) -> DispatchGroup {
+    let group = DispatchGroup()
+    let shared = NextIndex()
+    for worker in 0..<max(1, min(jobs, count)) {
+        // Serial queues are overcommitting: each worker gets its own thread even while
+        // another worker is blocked on a full channel.
+        let queue = DispatchQueue(label: "segment-loader.\(label).\(worker)")
+        queue.async(group: group) {
+            while true {
+                let i = shared.take()
+                if i >= count { return }
+                body(i)
+            }
+        }
+    }
+    return group
+}
+
+/// A counter shared by the workers.
+final class NextIndex: Sendable {
+    private let value = Atomic<Int>(0)
+    func take() -> Int { value.add(1, ordering: .relaxed).oldValue }
+}
+
+/// A bounded, single-consumer queue between one worker and the writer. `send` blocks while
+/// the queue is full, so a file read ahead of the writer holds at most `capacity` chunks.
+final class Channel<Element: Sendable>: Sendable {
+    private let items = Mutex<[Element]>([])
+    private let free: DispatchSemaphore
+    private let ready = DispatchSemaphore(value: 0)
+    private let closed = Atomic<Bool>(false)
+
+    init(capacity: Int) {
+        free = DispatchSemaphore(value: capacity)
+    }
+
+    /// Returns false (dropping the element) once the channel is closed.
+    @discardableResult
+    func send(_ element: Element) -> Bool {
+        while free.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
+            if closed.load(ordering: .relaxed) { return false }
+        }
+        if closed.load(ordering: .relaxed) { return false }
+        items.withLock { $0.append(element) }
+        ready.signal()
+        return true
+    }
+
+    func receive() -> Element {
+        ready.wait()
+        let element = items.withLock { $0.removeFirst() }
+        free.signal()
+        return element
+    }
+
+    /// Stops senders: they return at once from now on.
+    func close() {
+        closed.store(true, ordering: .relaxed)
+    }
+}
+
+/// Set once when the run must stop; workers check it between lines.
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set() { value.store(true, ordering: .relaxed) }
+}
+
+/// A value shared between threads behind a lock.
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}

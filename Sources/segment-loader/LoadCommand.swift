@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import SegmentLoader
+
+struct LoadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Load archives from files and directories (searched recursively) into a warehouse.",
+        discussion: """
+            Files are recognised by their first bytes: gzip (several members are fine) or plain \
+            newline-delimited JSON; anything else is skipped and reported. Files already loaded \
+            with the same SHA-256 are skipped, and every messageId is loaded at most once, so \
+            running the same load again adds nothing.
+
+            Exit status: 0 when every file loaded (rejected lines are counted, not failures), \
+            65 when a file was partial or failed, 64 for usage errors, 1 for anything else.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The SQLite warehouse to load into (created if missing).", valueName: "path"))
+    var db: String
+
+    @Option(name: .long, help: "Archives read, parsed and normalized in parallel (default: the number of cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(name: .long, help: "Columns per table for properties and traits; later keys go to the row's _extra JSON.")
+    var columnLimit: Int = 1000
+
+    @Option(name: .long, help: "Lines longer than this many bytes are rejected.")
+    var maxLineBytes: Int = 1 << 20
+
+    @Flag(name: .long, help: "Leave out messages whose integrations opt out of the Warehouses destination (counted as filtered).")
+    var skipOptedOut = false
+
+    @Flag(name: .shortAndLong, help: "Print each file as it is committed.")
+    var verbose = false
+
+    @Argument(help: ArgumentHelp("Archive files or directories.", valueName: "path"))
+    var paths: [String]
+
+    func validate() throws {
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
+        guard (1...1900).contains(columnLimit) else { throw ValidationError("--column-limit must be between 1 and 1900 (SQLite allows 2000 columns)") }
+        guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
+    }
+
+    func run() throws {
+        var options = LoadOptions(database: db, jobs: jobs)
+        options.columnLimit = columnLimit
+        options.maxLineBytes = maxLineBytes
+        options.skipOptedOut = skipOptedOut
+        let verbose = self.verbose
+        let summary: RunSummary
+        do {
+            summary = try LoadRun.run(paths: paths, options: options) { message in
+                if verbose { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+            }
+        } catch {
+            FileHandle.standardError.write(Data("segment-loader: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        print(summary.render())
+        if summary.fatalError != nil { throw ExitCode(1) }
+        if summary.filesPartial + summary.filesFailed > 0 { throw ExitCode(65) }
+    }
+}
