@@ -43,8 +43,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SegmentLoaderTests",
-            dependencies: ["SegmentLoader"],
-            resources: [.copy("Fixtures")]
+            dependencies: ["SegmentLoader", "CZlib", "CSQLite"]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -62,9 +62,9 @@ def web_day(day, count, late_keys):
     out = []
     t = day + timedelta(hours=8)
     for i in range(count):
-        user = USERS[i % len(USERS)]
-        t += timedelta(minutes=rng.randint(1, 40), milliseconds=rng.randint(0, 999))
         r = i % 6
+        user = USERS[(i // 6) % len(USERS) if r == 0 else i % len(USERS)]
+        t += timedelta(minutes=rng.randint(1, 40), milliseconds=rng.randint(0, 999))
         if r == 0:
             traits = {"email": user[1], "name": user[2], "plan": user[3], "createdAt": "2023-01-%02dT10:00:00Z" % (i % 28 + 1)}
             if late_keys:

@@ -129,11 +129,6 @@ public final class Warehouse {
         ) WITHOUT ROWID;
         """
 
-    /// The bookkeeping tables, which no event table may take the name of.
-    public static let bookkeepingTables: Set<String> = [
-        "_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids",
-    ]
-
     /// Content hashes of files already loaded (or partially loaded: the same bytes cannot give more).
     public func loadedHashes() throws -> [String: String] {
         var result: [String: String] = [:]

@@ -1,4 +1,3 @@
-import CSQLite
 import Crypto
 
 /// Table and column names of the warehouse (contract, section 4): go-snakecase, then made safe
@@ -9,6 +8,11 @@ public enum Names {
     /// The tables the contract defines; a track event whose slug equals one of these gets a `_` prefix.
     public static let contractTables: Set<String> = [
         "tracks", "identifies", "users", "pages", "screens", "groups", "accounts", "aliases",
+    ]
+
+    /// The bookkeeping tables (contract, section 7), which no event table may take the name of.
+    public static let bookkeepingTables: Set<String> = [
+        "_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids",
     ]
 
     /// Makes a snake-cased name usable as an SQL identifier: a leading digit or an SQL keyword
@@ -41,15 +45,28 @@ public enum Names {
         }.joined()
     }
 
-    /// Whether SQLite treats `name` as a keyword (https://sqlite.org/c3ref/keyword_check.html).
+    /// Whether `name` is a reserved word that cannot stand unquoted as a column name in SQLite
+    /// or PostgreSQL (PostgreSQL's reserved key words, plus the words SQLite's grammar will not
+    /// take as a bare identifier). SQLite's full keyword list is not used: it holds everyday
+    /// property names such as `plan`, `action` and `key` that analysts expect unprefixed.
     public static func isKeyword(_ name: String) -> Bool {
-        var name = name
-        return name.withUTF8 { buffer in
-            buffer.withMemoryRebound(to: CChar.self) { chars in
-                sqlite3_keyword_check(chars.baseAddress, Int32(chars.count)) != 0
-            }
-        }
+        reservedWords.contains(name)
     }
+
+    static let reservedWords: Set<String> = [
+        // PostgreSQL reserved key words (https://www.postgresql.org/docs/current/sql-keywords-appendix.html)
+        "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast",
+        "check", "collate", "column", "constraint", "create", "current_catalog", "current_date", "current_role",
+        "current_time", "current_timestamp", "current_user", "default", "deferrable", "desc", "distinct", "do",
+        "else", "end", "except", "false", "fetch", "for", "foreign", "from", "grant", "group", "having", "in",
+        "initially", "intersect", "into", "lateral", "leading", "limit", "localtime", "localtimestamp", "not",
+        "null", "offset", "on", "only", "or", "order", "placing", "primary", "references", "returning", "select",
+        "session_user", "some", "symmetric", "table", "then", "to", "trailing", "true", "union", "unique", "user",
+        "using", "variadic", "when", "where", "window", "with",
+        // SQLite keywords that are not fallback identifiers (https://sqlite.org/lang_keywords.html)
+        "add", "alter", "autoincrement", "between", "commit", "delete", "drop", "escape", "exists", "index",
+        "insert", "is", "isnull", "join", "notnull", "set", "transaction", "update", "values",
+    ]
 
     /// The table for a track event: its slug, `_`-prefixed when it would take the name of a
     /// contract or bookkeeping table (or SQLite's own `sqlite_` names), and
@@ -58,7 +75,7 @@ public enum Names {
         let slug = snakeCase(event)
         if slug.isEmpty { return "_event_" + shortHash(event) }
         var name = sqlSafe(slug)
-        if contractTables.contains(name) || name.hasPrefix("sqlite_") {
+        if contractTables.contains(name) || bookkeepingTables.contains(name) || name.hasPrefix("sqlite_") || name.hasPrefix("_event_") {
             name = fitLength("_" + name)
         }
         return name

@@ -275,7 +275,7 @@ public struct Normalizer {
     /// or trait would take a common column's name or the `context_` namespace.
     private func columnName(_ snake: String, reserved: Set<String>) -> String {
         var name = Names.sqlSafe(snake)
-        if !reserved.isEmpty, reserved.contains(name) || name.hasPrefix("context_") || name == "context" {
+        if !reserved.isEmpty, reserved.contains(name) || name.hasPrefix("context_") || name == "context" || name == "_extra" {
             name = Names.fitLength("_" + name)
         }
         return name

@@ -1,0 +1,122 @@
+import CZlib
+import Foundation
+import XCTest
+@testable import SegmentLoader
+
+/// A fresh directory under the system's temporary folder, removed when the test ends.
+func temporaryDirectory(_ test: XCTestCase) throws -> URL {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("segment-loader-tests-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    test.addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+    return url
+}
+
+/// One gzip member holding `text`.
+func gzip(_ text: String) -> [UInt8] {
+    var stream = z_stream()
+    precondition(czlib_deflate_init2(&stream, 6, 15 + 16) == Z_OK)
+    defer { deflateEnd(&stream) }
+    var input = Array(text.utf8)
+    var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))) + 64)
+    let produced: Int = input.withUnsafeMutableBufferPointer { inp in
+        output.withUnsafeMutableBufferPointer { out in
+            stream.next_in = inp.baseAddress
+            stream.avail_in = uInt(inp.count)
+            stream.next_out = out.baseAddress
+            stream.avail_out = uInt(out.count)
+            precondition(deflate(&stream, Z_FINISH) == Z_STREAM_END)
+            return out.count - Int(stream.avail_out)
+        }
+    }
+    return Array(output[0..<produced])
+}
+
+/// NDJSON text of messages given as JSON object literals (keys sorted, for stable bytes).
+func ndjson(_ messages: [[String: Any]]) -> String {
+    messages.map { jsonLine($0) + "\n" }.joined()
+}
+
+func jsonLine(_ object: [String: Any]) -> String {
+    let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+    return String(decoding: data, as: UTF8.self)
+}
+
+@discardableResult
+func write(_ bytes: [UInt8], to url: URL) throws -> URL {
+    try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+    try Data(bytes).write(to: url)
+    return url
+}
+
+@discardableResult
+func write(_ text: String, to url: URL) throws -> URL {
+    try write(Array(text.utf8), to: url)
+}
+
+/// A track message as analytics.js would deliver it through Segment.
+func track(_ id: String, event: String = "Application Enabled", user: String = "u1", received: String = "2024-03-01T10:00:00.000Z",
+           properties: [String: Any] = [:], extra: [String: Any] = [:]) -> [String: Any] {
+    var message: [String: Any] = [
+        "type": "track", "messageId": id, "event": event, "userId": user, "properties": properties,
+        "receivedAt": received, "sentAt": received, "originalTimestamp": received, "timestamp": received,
+        "context": ["library": ["name": "analytics.js", "version": "2.1.0"]],
+    ]
+    for (k, v) in extra { message[k] = v }
+    return message
+}
+
+func identify(_ id: String, user: String, at time: String, traits: [String: Any]) -> [String: Any] {
+    ["type": "identify", "messageId": id, "userId": user, "traits": traits, "receivedAt": time, "sentAt": time,
+     "originalTimestamp": time, "timestamp": time]
+}
+
+/// Runs a load with a fixed clock.
+@discardableResult
+func load(_ paths: [URL], into db: URL, jobs: Int = 2, configure: (inout LoadOptions) -> Void = { _ in }) throws -> RunSummary {
+    var options = LoadOptions(database: db.path, jobs: jobs)
+    options.now = { Date(timeIntervalSince1970: 1_700_000_000) }
+    configure(&options)
+    return try LoadRun.run(paths: paths.map(\.path), options: options)
+}
+
+/// Rows of a query as text (NULL as "NULL"), for compact assertions.
+func rows(_ db: URL, _ sql: String) throws -> [[String]] {
+    let database = try Database(path: db.path, readOnly: true)
+    return try database.query(sql).map { row in
+        row.map { value in
+            switch value {
+            case .null: return "NULL"
+            case .integer(let i): return String(i)
+            case .real(let d): return String(d)
+            case .text(let s): return s
+            case .blob(let b): return "blob(\(b.count))"
+            }
+        }
+    }
+}
+
+func scalar(_ db: URL, _ sql: String) throws -> String {
+    try rows(db, sql).first?.first ?? "NULL"
+}
+
+/// Every user table and the data bookkeeping, as text, leaving out what depends on the clock
+/// or the run (uuid_ts, load ids, times of loading), for comparing two warehouses.
+func dump(_ db: URL) throws -> String {
+    let database = try Database(path: db.path, readOnly: true)
+    var out: [String] = []
+    let tables = try database.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").compactMap { $0[0].text }
+    for table in tables where !["_loads"].contains(table) {
+        let columns = try database.query("SELECT name, type FROM pragma_table_info('\(table)')")
+            .compactMap { row -> String? in
+                guard let name = row[0].text else { return nil }
+                return ["uuid_ts", "load_id", "first_load_id", "loaded_at", "id"].contains(name) && table.hasPrefix("_") ? nil
+                    : name == "uuid_ts" ? nil : name
+            }
+        out.append("TABLE \(table) (\(try database.query("SELECT name || ' ' || type FROM pragma_table_info('\(table)')").compactMap { $0[0].text }.joined(separator: ", ")))")
+        let list = columns.map(quoteIdentifier).joined(separator: ", ")
+        for row in try database.query("SELECT \(list) FROM \(quoteIdentifier(table)) ORDER BY \(list)") {
+            out.append(row.map { "\($0)" }.joined(separator: "|"))
+        }
+    }
+    return out.joined(separator: "\n")
+}
