@@ -1,0 +1,87 @@
+import Foundation
+import XCTest
+@testable import SegmentLoader
+
+/// Runs the built `segment-loader` binary as a user would.
+final class CommandLineTests: XCTestCase {
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    static var binary: URL {
+        let products = Bundle.main.bundleURL
+        let candidate = products.appendingPathComponent("segment-loader")
+        if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
+        return products.deletingLastPathComponent().appendingPathComponent("segment-loader")
+    }
+
+    func run(_ arguments: [String]) throws -> Result {
+        let process = Process()
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                      stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    func testLoadPrintsABalancedSummaryAndExitsZero() throws {
+        let dir = try temporaryDirectory(self)
+        let file = try write(gzip(ndjson([track("a"), track("b"), track("a")]) + "{oops\n"), to: dir.appendingPathComponent("in/day.gz"))
+        let db = dir.appendingPathComponent("w.sqlite")
+        let result = try run(["load", "--db", db.path, "--jobs", "2", dir.appendingPathComponent("in").path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("messages:   4 read = 2 loaded + 1 duplicates + 1 rejected + 0 filtered"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("rows:       tracks 2, 2 in 1 event table"), result.stdout)
+        XCTAssertTrue(result.stdout.contains("\(file.path):4: invalid JSON"), result.stdout)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM application_enabled"), "2")
+    }
+
+    func testAPartialFileExits65() throws {
+        let dir = try temporaryDirectory(self)
+        let whole = gzip(ndjson((0..<200).map { track("t\($0)", properties: ["pad": String(repeating: "z", count: $0)]) }))
+        try write(Array(whole[0..<(whole.count / 2)]), to: dir.appendingPathComponent("truncated.ndjson.gz"))
+        let result = try run(["load", "--db", dir.appendingPathComponent("w.sqlite").path, dir.path])
+        XCTAssertEqual(result.status, 65)
+        XCTAssertTrue(result.stdout.contains("partial \(dir.appendingPathComponent("truncated.ndjson.gz").path): gzip data ends in the middle of a member"), result.stdout)
+    }
+
+    func testUsageErrorsExit64() throws {
+        let missing = try run(["load", "--db", "/tmp/x.sqlite"])
+        XCTAssertEqual(missing.status, 64)
+        XCTAssertTrue(missing.stderr.contains("Missing expected argument '<path> ...'"), missing.stderr)
+        let jobs = try run(["load", "--db", "/tmp/x.sqlite", "--jobs", "0", "."])
+        XCTAssertEqual(jobs.status, 64)
+        XCTAssertTrue(jobs.stderr.contains("--jobs must be at least 1"))
+    }
+
+    func testAnotherDatabaseIsRefusedWithExit1() throws {
+        let dir = try temporaryDirectory(self)
+        let other = dir.appendingPathComponent("app.sqlite")
+        try Database(path: other.path).execute("CREATE TABLE invoices (id INTEGER)")
+        try write(gzip(ndjson([track("a")])), to: dir.appendingPathComponent("a.gz"))
+        let result = try run(["load", "--db", other.path, dir.appendingPathComponent("a.gz").path])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("is an SQLite database but not a segment-loader warehouse"), result.stderr)
+    }
+
+    func testMissingPathNamesIt() throws {
+        let dir = try temporaryDirectory(self)
+        let result = try run(["load", "--db", dir.appendingPathComponent("w.sqlite").path, "/nonexistent/segment-logs"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.contains("/nonexistent/segment-logs: no such file or directory"), result.stderr)
+    }
+
+    func testHelpDocumentsExitCodes() throws {
+        let result = try run(["load", "--help"])
+        XCTAssertEqual(result.status, 0)
+        XCTAssertTrue(result.stdout.contains("65 when a file was partial or failed"), result.stdout)
+    }
+}
