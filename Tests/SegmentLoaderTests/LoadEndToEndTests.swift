@@ -224,10 +224,12 @@ final class LoadEndToEndTests: XCTestCase {
     }
 
     func testColumnLimitSendsNewKeysToExtra() throws {
-        try load([try write(gzip(ndjson([
+        let summary = try load([try write(gzip(ndjson([
             track("a", properties: ["k1": 1, "k2": 2]),
             track("b", properties: ["k3": 3, "ключ": "v"]),
         ])), to: dir.appendingPathComponent("wide.gz"))], into: db) { $0.columnLimit = 2 + 2 }
+        XCTAssertEqual(summary.overflowValues, 1)
+        XCTAssertTrue(summary.render().contains("overflow:   1 value went to _extra: their table is at the column limit"))
         // 2 context columns + k1, k2 fill the limit of 4 data columns.
         XCTAssertEqual(try rows(db, "SELECT id, k1, k2, _extra FROM application_enabled ORDER BY id"),
                        [["a", "1", "2", "NULL"], ["b", "NULL", "NULL", #"{"ключ":"v","k3":3}"#]])

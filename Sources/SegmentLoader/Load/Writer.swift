@@ -52,6 +52,11 @@ final class Writer {
     private let insertDiscard: Statement
     private let insertFile: Statement
     private let updateKeys: Statement
+    private let updateEventNames: Statement
+    private let insertTable: Statement
+    private let insertColumn: Statement
+    /// Values that went to `_extra` because their table was at its column limit.
+    private(set) var overflowValues: Int64 = 0
     private var fileDiscards: Int64 = 0
 
     init(warehouse: Warehouse, loadId: Int64, uuidTs: String, columnLimit: Int) throws {
@@ -72,6 +77,12 @@ final class Writer {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         updateKeys = try db.prepare("UPDATE _schema_columns SET source_keys = ? WHERE \"table\" = ? AND \"column\" = ?")
+        updateEventNames = try db.prepare("UPDATE _schema_tables SET event_names = ? WHERE \"table\" = ?")
+        insertTable = try db.prepare("INSERT INTO _schema_tables (\"table\", call_type, event_names, first_load_id) VALUES (?, ?, ?, ?)")
+        insertColumn = try db.prepare("""
+            INSERT INTO _schema_columns ("table", "column", type, source_keys, first_load_id, origin, note)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """)
         try reloadSchema()
     }
 
@@ -161,26 +172,43 @@ final class Writer {
         try insertReject.step()
     }
 
-    /// Writes a message unless its id is already in the warehouse; returns whether it was written.
-    func write(_ message: Message) throws -> Bool {
-        let rows = Splitter.rows(for: message)
-        insertMessageId.bindText(message.id, at: 1)
-        insertMessageId.bindText(rows.last!.table, at: 2)
-        insertMessageId.bindInt(loadId, at: 3)
-        defer { insertMessageId.reset() }
-        try insertMessageId.step()
-        if db.changes == 0 { return false }
-        let receivedAt = Timestamp.format(message.receivedAt)
-        for row in rows {
-            try insert(row, messageId: message.id, receivedAt: receivedAt, event: message.event)
+    /// Writes a batch of messages, each unless its id is already in the warehouse; returns, for
+    /// each, whether it was written. The tables and columns the batch needs are created first,
+    /// together (one CREATE TABLE for a new table rather than one ALTER per column: every schema
+    /// change makes SQLite parse the whole schema again).
+    func write(_ messages: [Message]) throws -> [Bool] {
+        var written: [Bool] = []
+        written.reserveCapacity(messages.count)
+        var fresh: [(message: Message, rows: [Row])] = []
+        for message in messages {
+            let rows = Splitter.rows(for: message)
+            insertMessageId.bindText(message.id, at: 1)
+            insertMessageId.bindText(rows.last!.table, at: 2)
+            insertMessageId.bindInt(loadId, at: 3)
+            defer { insertMessageId.reset() }
+            try insertMessageId.step()
+            let isNew = db.changes > 0
+            written.append(isNew)
+            if isNew { fresh.append((message, rows)) }
         }
-        if message.type == .identify, let userId = message.userId { touchedUsers.insert(userId) }
-        if message.type == .group, let groupId = message.groupId { touchedAccounts.insert(groupId) }
-        return true
+        try growSchema(for: fresh)
+        for (message, rows) in fresh {
+            let receivedAt = Timestamp.format(message.receivedAt)
+            for row in rows {
+                try insert(row, messageId: message.id, receivedAt: receivedAt, event: message.event)
+            }
+            if message.type == .identify, let userId = message.userId { touchedUsers.insert(userId) }
+            if message.type == .group, let groupId = message.groupId { touchedAccounts.insert(groupId) }
+        }
+        return written
     }
 
     private func insert(_ row: Row, messageId: String, receivedAt: String, event: String?) throws {
-        let state = try table(row.table, type: row.type, event: event)
+        guard let state = tables[row.table] else { preconditionFailure("growSchema did not create \(row.table)") }
+        if let event, row.table != "tracks", !state.eventNames.contains(event) {
+            state.eventNames.insert(event)
+            try updateEventNames.run([.text(JSONWriter.string(.array(state.eventNames.sorted().map { .string($0) }))), .text(state.name)])
+        }
         var bindings: [(Int, SQLValue)] = []
         bindings.reserveCapacity(row.fields.count + 1)
         var discards = row.discards
@@ -188,10 +216,12 @@ final class Writer {
         var extraIndex: Int?
         for field in row.fields {
             if case .null = field.value { continue }
-            guard let index = try column(field, in: state) else {
+            guard let index = state.index[field.column] else {
+                // Past the per-table column limit: the value goes to the row's `_extra` JSON.
                 overflow.append((field.key.droppingScope(), field.value.jsonValue))
                 continue
             }
+            if state.lastKey[index] != field.key { try noteKey(field, at: index, in: state) }
             if field.column == "_extra" { extraIndex = bindings.count }
             switch convert(field.value, to: state.types[index]) {
             case .value(let value): bindings.append((index, value))
@@ -199,18 +229,15 @@ final class Writer {
                 discards.append(PendingDiscard(column: field.column, value: field.value.jsonText, reason: reason))
             }
         }
-        if !overflow.isEmpty {
-            // Past the per-table column limit, new keys go into the row's `_extra` JSON.
+        if !overflow.isEmpty, let index = state.index["_extra"] {
             var members: [(key: String, value: JSONValue)] = []
             if let extraIndex, case .text(let text) = bindings[extraIndex].1, case .object(let existing)? = try? JSONParser.parse(text) {
                 members = existing
                 bindings.remove(at: extraIndex)
             }
             members += overflow
-            let extraField = Field(column: "_extra", key: "_extra", value: .json(JSONWriter.string(.object(members))))
-            if let index = try column(extraField, in: state, ignoringLimit: true) {
-                bindings.append((index, .text(JSONWriter.string(.object(members)))))
-            }
+            bindings.append((index, .text(JSONWriter.string(.object(members)))))
+            overflowValues += Int64(overflow.count)
         }
         if let uuid = state.index["uuid_ts"] { bindings.append((uuid, .text(uuidTs))) }
         let statement = try insertStatement(for: state)
@@ -236,6 +263,20 @@ final class Writer {
                 ])
                 fileDiscards += 1
             }
+        }
+    }
+
+    /// Records a source key seen for the first time on an existing column (a name collision
+    /// the schema catalog shows), and on its twin in users or accounts.
+    private func noteKey(_ field: Field, at index: Int, in state: TableState) throws {
+        state.lastKey[index] = field.key
+        guard field.column != "_extra", !state.keys[index].contains(field.key) else { return }
+        state.keys[index].insert(field.key)
+        try updateKeys.run([.text(keysJSON(state.keys[index])), .text(state.name), .text(field.column)])
+        if isTrait(field), let twin = profileTwin(of: state), let twinIndex = twin.index[field.column],
+           !twin.keys[twinIndex].contains(field.key) {
+            twin.keys[twinIndex].insert(field.key)
+            try updateKeys.run([.text(keysJSON(twin.keys[twinIndex])), .text(twin.name), .text(field.column)])
         }
     }
 
@@ -283,44 +324,112 @@ final class Writer {
 
     // MARK: Schema
 
-    /// The table a row goes to, created with its common columns (and, for identifies and
-    /// groups, the users or accounts table beside it) the first time a row needs it.
-    private func table(_ name: String, type: CallType, event: String?) throws -> TableState {
-        if let state = tables[name] {
-            if let event, !state.eventNames.contains(event), name != "tracks" {
-                state.eventNames.insert(event)
-                try db.prepare("UPDATE _schema_tables SET event_names = ? WHERE \"table\" = ?")
-                    .run([.text(JSONWriter.string(.array(state.eventNames.sorted().map { .string($0) }))), .text(name)])
-            }
-            return state
-        }
-        let state = TableState(name: name, callType: type, profileOf: nil)
-        try createTable(state, columns: type.commonColumns, kind: type.rawValue,
-                        eventNames: name == "tracks" ? nil : event.map { [$0] })
-        if name == "identifies" || name == "groups" {
-            let keyColumn = name == "identifies" ? "user_id" : "group_id"
-            try db.execute("CREATE INDEX \(quoteIdentifier(name + "_" + keyColumn)) ON \(quoteIdentifier(name)) (\(keyColumn), timestamp)")
-            let profile = TableState(name: name == "identifies" ? "users" : "accounts", callType: nil, profileOf: name)
-            try createTable(profile, columns: [("id", .text), ("received_at", .timestamp), ("uuid_ts", .timestamp)],
-                            kind: "profile", eventNames: nil)
-        }
-        return state
+    /// A column a batch needs that the warehouse does not have yet.
+    struct PendingColumn {
+        var name: String
+        var type: ColumnType
+        var keys: Set<String>
+        var origin: String
     }
 
-    private func createTable(_ state: TableState, columns: [(name: String, type: ColumnType)], kind: String, eventNames: [String]?) throws {
+    /// A table's new columns in the order the batch first needs them.
+    struct PendingTable {
+        var type: CallType
+        var event: String?
+        var isNew: Bool
+        var columns: [PendingColumn] = []
+        var index: [String: Int] = [:]
+    }
+
+    /// Creates the tables and columns that `batch` needs and the warehouse lacks: a new table
+    /// in one CREATE TABLE with all of them, an existing one with one ALTER per new column;
+    /// types from the run's plan (the widest among all values of the run).
+    private func growSchema(for batch: [(message: Message, rows: [Row])]) throws {
+        var pending: [String: PendingTable] = [:]
+        var order: [String] = []
+        for (message, rows) in batch {
+            for row in rows {
+                let state = tables[row.table]
+                for field in row.fields {
+                    if case .null = field.value { continue }
+                    if state?.index[field.column] != nil { continue }
+                    if pending[row.table] == nil {
+                        pending[row.table] = PendingTable(type: row.type, event: row.table == "tracks" ? nil : message.event, isNew: state == nil)
+                        order.append(row.table)
+                    }
+                    if let at = pending[row.table]!.index[field.column] {
+                        if field.column != "_extra" { pending[row.table]!.columns[at].keys.insert(field.key) }
+                        continue
+                    }
+                    if state == nil, row.type.commonColumns.contains(where: { $0.name == field.column }) { continue }
+                    let type = plannedTypes[row.table]?[field.column] ?? field.value.columnType ?? .text
+                    pending[row.table]!.index[field.column] = pending[row.table]!.columns.count
+                    pending[row.table]!.columns.append(PendingColumn(
+                        name: field.column, type: type, keys: field.column == "_extra" ? [] : [field.key], origin: origin(of: field)))
+                }
+            }
+        }
+        for name in order {
+            let table = pending[name]!
+            // The column limit counts data columns; what is past it goes to `_extra`.
+            var room = columnLimit - (tables[name].map { $0.order.count - $0.callTypeCommonCount - ($0.index["_extra"] == nil ? 0 : 1) } ?? 0)
+            var accepted: [PendingColumn] = []
+            var needsExtra = false
+            for column in table.columns {
+                if column.name == "_extra" { needsExtra = true; continue }
+                if room > 0 {
+                    accepted.append(column)
+                    room -= 1
+                } else {
+                    needsExtra = true
+                }
+            }
+            if needsExtra && tables[name]?.index["_extra"] == nil {
+                accepted.append(PendingColumn(name: "_extra", type: .text, keys: [], origin: "extra"))
+            }
+            let state: TableState
+            if table.isNew {
+                state = TableState(name: name, callType: table.type, profileOf: nil)
+                try createTable(state, columns: table.type.commonColumns.map { PendingColumn(
+                    name: $0.name, type: $0.type, keys: Set(Self.commonSourceKeys[$0.name] ?? []), origin: "common") } + accepted,
+                    kind: table.type.rawValue, eventNames: table.event.map { [$0] })
+            } else {
+                state = tables[name]!
+                for column in accepted { try addColumn(column, to: state) }
+            }
+            if name == "identifies" || name == "groups" {
+                let traits = accepted.filter { $0.origin == "trait" }
+                if table.isNew {
+                    let keyColumn = name == "identifies" ? "user_id" : "group_id"
+                    try db.execute("CREATE INDEX \(quoteIdentifier(name + "_" + keyColumn)) ON \(quoteIdentifier(name)) (\(keyColumn), timestamp)")
+                    let profile = TableState(name: name == "identifies" ? "users" : "accounts", callType: nil, profileOf: name)
+                    try createTable(profile, columns: [
+                        PendingColumn(name: "id", type: .text, keys: [name == "identifies" ? "userId" : "groupId"], origin: "profile"),
+                        PendingColumn(name: "received_at", type: .timestamp, keys: ["receivedAt"], origin: "profile"),
+                        PendingColumn(name: "uuid_ts", type: .timestamp, keys: [], origin: "profile"),
+                    ] + traits, kind: "profile", eventNames: nil)
+                } else if let twin = profileTwin(of: state) {
+                    for column in traits where twin.index[column.name] == nil { try addColumn(column, to: twin) }
+                }
+            }
+        }
+    }
+
+    private func createTable(_ state: TableState, columns: [PendingColumn], kind: String, eventNames: [String]?) throws {
         let definitions = columns.map { column -> String in
             var definition = quoteIdentifier(column.name) + " " + column.type.rawValue
             if column.name == "id" && state.profileOf != nil { definition += " PRIMARY KEY" }
             return definition
         }
         try db.execute("CREATE TABLE \(quoteIdentifier(state.name)) (\(definitions.joined(separator: ", ")))")
-        try db.prepare("INSERT INTO _schema_tables (\"table\", call_type, event_names, first_load_id) VALUES (?, ?, ?, ?)")
-            .run([.text(state.name), .text(kind),
-                  eventNames.map { .text(JSONWriter.string(.array($0.map { .string($0) }))) } ?? .null, .integer(loadId)])
+        try insertTable.run([.text(state.name), .text(kind),
+                             eventNames.map { .text(JSONWriter.string(.array($0.map { .string($0) }))) } ?? .null, .integer(loadId)])
+        let common = Set((state.callType?.commonColumns ?? []).map(\.name))
         for column in columns {
-            let keys = Self.commonSourceKeys[column.name].map { Set($0) } ?? []
-            state.add(column.name, type: column.type, keys: keys)
-            try catalog(state, column: column.name, type: column.type, keys: keys, origin: state.profileOf == nil ? "common" : "profile", note: nil)
+            state.add(column.name, type: column.type, keys: column.keys)
+            if !common.contains(column.name) && column.origin != "profile" { newColumns += 1 }
+            try catalog(state, column: column.name, type: column.type, keys: column.keys, origin: column.origin,
+                        note: renameNote(column, in: state))
         }
         if let event = eventNames?.first { state.eventNames.insert(event) }
         tables[state.name] = state
@@ -334,53 +443,27 @@ final class Writer {
         "group_id": ["groupId"], "previous_id": ["previousId"],
     ]
 
-    /// The index of a field's column, adding the column (and its twin in users or accounts)
-    /// when it is new; nil when the table is at its column limit.
-    private func column(_ field: Field, in state: TableState, ignoringLimit: Bool = false) throws -> Int? {
-        if let index = state.index[field.column] {
-            if state.lastKey[index] != field.key {
-                state.lastKey[index] = field.key
-                if !state.keys[index].contains(field.key) && field.column != "_extra" {
-                    state.keys[index].insert(field.key)
-                    try updateKeys.run([.text(keysJSON(state.keys[index])), .text(state.name), .text(field.column)])
-                    if let twin = profileTwin(of: state), let twinIndex = twin.index[field.column], isPayload(field) {
-                        twin.keys[twinIndex].insert(field.key)
-                        try updateKeys.run([.text(keysJSON(twin.keys[twinIndex])), .text(twin.name), .text(field.column)])
-                    }
-                }
-            }
-            return index
-        }
-        if !ignoringLimit && field.column != "_extra" && state.order.count >= columnLimit + state.callTypeCommonCount {
-            return nil
-        }
-        let type = plannedTypes[state.name]?[field.column] ?? field.value.columnType ?? .text
-        try addColumn(field.column, type: type, keys: field.column == "_extra" ? [] : [field.key], origin: origin(of: field), to: state)
-        if isPayload(field), let twin = profileTwin(of: state), twin.index[field.column] == nil {
-            try addColumn(field.column, type: type, keys: [field.key], origin: "trait", to: twin)
-        }
-        return state.index[field.column]
+    private func addColumn(_ column: PendingColumn, to state: TableState) throws {
+        try db.execute("ALTER TABLE \(quoteIdentifier(state.name)) ADD COLUMN \(quoteIdentifier(column.name)) \(column.type.rawValue)")
+        state.add(column.name, type: column.type, keys: column.keys)
+        newColumns += 1
+        try catalog(state, column: column.name, type: column.type, keys: column.keys, origin: column.origin,
+                    note: renameNote(column, in: state))
     }
 
-    private func addColumn(_ column: String, type: ColumnType, keys: Set<String>, origin: String, to state: TableState) throws {
-        try db.execute("ALTER TABLE \(quoteIdentifier(state.name)) ADD COLUMN \(quoteIdentifier(column)) \(type.rawValue)")
-        state.add(column, type: type, keys: keys)
-        newColumns += 1
-        var note: String?
-        if origin != "context", origin != "extra", column.hasPrefix("_"), let callType = state.callType ?? (state.profileOf == "identifies" ? .identify : state.profileOf == "groups" ? .group : nil) {
-            let bare = String(column.dropFirst())
-            if callType.commonColumns.contains(where: { $0.name == bare }) || bare.hasPrefix("context") {
-                note = "renamed: \(bare) is a common column of this table"
-            }
+    /// For a property or trait kept under `_` because it would take a common column's name.
+    private func renameNote(_ column: PendingColumn, in state: TableState) -> String? {
+        guard column.origin == "property" || column.origin == "trait", column.name.hasPrefix("_") else { return nil }
+        let callType = state.callType ?? (state.profileOf == "identifies" ? .identify : .group)
+        let bare = String(column.name.dropFirst())
+        if callType.commonColumns.contains(where: { $0.name == bare }) || bare.hasPrefix("context") || bare == "_extra" {
+            return "renamed: \(bare) is a common column of this table"
         }
-        try catalog(state, column: column, type: type, keys: keys, origin: origin, note: note)
+        return nil
     }
 
     private func catalog(_ state: TableState, column: String, type: ColumnType, keys: Set<String>, origin: String, note: String?) throws {
-        try db.prepare("""
-            INSERT INTO _schema_columns ("table", "column", type, source_keys, first_load_id, origin, note)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
-            """).run([.text(state.name), .text(column), .text(type.rawValue), .text(keysJSON(keys)), .integer(loadId),
+        try insertColumn.run([.text(state.name), .text(column), .text(type.rawValue), .text(keysJSON(keys)), .integer(loadId),
                       .text(origin), note.map { .text($0) } ?? .null])
     }
 
@@ -396,7 +479,7 @@ final class Writer {
         return "common"
     }
 
-    private func isPayload(_ field: Field) -> Bool { field.key.hasPrefix("traits.") }
+    private func isTrait(_ field: Field) -> Bool { field.key.hasPrefix("traits.") }
 
     private func profileTwin(of state: TableState) -> TableState? {
         switch state.name {

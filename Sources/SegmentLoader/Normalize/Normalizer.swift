@@ -73,7 +73,7 @@ public struct RejectReason: Error, Sendable, Equatable, CustomStringConvertible 
 public struct Normalizer {
     /// The time this load started; stands in for a message with no timestamps at all.
     public let loadTime: Instant
-    private var nameCache: [String: String] = [:]
+    private var nameCache: [NameKey: (prefix: String, column: String)] = [:]
 
     public init(loadTime: Instant) {
         self.loadTime = loadTime
@@ -207,10 +207,9 @@ public struct Normalizer {
         }
         message.common = common
 
-        let reserved = Set(type.commonColumns.map(\.name))
         if case .object(let members)? = json["context"] {
             var fields: [Field] = []
-            flatten(members, keyPath: "context", columnPrefix: "context", extraPath: "context", into: &fields, extra: &extra, reserved: [])
+            flatten(members, keyPath: "context", columnPrefix: "context", extraPath: "context", into: &fields, extra: &extra, scope: .context)
             message.context = deduplicate(fields, discards: &message.discards)
         } else if let context = json["context"], !context.isNull {
             // Old libraries send `context.library` as a string; any scalar context is kept the same way.
@@ -220,7 +219,7 @@ public struct Normalizer {
         if let payloadSource {
             handled.insert(payloadSource)
             if case .object(let members)? = json[payloadSource] {
-                flatten(members, keyPath: payloadSource, columnPrefix: "", extraPath: "", into: &payload, extra: &extra, reserved: reserved)
+                flatten(members, keyPath: payloadSource, columnPrefix: "", extraPath: "", into: &payload, extra: &extra, scope: Scope(type))
             } else if let value = json[payloadSource], !value.isNull {
                 extra.append((payloadSource, value))
             }
@@ -242,40 +241,81 @@ public struct Normalizer {
     /// empty after normalization go to `extra` under their original path.
     private mutating func flatten(
         _ members: [(key: String, value: JSONValue)], keyPath: String, columnPrefix: String, extraPath: String,
-        into fields: inout [Field], extra: inout [(key: String, value: JSONValue)], reserved: Set<String>
+        into fields: inout [Field], extra: inout [(key: String, value: JSONValue)], scope: Scope
     ) {
         for member in members {
+            if member.value.isNull { continue }
+            let names = self.names(prefix: columnPrefix, key: member.key, scope: scope)
+            if names.prefix.isEmpty {
+                extra.append((extraPath.isEmpty ? member.key : extraPath + "." + member.key, member.value))
+                continue
+            }
             let path = keyPath + "." + member.key
-            let extraKey = extraPath.isEmpty ? member.key : extraPath + "." + member.key
-            let part = snakePart(member.key)
-            if part.isEmpty {
-                if !member.value.isNull { extra.append((extraKey, member.value)) }
-                continue
-            }
-            let prefix = columnPrefix.isEmpty ? part : columnPrefix + "_" + part
             if case .object(let nested) = member.value {
-                flatten(nested, keyPath: path, columnPrefix: prefix, extraPath: extraKey, into: &fields, extra: &extra, reserved: reserved)
+                flatten(nested, keyPath: path, columnPrefix: names.prefix,
+                        extraPath: extraPath.isEmpty ? member.key : extraPath + "." + member.key,
+                        into: &fields, extra: &extra, scope: scope)
                 continue
             }
-            let value = FieldValue.from(member.value)
-            if case .null = value { continue }
-            fields.append(Field(column: columnName(prefix, reserved: reserved), key: path, value: value))
+            fields.append(Field(column: names.column, key: path, value: FieldValue.from(member.value)))
         }
     }
 
-    private mutating func snakePart(_ key: String) -> String {
-        if let cached = nameCache[key] { return cached }
-        let result = snakeCase(key)
-        if nameCache.count > 50_000 { nameCache.removeAll(keepingCapacity: true) }
-        nameCache[key] = result
+    /// Which names a key may not take: none (context), or a call type's common columns.
+    enum Scope: UInt8, Hashable {
+        case context, track, identify, page, screen, group, alias
+
+        init(_ type: CallType) {
+            switch type {
+            case .track: self = .track
+            case .identify: self = .identify
+            case .page: self = .page
+            case .screen: self = .screen
+            case .group: self = .group
+            case .alias: self = .alias
+            }
+        }
+
+        var reserved: Set<String> {
+            switch self {
+            case .context: return []
+            case .track: return Set(CallType.track.commonColumns.map(\.name))
+            case .identify: return Set(CallType.identify.commonColumns.map(\.name))
+            case .page: return Set(CallType.page.commonColumns.map(\.name))
+            case .screen: return Set(CallType.screen.commonColumns.map(\.name))
+            case .group: return Set(CallType.group.commonColumns.map(\.name))
+            case .alias: return Set(CallType.alias.commonColumns.map(\.name))
+            }
+        }
+    }
+
+    struct NameKey: Hashable {
+        var prefix: String
+        var key: String
+        var scope: Scope
+    }
+
+    /// The snake-cased path so far (`prefix`, empty when the key has no ASCII name) and the
+    /// final column name of a key under `prefix`, cached: the same keys recur on every line.
+    private mutating func names(prefix: String, key: String, scope: Scope) -> (prefix: String, column: String) {
+        let cacheKey = NameKey(prefix: prefix, key: key, scope: scope)
+        if let cached = nameCache[cacheKey] { return cached }
+        let part = snakeCase(key)
+        var result = ("", "")
+        if !part.isEmpty {
+            let joined = prefix.isEmpty ? part : prefix + "_" + part
+            result = (joined, columnName(joined, scope: scope))
+        }
+        if nameCache.count > 100_000 { nameCache.removeAll(keepingCapacity: true) }
+        nameCache[cacheKey] = result
         return result
     }
 
     /// The final column name of a flattened path: SQL-safe, and `_`-prefixed when a property
-    /// or trait would take a common column's name or the `context_` namespace.
-    private func columnName(_ snake: String, reserved: Set<String>) -> String {
+    /// or trait would take a common column's name, the `context_` namespace or `_extra`.
+    private func columnName(_ snake: String, scope: Scope) -> String {
         var name = Names.sqlSafe(snake)
-        if !reserved.isEmpty, reserved.contains(name) || name.hasPrefix("context_") || name == "context" || name == "_extra" {
+        if scope != .context, scope.reserved.contains(name) || name.hasPrefix("context_") || name == "context" || name == "_extra" {
             name = Names.fitLength("_" + name)
         }
         return name

@@ -43,6 +43,21 @@ struct FileScan: Sendable {
     var types: [String: [String: ColumnType]] = [:]
     var ids: [String: Position] = [:]
     var error: String?
+
+    /// Widens the planned type of each field's column with the field's value.
+    mutating func observe(_ fields: [Field], in table: String) {
+        if fields.isEmpty { return }
+        var columns = types.removeValue(forKey: table) ?? [:]
+        for field in fields {
+            guard let type = field.value.columnType else { continue }
+            if let current = columns[field.column] {
+                if current != type { columns[field.column] = current.widened(with: type) }
+            } else {
+                columns[field.column] = type
+            }
+        }
+        types[table] = columns
+    }
 }
 
 /// Pass 2's work for the writer, in the file's order.
@@ -182,11 +197,13 @@ public enum LoadRun {
             do {
                 while end == nil {
                     let chunk = channels[k].receive()
+                    var batch: [Message] = []
+                    batch.reserveCapacity(chunk.items.count)
                     for work in chunk.items {
                         counts.lines += 1
                         switch work {
                         case .message(let message):
-                            if try writer.write(message) { counts.loaded += 1 } else { counts.duplicates += 1 }
+                            batch.append(message)
                         case .duplicateInRun:
                             counts.duplicates += 1
                         case .filtered:
@@ -199,6 +216,9 @@ public enum LoadRun {
                                 summary.problems.append(Problem(file: archive.path, line: line, reason: reason))
                             }
                         }
+                    }
+                    for written in try writer.write(batch) {
+                        if written { counts.loaded += 1 } else { counts.duplicates += 1 }
                     }
                     end = chunk.end
                 }
@@ -232,6 +252,7 @@ public enum LoadRun {
         summary.rowsPerTable = writer.rowsPerTable
         summary.newTables = writer.newTables
         summary.newColumns = writer.newColumns
+        summary.overflowValues = writer.overflowValues
     }
 
     /// Pass 1 for one archive.
@@ -253,16 +274,11 @@ public enum LoadRun {
                     let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
                                             line: Int32(clamping: line), item: Int32(item ?? 0))
                     if let current = scan.ids[message.id], current < position {} else { scan.ids[message.id] = position }
-                    for row in Splitter.rows(for: message) {
-                        for field in row.fields {
-                            guard let type = field.value.columnType else { continue }
-                            if let current = scan.types[row.table]?[field.column] {
-                                if current != type { scan.types[row.table]![field.column] = current.widened(with: type) }
-                            } else {
-                                scan.types[row.table, default: [:]][field.column] = type
-                            }
-                        }
-                    }
+                    // Common columns have fixed types; context and payload columns get planned ones.
+                    let table = message.eventTable ?? message.type.table
+                    scan.observe(message.context, in: table)
+                    scan.observe(message.payload, in: table)
+                    if message.type == .track { scan.observe(message.context, in: "tracks") }
                 }
             }
         } catch {

@@ -60,6 +60,8 @@ public struct RunSummary: Sendable {
     public var rowsPerTable: [String: Int64] = [:]
     public var newTables: [String] = []
     public var newColumns: Int = 0
+    /// Values that went to a row's `_extra` because their table was at its column limit.
+    public var overflowValues: Int64 = 0
     /// The first rejected lines, with file and line (all of them are in `_rejects`).
     public var problems: [Problem] = []
     public var problemCount: Int64 = 0
@@ -97,6 +99,9 @@ public struct RunSummary: Sendable {
         }
         out.append("  discarded:  \(totals.discarded) value\(totals.discarded == 1 ? "" : "s") kept out of their column (see _discards)")
         out.append("  schema:     \(newTables.count) new table\(newTables.count == 1 ? "" : "s"), \(newColumns) new column\(newColumns == 1 ? "" : "s")")
+        if overflowValues > 0 {
+            out.append("  overflow:   \(overflowValues) value\(overflowValues == 1 ? "" : "s") went to _extra: their table is at the column limit")
+        }
         out.append("  speed:      \(Int(eventsPerSecond.rounded())) messages/s")
         for skip in notArchives {
             out.append("  skipped \(skip.path): \(skip.reason)")
