@@ -45,6 +45,8 @@ final class Writer {
     private(set) var newTables: [String] = []
     private(set) var newColumns = 0
 
+    /// Ids whose users or accounts row this run wrote.
+    private var profilesUpdated: [String: Set<String>] = [:]
     private var touchedUsers = Set<String>()
     private var touchedAccounts = Set<String>()
     private let insertMessageId: Statement
@@ -520,7 +522,8 @@ final class Writer {
             }
             select.reset()
             try upsert.run([.text(id), receivedAt, .text(uuidTs)] + values)
-            rowsPerTable[table, default: 0] += 1
+            profilesUpdated[table, default: []].insert(id)
+            rowsPerTable[table] = Int64(profilesUpdated[table]!.count)
         }
     }
 }

@@ -56,7 +56,7 @@ public struct RunSummary: Sendable {
     public var skippedAlreadyLoaded: [(path: String, loadedAs: String)] = []
     public var notArchives: [SkippedFile] = []
     public var totals = Counts()
-    /// Rows written per table in this run (for `users` and `accounts`: rows inserted or updated).
+    /// Rows written per table in this run (for `users` and `accounts`: distinct rows inserted or updated).
     public var rowsPerTable: [String: Int64] = [:]
     public var newTables: [String] = []
     public var newColumns: Int = 0
@@ -89,7 +89,9 @@ public struct RunSummary: Sendable {
         out.append("  messages:   \(totals.lines) read = \(totals.loaded) loaded + \(totals.duplicates) duplicates + \(totals.rejected) rejected + \(totals.filtered) filtered")
         if !rowsPerTable.isEmpty {
             let callTables = ["tracks", "identifies", "users", "pages", "screens", "groups", "accounts", "aliases"]
-            var parts = callTables.compactMap { t in rowsPerTable[t].map { "\(t) \($0)" } }
+            var parts = callTables.compactMap { t in
+                rowsPerTable[t].map { t == "users" || t == "accounts" ? "\(t) \($0) updated" : "\(t) \($0)" }
+            }
             let eventTables = rowsPerTable.keys.filter { !callTables.contains($0) }.sorted()
             if !eventTables.isEmpty {
                 let eventRows = eventTables.reduce(Int64(0)) { $0 + rowsPerTable[$1]! }
@@ -104,7 +106,7 @@ public struct RunSummary: Sendable {
         }
         out.append("  speed:      \(Int(eventsPerSecond.rounded())) messages/s")
         for skip in notArchives {
-            out.append("  skipped \(skip.path): \(skip.reason)")
+            out.append("  skipped \(skip.path): not an archive (\(skip.reason))")
         }
         for file in files where file.status != .loaded {
             out.append("  \(file.status.rawValue) \(file.path): \(file.error ?? "")")
