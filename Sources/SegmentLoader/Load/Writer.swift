@@ -113,8 +113,12 @@ final class Writer {
 
     // MARK: Files
 
+    /// What the run has counted before the current file, restored if the file rolls back.
+    private var beforeFile: (rows: [String: Int64], tables: [String], columns: Int, overflow: Int64, profiles: [String: Set<String>])?
+
     func beginFile() throws {
         try db.execute("BEGIN IMMEDIATE")
+        beforeFile = (rowsPerTable, newTables, newColumns, overflowValues, profilesUpdated)
         touchedUsers.removeAll()
         touchedAccounts.removeAll()
         fileDiscards = 0
@@ -141,6 +145,9 @@ final class Writer {
     /// Undoes the current file: its rows, schema changes and bookkeeping.
     func rollbackFile() throws {
         try? db.execute("ROLLBACK")
+        if let before = beforeFile {
+            (rowsPerTable, newTables, newColumns, overflowValues, profilesUpdated) = before
+        }
         try reloadSchema()
     }
 
