@@ -52,16 +52,41 @@ public struct ArchiveReader: Sendable {
         path: String, format: ArchiveFormat,
         body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void
     ) throws -> ReadOutcome {
+        var splitter = LineSplitter(maxLineBytes: maxLineBytes)
+        let inflater = format == .gzip ? Inflater() : nil
+        var streamError: String?
+        let (sha256, size) = try Self.hashBlocks(path: path, blockSize: blockSize) { bytes in
+            if streamError != nil { return }
+            if let inflater {
+                do {
+                    try inflater.inflate(bytes) { out in try splitter.feed(out, body: body) }
+                } catch let error as InflateError {
+                    streamError = error.description
+                }
+            } else {
+                try splitter.feed(bytes.assumingMemoryBound(to: UInt8.self), body: body)
+            }
+        }
+        if streamError == nil, let inflater {
+            do { try inflater.finish() } catch let error as InflateError { streamError = error.description }
+        }
+        try splitter.finish(torn: streamError != nil, body: body)
+        return ReadOutcome(sha256: sha256, size: size, physicalLines: splitter.lineNumber, streamError: streamError)
+    }
+
+    /// SHA-256 of a file's bytes as hex, and its size.
+    public static func sha256(path: String) throws -> (String, Int64) {
+        try hashBlocks(path: path, blockSize: 1 << 20) { _ in }
+    }
+
+    /// Reads a file block by block, handing each block to `body` and hashing it on the way.
+    private static func hashBlocks(path: String, blockSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> (String, Int64) {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw ReadError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var hasher = SHA256()
-        var splitter = LineSplitter(maxLineBytes: maxLineBytes)
-        let inflater = format == .gzip ? Inflater() : nil
-        var size: Int64 = 0
-        var streamError: String?
         var block = [UInt8](repeating: 0, count: blockSize)
-        var failed = false
+        var size: Int64 = 0
         while true {
             let n = block.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n < 0 {
@@ -73,48 +98,8 @@ public struct ArchiveReader: Sendable {
             try block.withUnsafeBytes { raw in
                 let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<n])
                 hasher.update(bufferPointer: bytes)
-                if failed { return }
-                if let inflater {
-                    do {
-                        try inflater.inflate(bytes) { out in try splitter.feed(out, body: body) }
-                    } catch let error as InflateError {
-                        streamError = error.description
-                        failed = true
-                    }
-                } else {
-                    try splitter.feed(bytes.assumingMemoryBound(to: UInt8.self), body: body)
-                }
+                try body(bytes)
             }
-        }
-        if !failed, let inflater {
-            do { try inflater.finish() } catch let error as InflateError {
-                streamError = error.description
-                failed = true
-            }
-        }
-        try splitter.finish(torn: failed, body: body)
-        let digest = hasher.finalize()
-        let hex = digest.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
-        return ReadOutcome(sha256: hex, size: size, physicalLines: splitter.lineNumber, streamError: streamError)
-    }
-
-    /// SHA-256 of a file's bytes as hex, and its size.
-    public static func sha256(path: String) throws -> (String, Int64) {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw ReadError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var hasher = SHA256()
-        var block = [UInt8](repeating: 0, count: 1 << 20)
-        var size: Int64 = 0
-        while true {
-            let n = block.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ReadError(path: path, message: "read failed: \(String(cString: strerror(errno)))")
-            }
-            if n == 0 { break }
-            size += Int64(n)
-            block.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         }
         let hex = hasher.finalize().map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
         return (hex, size)
