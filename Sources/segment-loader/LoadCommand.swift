@@ -32,6 +32,9 @@ struct LoadCommand: ParsableCommand {
     @Flag(name: .long, help: "Leave out messages whose integrations opt out of the Warehouses destination (counted as filtered).")
     var skipOptedOut = false
 
+    @Option(name: .long, help: ArgumentHelp("Also write the run as a JSON report to this file (replaced atomically).", valueName: "file"))
+    var report: String?
+
     @Flag(name: .shortAndLong, help: "Print each file as it is committed.")
     var verbose = false
 
@@ -60,6 +63,14 @@ struct LoadCommand: ParsableCommand {
             throw ExitCode(1)
         }
         print(summary.render())
+        if let report {
+            do {
+                try Data((summary.report() + "\n").utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
+            } catch {
+                FileHandle.standardError.write(Data("segment-loader: error: cannot write the report to \(report): \(error.localizedDescription)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
         if summary.fatalError != nil { throw ExitCode(1) }
         if summary.filesPartial + summary.filesFailed > 0 { throw ExitCode(65) }
     }

@@ -11,6 +11,6 @@ struct SegmentLoaderCommand: ParsableCommand {
             _rejects, _discards and _schema_columns.
             """,
         version: "0.1.0",
-        subcommands: [LoadCommand.self]
+        subcommands: [LoadCommand.self, BenchCommand.self]
     )
 }

@@ -26,6 +26,10 @@ public struct ReadOutcome: Sendable {
     public var physicalLines: Int
     /// Set when the data stopped early (corrupt or truncated gzip): lines before it were read.
     public var streamError: String?
+    /// Bytes of (inflated) NDJSON read.
+    public var inflatedBytes: Int64 = 0
+    /// Time spent inflating, in nanoseconds.
+    public var inflateNanoseconds: UInt64 = 0
 }
 
 /// One line handed to the caller: its 1-based number and bytes (CR, LF and a leading BOM
@@ -71,7 +75,8 @@ public struct ArchiveReader: Sendable {
             do { try inflater.finish() } catch let error as InflateError { streamError = error.description }
         }
         try splitter.finish(torn: streamError != nil, body: body)
-        return ReadOutcome(sha256: sha256, size: size, physicalLines: splitter.lineNumber, streamError: streamError)
+        return ReadOutcome(sha256: sha256, size: size, physicalLines: splitter.lineNumber, streamError: streamError,
+                           inflatedBytes: splitter.bytes, inflateNanoseconds: inflater?.nanoseconds ?? 0)
     }
 
     /// SHA-256 of a file's bytes as hex, and its size.
@@ -111,6 +116,7 @@ public struct ArchiveReader: Sendable {
 struct LineSplitter {
     let maxLineBytes: Int
     private(set) var lineNumber = 0
+    private(set) var bytes: Int64 = 0
     private var pending: [UInt8] = []
     private var overlong = false
 
@@ -120,6 +126,7 @@ struct LineSplitter {
 
     mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void) throws {
         guard let base = bytes.baseAddress else { return }
+        self.bytes += Int64(bytes.count)
         var start = 0
         let count = bytes.count
         while start < count {

@@ -78,6 +78,7 @@ struct FileEnd: Sendable {
     var physicalLines: Int = 0
     var streamError: String?
     var readError: String?
+    var inflatedBytes: Int64 = 0
 }
 
 /// A whole load: discover → scan (pass 1: hash, plan column types, rank duplicate copies) →
@@ -111,15 +112,14 @@ public enum LoadRun {
         }
         summary.elapsedSeconds = durationSeconds(clock.now - started)
         summary.finishedAt = Timestamp.format(Instant(seconds: Int64(options.now().timeIntervalSince1970)))
-        let status: String
         if summary.fatalError != nil {
-            status = "failed"
+            summary.status = "failed"
         } else if summary.filesPartial + summary.filesFailed > 0 {
-            status = "partial"
+            summary.status = "partial"
         } else {
-            status = "succeeded"
+            summary.status = "succeeded"
         }
-        try? warehouse.finishLoad(id: loadId, summary: summary, status: status, error: summary.fatalError)
+        try? warehouse.finishLoad(id: loadId, summary: summary, status: summary.status, error: summary.fatalError)
         return summary
     }
 
@@ -129,15 +129,28 @@ public enum LoadRun {
     ) throws {
         let known = try warehouse.loadedHashes()
 
+        let times = StageTimes()
+        let scanStarted = monotonicNanoseconds()
+        defer {
+            let (inflate, parse, write) = times.seconds
+            summary.stages.inflate = inflate
+            summary.stages.parseAndNormalize = parse
+            summary.stages.write = write
+        }
+
         // Pass 1: scan.
         let scans = Locked<[Int: FileScan]>([:])
         let skipOptedOut = options.skipOptedOut
         let reader = ArchiveReader(maxLineBytes: options.maxLineBytes)
         startWorkers(jobs: options.jobs, count: archives.count, label: "scan") { i in
-            let scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime, skipOptedOut: skipOptedOut)
+            let scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime,
+                                 skipOptedOut: skipOptedOut, times: times)
             scans.withLock { $0[i] = scan }
         }.wait()
         var results = scans.withLock { $0 }
+        summary.stages.scanWall = Double(monotonicNanoseconds() - scanStarted) / 1e9
+        let loadStarted = monotonicNanoseconds()
+        defer { summary.stages.loadWall = Double(monotonicNanoseconds() - loadStarted) / 1e9 }
 
         // Plan: one type per new column over the whole run; one winning copy per message id;
         // a file whose bytes another file of this run already has is skipped.
@@ -181,7 +194,7 @@ public enum LoadRun {
         let group = startWorkers(jobs: options.jobs, count: toLoad.count, label: "load") { k in
             let i = toLoad[k]
             Self.produce(archives[i], index: i, winners: shared, reader: reader, loadTime: loadTime,
-                         skipOptedOut: skipOptedOut, channel: channels[k], stop: stop)
+                         skipOptedOut: skipOptedOut, channel: channels[k], stop: stop, times: times)
         }
         defer {
             stop.set()
@@ -197,6 +210,8 @@ public enum LoadRun {
             do {
                 while end == nil {
                     let chunk = channels[k].receive()
+                    let writeStarted = monotonicNanoseconds()
+                    defer { times.add(write: monotonicNanoseconds() - writeStarted) }
                     var batch: [Message] = []
                     batch.reserveCapacity(chunk.items.count)
                     for work in chunk.items {
@@ -238,6 +253,8 @@ public enum LoadRun {
             if fileEnd.streamError != nil {
                 status = counts.loaded + counts.duplicates + counts.filtered > 0 ? .partial : .failed
             }
+            let commitStarted = monotonicNanoseconds()
+            defer { times.add(write: monotonicNanoseconds() - commitStarted) }
             do {
                 try writer.commitFile(archive, sha256: expected[k], physicalLines: fileEnd.physicalLines, status: status,
                                       counts: counts, error: fileEnd.streamError)
@@ -246,6 +263,7 @@ public enum LoadRun {
                 throw error
             }
             summary.totals += counts
+            summary.inflatedBytes += fileEnd.inflatedBytes
             summary.files.append(FileResult(path: archive.path, status: status, counts: counts, error: fileEnd.streamError))
             log("\(status.rawValue) \(archive.path): \(counts.lines) messages, \(counts.loaded) loaded")
         }
@@ -257,7 +275,7 @@ public enum LoadRun {
 
     /// Pass 1 for one archive.
     static func scan(_ archive: Archive, index: Int, known: [String: String], reader: ArchiveReader,
-                     loadTime: Instant, skipOptedOut: Bool) -> FileScan {
+                     loadTime: Instant, skipOptedOut: Bool, times: StageTimes) -> FileScan {
         var scan = FileScan()
         do {
             let (sha, _) = try ArchiveReader.sha256(path: archive.path)
@@ -267,7 +285,8 @@ public enum LoadRun {
                 return scan
             }
             var processor = LineProcessor(loadTime: loadTime)
-            _ = try reader.read(path: archive.path, format: archive.format) { line, bytes, problem in
+            defer { times.add(parse: processor.nanoseconds) }
+            let outcome = try reader.read(path: archive.path, format: archive.format) { line, bytes, problem in
                 for parsed in processor.process(bytes, problem: problem) {
                     guard case .message(let message, let item) = parsed else { continue }
                     if skipOptedOut && message.optedOutOfWarehouses { continue }
@@ -281,6 +300,7 @@ public enum LoadRun {
                     if message.type == .track { scan.observe(message.context, in: "tracks") }
                 }
             }
+            times.add(inflate: outcome.inflateNanoseconds)
         } catch {
             scan.error = "\(error)"
         }
@@ -289,8 +309,9 @@ public enum LoadRun {
 
     /// Pass 2 for one archive: the writer's work, in order, through `channel`.
     static func produce(_ archive: Archive, index: Int, winners: [String: Position], reader: ArchiveReader,
-                        loadTime: Instant, skipOptedOut: Bool, channel: Channel<Chunk>, stop: StopFlag) {
+                        loadTime: Instant, skipOptedOut: Bool, channel: Channel<Chunk>, stop: StopFlag, times: StageTimes) {
         var processor = LineProcessor(loadTime: loadTime)
+        defer { times.add(parse: processor.nanoseconds) }
         var chunk = Chunk()
         chunk.items.reserveCapacity(1024)
         var end = FileEnd()
@@ -321,6 +342,8 @@ public enum LoadRun {
             end.sha256 = outcome.sha256
             end.physicalLines = outcome.physicalLines
             end.streamError = outcome.streamError
+            end.inflatedBytes = outcome.inflatedBytes
+            times.add(inflate: outcome.inflateNanoseconds)
         } catch is Stopped {
             return
         } catch {

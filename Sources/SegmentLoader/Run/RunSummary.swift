@@ -65,10 +65,57 @@ public struct RunSummary: Sendable {
     /// The first rejected lines, with file and line (all of them are in `_rejects`).
     public var problems: [Problem] = []
     public var problemCount: Int64 = 0
+    /// Where the time went (seconds). CPU time summed over threads for inflate, parse and
+    /// normalize (both passes) and write; wall time for the two passes.
+    public struct Stages: Sendable, Codable {
+        public var inflate: Double = 0
+        public var parseAndNormalize: Double = 0
+        public var write: Double = 0
+        public var scanWall: Double = 0
+        public var loadWall: Double = 0
+    }
+
+    public var stages = Stages()
+    /// Bytes of inflated input read by the load pass.
+    public var inflatedBytes: Int64 = 0
     /// Set when the run stopped early.
     public var fatalError: String?
+    /// `succeeded`, `partial` (a file partial or failed) or `failed` (the run stopped).
+    public var status: String = "running"
 
     public init() {}
+
+    /// The run as a JSON document (`--report`): every count of the summary, per file and per table.
+    public func report() -> String {
+        func counts(_ c: Counts) -> [(key: String, value: JSONValue)] {
+            [("lines", .int(c.lines)), ("loaded", .int(c.loaded)), ("duplicates", .int(c.duplicates)),
+             ("rejected", .int(c.rejected)), ("filtered", .int(c.filtered)), ("discarded", .int(c.discarded))]
+        }
+        let document: JSONValue = .object([
+            ("load_id", .int(loadId)), ("database", .string(database)), ("status", .string(status)),
+            ("started_at", .string(startedAt)), ("finished_at", .string(finishedAt)),
+            ("elapsed_seconds", .double(elapsedSeconds)), ("messages_per_second", .double(eventsPerSecond.rounded())),
+            ("inflated_bytes", .int(inflatedBytes)),
+            ("totals", .object(counts(totals))),
+            ("files", .array(files.map { file in
+                .object([("path", .string(file.path)), ("status", .string(file.status.rawValue))] + counts(file.counts)
+                        + [("error", file.error.map { .string($0) } ?? .null)])
+            })),
+            ("skipped_already_loaded", .array(skippedAlreadyLoaded.map { .object([("path", .string($0.path)), ("same_as", .string($0.loadedAs))]) })),
+            ("not_archives", .array(notArchives.map { .object([("path", .string($0.path)), ("reason", .string($0.reason))]) })),
+            ("rows_per_table", .object(rowsPerTable.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) })),
+            ("new_tables", .array(newTables.map { .string($0) })),
+            ("new_columns", .int(Int64(newColumns))),
+            ("overflow_values", .int(overflowValues)),
+            ("stages_seconds", .object([
+                ("inflate_cpu", .double(stages.inflate)), ("parse_and_normalize_cpu", .double(stages.parseAndNormalize)),
+                ("write", .double(stages.write)), ("scan_pass_wall", .double(stages.scanWall)),
+                ("load_pass_wall", .double(stages.loadWall)),
+            ])),
+            ("error", fatalError.map { .string($0) } ?? .null),
+        ])
+        return JSONWriter.string(document)
+    }
 
     public var filesLoaded: Int { files.filter { $0.status == .loaded }.count }
     public var filesPartial: Int { files.filter { $0.status == .partial }.count }

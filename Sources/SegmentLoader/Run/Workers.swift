@@ -78,3 +78,24 @@ final class Locked<Value: Sendable>: Sendable {
     init(_ value: Value) { mutex = Mutex(value) }
     func withLock<R>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }
+
+/// Nanoseconds on the monotonic clock.
+@inline(__always) func monotonicNanoseconds() -> UInt64 {
+    DispatchTime.now().uptimeNanoseconds
+}
+
+/// CPU time per stage, summed over all threads (nanoseconds).
+final class StageTimes: Sendable {
+    private let inflate = Atomic<UInt64>(0)
+    private let parse = Atomic<UInt64>(0)
+    private let write = Atomic<UInt64>(0)
+
+    func add(inflate nanos: UInt64) { inflate.add(nanos, ordering: .relaxed) }
+    func add(parse nanos: UInt64) { parse.add(nanos, ordering: .relaxed) }
+    func add(write nanos: UInt64) { write.add(nanos, ordering: .relaxed) }
+
+    var seconds: (inflate: Double, parse: Double, write: Double) {
+        (Double(inflate.load(ordering: .relaxed)) / 1e9, Double(parse.load(ordering: .relaxed)) / 1e9,
+         Double(write.load(ordering: .relaxed)) / 1e9)
+    }
+}

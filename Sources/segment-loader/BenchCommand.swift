@@ -1,0 +1,125 @@
+import ArgumentParser
+import Foundation
+import SegmentLoader
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Generate a synthetic corpus and time loading it into a fresh warehouse.",
+        discussion: """
+            The corpus (deterministic for its --events, --files and --seed) is written once into \
+            --dir and reused. Each load runs the real `segment-loader load` in a child process \
+            into a new warehouse, so its wall time and peak resident memory are its own. Build \
+            with -c release before you trust a figure.
+            """
+    )
+
+    @Option(help: "Events in the corpus.") var events: Int = 500_000
+    @Option(help: "Gzip files the events are spread over.") var files: Int = 8
+    @Option(help: "Seed of the generator.") var seed: UInt64 = 1
+    @Option(help: ArgumentHelp("Worker counts to load with, comma-separated (e.g. 1,2).", valueName: "n,...")) var jobs: String = "1,2"
+    @Option(help: ArgumentHelp("Where the corpus, warehouses and reports go (ignored by git).", valueName: "dir")) var dir: String = "bench-data"
+    @Flag(help: "Also time `gzip -dc` of the same files, the floor a loader cannot beat, and print the ratio.") var baseline = false
+
+    func validate() throws {
+        guard events >= 1, files >= 1, events >= files else { throw ValidationError("--events must be at least --files, and both at least 1") }
+        guard !jobList.isEmpty, jobList.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--jobs takes whole numbers of 1 or more, comma-separated") }
+    }
+
+    var jobList: [Int] { jobs.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
+
+    func run() throws {
+        let root = URL(fileURLWithPath: dir)
+        let spec = CorpusSpec(events: events, files: files, seed: seed)
+        let folder = root.appendingPathComponent(spec.folderName)
+        let generated = !FileManager.default.fileExists(atPath: folder.appendingPathComponent(".manifest.json").path)
+        let genStart = Date()
+        let paths = try Corpus.generate(spec, into: folder, jobs: ProcessInfo.processInfo.activeProcessorCount)
+        let gzipBytes = paths.reduce(Int64(0)) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int64) ?? 0) }
+        print("corpus: \(events) events in \(files) gzip files, \(mb(gzipBytes)) MB compressed, in \(folder.path)"
+              + (generated ? " (generated in \(seconds(Date().timeIntervalSince(genStart))) s)" : " (reused)"))
+
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        var rows: [[String]] = [["jobs", "wall s", "events/s", "MB/s", "peak RSS MB", "inflate s", "parse+normalize s", "write s", "scan pass s", "load pass s"]]
+        var walls: [Int: Double] = [:]
+        for n in jobList {
+            let db = root.appendingPathComponent("bench-jobs\(n).sqlite")
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
+            let report = root.appendingPathComponent("report-jobs\(n).json")
+            let child = try runChild([executable, "load", "--db", db.path, "--jobs", "\(n)", "--report", report.path, folder.path])
+            guard child.status == 0 else {
+                throw ValidationError("the load with --jobs \(n) exited with status \(child.status); run it by hand to see why: \(executable) load --db \(db.path) \(folder.path)")
+            }
+            let json = try JSONParser.parse(String(decoding: try Data(contentsOf: report), as: UTF8.self))
+            func number(_ value: JSONValue?) -> Double {
+                switch value {
+                case .int(let i)?: return Double(i)
+                case .double(let d)?: return d
+                default: return 0
+                }
+            }
+            let lines = number(json["totals"]?["lines"])
+            let bytes = number(json["inflated_bytes"])
+            let stages = json["stages_seconds"]
+            walls[n] = child.wall
+            rows.append(["\(n)", seconds(child.wall), "\(Int((lines / child.wall).rounded()))", String(format: "%.1f", bytes / 1e6 / child.wall),
+                         "\(child.maxRSSKilobytes / 1024)", seconds(number(stages?["inflate_cpu"])),
+                         seconds(number(stages?["parse_and_normalize_cpu"])), seconds(number(stages?["write"])),
+                         seconds(number(stages?["scan_pass_wall"])), seconds(number(stages?["load_pass_wall"]))])
+            if n == jobList.first {
+                print("loaded: \(Int(lines)) messages, \(mb(Int64(bytes))) MB of NDJSON (\(Int(number(json["totals"]?["duplicates"]))) duplicates)")
+            }
+        }
+        print(table(rows))
+        print("(inflate and parse+normalize are CPU seconds summed over workers, both passes; write is the writer thread's busy time)")
+        if baseline {
+            let quoted = paths.map { "'\($0.path)'" }.joined(separator: " ")
+            let floor = try runChild(["/bin/sh", "-c", "gzip -dc \(quoted) > /dev/null"])
+            var line = "baseline: gzip -dc of the same files takes \(seconds(floor.wall)) s on one core"
+            for n in jobList { line += "; jobs \(n) is \(String(format: "%.1f", walls[n]! / floor.wall))x that" }
+            print(line)
+        }
+    }
+
+    struct Child {
+        var status: Int32
+        var wall: Double
+        var maxRSSKilobytes: Int
+    }
+
+    /// Runs a program with its output discarded; wall time and peak RSS come from wait4.
+    func runChild(_ arguments: [String]) throws -> Child {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let started = Date()
+        let rc = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
+        guard rc == 0 else { throw ValidationError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
+        var status: Int32 = 0
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
+        let wall = Date().timeIntervalSince(started)
+        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return Child(status: exitStatus, wall: wall, maxRSSKilobytes: Int(usage.ru_maxrss))
+    }
+
+    func seconds(_ s: Double) -> String { String(format: "%.2f", s) }
+    func mb(_ bytes: Int64) -> String { String(format: "%.1f", Double(bytes) / 1e6) }
+
+    func table(_ rows: [[String]]) -> String {
+        let widths = (0..<rows[0].count).map { c in rows.map { $0[c].count }.max()! }
+        return rows.map { row in
+            row.enumerated().map { c, cell in
+                c == 0 ? cell.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                    : String(repeating: " ", count: widths[c] - cell.count) + cell
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
