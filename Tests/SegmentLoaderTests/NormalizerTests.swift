@@ -9,7 +9,11 @@ final class NormalizerTests: XCTestCase {
     }
 
     func value(_ fields: [Field], _ column: String) -> FieldValue? {
-        fields.first { $0.column == column }?.value
+        fields.first { normalizer.names.name($0.column) == column }?.value
+    }
+
+    func key(_ fields: [Field], _ column: String) -> String? {
+        fields.first { normalizer.names.name($0.column) == column }.map { normalizer.names.keyName($0.key) }
     }
 
     func testFlatteningNamesAndTypes() throws {
@@ -20,7 +24,7 @@ final class NormalizerTests: XCTestCase {
              "context":{"page":{"path":"/x"},"userAgent":"UA"}}
             """)
         XCTAssertEqual(m.type, .track)
-        XCTAssertEqual(m.eventTable, "order_completed")
+        XCTAssertEqual(normalizer.names.name(m.table), "order_completed")
         XCTAssertEqual(value(m.common, "event"), .text("order_completed"))
         XCTAssertEqual(value(m.common, "event_text"), .text("Order Completed"))
         XCTAssertEqual(value(m.payload, "order_id"), .text("o1"))
@@ -38,7 +42,8 @@ final class NormalizerTests: XCTestCase {
         XCTAssertEqual(value(m.payload, "_extra"), .json(#"{"ключ":1}"#), "a key with no ASCII name goes to _extra")
         XCTAssertEqual(value(m.context, "context_page_path"), .text("/x"))
         XCTAssertEqual(value(m.context, "context_user_agent"), .text("UA"))
-        XCTAssertEqual(m.payload.first { $0.column == "order_id" }?.key, "properties.orderId")
+        XCTAssertEqual(key(m.payload, "order_id"), "properties.orderId")
+        XCTAssertEqual(key(m.context, "context_page_path"), "context.page.path")
     }
 
     func testKeysOfOneMessageOnOneColumnKeepTheLastAndDiscardTheRest() throws {

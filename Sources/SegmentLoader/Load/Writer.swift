@@ -2,48 +2,69 @@
 /// values to their columns' types, writes rows and bookkeeping, and commits one file per
 /// transaction (contract, sections 3, 5 and 7).
 final class Writer {
-    /// One table as the writer knows it: columns in order, their types and source keys, and
-    /// the prepared INSERT that is reused until a column is added.
+    /// One table as the writer knows it: columns in order with their types and source keys,
+    /// a column-id → parameter map, and the prepared INSERT reused until a column is added.
     final class TableState {
+        let id: Int32
         let name: String
         let callType: CallType?
         /// For `users` and `accounts`: the call table their rows are derived from.
-        let profileOf: String?
+        let profileOf: Int32?
         var order: [String] = []
-        var index: [String: Int] = [:]
+        var columnIds: [Int32] = []
+        /// Indexed by column id: the column's position, or -1.
+        var position: [Int32] = []
         var types: [ColumnType] = []
-        var keys: [Set<String>] = []
-        var lastKey: [String] = []
+        var keys: [Set<Int32>] = []
+        var lastKey: [Int32] = []
         var eventNames: Set<String> = []
         var insert: Statement?
 
-        init(name: String, callType: CallType?, profileOf: String?) {
+        init(id: Int32, name: String, callType: CallType?, profileOf: Int32?) {
+            self.id = id
             self.name = name
             self.callType = callType
             self.profileOf = profileOf
         }
 
-        func add(_ column: String, type: ColumnType, keys: Set<String>) {
-            index[column] = order.count
+        @inline(__always) func index(of column: Int32) -> Int? {
+            let c = Int(column)
+            guard c < position.count else { return nil }
+            let p = position[c]
+            return p < 0 ? nil : Int(p)
+        }
+
+        func add(_ column: String, id: Int32, type: ColumnType, keys: Set<Int32>) {
+            let c = Int(id)
+            if c >= position.count { position.append(contentsOf: repeatElement(-1, count: c + 256 - position.count)) }
+            position[c] = Int32(order.count)
             order.append(column)
+            columnIds.append(id)
             types.append(type)
             self.keys.append(keys)
-            lastKey.append("")
+            lastKey.append(-1)
             insert = nil
         }
+
+        /// Columns every row of this table has besides data keys, which the column limit does not count.
+        var fixedColumnCount: Int { (callType?.commonColumns.count ?? 3) + (index(of: NameTable.extra) == nil ? 0 : 1) }
     }
 
     let warehouse: Warehouse
     let db: Database
+    let names: NameTable
     let loadId: Int64
     let uuidTs: String
     let columnLimit: Int
-    var plannedTypes: [String: [String: ColumnType]] = [:]
+    /// Planned types of new columns, keyed by `table << 32 | column`.
+    var plannedTypes: [Int64: ColumnType] = [:]
 
-    private(set) var tables: [String: TableState] = [:]
+    private(set) var tables: [Int32: TableState] = [:]
     private(set) var rowsPerTable: [String: Int64] = [:]
     private(set) var newTables: [String] = []
     private(set) var newColumns = 0
+    /// Values that went to `_extra` because their table was at its column limit.
+    private(set) var overflowValues: Int64 = 0
 
     /// Ids whose users or accounts row this run wrote.
     private var profilesUpdated: [String: Set<String>] = [:]
@@ -57,13 +78,12 @@ final class Writer {
     private let updateEventNames: Statement
     private let insertTable: Statement
     private let insertColumn: Statement
-    /// Values that went to `_extra` because their table was at its column limit.
-    private(set) var overflowValues: Int64 = 0
     private var fileDiscards: Int64 = 0
 
-    init(warehouse: Warehouse, loadId: Int64, uuidTs: String, columnLimit: Int) throws {
+    init(warehouse: Warehouse, names: NameTable, loadId: Int64, uuidTs: String, columnLimit: Int) throws {
         self.warehouse = warehouse
         self.db = warehouse.db
+        self.names = names
         self.loadId = loadId
         self.uuidTs = uuidTs
         self.columnLimit = columnLimit
@@ -93,21 +113,21 @@ final class Writer {
         tables.removeAll()
         for row in try db.query("SELECT \"table\", call_type, event_names FROM _schema_tables ORDER BY rowid") {
             guard let name = row[0].text, let kind = row[1].text else { continue }
-            let profileOf: String? = kind == "profile" ? (name == "users" ? "identifies" : "groups") : nil
-            let state = TableState(name: name, callType: CallType(rawValue: kind), profileOf: profileOf)
-            if let names = row[2].text, case .array(let items)? = try? JSONParser.parse(names) {
+            let profileOf: Int32? = kind == "profile" ? (name == "users" ? NameTable.table(of: .identify) : NameTable.table(of: .group)) : nil
+            let state = TableState(id: names.id(name), name: name, callType: CallType(rawValue: kind), profileOf: profileOf)
+            if let text = row[2].text, case .array(let items)? = try? JSONParser.parse(text) {
                 state.eventNames = Set(items.compactMap(\.stringValue))
             }
-            tables[name] = state
+            tables[state.id] = state
         }
         for row in try db.query("SELECT \"table\", \"column\", type, source_keys FROM _schema_columns ORDER BY rowid") {
-            guard let table = row[0].text, let column = row[1].text, let state = tables[table] else { continue }
+            guard let table = row[0].text, let column = row[1].text, let state = tables[names.id(table)] else { continue }
             let type = ColumnType(rawValue: row[2].text ?? "TEXT") ?? .text
-            var keys = Set<String>()
+            var keys = Set<Int32>()
             if let text = row[3].text, case .array(let items)? = try? JSONParser.parse(text) {
-                keys = Set(items.compactMap(\.stringValue))
+                keys = Set(items.compactMap(\.stringValue).map { names.keyId($0) })
             }
-            state.add(column, type: type, keys: keys)
+            state.add(column, id: names.id(column), type: type, keys: keys)
         }
     }
 
@@ -131,8 +151,8 @@ final class Writer {
         guard counts.balances else {
             throw WarehouseError(message: "internal accounting error in \(archive.path): \(counts.lines) messages read but \(counts.loaded) loaded + \(counts.duplicates) duplicates + \(counts.rejected) rejected + \(counts.filtered) filtered; nothing of this file was committed")
         }
-        try refreshProfiles(table: "users", from: "identifies", key: "user_id", ids: touchedUsers)
-        try refreshProfiles(table: "accounts", from: "groups", key: "group_id", ids: touchedAccounts)
+        try refreshProfiles(table: NameTable.users, from: "identifies", key: "user_id", ids: touchedUsers)
+        try refreshProfiles(table: NameTable.accounts, from: "groups", key: "group_id", ids: touchedAccounts)
         try insertFile.run([
             .text(archive.path), .integer(archive.size), .text(sha256), archive.sourceId.map { .text($0) } ?? .null,
             archive.day.map { .text($0) } ?? .null, .text(status.rawValue), .integer(counts.lines), .integer(counts.loaded),
@@ -188,23 +208,23 @@ final class Writer {
     func write(_ messages: [Message]) throws -> [Bool] {
         var written: [Bool] = []
         written.reserveCapacity(messages.count)
-        var fresh: [(message: Message, rows: [Row])] = []
-        for message in messages {
-            let rows = Splitter.rows(for: message)
+        var fresh: [Int] = []
+        fresh.reserveCapacity(messages.count)
+        for (i, message) in messages.enumerated() {
             insertMessageId.bindText(message.id, at: 1)
-            insertMessageId.bindText(rows.last!.table, at: 2)
+            insertMessageId.bindText(names.name(message.table), at: 2)
             insertMessageId.bindInt(loadId, at: 3)
             defer { insertMessageId.reset() }
             try insertMessageId.step()
             let isNew = db.changes > 0
             written.append(isNew)
-            if isNew { fresh.append((message, rows)) }
+            if isNew { fresh.append(i) }
         }
-        try growSchema(for: fresh)
-        for (message, rows) in fresh {
-            let receivedAt = Timestamp.format(message.receivedAt)
-            for row in rows {
-                try insert(row, messageId: message.id, receivedAt: receivedAt, event: message.event)
+        try growSchema(for: fresh.lazy.map { messages[$0] })
+        for i in fresh {
+            let message = messages[i]
+            for plan in Splitter.rows(for: message) {
+                try insert(message, plan)
             }
             if message.type == .identify, let userId = message.userId { touchedUsers.insert(userId) }
             if message.type == .group, let groupId = message.groupId { touchedAccounts.insert(groupId) }
@@ -212,62 +232,57 @@ final class Writer {
         return written
     }
 
-    private func insert(_ row: Row, messageId: String, receivedAt: String, event: String?) throws {
-        guard let state = tables[row.table] else { preconditionFailure("growSchema did not create \(row.table)") }
-        if let event, row.table != "tracks", !state.eventNames.contains(event) {
+    private func insert(_ message: Message, _ plan: RowPlan) throws {
+        guard let state = tables[plan.table] else { preconditionFailure("growSchema did not create table \(plan.table)") }
+        if plan.withPayload, let event = message.event, !state.eventNames.contains(event) {
             state.eventNames.insert(event)
             try updateEventNames.run([.text(JSONWriter.string(.array(state.eventNames.sorted().map { .string($0) }))), .text(state.name)])
         }
-        var bindings: [(Int, SQLValue)] = []
-        bindings.reserveCapacity(row.fields.count + 1)
-        var discards = row.discards
+        let statement = try insertStatement(for: state)
+        var discards: [PendingDiscard] = plan.withPayload ? message.discards : []
         var overflow: [(key: String, value: JSONValue)] = []
-        var extraIndex: Int?
-        for field in row.fields {
-            if case .null = field.value { continue }
-            guard let index = state.index[field.column] else {
-                // Past the per-table column limit: the value goes to the row's `_extra` JSON.
-                overflow.append((field.key.droppingScope(), field.value.jsonValue))
-                continue
-            }
-            if state.lastKey[index] != field.key { try noteKey(field, at: index, in: state) }
-            if field.column == "_extra" { extraIndex = bindings.count }
-            switch convert(field.value, to: state.types[index]) {
-            case .value(let value): bindings.append((index, value))
-            case .discard(let reason):
-                discards.append(PendingDiscard(column: field.column, value: field.value.jsonText, reason: reason))
+        var extraText: String?
+
+        func bind(_ fields: [Field]) throws {
+            for field in fields {
+                if case .null = field.value { continue }
+                guard let index = state.index(of: field.column) else {
+                    // Past the per-table column limit: the value goes to the row's `_extra` JSON.
+                    overflow.append((names.keyName(field.key).droppingScope(), field.value.jsonValue))
+                    continue
+                }
+                if state.lastKey[index] != field.key { try noteKey(field, at: index, in: state) }
+                if field.column == NameTable.extra, case .json(let text) = field.value {
+                    extraText = text
+                    continue
+                }
+                if let reason = bindConverted(field.value, to: state.types[index], at: Int32(index + 1), in: statement) {
+                    discards.append(PendingDiscard(column: field.column, value: field.value.jsonText, reason: reason))
+                }
             }
         }
-        if !overflow.isEmpty, let index = state.index["_extra"] {
+        try bind(message.common)
+        try bind(message.context)
+        if plan.withPayload { try bind(message.payload) }
+        if !overflow.isEmpty {
             var members: [(key: String, value: JSONValue)] = []
-            if let extraIndex, case .text(let text) = bindings[extraIndex].1, case .object(let existing)? = try? JSONParser.parse(text) {
-                members = existing
-                bindings.remove(at: extraIndex)
-            }
-            members += overflow
-            bindings.append((index, .text(JSONWriter.string(.object(members)))))
+            if let extraText, case .object(let existing)? = try? JSONParser.parse(extraText) { members = existing }
+            extraText = JSONWriter.string(.object(members + overflow))
             overflowValues += Int64(overflow.count)
         }
-        if let uuid = state.index["uuid_ts"] { bindings.append((uuid, .text(uuidTs))) }
-        let statement = try insertStatement(for: state)
-        for (index, value) in bindings {
-            let at = Int32(index + 1)
-            switch value {
-            case .null: statement.bindNull(at: at)
-            case .integer(let i): statement.bindInt(i, at: at)
-            case .real(let d): statement.bindDouble(d, at: at)
-            case .text(let s): statement.bindText(s, at: at)
-            case .blob: try statement.bind(value, at: at)
-            }
+        if let extraText, let index = state.index(of: NameTable.extra) {
+            statement.bindText(extraText, at: Int32(index + 1))
         }
+        if let index = state.index(of: NameTable.uuidTs) { statement.bindText(uuidTs, at: Int32(index + 1)) }
         defer { statement.reset() }
         try statement.step()
         rowsPerTable[state.name, default: 0] += 1
         if !discards.isEmpty {
             let rowId = db.lastInsertRowID
+            let receivedAt = Timestamp.format(message.receivedAt)
             for discard in discards {
                 try insertDiscard.run([
-                    .text(state.name), .text(discard.column), .integer(rowId), .text(messageId), .text(discard.value),
+                    .text(state.name), .text(names.name(discard.column)), .integer(rowId), .text(message.id), .text(discard.value),
                     .text(discard.reason), .text(receivedAt), .integer(loadId),
                 ])
                 fileDiscards += 1
@@ -279,13 +294,13 @@ final class Writer {
     /// the schema catalog shows), and on its twin in users or accounts.
     private func noteKey(_ field: Field, at index: Int, in state: TableState) throws {
         state.lastKey[index] = field.key
-        guard field.column != "_extra", !state.keys[index].contains(field.key) else { return }
+        guard field.column != NameTable.extra, !state.keys[index].contains(field.key) else { return }
         state.keys[index].insert(field.key)
-        try updateKeys.run([.text(keysJSON(state.keys[index])), .text(state.name), .text(field.column)])
-        if isTrait(field), let twin = profileTwin(of: state), let twinIndex = twin.index[field.column],
+        try updateKeys.run([.text(keysJSON(state.keys[index])), .text(state.name), .text(state.order[index])])
+        if isTrait(field), let twin = profileTwin(of: state), let twinIndex = twin.index(of: field.column),
            !twin.keys[twinIndex].contains(field.key) {
             twin.keys[twinIndex].insert(field.key)
-            try updateKeys.run([.text(keysJSON(twin.keys[twinIndex])), .text(twin.name), .text(field.column)])
+            try updateKeys.run([.text(keysJSON(twin.keys[twinIndex])), .text(twin.name), .text(twin.order[twinIndex])])
         }
     }
 
@@ -298,7 +313,7 @@ final class Writer {
         return statement
     }
 
-    enum Conversion {
+    enum Conversion: Equatable {
         case value(SQLValue)
         case discard(String)
     }
@@ -306,9 +321,6 @@ final class Writer {
     /// A value in a column of a given type (contract, section 5): lossless conversions are made,
     /// anything that would lose information is a discard with a reason.
     func convert(_ value: FieldValue, to type: ColumnType) -> Conversion {
-        func refuse() -> Conversion {
-            .discard("\(value.jsonText.prefix(100)) (\(value.columnType?.rawValue.lowercased() ?? "null")) does not fit a \(type.rawValue) column without losing information")
-        }
         switch (type, value) {
         case (_, .null): return .value(.null)
         case (.text, .text(let s)): return .value(.text(s))
@@ -318,17 +330,35 @@ final class Writer {
         case (.boolean, .bool(let b)): return .value(.integer(b ? 1 : 0))
         case (.integer, .int(let i)): return .value(.integer(i))
         case (.integer, .bool(let b)): return .value(.integer(b ? 1 : 0))
-        case (.integer, .real(let d)):
-            if d == d.rounded(), abs(d) < 9.2e18 { return .value(.integer(Int64(d))) }
-            return refuse()
+        case (.integer, .real(let d)) where d == d.rounded() && abs(d) < 9.2e18: return .value(.integer(Int64(d)))
         case (.real, .real(let d)): return .value(.real(d))
-        case (.real, .int(let i)):
-            if abs(i) <= 1 << 53 { return .value(.real(Double(i))) }
-            return refuse()
+        case (.real, .int(let i)) where abs(i) <= 1 << 53: return .value(.real(Double(i)))
         case (.real, .bool(let b)): return .value(.real(b ? 1 : 0))
         case (.timestamp, .timestamp(let normalized, _)): return .value(.text(normalized))
-        default: return refuse()
+        default:
+            return .discard("\(value.jsonText.prefix(100)) (\(value.columnType?.rawValue.lowercased() ?? "null")) does not fit a \(type.rawValue) column without losing information")
         }
+    }
+
+    /// Binds a value converted to its column's type; returns the discard reason when it does not fit.
+    @inline(__always)
+    private func bindConverted(_ value: FieldValue, to type: ColumnType, at index: Int32, in statement: Statement) -> String? {
+        switch (type, value) {
+        case (.text, .text(let s)): statement.bindText(s, at: index)
+        case (.timestamp, .timestamp(let normalized, _)): statement.bindText(normalized, at: index)
+        case (.integer, .int(let i)): statement.bindInt(i, at: index)
+        case (.real, .real(let d)): statement.bindDouble(d, at: index)
+        case (.boolean, .bool(let b)): statement.bindInt(b ? 1 : 0, at: index)
+        default:
+            switch convert(value, to: type) {
+            case .value(.integer(let i)): statement.bindInt(i, at: index)
+            case .value(.real(let d)): statement.bindDouble(d, at: index)
+            case .value(.text(let s)): statement.bindText(s, at: index)
+            case .value: statement.bindNull(at: index)
+            case .discard(let reason): return reason
+            }
+        }
+        return nil
     }
 
     // MARK: Schema
@@ -336,8 +366,9 @@ final class Writer {
     /// A column a batch needs that the warehouse does not have yet.
     struct PendingColumn {
         var name: String
+        var id: Int32
         var type: ColumnType
-        var keys: Set<String>
+        var keys: Set<Int32>
         var origin: String
     }
 
@@ -347,45 +378,56 @@ final class Writer {
         var event: String?
         var isNew: Bool
         var columns: [PendingColumn] = []
-        var index: [String: Int] = [:]
+        var index: [Int32: Int] = [:]
     }
 
     /// Creates the tables and columns that `batch` needs and the warehouse lacks: a new table
     /// in one CREATE TABLE with all of them, an existing one with one ALTER per new column;
     /// types from the run's plan (the widest among all values of the run).
-    private func growSchema(for batch: [(message: Message, rows: [Row])]) throws {
-        var pending: [String: PendingTable] = [:]
-        var order: [String] = []
-        for (message, rows) in batch {
-            for row in rows {
-                let state = tables[row.table]
-                for field in row.fields {
-                    if case .null = field.value { continue }
-                    if state?.index[field.column] != nil { continue }
-                    if pending[row.table] == nil {
-                        pending[row.table] = PendingTable(type: row.type, event: row.table == "tracks" ? nil : message.event, isNew: state == nil)
-                        order.append(row.table)
-                    }
-                    if let at = pending[row.table]!.index[field.column] {
-                        if field.column != "_extra" { pending[row.table]!.columns[at].keys.insert(field.key) }
-                        continue
-                    }
-                    if state == nil, row.type.commonColumns.contains(where: { $0.name == field.column }) { continue }
-                    let type = plannedTypes[row.table]?[field.column] ?? field.value.columnType ?? .text
-                    pending[row.table]!.index[field.column] = pending[row.table]!.columns.count
-                    pending[row.table]!.columns.append(PendingColumn(
-                        name: field.column, type: type, keys: field.column == "_extra" ? [] : [field.key], origin: origin(of: field)))
+    private func growSchema<Batch: Sequence>(for batch: Batch) throws where Batch.Element == Message {
+        var pending: [Int32: PendingTable] = [:]
+        var order: [Int32] = []
+        func need(_ fields: [Field], table: Int32, type: CallType, event: String?, origin: String?) {
+            let state = tables[table]
+            for field in fields {
+                if case .null = field.value { continue }
+                if state?.index(of: field.column) != nil { continue }
+                if pending[table] == nil {
+                    pending[table] = PendingTable(type: type, event: event, isNew: state == nil)
+                    order.append(table)
+                }
+                if let at = pending[table]!.index[field.column] {
+                    if field.column != NameTable.extra { pending[table]!.columns[at].keys.insert(field.key) }
+                    continue
+                }
+                if origin == nil && state == nil { continue }  // common columns come with a new table
+                let type = plannedTypes[Int64(table) << 32 | Int64(field.column)] ?? field.value.columnType ?? .text
+                let isExtra = field.column == NameTable.extra
+                pending[table]!.index[field.column] = pending[table]!.columns.count
+                pending[table]!.columns.append(PendingColumn(
+                    name: names.name(field.column), id: field.column, type: isExtra ? .text : type,
+                    keys: isExtra ? [] : [field.key], origin: isExtra ? "extra" : origin ?? "common"))
+            }
+        }
+        for message in batch {
+            for plan in Splitter.rows(for: message) {
+                let event = plan.withPayload ? message.event : nil
+                need(message.common, table: plan.table, type: message.type, event: event, origin: nil)
+                need(message.context, table: plan.table, type: message.type, event: event, origin: "context")
+                if plan.withPayload {
+                    need(message.payload, table: plan.table, type: message.type, event: event,
+                         origin: message.type == .identify || message.type == .group ? "trait" : "property")
                 }
             }
         }
-        for name in order {
-            let table = pending[name]!
+        for table in order {
+            let want = pending[table]!
             // The column limit counts data columns; what is past it goes to `_extra`.
-            var room = columnLimit - (tables[name].map { $0.order.count - $0.callTypeCommonCount - ($0.index["_extra"] == nil ? 0 : 1) } ?? 0)
+            var room = columnLimit - (tables[table].map { $0.order.count - $0.fixedColumnCount } ?? 0)
             var accepted: [PendingColumn] = []
             var needsExtra = false
-            for column in table.columns {
-                if column.name == "_extra" { needsExtra = true; continue }
+            for column in want.columns {
+                if column.id == NameTable.extra { needsExtra = true; continue }
                 if room > 0 {
                     accepted.append(column)
                     room -= 1
@@ -393,32 +435,36 @@ final class Writer {
                     needsExtra = true
                 }
             }
-            if needsExtra && tables[name]?.index["_extra"] == nil {
-                accepted.append(PendingColumn(name: "_extra", type: .text, keys: [], origin: "extra"))
+            if needsExtra && tables[table]?.index(of: NameTable.extra) == nil {
+                accepted.append(PendingColumn(name: "_extra", id: NameTable.extra, type: .text, keys: [], origin: "extra"))
             }
             let state: TableState
-            if table.isNew {
-                state = TableState(name: name, callType: table.type, profileOf: nil)
-                try createTable(state, columns: table.type.commonColumns.map { PendingColumn(
-                    name: $0.name, type: $0.type, keys: Set(Self.commonSourceKeys[$0.name] ?? []), origin: "common") } + accepted,
-                    kind: table.type.rawValue, eventNames: table.event.map { [$0] })
+            if want.isNew {
+                state = TableState(id: table, name: names.name(table), callType: want.type, profileOf: nil)
+                let common = want.type.commonColumns.map { column -> PendingColumn in
+                    let id = names.id(column.name)
+                    return PendingColumn(name: column.name, id: id, type: column.type, keys: Self.commonSourceKeys[id] ?? [], origin: "common")
+                }
+                try createTable(state, columns: common + accepted, kind: want.type.rawValue, eventNames: want.event.map { [$0] })
             } else {
-                state = tables[name]!
+                state = tables[table]!
                 for column in accepted { try addColumn(column, to: state) }
             }
-            if name == "identifies" || name == "groups" {
+            if want.type == .identify || want.type == .group, table == NameTable.table(of: want.type) {
                 let traits = accepted.filter { $0.origin == "trait" }
-                if table.isNew {
-                    let keyColumn = name == "identifies" ? "user_id" : "group_id"
-                    try db.execute("CREATE INDEX \(quoteIdentifier(name + "_" + keyColumn)) ON \(quoteIdentifier(name)) (\(keyColumn), timestamp)")
-                    let profile = TableState(name: name == "identifies" ? "users" : "accounts", callType: nil, profileOf: name)
+                let profileId = want.type == .identify ? NameTable.users : NameTable.accounts
+                if want.isNew {
+                    let keyColumn = want.type == .identify ? "user_id" : "group_id"
+                    try db.execute("CREATE INDEX \(quoteIdentifier(state.name + "_" + keyColumn)) ON \(quoteIdentifier(state.name)) (\(keyColumn), timestamp)")
+                    let profile = TableState(id: profileId, name: names.name(profileId), callType: nil, profileOf: table)
                     try createTable(profile, columns: [
-                        PendingColumn(name: "id", type: .text, keys: [name == "identifies" ? "userId" : "groupId"], origin: "profile"),
-                        PendingColumn(name: "received_at", type: .timestamp, keys: ["receivedAt"], origin: "profile"),
-                        PendingColumn(name: "uuid_ts", type: .timestamp, keys: [], origin: "profile"),
+                        PendingColumn(name: "id", id: NameTable.id, type: .text,
+                                      keys: [want.type == .identify ? NameTable.keyUserId : NameTable.keyGroupId], origin: "profile"),
+                        PendingColumn(name: "received_at", id: NameTable.receivedAt, type: .timestamp, keys: [NameTable.keyReceivedAt], origin: "profile"),
+                        PendingColumn(name: "uuid_ts", id: NameTable.uuidTs, type: .timestamp, keys: [], origin: "profile"),
                     ] + traits, kind: "profile", eventNames: nil)
                 } else if let twin = profileTwin(of: state) {
-                    for column in traits where twin.index[column.name] == nil { try addColumn(column, to: twin) }
+                    for column in traits where twin.index(of: column.id) == nil { try addColumn(column, to: twin) }
                 }
             }
         }
@@ -433,37 +479,36 @@ final class Writer {
         try db.execute("CREATE TABLE \(quoteIdentifier(state.name)) (\(definitions.joined(separator: ", ")))")
         try insertTable.run([.text(state.name), .text(kind),
                              eventNames.map { .text(JSONWriter.string(.array($0.map { .string($0) }))) } ?? .null, .integer(loadId)])
-        let common = Set((state.callType?.commonColumns ?? []).map(\.name))
         for column in columns {
-            state.add(column.name, type: column.type, keys: column.keys)
-            if !common.contains(column.name) && column.origin != "profile" { newColumns += 1 }
-            try catalog(state, column: column.name, type: column.type, keys: column.keys, origin: column.origin,
-                        note: renameNote(column, in: state))
+            state.add(column.name, id: column.id, type: column.type, keys: column.keys)
+            if column.origin != "common" && column.origin != "profile" { newColumns += 1 }
+            try catalog(state, column: column, note: renameNote(column, in: state))
         }
         if let event = eventNames?.first { state.eventNames.insert(event) }
-        tables[state.name] = state
+        tables[state.id] = state
         newTables.append(state.name)
     }
 
-    static let commonSourceKeys: [String: [String]] = [
-        "id": ["messageId"], "anonymous_id": ["anonymousId"], "user_id": ["userId"], "received_at": ["receivedAt"],
-        "sent_at": ["sentAt"], "original_timestamp": ["originalTimestamp", "timestamp"], "timestamp": ["timestamp"],
-        "uuid_ts": [], "event": ["event"], "event_text": ["event"], "name": ["name"], "category": ["category"],
-        "group_id": ["groupId"], "previous_id": ["previousId"],
+    static let commonSourceKeys: [Int32: Set<Int32>] = [
+        NameTable.id: [NameTable.keyMessageId], NameTable.anonymousId: [NameTable.keyAnonymousId],
+        NameTable.userId: [NameTable.keyUserId], NameTable.receivedAt: [NameTable.keyReceivedAt],
+        NameTable.sentAt: [NameTable.keySentAt], NameTable.originalTimestamp: [NameTable.keyOriginalTimestamp, NameTable.keyTimestamp],
+        NameTable.timestamp: [NameTable.keyTimestamp], NameTable.uuidTs: [], NameTable.event: [NameTable.keyEvent],
+        NameTable.eventText: [NameTable.keyEvent], NameTable.name: [NameTable.keyName], NameTable.category: [NameTable.keyCategory],
+        NameTable.groupId: [NameTable.keyGroupId], NameTable.previousId: [NameTable.keyPreviousId],
     ]
 
     private func addColumn(_ column: PendingColumn, to state: TableState) throws {
         try db.execute("ALTER TABLE \(quoteIdentifier(state.name)) ADD COLUMN \(quoteIdentifier(column.name)) \(column.type.rawValue)")
-        state.add(column.name, type: column.type, keys: column.keys)
+        state.add(column.name, id: column.id, type: column.type, keys: column.keys)
         newColumns += 1
-        try catalog(state, column: column.name, type: column.type, keys: column.keys, origin: column.origin,
-                    note: renameNote(column, in: state))
+        try catalog(state, column: column, note: renameNote(column, in: state))
     }
 
     /// For a property or trait kept under `_` because it would take a common column's name.
     private func renameNote(_ column: PendingColumn, in state: TableState) -> String? {
         guard column.origin == "property" || column.origin == "trait", column.name.hasPrefix("_") else { return nil }
-        let callType = state.callType ?? (state.profileOf == "identifies" ? .identify : .group)
+        let callType = state.callType ?? (state.profileOf == NameTable.table(of: .identify) ? .identify : .group)
         let bare = String(column.name.dropFirst())
         if callType.commonColumns.contains(where: { $0.name == bare }) || bare.hasPrefix("context") || bare == "_extra" {
             return "renamed: \(bare) is a common column of this table"
@@ -471,29 +516,21 @@ final class Writer {
         return nil
     }
 
-    private func catalog(_ state: TableState, column: String, type: ColumnType, keys: Set<String>, origin: String, note: String?) throws {
-        try insertColumn.run([.text(state.name), .text(column), .text(type.rawValue), .text(keysJSON(keys)), .integer(loadId),
-                      .text(origin), note.map { .text($0) } ?? .null])
+    private func catalog(_ state: TableState, column: PendingColumn, note: String?) throws {
+        try insertColumn.run([.text(state.name), .text(column.name), .text(column.type.rawValue), .text(keysJSON(column.keys)),
+                              .integer(loadId), .text(column.origin), note.map { .text($0) } ?? .null])
     }
 
-    private func keysJSON(_ keys: Set<String>) -> String {
-        JSONWriter.string(.array(keys.sorted().map { .string($0) }))
+    private func keysJSON(_ keys: Set<Int32>) -> String {
+        JSONWriter.string(.array(keys.map { names.keyName($0) }.sorted().map { .string($0) }))
     }
 
-    private func origin(of field: Field) -> String {
-        if field.column == "_extra" { return "extra" }
-        if field.key.hasPrefix("context.") || field.key == "context" { return "context" }
-        if field.key.hasPrefix("properties.") { return "property" }
-        if field.key.hasPrefix("traits.") { return "trait" }
-        return "common"
-    }
-
-    private func isTrait(_ field: Field) -> Bool { field.key.hasPrefix("traits.") }
+    private func isTrait(_ field: Field) -> Bool { names.keyName(field.key).hasPrefix("traits.") }
 
     private func profileTwin(of state: TableState) -> TableState? {
-        switch state.name {
-        case "identifies": return tables["users"]
-        case "groups": return tables["accounts"]
+        switch state.id {
+        case NameTable.table(of: .identify): return tables[NameTable.users]
+        case NameTable.table(of: .group): return tables[NameTable.accounts]
         default: return nil
         }
     }
@@ -503,7 +540,7 @@ final class Writer {
     /// Rebuilds the profile rows of `ids` from their calls: each trait takes the value of the
     /// newest call (by timestamp, then received_at, then id) that set it to something non-null,
     /// so loading an older archive later never overwrites newer traits.
-    private func refreshProfiles(table: String, from source: String, key: String, ids: Set<String>) throws {
+    private func refreshProfiles(table: Int32, from source: String, key: String, ids: Set<String>) throws {
         guard !ids.isEmpty, let profile = tables[table] else { return }
         let traits = profile.order.filter { $0 != "id" && $0 != "received_at" && $0 != "uuid_ts" }
         let selectColumns = (["received_at"] + traits).map(quoteIdentifier).joined(separator: ", ")
@@ -513,7 +550,7 @@ final class Writer {
             """)
         let allColumns = ["id", "received_at", "uuid_ts"] + traits
         let upsert = try db.prepare("""
-            INSERT OR REPLACE INTO \(quoteIdentifier(table)) (\(allColumns.map(quoteIdentifier).joined(separator: ", ")))
+            INSERT OR REPLACE INTO \(quoteIdentifier(profile.name)) (\(allColumns.map(quoteIdentifier).joined(separator: ", ")))
             VALUES (\(Array(repeating: "?", count: allColumns.count).joined(separator: ", ")))
             """)
         for id in ids.sorted() {
@@ -529,16 +566,9 @@ final class Writer {
             }
             select.reset()
             try upsert.run([.text(id), receivedAt, .text(uuidTs)] + values)
-            profilesUpdated[table, default: []].insert(id)
-            rowsPerTable[table] = Int64(profilesUpdated[table]!.count)
+            profilesUpdated[profile.name, default: []].insert(id)
+            rowsPerTable[profile.name] = Int64(profilesUpdated[profile.name]!.count)
         }
-    }
-}
-
-extension Writer.TableState {
-    /// Columns every row of this table has besides data keys, which the column limit does not count.
-    var callTypeCommonCount: Int {
-        (callType?.commonColumns.count ?? 3)
     }
 }
 

@@ -34,7 +34,8 @@ public enum CallType: String, Sendable, CaseIterable {
     }
 }
 
-/// A message normalised to the Segment Spec, ready to be split into rows.
+/// A message normalised to the Segment Spec, ready to be split into rows. Column, key and
+/// table ids refer to the run's `NameTable`.
 public struct Message: Sendable {
     public var type: CallType
     public var id: String
@@ -42,9 +43,10 @@ public struct Message: Sendable {
     public var receivedAt: Instant
     public var userId: String?
     public var groupId: String?
-    /// For track calls: the raw event name and its table.
+    /// For track calls: the raw event name.
     public var event: String?
-    public var eventTable: String?
+    /// The table that gets the full row: the event's table for a track, else the call's table.
+    public var table: Int32
     /// Common columns (id, ids, timestamps, event, name, ...), except `uuid_ts`.
     public var common: [Field]
     /// `context_*` columns.
@@ -69,40 +71,73 @@ public struct RejectReason: Error, Sendable, Equatable, CustomStringConvertible 
 /// timestamps parsed and corrected for client clock skew, and every property, trait and
 /// context key flattened into a named, typed field.
 ///
-/// Not thread-safe: each worker owns one, with its cache of key names.
+/// Not thread-safe: each worker owns one, with its caches of names.
 public struct Normalizer {
     /// The time this load started; stands in for a message with no timestamps at all.
     public let loadTime: Instant
-    private var nameCache: [NameKey: (prefix: String, column: String)] = [:]
+    public let names: NameTable
+    private var nameCache: [NameKey: CachedName] = [:]
+    private var eventCache: [String: (table: Int32, slug: String)] = [:]
+    /// Per column id: the serial and position of its last field in the list being deduplicated.
+    private var lastSeen: [(serial: UInt32, index: Int32)] = []
+    private var serial: UInt32 = 0
 
-    public init(loadTime: Instant) {
+    public init(loadTime: Instant, names: NameTable = NameTable()) {
         self.loadTime = loadTime
+        self.names = names
     }
 
-    static let notStored: Set<String> = [
-        "type", "action", "channel", "version", "projectId", "writeKey", "_metadata", "integrations",
-        "messageId", "userId", "anonymousId", "timestamp", "originalTimestamp", "sentAt", "receivedAt",
-        "context",
-    ]
-
     public mutating func normalize(_ json: JSONValue) throws(RejectReason) -> Message {
-        guard case .object = json else {
+        guard case .object(let members) = json else {
             throw RejectReason("a message must be a JSON object, not \(json.typeName == "array" ? "an" : "a") \(json.typeName)")
+        }
+        // One pass over the top level; for a duplicated key the last one wins.
+        var typeValue: JSONValue?, actionValue: JSONValue?, userIdValue: JSONValue?, anonymousIdValue: JSONValue?
+        var messageIdValue: JSONValue?, receivedValue: JSONValue?, sentValue: JSONValue?, originalValue: JSONValue?
+        var timestampValue: JSONValue?, contextValue: JSONValue?, integrationsValue: JSONValue?, eventValue: JSONValue?
+        var nameValue: JSONValue?, categoryValue: JSONValue?, groupIdValue: JSONValue?, previousIdValue: JSONValue?
+        var fromValue: JSONValue?, toValue: JSONValue?, propertiesValue: JSONValue?, traitsValue: JSONValue?
+        var others: [(key: String, value: JSONValue)] = []
+        for member in members {
+            switch member.key {
+            case "type": typeValue = member.value
+            case "action": actionValue = member.value
+            case "userId": userIdValue = member.value
+            case "anonymousId": anonymousIdValue = member.value
+            case "messageId": messageIdValue = member.value
+            case "receivedAt": receivedValue = member.value
+            case "sentAt": sentValue = member.value
+            case "originalTimestamp": originalValue = member.value
+            case "timestamp": timestampValue = member.value
+            case "context": contextValue = member.value
+            case "integrations": integrationsValue = member.value
+            case "event": eventValue = member.value
+            case "name": nameValue = member.value
+            case "category": categoryValue = member.value
+            case "groupId": groupIdValue = member.value
+            case "previousId": previousIdValue = member.value
+            case "from": fromValue = member.value
+            case "to": toValue = member.value
+            case "properties": propertiesValue = member.value
+            case "traits": traitsValue = member.value
+            case "channel", "version", "projectId", "writeKey", "_metadata": continue
+            default: others.append(member)
+            }
         }
         // Type, with the pre-2014 `action` as fallback.
         let rawType: String
-        switch json["type"] ?? json["action"] {
+        switch typeValue ?? actionValue {
         case .string(let s)?: rawType = s
         case nil, .null?: throw RejectReason("missing type: the message has neither \"type\" nor \"action\"")
         case let other?: throw RejectReason("\"type\" must be a string, not a \(other.typeName)")
         }
-        guard let type = CallType(rawValue: rawType.lowercased()) else {
+        guard let type = CallType(rawValue: rawType) ?? CallType(rawValue: rawType.lowercased()) else {
             throw RejectReason("unsupported type \"\(rawType)\": only track, identify, page, screen, group and alias are loaded")
         }
 
-        let legacyAlias = type == .alias && json["previousId"] == nil && json["from"] != nil
-        let userId = try idText(json[legacyAlias ? "to" : "userId"], name: legacyAlias ? "to" : "userId")
-        let anonymousId = try idText(json["anonymousId"], name: "anonymousId")
+        let legacyAlias = type == .alias && previousIdValue == nil && fromValue != nil
+        let userId = try idText(legacyAlias ? toValue : userIdValue, name: legacyAlias ? "to" : "userId")
+        let anonymousId = try idText(anonymousIdValue, name: "anonymousId")
         guard userId != nil || anonymousId != nil else {
             throw RejectReason("missing id: the message needs a userId or an anonymousId")
         }
@@ -110,10 +145,10 @@ public struct Normalizer {
         // Timestamps. One that cannot be parsed counts as missing, and its raw value is kept in
         // `_extra` so nothing is lost.
         var extra: [(key: String, value: JSONValue)] = []
-        let received = instant(json["receivedAt"], name: "receivedAt", extra: &extra)
-        let sent = instant(json["sentAt"], name: "sentAt", extra: &extra)
-        var original = instant(json["originalTimestamp"], name: "originalTimestamp", extra: &extra)
-        var timestamp = instant(json["timestamp"], name: "timestamp", extra: &extra)
+        let received = instant(receivedValue, name: "receivedAt", extra: &extra)
+        let sent = instant(sentValue, name: "sentAt", extra: &extra)
+        var original = instant(originalValue, name: "originalTimestamp", extra: &extra)
+        var timestamp = instant(timestampValue, name: "timestamp", extra: &extra)
         let hasOriginal = original != nil
         if !hasOriginal {
             // Straight from a client: its timestamp is the original one.
@@ -138,126 +173,149 @@ public struct Normalizer {
             if timestamp == nil { timestamp = original ?? sent ?? loadTime }
         }
 
-        var message = Message(
-            type: type, id: "", receivedAt: receivedAt, userId: userId, groupId: nil, event: nil, eventTable: nil,
-            common: [], context: [], payload: [], discards: [], optedOutOfWarehouses: Self.optedOut(json["integrations"]))
-
         // messageId, or a stable id from the message's canonical content.
-        let messageId = try idText(json["messageId"], name: "messageId")
-        message.id = messageId ?? Self.derivedId(json)
+        let messageId = try idText(messageIdValue, name: "messageId") ?? Self.derivedId(json)
+        var message = Message(
+            type: type, id: messageId, receivedAt: receivedAt, userId: userId, groupId: nil, event: nil,
+            table: NameTable.table(of: type), common: [], context: [], payload: [], discards: [],
+            optedOutOfWarehouses: Self.optedOut(integrationsValue))
 
-        var common: [Field] = [
-            Field(column: "id", key: "messageId", value: .text(message.id)),
-            Field(column: "received_at", key: "receivedAt", value: .timestamp(normalized: Timestamp.format(receivedAt), raw: "")),
-        ]
-        if let anonymousId { common.append(Field(column: "anonymous_id", key: "anonymousId", value: .text(anonymousId))) }
-        if let userId { common.append(Field(column: "user_id", key: legacyAlias ? "to" : "userId", value: .text(userId))) }
-        if let sent { common.append(Field(column: "sent_at", key: "sentAt", value: .timestamp(normalized: Timestamp.format(sent), raw: ""))) }
+        var common: [Field] = []
+        common.reserveCapacity(10)
+        common.append(Field(column: NameTable.id, key: NameTable.keyMessageId, value: .text(messageId)))
+        common.append(Field(column: NameTable.receivedAt, key: NameTable.keyReceivedAt, value: .timestamp(normalized: Timestamp.format(receivedAt), raw: "")))
+        if let anonymousId { common.append(Field(column: NameTable.anonymousId, key: NameTable.keyAnonymousId, value: .text(anonymousId))) }
+        if let userId { common.append(Field(column: NameTable.userId, key: legacyAlias ? NameTable.keyTo : NameTable.keyUserId, value: .text(userId))) }
+        if let sent { common.append(Field(column: NameTable.sentAt, key: NameTable.keySentAt, value: .timestamp(normalized: Timestamp.format(sent), raw: ""))) }
         if let original {
-            common.append(Field(column: "original_timestamp", key: hasOriginal ? "originalTimestamp" : "timestamp",
+            common.append(Field(column: NameTable.originalTimestamp, key: hasOriginal ? NameTable.keyOriginalTimestamp : NameTable.keyTimestamp,
                                 value: .timestamp(normalized: Timestamp.format(original), raw: "")))
         }
         if let timestamp {
-            common.append(Field(column: "timestamp", key: "timestamp", value: .timestamp(normalized: Timestamp.format(timestamp), raw: "")))
+            common.append(Field(column: NameTable.timestamp, key: NameTable.keyTimestamp, value: .timestamp(normalized: Timestamp.format(timestamp), raw: "")))
         }
 
-        var handled = Self.notStored
-        var payloadSource: String?
+        var payloadValue: JSONValue?
+        var payloadRoot = NameTable.rootProperties
         switch type {
         case .track:
-            handled.insert("event")
-            payloadSource = "properties"
+            payloadValue = propertiesValue
+            if let traitsValue { others.append(("traits", traitsValue)) }
             let event: String
-            switch json["event"] {
+            switch eventValue {
             case .string(let s)? where !s.isEmpty: event = s
             case .int(let i)?: event = String(i)
             case nil, .null?, .string?: throw RejectReason("track without an event name")
             case let other?: throw RejectReason("\"event\" must be a string, not a \(other.typeName)")
             }
             message.event = event
-            let table = Names.eventTable(for: event)
-            message.eventTable = table
-            common.append(Field(column: "event", key: "event", value: .text(table)))
-            common.append(Field(column: "event_text", key: "event", value: .text(event)))
+            let table = eventTable(for: event)
+            message.table = table.table
+            common.append(Field(column: NameTable.event, key: NameTable.keyEvent, value: .text(table.slug)))
+            common.append(Field(column: NameTable.eventText, key: NameTable.keyEvent, value: .text(event)))
+            for (key, value) in [("name", nameValue), ("category", categoryValue), ("groupId", groupIdValue), ("previousId", previousIdValue)] {
+                if let value { others.append((key, value)) }
+            }
         case .page, .screen:
-            payloadSource = "properties"
-            for key in ["name", "category"] {
-                handled.insert(key)
-                if let value = json[key], !value.isNull {
-                    common.append(Field(column: key, key: key, value: .text(Self.plainText(value))))
+            payloadValue = propertiesValue
+            if let traitsValue { others.append(("traits", traitsValue)) }
+            if let value = nameValue, !value.isNull {
+                common.append(Field(column: NameTable.name, key: NameTable.keyName, value: .text(Self.plainText(value))))
+            }
+            if let value = categoryValue, !value.isNull {
+                common.append(Field(column: NameTable.category, key: NameTable.keyCategory, value: .text(Self.plainText(value))))
+            }
+            for (key, value) in [("event", eventValue), ("groupId", groupIdValue), ("previousId", previousIdValue)] {
+                if let value { others.append((key, value)) }
+            }
+        case .identify, .group:
+            payloadValue = traitsValue
+            payloadRoot = NameTable.rootTraits
+            if let propertiesValue { others.append(("properties", propertiesValue)) }
+            for (key, value) in [("event", eventValue), ("name", nameValue), ("category", categoryValue), ("previousId", previousIdValue)] {
+                if let value { others.append((key, value)) }
+            }
+            if type == .group {
+                guard let groupId = try idText(groupIdValue, name: "groupId") else {
+                    throw RejectReason("group call without a groupId")
                 }
+                message.groupId = groupId
+                common.append(Field(column: NameTable.groupId, key: NameTable.keyGroupId, value: .text(groupId)))
+            } else if let groupIdValue {
+                others.append(("groupId", groupIdValue))
             }
-        case .identify:
-            payloadSource = "traits"
-        case .group:
-            payloadSource = "traits"
-            handled.insert("groupId")
-            guard let groupId = try idText(json["groupId"], name: "groupId") else {
-                throw RejectReason("group call without a groupId")
-            }
-            message.groupId = groupId
-            common.append(Field(column: "group_id", key: "groupId", value: .text(groupId)))
         case .alias:
-            let key = legacyAlias ? "from" : "previousId"
-            handled.formUnion(["previousId", "from", "to"])
-            guard let previous = try idText(json[key], name: key) else {
+            guard let previous = try idText(legacyAlias ? fromValue : previousIdValue, name: legacyAlias ? "from" : "previousId") else {
                 throw RejectReason("alias call without a previousId")
             }
-            common.append(Field(column: "previous_id", key: key, value: .text(previous)))
+            common.append(Field(column: NameTable.previousId, key: legacyAlias ? NameTable.keyFrom : NameTable.keyPreviousId, value: .text(previous)))
+            for (key, value) in [("event", eventValue), ("name", nameValue), ("category", categoryValue), ("groupId", groupIdValue),
+                                 ("properties", propertiesValue), ("traits", traitsValue)] {
+                if let value { others.append((key, value)) }
+            }
+        }
+        if !legacyAlias {
+            if let fromValue { others.append(("from", fromValue)) }
+            if let toValue { others.append(("to", toValue)) }
         }
         message.common = common
 
-        if case .object(let members)? = json["context"] {
+        if case .object(let contextMembers)? = contextValue {
             var fields: [Field] = []
-            flatten(members, keyPath: "context", columnPrefix: "context", extraPath: "context", into: &fields, extra: &extra, scope: .context)
+            fields.reserveCapacity(contextMembers.count * 2)
+            flatten(contextMembers, parent: NameTable.keyContext, extraPath: "context", into: &fields, extra: &extra, scope: .context)
             message.context = deduplicate(fields, discards: &message.discards)
-        } else if let context = json["context"], !context.isNull {
+        } else if let contextValue, !contextValue.isNull {
             // Old libraries send `context.library` as a string; any scalar context is kept the same way.
-            message.context = [Field(column: "context", key: "context", value: FieldValue.from(context))]
+            message.context = [Field(column: NameTable.context, key: NameTable.keyContext, value: FieldValue.from(contextValue))]
         }
-        var payload: [Field] = []
-        if let payloadSource {
-            handled.insert(payloadSource)
-            if case .object(let members)? = json[payloadSource] {
-                flatten(members, keyPath: payloadSource, columnPrefix: "", extraPath: "", into: &payload, extra: &extra, scope: Scope(type))
-            } else if let value = json[payloadSource], !value.isNull {
-                extra.append((payloadSource, value))
-            }
+        if case .object(let payloadMembers)? = payloadValue {
+            var payload: [Field] = []
+            payload.reserveCapacity(payloadMembers.count + 1)
+            flatten(payloadMembers, parent: payloadRoot, extraPath: "", into: &payload, extra: &extra, scope: Scope(type))
+            message.payload = deduplicate(payload, discards: &message.discards)
+        } else if let payloadValue, !payloadValue.isNull {
+            extra.append((type == .identify || type == .group ? "traits" : "properties", payloadValue))
         }
         // Top-level keys the Spec does not define are kept, under their own names, in `_extra`.
-        if case .object(let members) = json {
-            for member in members where !handled.contains(member.key) && !(member.value.isNull) {
-                extra.append((member.key, member.value))
-            }
+        for member in others where !member.value.isNull {
+            extra.append(member)
         }
-        message.payload = deduplicate(payload, discards: &message.discards)
         if !extra.isEmpty {
-            message.payload.append(Field(column: "_extra", key: "_extra", value: .json(JSONWriter.string(.object(extra)))))
+            message.payload.append(Field(column: NameTable.extra, key: NameTable.extra, value: .json(JSONWriter.string(.object(extra)))))
         }
         return message
+    }
+
+    /// An event's table id and slug, cached per raw name.
+    private mutating func eventTable(for event: String) -> (table: Int32, slug: String) {
+        if let cached = eventCache[event] { return cached }
+        let table = Names.eventTable(for: event)
+        let result = (names.id(table), table)
+        if eventCache.count > 100_000 { eventCache.removeAll(keepingCapacity: true) }
+        eventCache[event] = result
+        return result
     }
 
     /// Flattens nested objects into fields named by their snake-cased path. Keys whose name is
     /// empty after normalization go to `extra` under their original path.
     private mutating func flatten(
-        _ members: [(key: String, value: JSONValue)], keyPath: String, columnPrefix: String, extraPath: String,
+        _ members: [(key: String, value: JSONValue)], parent: Int32, extraPath: String,
         into fields: inout [Field], extra: inout [(key: String, value: JSONValue)], scope: Scope
     ) {
         for member in members {
             if member.value.isNull { continue }
-            let names = self.names(prefix: columnPrefix, key: member.key, scope: scope)
-            if names.prefix.isEmpty {
+            let name = self.name(parent: parent, key: member.key, scope: scope)
+            guard let name else {
                 extra.append((extraPath.isEmpty ? member.key : extraPath + "." + member.key, member.value))
                 continue
             }
-            let path = keyPath + "." + member.key
             if case .object(let nested) = member.value {
-                flatten(nested, keyPath: path, columnPrefix: names.prefix,
-                        extraPath: extraPath.isEmpty ? member.key : extraPath + "." + member.key,
+                flatten(nested, parent: name.key, extraPath: extraPath.isEmpty ? member.key : extraPath + "." + member.key,
                         into: &fields, extra: &extra, scope: scope)
                 continue
             }
-            fields.append(Field(column: names.column, key: path, value: FieldValue.from(member.value)))
+            fields.append(Field(column: name.column, key: name.key, value: FieldValue.from(member.value)))
         }
     }
 
@@ -276,68 +334,94 @@ public struct Normalizer {
             }
         }
 
-        var reserved: Set<String> {
+        var callType: CallType? {
             switch self {
-            case .context: return []
-            case .track: return Set(CallType.track.commonColumns.map(\.name))
-            case .identify: return Set(CallType.identify.commonColumns.map(\.name))
-            case .page: return Set(CallType.page.commonColumns.map(\.name))
-            case .screen: return Set(CallType.screen.commonColumns.map(\.name))
-            case .group: return Set(CallType.group.commonColumns.map(\.name))
-            case .alias: return Set(CallType.alias.commonColumns.map(\.name))
+            case .context: return nil
+            case .track: return .track
+            case .identify: return .identify
+            case .page: return .page
+            case .screen: return .screen
+            case .group: return .group
+            case .alias: return .alias
             }
         }
     }
 
     struct NameKey: Hashable {
-        var prefix: String
+        var parent: Int32
         var key: String
         var scope: Scope
     }
 
-    /// The snake-cased path so far (`prefix`, empty when the key has no ASCII name) and the
-    /// final column name of a key under `prefix`, cached: the same keys recur on every line.
-    private mutating func names(prefix: String, key: String, scope: Scope) -> (prefix: String, column: String) {
-        let cacheKey = NameKey(prefix: prefix, key: key, scope: scope)
-        if let cached = nameCache[cacheKey] { return cached }
+    /// A key path's id, its column's id, and the snake-cased path so far (for nested keys).
+    struct CachedName {
+        var key: Int32
+        var column: Int32
+        var prefix: String
+    }
+
+    /// The names of `key` under the path `parent`, cached: the same keys recur on every line.
+    /// Nil when the key has no ASCII letters or digits (it goes to `_extra`).
+    private mutating func name(parent: Int32, key: String, scope: Scope) -> CachedName? {
+        let cacheKey = NameKey(parent: parent, key: key, scope: scope)
+        if let cached = nameCache[cacheKey] { return cached.column < 0 ? nil : cached }
         let part = snakeCase(key)
-        var result = ("", "")
+        var result = CachedName(key: -1, column: -1, prefix: "")
         if !part.isEmpty {
-            let joined = prefix.isEmpty ? part : prefix + "_" + part
-            result = (joined, columnName(joined, scope: scope))
+            let parentPath = names.keyName(parent)
+            let parentPrefix: String
+            switch parent {
+            case NameTable.rootProperties, NameTable.rootTraits: parentPrefix = ""
+            case NameTable.keyContext: parentPrefix = "context"
+            default: parentPrefix = prefixes[parent] ?? ""
+            }
+            let joined = parentPrefix.isEmpty ? part : parentPrefix + "_" + part
+            result = CachedName(key: names.id(parentPath + "." + key), column: names.id(columnName(joined, scope: scope)), prefix: joined)
+            prefixes[result.key] = joined
         }
         if nameCache.count > 100_000 { nameCache.removeAll(keepingCapacity: true) }
         nameCache[cacheKey] = result
-        return result
+        return result.column < 0 ? nil : result
     }
+
+    /// The snake-cased column prefix of each nested key path met so far.
+    private var prefixes: [Int32: String] = [:]
 
     /// The final column name of a flattened path: SQL-safe, and `_`-prefixed when a property
     /// or trait would take a common column's name, the `context_` namespace or `_extra`.
     private func columnName(_ snake: String, scope: Scope) -> String {
         var name = Names.sqlSafe(snake)
-        if scope != .context, scope.reserved.contains(name) || name.hasPrefix("context_") || name == "context" || name == "_extra" {
+        if let type = scope.callType,
+           type.commonColumns.contains(where: { $0.name == name }) || name.hasPrefix("context_") || name == "context" || name == "_extra" {
             name = Names.fitLength("_" + name)
         }
         return name
     }
 
     /// Keeps the last field of each column; the earlier ones become discards.
-    private func deduplicate(_ fields: [Field], discards: inout [PendingDiscard]) -> [Field] {
+    private mutating func deduplicate(_ fields: [Field], discards: inout [PendingDiscard]) -> [Field] {
         if fields.count < 2 { return fields }
-        var lastIndex: [String: Int] = [:]
-        lastIndex.reserveCapacity(fields.count)
-        for (i, field) in fields.enumerated() { lastIndex[field.column] = i }
-        if lastIndex.count == fields.count { return fields }
-        var kept: [Field] = []
-        kept.reserveCapacity(lastIndex.count)
+        serial &+= 1
+        var duplicates = false
         for (i, field) in fields.enumerated() {
-            if lastIndex[field.column] == i {
+            let c = Int(field.column)
+            if c >= lastSeen.count { lastSeen.append(contentsOf: repeatElement((serial: UInt32(0), index: Int32(0)), count: c + 64 - lastSeen.count)) }
+            if lastSeen[c].serial == serial { duplicates = true }
+            lastSeen[c] = (serial, Int32(i))
+        }
+        if !duplicates { return fields }
+        var kept: [Field] = []
+        kept.reserveCapacity(fields.count)
+        for (i, field) in fields.enumerated() {
+            let last = Int(lastSeen[Int(field.column)].index)
+            if last == i {
                 kept.append(field)
             } else {
-                let winner = fields[lastIndex[field.column]!]
+                let winner = fields[last]
+                let column = names.name(field.column)
                 discards.append(PendingDiscard(
                     column: field.column, value: field.value.jsonText,
-                    reason: "\(field.key) and \(winner.key) both map to column \(field.column) in one message; the last one was kept"))
+                    reason: "\(names.keyName(field.key)) and \(names.keyName(winner.key)) both map to column \(column) in one message; the last one was kept"))
             }
         }
         return kept

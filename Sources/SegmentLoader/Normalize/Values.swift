@@ -101,15 +101,16 @@ public enum FieldValue: Sendable, Equatable {
     }
 }
 
-/// A value bound for one column of one row.
+/// A value bound for one column of one row. Column and source key are ids in the run's
+/// `NameTable`.
 public struct Field: Sendable {
     /// The column's warehouse name.
-    public var column: String
+    public var column: Int32
     /// The dotted path of the key in the message (`properties.orderId`), for the schema catalog.
-    public var key: String
+    public var key: Int32
     public var value: FieldValue
 
-    public init(column: String, key: String, value: FieldValue) {
+    public init(column: Int32, key: Int32, value: FieldValue) {
         self.column = column
         self.key = key
         self.value = value
@@ -119,7 +120,7 @@ public struct Field: Sendable {
 /// A value kept out of its column before the row is written (two keys of one message on
 /// one column); it goes to `_discards` with the row's id.
 public struct PendingDiscard: Sendable, Equatable {
-    public var column: String
+    public var column: Int32
     public var value: String
     public var reason: String
 }

@@ -11,8 +11,8 @@ struct LineProcessor {
     /// Nanoseconds spent parsing and normalizing, for the benchmark's stage times.
     private(set) var nanoseconds: UInt64 = 0
 
-    init(loadTime: Instant) {
-        normalizer = Normalizer(loadTime: loadTime)
+    init(loadTime: Instant, names: NameTable) {
+        normalizer = Normalizer(loadTime: loadTime, names: names)
     }
 
     mutating func process(_ line: UnsafeBufferPointer<UInt8>, problem: LineProblem?) -> [Parsed] {

@@ -40,23 +40,23 @@ struct Position: Sendable, Comparable, Hashable {
 struct FileScan: Sendable {
     var sha256: String = ""
     var skippedAs: String?
-    var types: [String: [String: ColumnType]] = [:]
+    /// Planned types keyed by `table << 32 | column` (ids in the run's NameTable).
+    var types: [Int64: ColumnType] = [:]
     var ids: [String: Position] = [:]
     var error: String?
 
     /// Widens the planned type of each field's column with the field's value.
-    mutating func observe(_ fields: [Field], in table: String) {
-        if fields.isEmpty { return }
-        var columns = types.removeValue(forKey: table) ?? [:]
+    mutating func observe(_ fields: [Field], in table: Int32) {
+        let high = Int64(table) << 32
         for field in fields {
             guard let type = field.value.columnType else { continue }
-            if let current = columns[field.column] {
-                if current != type { columns[field.column] = current.widened(with: type) }
+            let key = high | Int64(field.column)
+            if let current = types[key] {
+                if current != type { types[key] = current.widened(with: type) }
             } else {
-                columns[field.column] = type
+                types[key] = type
             }
         }
-        types[table] = columns
     }
 }
 
@@ -128,6 +128,7 @@ public enum LoadRun {
         options: LoadOptions, summary: inout RunSummary, log: (String) -> Void
     ) throws {
         let known = try warehouse.loadedHashes()
+        let names = NameTable()
 
         let times = StageTimes()
         let scanStarted = monotonicNanoseconds()
@@ -143,7 +144,7 @@ public enum LoadRun {
         let skipOptedOut = options.skipOptedOut
         let reader = ArchiveReader(maxLineBytes: options.maxLineBytes)
         startWorkers(jobs: options.jobs, count: archives.count, label: "scan") { i in
-            let scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime,
+            let scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime, names: names,
                                  skipOptedOut: skipOptedOut, times: times)
             scans.withLock { $0[i] = scan }
         }.wait()
@@ -154,7 +155,7 @@ public enum LoadRun {
 
         // Plan: one type per new column over the whole run; one winning copy per message id;
         // a file whose bytes another file of this run already has is skipped.
-        var planned: [String: [String: ColumnType]] = [:]
+        var planned: [Int64: ColumnType] = [:]
         var winners: [String: Position] = [:]
         var firstPathOfHash: [String: String] = [:]
         for i in archives.indices {
@@ -168,10 +169,8 @@ public enum LoadRun {
                 firstPathOfHash[scan.sha256] = archives[i].path
             }
             if scan.skippedAs != nil { continue }
-            for (table, columns) in scan.types {
-                for (column, type) in columns {
-                    planned[table, default: [:]][column] = planned[table]?[column].map { $0.widened(with: type) } ?? type
-                }
+            for (key, type) in scan.types {
+                planned[key] = planned[key].map { $0.widened(with: type) } ?? type
             }
             for (id, position) in scan.ids {
                 if let current = winners[id], current < position { continue }
@@ -185,7 +184,7 @@ public enum LoadRun {
         log("scanned \(archives.count) archives: \(toLoad.count) to load, \(winners.count) distinct message ids")
 
         // Pass 2: load, files committed one by one in path order.
-        let writer = try Writer(warehouse: warehouse, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
+        let writer = try Writer(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
         writer.plannedTypes = planned
         let channels = toLoad.map { _ in Channel<Chunk>(capacity: 8) }
         let stop = StopFlag()
@@ -193,7 +192,7 @@ public enum LoadRun {
         let expected = toLoad.map { results[$0]!.sha256 }
         let group = startWorkers(jobs: options.jobs, count: toLoad.count, label: "load") { k in
             let i = toLoad[k]
-            Self.produce(archives[i], index: i, winners: shared, reader: reader, loadTime: loadTime,
+            Self.produce(archives[i], index: i, winners: shared, reader: reader, loadTime: loadTime, names: names,
                          skipOptedOut: skipOptedOut, channel: channels[k], stop: stop, times: times)
         }
         defer {
@@ -275,7 +274,7 @@ public enum LoadRun {
 
     /// Pass 1 for one archive.
     static func scan(_ archive: Archive, index: Int, known: [String: String], reader: ArchiveReader,
-                     loadTime: Instant, skipOptedOut: Bool, times: StageTimes) -> FileScan {
+                     loadTime: Instant, names: NameTable, skipOptedOut: Bool, times: StageTimes) -> FileScan {
         var scan = FileScan()
         do {
             let (sha, _) = try ArchiveReader.sha256(path: archive.path)
@@ -284,7 +283,7 @@ public enum LoadRun {
                 scan.skippedAs = earlier
                 return scan
             }
-            var processor = LineProcessor(loadTime: loadTime)
+            var processor = LineProcessor(loadTime: loadTime, names: names)
             defer { times.add(parse: processor.nanoseconds) }
             let outcome = try reader.read(path: archive.path, format: archive.format) { line, bytes, problem in
                 for parsed in processor.process(bytes, problem: problem) {
@@ -294,10 +293,9 @@ public enum LoadRun {
                                             line: Int32(clamping: line), item: Int32(item ?? 0))
                     if let current = scan.ids[message.id], current < position {} else { scan.ids[message.id] = position }
                     // Common columns have fixed types; context and payload columns get planned ones.
-                    let table = message.eventTable ?? message.type.table
-                    scan.observe(message.context, in: table)
-                    scan.observe(message.payload, in: table)
-                    if message.type == .track { scan.observe(message.context, in: "tracks") }
+                    scan.observe(message.context, in: message.table)
+                    scan.observe(message.payload, in: message.table)
+                    if message.type == .track { scan.observe(message.context, in: NameTable.tracks) }
                 }
             }
             times.add(inflate: outcome.inflateNanoseconds)
@@ -309,8 +307,8 @@ public enum LoadRun {
 
     /// Pass 2 for one archive: the writer's work, in order, through `channel`.
     static func produce(_ archive: Archive, index: Int, winners: [String: Position], reader: ArchiveReader,
-                        loadTime: Instant, skipOptedOut: Bool, channel: Channel<Chunk>, stop: StopFlag, times: StageTimes) {
-        var processor = LineProcessor(loadTime: loadTime)
+                        loadTime: Instant, names: NameTable, skipOptedOut: Bool, channel: Channel<Chunk>, stop: StopFlag, times: StageTimes) {
+        var processor = LineProcessor(loadTime: loadTime, names: names)
         defer { times.add(parse: processor.nanoseconds) }
         var chunk = Chunk()
         chunk.items.reserveCapacity(1024)

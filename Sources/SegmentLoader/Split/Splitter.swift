@@ -1,27 +1,20 @@
-/// One row bound for one table.
-public struct Row: Sendable {
-    public var table: String
-    public var type: CallType
-    public var fields: [Field]
-    /// Values of this message kept out of their columns; written with this row's id.
-    public var discards: [PendingDiscard]
+/// One row a message yields: the table, and which of the message's field lists it takes.
+/// The lists are not copied; the writer reads them from the message.
+public struct RowPlan: Sendable, Equatable {
+    public var table: Int32
+    /// Whether the row takes the properties or traits (and `_extra`) besides common and
+    /// context columns; the row that does also carries the message's discards.
+    public var withPayload: Bool
 }
 
 /// Splits a message into the rows of the contract's tables (section 3): a track call goes to
 /// `tracks` (common and context columns) and to its event's own table (with properties);
 /// every other call to its one table. `users` and `accounts` are derived by the writer.
 public enum Splitter {
-    public static func rows(for message: Message) -> [Row] {
-        switch message.type {
-        case .track:
-            let base = message.common + message.context
-            return [
-                Row(table: "tracks", type: .track, fields: base, discards: []),
-                Row(table: message.eventTable ?? "tracks", type: .track, fields: base + message.payload, discards: message.discards),
-            ]
-        default:
-            return [Row(table: message.type.table, type: message.type,
-                        fields: message.common + message.context + message.payload, discards: message.discards)]
+    public static func rows(for message: Message) -> [RowPlan] {
+        if message.type == .track {
+            return [RowPlan(table: NameTable.tracks, withPayload: false), RowPlan(table: message.table, withPayload: true)]
         }
+        return [RowPlan(table: message.table, withPayload: true)]
     }
 }
