@@ -21,7 +21,11 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
 public final class Database {
     let handle: OpaquePointer
 
+    /// Memory statistics off, once, before the first connection (see the shim).
+    private static let configured: Bool = csqlite_disable_memstatus() == SQLITE_OK
+
     public init(path: String, readOnly: Bool = false) throws(SQLiteError) {
+        _ = Database.configured
         var db: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
         let status = sqlite3_open_v2(path, &db, flags, nil)

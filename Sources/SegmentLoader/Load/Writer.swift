@@ -19,6 +19,8 @@ final class Writer {
         var lastKey: [Int32] = []
         var eventNames: Set<String> = []
         var insert: Statement?
+        /// Rows this run wrote (call and event tables).
+        var rowsWritten: Int64 = 0
 
         init(id: Int32, name: String, callType: CallType?, profileOf: Int32?) {
             self.id = id
@@ -60,7 +62,14 @@ final class Writer {
     var plannedTypes: [Int64: ColumnType] = [:]
 
     private(set) var tables: [Int32: TableState] = [:]
-    private(set) var rowsPerTable: [String: Int64] = [:]
+    private var profileRows: [String: Int64] = [:]
+
+    /// Rows written per table in this run (for users and accounts: distinct rows inserted or updated).
+    var rowsPerTable: [String: Int64] {
+        var result = profileRows
+        for state in tables.values where state.rowsWritten > 0 { result[state.name] = state.rowsWritten }
+        return result
+    }
     private(set) var newTables: [String] = []
     private(set) var newColumns = 0
     /// Values that went to `_extra` because their table was at its column limit.
@@ -135,10 +144,12 @@ final class Writer {
 
     /// What the run has counted before the current file, restored if the file rolls back.
     private var beforeFile: (rows: [String: Int64], tables: [String], columns: Int, overflow: Int64, profiles: [String: Set<String>])?
+    /// Rows per table of earlier runs' tables, kept across a reload of the schema.
+    private var carriedRows: [String: Int64] = [:]
 
     func beginFile() throws {
         try db.execute("BEGIN IMMEDIATE")
-        beforeFile = (rowsPerTable, newTables, newColumns, overflowValues, profilesUpdated)
+        beforeFile = (tables.values.reduce(into: [:]) { $0[$1.name] = $1.rowsWritten }, newTables, newColumns, overflowValues, profilesUpdated)
         touchedUsers.removeAll()
         touchedAccounts.removeAll()
         fileDiscards = 0
@@ -166,9 +177,11 @@ final class Writer {
     func rollbackFile() throws {
         try? db.execute("ROLLBACK")
         if let before = beforeFile {
-            (rowsPerTable, newTables, newColumns, overflowValues, profilesUpdated) = before
+            (carriedRows, newTables, newColumns, overflowValues, profilesUpdated) = before
+            profileRows = profilesUpdated.mapValues { Int64($0.count) }
         }
         try reloadSchema()
+        for state in tables.values { state.rowsWritten = carriedRows[state.name] ?? 0 }
     }
 
     /// Records a file that could not be read at all, in its own transaction.
@@ -212,7 +225,7 @@ final class Writer {
         fresh.reserveCapacity(messages.count)
         for (i, message) in messages.enumerated() {
             insertMessageId.bindText(message.id, at: 1)
-            insertMessageId.bindText(names.name(message.table), at: 2)
+            insertMessageId.bindText(tableName(message.table), at: 2)
             insertMessageId.bindInt(loadId, at: 3)
             defer { insertMessageId.reset() }
             try insertMessageId.step()
@@ -230,6 +243,15 @@ final class Writer {
             if message.type == .group, let groupId = message.groupId { touchedAccounts.insert(groupId) }
         }
         return written
+    }
+
+    private var tableNames: [Int32: String] = [:]
+
+    private func tableName(_ id: Int32) -> String {
+        if let name = tableNames[id] { return name }
+        let name = names.name(id)
+        tableNames[id] = name
+        return name
     }
 
     private func insert(_ message: Message, _ plan: RowPlan) throws {
@@ -276,7 +298,7 @@ final class Writer {
         if let index = state.index(of: NameTable.uuidTs) { statement.bindText(uuidTs, at: Int32(index + 1)) }
         defer { statement.reset() }
         try statement.step()
-        rowsPerTable[state.name, default: 0] += 1
+        state.rowsWritten += 1
         if !discards.isEmpty {
             let rowId = db.lastInsertRowID
             let receivedAt = Timestamp.format(message.receivedAt)
@@ -567,7 +589,7 @@ final class Writer {
             select.reset()
             try upsert.run([.text(id), receivedAt, .text(uuidTs)] + values)
             profilesUpdated[profile.name, default: []].insert(id)
-            rowsPerTable[profile.name] = Int64(profilesUpdated[profile.name]!.count)
+            profileRows[profile.name] = Int64(profilesUpdated[profile.name]!.count)
         }
     }
 }

@@ -152,19 +152,20 @@ public enum Timestamp {
         var rem = secs % 86_400
         if rem < 0 { rem += 86_400; days -= 1 }
         let (y, m, d) = civilFromDays(Int(days))
-        var out = [UInt8](repeating: 0, count: 24)
-        func put(_ v: Int, _ at: Int, _ width: Int) {
-            var v = v
-            for k in stride(from: at + width - 1, through: at, by: -1) {
-                out[k] = UInt8(0x30 + v % 10)
-                v /= 10
+        return String(unsafeUninitializedCapacity: 24) { out in
+            func put(_ v: Int, _ at: Int, _ width: Int) {
+                var v = v
+                for k in stride(from: at + width - 1, through: at, by: -1) {
+                    out[k] = UInt8(0x30 + v % 10)
+                    v /= 10
+                }
             }
+            put(y, 0, 4); out[4] = 0x2d; put(m, 5, 2); out[7] = 0x2d; put(d, 8, 2)
+            out[10] = 0x54
+            put(Int(rem / 3600), 11, 2); out[13] = 0x3a; put(Int(rem % 3600 / 60), 14, 2); out[16] = 0x3a
+            put(Int(rem % 60), 17, 2); out[19] = 0x2e; put(Int(milli), 20, 3); out[23] = 0x5a
+            return 24
         }
-        put(y, 0, 4); out[4] = 0x2d; put(m, 5, 2); out[7] = 0x2d; put(d, 8, 2)
-        out[10] = 0x54
-        put(Int(rem / 3600), 11, 2); out[13] = 0x3a; put(Int(rem % 3600 / 60), 14, 2); out[16] = 0x3a
-        put(Int(rem % 60), 17, 2); out[19] = 0x2e; put(Int(milli), 20, 3); out[23] = 0x5a
-        return String(decoding: out, as: UTF8.self)
     }
 
     /// `YYYY-MM-DD` of a UTC midnight given in epoch milliseconds, as in Segment's S3 layout.
