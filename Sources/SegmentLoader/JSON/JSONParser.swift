@@ -158,7 +158,13 @@ public struct JSONParser {
             if b == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[start..<pos])
                 pos += 1
-                if ascii { return String(decoding: slice, as: UTF8.self) }
+                if ascii {
+                    // Already known to be ASCII: copy without another validation pass.
+                    return String(unsafeUninitializedCapacity: slice.count) { out in
+                        _ = out.initialize(fromContentsOf: slice)
+                        return slice.count
+                    }
+                }
                 guard let s = String(validating: slice, as: UTF8.self) else {
                     pos = start
                     throw error("invalid UTF-8 in a string")
@@ -308,8 +314,31 @@ public struct JSONParser {
                 return .int(magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude))
             }
         }
-        let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<pos]), as: UTF8.self)
+        let text = String(unsafeUninitializedCapacity: pos - start) { out in
+            _ = out.initialize(fromContentsOf: UnsafeBufferPointer(rebasing: bytes[start..<pos]))
+            return pos - start
+        }
+        // Up to 15 significant digits always survive a double; only longer numbers need the
+        // round-trip check.
+        if !overflow, significantDigits(start..<pos) <= 15, let d = Double(text), d.isFinite {
+            return .double(d)
+        }
         return NumberText.classify(text)
+    }
+
+    /// Digits of a number's text from the first non-zero one, not counting the exponent.
+    private func significantDigits(_ range: Range<Int>) -> Int {
+        var count = 0
+        var leading = true
+        for i in range {
+            let b = bytes[i]
+            if b == UInt8(ascii: "e") || b == UInt8(ascii: "E") { break }
+            guard isDigit(b) else { continue }
+            if leading && b == UInt8(ascii: "0") { continue }
+            leading = false
+            count += 1
+        }
+        return count
     }
 
     @inline(__always) private func isDigit(_ b: UInt8) -> Bool {
