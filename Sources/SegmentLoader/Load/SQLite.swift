@@ -142,6 +142,16 @@ public final class Statement {
         }
     }
 
+    /// Binds bytes the caller keeps alive and unchanged until the statement is reset
+    /// (SQLITE_STATIC: SQLite does not copy them).
+    @inline(__always) func bindStaticText(_ bytes: UnsafeRawBufferPointer, at index: Int32) {
+        if bytes.isEmpty {
+            sqlite3_bind_text(handle, index, "", 0, csqlite_transient())
+        } else {
+            sqlite3_bind_text(handle, index, bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count), nil)
+        }
+    }
+
     @inline(__always) public func bindInt(_ i: Int64, at index: Int32) { sqlite3_bind_int64(handle, index, i) }
     @inline(__always) public func bindDouble(_ d: Double, at index: Int32) { sqlite3_bind_double(handle, index, d) }
     @inline(__always) public func bindNull(at index: Int32) { sqlite3_bind_null(handle, index) }

@@ -18,6 +18,8 @@ final class Writer {
         var keys: [Set<Int32>] = []
         var lastKey: [Int32] = []
         var eventNames: Set<String> = []
+        /// The raw event name of the last row, to skip the set lookup while it repeats.
+        var lastEvent: [UInt8] = []
         var insert: Statement?
         /// Rows this run wrote (call and event tables).
         var rowsWritten: Int64 = 0
@@ -214,35 +216,40 @@ final class Writer {
         try insertReject.step()
     }
 
-    /// Writes a batch of messages, each unless its id is already in the warehouse; returns, for
-    /// each, whether it was written. The tables and columns the batch needs are created first,
+    /// Writes a chunk's messages, each unless its id is already in the warehouse; returns, for
+    /// each, whether it was written. The tables and columns the chunk needs are created first,
     /// together (one CREATE TABLE for a new table rather than one ALTER per column: every schema
     /// change makes SQLite parse the whole schema again).
-    func write(_ messages: [Message]) throws -> [Bool] {
-        var written: [Bool] = []
-        written.reserveCapacity(messages.count)
-        var fresh: [Int] = []
-        fresh.reserveCapacity(messages.count)
-        for (i, message) in messages.enumerated() {
-            insertMessageId.bindText(message.id, at: 1)
-            insertMessageId.bindText(tableName(message.table), at: 2)
-            insertMessageId.bindInt(loadId, at: 3)
-            defer { insertMessageId.reset() }
-            try insertMessageId.step()
-            let isNew = db.changes > 0
-            written.append(isNew)
-            if isNew { fresh.append(i) }
-        }
-        try growSchema(for: fresh.lazy.map { messages[$0] })
-        for i in fresh {
-            let message = messages[i]
-            for plan in Splitter.rows(for: message) {
-                try insert(message, plan)
+    func write(_ records: MessageRecords) throws -> [Bool] {
+        try records.bytes.withUnsafeBytes { raw in
+            var written: [Bool] = []
+            written.reserveCapacity(records.count)
+            var fresh: [RecordCursor.Header] = []
+            fresh.reserveCapacity(records.count)
+            var cursor = RecordCursor(raw)
+            for _ in 0..<records.count {
+                let header = cursor.header()
+                cursor.skipFields(header.common + header.context + header.payload)
+                for _ in 0..<header.discards { _ = cursor.discard() }
+                insertMessageId.bindStaticText(header.id, at: 1)
+                insertMessageId.bindText(tableName(header.table), at: 2)
+                insertMessageId.bindInt(loadId, at: 3)
+                defer { insertMessageId.reset() }
+                try insertMessageId.step()
+                let isNew = db.changes > 0
+                written.append(isNew)
+                if isNew { fresh.append(header) }
             }
-            if message.type == .identify, let userId = message.userId { touchedUsers.insert(userId) }
-            if message.type == .group, let groupId = message.groupId { touchedAccounts.insert(groupId) }
+            try growSchema(for: fresh, in: raw)
+            for header in fresh {
+                try Splitter.forEachRow(type: header.type, table: header.table) { plan in
+                    try insert(header, in: raw, table: plan.table, withPayload: plan.withPayload)
+                }
+                if header.type == .identify, let userId = header.userId { touchedUsers.insert(userId.string) }
+                if header.type == .group, let groupId = header.groupId { touchedAccounts.insert(groupId.string) }
+            }
+            return written
         }
-        return written
     }
 
     private var tableNames: [Int32: String] = [:]
@@ -254,38 +261,61 @@ final class Writer {
         return name
     }
 
-    private func insert(_ message: Message, _ plan: RowPlan) throws {
-        guard let state = tables[plan.table] else { preconditionFailure("growSchema did not create table \(plan.table)") }
-        if plan.withPayload, let event = message.event, !state.eventNames.contains(event) {
-            state.eventNames.insert(event)
-            try updateEventNames.run([.text(JSONWriter.string(.array(state.eventNames.sorted().map { .string($0) }))), .text(state.name)])
+    /// Inserts one row of a record: common and context fields, and the properties or traits
+    /// (with the record's discards) when `withPayload`.
+    private func insert(_ header: RecordCursor.Header, in raw: UnsafeRawBufferPointer, table: Int32, withPayload: Bool) throws {
+        guard let state = tables[table] else { preconditionFailure("growSchema did not create table \(table)") }
+        if withPayload, let event = header.event, !event.equals(state.lastEvent) {
+            state.lastEvent = Array(event)
+            let name = event.string
+            if !state.eventNames.contains(name) {
+                state.eventNames.insert(name)
+                try updateEventNames.run([.text(JSONWriter.string(.array(state.eventNames.sorted().map { .string($0) }))), .text(state.name)])
+            }
         }
         let statement = try insertStatement(for: state)
-        var discards: [PendingDiscard] = plan.withPayload ? message.discards : []
+        var discards: [PendingDiscard] = []
         var overflow: [(key: String, value: JSONValue)] = []
         var extraText: String?
-
-        func bind(_ fields: [Field]) throws {
-            for field in fields {
-                if case .null = field.value { continue }
-                guard let index = state.index(of: field.column) else {
-                    // Past the per-table column limit: the value goes to the row's `_extra` JSON.
-                    overflow.append((names.keyName(field.key).droppingScope(), field.value.jsonValue))
-                    continue
-                }
-                if state.lastKey[index] != field.key { try noteKey(field, at: index, in: state) }
-                if field.column == NameTable.extra, case .json(let text) = field.value {
-                    extraText = text
-                    continue
-                }
-                if let reason = bindConverted(field.value, to: state.types[index], at: Int32(index + 1), in: statement) {
-                    discards.append(PendingDiscard(column: field.column, value: field.value.jsonText, reason: reason))
+        var cursor = RecordCursor(raw)
+        cursor.offset = header.fieldsOffset
+        let fieldCount = header.common + header.context + (withPayload ? header.payload : 0)
+        for _ in 0..<fieldCount {
+            let (column, key, value) = cursor.field()
+            if case .null = value { continue }
+            guard let index = state.index(of: column) else {
+                // Past the per-table column limit: the value goes to the row's `_extra` JSON.
+                overflow.append((names.keyName(key).droppingScope(), value.value.jsonValue))
+                continue
+            }
+            if state.lastKey[index] != key { try noteKey(column: column, key: key, at: index, in: state) }
+            if column == NameTable.extra, case .json(let text) = value {
+                extraText = text.string
+                continue
+            }
+            let at = Int32(index + 1)
+            switch (state.types[index], value) {
+            case (.text, .text(let t)): statement.bindStaticText(t, at: at)
+            case (.timestamp, .timestamp(let normalized, _)): statement.bindStaticText(normalized, at: at)
+            case (.integer, .int(let i)): statement.bindInt(i, at: at)
+            case (.real, .real(let d)): statement.bindDouble(d, at: at)
+            case (.boolean, .bool(let b)): statement.bindInt(b ? 1 : 0, at: at)
+            case (.text, .json(let t)), (.text, .bigNumber(let t)): statement.bindStaticText(t, at: at)
+            case (.text, .timestamp(_, let rawText)): statement.bindStaticText(rawText, at: at)
+            case (let type, _):
+                let owned = value.value
+                switch convert(owned, to: type) {
+                case .value(.integer(let i)): statement.bindInt(i, at: at)
+                case .value(.real(let d)): statement.bindDouble(d, at: at)
+                case .value(.text(let s)): statement.bindText(s, at: at)
+                case .value: statement.bindNull(at: at)
+                case .discard(let reason): discards.append(PendingDiscard(column: column, value: owned.jsonText, reason: reason))
                 }
             }
         }
-        try bind(message.common)
-        try bind(message.context)
-        if plan.withPayload { try bind(message.payload) }
+        if withPayload {
+            for _ in 0..<header.discards { discards.append(cursor.discard()) }
+        }
         if !overflow.isEmpty {
             var members: [(key: String, value: JSONValue)] = []
             if let extraText, case .object(let existing)? = try? JSONParser.parse(extraText) { members = existing }
@@ -301,10 +331,11 @@ final class Writer {
         state.rowsWritten += 1
         if !discards.isEmpty {
             let rowId = db.lastInsertRowID
-            let receivedAt = Timestamp.format(message.receivedAt)
+            let receivedAt = Timestamp.format(Instant(seconds: header.receivedAtMilliseconds / 1000,
+                                                      nanos: header.receivedAtMilliseconds % 1000 * 1_000_000))
             for discard in discards {
                 try insertDiscard.run([
-                    .text(state.name), .text(names.name(discard.column)), .integer(rowId), .text(message.id), .text(discard.value),
+                    .text(state.name), .text(names.name(discard.column)), .integer(rowId), .text(header.id.string), .text(discard.value),
                     .text(discard.reason), .text(receivedAt), .integer(loadId),
                 ])
                 fileDiscards += 1
@@ -314,14 +345,14 @@ final class Writer {
 
     /// Records a source key seen for the first time on an existing column (a name collision
     /// the schema catalog shows), and on its twin in users or accounts.
-    private func noteKey(_ field: Field, at index: Int, in state: TableState) throws {
-        state.lastKey[index] = field.key
-        guard field.column != NameTable.extra, !state.keys[index].contains(field.key) else { return }
-        state.keys[index].insert(field.key)
+    private func noteKey(column: Int32, key: Int32, at index: Int, in state: TableState) throws {
+        state.lastKey[index] = key
+        guard column != NameTable.extra, !state.keys[index].contains(key) else { return }
+        state.keys[index].insert(key)
         try updateKeys.run([.text(keysJSON(state.keys[index])), .text(state.name), .text(state.order[index])])
-        if isTrait(field), let twin = profileTwin(of: state), let twinIndex = twin.index(of: field.column),
-           !twin.keys[twinIndex].contains(field.key) {
-            twin.keys[twinIndex].insert(field.key)
+        if names.keyName(key).hasPrefix("traits."), let twin = profileTwin(of: state), let twinIndex = twin.index(of: column),
+           !twin.keys[twinIndex].contains(key) {
+            twin.keys[twinIndex].insert(key)
             try updateKeys.run([.text(keysJSON(twin.keys[twinIndex])), .text(twin.name), .text(twin.order[twinIndex])])
         }
     }
@@ -362,27 +393,6 @@ final class Writer {
         }
     }
 
-    /// Binds a value converted to its column's type; returns the discard reason when it does not fit.
-    @inline(__always)
-    private func bindConverted(_ value: FieldValue, to type: ColumnType, at index: Int32, in statement: Statement) -> String? {
-        switch (type, value) {
-        case (.text, .text(let s)): statement.bindText(s, at: index)
-        case (.timestamp, .timestamp(let normalized, _)): statement.bindText(normalized, at: index)
-        case (.integer, .int(let i)): statement.bindInt(i, at: index)
-        case (.real, .real(let d)): statement.bindDouble(d, at: index)
-        case (.boolean, .bool(let b)): statement.bindInt(b ? 1 : 0, at: index)
-        default:
-            switch convert(value, to: type) {
-            case .value(.integer(let i)): statement.bindInt(i, at: index)
-            case .value(.real(let d)): statement.bindDouble(d, at: index)
-            case .value(.text(let s)): statement.bindText(s, at: index)
-            case .value: statement.bindNull(at: index)
-            case .discard(let reason): return reason
-            }
-        }
-        return nil
-    }
-
     // MARK: Schema
 
     /// A column a batch needs that the warehouse does not have yet.
@@ -406,40 +416,40 @@ final class Writer {
     /// Creates the tables and columns that `batch` needs and the warehouse lacks: a new table
     /// in one CREATE TABLE with all of them, an existing one with one ALTER per new column;
     /// types from the run's plan (the widest among all values of the run).
-    private func growSchema<Batch: Sequence>(for batch: Batch) throws where Batch.Element == Message {
+    private func growSchema(for batch: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws {
         var pending: [Int32: PendingTable] = [:]
         var order: [Int32] = []
-        func need(_ fields: [Field], table: Int32, type: CallType, event: String?, origin: String?) {
+        func need(_ header: RecordCursor.Header, table: Int32, withPayload: Bool) {
             let state = tables[table]
-            for field in fields {
-                if case .null = field.value { continue }
-                if state?.index(of: field.column) != nil { continue }
+            var cursor = RecordCursor(raw)
+            cursor.offset = header.fieldsOffset
+            let event = withPayload ? header.event?.string : nil
+            let payloadOrigin = header.type == .identify || header.type == .group ? "trait" : "property"
+            for i in 0..<(header.common + header.context + (withPayload ? header.payload : 0)) {
+                let (column, key, value) = cursor.field()
+                if case .null = value { continue }
+                if state?.index(of: column) != nil { continue }
+                let origin: String? = i < header.common ? nil : i < header.common + header.context ? "context" : payloadOrigin
                 if pending[table] == nil {
-                    pending[table] = PendingTable(type: type, event: event, isNew: state == nil)
+                    pending[table] = PendingTable(type: header.type, event: event, isNew: state == nil)
                     order.append(table)
                 }
-                if let at = pending[table]!.index[field.column] {
-                    if field.column != NameTable.extra { pending[table]!.columns[at].keys.insert(field.key) }
+                if let at = pending[table]!.index[column] {
+                    if column != NameTable.extra { pending[table]!.columns[at].keys.insert(key) }
                     continue
                 }
                 if origin == nil && state == nil { continue }  // common columns come with a new table
-                let type = plannedTypes[Int64(table) << 32 | Int64(field.column)] ?? field.value.columnType ?? .text
-                let isExtra = field.column == NameTable.extra
-                pending[table]!.index[field.column] = pending[table]!.columns.count
+                let type = plannedTypes[Int64(table) << 32 | Int64(column)] ?? value.columnType ?? .text
+                let isExtra = column == NameTable.extra
+                pending[table]!.index[column] = pending[table]!.columns.count
                 pending[table]!.columns.append(PendingColumn(
-                    name: names.name(field.column), id: field.column, type: isExtra ? .text : type,
-                    keys: isExtra ? [] : [field.key], origin: isExtra ? "extra" : origin ?? "common"))
+                    name: names.name(column), id: column, type: isExtra ? .text : type,
+                    keys: isExtra ? [] : [key], origin: isExtra ? "extra" : origin ?? "common"))
             }
         }
-        for message in batch {
-            for plan in Splitter.rows(for: message) {
-                let event = plan.withPayload ? message.event : nil
-                need(message.common, table: plan.table, type: message.type, event: event, origin: nil)
-                need(message.context, table: plan.table, type: message.type, event: event, origin: "context")
-                if plan.withPayload {
-                    need(message.payload, table: plan.table, type: message.type, event: event,
-                         origin: message.type == .identify || message.type == .group ? "trait" : "property")
-                }
+        for header in batch {
+            Splitter.forEachRow(type: header.type, table: header.table) { plan in
+                need(header, table: plan.table, withPayload: plan.withPayload)
             }
         }
         for table in order {
@@ -546,8 +556,6 @@ final class Writer {
     private func keysJSON(_ keys: Set<Int32>) -> String {
         JSONWriter.string(.array(keys.map { names.keyName($0) }.sorted().map { .string($0) }))
     }
-
-    private func isTrait(_ field: Field) -> Bool { names.keyName(field.key).hasPrefix("traits.") }
 
     private func profileTwin(of state: TableState) -> TableState? {
         switch state.id {

@@ -62,7 +62,8 @@ struct FileScan: Sendable {
 
 /// Pass 2's work for the writer, in the file's order.
 enum Work: Sendable {
-    case message(Message)
+    /// The next record of the chunk's `records`.
+    case message
     case duplicateInRun
     case filtered
     case reject(line: Int, item: Int?, reason: String, raw: [UInt8])
@@ -70,6 +71,7 @@ enum Work: Sendable {
 
 struct Chunk: Sendable {
     var items: [Work] = []
+    var records = MessageRecords()
     var end: FileEnd?
 }
 
@@ -211,13 +213,11 @@ public enum LoadRun {
                     let chunk = channels[k].receive()
                     let writeStarted = monotonicNanoseconds()
                     defer { times.add(write: monotonicNanoseconds() - writeStarted) }
-                    var batch: [Message] = []
-                    batch.reserveCapacity(chunk.items.count)
                     for work in chunk.items {
                         counts.lines += 1
                         switch work {
-                        case .message(let message):
-                            batch.append(message)
+                        case .message:
+                            break
                         case .duplicateInRun:
                             counts.duplicates += 1
                         case .filtered:
@@ -231,7 +231,7 @@ public enum LoadRun {
                             }
                         }
                     }
-                    for written in try writer.write(batch) {
+                    for written in try writer.write(chunk.records) {
                         if written { counts.loaded += 1 } else { counts.duplicates += 1 }
                     }
                     end = chunk.end
@@ -328,7 +328,12 @@ public enum LoadRun {
                         }
                         let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
                                                 line: Int32(clamping: line), item: Int32(item ?? 0))
-                        chunk.items.append(winners[message.id] == position ? .message(message) : .duplicateInRun)
+                        if winners[message.id] == position {
+                            chunk.records.append(message)
+                            chunk.items.append(.message)
+                        } else {
+                            chunk.items.append(.duplicateInRun)
+                        }
                     }
                 }
                 if chunk.items.count >= 1024 {

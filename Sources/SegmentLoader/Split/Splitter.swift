@@ -1,5 +1,5 @@
 /// One row a message yields: the table, and which of the message's field lists it takes.
-/// The lists are not copied; the writer reads them from the message.
+/// The lists are not copied; the writer reads them from the message's record.
 public struct RowPlan: Sendable, Equatable {
     public var table: Int32
     /// Whether the row takes the properties or traits (and `_extra`) besides common and
@@ -11,10 +11,16 @@ public struct RowPlan: Sendable, Equatable {
 /// `tracks` (common and context columns) and to its event's own table (with properties);
 /// every other call to its one table. `users` and `accounts` are derived by the writer.
 public enum Splitter {
+    /// Calls `body` for each row of a message of `type` whose full row goes to `table`.
+    @inline(__always)
+    public static func forEachRow(type: CallType, table: Int32, _ body: (RowPlan) throws -> Void) rethrows {
+        if type == .track { try body(RowPlan(table: NameTable.tracks, withPayload: false)) }
+        try body(RowPlan(table: table, withPayload: true))
+    }
+
     public static func rows(for message: Message) -> [RowPlan] {
-        if message.type == .track {
-            return [RowPlan(table: NameTable.tracks, withPayload: false), RowPlan(table: message.table, withPayload: true)]
-        }
-        return [RowPlan(table: message.table, withPayload: true)]
+        var plans: [RowPlan] = []
+        forEachRow(type: message.type, table: message.table) { plans.append($0) }
+        return plans
     }
 }

@@ -1,0 +1,211 @@
+/// Normalized messages packed into one byte buffer per chunk: how workers hand messages to the
+/// writer. The writer binds text straight from these bytes (SQLITE_STATIC), so writing a row
+/// allocates nothing, and freeing a chunk is one deallocation instead of thousands.
+///
+/// A record: type u8, table i32, received_at ms i64, messageId, userId?, groupId?, event?
+/// (strings are u32 length + bytes; an absent one has length 0xFFFF_FFFF), then the counts of
+/// common, context and payload fields and of discards (u32 each), the fields
+/// (column i32, key i32, tag u8, payload) and the discards (column i32, value, reason).
+struct MessageRecords: Sendable {
+    private(set) var bytes: [UInt8] = []
+    private(set) var count = 0
+
+    init(capacity: Int = 1 << 20) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    enum Tag: UInt8 {
+        case null, bool, int, real, text, timestamp, json, bigNumber
+    }
+
+    mutating func append(_ message: Message) {
+        count += 1
+        bytes.append(UInt8(CallType.allCases.firstIndex(of: message.type)!))
+        put(message.table)
+        put(message.receivedAt.milliseconds)
+        put(message.id)
+        putOptional(message.userId)
+        putOptional(message.groupId)
+        putOptional(message.event)
+        put(UInt32(message.common.count))
+        put(UInt32(message.context.count))
+        put(UInt32(message.payload.count))
+        put(UInt32(message.discards.count))
+        for list in [message.common, message.context, message.payload] {
+            for field in list { put(field) }
+        }
+        for discard in message.discards {
+            put(discard.column)
+            put(discard.value)
+            put(discard.reason)
+        }
+    }
+
+    private mutating func put(_ field: Field) {
+        put(field.column)
+        put(field.key)
+        switch field.value {
+        case .null: bytes.append(Tag.null.rawValue)
+        case .bool(let b): bytes.append(Tag.bool.rawValue); bytes.append(b ? 1 : 0)
+        case .int(let i): bytes.append(Tag.int.rawValue); put(i)
+        case .real(let d): bytes.append(Tag.real.rawValue); put(d.bitPattern)
+        case .text(let s): bytes.append(Tag.text.rawValue); put(s)
+        case .timestamp(let normalized, let raw): bytes.append(Tag.timestamp.rawValue); put(normalized); put(raw)
+        case .json(let s): bytes.append(Tag.json.rawValue); put(s)
+        case .bigNumber(let s): bytes.append(Tag.bigNumber.rawValue); put(s)
+        }
+    }
+
+    private mutating func put<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    private mutating func put(_ string: String) {
+        var string = string
+        string.withUTF8 { utf8 in
+            put(UInt32(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    private mutating func putOptional(_ string: String?) {
+        if let string { put(string) } else { put(UInt32.max) }
+    }
+}
+
+/// A field as the writer reads it: text stays in the chunk's bytes.
+enum FieldView {
+    case null
+    case bool(Bool)
+    case int(Int64)
+    case real(Double)
+    case text(UnsafeRawBufferPointer)
+    case timestamp(normalized: UnsafeRawBufferPointer, raw: UnsafeRawBufferPointer)
+    case json(UnsafeRawBufferPointer)
+    case bigNumber(UnsafeRawBufferPointer)
+
+    var columnType: ColumnType? {
+        switch self {
+        case .null: return nil
+        case .bool: return .boolean
+        case .int: return .integer
+        case .real: return .real
+        case .timestamp: return .timestamp
+        case .text, .json, .bigNumber: return .text
+        }
+    }
+
+    /// The value as an owned `FieldValue`, for the rare paths (conversions, discards, `_extra`).
+    var value: FieldValue {
+        switch self {
+        case .null: return .null
+        case .bool(let b): return .bool(b)
+        case .int(let i): return .int(i)
+        case .real(let d): return .real(d)
+        case .text(let t): return .text(String(decoding: t, as: UTF8.self))
+        case .timestamp(let n, let r): return .timestamp(normalized: String(decoding: n, as: UTF8.self), raw: String(decoding: r, as: UTF8.self))
+        case .json(let t): return .json(String(decoding: t, as: UTF8.self))
+        case .bigNumber(let t): return .bigNumber(String(decoding: t, as: UTF8.self))
+        }
+    }
+}
+
+/// Reads records from the bytes of a `MessageRecords`, in order.
+struct RecordCursor {
+    let base: UnsafeRawBufferPointer
+    var offset = 0
+
+    init(_ base: UnsafeRawBufferPointer) {
+        self.base = base
+    }
+
+    /// The header of the next record; the cursor then stands at its first field.
+    struct Header {
+        var type: CallType
+        var table: Int32
+        var receivedAtMilliseconds: Int64
+        var id: UnsafeRawBufferPointer
+        var userId: UnsafeRawBufferPointer?
+        var groupId: UnsafeRawBufferPointer?
+        var event: UnsafeRawBufferPointer?
+        var common: Int
+        var context: Int
+        var payload: Int
+        var discards: Int
+        /// Where the fields start, for reading them again.
+        var fieldsOffset: Int
+    }
+
+    mutating func header() -> Header {
+        let type = CallType.allCases[Int(base[offset])]
+        offset += 1
+        let table: Int32 = read()
+        let received: Int64 = read()
+        let id = string()!
+        let userId = string()
+        let groupId = string()
+        let event = string()
+        let common = Int(read() as UInt32)
+        let context = Int(read() as UInt32)
+        let payload = Int(read() as UInt32)
+        let discards = Int(read() as UInt32)
+        return Header(type: type, table: table, receivedAtMilliseconds: received, id: id, userId: userId, groupId: groupId,
+                      event: event, common: common, context: context, payload: payload, discards: discards, fieldsOffset: offset)
+    }
+
+    mutating func field() -> (column: Int32, key: Int32, value: FieldView) {
+        let column: Int32 = read()
+        let key: Int32 = read()
+        let tag = MessageRecords.Tag(rawValue: base[offset])!
+        offset += 1
+        let value: FieldView
+        switch tag {
+        case .null: value = .null
+        case .bool: value = .bool(base[offset] != 0); offset += 1
+        case .int: value = .int(read())
+        case .real: value = .real(Double(bitPattern: read()))
+        case .text: value = .text(string()!)
+        case .timestamp:
+            let normalized = string()!
+            value = .timestamp(normalized: normalized, raw: string()!)
+        case .json: value = .json(string()!)
+        case .bigNumber: value = .bigNumber(string()!)
+        }
+        return (column, key, value)
+    }
+
+    mutating func discard() -> PendingDiscard {
+        let column: Int32 = read()
+        let value = String(decoding: string()!, as: UTF8.self)
+        let reason = String(decoding: string()!, as: UTF8.self)
+        return PendingDiscard(column: column, value: value, reason: reason)
+    }
+
+    /// Skips `count` fields.
+    mutating func skipFields(_ count: Int) {
+        for _ in 0..<count { _ = field() }
+    }
+
+    @inline(__always) private mutating func read<T: FixedWidthInteger>() -> T {
+        let value = base.loadUnaligned(fromByteOffset: offset, as: T.self)
+        offset += MemoryLayout<T>.size
+        return T(littleEndian: value)
+    }
+
+    @inline(__always) private mutating func string() -> UnsafeRawBufferPointer? {
+        let length: UInt32 = read()
+        if length == UInt32.max { return nil }
+        let slice = UnsafeRawBufferPointer(rebasing: base[offset..<(offset + Int(length))])
+        offset += Int(length)
+        return slice
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// The bytes as a String (copied).
+    var string: String { String(decoding: self, as: UTF8.self) }
+
+    func equals(_ bytes: [UInt8]) -> Bool {
+        count == bytes.count && elementsEqual(bytes)
+    }
+}
