@@ -59,6 +59,8 @@ final class Writer {
     let names: NameTable
     let loadId: Int64
     let uuidTs: String
+    /// `uuidTs` as bytes owned by the writer (freed in deinit), bound without copying.
+    private let uuidTsBytes: UnsafeMutableRawBufferPointer
     let columnLimit: Int
     /// Planned types of new columns, keyed by `table << 32 | column`.
     var plannedTypes: [Int64: ColumnType] = [:]
@@ -97,6 +99,8 @@ final class Writer {
         self.names = names
         self.loadId = loadId
         self.uuidTs = uuidTs
+        uuidTsBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: uuidTs.utf8.count, alignment: 1)
+        uuidTsBytes.copyBytes(from: uuidTs.utf8)
         self.columnLimit = columnLimit
         insertMessageId = try db.prepare("INSERT OR IGNORE INTO _message_ids (id, \"table\", load_id) VALUES (?, ?, ?)")
         insertReject = try db.prepare("INSERT INTO _rejects (file, line, item, reason, raw, load_id) VALUES (?, ?, ?, ?, ?, ?)")
@@ -117,6 +121,10 @@ final class Writer {
             VALUES (?, ?, ?, ?, ?, ?, ?)
             """)
         try reloadSchema()
+    }
+
+    deinit {
+        uuidTsBytes.deallocate()
     }
 
     /// Reads the schema catalog back (at start, and after a rolled-back file).
@@ -325,7 +333,9 @@ final class Writer {
         if let extraText, let index = state.index(of: NameTable.extra) {
             statement.bindText(extraText, at: Int32(index + 1))
         }
-        if let index = state.index(of: NameTable.uuidTs) { statement.bindText(uuidTs, at: Int32(index + 1)) }
+        if let index = state.index(of: NameTable.uuidTs) {
+            statement.bindStaticText(UnsafeRawBufferPointer(uuidTsBytes), at: Int32(index + 1))
+        }
         defer { statement.reset() }
         try statement.step()
         state.rowsWritten += 1
@@ -423,7 +433,6 @@ final class Writer {
             let state = tables[table]
             var cursor = RecordCursor(raw)
             cursor.offset = header.fieldsOffset
-            let event = withPayload ? header.event?.string : nil
             let payloadOrigin = header.type == .identify || header.type == .group ? "trait" : "property"
             for i in 0..<(header.common + header.context + (withPayload ? header.payload : 0)) {
                 let (column, key, value) = cursor.field()
@@ -431,7 +440,7 @@ final class Writer {
                 if state?.index(of: column) != nil { continue }
                 let origin: String? = i < header.common ? nil : i < header.common + header.context ? "context" : payloadOrigin
                 if pending[table] == nil {
-                    pending[table] = PendingTable(type: header.type, event: event, isNew: state == nil)
+                    pending[table] = PendingTable(type: header.type, event: withPayload ? header.event?.string : nil, isNew: state == nil)
                     order.append(table)
                 }
                 if let at = pending[table]!.index[column] {
