@@ -60,6 +60,9 @@ func track(_ id: String, event: String = "Application Enabled", user: String = "
         "type": "track", "messageId": id, "event": event, "userId": user, "properties": properties,
         "receivedAt": received, "sentAt": received, "originalTimestamp": received, "timestamp": received,
         "context": ["library": ["name": "analytics.js", "version": "2.1.0"]],
+        // Fields the contract does not store: they must not reach any table, not even `_extra`.
+        "channel": "client", "version": 2, "projectId": "p1", "writeKey": "k1", "_metadata": ["bundled": ["Segment.io"]],
+        "integrations": [String: Any](),
     ]
     for (k, v) in extra { message[k] = v }
     return message

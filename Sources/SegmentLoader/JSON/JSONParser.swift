@@ -152,6 +152,17 @@ public struct JSONParser {
         pos += 1  // opening quote
         let start = pos
         var ascii = true
+        // Skip plain ASCII quickly, in locals the optimizer keeps in registers.
+        if let base = bytes.baseAddress {
+            var p = pos
+            let end = bytes.count
+            while p < end {
+                let b = base[p]
+                if b == 0x22 || b == 0x5c || b < 0x20 || b >= 0x80 { break }
+                p += 1
+            }
+            pos = p
+        }
         // Fast path: no escapes.
         while pos < bytes.count {
             let b = bytes[pos]

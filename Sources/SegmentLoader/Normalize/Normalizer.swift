@@ -61,6 +61,35 @@ public struct Message: Sendable {
     public var optedOutOfWarehouses: Bool
 }
 
+/// The top-level keys of the Segment Spec, recognised by length first so that a message's
+/// keys are not compared against every name in turn.
+enum TopLevelKey {
+    case type, action, userId, anonymousId, messageId, receivedAt, sentAt, originalTimestamp, timestamp, context
+    case integrations, event, name, category, groupId, previousId, from, to, properties, traits
+    /// channel, version, projectId, writeKey, _metadata: dropped (contract, section 3).
+    case notStored
+    case other
+
+    init(_ key: String) {
+        switch key.utf8.count {
+        case 2: self = key == "to" ? .to : .other
+        case 4: self = key == "type" ? .type : key == "name" ? .name : key == "from" ? .from : .other
+        case 5: self = key == "event" ? .event : .other
+        case 6: self = key == "userId" ? .userId : key == "sentAt" ? .sentAt : key == "traits" ? .traits : key == "action" ? .action : .other
+        case 7: self = key == "context" ? .context : key == "groupId" ? .groupId : key == "channel" || key == "version" ? .notStored : .other
+        case 8: self = key == "category" ? .category : key == "writeKey" ? .notStored : .other
+        case 9:
+            self = key == "messageId" ? .messageId : key == "timestamp" ? .timestamp
+                : key == "projectId" || key == "_metadata" ? .notStored : .other
+        case 10: self = key == "receivedAt" ? .receivedAt : key == "properties" ? .properties : key == "previousId" ? .previousId : .other
+        case 11: self = key == "anonymousId" ? .anonymousId : .other
+        case 12: self = key == "integrations" ? .integrations : .other
+        case 17: self = key == "originalTimestamp" ? .originalTimestamp : .other
+        default: self = .other
+        }
+    }
+}
+
 /// Why a message cannot be loaded, in words for a person reading `_rejects`.
 public struct RejectReason: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String
@@ -99,29 +128,29 @@ public struct Normalizer {
         var fromValue: JSONValue?, toValue: JSONValue?, propertiesValue: JSONValue?, traitsValue: JSONValue?
         var others: [(key: String, value: JSONValue)] = []
         for member in members {
-            switch member.key {
-            case "type": typeValue = member.value
-            case "action": actionValue = member.value
-            case "userId": userIdValue = member.value
-            case "anonymousId": anonymousIdValue = member.value
-            case "messageId": messageIdValue = member.value
-            case "receivedAt": receivedValue = member.value
-            case "sentAt": sentValue = member.value
-            case "originalTimestamp": originalValue = member.value
-            case "timestamp": timestampValue = member.value
-            case "context": contextValue = member.value
-            case "integrations": integrationsValue = member.value
-            case "event": eventValue = member.value
-            case "name": nameValue = member.value
-            case "category": categoryValue = member.value
-            case "groupId": groupIdValue = member.value
-            case "previousId": previousIdValue = member.value
-            case "from": fromValue = member.value
-            case "to": toValue = member.value
-            case "properties": propertiesValue = member.value
-            case "traits": traitsValue = member.value
-            case "channel", "version", "projectId", "writeKey", "_metadata": continue
-            default: others.append(member)
+            switch TopLevelKey(member.key) {
+            case .type: typeValue = member.value
+            case .action: actionValue = member.value
+            case .userId: userIdValue = member.value
+            case .anonymousId: anonymousIdValue = member.value
+            case .messageId: messageIdValue = member.value
+            case .receivedAt: receivedValue = member.value
+            case .sentAt: sentValue = member.value
+            case .originalTimestamp: originalValue = member.value
+            case .timestamp: timestampValue = member.value
+            case .context: contextValue = member.value
+            case .integrations: integrationsValue = member.value
+            case .event: eventValue = member.value
+            case .name: nameValue = member.value
+            case .category: categoryValue = member.value
+            case .groupId: groupIdValue = member.value
+            case .previousId: previousIdValue = member.value
+            case .from: fromValue = member.value
+            case .to: toValue = member.value
+            case .properties: propertiesValue = member.value
+            case .traits: traitsValue = member.value
+            case .notStored: continue
+            case .other: others.append(member)
             }
         }
         // Type, with the pre-2014 `action` as fallback.

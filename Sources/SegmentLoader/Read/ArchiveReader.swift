@@ -52,14 +52,15 @@ public struct ArchiveReader: Sendable {
     /// Calls `body` for every non-blank line (its number, its bytes, and a problem when the line
     /// is too long or torn by the end of a damaged gzip stream; such a line's bytes are what
     /// could be read of it, cut to `maxLineBytes`).
+    /// With `hashing: false` the outcome's `sha256` is empty (for a caller that hashed already).
     public func read(
-        path: String, format: ArchiveFormat,
+        path: String, format: ArchiveFormat, hashing: Bool = true,
         body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void
     ) throws -> ReadOutcome {
         var splitter = LineSplitter(maxLineBytes: maxLineBytes)
         let inflater = format == .gzip ? Inflater() : nil
         var streamError: String?
-        let (sha256, size) = try Self.hashBlocks(path: path, blockSize: blockSize) { bytes in
+        let (sha256, size) = try Self.hashBlocks(path: path, blockSize: blockSize, hashing: hashing) { bytes in
             if streamError != nil { return }
             if let inflater {
                 do {
@@ -85,7 +86,8 @@ public struct ArchiveReader: Sendable {
     }
 
     /// Reads a file block by block, handing each block to `body` and hashing it on the way.
-    private static func hashBlocks(path: String, blockSize: Int, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> (String, Int64) {
+    private static func hashBlocks(path: String, blockSize: Int, hashing: Bool = true,
+                                   _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> (String, Int64) {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw ReadError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
@@ -102,10 +104,11 @@ public struct ArchiveReader: Sendable {
             size += Int64(n)
             try block.withUnsafeBytes { raw in
                 let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-                hasher.update(bufferPointer: bytes)
+                if hashing { hasher.update(bufferPointer: bytes) }
                 try body(bytes)
             }
         }
+        guard hashing else { return ("", size) }
         let hex = hasher.finalize().map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
         return (hex, size)
     }

@@ -285,7 +285,7 @@ public enum LoadRun {
             }
             var processor = LineProcessor(loadTime: loadTime, names: names)
             defer { times.add(parse: processor.nanoseconds) }
-            let outcome = try reader.read(path: archive.path, format: archive.format) { line, bytes, problem in
+            let outcome = try reader.read(path: archive.path, format: archive.format, hashing: false) { line, bytes, problem in
                 for parsed in processor.process(bytes, problem: problem) {
                     guard case .message(let message, let item) = parsed else { continue }
                     if skipOptedOut && message.optedOutOfWarehouses { continue }
