@@ -156,6 +156,16 @@ public struct JSONParser {
         if let base = bytes.baseAddress {
             var p = pos
             let end = bytes.count
+            // Eight bytes at a time: stop at the first word holding a quote, a backslash, a
+            // control character or a non-ASCII byte (the classic "has zero byte" bit trick).
+            let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+            while p + 8 <= end {
+                let w = UnsafeRawPointer(base + p).loadUnaligned(as: UInt64.self)
+                let quote = w ^ 0x2222_2222_2222_2222, backslash = w ^ 0x5C5C_5C5C_5C5C_5C5C
+                let special = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((w &- 0x2020_2020_2020_2020) & ~w) | w
+                if special & highs != 0 { break }
+                p += 8
+            }
             while p < end {
                 let b = base[p]
                 if b == 0x22 || b == 0x5c || b < 0x20 || b >= 0x80 { break }

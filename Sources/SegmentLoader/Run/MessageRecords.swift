@@ -56,9 +56,21 @@ struct MessageRecords: Sendable {
         }
     }
 
-    private mutating func put<T: FixedWidthInteger>(_ value: T) {
-        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    private mutating func put(_ value: UInt32) {
+        bytes.append(UInt8(truncatingIfNeeded: value))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 8))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 16))
+        bytes.append(UInt8(truncatingIfNeeded: value >> 24))
     }
+
+    private mutating func put(_ value: Int32) { put(UInt32(bitPattern: value)) }
+
+    private mutating func put(_ value: UInt64) {
+        put(UInt32(truncatingIfNeeded: value))
+        put(UInt32(truncatingIfNeeded: value >> 32))
+    }
+
+    private mutating func put(_ value: Int64) { put(UInt64(bitPattern: value)) }
 
     private mutating func put(_ string: String) {
         var string = string
