@@ -105,7 +105,7 @@ public struct Normalizer {
     /// The time this load started; stands in for a message with no timestamps at all.
     public let loadTime: Instant
     public let names: NameTable
-    private var nameCache: [NameKey: CachedName] = [:]
+    private var nameCache = NameCache()
     private var eventCache: [String: (table: Int32, slug: String)] = [:]
     /// Per column id: the serial and position of its last field in the list being deduplicated.
     private var lastSeen: [(serial: UInt32, index: Int32)] = []
@@ -376,12 +376,6 @@ public struct Normalizer {
         }
     }
 
-    struct NameKey: Hashable {
-        var parent: Int32
-        var key: String
-        var scope: Scope
-    }
-
     /// A key path's id, its column's id, and the snake-cased path so far (for nested keys).
     struct CachedName {
         var key: Int32
@@ -392,8 +386,8 @@ public struct Normalizer {
     /// The names of `key` under the path `parent`, cached: the same keys recur on every line.
     /// Nil when the key has no ASCII letters or digits (it goes to `_extra`).
     private mutating func name(parent: Int32, key: String, scope: Scope) -> CachedName? {
-        let cacheKey = NameKey(parent: parent, key: key, scope: scope)
-        if let cached = nameCache[cacheKey] { return cached.column < 0 ? nil : cached }
+        let hash = NameCache.hash(key, parent: parent, scope: scope.rawValue)
+        if let cached = nameCache.find(key, parent: parent, scope: scope.rawValue, hash: hash) { return cached.column < 0 ? nil : cached }
         let part = snakeCase(key)
         var result = CachedName(key: -1, column: -1, prefix: "")
         if !part.isEmpty {
@@ -408,8 +402,8 @@ public struct Normalizer {
             result = CachedName(key: names.id(parentPath + "." + key), column: names.id(columnName(joined, scope: scope)), prefix: joined)
             prefixes[result.key] = joined
         }
-        if nameCache.count > 100_000 { nameCache.removeAll(keepingCapacity: true) }
-        nameCache[cacheKey] = result
+        if nameCache.count > 100_000 { nameCache.removeAll() }
+        nameCache.insert(key, parent: parent, scope: scope.rawValue, hash: hash, value: result)
         return result.column < 0 ? nil : result
     }
 
