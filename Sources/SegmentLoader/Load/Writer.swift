@@ -248,10 +248,17 @@ final class Writer {
                 written.append(isNew)
                 if isNew { fresh.append(header) }
             }
-            try growSchema(for: fresh, in: raw)
-            for header in fresh {
+            for (i, header) in fresh.enumerated() {
                 try Splitter.forEachRow(type: header.type, table: header.table) { plan in
-                    try insert(header, in: raw, table: plan.table, withPayload: plan.withPayload)
+                    while true {
+                        do {
+                            try insert(header, in: raw, table: plan.table, withPayload: plan.withPayload)
+                            break
+                        } catch is NeedsSchema {
+                            // Create at once what this and the chunk's later messages need.
+                            try growSchema(for: fresh[i...], in: raw)
+                        }
+                    }
                 }
                 if header.type == .identify, let userId = header.userId { touchedUsers.insert(userId.string) }
                 if header.type == .group, let groupId = header.groupId { touchedAccounts.insert(groupId.string) }
@@ -259,6 +266,10 @@ final class Writer {
             return written
         }
     }
+
+    /// Thrown by `insert` before it writes anything when its row needs a table or column
+    /// that does not exist yet.
+    struct NeedsSchema: Error {}
 
     private var tableNames: [Int32: String] = [:]
 
@@ -272,7 +283,7 @@ final class Writer {
     /// Inserts one row of a record: common and context fields, and the properties or traits
     /// (with the record's discards) when `withPayload`.
     private func insert(_ header: RecordCursor.Header, in raw: UnsafeRawBufferPointer, table: Int32, withPayload: Bool) throws {
-        guard let state = tables[table] else { preconditionFailure("growSchema did not create table \(table)") }
+        guard let state = tables[table] else { throw NeedsSchema() }
         if withPayload, let event = header.event, !event.equals(state.lastEvent) {
             state.lastEvent = Array(event)
             let name = event.string
@@ -282,6 +293,7 @@ final class Writer {
             }
         }
         let statement = try insertStatement(for: state)
+        defer { statement.reset() }
         var discards: [PendingDiscard] = []
         var overflow: [(key: String, value: JSONValue)] = []
         var extraText: String?
@@ -292,6 +304,10 @@ final class Writer {
             let (column, key, value) = cursor.field()
             if case .null = value { continue }
             guard let index = state.index(of: column) else {
+                if state.order.count - state.fixedColumnCount < columnLimit || column == NameTable.extra
+                    || state.index(of: NameTable.extra) == nil {
+                    throw NeedsSchema()
+                }
                 // Past the per-table column limit: the value goes to the row's `_extra` JSON.
                 overflow.append((names.keyName(key).droppingScope(), value.value.jsonValue))
                 continue
@@ -336,7 +352,6 @@ final class Writer {
         if let index = state.index(of: NameTable.uuidTs) {
             statement.bindStaticText(UnsafeRawBufferPointer(uuidTsBytes), at: Int32(index + 1))
         }
-        defer { statement.reset() }
         try statement.step()
         state.rowsWritten += 1
         if !discards.isEmpty {
@@ -426,7 +441,7 @@ final class Writer {
     /// Creates the tables and columns that `batch` needs and the warehouse lacks: a new table
     /// in one CREATE TABLE with all of them, an existing one with one ALTER per new column;
     /// types from the run's plan (the widest among all values of the run).
-    private func growSchema(for batch: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws {
+    private func growSchema(for batch: ArraySlice<RecordCursor.Header>, in raw: UnsafeRawBufferPointer) throws {
         var pending: [Int32: PendingTable] = [:]
         var order: [Int32] = []
         func need(_ header: RecordCursor.Header, table: Int32, withPayload: Bool) {
