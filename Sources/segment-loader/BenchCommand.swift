@@ -39,7 +39,7 @@ struct BenchCommand: ParsableCommand {
         let genStart = Date()
         let paths = try Corpus.generate(spec, into: folder, jobs: ProcessInfo.processInfo.activeProcessorCount)
         let gzipBytes = paths.reduce(Int64(0)) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int64) ?? 0) }
-        print("corpus: \(events) events in \(files) gzip files, \(mb(gzipBytes)) MB compressed, in \(folder.path)"
+        print("corpus: \(events) events in \(files) gzip files, \(mb(gzipBytes)) MB compressed, in \(dir)/\(spec.folderName)"
               + (generated ? " (generated in \(seconds(Date().timeIntervalSince(genStart))) s)" : " (reused)"))
 
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path

@@ -84,4 +84,21 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(result.status, 0)
         XCTAssertTrue(result.stdout.contains("65 when a file was partial or failed"), result.stdout)
     }
+
+    func testBenchPrintsEveryFigureForEachJobCount() throws {
+        let dir = try temporaryDirectory(self)
+        let result = try run(["bench", "--events", "600", "--files", "2", "--jobs", "1,2", "--baseline", "--dir", dir.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("corpus: 600 events in 2 gzip files") }, result.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("loaded: 600 messages") }, result.stdout)
+        let header = lines.first { $0.hasPrefix("jobs") }
+        XCTAssertEqual(header?.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " "),
+                       "jobs wall s events/s MB/s peak RSS MB inflate s parse+normalize s write s scan pass s load pass s")
+        let rows = lines.filter { $0.hasPrefix("1 ") || $0.hasPrefix("2 ") }
+        XCTAssertEqual(rows.count, 2, result.stdout)
+        for row in rows { XCTAssertEqual(row.split(separator: " ").count, 10, row) }
+        XCTAssertTrue(lines.contains { $0.hasPrefix("baseline: gzip -dc of the same files takes") && $0.contains("jobs 2 is") }, result.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("corpus-e600-f2-s1/part-000.ndjson.gz").path))
+    }
 }

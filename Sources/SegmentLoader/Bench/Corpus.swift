@@ -195,7 +195,7 @@ public enum Corpus {
         let count = rng.int(3..<16)
         for k in 0..<count {
             if k >= 12 && !late { break }
-            let keyIndex = (event * 7 + k * 3) % propertyKeys.count
+            let keyIndex = (event * 7 + k) % propertyKeys.count
             let key = propertyKeys[keyIndex]
             let value: JSONValue
             switch (event + keyIndex) % 7 {

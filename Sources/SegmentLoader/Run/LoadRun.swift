@@ -35,6 +35,25 @@ struct Position: Sendable, Comparable, Hashable {
     }
 }
 
+/// A messageId as 128 bits (two differently salted SipHash values, keyed per process): 16
+/// bytes in place of a heap string in the run's winner map. Two different ids collide with
+/// probability about n²/2¹²⁹, under 10⁻²⁰ for a billion messages.
+struct MessageKey: Hashable, Sendable {
+    let a: UInt64
+    let b: UInt64
+
+    init(_ id: String) {
+        var first = Hasher()
+        first.combine(UInt8(1))
+        first.combine(id)
+        var second = Hasher()
+        second.combine(UInt8(2))
+        second.combine(id)
+        a = UInt64(bitPattern: Int64(first.finalize()))
+        b = UInt64(bitPattern: Int64(second.finalize()))
+    }
+}
+
 /// Pass 1's findings for one archive: its hash, the types its values ask for, and where each
 /// of its message ids sits.
 struct FileScan: Sendable {
@@ -42,7 +61,8 @@ struct FileScan: Sendable {
     var skippedAs: String?
     /// Planned types keyed by `table << 32 | column` (ids in the run's NameTable).
     var types: [Int64: ColumnType] = [:]
-    var ids: [String: Position] = [:]
+    /// Where each message id of the archive first sits (merged into the run's map, then dropped).
+    var ids: [MessageKey: Position] = [:]
     var error: String?
 
     /// Widens the planned type of each field's column with the field's value.
@@ -143,11 +163,22 @@ public enum LoadRun {
 
         // Pass 1: scan.
         let scans = Locked<[Int: FileScan]>([:])
+        // Each archive's ids are merged as soon as it is scanned (keeping the smallest
+        // position, so the order of merging does not matter), then dropped.
+        let winnersLock = Locked<[MessageKey: Position]>([:])
         let skipOptedOut = options.skipOptedOut
         let reader = ArchiveReader(maxLineBytes: options.maxLineBytes)
         startWorkers(jobs: options.jobs, count: archives.count, label: "scan") { i in
-            let scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime, names: names,
+            var scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime, names: names,
                                  skipOptedOut: skipOptedOut, times: times)
+            let ids = scan.ids
+            scan.ids = [:]
+            winnersLock.withLock { winners in
+                for (id, position) in ids {
+                    if let current = winners[id], current < position { continue }
+                    winners[id] = position
+                }
+            }
             scans.withLock { $0[i] = scan }
         }.wait()
         var results = scans.withLock { $0 }
@@ -158,7 +189,11 @@ public enum LoadRun {
         // Plan: one type per new column over the whole run; one winning copy per message id;
         // a file whose bytes another file of this run already has is skipped.
         var planned: [Int64: ColumnType] = [:]
-        var winners: [String: Position] = [:]
+        var winners = winnersLock.withLock { map in
+            let taken = map
+            map = [:]
+            return taken
+        }
         var firstPathOfHash: [String: String] = [:]
         for i in archives.indices {
             guard var scan = results[i] else { continue }
@@ -173,10 +208,6 @@ public enum LoadRun {
             if scan.skippedAs != nil { continue }
             for (key, type) in scan.types {
                 planned[key] = planned[key].map { $0.widened(with: type) } ?? type
-            }
-            for (id, position) in scan.ids {
-                if let current = winners[id], current < position { continue }
-                winners[id] = position
             }
         }
         let toLoad = archives.indices.filter { results[$0]?.skippedAs == nil }
@@ -291,7 +322,8 @@ public enum LoadRun {
                     if skipOptedOut && message.optedOutOfWarehouses { continue }
                     let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
                                             line: Int32(clamping: line), item: Int32(item ?? 0))
-                    if let current = scan.ids[message.id], current < position {} else { scan.ids[message.id] = position }
+                    let key = MessageKey(message.id)
+                    if let current = scan.ids[key], current < position {} else { scan.ids[key] = position }
                     // Common columns have fixed types; context and payload columns get planned ones.
                     scan.observe(message.context, in: message.table)
                     scan.observe(message.payload, in: message.table)
@@ -306,7 +338,7 @@ public enum LoadRun {
     }
 
     /// Pass 2 for one archive: the writer's work, in order, through `channel`.
-    static func produce(_ archive: Archive, index: Int, winners: [String: Position], reader: ArchiveReader,
+    static func produce(_ archive: Archive, index: Int, winners: [MessageKey: Position], reader: ArchiveReader,
                         loadTime: Instant, names: NameTable, skipOptedOut: Bool, channel: Channel<Chunk>, stop: StopFlag, times: StageTimes) {
         var processor = LineProcessor(loadTime: loadTime, names: names)
         defer { times.add(parse: processor.nanoseconds) }
@@ -328,7 +360,7 @@ public enum LoadRun {
                         }
                         let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
                                                 line: Int32(clamping: line), item: Int32(item ?? 0))
-                        if winners[message.id] == position {
+                        if winners[MessageKey(message.id)] == position {
                             chunk.records.append(message)
                             chunk.items.append(.message)
                         } else {

@@ -1,0 +1,58 @@
+import Foundation
+import XCTest
+@testable import SegmentLoader
+
+final class CorpusTests: XCTestCase {
+    func lines(_ files: [URL]) throws -> [[String]] {
+        try files.map { file in
+            var lines: [String] = []
+            _ = try ArchiveReader().read(path: file.path, format: .gzip) { _, bytes, _ in
+                lines.append(String(decoding: bytes, as: UTF8.self))
+            }
+            return lines
+        }
+    }
+
+    func testTheCorpusIsDeterministicAndShapedLikeTheIssueSays() throws {
+        let dir = try temporaryDirectory(self)
+        let spec = CorpusSpec(events: 4000, files: 4, seed: 7)
+        let a = try Corpus.generate(spec, into: dir.appendingPathComponent("a"), jobs: 2)
+        let b = try Corpus.generate(spec, into: dir.appendingPathComponent("b"), jobs: 1)
+        XCTAssertEqual(try a.map { try Data(contentsOf: $0) }, try b.map { try Data(contentsOf: $0) }, "same spec, same bytes")
+
+        let perFile = try lines(a)
+        XCTAssertEqual(perFile.map(\.count), [1000, 1000, 1000, 1000])
+        let messages = try perFile.flatMap { try $0.map { try JSONParser.parse($0) } }
+        var types: [String: Int] = [:]
+        for m in messages { types[m["type"]!.stringValue!, default: 0] += 1 }
+        XCTAssertEqual(Double(types["track"]!) / 4000, 0.70, accuracy: 0.04)
+        XCTAssertEqual(Double(types["page"]!) / 4000, 0.12, accuracy: 0.03)
+        XCTAssertEqual(Double(types["identify"]!) / 4000, 0.08, accuracy: 0.03)
+        XCTAssertEqual(Double(types["screen"]!) / 4000, 0.05, accuracy: 0.02)
+        XCTAssertNotNil(types["group"])
+        XCTAssertNotNil(types["alias"])
+
+        let averageLine = Double(perFile.joined().reduce(0) { $0 + $1.utf8.count }) / 4000
+        XCTAssertEqual(averageLine, 1000, accuracy: 250, "about 1 KB per line")
+
+        // About 1% of later files' messages repeat an earlier file's messageId.
+        let ids = perFile.map { Set($0.compactMap { try? JSONParser.parse($0)["messageId"]?.stringValue }) }
+        let repeated = (1..<4).reduce(0) { $0 + ids[$1].intersection(ids[$1 - 1]).count }
+        XCTAssertEqual(Double(repeated) / 3000, 0.01, accuracy: 0.006)
+
+        // 3 to 15 properties; the late keys (past the 12th) only in the second half of the files.
+        for (f, file) in perFile.enumerated() {
+            for line in file {
+                guard case .object(let properties)? = try JSONParser.parse(line)["properties"],
+                      try JSONParser.parse(line)["type"] == .string("track") else { continue }
+                XCTAssertTrue((3...15).contains(properties.count), "\(properties.count) properties")
+                if f < 2 { XCTAssertLessThanOrEqual(properties.count, 12) }
+            }
+        }
+        let lateKeys = perFile[2...].joined().contains { line in
+            guard case .object(let members)? = try? JSONParser.parse(line)["properties"] else { return false }
+            return members.count > 12
+        }
+        XCTAssertTrue(lateKeys, "keys that first appear part-way through")
+    }
+}
