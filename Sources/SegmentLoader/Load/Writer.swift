@@ -250,13 +250,16 @@ final class Writer {
             }
             for (i, header) in fresh.enumerated() {
                 try Splitter.forEachRow(type: header.type, table: header.table) { plan in
-                    while true {
+                    do {
+                        try insert(header, in: raw, table: plan.table, withPayload: plan.withPayload)
+                    } catch is NeedsSchema {
+                        // Create at once what this and the chunk's later messages need, then
+                        // write the row; a second miss would be a bug in growSchema.
+                        try growSchema(for: fresh[i...], in: raw)
                         do {
                             try insert(header, in: raw, table: plan.table, withPayload: plan.withPayload)
-                            break
                         } catch is NeedsSchema {
-                            // Create at once what this and the chunk's later messages need.
-                            try growSchema(for: fresh[i...], in: raw)
+                            throw WarehouseError(message: "internal error: the schema for table \(tableName(plan.table)) could not be grown for message \(header.id.string)")
                         }
                     }
                 }
