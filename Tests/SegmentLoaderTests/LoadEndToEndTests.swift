@@ -127,6 +127,7 @@ final class LoadEndToEndTests: XCTestCase {
         let b = try load(files.reversed(), into: eight, jobs: 8)
         XCTAssertEqual(a.totals, b.totals)
         XCTAssertGreaterThan(a.totals.duplicates, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: one.path + ".run-ids"), "the run's id files are removed")
         XCTAssertEqual(try dump(one), try dump(eight))
         XCTAssertEqual(try scalar(one, "SELECT type FROM _schema_columns WHERE \"table\" = 'event_2' AND \"column\" = 'mixed'"), "TEXT",
                        "the widest type among all values of the run")

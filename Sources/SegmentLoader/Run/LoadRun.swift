@@ -22,38 +22,6 @@ public struct LoadOptions: Sendable {
     }
 }
 
-/// Where a copy of a message sits; the smallest wins within a run (contract, section 6):
-/// earliest received_at, then archive path (files are sorted by path), then line, then item.
-struct Position: Sendable, Comparable, Hashable {
-    var receivedAt: Int64
-    var file: Int32
-    var line: Int32
-    var item: Int32
-
-    static func < (a: Position, b: Position) -> Bool {
-        (a.receivedAt, a.file, a.line, a.item) < (b.receivedAt, b.file, b.line, b.item)
-    }
-}
-
-/// A messageId as 128 bits (two differently salted SipHash values, keyed per process): 16
-/// bytes in place of a heap string in the run's winner map. Two different ids collide with
-/// probability about n²/2¹²⁹, under 10⁻²⁰ for a billion messages.
-struct MessageKey: Hashable, Sendable {
-    let a: UInt64
-    let b: UInt64
-
-    init(_ id: String) {
-        var first = Hasher()
-        first.combine(UInt8(1))
-        first.combine(id)
-        var second = Hasher()
-        second.combine(UInt8(2))
-        second.combine(id)
-        a = UInt64(bitPattern: Int64(first.finalize()))
-        b = UInt64(bitPattern: Int64(second.finalize()))
-    }
-}
-
 /// Pass 1's findings for one archive: its hash, the types its values ask for, and where each
 /// of its message ids sits.
 struct FileScan: Sendable {
@@ -61,8 +29,6 @@ struct FileScan: Sendable {
     var skippedAs: String?
     /// Planned types keyed by `table << 32 | column` (ids in the run's NameTable).
     var types: [Int64: ColumnType] = [:]
-    /// Where each message id of the archive first sits (merged into the run's map, then dropped).
-    var ids: [MessageKey: Position] = [:]
     var error: String?
 
     /// Widens the planned type of each field's column with the field's value.
@@ -161,24 +127,16 @@ public enum LoadRun {
             summary.stages.write = write
         }
 
-        // Pass 1: scan.
+        // Pass 1: scan. Every copy of every message id goes to sorted runs on disk beside the
+        // warehouse, so memory does not grow with the run.
         let scans = Locked<[Int: FileScan]>([:])
-        // Each archive's ids are merged as soon as it is scanned (keeping the smallest
-        // position, so the order of merging does not matter), then dropped.
-        let winnersLock = Locked<[MessageKey: Position]>([:])
+        let runIds = try RunIds(directory: URL(fileURLWithPath: options.database + ".run-ids"))
+        defer { runIds.remove() }
         let skipOptedOut = options.skipOptedOut
         let reader = ArchiveReader(maxLineBytes: options.maxLineBytes)
         startWorkers(jobs: options.jobs, count: archives.count, label: "scan") { i in
-            var scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime, names: names,
-                                 skipOptedOut: skipOptedOut, times: times)
-            let ids = scan.ids
-            scan.ids = [:]
-            winnersLock.withLock { winners in
-                for (id, position) in ids {
-                    if let current = winners[id], current < position { continue }
-                    winners[id] = position
-                }
-            }
+            let scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime, names: names,
+                                 skipOptedOut: skipOptedOut, runIds: runIds, times: times)
             scans.withLock { $0[i] = scan }
         }.wait()
         var results = scans.withLock { $0 }
@@ -189,11 +147,9 @@ public enum LoadRun {
         // Plan: one type per new column over the whole run; one winning copy per message id;
         // a file whose bytes another file of this run already has is skipped.
         var planned: [Int64: ColumnType] = [:]
-        var winners = winnersLock.withLock { map in
-            let taken = map
-            map = [:]
-            return taken
-        }
+        // The winning copy of each id that occurs more than once; an id seen once needs none.
+        let winners = try runIds.duplicateWinners()
+        runIds.remove()
         var firstPathOfHash: [String: String] = [:]
         for i in archives.indices {
             guard var scan = results[i] else { continue }
@@ -214,7 +170,7 @@ public enum LoadRun {
         for i in archives.indices {
             if let earlier = results[i]?.skippedAs { summary.skippedAlreadyLoaded.append((archives[i].path, earlier)) }
         }
-        log("scanned \(archives.count) archives: \(toLoad.count) to load, \(winners.count) distinct message ids")
+        log("scanned \(archives.count) archives: \(toLoad.count) to load, \(winners.count) message ids with more than one copy")
 
         // Pass 2: load, files committed one by one in path order.
         let writer = try Writer(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
@@ -305,8 +261,9 @@ public enum LoadRun {
 
     /// Pass 1 for one archive.
     static func scan(_ archive: Archive, index: Int, known: [String: String], reader: ArchiveReader,
-                     loadTime: Instant, names: NameTable, skipOptedOut: Bool, times: StageTimes) -> FileScan {
+                     loadTime: Instant, names: NameTable, skipOptedOut: Bool, runIds: RunIds, times: StageTimes) -> FileScan {
         var scan = FileScan()
+        var ids = runIds.collector()
         do {
             let (sha, _) = try ArchiveReader.sha256(path: archive.path)
             scan.sha256 = sha
@@ -322,8 +279,7 @@ public enum LoadRun {
                     if skipOptedOut && message.optedOutOfWarehouses { continue }
                     let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
                                             line: Int32(clamping: line), item: Int32(item ?? 0))
-                    let key = MessageKey(message.id)
-                    if let current = scan.ids[key], current < position {} else { scan.ids[key] = position }
+                    try ids.add(message.id, at: position)
                     // Common columns have fixed types; context and payload columns get planned ones.
                     scan.observe(message.context, in: message.table)
                     scan.observe(message.payload, in: message.table)
@@ -331,6 +287,7 @@ public enum LoadRun {
                 }
             }
             times.add(inflate: outcome.inflateNanoseconds)
+            try ids.flush()
         } catch {
             scan.error = "\(error)"
         }
@@ -360,7 +317,7 @@ public enum LoadRun {
                         }
                         let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
                                                 line: Int32(clamping: line), item: Int32(item ?? 0))
-                        if winners[MessageKey(message.id)] == position {
+                        if winners[MessageKey(message.id)].map({ $0 == position }) ?? true {
                             chunk.records.append(message)
                             chunk.items.append(.message)
                         } else {
