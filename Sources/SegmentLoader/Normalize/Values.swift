@@ -33,14 +33,19 @@ public enum FieldValue: Sendable, Equatable {
     case json(String)
 
     /// The type a new column gets from this value, or nil for null.
-    public var columnType: ColumnType? {
+    public var columnType: ColumnType? { tag.columnType }
+
+    /// The kind of value, as records encode it.
+    var tag: MessageRecords.Tag {
         switch self {
-        case .null: return nil
-        case .bool: return .boolean
-        case .int: return .integer
+        case .null: return .null
+        case .bool: return .bool
+        case .int: return .int
         case .real: return .real
+        case .text: return .text
         case .timestamp: return .timestamp
-        case .bigNumber, .text, .json: return .text
+        case .json: return .json
+        case .bigNumber: return .bigNumber
         }
     }
 

@@ -16,6 +16,18 @@ struct MessageRecords: Sendable {
 
     enum Tag: UInt8 {
         case null, bool, int, real, text, timestamp, json, bigNumber
+
+        /// The type a new column gets from a value of this kind (contract, section 5).
+        var columnType: ColumnType? {
+            switch self {
+            case .null: return nil
+            case .bool: return .boolean
+            case .int: return .integer
+            case .real: return .real
+            case .timestamp: return .timestamp
+            case .text, .json, .bigNumber: return .text
+            }
+        }
     }
 
     mutating func append(_ message: Message) {
@@ -44,15 +56,14 @@ struct MessageRecords: Sendable {
     private mutating func put(_ field: Field) {
         put(field.column)
         put(field.key)
+        bytes.append(field.value.tag.rawValue)
         switch field.value {
-        case .null: bytes.append(Tag.null.rawValue)
-        case .bool(let b): bytes.append(Tag.bool.rawValue); bytes.append(b ? 1 : 0)
-        case .int(let i): bytes.append(Tag.int.rawValue); put(i)
-        case .real(let d): bytes.append(Tag.real.rawValue); put(d.bitPattern)
-        case .text(let s): bytes.append(Tag.text.rawValue); put(s)
-        case .timestamp(let normalized, let raw): bytes.append(Tag.timestamp.rawValue); put(normalized); put(raw)
-        case .json(let s): bytes.append(Tag.json.rawValue); put(s)
-        case .bigNumber(let s): bytes.append(Tag.bigNumber.rawValue); put(s)
+        case .null: break
+        case .bool(let b): bytes.append(b ? 1 : 0)
+        case .int(let i): put(i)
+        case .real(let d): put(d.bitPattern)
+        case .text(let s), .json(let s), .bigNumber(let s): put(s)
+        case .timestamp(let normalized, let raw): put(normalized); put(raw)
         }
     }
 
@@ -98,12 +109,14 @@ enum FieldView {
 
     var columnType: ColumnType? {
         switch self {
-        case .null: return nil
-        case .bool: return .boolean
-        case .int: return .integer
-        case .real: return .real
-        case .timestamp: return .timestamp
-        case .text, .json, .bigNumber: return .text
+        case .null: return MessageRecords.Tag.null.columnType
+        case .bool: return MessageRecords.Tag.bool.columnType
+        case .int: return MessageRecords.Tag.int.columnType
+        case .real: return MessageRecords.Tag.real.columnType
+        case .timestamp: return MessageRecords.Tag.timestamp.columnType
+        case .text: return MessageRecords.Tag.text.columnType
+        case .json: return MessageRecords.Tag.json.columnType
+        case .bigNumber: return MessageRecords.Tag.bigNumber.columnType
         }
     }
 
