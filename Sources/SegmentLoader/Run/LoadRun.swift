@@ -22,8 +22,8 @@ public struct LoadOptions: Sendable {
     }
 }
 
-/// Pass 1's findings for one archive: its hash, the types its values ask for, and where each
-/// of its message ids sits.
+/// Pass 1's findings for one archive: its hash and the types its values ask for (its message
+/// ids go to the run's `RunIds`).
 struct FileScan: Sendable {
     var sha256: String = ""
     var skippedAs: String?
