@@ -175,7 +175,11 @@ public enum LoadRun {
         // Pass 2: load, files committed one by one in path order.
         let writer = try Writer(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
         writer.plannedTypes = planned
-        let channels = toLoad.map { _ in Channel<Chunk>(capacity: 8) }
+        // Read-ahead: about 64 chunks of 1024 messages (~2 MB each) in flight across the
+        // workers, whatever --jobs is. With fewer the writer waits on the one worker reading
+        // its file while the others sit on full channels; more only costs memory.
+        let readAhead = max(4, 64 / max(1, options.jobs))
+        let channels = toLoad.map { _ in Channel<Chunk>(capacity: readAhead) }
         let stop = StopFlag()
         let shared = winners
         let expected = toLoad.map { results[$0]!.sha256 }
