@@ -53,8 +53,13 @@ final class RunIds: Sendable {
     init(directory: URL, runLength: Int = 262_144) throws {
         self.directory = directory
         self.runLength = runLength
+        // A folder left by a run that was killed is stale: its run is over.
         try? FileManager.default.removeItem(at: directory)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw ReadError(path: directory.path, message: "cannot create the folder for the run's message ids beside the warehouse (\(error.localizedDescription)); the warehouse's folder must be writable")
+        }
     }
 
     func remove() {
