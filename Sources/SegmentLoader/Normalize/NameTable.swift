@@ -50,11 +50,6 @@ public final class NameTable: Sendable {
         }
     }
 
-    /// The id of `name` if it was interned.
-    public func existingId(_ name: String) -> Int32? {
-        state.withLock { $0.ids[name] }
-    }
-
     public func name(_ id: Int32) -> String {
         state.withLock { $0.names[Int(id)] }
     }

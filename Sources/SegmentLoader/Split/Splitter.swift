@@ -17,10 +17,4 @@ public enum Splitter {
         if type == .track { try body(RowPlan(table: NameTable.tracks, withPayload: false)) }
         try body(RowPlan(table: table, withPayload: true))
     }
-
-    public static func rows(for message: Message) -> [RowPlan] {
-        var plans: [RowPlan] = []
-        forEachRow(type: message.type, table: message.table) { plans.append($0) }
-        return plans
-    }
 }
