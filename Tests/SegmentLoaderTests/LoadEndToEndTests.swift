@@ -191,13 +191,17 @@ final class LoadEndToEndTests: XCTestCase {
             track("a", properties: ["orderId": "o1", "user_id": "someone-else"]),
             track("b", properties: ["order_id": "o2"]),
             track("c", properties: ["Order Id": "o3"]),
+            track("d", properties: ["orderNo": 1, "order_no": 2]),
         ])), to: dir.appendingPathComponent("collide.gz"))], into: db)
+        XCTAssertEqual(try rows(db, "SELECT source_keys FROM _schema_columns WHERE \"column\" = 'order_no'"),
+                       [[#"["properties.orderNo","properties.order_no"]"#]], "keys of one message that collide are listed too")
+        XCTAssertEqual(try rows(db, "SELECT \"column\", row_id, message_id FROM _discards"), [["order_no", "4", "d"]])
         XCTAssertEqual(try rows(db, "SELECT source_keys FROM _schema_columns WHERE \"table\" = 'application_enabled' AND \"column\" = 'order_id'"),
                        [[#"["properties.Order Id","properties.orderId","properties.order_id"]"#]])
         XCTAssertEqual(try rows(db, "SELECT source_keys, note FROM _schema_columns WHERE \"column\" = '_user_id'"),
                        [[#"["properties.user_id"]"#, "renamed: user_id is a common column of this table"]])
         XCTAssertEqual(try rows(db, "SELECT id, order_id, _user_id, user_id FROM application_enabled ORDER BY id"),
-                       [["a", "o1", "someone-else", "u1"], ["b", "o2", "NULL", "u1"], ["c", "o3", "NULL", "u1"]])
+                       [["a", "o1", "someone-else", "u1"], ["b", "o2", "NULL", "u1"], ["c", "o3", "NULL", "u1"], ["d", "NULL", "NULL", "u1"]])
     }
 
     func testRejectsBatchesFiltersAndNonArchivesAreAccountedFor() throws {

@@ -341,7 +341,15 @@ final class Writer {
             }
         }
         if withPayload {
-            for _ in 0..<header.discards { discards.append(cursor.discard()) }
+            for _ in 0..<header.discards {
+                let discard = cursor.discard()
+                // A key that lost to another key of the same message still maps to the column:
+                // the catalog lists it with the others.
+                if let key = discard.key, let index = state.index(of: discard.column), state.lastKey[index] != key {
+                    try noteKey(column: discard.column, key: key, at: index, in: state)
+                }
+                discards.append(discard)
+            }
         }
         if !overflow.isEmpty {
             var members: [(key: String, value: JSONValue)] = []

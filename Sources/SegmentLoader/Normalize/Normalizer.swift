@@ -443,7 +443,7 @@ public struct Normalizer {
                 let winner = fields[last]
                 let column = names.name(field.column)
                 discards.append(PendingDiscard(
-                    column: field.column, value: field.value.jsonText,
+                    column: field.column, key: field.key, value: field.value.jsonText,
                     reason: "\(names.keyName(field.key)) and \(names.keyName(winner.key)) both map to column \(column) in one message; the last one was kept"))
             }
         }

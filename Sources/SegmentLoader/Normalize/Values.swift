@@ -126,6 +126,15 @@ public struct Field: Sendable {
 /// one column); it goes to `_discards` with the row's id.
 public struct PendingDiscard: Sendable, Equatable {
     public var column: Int32
+    /// The source key of the value, when it is a key of the message that lost to another.
+    public var key: Int32?
     public var value: String
     public var reason: String
+
+    public init(column: Int32, key: Int32? = nil, value: String, reason: String) {
+        self.column = column
+        self.key = key
+        self.value = value
+        self.reason = reason
+    }
 }

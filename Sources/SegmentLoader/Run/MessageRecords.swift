@@ -48,6 +48,7 @@ struct MessageRecords: Sendable {
         }
         for discard in message.discards {
             put(discard.column)
+            put(discard.key ?? -1)
             put(discard.value)
             put(discard.reason)
         }
@@ -201,9 +202,10 @@ struct RecordCursor {
 
     mutating func discard() -> PendingDiscard {
         let column: Int32 = read()
+        let key: Int32 = read()
         let value = String(decoding: string()!, as: UTF8.self)
         let reason = String(decoding: string()!, as: UTF8.self)
-        return PendingDiscard(column: column, value: value, reason: reason)
+        return PendingDiscard(column: column, key: key < 0 ? nil : key, value: value, reason: reason)
     }
 
     /// Skips `count` fields.
