@@ -66,11 +66,9 @@ final class Writer {
     var plannedTypes: [Int64: ColumnType] = [:]
 
     private(set) var tables: [Int32: TableState] = [:]
-    private var profileRows: [String: Int64] = [:]
-
     /// Rows written per table in this run (for users and accounts: distinct rows inserted or updated).
     var rowsPerTable: [String: Int64] {
-        var result = profileRows
+        var result = profilesUpdated.mapValues { Int64($0.count) }
         for state in tables.values where state.rowsWritten > 0 { result[state.name] = state.rowsWritten }
         return result
     }
@@ -154,8 +152,6 @@ final class Writer {
 
     /// What the run has counted before the current file, restored if the file rolls back.
     private var beforeFile: (rows: [String: Int64], tables: [String], columns: Int, overflow: Int64, profiles: [String: Set<String>])?
-    /// Rows per table of earlier runs' tables, kept across a reload of the schema.
-    private var carriedRows: [String: Int64] = [:]
 
     func beginFile() throws {
         try db.execute("BEGIN IMMEDIATE")
@@ -186,12 +182,11 @@ final class Writer {
     /// Undoes the current file: its rows, schema changes and bookkeeping.
     func rollbackFile() throws {
         try? db.execute("ROLLBACK")
-        if let before = beforeFile {
-            (carriedRows, newTables, newColumns, overflowValues, profilesUpdated) = before
-            profileRows = profilesUpdated.mapValues { Int64($0.count) }
-        }
         try reloadSchema()
-        for state in tables.values { state.rowsWritten = carriedRows[state.name] ?? 0 }
+        if let before = beforeFile {
+            (_, newTables, newColumns, overflowValues, profilesUpdated) = before
+            for state in tables.values { state.rowsWritten = before.rows[state.name] ?? 0 }
+        }
     }
 
     /// Records a file that could not be read at all, in its own transaction.
@@ -238,7 +233,7 @@ final class Writer {
             for _ in 0..<records.count {
                 let header = cursor.header()
                 cursor.skipFields(header.common + header.context + header.payload)
-                for _ in 0..<header.discards { _ = cursor.discard() }
+                cursor.skipDiscards(header.discards)
                 insertMessageId.bindStaticText(header.id, at: 1)
                 insertMessageId.bindText(tableName(header.table), at: 2)
                 insertMessageId.bindInt(loadId, at: 3)
@@ -632,7 +627,6 @@ final class Writer {
             select.reset()
             try upsert.run([.text(id), receivedAt, .text(uuidTs)] + values)
             profilesUpdated[profile.name, default: []].insert(id)
-            profileRows[profile.name] = Int64(profilesUpdated[profile.name]!.count)
         }
     }
 }

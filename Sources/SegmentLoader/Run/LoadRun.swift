@@ -285,9 +285,10 @@ public enum LoadRun {
                                             line: Int32(clamping: line), item: Int32(item ?? 0))
                     try ids.add(message.id, at: position)
                     // Common columns have fixed types; context and payload columns get planned ones.
-                    scan.observe(message.context, in: message.table)
-                    scan.observe(message.payload, in: message.table)
-                    if message.type == .track { scan.observe(message.context, in: NameTable.tracks) }
+                    Splitter.forEachRow(type: message.type, table: message.table) { plan in
+                        scan.observe(message.context, in: plan.table)
+                        if plan.withPayload { scan.observe(message.payload, in: plan.table) }
+                    }
                 }
             }
             times.add(inflate: outcome.inflateNanoseconds)

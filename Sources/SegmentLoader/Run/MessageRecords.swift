@@ -208,6 +208,15 @@ struct RecordCursor {
         return PendingDiscard(column: column, key: key < 0 ? nil : key, value: value, reason: reason)
     }
 
+    /// Skips `count` discards without decoding their text.
+    mutating func skipDiscards(_ count: Int) {
+        for _ in 0..<count {
+            offset += 8  // column, key
+            _ = string()
+            _ = string()
+        }
+    }
+
     /// Skips `count` fields.
     mutating func skipFields(_ count: Int) {
         for _ in 0..<count { _ = field() }
