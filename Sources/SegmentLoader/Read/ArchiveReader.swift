@@ -127,6 +127,10 @@ struct LineSplitter {
         self.maxLineBytes = maxLineBytes
     }
 
+    private var overlongProblem: LineProblem {
+        LineProblem(reason: "line longer than the limit of \(maxLineBytes) bytes (the raw line is cut to the limit)")
+    }
+
     mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void) throws {
         guard let base = bytes.baseAddress else { return }
         self.bytes += Int64(bytes.count)
@@ -168,7 +172,7 @@ struct LineSplitter {
     private mutating func flushPending(body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void, problem: LineProblem?) throws {
         var problem = problem
         if overlong {
-            problem = LineProblem(reason: "line longer than the limit of \(maxLineBytes) bytes (the raw line is cut to the limit)")
+            problem = overlongProblem
         }
         let line = pending
         pending.removeAll(keepingCapacity: pending.capacity <= 4 << 20)
@@ -180,7 +184,7 @@ struct LineSplitter {
         lineNumber += 1
         if line.count > maxLineBytes && problem == nil {
             try body(lineNumber, UnsafeBufferPointer(rebasing: line[0..<maxLineBytes]),
-                     LineProblem(reason: "line longer than the limit of \(maxLineBytes) bytes (the raw line is cut to the limit)"))
+                     overlongProblem)
             return
         }
         var slice = line[...]
