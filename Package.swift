@@ -14,6 +14,11 @@ let package = Package(
         // SHA-256 of every archive (skip-if-loaded), deterministic message ids and hashed
         // name suffixes; BoringSSL's assembly is several times faster than a Swift rewrite.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // Pipeline files: YAML with the line and column of every node, so a mistake is
+        // reported where it is. Hand-parsing YAML is not a job for this project.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // --verbose/--quiet logging in the command line (the library reports through closures).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         .systemLibrary(
@@ -32,6 +37,7 @@ let package = Package(
                 "CSQLite",
                 "CZlib",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(
@@ -39,6 +45,7 @@ let package = Package(
             dependencies: [
                 "SegmentLoader",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

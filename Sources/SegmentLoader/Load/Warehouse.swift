@@ -10,7 +10,8 @@ public final class Warehouse {
     /// `PRAGMA application_id`: "SgLd".
     public static let applicationID: Int32 = 0x5367_4C64
     /// `PRAGMA user_version` of the layout this build writes.
-    public static let formatVersion: Int32 = 1
+    /// 2: `_rejects.redacted`; the loader's indexes are named `_idx_...`.
+    public static let formatVersion: Int32 = 2
 
     public let db: Database
     public let path: String
@@ -41,6 +42,31 @@ public final class Warehouse {
                 try? db.execute("ROLLBACK")
                 throw error
             }
+        } else if version < Warehouse.formatVersion {
+            try migrate(from: version)
+        }
+    }
+
+    /// Brings a warehouse written by an older build up to `formatVersion`, in one transaction.
+    private func migrate(from version: Int32) throws {
+        try db.execute("BEGIN IMMEDIATE")
+        do {
+            if version < 2 {
+                try db.execute("ALTER TABLE _rejects ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0")
+                for (old, table, key) in [("identifies_user_id", "identifies", "user_id"), ("groups_group_id", "groups", "group_id")] {
+                    let isIndex = try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?", [.text(old)])
+                    guard isIndex == .integer(1) else { continue }
+                    try db.execute("""
+                        DROP INDEX \(quoteIdentifier(old));
+                        CREATE INDEX \(quoteIdentifier(Indexes.prefix + table + "_" + key + "_timestamp")) ON \(quoteIdentifier(table)) (\(key), timestamp)
+                        """)
+                }
+            }
+            try db.execute("PRAGMA user_version=\(Warehouse.formatVersion)")
+            try db.execute("COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+            throw error
         }
     }
 
@@ -93,7 +119,8 @@ public final class Warehouse {
             item INTEGER,
             reason TEXT NOT NULL,
             raw TEXT NOT NULL,
-            load_id INTEGER NOT NULL
+            load_id INTEGER NOT NULL,
+            redacted INTEGER NOT NULL DEFAULT 0
         );
         CREATE TABLE _discards (
             id INTEGER PRIMARY KEY,
@@ -145,6 +172,14 @@ public final class Warehouse {
         try db.prepare("INSERT INTO _loads (pipeline, started_at, status) VALUES (?, ?, 'running')")
             .run([.text(pipeline), .text(startedAt)])
         return db.lastInsertRowID
+    }
+
+    /// `finished_at` of the newest succeeded run of a pipeline.
+    public func lastSuccess(pipeline: String) throws -> String? {
+        if case .text(let at)? = try db.scalar("SELECT max(finished_at) FROM _loads WHERE pipeline = ? AND status = 'succeeded'", [.text(pipeline)]) {
+            return at
+        }
+        return nil
     }
 
     public func finishLoad(id: Int64, summary: RunSummary, status: String, error: String?) throws {

@@ -101,7 +101,7 @@ final class Writer {
         uuidTsBytes.copyBytes(from: uuidTs.utf8)
         self.columnLimit = columnLimit
         insertMessageId = try db.prepare("INSERT OR IGNORE INTO _message_ids (id, \"table\", load_id) VALUES (?, ?, ?)")
-        insertReject = try db.prepare("INSERT INTO _rejects (file, line, item, reason, raw, load_id) VALUES (?, ?, ?, ?, ?, ?)")
+        insertReject = try db.prepare("INSERT INTO _rejects (file, line, item, reason, raw, load_id, redacted) VALUES (?, ?, ?, ?, ?, ?, ?)")
         insertDiscard = try db.prepare("""
             INSERT INTO _discards ("table", "column", row_id, message_id, value, reason, received_at, load_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -204,7 +204,8 @@ final class Writer {
 
     // MARK: Lines and messages
 
-    func reject(file: String, line: Int, item: Int?, reason: String, raw: [UInt8]) throws {
+    func reject(file: String, line: Int, item: Int?, reason: String, raw: [UInt8], redacted: Bool = false) throws {
+        try insertReject.bind(.integer(redacted ? 1 : 0), at: 7)
         try insertReject.bind(.text(file), at: 1)
         try insertReject.bind(.integer(Int64(line)), at: 2)
         try insertReject.bind(item.map { .integer(Int64($0)) } ?? .null, at: 3)
@@ -517,7 +518,7 @@ final class Writer {
                 let profileId = want.type == .identify ? NameTable.users : NameTable.accounts
                 if want.isNew {
                     let keyColumn = want.type == .identify ? "user_id" : "group_id"
-                    try db.execute("CREATE INDEX \(quoteIdentifier(state.name + "_" + keyColumn)) ON \(quoteIdentifier(state.name)) (\(keyColumn), timestamp)")
+                    try db.execute("CREATE INDEX \(quoteIdentifier(Indexes.prefix + state.name + "_" + keyColumn + "_timestamp")) ON \(quoteIdentifier(state.name)) (\(keyColumn), timestamp)")
                     let profile = TableState(id: profileId, name: names.name(profileId), callType: nil, profileOf: table)
                     try createTable(profile, columns: [
                         PendingColumn(name: "id", id: NameTable.id, type: .text,

@@ -75,7 +75,8 @@ public enum Names {
         let slug = snakeCase(event)
         if slug.isEmpty { return "_event_" + shortHash(event) }
         var name = sqlSafe(slug)
-        if contractTables.contains(name) || bookkeepingTables.contains(name) || name.hasPrefix("sqlite_") || name.hasPrefix("_event_") {
+        if contractTables.contains(name) || bookkeepingTables.contains(name) || name.hasPrefix("sqlite_") || name.hasPrefix("_event_")
+            || name.hasPrefix(Indexes.prefix) {
             name = fitLength("_" + name)
         }
         return name

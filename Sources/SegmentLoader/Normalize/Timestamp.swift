@@ -173,6 +173,23 @@ public enum Timestamp {
         String(format(Instant(seconds: ms / 1000)).prefix(10))
     }
 
+    /// Whether `text` is a real calendar day written `YYYY-MM-DD`.
+    public static func isCalendarDay(_ text: String) -> Bool {
+        let b = Array(text.utf8)
+        guard b.count == 10, b[4] == 0x2d, b[7] == 0x2d else { return false }
+        func number(_ range: Range<Int>) -> Int? {
+            var n = 0
+            for i in range {
+                guard b[i] >= 0x30 && b[i] <= 0x39 else { return nil }
+                n = n * 10 + Int(b[i] - 0x30)
+            }
+            return n
+        }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+              (1...12).contains(month), year >= 1 else { return false }
+        return (1...daysIn(month: month, year: year)).contains(day)
+    }
+
     static func daysIn(month: Int, year: Int) -> Int {
         switch month {
         case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28

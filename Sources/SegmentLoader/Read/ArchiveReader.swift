@@ -54,13 +54,14 @@ public struct ArchiveReader: Sendable {
     /// could be read of it, cut to `maxLineBytes`).
     /// With `hashing: false` the outcome's `sha256` is empty (for a caller that hashed already).
     public func read(
-        path: String, format: ArchiveFormat, hashing: Bool = true,
+        path: String, format: ArchiveFormat, hashing: Bool = true, onBlock: (Int) -> Void = { _ in },
         body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void
     ) throws -> ReadOutcome {
         var splitter = LineSplitter(maxLineBytes: maxLineBytes)
         let inflater = format == .gzip ? Inflater() : nil
         var streamError: String?
         let (sha256, size) = try Self.hashBlocks(path: path, blockSize: blockSize, hashing: hashing) { bytes in
+            onBlock(bytes.count)
             if streamError != nil { return }
             if let inflater {
                 do {

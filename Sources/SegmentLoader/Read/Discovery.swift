@@ -24,6 +24,11 @@ public enum Discovery {
     public struct Result: Sendable {
         public var archives: [Archive]
         public var skipped: [SkippedFile]
+
+        public init(archives: [Archive] = [], skipped: [SkippedFile] = []) {
+            self.archives = archives
+            self.skipped = skipped
+        }
     }
 
     public static func find(_ paths: [String]) throws -> Result {
@@ -54,19 +59,49 @@ public enum Discovery {
             } else {
                 files.append(absolute)
             }
-            for file in files where seen.insert(file).inserted {
-                switch sniff(file) {
-                case .archive(let format, let size):
-                    let layout = s3Layout(file)
-                    archives.append(Archive(path: file, format: format, size: size, sourceId: layout?.source, day: layout?.day))
-                case .notArchive(let reason):
-                    skipped.append(SkippedFile(path: file, reason: reason))
-                }
+            for file in files where seen.insert(file).inserted { classify(file, into: &archives, skipped: &skipped) }
+        }
+        archives.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        skipped.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        return Result(archives: archives, skipped: skipped)
+    }
+
+    /// Files that match a path glob (`*` within a folder, `**` across folders), found under
+    /// the glob's literal leading folders; hidden files are left out.
+    public static func find(glob: Glob) throws -> Result {
+        let fm = FileManager.default
+        var base = glob.literalPrefix
+        if base.isEmpty { base = "/" }
+        var isDirectory: ObjCBool = false
+        guard fm.fileExists(atPath: base, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw ReadError(path: base, message: "no such directory (it starts the pattern \(glob.pattern))")
+        }
+        guard let walker = fm.enumerator(atPath: base) else { throw ReadError(path: base, message: "cannot list the directory") }
+        var archives: [Archive] = []
+        var skipped: [SkippedFile] = []
+        let prefix = base.hasSuffix("/") ? base : base + "/"
+        while let relative = walker.nextObject() as? String {
+            let full = prefix + relative
+            if relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
+            guard glob.matches(full) else { continue }
+            var dir: ObjCBool = false
+            if fm.fileExists(atPath: full, isDirectory: &dir), !dir.boolValue {
+                classify(full, into: &archives, skipped: &skipped)
             }
         }
         archives.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
         skipped.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
         return Result(archives: archives, skipped: skipped)
+    }
+
+    static func classify(_ file: String, into archives: inout [Archive], skipped: inout [SkippedFile]) {
+        switch sniff(file) {
+        case .archive(let format, let size):
+            let layout = s3Layout(file)
+            archives.append(Archive(path: file, format: format, size: size, sourceId: layout?.source, day: layout?.day))
+        case .notArchive(let reason):
+            skipped.append(SkippedFile(path: file, reason: reason))
+        }
     }
 
     enum Sniffed {
@@ -93,7 +128,7 @@ public enum Discovery {
     }
 
     /// `<...>/<source-id>/<day>/<name>` where `<day>` is a UTC midnight in epoch milliseconds.
-    static func s3Layout(_ path: String) -> (source: String, day: String)? {
+    public static func s3Layout(_ path: String) -> (source: String, day: String)? {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
         guard parts.count >= 3 else { return nil }
         let dayPart = parts[parts.count - 2]

@@ -8,14 +8,27 @@ enum Parsed {
 /// message. Each worker owns one.
 struct LineProcessor {
     var normalizer: Normalizer
+    let privacy: Privacy
     /// Nanoseconds spent parsing and normalizing, for the benchmark's stage times.
     private(set) var nanoseconds: UInt64 = 0
 
-    init(loadTime: Instant, names: NameTable) {
+    /// `hashing: false` for lines whose hashed fields are hashed already (a retried reject).
+    init(loadTime: Instant, names: NameTable, privacy: Privacy = Privacy()) {
         normalizer = Normalizer(loadTime: loadTime, names: names)
+        self.privacy = privacy
     }
 
-    mutating func process(_ line: UnsafeBufferPointer<UInt8>, problem: LineProblem?) -> [Parsed] {
+    /// The bytes `_rejects` keeps for a rejected line: the line itself, or with privacy rules,
+    /// the line with them applied when it parses (a line that is not JSON cannot be searched
+    /// for fields and is kept as read).
+    func rawForReject(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        guard !privacy.isEmpty, let json = try? JSONParser.parse(bytes) else { return Array(bytes) }
+        var out: [UInt8] = []
+        JSONWriter.write(privacy.applyToLine(json), into: &out, sortedKeys: false)
+        return out
+    }
+
+    mutating func process(_ line: UnsafeBufferPointer<UInt8>, problem: LineProblem?, hashing: Bool = true) -> [Parsed] {
         let started = monotonicNanoseconds()
         defer { nanoseconds &+= monotonicNanoseconds() &- started }
         if let problem { return [.reject(problem.reason, item: nil)] }
@@ -28,9 +41,13 @@ struct LineProcessor {
         let messages = Envelope.messages(in: json)
         if case .array? = json["batch"] {
             if messages.isEmpty { return [.reject("batch envelope with no messages", item: nil)] }
-            return messages.enumerated().map { offset, item in normalize(item, item: offset + 1) }
+            return messages.enumerated().map { offset, item in normalize(redact(item, hashing), item: offset + 1) }
         }
-        return [normalize(json, item: nil)]
+        return [normalize(redact(json, hashing), item: nil)]
+    }
+
+    private func redact(_ message: JSONValue, _ hashing: Bool) -> JSONValue {
+        privacy.isEmpty ? message : privacy.apply(to: message, hashing: hashing)
     }
 
     private mutating func normalize(_ json: JSONValue, item: Int?) -> Parsed {

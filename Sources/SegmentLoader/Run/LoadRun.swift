@@ -7,9 +7,22 @@ public struct LoadOptions: Sendable {
     public var jobs: Int
     /// Columns per table for data keys; later keys go to the row's `_extra` JSON.
     public var columnLimit: Int = 1000
+    /// Which messages to keep (a pipeline's `filters`); the others are counted as filtered.
+    public var filter = MessageFilter()
     /// Leave out messages that opted out of the Warehouses destination through `integrations`.
-    public var skipOptedOut: Bool = false
+    public var skipOptedOut: Bool {
+        get { filter.honourOptOuts }
+        set { filter.honourOptOuts = newValue }
+    }
+    /// Fields dropped or hashed before normalizing (its key must be loaded).
+    public var privacy = Privacy()
     public var maxLineBytes: Int = 1 << 20
+    /// Create the query indexes after the load (see `Indexes`).
+    public var createIndexes = true
+    /// Set from a signal handler: the run stops after the file being committed.
+    public var stop: StopRequest?
+    /// Updated as the run goes, for a progress display.
+    public var progress: LoadProgress?
     public var pipeline: String = "load"
     /// How many rejected lines the summary lists (all go to `_rejects`).
     public var problemsShown: Int = 20
@@ -52,7 +65,8 @@ enum Work: Sendable {
     case message
     case duplicateInRun
     case filtered
-    case reject(line: Int, item: Int?, reason: String, raw: [UInt8])
+    /// `redacted`: the pipeline's privacy rules were applied to `raw` (a retry must not hash twice).
+    case reject(line: Int, item: Int?, reason: String, raw: [UInt8], redacted: Bool)
 }
 
 struct Chunk: Sendable {
@@ -76,6 +90,14 @@ struct FileEnd: Sendable {
 /// thread timing.
 public enum LoadRun {
     public static func run(paths: [String], options: LoadOptions, log: (String) -> Void = { _ in }) throws -> RunSummary {
+        try run(found: try Discovery.find(paths), options: options, log: log)
+    }
+
+    /// Loads archives already found (a pipeline's selection). The caller holds the warehouse's
+    /// `WarehouseLock`.
+    public static func run(found: Discovery.Result, options: LoadOptions, log: (String) -> Void = { _ in }) throws -> RunSummary {
+        let lock = try WarehouseLock(database: options.database)
+        defer { withExtendedLifetime(lock) {} }
         let clock = ContinuousClock()
         let started = clock.now
         let startDate = options.now()
@@ -83,9 +105,9 @@ public enum LoadRun {
                                nanos: Int64((startDate.timeIntervalSince1970 - startDate.timeIntervalSince1970.rounded(.down)) * 1e9))
         let uuidTs = Timestamp.format(loadTime)
 
-        let found = try Discovery.find(paths)
         let warehouse = try Warehouse(path: options.database)
         var summary = RunSummary()
+        summary.pipeline = options.pipeline
         summary.database = options.database
         summary.startedAt = uuidTs
         summary.notArchives = found.skipped
@@ -102,12 +124,15 @@ public enum LoadRun {
         summary.finishedAt = Timestamp.format(Instant(seconds: Int64(options.now().timeIntervalSince1970)))
         if summary.fatalError != nil {
             summary.status = "failed"
+        } else if summary.interrupted {
+            summary.status = "interrupted"
         } else if summary.filesPartial + summary.filesFailed > 0 {
             summary.status = "partial"
         } else {
             summary.status = "succeeded"
         }
         try? warehouse.finishLoad(id: loadId, summary: summary, status: summary.status, error: summary.fatalError)
+        summary.lastSuccessAt = try? warehouse.lastSuccess(pipeline: options.pipeline)
         return summary
     }
 
@@ -132,15 +157,24 @@ public enum LoadRun {
         let scans = Locked<[Int: FileScan]>([:])
         let runIds = try RunIds(directory: URL(fileURLWithPath: options.database + ".run-ids"))
         defer { runIds.remove() }
-        let skipOptedOut = options.skipOptedOut
+        let filter = options.filter
+        let privacy = options.privacy
+        let progress = options.progress
+        let stop = options.stop
         let reader = ArchiveReader(maxLineBytes: options.maxLineBytes)
+        progress?.begin(.scanning, files: archives.count, bytes: archives.reduce(0) { $0 + $1.size })
         startWorkers(jobs: options.jobs, count: archives.count, label: "scan") { i in
             let scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime, names: names,
-                                 skipOptedOut: skipOptedOut, runIds: runIds, times: times)
+                                 filter: filter, privacy: privacy, runIds: runIds, times: times, progress: progress, stop: stop)
             scans.withLock { $0[i] = scan }
         }.wait()
         var results = scans.withLock { $0 }
         summary.stages.scanWall = Double(monotonicNanoseconds() - scanStarted) / 1e9
+        if stop?.isSet == true {
+            summary.interrupted = true
+            log("stopped while scanning: nothing was loaded")
+            return
+        }
         let loadStarted = monotonicNanoseconds()
         defer { summary.stages.loadWall = Double(monotonicNanoseconds() - loadStarted) / 1e9 }
 
@@ -180,21 +214,28 @@ public enum LoadRun {
         // its file while the others sit on full channels; more only costs memory.
         let readAhead = max(4, 64 / max(1, options.jobs))
         let channels = toLoad.map { _ in Channel<Chunk>(capacity: readAhead) }
-        let stop = StopFlag()
+        let stopWorkers = StopFlag()
         let shared = winners
         let expected = toLoad.map { results[$0]!.sha256 }
         let group = startWorkers(jobs: options.jobs, count: toLoad.count, label: "load") { k in
             let i = toLoad[k]
             Self.produce(archives[i], index: i, winners: shared, reader: reader, loadTime: loadTime, names: names,
-                         skipOptedOut: skipOptedOut, channel: channels[k], stop: stop, times: times)
+                         filter: filter, privacy: privacy, channel: channels[k], stop: stopWorkers, times: times, progress: progress)
         }
         defer {
-            stop.set()
+            stopWorkers.set()
             channels.forEach { $0.close() }
             group.wait()
         }
 
+        progress?.begin(.loading, files: toLoad.count, bytes: toLoad.reduce(0) { $0 + archives[$1].size })
         for (k, i) in toLoad.enumerated() {
+            if stop?.isSet == true {
+                summary.interrupted = true
+                summary.notStarted = toLoad[k...].map { archives[$0].path }
+                log("stopped: \(toLoad.count - k) archives left for the next run")
+                break
+            }
             let archive = archives[i]
             var counts = Counts()
             try writer.beginFile()
@@ -213,9 +254,9 @@ public enum LoadRun {
                             counts.duplicates += 1
                         case .filtered:
                             counts.filtered += 1
-                        case .reject(let line, let item, let reason, let raw):
+                        case .reject(let line, let item, let reason, let raw, let redacted):
                             counts.rejected += 1
-                            try writer.reject(file: archive.path, line: line, item: item, reason: reason, raw: raw)
+                            try writer.reject(file: archive.path, line: line, item: item, reason: reason, raw: raw, redacted: redacted)
                             summary.problemCount += 1
                             if summary.problems.count < options.problemsShown {
                                 summary.problems.append(Problem(file: archive.path, line: line, reason: reason))
@@ -255,32 +296,45 @@ public enum LoadRun {
             summary.totals += counts
             summary.inflatedBytes += fileEnd.inflatedBytes
             summary.files.append(FileResult(path: archive.path, status: status, counts: counts, error: fileEnd.streamError))
+            progress?.fileDone(messages: counts.lines)
             log("\(status.rawValue) \(archive.path): \(counts.lines) messages, \(counts.loaded) loaded")
         }
         summary.rowsPerTable = writer.rowsPerTable
         summary.newTables = writer.newTables
         summary.newColumns = writer.newColumns
         summary.overflowValues = writer.overflowValues
+        if options.createIndexes && !summary.interrupted {
+            let started = monotonicNanoseconds()
+            summary.indexesCreated = try Indexes.create(in: warehouse.db)
+            times.add(write: monotonicNanoseconds() - started)
+        }
     }
 
     /// Pass 1 for one archive.
     static func scan(_ archive: Archive, index: Int, known: [String: String], reader: ArchiveReader,
-                     loadTime: Instant, names: NameTable, skipOptedOut: Bool, runIds: RunIds, times: StageTimes) -> FileScan {
+                     loadTime: Instant, names: NameTable, filter: MessageFilter, privacy: Privacy, runIds: RunIds, times: StageTimes,
+                     progress: LoadProgress?, stop: StopRequest?) -> FileScan {
         var scan = FileScan()
         var ids = runIds.collector()
         do {
+            if stop?.isSet == true { return scan }
             let (sha, _) = try ArchiveReader.sha256(path: archive.path)
             scan.sha256 = sha
             if let earlier = known[sha] {
                 scan.skippedAs = earlier
+                progress?.add(bytes: archive.size)
+                progress?.fileDone()
                 return scan
             }
-            var processor = LineProcessor(loadTime: loadTime, names: names)
+            var processor = LineProcessor(loadTime: loadTime, names: names, privacy: privacy)
             defer { times.add(parse: processor.nanoseconds) }
-            let outcome = try reader.read(path: archive.path, format: archive.format, hashing: false) { line, bytes, problem in
+            struct Stopped: Error {}
+            let outcome = try reader.read(path: archive.path, format: archive.format, hashing: false,
+                                          onBlock: { progress?.add(bytes: Int64($0)) }) { line, bytes, problem in
+                if stop?.isSet == true { throw Stopped() }
                 for parsed in processor.process(bytes, problem: problem) {
                     guard case .message(let message, let item) = parsed else { continue }
-                    if skipOptedOut && message.optedOutOfWarehouses { continue }
+                    if !filter.keeps(message) { continue }
                     let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
                                             line: Int32(clamping: line), item: Int32(item ?? 0))
                     try ids.add(message.id, at: position)
@@ -293,6 +347,7 @@ public enum LoadRun {
             }
             times.add(inflate: outcome.inflateNanoseconds)
             try ids.flush()
+            progress?.fileDone()
         } catch {
             scan.error = "\(error)"
         }
@@ -301,22 +356,25 @@ public enum LoadRun {
 
     /// Pass 2 for one archive: the writer's work, in order, through `channel`.
     static func produce(_ archive: Archive, index: Int, winners: [MessageKey: Position], reader: ArchiveReader,
-                        loadTime: Instant, names: NameTable, skipOptedOut: Bool, channel: Channel<Chunk>, stop: StopFlag, times: StageTimes) {
-        var processor = LineProcessor(loadTime: loadTime, names: names)
+                        loadTime: Instant, names: NameTable, filter: MessageFilter, privacy: Privacy, channel: Channel<Chunk>,
+                        stop: StopFlag, times: StageTimes, progress: LoadProgress?) {
+        var processor = LineProcessor(loadTime: loadTime, names: names, privacy: privacy)
         defer { times.add(parse: processor.nanoseconds) }
         var chunk = Chunk()
         chunk.items.reserveCapacity(1024)
         var end = FileEnd()
         struct Stopped: Error {}
         do {
-            let outcome = try reader.read(path: archive.path, format: archive.format) { line, bytes, problem in
+            let outcome = try reader.read(path: archive.path, format: archive.format,
+                                          onBlock: { progress?.add(bytes: Int64($0)) }) { line, bytes, problem in
                 if stop.isSet { throw Stopped() }
                 for parsed in processor.process(bytes, problem: problem) {
                     switch parsed {
                     case .reject(let reason, let item):
-                        chunk.items.append(.reject(line: line, item: item, reason: reason, raw: Array(bytes)))
+                        chunk.items.append(.reject(line: line, item: item, reason: reason, raw: processor.rawForReject(bytes),
+                                                   redacted: !privacy.isEmpty))
                     case .message(let message, let item):
-                        if skipOptedOut && message.optedOutOfWarehouses {
+                        if !filter.keeps(message) {
                             chunk.items.append(.filtered)
                             continue
                         }

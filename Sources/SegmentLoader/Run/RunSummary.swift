@@ -1,3 +1,5 @@
+import Foundation
+
 /// The message accounting of one file or a whole run:
 /// `lines = loaded + duplicates + rejected + filtered`.
 public struct Counts: Sendable, Equatable {
@@ -47,6 +49,10 @@ public struct Problem: Sendable, CustomStringConvertible {
 /// Everything a run did, for the summary it prints and the `_loads` row.
 public struct RunSummary: Sendable {
     public var loadId: Int64 = 0
+    /// The pipeline's name (`load` for the load command).
+    public var pipeline: String = "load"
+    /// `finished_at` of the newest succeeded run of this pipeline on this warehouse (this one if it succeeded).
+    public var lastSuccessAt: String?
     public var database: String = ""
     public var startedAt: String = ""
     public var finishedAt: String = ""
@@ -80,7 +86,14 @@ public struct RunSummary: Sendable {
     public var inflatedBytes: Int64 = 0
     /// Set when the run stopped early.
     public var fatalError: String?
-    /// `succeeded`, `partial` (a file partial or failed) or `failed` (the run stopped).
+    /// Stopped by a signal (SIGINT/SIGTERM) after the last committed file.
+    public var interrupted = false
+    /// Archives an interrupted run did not start (the next run loads them).
+    public var notStarted: [String] = []
+    /// Query indexes created at the end of the run.
+    public var indexesCreated: [String] = []
+    /// `succeeded`, `partial` (a file partial or failed), `interrupted` (stopped by a signal
+    /// between files) or `failed` (the run stopped on an error).
     public var status: String = "running"
 
     public init() {}
@@ -92,7 +105,8 @@ public struct RunSummary: Sendable {
              ("rejected", .int(c.rejected)), ("filtered", .int(c.filtered)), ("discarded", .int(c.discarded))]
         }
         let document: JSONValue = .object([
-            ("load_id", .int(loadId)), ("database", .string(database)), ("status", .string(status)),
+            ("load_id", .int(loadId)), ("pipeline", .string(pipeline)), ("database", .string(database)), ("status", .string(status)),
+            ("last_success_at", lastSuccessAt.map { .string($0) } ?? .null),
             ("started_at", .string(startedAt)), ("finished_at", .string(finishedAt)),
             ("elapsed_seconds", .double(elapsedSeconds)), ("messages_per_second", .double(eventsPerSecond.rounded())),
             ("inflated_bytes", .int(inflatedBytes)),
@@ -112,6 +126,9 @@ public struct RunSummary: Sendable {
                 ("write", .double(stages.write)), ("scan_pass_wall", .double(stages.scanWall)),
                 ("load_pass_wall", .double(stages.loadWall)),
             ])),
+            ("interrupted", .bool(interrupted)),
+            ("not_started", .array(notStarted.map { .string($0) })),
+            ("indexes_created", .array(indexesCreated.map { .string($0) })),
             ("error", fatalError.map { .string($0) } ?? .null),
         ])
         return JSONWriter.string(document)
@@ -128,7 +145,7 @@ public struct RunSummary: Sendable {
     /// The summary as a person reads it at the end of a run.
     public func render() -> String {
         var out: [String] = []
-        let verb = fatalError == nil ? "loaded" : "stopped while loading"
+        let verb = fatalError != nil ? "stopped while loading" : interrupted ? "interrupted after" : "loaded"
         out.append("segment-loader: \(verb) \(files.count) file\(files.count == 1 ? "" : "s") into \(database) in \(format(elapsedSeconds)) s (load \(loadId))")
         var fileLine = "  files:      \(filesLoaded) loaded, \(filesPartial) partial, \(filesFailed) failed, \(skippedAlreadyLoaded.count) skipped (already loaded)"
         if !notArchives.isEmpty { fileLine += ", \(notArchives.count) not archives" }
@@ -163,6 +180,11 @@ public struct RunSummary: Sendable {
             for problem in problems { out.append("  \(problem)") }
             if problemCount > Int64(problems.count) { out.append("  ... and \(problemCount - Int64(problems.count)) more") }
         }
+        if interrupted {
+            out.append(notStarted.isEmpty && files.isEmpty
+                ? "interrupted while scanning: nothing was loaded; run again to load everything"
+                : "interrupted: \(files.count) file\(files.count == 1 ? "" : "s") committed, \(notStarted.count) left; run again to load the rest")
+        }
         if let fatalError { out.append("error: \(fatalError)") }
         return out.joined(separator: "\n")
     }
@@ -171,5 +193,49 @@ public struct RunSummary: Sendable {
         let hundredths = Int((seconds * 100).rounded())
         let frac = hundredths % 100
         return "\(hundredths / 100).\(frac < 10 ? "0" : "")\(frac)"
+    }
+}
+
+extension RunSummary {
+    /// The run in Prometheus' text format, for node_exporter's textfile collector: status,
+    /// last success time, duration, and the message and row counts (per table).
+    public func prometheus() -> String {
+        let p = "pipeline=\"\(Self.escape(pipeline))\""
+        var lines: [String] = []
+        func metric(_ name: String, _ help: String, _ type: String = "gauge", _ samples: [(labels: String, value: String)]) {
+            lines.append("# HELP segment_loader_\(name) \(help)")
+            lines.append("# TYPE segment_loader_\(name) \(type)")
+            for sample in samples { lines.append("segment_loader_\(name){\(sample.labels)} \(sample.value)") }
+        }
+        func seconds(_ timestamp: String?) -> String {
+            guard let timestamp, let instant = Timestamp.parse(timestamp) else { return "0" }
+            return String(format: "%.3f", Double(instant.milliseconds) / 1000)
+        }
+        let statuses = ["succeeded", "partial", "interrupted", "failed"]
+        metric("last_run_status", "1 for the outcome of the last run (succeeded, partial, interrupted, failed), 0 for the others.",
+               "gauge", statuses.map { ("\(p),status=\"\($0)\"", $0 == status ? "1" : "0") })
+        metric("last_run_timestamp_seconds", "When the last run finished (Unix time).", "gauge", [(p, seconds(finishedAt))])
+        metric("last_success_timestamp_seconds", "When the last succeeded run finished (Unix time; 0 if none).", "gauge", [(p, seconds(lastSuccessAt))])
+        metric("last_run_duration_seconds", "Wall time of the last run.", "gauge", [(p, String(format: "%.3f", elapsedSeconds))])
+        metric("last_run_files", "Archives of the last run by outcome.", "gauge", [
+            ("\(p),status=\"loaded\"", "\(filesLoaded)"), ("\(p),status=\"partial\"", "\(filesPartial)"),
+            ("\(p),status=\"failed\"", "\(filesFailed)"), ("\(p),status=\"skipped\"", "\(skippedAlreadyLoaded.count)"),
+            ("\(p),status=\"not_archive\"", "\(notArchives.count)"),
+        ])
+        metric("last_run_messages", "Messages of the last run: read = loaded + duplicates + rejected + filtered.", "gauge", [
+            ("\(p),outcome=\"read\"", "\(totals.lines)"), ("\(p),outcome=\"loaded\"", "\(totals.loaded)"),
+            ("\(p),outcome=\"duplicates\"", "\(totals.duplicates)"), ("\(p),outcome=\"rejected\"", "\(totals.rejected)"),
+            ("\(p),outcome=\"filtered\"", "\(totals.filtered)"),
+        ])
+        metric("last_run_discarded_values", "Values the last run kept out of their column (in _discards).", "gauge", [(p, "\(totals.discarded)")])
+        metric("last_run_rows", "Rows the last run wrote, per table.", "gauge",
+               rowsPerTable.sorted { $0.key < $1.key }.map { ("\(p),table=\"\(Self.escape($0.key))\"", "\($0.value)") })
+        metric("last_run_new_columns", "Columns the last run added to the schema.", "gauge", [(p, "\(newColumns)")])
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    static func escape(_ label: String) -> String {
+        label.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+            .replacingOccurrences(of: "\n", with: "\\n")
     }
 }

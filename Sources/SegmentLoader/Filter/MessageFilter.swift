@@ -1,0 +1,30 @@
+/// Which normalized messages a load keeps (a pipeline's `filters`). A message left out is
+/// counted as `filtered`, so a file's accounting still balances, and takes no part in
+/// deduplication: a filtered copy never wins over a loaded one.
+public struct MessageFilter: Sendable {
+    /// Call types to keep; nil keeps all six.
+    public var includeTypes: Set<CallType>?
+    public var excludeTypes: Set<CallType> = []
+    /// Globs on a track call's raw event name; empty keeps every event.
+    public var includeEvents: [Glob] = []
+    public var excludeEvents: [Glob] = []
+    /// Leave out messages that opted out of the Warehouses destination through `integrations`.
+    public var honourOptOuts = false
+
+    public init() {}
+
+    public var isEmpty: Bool {
+        includeTypes == nil && excludeTypes.isEmpty && includeEvents.isEmpty && excludeEvents.isEmpty && !honourOptOuts
+    }
+
+    public func keeps(_ message: Message) -> Bool {
+        if honourOptOuts && message.optedOutOfWarehouses { return false }
+        if let includeTypes, !includeTypes.contains(message.type) { return false }
+        if excludeTypes.contains(message.type) { return false }
+        if message.type == .track, let event = message.event {
+            if !includeEvents.isEmpty && !includeEvents.contains(where: { $0.matches(event) }) { return false }
+            if excludeEvents.contains(where: { $0.matches(event) }) { return false }
+        }
+        return true
+    }
+}

@@ -1,0 +1,69 @@
+/// Indexes for ad-hoc queries, named `_idx_<table>_<column>`: `received_at` on every call and
+/// event table (time ranges), `user_id` and `anonymous_id` on `tracks`, `pages`, `screens`
+/// (one person's activity), `anonymous_id` on `identifies`, `user_id` on `groups`,
+/// `previous_id` and `user_id` on `aliases` (identity stitching). `identifies(user_id,
+/// timestamp)` and `groups(group_id, timestamp)` exist from the start: the loader itself needs
+/// them to rebuild `users` and `accounts`.
+///
+/// They are created at the end of a run, after the rows are in, because building an index once
+/// over loaded rows is much cheaper than updating it on every insert of a bulk load. A run that
+/// would more than double the warehouse drops them first (`dropForBulkLoad`) and builds them
+/// again at the end.
+public enum Indexes {
+    static let prefix = "_idx_"
+    /// The two indexes the loader needs for users and accounts (never dropped).
+    static let loaderIndexes: Set<String> = ["_idx_identifies_user_id_timestamp", "_idx_groups_group_id_timestamp"]
+
+    /// The indexes the warehouse should have now: (index name, table, column).
+    static func wanted(in db: Database) throws -> [(name: String, table: String, column: String)] {
+        var out: [(String, String, String)] = []
+        let tables = try db.query("SELECT \"table\", call_type FROM _schema_tables ORDER BY \"table\"")
+        for row in tables {
+            guard case .text(let table) = row[0], case .text(let kind) = row[1] else { continue }
+            let columns: [String]
+            switch kind {
+            case "track" where table != "tracks": columns = ["received_at"]
+            case "track", "page", "screen": columns = ["received_at", "user_id", "anonymous_id"]
+            case "identify": columns = ["received_at", "anonymous_id"]
+            case "group": columns = ["received_at", "user_id"]
+            case "alias": columns = ["received_at", "previous_id", "user_id"]
+            default: columns = []
+            }
+            for column in columns { out.append((prefix + table + "_" + column, table, column)) }
+        }
+        return out
+    }
+
+    /// Creates the missing indexes; returns their names.
+    @discardableResult
+    public static func create(in db: Database) throws -> [String] {
+        let existing = Set(try db.query("SELECT name FROM sqlite_master WHERE type = 'index'").compactMap { row -> String? in
+            if case .text(let name) = row[0] { return name } else { return nil }
+        })
+        let missing = try wanted(in: db).filter { !existing.contains($0.name) }
+        guard !missing.isEmpty else { return [] }
+        try db.execute("BEGIN IMMEDIATE")
+        do {
+            for index in missing {
+                try db.execute("CREATE INDEX IF NOT EXISTS \(quoteIdentifier(index.name)) ON \(quoteIdentifier(index.table)) (\(quoteIdentifier(index.column)))")
+            }
+            try db.execute("COMMIT")
+        } catch {
+            try? db.execute("ROLLBACK")
+            throw error
+        }
+        return missing.map(\.name)
+    }
+
+    /// Drops the query indexes (not the two the loader needs) before a bulk load.
+    public static func dropForBulkLoad(in db: Database) throws -> Int {
+        let names = try db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '\\_idx\\_%' ESCAPE '\\'").compactMap { row -> String? in
+            if case .text(let name) = row[0] { return name } else { return nil }
+        }.filter { !loaderIndexes.contains($0) }
+        guard !names.isEmpty else { return 0 }
+        try db.execute("BEGIN IMMEDIATE")
+        for name in names { try db.execute("DROP INDEX IF EXISTS \(quoteIdentifier(name))") }
+        try db.execute("COMMIT")
+        return names.count
+    }
+}

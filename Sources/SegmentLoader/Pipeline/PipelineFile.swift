@@ -1,0 +1,345 @@
+import Foundation
+import Yams
+
+/// A mistake in a pipeline file, where it is.
+public struct PipelineIssue: Sendable, CustomStringConvertible, Equatable {
+    public var file: String
+    public var line: Int
+    public var column: Int
+    public var message: String
+    public var description: String { "\(file):\(line):\(column): \(message)" }
+}
+
+/// Every mistake found in a pipeline file: all of them are reported at once.
+public struct PipelineError: Error, Sendable, CustomStringConvertible {
+    public var issues: [PipelineIssue]
+    public var description: String { issues.map(\.description).joined(separator: "\n") }
+}
+
+/// Reads a pipeline file strictly: unknown keys, wrong types, bad globs, dates and call types
+/// are refused with their line and column before anything is loaded.
+public enum PipelineFile {
+    public static func load(path: String) throws(PipelineError) -> Pipeline {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        let text: String
+        do {
+            text = try String(contentsOfFile: absolute, encoding: .utf8)
+        } catch {
+            throw PipelineError(issues: [PipelineIssue(file: path, line: 1, column: 1, message: "cannot read the pipeline file: \(error.localizedDescription)")])
+        }
+        return try parse(text, file: path, directory: (absolute as NSString).deletingLastPathComponent)
+    }
+
+    /// `file` names the text in messages; relative paths resolve against `directory`.
+    public static func parse(_ text: String, file: String, directory: String) throws(PipelineError) -> Pipeline {
+        var reader = Reader(file: file, directory: directory)
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw PipelineError(issues: [reader.issue(for: error)])
+        } catch {
+            throw PipelineError(issues: [PipelineIssue(file: file, line: 1, column: 1, message: "\(error)")])
+        }
+        guard let root else {
+            throw PipelineError(issues: [PipelineIssue(file: file, line: 1, column: 1, message: "the pipeline file is empty")])
+        }
+        let pipeline = reader.pipeline(root)
+        if !reader.issues.isEmpty || pipeline == nil {
+            throw PipelineError(issues: reader.issues.sorted { ($0.line, $0.column) < ($1.line, $1.column) })
+        }
+        var result = pipeline!
+        result.file = URL(fileURLWithPath: directory).appendingPathComponent((file as NSString).lastPathComponent).path
+        return result
+    }
+
+    struct Reader {
+        let file: String
+        let directory: String
+        var issues: [PipelineIssue] = []
+
+        mutating func fail(_ node: Node?, _ message: String) {
+            let mark = node?.mark
+            issues.append(PipelineIssue(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
+        }
+
+        func issue(for error: YamlError) -> PipelineIssue {
+            switch error {
+            case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+                return PipelineIssue(file: file, line: mark.line, column: mark.column, message: "not valid YAML: \(problem)")
+            case .duplicatedKeysInMapping(let duplicates, let context):
+                return PipelineIssue(file: file, line: context.mark.line, column: context.mark.column,
+                                     message: "the key \(duplicates.joined(separator: ", ")) is given more than once")
+            default:
+                return PipelineIssue(file: file, line: 1, column: 1, message: "not valid YAML: \(error)")
+            }
+        }
+
+        /// The members of a mapping after checking its keys against `allowed`.
+        mutating func mapping(_ node: Node, _ what: String, allowed: [String], required: [String] = []) -> [String: Node]? {
+            guard case .mapping(let mapping) = node else {
+                fail(node, "\(what) must be a mapping of keys (\(allowed.joined(separator: ", "))), not \(kind(node))")
+                return nil
+            }
+            var members: [String: Node] = [:]
+            for (key, value) in mapping {
+                guard case .scalar(let scalar) = key else {
+                    fail(key, "keys of \(what) must be plain names")
+                    continue
+                }
+                guard allowed.contains(scalar.string) else {
+                    let hint = allowed.min { distance($0, scalar.string) < distance($1, scalar.string) }
+                        .flatMap { distance($0, scalar.string) <= 3 ? " (did you mean \($0)?)" : nil } ?? ""
+                    fail(key, "unknown key '\(scalar.string)' in \(what)\(hint); known keys: \(allowed.joined(separator: ", "))")
+                    continue
+                }
+                members[scalar.string] = value
+            }
+            for key in required where members[key] == nil {
+                fail(node, "\(what) needs '\(key)'")
+            }
+            return members
+        }
+
+        func kind(_ node: Node) -> String {
+            switch node {
+            case .mapping: return "a mapping"
+            case .sequence: return "a list"
+            case .alias: return "an alias"
+            case .scalar(let s):
+                if (s.style == .plain && (s.string.isEmpty || s.string == "~" || s.string == "null")) { return "null" }
+                return "'\(s.string)'"
+            }
+        }
+
+        mutating func string(_ node: Node, _ what: String) -> String? {
+            guard case .scalar(let scalar) = node, kind(node) != "null" else {
+                fail(node, "\(what) must be a string, not \(kind(node))")
+                return nil
+            }
+            return scalar.string
+        }
+
+        mutating func int(_ node: Node, _ what: String, range: ClosedRange<Int>) -> Int? {
+            guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Int(scalar.string) else {
+                fail(node, "\(what) must be a whole number, not \(kind(node))")
+                return nil
+            }
+            guard range.contains(value) else {
+                fail(node, "\(what) must be between \(range.lowerBound) and \(range.upperBound), not \(value)")
+                return nil
+            }
+            return value
+        }
+
+        mutating func bool(_ node: Node, _ what: String) -> Bool? {
+            if case .scalar(let scalar) = node, scalar.style == .plain {
+                switch scalar.string.lowercased() {
+                case "true", "yes", "on": return true
+                case "false", "no", "off": return false
+                default: break
+                }
+            }
+            fail(node, "\(what) must be true or false, not \(kind(node))")
+            return nil
+        }
+
+        /// A list of strings; a single string counts as a list of one.
+        mutating func strings(_ node: Node, _ what: String) -> [(String, Node)]? {
+            if case .scalar = node, let s = string(node, what) { return [(s, node)] }
+            guard case .sequence(let sequence) = node else {
+                fail(node, "\(what) must be a list of strings, not \(kind(node))")
+                return nil
+            }
+            var out: [(String, Node)] = []
+            for item in sequence {
+                if let s = string(item, "each entry of \(what)") { out.append((s, item)) }
+            }
+            return out
+        }
+
+        mutating func globs(_ node: Node, _ what: String, pathAware: Bool) -> [Glob] {
+            var out: [Glob] = []
+            for (text, item) in strings(node, what) ?? [] {
+                do {
+                    out.append(try Glob(text, pathAware: pathAware))
+                } catch {
+                    var column = item.mark?.column ?? 1
+                    if case .scalar(let scalar) = item { column += error.offset - (scalar.style == .plain ? 1 : 0) }
+                    issues.append(PipelineIssue(file: file, line: item.mark?.line ?? 1, column: column,
+                                                message: "bad glob '\(text)' in \(what): \(error.message)"))
+                }
+            }
+            return out
+        }
+
+        func resolve(_ path: String) -> String {
+            let expanded = (path as NSString).expandingTildeInPath
+            if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded).standardizedFileURL.path }
+            return URL(fileURLWithPath: directory).appendingPathComponent(expanded).standardizedFileURL.path
+        }
+
+        mutating func pipeline(_ root: Node) -> Pipeline? {
+            guard let top = mapping(root, "the pipeline", allowed: ["version", "name", "sources", "filters", "privacy", "warehouse", "run"],
+                                    required: ["version", "name", "sources", "warehouse"]) else { return nil }
+            var version: Int?
+            if let node = top["version"], let v = int(node, "version", range: 0...Int.max) {
+                if v != Pipeline.supportedVersion {
+                    fail(node, "version \(v) is not supported; this segment-loader reads pipeline version \(Pipeline.supportedVersion)")
+                } else {
+                    version = v
+                }
+            }
+            var name: String?
+            if let node = top["name"], let n = string(node, "name") {
+                if n.isEmpty || n.utf8.count > 100 || !n.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "-_.".unicodeScalars.contains($0)) }) {
+                    fail(node, "name must be 1-100 letters, digits, '-', '_' or '.' (it names the pipeline in _loads and in metrics), not '\(n)'")
+                } else {
+                    name = n
+                }
+            }
+            var sources: [Pipeline.Source] = []
+            if let node = top["sources"] {
+                if case .sequence(let list) = node, !Array(list).isEmpty {
+                    for item in list { if let source = source(item) { sources.append(source) } }
+                } else {
+                    fail(node, "sources must be a non-empty list of sources (each with at least 'path')")
+                }
+            }
+            let warehouse = top["warehouse"].flatMap { warehouseSettings($0) }
+            guard let version, let name, let warehouse else { return nil }
+            var pipeline = Pipeline(name: name, sources: sources, warehouse: warehouse)
+            pipeline.version = version
+            if let node = top["filters"] { pipeline.filters = filters(node) }
+            if let node = top["privacy"] { pipeline.privacy = privacy(node) }
+            if let node = top["run"] { pipeline.run = runSettings(node) }
+            return pipeline
+        }
+
+        mutating func source(_ node: Node) -> Pipeline.Source? {
+            guard let m = mapping(node, "a source", allowed: ["path", "source_ids", "since", "until"], required: ["path"]),
+                  let pathNode = m["path"], let path = string(pathNode, "path") else { return nil }
+            guard !path.isEmpty else {
+                fail(pathNode, "path must not be empty")
+                return nil
+            }
+            var source = Pipeline.Source(path: resolve(path))
+            do {
+                let glob = try Glob(source.path)
+                if glob.hasWildcards { source.glob = glob }
+            } catch {
+                fail(pathNode, "bad glob '\(path)': \(error.message)")
+            }
+            if let ids = m["source_ids"] { source.sourceIds = globs(ids, "source_ids", pathAware: true) }
+            if let n = m["since"] { source.since = day(n, "since", allowLast: true) }
+            if let n = m["until"] { source.until = day(n, "until", allowLast: false) }
+            if case .date(let since)? = source.since, case .date(let until)? = source.until, since > until {
+                fail(m["until"], "until (\(until)) is before since (\(since)): the range selects no day")
+            }
+            return source
+        }
+
+        mutating func day(_ node: Node, _ what: String, allowLast: Bool) -> DayBound? {
+            guard let text = string(node, what) else { return nil }
+            if let bound = DayBound.parse(text, allowLast: allowLast) { return bound }
+            fail(node, "\(what) must be a date YYYY-MM-DD, 'today', 'yesterday', 'N days ago'\(allowLast ? " or 'last N days'" : ""), not '\(text)'")
+            return nil
+        }
+
+        mutating func filters(_ node: Node) -> MessageFilter {
+            var filter = MessageFilter()
+            guard let m = mapping(node, "filters", allowed: ["types", "events", "honour_opt_outs"]) else { return filter }
+            if let n = m["types"], let t = mapping(n, "filters.types", allowed: ["include", "exclude"]) {
+                if let inc = t["include"] { filter.includeTypes = Set(callTypes(inc, "filters.types.include")) }
+                if let exc = t["exclude"] { filter.excludeTypes = Set(callTypes(exc, "filters.types.exclude")) }
+            }
+            if let n = m["events"], let e = mapping(n, "filters.events", allowed: ["include", "exclude"]) {
+                if let inc = e["include"] { filter.includeEvents = globs(inc, "filters.events.include", pathAware: false) }
+                if let exc = e["exclude"] { filter.excludeEvents = globs(exc, "filters.events.exclude", pathAware: false) }
+            }
+            if let n = m["honour_opt_outs"], let b = bool(n, "filters.honour_opt_outs") { filter.honourOptOuts = b }
+            return filter
+        }
+
+        mutating func callTypes(_ node: Node, _ what: String) -> [CallType] {
+            var out: [CallType] = []
+            for (text, item) in strings(node, what) ?? [] {
+                if let type = CallType(rawValue: text.lowercased()) {
+                    out.append(type)
+                } else {
+                    fail(item, "'\(text)' in \(what) is not a call type; use \(CallType.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+            }
+            return out
+        }
+
+        mutating func privacy(_ node: Node) -> Privacy {
+            var privacy = Privacy()
+            guard let m = mapping(node, "privacy", allowed: ["drop", "hash", "hash_key_env"]) else { return privacy }
+            func paths(_ node: Node, _ what: String, into reader: inout Reader) -> [[String]] {
+                var out: [[String]] = []
+                for (text, item) in reader.strings(node, what) ?? [] {
+                    let parts = text.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+                    if parts.contains(where: \.isEmpty) {
+                        reader.fail(item, "'\(text)' in \(what) is not a field path; write keys joined by dots, like context.ip or traits.email")
+                    } else {
+                        out.append(parts)
+                    }
+                }
+                return out
+            }
+            if let n = m["drop"] { privacy.drop = paths(n, "privacy.drop", into: &self) }
+            if let n = m["hash"] { privacy.hash = paths(n, "privacy.hash", into: &self) }
+            if let n = m["hash_key_env"], let v = string(n, "privacy.hash_key_env") {
+                if v.isEmpty || !v.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_") }) {
+                    fail(n, "privacy.hash_key_env must name an environment variable (letters, digits, _), not '\(v)'")
+                } else {
+                    privacy.hashKeyVariable = v
+                }
+            }
+            if !privacy.hash.isEmpty && privacy.hashKeyVariable == nil && m["hash_key_env"] == nil {
+                fail(m["hash"], "privacy.hash needs privacy.hash_key_env: the environment variable that holds the hashing key")
+            }
+            return privacy
+        }
+
+        mutating func warehouseSettings(_ node: Node) -> Pipeline.WarehouseSettings? {
+            guard let m = mapping(node, "warehouse", allowed: ["path", "column_limit", "max_line_bytes", "indexes"], required: ["path"]),
+                  let pathNode = m["path"], let path = string(pathNode, "warehouse.path") else { return nil }
+            guard !path.isEmpty else {
+                fail(pathNode, "warehouse.path must not be empty")
+                return nil
+            }
+            var settings = Pipeline.WarehouseSettings(path: resolve(path))
+            if let n = m["column_limit"], let v = int(n, "warehouse.column_limit", range: 1...1900) { settings.columnLimit = v }
+            if let n = m["max_line_bytes"], let v = int(n, "warehouse.max_line_bytes", range: 1024...(1 << 30)) { settings.maxLineBytes = v }
+            if let n = m["indexes"], let v = bool(n, "warehouse.indexes") { settings.indexes = v }
+            return settings
+        }
+
+        mutating func runSettings(_ node: Node) -> Pipeline.RunSettings {
+            var settings = Pipeline.RunSettings()
+            guard let m = mapping(node, "run", allowed: ["jobs", "report", "metrics", "strict"]) else { return settings }
+            if let n = m["jobs"], let v = int(n, "run.jobs", range: 1...256) { settings.jobs = v }
+            if let n = m["report"], let v = string(n, "run.report") { settings.report = resolve(v) }
+            if let n = m["metrics"], let v = string(n, "run.metrics") { settings.metrics = resolve(v) }
+            if let n = m["strict"], let v = bool(n, "run.strict") { settings.strict = v }
+            return settings
+        }
+    }
+}
+
+/// Edit distance, for "did you mean" hints.
+func distance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.utf8), b = Array(b.utf8)
+    if a.isEmpty { return b.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...max(1, b.count) where !b.isEmpty {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}

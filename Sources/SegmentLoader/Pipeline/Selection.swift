@@ -1,0 +1,70 @@
+import Foundation
+
+/// What a pipeline loads when it runs at a given time: the archives of its sources, narrowed
+/// to the source ids and days it asks for.
+public struct Selection: Sendable {
+    public var found = Discovery.Result()
+    /// Archives under the sources that the pipeline's source ids or day range leave out.
+    public var excluded: [SkippedFile] = []
+    /// The day range of each source as it resolved at run time (`since..until`), for people.
+    public var ranges: [String] = []
+}
+
+extension Pipeline {
+    /// Finds the archives of every source; a path that does not exist is an error, a glob or
+    /// a folder with nothing in range is not (a nightly run on a quiet day loads nothing).
+    public func select(now: Date = Date()) throws -> Selection {
+        var selection = Selection()
+        var seen = Set<String>()
+        for source in sources {
+            let found = try source.glob.map { try Discovery.find(glob: $0) } ?? Discovery.find([source.path])
+            let since = source.since?.day(now: now)
+            let until = source.until?.day(now: now)
+            if source.selectsDays || !source.sourceIds.isEmpty {
+                var parts: [String] = []
+                if !source.sourceIds.isEmpty { parts.append("source ids \(source.sourceIds.map(\.pattern).joined(separator: ", "))") }
+                if source.selectsDays { parts.append("days \(since ?? "any")..\(until ?? "any")") }
+                selection.ranges.append("\(source.path): " + parts.joined(separator: ", "))
+            }
+            func reason(path: String, sourceId: String?, day: String?) -> String? {
+                if !source.sourceIds.isEmpty {
+                    guard let sourceId else { return "not in Segment's S3 layout, so it has no source id for source_ids" }
+                    if !source.sourceIds.contains(where: { $0.matches(sourceId) }) { return "source id \(sourceId) is not in source_ids" }
+                }
+                if source.selectsDays {
+                    guard let day else { return "no S3 day folder in its path, so since/until cannot place it" }
+                    if let since, day < since { return "day \(day) is before since (\(since))" }
+                    if let until, day > until { return "day \(day) is after until (\(until))" }
+                }
+                return nil
+            }
+            for archive in found.archives where seen.insert(archive.path).inserted {
+                if let why = reason(path: archive.path, sourceId: archive.sourceId, day: archive.day) {
+                    selection.excluded.append(SkippedFile(path: archive.path, reason: why))
+                } else {
+                    selection.found.archives.append(archive)
+                }
+            }
+            for file in found.skipped where seen.insert(file.path).inserted {
+                let layout = Discovery.s3Layout(file.path)
+                if reason(path: file.path, sourceId: layout?.source, day: layout?.day) == nil {
+                    selection.found.skipped.append(file)
+                }
+            }
+        }
+        selection.found.archives.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        return selection
+    }
+
+    /// The load options this pipeline asks for (flags may still change the knobs).
+    public func loadOptions() -> LoadOptions {
+        var options = LoadOptions(database: warehouse.path, jobs: run.jobs ?? ProcessInfo.processInfo.activeProcessorCount)
+        options.pipeline = name
+        options.columnLimit = warehouse.columnLimit
+        options.maxLineBytes = warehouse.maxLineBytes
+        options.createIndexes = warehouse.indexes
+        options.filter = filters
+        options.privacy = privacy
+        return options
+    }
+}
