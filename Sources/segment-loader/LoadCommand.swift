@@ -12,8 +12,13 @@ struct LoadCommand: ParsableCommand {
             with the same SHA-256 are skipped, and every messageId is loaded at most once, so \
             running the same load again adds nothing.
 
-            Exit status: 0 when every file loaded (rejected lines are counted, not failures), \
-            65 when a file was partial or failed, 64 for usage errors, 1 for anything else.
+            For loads you repeat (nightly, backfills), describe them in a pipeline file and use \
+            `segment-loader run`.
+
+            Exit status: 0 when every file loaded (rejected lines are counted, not failures, \
+            unless --strict), 65 when a file was partial or failed, 64 for usage errors, 75 when \
+            another run holds the warehouse's lock, 130/143 when stopped by SIGINT/SIGTERM (after \
+            the file being committed), 1 for anything else.
             """
     )
 
@@ -35,8 +40,16 @@ struct LoadCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also write the run as a JSON report to this file (replaced atomically).", valueName: "file"))
     var report: String?
 
-    @Flag(name: .shortAndLong, help: "Print each file as it is committed.")
-    var verbose = false
+    @Option(name: .long, help: ArgumentHelp("Also write Prometheus metrics (node_exporter textfile format) to this file, atomically.", valueName: "file"))
+    var metrics: String?
+
+    @Flag(name: .long, help: "Rejected lines make the run fail with exit code 65 (by default they are counted, not failures).")
+    var strict = false
+
+    @Flag(name: .long, help: "Do not create the query indexes (received_at, user_id, anonymous_id) after the load.")
+    var noIndexes = false
+
+    @OptionGroup var output: OutputOptions
 
     @Argument(help: ArgumentHelp("Archive files or directories.", valueName: "path"))
     var paths: [String]
@@ -52,26 +65,9 @@ struct LoadCommand: ParsableCommand {
         options.columnLimit = columnLimit
         options.maxLineBytes = maxLineBytes
         options.skipOptedOut = skipOptedOut
-        let verbose = self.verbose
-        let summary: RunSummary
-        do {
-            summary = try LoadRun.run(paths: paths, options: options) { message in
-                if verbose { FileHandle.standardError.write(Data((message + "\n").utf8)) }
-            }
-        } catch {
-            FileHandle.standardError.write(Data("segment-loader: error: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
-        print(summary.render())
-        if let report {
-            do {
-                try Data((summary.report() + "\n").utf8).write(to: URL(fileURLWithPath: report), options: .atomic)
-            } catch {
-                FileHandle.standardError.write(Data("segment-loader: error: cannot write the report to \(report): \(error.localizedDescription)\n".utf8))
-                throw ExitCode(1)
-            }
-        }
-        if summary.fatalError != nil { throw ExitCode(1) }
-        if summary.filesPartial + summary.filesFailed > 0 { throw ExitCode(65) }
+        options.createIndexes = !noIndexes
+        let paths = self.paths
+        try Execution(options: options, output: output, report: report, metrics: metrics, strict: strict)
+            .run { try Discovery.find(paths) }
     }
 }

@@ -9,8 +9,11 @@ struct SegmentLoaderCommand: ParsableCommand {
             Tables follow Segment Warehouses: tracks, identifies, users, pages, screens, groups, \
             accounts, aliases, and one table per track event. Bookkeeping lives in _loads, _files, \
             _rejects, _discards and _schema_columns.
+
+            Start with `segment-loader run pipelines/sample.yml`; `segment-loader status --db \
+            warehouse.sqlite` shows what a warehouse holds.
             """,
         version: "0.1.0",
-        subcommands: [LoadCommand.self, BenchCommand.self]
+        subcommands: [RunCommand.self, ValidateCommand.self, LoadCommand.self, StatusCommand.self, RejectsCommand.self, BenchCommand.self]
     )
 }

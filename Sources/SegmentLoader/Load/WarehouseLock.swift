@@ -39,7 +39,7 @@ public final class WarehouseLock: Sendable {
             throw Held(lockPath: path, holder: holder.isEmpty ? "no details" : holder, pid: pid)
         }
         self.fd = fd
-        let started = Timestamp.format(Instant(seconds: Int64(Date().timeIntervalSince1970)))
+        let started = Timestamp.format(Instant(date: Date()))
         let text = "pid=\(getpid()) started=\(started) command=\(command)\n"
         _ = ftruncate(fd, 0)
         _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }

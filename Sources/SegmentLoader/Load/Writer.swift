@@ -179,6 +179,14 @@ final class Writer {
         try db.execute("COMMIT")
     }
 
+    /// Derives the touched profiles and commits, with no `_files` row (a retry of rejects
+    /// updates the rows of the files the lines came from instead).
+    func commitWithoutFile() throws {
+        try refreshProfiles(table: NameTable.users, from: "identifies", key: "user_id", ids: touchedUsers)
+        try refreshProfiles(table: NameTable.accounts, from: "groups", key: "group_id", ids: touchedAccounts)
+        try db.execute("COMMIT")
+    }
+
     /// Undoes the current file: its rows, schema changes and bookkeeping.
     func rollbackFile() throws {
         try? db.execute("ROLLBACK")

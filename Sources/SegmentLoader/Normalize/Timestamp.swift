@@ -1,9 +1,17 @@
+import Foundation
 /// A point in time with nanosecond precision, so clock-skew arithmetic rounds only at the end.
 public struct Instant: Sendable, Hashable, Comparable {
     /// Seconds since 1970-01-01T00:00:00Z.
     public var seconds: Int64
     /// 0 ..< 1_000_000_000
     public var nanos: Int64
+
+    /// A Foundation date, to the nanosecond it can hold.
+    public init(date: Date) {
+        let t = date.timeIntervalSince1970
+        let whole = t.rounded(.down)
+        self.init(seconds: Int64(whole), nanos: Int64((t - whole) * 1e9))
+    }
 
     public init(seconds: Int64, nanos: Int64 = 0) {
         var s = seconds + nanos / 1_000_000_000

@@ -207,12 +207,16 @@ public enum PipelineFile {
                 }
             }
             let warehouse = top["warehouse"].flatMap { warehouseSettings($0) }
+            // Every section is read even when an earlier one failed, so that all mistakes are reported at once.
+            let filterSettings = top["filters"].map { self.filters($0) }
+            let privacySettings = top["privacy"].map { self.privacy($0) }
+            let runSettings = top["run"].map { self.runSettings($0) }
             guard let version, let name, let warehouse else { return nil }
             var pipeline = Pipeline(name: name, sources: sources, warehouse: warehouse)
             pipeline.version = version
-            if let node = top["filters"] { pipeline.filters = filters(node) }
-            if let node = top["privacy"] { pipeline.privacy = privacy(node) }
-            if let node = top["run"] { pipeline.run = runSettings(node) }
+            if let filterSettings { pipeline.filters = filterSettings }
+            if let privacySettings { pipeline.privacy = privacySettings }
+            if let runSettings { pipeline.run = runSettings }
             return pipeline
         }
 

@@ -121,7 +121,7 @@ public enum LoadRun {
             summary.fatalError = "\(error)"
         }
         summary.elapsedSeconds = durationSeconds(clock.now - started)
-        summary.finishedAt = Timestamp.format(Instant(seconds: Int64(options.now().timeIntervalSince1970)))
+        summary.finishedAt = Timestamp.format(Instant(date: options.now()))
         if summary.fatalError != nil {
             summary.status = "failed"
         } else if summary.interrupted {

@@ -1,0 +1,117 @@
+import Foundation
+
+/// What `segment-loader status` shows: recent runs, files by status, tables with their row
+/// counts and newest `received_at`, rejects and discards waiting, and name collisions.
+/// Read-only: it opens the warehouse without writing and takes no lock.
+public enum WarehouseStatus {
+    public static func render(database: String, runs: Int = 10) throws -> String {
+        guard FileManager.default.fileExists(atPath: database) else {
+            throw WarehouseError(message: "\(database) does not exist")
+        }
+        let db = try Database(path: database, readOnly: true)
+        let appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
+        guard appID == Warehouse.applicationID else {
+            throw WarehouseError(message: "\(database) is not a segment-loader warehouse")
+        }
+        let version = try db.scalar("PRAGMA user_version")?.integer ?? 0
+        let size = (try? FileManager.default.attributesOfItem(atPath: database)[.size] as? NSNumber)?.int64Value ?? 0
+        var out: [String] = ["warehouse \(database) (format \(version), \(formatBytes(size)))"]
+
+        out.append("")
+        out.append("recent runs:")
+        let loads = try db.query("""
+            SELECT id, pipeline, started_at, finished_at, status, files_loaded, files_partial, files_failed, files_skipped,
+                   lines, loaded, duplicates, rejected, filtered, error FROM _loads ORDER BY id DESC LIMIT ?
+            """, [.integer(Int64(runs))])
+        if loads.isEmpty { out.append("  none yet") }
+        for row in loads {
+            let n = row.map { $0.integer ?? 0 }
+            var line = "  #\(n[0]) \(text(row[1])) \(text(row[2])) \(text(row[4]))"
+            if case .text = row[3], let a = Timestamp.parse(text(row[2])), let b = Timestamp.parse(text(row[3])) {
+                line += String(format: " in %.1f s", Double(b.milliseconds - a.milliseconds) / 1000)
+            }
+            line += ": files \(n[5]) loaded, \(n[6]) partial, \(n[7]) failed, \(n[8]) skipped; messages \(n[9]) read, \(n[10]) loaded, \(n[11]) duplicates, \(n[12]) rejected, \(n[13]) filtered"
+            if case .text(let error) = row[14] { line += "; error: \(error)" }
+            out.append(line)
+        }
+
+        out.append("")
+        let files = try db.query("SELECT status, count(*), sum(size) FROM _files GROUP BY status ORDER BY status")
+        out.append("files: " + (files.isEmpty ? "none" : files.map { "\($0[1].integer ?? 0) \(text($0[0])) (\(formatBytes($0[2].integer ?? 0)))" }.joined(separator: ", ")))
+        for row in try db.query("SELECT path, error FROM _files WHERE status != 'loaded' ORDER BY id DESC LIMIT 10") {
+            out.append("  not fully loaded: \(text(row[0])): \(text(row[1]))")
+        }
+
+        out.append("")
+        out.append("tables:")
+        let tables = try db.query("SELECT \"table\", call_type, event_names FROM _schema_tables ORDER BY \"table\"")
+        let width = tables.map { text($0[0]).count }.max() ?? 0
+        for row in tables {
+            let name = text(row[0])
+            let count = try db.scalar("SELECT count(*) FROM \(quoteIdentifier(name))")?.integer ?? 0
+            let newest = try db.scalar("SELECT max(received_at) FROM \(quoteIdentifier(name))")
+            var line = "  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(count) rows"
+            if case .text(let at)? = newest { line += ", newest received_at \(at)" }
+            out.append(line)
+        }
+        if tables.isEmpty { out.append("  none yet") }
+
+        out.append("")
+        let rejects = try db.scalar("SELECT count(*) FROM _rejects")?.integer ?? 0
+        out.append("rejects waiting: \(rejects)" + (rejects > 0 ? " (list: segment-loader rejects --db \(database); retry after a fix: segment-loader rejects retry --db \(database))" : ""))
+        for row in try db.query("SELECT reason, count(*) FROM _rejects GROUP BY reason ORDER BY count(*) DESC LIMIT 5") {
+            out.append("  \(row[1].integer ?? 0) × \(text(row[0]))")
+        }
+        let discards = try db.scalar("SELECT count(*) FROM _discards")?.integer ?? 0
+        out.append("discards: \(discards) value\(discards == 1 ? "" : "s") kept out of their column (SELECT * FROM _discards)")
+        for row in try db.query("SELECT \"table\", \"column\", reason, count(*) FROM _discards GROUP BY 1, 2, 3 ORDER BY count(*) DESC LIMIT 5") {
+            out.append("  \(row[3].integer ?? 0) × \(text(row[0])).\(text(row[1])): \(text(row[2]))")
+        }
+
+        out.append("")
+        let collisions = try db.query("""
+            SELECT "table", "column", source_keys FROM _schema_columns WHERE json_array_length(source_keys) > 1 AND origin IN ('context', 'property', 'trait') ORDER BY 1, 2
+            """)
+        out.append("name collisions (several source keys share one column): \(collisions.count)")
+        for row in collisions.prefix(20) {
+            out.append("  \(text(row[0])).\(text(row[1])) ← \(text(row[2]))")
+        }
+        if collisions.count > 20 { out.append("  ... \(collisions.count - 20) more in _schema_columns") }
+        return out.joined(separator: "\n")
+    }
+
+    static func text(_ value: SQLValue) -> String {
+        switch value {
+        case .text(let s): return s
+        case .integer(let i): return String(i)
+        case .real(let d): return String(d)
+        case .null: return ""
+        case .blob(let b): return "<\(b.count) bytes>"
+        }
+    }
+}
+
+/// `segment-loader rejects`: the rejected lines, one per line of output.
+public enum RejectList {
+    public static func render(database: String, limit: Int, raw: Bool) throws -> String {
+        guard FileManager.default.fileExists(atPath: database) else { throw WarehouseError(message: "\(database) does not exist") }
+        let db = try Database(path: database, readOnly: true)
+        let total = try db.scalar("SELECT count(*) FROM _rejects")?.integer ?? 0
+        let rows = try db.query("SELECT file, line, item, reason, raw, load_id FROM _rejects ORDER BY id LIMIT ?",
+                                [.integer(limit > 0 ? Int64(limit) : -1)])
+        var out: [String] = []
+        for row in rows {
+            var line = "\(WarehouseStatus.text(row[0])):\(row[1].integer ?? 0)"
+            if let item = row[2].integer { line += " (batch item \(item))" }
+            line += ": \(WarehouseStatus.text(row[3])) [load \(row[5].integer ?? 0)]"
+            out.append(line)
+            if raw {
+                let text = WarehouseStatus.text(row[4])
+                out.append("    " + (text.count > 200 ? String(text.prefix(200)) + "…" : text))
+            }
+        }
+        if total > Int64(rows.count) { out.append("... \(total - Int64(rows.count)) more (--limit 0 lists all)") }
+        out.append("\(total) rejected line\(total == 1 ? "" : "s") in \(database)")
+        return out.joined(separator: "\n")
+    }
+}

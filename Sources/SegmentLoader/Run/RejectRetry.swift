@@ -1,0 +1,171 @@
+import Foundation
+
+/// `segment-loader rejects retry`: runs every line in `_rejects` through today's reader and
+/// normalizer again (after a fix to the code or to the data's producer), loads the messages
+/// that now pass, and removes their rejects. Lines that still fail stay, with today's reason.
+/// Everything happens in one transaction, under the warehouse's lock; the `_files` rows the
+/// lines came from are updated so that each file's accounting still balances.
+public enum RejectRetry {
+    public struct Outcome: Sendable {
+        public var loadId: Int64 = 0
+        /// Rejects looked at.
+        public var retried = 0
+        /// Rejects resolved: their messages loaded, were duplicates of rows already loaded, or were filtered.
+        public var resolved = 0
+        public var stillRejected = 0
+        public var messagesLoaded: Int64 = 0
+        public var duplicates: Int64 = 0
+        public var filtered: Int64 = 0
+
+        public func render(database: String) -> String {
+            "retried \(retried) rejected line\(retried == 1 ? "" : "s") in \(database) (load \(loadId)): \(resolved) resolved "
+                + "(\(messagesLoaded) messages loaded, \(duplicates) duplicates, \(filtered) filtered), \(stillRejected) still rejected"
+        }
+    }
+
+    struct Row {
+        var id: Int64
+        var file: String
+        var line: Int
+        var item: Int?
+        var raw: [UInt8]
+        var redacted: Bool
+        var loadId: Int64
+        var reason: String
+    }
+
+    public static func run(options: LoadOptions) throws -> Outcome {
+        let lock = try WarehouseLock(database: options.database)
+        defer { withExtendedLifetime(lock) {} }
+        let warehouse = try Warehouse(path: options.database)
+        let db = warehouse.db
+        var rows: [Row] = []
+        for r in try db.query("SELECT id, file, line, item, raw, redacted, load_id, reason FROM _rejects ORDER BY id") {
+            let raw: [UInt8]
+            switch r[4] {
+            case .text(let s): raw = Array(s.utf8)
+            case .blob(let b): raw = b
+            default: raw = []
+            }
+            guard case .text(let file) = r[1] else { continue }
+            rows.append(Row(id: r[0].integer ?? 0, file: file, line: Int(r[2].integer ?? 0), item: r[3].integer.map { Int($0) },
+                            raw: raw, redacted: r[5].integer == 1, loadId: r[6].integer ?? 0,
+                            reason: { if case .text(let t) = r[7] { return t } else { return "" } }()))
+        }
+        var outcome = Outcome()
+        outcome.retried = rows.count
+        let now = options.now()
+        let loadTime = Instant(date: now)
+        let uuidTs = Timestamp.format(loadTime)
+        let loadId = try warehouse.beginLoad(pipeline: "rejects retry", startedAt: uuidTs)
+        outcome.loadId = loadId
+        guard !rows.isEmpty else {
+            var summary = RunSummary()
+            summary.finishedAt = uuidTs
+            try warehouse.finishLoad(id: loadId, summary: summary, status: "succeeded", error: nil)
+            return outcome
+        }
+
+        // Each reject again: the messages it yields now, or why it still fails.
+        let names = NameTable()
+        var processor = LineProcessor(loadTime: loadTime, names: names, privacy: options.privacy)
+        let splitter = LineSplitter(maxLineBytes: options.maxLineBytes)
+        struct Retried {
+            var row: Row
+            var messages: [Message] = []
+            var filtered = 0
+            var reason: String?
+        }
+        var retried: [Retried] = []
+        var scan = FileScan()
+        for row in rows {
+            var entry = Retried(row: row)
+            // A line cut at the length limit or torn by a damaged archive is not all there:
+            // only the archive itself can give it again.
+            if row.reason.hasPrefix("line longer than the limit") || row.reason.contains("torn") {
+                entry.reason = row.reason
+                retried.append(entry)
+                continue
+            }
+            let problem: LineProblem? = row.raw.count > splitter.maxLineBytes ? LineProblem(reason: "line longer than the limit of \(splitter.maxLineBytes) bytes") : nil
+            let results = row.raw.withUnsafeBufferPointer { processor.process($0, problem: problem, hashing: !row.redacted) }
+            for result in results {
+                switch result {
+                case .reject(let reason, let item):
+                    if row.item == nil || item == row.item { entry.reason = entry.reason ?? reason }
+                case .message(let message, let item):
+                    guard row.item == nil || item == row.item else { continue }
+                    if !options.filter.keeps(message) {
+                        entry.filtered += 1
+                        continue
+                    }
+                    entry.messages.append(message)
+                }
+            }
+            if entry.reason == nil && entry.messages.isEmpty && entry.filtered == 0 {
+                entry.reason = "batch item \(row.item ?? 0) is no longer in the line"
+            }
+            if entry.reason == nil {
+                for message in entry.messages {
+                    Splitter.forEachRow(type: message.type, table: message.table) { plan in
+                        scan.observe(message.context, in: plan.table)
+                        if plan.withPayload { scan.observe(message.payload, in: plan.table) }
+                    }
+                }
+            }
+            retried.append(entry)
+        }
+
+        let writer = try Writer(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
+        writer.plannedTypes = scan.types
+        var summary = RunSummary()
+        summary.pipeline = "rejects retry"
+        try writer.beginFile()
+        do {
+            let updateReason = try db.prepare("UPDATE _rejects SET reason = ? WHERE id = ?")
+            let deleteReject = try db.prepare("DELETE FROM _rejects WHERE id = ?")
+            let updateFile = try db.prepare("""
+                UPDATE _files SET lines = lines + ?, loaded = loaded + ?, duplicates = duplicates + ?, rejected = rejected - 1,
+                  filtered = filtered + ?
+                WHERE id = (SELECT max(id) FROM _files WHERE path = ? AND load_id = ?)
+                """)
+            for entry in retried {
+                if let reason = entry.reason {
+                    outcome.stillRejected += 1
+                    try updateReason.run([.text(reason), .integer(entry.row.id)])
+                    continue
+                }
+                var records = MessageRecords()
+                for message in entry.messages { records.append(message) }
+                var loaded: Int64 = 0, duplicates: Int64 = 0
+                for written in try writer.write(records) {
+                    if written { loaded += 1 } else { duplicates += 1 }
+                }
+                outcome.resolved += 1
+                outcome.messagesLoaded += loaded
+                outcome.duplicates += duplicates
+                outcome.filtered += Int64(entry.filtered)
+                try deleteReject.run([.integer(entry.row.id)])
+                let produced = Int64(entry.messages.count + entry.filtered)
+                try updateFile.run([.integer(produced - 1), .integer(loaded), .integer(duplicates), .integer(Int64(entry.filtered)),
+                                    .text(entry.row.file), .integer(entry.row.loadId)])
+            }
+            summary.totals.lines = Int64(outcome.retried)
+            summary.totals.loaded = outcome.messagesLoaded
+            summary.totals.duplicates = outcome.duplicates
+            summary.totals.rejected = Int64(outcome.stillRejected)
+            summary.totals.filtered = outcome.filtered
+            summary.newTables = writer.newTables
+            summary.newColumns = writer.newColumns
+            try writer.commitWithoutFile()
+        } catch {
+            try? writer.rollbackFile()
+            summary.finishedAt = Timestamp.format(Instant(date: options.now()))
+            try? warehouse.finishLoad(id: loadId, summary: summary, status: "failed", error: "\(error)")
+            throw error
+        }
+        summary.finishedAt = Timestamp.format(Instant(date: options.now()))
+        try warehouse.finishLoad(id: loadId, summary: summary, status: "succeeded", error: nil)
+        return outcome
+    }
+}
