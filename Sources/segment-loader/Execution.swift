@@ -74,6 +74,9 @@ struct Execution {
         var options = self.options
         options.stop = stop
         options.progress = progress
+        if let point = ProcessInfo.processInfo.environment["SEGMENT_LOADER_TEST_KILL_AT"] {
+            options.killPoint = KillPoint(point)
+        }
 
         let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)

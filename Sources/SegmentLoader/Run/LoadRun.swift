@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How a load runs. What to load comes from the paths; these are the knobs.
 public struct LoadOptions: Sendable {
@@ -23,6 +26,9 @@ public struct LoadOptions: Sendable {
     public var stop: StopRequest?
     /// Updated as the run goes, for a progress display.
     public var progress: LoadProgress?
+    /// For crash tests only: the process SIGKILLs itself at this point, as an outside kill
+    /// would (set from SEGMENT_LOADER_TEST_KILL_AT by the command line).
+    public var killPoint: KillPoint?
     public var pipeline: String = "load"
     /// How many rejected lines the summary lists (all go to `_rejects`).
     public var problemsShown: Int = 20
@@ -32,6 +38,38 @@ public struct LoadOptions: Sendable {
     public init(database: String, jobs: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.database = database
         self.jobs = max(1, jobs)
+    }
+}
+
+/// Where a crash test kills the loader: `scan` (after the first archive is scanned),
+/// `write:N` (file N's first rows written, not committed), `commit:N` (right after file N commits).
+public enum KillPoint: Sendable, Equatable {
+    case scan
+    case write(Int)
+    case commit(Int)
+    /// Not a kill: SIGINT to itself right after file N commits, through the real handler.
+    case interrupt(Int)
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: ":")
+        switch (parts.first, parts.count) {
+        case ("scan"?, 1): self = .scan
+        case ("write"?, 2): guard let n = Int(parts[1]), n >= 1 else { return nil }; self = .write(n)
+        case ("commit"?, 2): guard let n = Int(parts[1]), n >= 1 else { return nil }; self = .commit(n)
+        case ("interrupt"?, 2): guard let n = Int(parts[1]), n >= 1 else { return nil }; self = .interrupt(n)
+        default: return nil
+        }
+    }
+
+    func fire(_ point: KillPoint, stop: StopRequest? = nil) {
+        guard point == self else { return }
+        if case .interrupt = point {
+            kill(getpid(), SIGINT)
+            // The handler runs on another thread; wait for it so the test is deterministic.
+            for _ in 0..<200 where stop?.isSet != true { usleep(10_000) }
+        } else {
+            kill(getpid(), SIGKILL)
+        }
     }
 }
 
@@ -159,6 +197,7 @@ public enum LoadRun {
         defer { runIds.remove() }
         let filter = options.filter
         let privacy = options.privacy
+        let killPoint = options.killPoint
         let progress = options.progress
         let stop = options.stop
         let reader = ArchiveReader(maxLineBytes: options.maxLineBytes)
@@ -167,6 +206,7 @@ public enum LoadRun {
             let scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime, names: names,
                                  filter: filter, privacy: privacy, runIds: runIds, times: times, progress: progress, stop: stop)
             scans.withLock { $0[i] = scan }
+            killPoint?.fire(.scan)
         }.wait()
         var results = scans.withLock { $0 }
         summary.stages.scanWall = Double(monotonicNanoseconds() - scanStarted) / 1e9
@@ -266,6 +306,7 @@ public enum LoadRun {
                     for written in try writer.write(chunk.records) {
                         if written { counts.loaded += 1 } else { counts.duplicates += 1 }
                     }
+                    if counts.loaded > 0 { killPoint?.fire(.write(k + 1)) }
                     end = chunk.end
                 }
             } catch {
@@ -296,6 +337,8 @@ public enum LoadRun {
             summary.totals += counts
             summary.inflatedBytes += fileEnd.inflatedBytes
             summary.files.append(FileResult(path: archive.path, status: status, counts: counts, error: fileEnd.streamError))
+            killPoint?.fire(.commit(k + 1))
+            killPoint?.fire(.interrupt(k + 1), stop: stop)
             progress?.fileDone(messages: counts.lines)
             log("\(status.rawValue) \(archive.path): \(counts.lines) messages, \(counts.loaded) loaded")
         }

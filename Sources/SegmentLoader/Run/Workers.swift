@@ -37,7 +37,10 @@ final class Channel<Element: Sendable>: Sendable {
     private let closed = Atomic<Bool>(false)
 
     init(capacity: Int) {
-        free = DispatchSemaphore(value: capacity)
+        // Created at 0 and raised: libdispatch traps when a semaphore is freed below the value
+        // it was created with, which a channel abandoned mid-file (a stopped run) would be.
+        free = DispatchSemaphore(value: 0)
+        for _ in 0..<capacity { free.signal() }
     }
 
     /// Returns false (dropping the element) once the channel is closed.
