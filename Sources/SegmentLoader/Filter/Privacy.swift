@@ -35,7 +35,6 @@ public struct Privacy: Sendable {
         var value = message
         for path in drop { value = Self.transform(value, path[...]) { _ in nil } }
         if hashing, let key {
-            let key = SymmetricKey(data: key)
             for path in hash { value = Self.transform(value, path[...]) { .string(Self.digest($0, key: key)) } }
         }
         return value
@@ -72,7 +71,8 @@ public struct Privacy: Sendable {
         return .object(out)
     }
 
-    static func digest(_ value: JSONValue, key: SymmetricKey) -> String {
+    static func digest(_ value: JSONValue, key: [UInt8]) -> String {
+        let key = SymmetricKey(data: key)
         let text: String
         if case .string(let s) = value { text = s } else { text = JSONWriter.string(value, sortedKeys: true) }
         let mac = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)

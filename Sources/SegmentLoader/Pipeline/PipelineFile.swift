@@ -164,13 +164,17 @@ public enum PipelineFile {
                 do {
                     out.append(try Glob(text, pathAware: pathAware))
                 } catch {
-                    var column = item.mark?.column ?? 1
-                    if case .scalar(let scalar) = item { column += error.offset - (scalar.style == .plain ? 1 : 0) }
-                    issues.append(PipelineIssue(file: file, line: item.mark?.line ?? 1, column: column,
-                                                message: "bad glob '\(text)' in \(what): \(error.message)"))
+                    globIssue(item, text, error, "bad glob '\(text)' in \(what)")
                 }
             }
             return out
+        }
+
+        /// Points at the offending character of a glob written as a YAML scalar.
+        mutating func globIssue(_ node: Node, _ text: String, _ error: Glob.SyntaxError, _ what: String) {
+            var column = node.mark?.column ?? 1
+            if case .scalar(let scalar) = node { column += error.offset - (scalar.style == .plain ? 1 : 0) }
+            issues.append(PipelineIssue(file: file, line: node.mark?.line ?? 1, column: column, message: "\(what): \(error.message)"))
         }
 
         func resolve(_ path: String) -> String {
@@ -229,10 +233,12 @@ public enum PipelineFile {
             }
             var source = Pipeline.Source(path: resolve(path))
             do {
+                _ = try Glob(path)
                 let glob = try Glob(source.path)
                 if glob.hasWildcards { source.glob = glob }
             } catch {
-                fail(pathNode, "bad glob '\(path)': \(error.message)")
+                globIssue(pathNode, path, error, "bad glob '\(path)'")
+                return nil
             }
             if let ids = m["source_ids"] { source.sourceIds = globs(ids, "source_ids", pathAware: true) }
             if let n = m["since"] { source.since = day(n, "since", allowLast: true) }
