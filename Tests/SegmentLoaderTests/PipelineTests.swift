@@ -243,3 +243,30 @@ final class WarehouseMigrationTests: XCTestCase {
         XCTAssertEqual(Names.eventTable(for: "_idx_tracks_received_at"), "__idx_tracks_received_at")
     }
 }
+
+final class IndexTests: XCTestCase {
+    func testABulkLoadDropsTheQueryIndexesAndBuildsThemAgainAtTheEnd() throws {
+        let dir = try temporaryDirectory(self)
+        let db = dir.appendingPathComponent("w.sqlite")
+        let small = try write(gzip(ndjson([track("a")])), to: dir.appendingPathComponent("small.gz"))
+        var messages: [String] = []
+        try LoadRun.run(paths: [small.path], options: LoadOptions(database: db.path)) { messages.append($0) }
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = '_idx_tracks_received_at'"), "1")
+        XCTAssertFalse(messages.contains { $0.contains("query indexes dropped") })
+
+        // Random text does not compress: this archive is larger than the whole warehouse.
+        var rng = SystemRandomNumberGenerator()
+        let big = try write(gzip(ndjson((0..<400).map { i in
+            track("b\(i)", properties: ["noise": (0..<2000).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16) }.joined()])
+        })), to: dir.appendingPathComponent("big.gz"))
+        let size = try FileManager.default.attributesOfItem(atPath: db.path)[.size] as! NSNumber
+        XCTAssertGreaterThan(try FileManager.default.attributesOfItem(atPath: big.path)[.size] as! NSNumber as! Int, size.intValue)
+        messages = []
+        let summary = try LoadRun.run(paths: [big.path], options: LoadOptions(database: db.path)) { messages.append($0) }
+        XCTAssertTrue(messages.contains { $0.contains("query indexes dropped, rebuilt at the end") }, "\(messages)")
+        XCTAssertTrue(summary.indexesCreated.contains("_idx_tracks_received_at"), "\(summary.indexesCreated)")
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = '_idx_tracks_received_at'"), "1")
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = '_idx_identifies_user_id_timestamp'"), "0",
+                       "no identify yet, so no identifies table")
+    }
+}

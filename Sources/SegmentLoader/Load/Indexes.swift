@@ -6,9 +6,9 @@
 /// them to rebuild `users` and `accounts`.
 ///
 /// They are created at the end of a run, after the rows are in, because building an index once
-/// over loaded rows is much cheaper than updating it on every insert of a bulk load. A run that
-/// would more than double the warehouse drops them first (`dropForBulkLoad`) and builds them
-/// again at the end.
+/// over loaded rows is much cheaper than updating it on every insert of a bulk load. A run whose
+/// archives (compressed) are larger than the warehouse file drops them first
+/// (`dropForBulkLoad`) and builds them again at the end; a nightly run keeps them.
 public enum Indexes {
     static let prefix = "_idx_"
     /// The two indexes the loader needs for users and accounts (never dropped).

@@ -109,6 +109,8 @@ enum Work: Sendable {
 
 struct Chunk: Sendable {
     var items: [Work] = []
+    /// Archive bytes read for this chunk (progress follows the writer, not the read-ahead).
+    var archiveBytes: Int64 = 0
     var records = MessageRecords()
     var end: FileEnd?
 }
@@ -246,6 +248,15 @@ public enum LoadRun {
         }
         log("scanned \(archives.count) archives: \(toLoad.count) to load, \(winners.count) message ids with more than one copy")
 
+        // A run that brings more than the warehouse holds already loads faster without the
+        // query indexes and builds them once at the end.
+        let incoming = toLoad.reduce(Int64(0)) { $0 + archives[$1].size }
+        let existing = ((try? FileManager.default.attributesOfItem(atPath: options.database)[.size]) as? NSNumber)?.int64Value ?? 0
+        if options.createIndexes && incoming > existing {
+            let dropped = try Indexes.dropForBulkLoad(in: warehouse.db)
+            if dropped > 0 { log("bulk load (\(incoming) archive bytes into a \(existing)-byte warehouse): \(dropped) query indexes dropped, rebuilt at the end") }
+        }
+
         // Pass 2: load, files committed one by one in path order.
         let writer = try Writer(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
         writer.plannedTypes = planned
@@ -307,6 +318,7 @@ public enum LoadRun {
                         if written { counts.loaded += 1 } else { counts.duplicates += 1 }
                     }
                     if counts.loaded > 0 { killPoint?.fire(.write(k + 1)) }
+                    progress?.add(bytes: chunk.archiveBytes, messages: Int64(chunk.items.count))
                     end = chunk.end
                 }
             } catch {
@@ -339,7 +351,7 @@ public enum LoadRun {
             summary.files.append(FileResult(path: archive.path, status: status, counts: counts, error: fileEnd.streamError))
             killPoint?.fire(.commit(k + 1))
             killPoint?.fire(.interrupt(k + 1), stop: stop)
-            progress?.fileDone(messages: counts.lines)
+            progress?.fileDone()
             log("\(status.rawValue) \(archive.path): \(counts.lines) messages, \(counts.loaded) loaded")
         }
         summary.rowsPerTable = writer.rowsPerTable
@@ -408,8 +420,9 @@ public enum LoadRun {
         var end = FileEnd()
         struct Stopped: Error {}
         do {
+            var pendingBytes: Int64 = 0
             let outcome = try reader.read(path: archive.path, format: archive.format,
-                                          onBlock: { progress?.add(bytes: Int64($0)) }) { line, bytes, problem in
+                                          onBlock: { pendingBytes += Int64($0) }) { line, bytes, problem in
                 if stop.isSet { throw Stopped() }
                 for parsed in processor.process(bytes, problem: problem) {
                     switch parsed {
@@ -432,11 +445,14 @@ public enum LoadRun {
                     }
                 }
                 if chunk.items.count >= 1024 {
+                    chunk.archiveBytes = pendingBytes
+                    pendingBytes = 0
                     if !channel.send(chunk) { throw Stopped() }
                     chunk = Chunk()
                     chunk.items.reserveCapacity(1024)
                 }
             }
+            chunk.archiveBytes = pendingBytes
             end.sha256 = outcome.sha256
             end.physicalLines = outcome.physicalLines
             end.streamError = outcome.streamError

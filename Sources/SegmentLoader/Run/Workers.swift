@@ -139,11 +139,11 @@ public final class LoadProgress: Sendable {
         phaseValue.store(phase.rawValue, ordering: .relaxed)
     }
 
-    func add(bytes: Int64) { bytesDoneValue.add(bytes, ordering: .relaxed) }
-    func fileDone(messages: Int64 = 0) {
-        filesDoneValue.add(1, ordering: .relaxed)
+    func add(bytes: Int64, messages: Int64 = 0) {
+        bytesDoneValue.add(bytes, ordering: .relaxed)
         messagesValue.add(messages, ordering: .relaxed)
     }
+    func fileDone() { filesDoneValue.add(1, ordering: .relaxed) }
 
     public var phase: Phase { Phase(rawValue: phaseValue.load(ordering: .relaxed)) ?? .starting }
     public var filesTotal: Int { filesTotalValue.load(ordering: .relaxed) }
@@ -151,7 +151,7 @@ public final class LoadProgress: Sendable {
     /// Archive (compressed) bytes of this phase, and how many have been read.
     public var bytesTotal: Int64 { bytesTotalValue.load(ordering: .relaxed) }
     public var bytesDone: Int64 { min(bytesDoneValue.load(ordering: .relaxed), bytesTotal) }
-    /// Messages in committed files.
+    /// Messages the writer has handled.
     public var messages: Int64 { messagesValue.load(ordering: .relaxed) }
     public var phaseSeconds: Double { Double(monotonicNanoseconds() &- phaseStartedValue.load(ordering: .relaxed)) / 1e9 }
 }
