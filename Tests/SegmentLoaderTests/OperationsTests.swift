@@ -276,6 +276,35 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(try scalar(db, "SELECT status FROM _loads WHERE pipeline = 'rejects retry' ORDER BY id DESC LIMIT 1"), "succeeded")
     }
 
+    func testAChangedFileIsLoadedAgainAndDeduplicationKeepsTheResultExact() throws {
+        let dir = try temporaryDirectory(self)
+        let root = try makeArchives(in: dir)
+        let file = try pipeline(dir)
+        let first = try run(["run", "--verbose", file.path])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stderr.contains("loaded \(root.path)/src1/1709251200000/a.gz: 4 messages, 3 loaded"), first.stderr)
+        XCTAssertFalse(first.stderr.contains("scanning") || first.stderr.contains("\r"), "no progress line when stderr is not a terminal")
+
+        // Segment appends to the day's archive: the file's bytes change.
+        let a = root.appendingPathComponent("src1/1709251200000/a.gz")
+        try write(gzip(ndjson([
+            track("m1", received: "2024-03-01T10:00:00.000Z", properties: ["amount": 1, "plan": "pro"]),
+            track("m2", event: "Order Completed", received: "2024-03-01T10:01:00.000Z", properties: ["total": 10]),
+            identify("i1", user: "u1", at: "2024-03-01T12:00:00.000Z", traits: ["plan": "pro", "email": "a@x.io"]),
+            track("dup", received: "2024-03-01T11:00:00.000Z", properties: ["copy": "first-file"]),
+            track("m7", event: "Order Completed", received: "2024-03-01T23:00:00.000Z", properties: ["total": 70]),
+        ])), to: a)
+        let plan = try run(["run", "--dry-run", file.path])
+        XCTAssertTrue(plan.stdout.contains("load (changed since it was loaded; duplicates are skipped): \(a.path)"), plan.stdout)
+        let second = try run(["run", file.path])
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertTrue(second.stdout.contains("5 read = 1 loaded + 4 duplicates + 0 rejected + 0 filtered"), second.stdout)
+        let db = dir.appendingPathComponent("w.sqlite")
+        XCTAssertEqual(try rows(db, "SELECT id, total FROM order_completed ORDER BY id"), [["m2", "10"], ["m4", "ten"], ["m7", "70"]])
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _files WHERE path = '\(a.path)'"), "2")
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks"), "7")
+    }
+
     func testIndexesForAdHocQueriesAreCreatedAfterTheLoad() throws {
         let dir = try temporaryDirectory(self)
         _ = try makeArchives(in: dir)
