@@ -119,6 +119,13 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(try run(["run", try pipeline(reference).path]).status, 0)
         XCTAssertEqual(try dump(db).replacingOccurrences(of: dir.path, with: "<dir>"),
                        try dump(reference.appendingPathComponent("w.sqlite")).replacingOccurrences(of: reference.path, with: "<dir>"))
+
+        let termDir = try temporaryDirectory(self)
+        _ = try makeArchives(in: termDir)
+        let terminated = try run(["run", try pipeline(termDir).path], environment: ["SEGMENT_LOADER_TEST_KILL_AT": "terminate:3"])
+        XCTAssertEqual(terminated.status, 143, terminated.stderr)
+        XCTAssertTrue(terminated.stderr.contains("SIGTERM received"), terminated.stderr)
+        XCTAssertEqual(try scalar(termDir.appendingPathComponent("w.sqlite"), "SELECT count(*) FROM _files"), "3")
     }
 
     func testASecondRunExits75NamingTheRunningProcessAndADeadLockDoesNotBlock() throws {

@@ -47,8 +47,10 @@ public enum KillPoint: Sendable, Equatable {
     case scan
     case write(Int)
     case commit(Int)
-    /// Not a kill: SIGINT to itself right after file N commits, through the real handler.
+    /// Not a kill: SIGINT (`interrupt:N`) or SIGTERM (`terminate:N`) to itself right after file
+    /// N commits, through the real handler.
     case interrupt(Int)
+    case terminate(Int)
 
     public init?(_ text: String) {
         let parts = text.split(separator: ":")
@@ -57,17 +59,19 @@ public enum KillPoint: Sendable, Equatable {
         case ("write"?, 2): guard let n = Int(parts[1]), n >= 1 else { return nil }; self = .write(n)
         case ("commit"?, 2): guard let n = Int(parts[1]), n >= 1 else { return nil }; self = .commit(n)
         case ("interrupt"?, 2): guard let n = Int(parts[1]), n >= 1 else { return nil }; self = .interrupt(n)
+        case ("terminate"?, 2): guard let n = Int(parts[1]), n >= 1 else { return nil }; self = .terminate(n)
         default: return nil
         }
     }
 
     func fire(_ point: KillPoint, stop: StopRequest? = nil) {
         guard point == self else { return }
-        if case .interrupt = point {
-            kill(getpid(), SIGINT)
+        switch point {
+        case .interrupt, .terminate:
+            if case .interrupt = point { kill(getpid(), SIGINT) } else { kill(getpid(), SIGTERM) }
             // The handler runs on another thread; wait for it so the test is deterministic.
             for _ in 0..<200 where stop?.isSet != true { usleep(10_000) }
-        } else {
+        default:
             kill(getpid(), SIGKILL)
         }
     }
@@ -351,6 +355,7 @@ public enum LoadRun {
             summary.files.append(FileResult(path: archive.path, status: status, counts: counts, error: fileEnd.streamError))
             killPoint?.fire(.commit(k + 1))
             killPoint?.fire(.interrupt(k + 1), stop: stop)
+            killPoint?.fire(.terminate(k + 1), stop: stop)
             progress?.fileDone()
             log("\(status.rawValue) \(archive.path): \(counts.lines) messages, \(counts.loaded) loaded")
         }
