@@ -42,6 +42,10 @@ public enum Indexes {
         })
         let missing = try wanted(in: db).filter { !existing.contains($0.name) }
         guard !missing.isEmpty else { return [] }
+        // Building an index sorts the whole table: let SQLite spill that sort to a temporary
+        // file, or memory would grow with the warehouse (the loader otherwise keeps temp in memory).
+        try db.execute("PRAGMA temp_store=FILE")
+        defer { try? db.execute("PRAGMA temp_store=MEMORY") }
         try db.execute("BEGIN IMMEDIATE")
         do {
             for index in missing {
