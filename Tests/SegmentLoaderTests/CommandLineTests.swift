@@ -4,32 +4,8 @@ import XCTest
 
 /// Runs the built `segment-loader` binary as a user would.
 final class CommandLineTests: XCTestCase {
-    struct Result {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    static var binary: URL {
-        let products = Bundle.main.bundleURL
-        let candidate = products.appendingPathComponent("segment-loader")
-        if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
-        return products.deletingLastPathComponent().appendingPathComponent("segment-loader")
-    }
-
-    func run(_ arguments: [String]) throws -> Result {
-        let process = Process()
-        process.executableURL = Self.binary
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                      stderr: String(decoding: stderr, as: UTF8.self))
+    func run(_ arguments: [String]) throws -> BinaryResult {
+        try runSegmentLoader(arguments)
     }
 
     func testLoadPrintsABalancedSummaryAndExitsZero() throws {

@@ -5,29 +5,8 @@ import XCTest
 /// Running unattended, through the real binary: pipelines, exit codes, the lock, kill and
 /// resume, SIGINT, dry runs, reports and metrics, status and rejects.
 final class OperationsTests: XCTestCase {
-    struct Result {
-        var status: Int32
-        var signaled: Bool
-        var stdout: String
-        var stderr: String
-    }
-
-    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
-        let process = Process()
-        process.executableURL = CommandLineTests.binary
-        process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in environment { env[k] = v }
-        process.environment = env
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
-                      stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+    func run(_ arguments: [String], environment: [String: String] = [:]) throws -> BinaryResult {
+        try runSegmentLoader(arguments, environment: environment)
     }
 
     /// Four archives in Segment's S3 layout over three days, with what makes a resume hard:

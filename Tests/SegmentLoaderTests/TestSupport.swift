@@ -123,3 +123,39 @@ func dump(_ db: URL) throws -> String {
     }
     return out.joined(separator: "\n")
 }
+
+/// What the built `segment-loader` binary did.
+struct BinaryResult {
+    var status: Int32
+    /// Killed by a signal (`status` is then the signal's number).
+    var signaled: Bool
+    var stdout: String
+    var stderr: String
+}
+
+/// The built `segment-loader`, beside the test bundle.
+var segmentLoaderBinary: URL {
+    let products = Bundle.main.bundleURL
+    let candidate = products.appendingPathComponent("segment-loader")
+    if FileManager.default.fileExists(atPath: candidate.path) { return candidate }
+    return products.deletingLastPathComponent().appendingPathComponent("segment-loader")
+}
+
+/// Runs the built binary as a user would, with extra environment variables.
+func runSegmentLoader(_ arguments: [String], environment: [String: String] = [:]) throws -> BinaryResult {
+    let process = Process()
+    process.executableURL = segmentLoaderBinary
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (k, v) in environment { env[k] = v }
+    process.environment = env
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return BinaryResult(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
+                        stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
+}
