@@ -344,7 +344,9 @@ public struct JSONParser {
         }
         // Up to 15 significant digits always survive a double; only longer numbers need the
         // round-trip check.
-        if !overflow, significantDigits(start..<pos) <= 15, let d = Double(text), d.isFinite {
+        // A double that came out 0 or subnormal from non-zero digits lost them (`1e-400`).
+        let significant = significantDigits(start..<pos)
+        if !overflow, significant <= 15, let d = Double(text), d.isFinite, d.isNormal || (d == 0 && significant == 0) {
             return .double(d)
         }
         return NumberText.classify(text)

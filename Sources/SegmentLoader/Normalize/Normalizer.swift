@@ -127,28 +127,30 @@ public struct Normalizer {
         var nameValue: JSONValue?, categoryValue: JSONValue?, groupIdValue: JSONValue?, previousIdValue: JSONValue?
         var fromValue: JSONValue?, toValue: JSONValue?, propertiesValue: JSONValue?, traitsValue: JSONValue?
         var others: [(key: String, value: JSONValue)] = []
+        // A top-level key given twice: the last wins (as `json[key]` reads it), the others are recorded.
+        var repeated: [(key: String, value: JSONValue, column: Int32)] = []
         for member in members {
             switch TopLevelKey(member.key) {
-            case .type: typeValue = member.value
-            case .action: actionValue = member.value
-            case .userId: userIdValue = member.value
-            case .anonymousId: anonymousIdValue = member.value
-            case .messageId: messageIdValue = member.value
-            case .receivedAt: receivedValue = member.value
-            case .sentAt: sentValue = member.value
-            case .originalTimestamp: originalValue = member.value
-            case .timestamp: timestampValue = member.value
-            case .context: contextValue = member.value
-            case .integrations: integrationsValue = member.value
-            case .event: eventValue = member.value
-            case .name: nameValue = member.value
-            case .category: categoryValue = member.value
-            case .groupId: groupIdValue = member.value
-            case .previousId: previousIdValue = member.value
-            case .from: fromValue = member.value
-            case .to: toValue = member.value
-            case .properties: propertiesValue = member.value
-            case .traits: traitsValue = member.value
+            case .type: if let old = typeValue { repeated.append((member.key, old, NameTable.extra)) }; typeValue = member.value
+            case .action: if let old = actionValue { repeated.append((member.key, old, NameTable.extra)) }; actionValue = member.value
+            case .userId: if let old = userIdValue { repeated.append((member.key, old, NameTable.userId)) }; userIdValue = member.value
+            case .anonymousId: if let old = anonymousIdValue { repeated.append((member.key, old, NameTable.anonymousId)) }; anonymousIdValue = member.value
+            case .messageId: if let old = messageIdValue { repeated.append((member.key, old, NameTable.id)) }; messageIdValue = member.value
+            case .receivedAt: if let old = receivedValue { repeated.append((member.key, old, NameTable.receivedAt)) }; receivedValue = member.value
+            case .sentAt: if let old = sentValue { repeated.append((member.key, old, NameTable.sentAt)) }; sentValue = member.value
+            case .originalTimestamp: if let old = originalValue { repeated.append((member.key, old, NameTable.originalTimestamp)) }; originalValue = member.value
+            case .timestamp: if let old = timestampValue { repeated.append((member.key, old, NameTable.timestamp)) }; timestampValue = member.value
+            case .context: if let old = contextValue { repeated.append((member.key, old, NameTable.extra)) }; contextValue = member.value
+            case .integrations: if let old = integrationsValue { repeated.append((member.key, old, NameTable.extra)) }; integrationsValue = member.value
+            case .event: if let old = eventValue { repeated.append((member.key, old, NameTable.event)) }; eventValue = member.value
+            case .name: if let old = nameValue { repeated.append((member.key, old, NameTable.name)) }; nameValue = member.value
+            case .category: if let old = categoryValue { repeated.append((member.key, old, NameTable.category)) }; categoryValue = member.value
+            case .groupId: if let old = groupIdValue { repeated.append((member.key, old, NameTable.groupId)) }; groupIdValue = member.value
+            case .previousId: if let old = previousIdValue { repeated.append((member.key, old, NameTable.previousId)) }; previousIdValue = member.value
+            case .from: if let old = fromValue { repeated.append((member.key, old, NameTable.extra)) }; fromValue = member.value
+            case .to: if let old = toValue { repeated.append((member.key, old, NameTable.extra)) }; toValue = member.value
+            case .properties: if let old = propertiesValue { repeated.append((member.key, old, NameTable.extra)) }; propertiesValue = member.value
+            case .traits: if let old = traitsValue { repeated.append((member.key, old, NameTable.extra)) }; traitsValue = member.value
             case .notStored: continue
             case .other: others.append(member)
             }
@@ -208,6 +210,11 @@ public struct Normalizer {
             type: type, id: messageId, receivedAt: receivedAt, userId: userId, groupId: nil, event: nil,
             table: NameTable.table(of: type), common: [], context: [], payload: [], discards: [],
             optedOutOfWarehouses: Self.optedOut(integrationsValue))
+        for lost in repeated {
+            message.discards.append(PendingDiscard(
+                column: lost.column, key: nil, value: JSONWriter.string(lost.value),
+                reason: "\(lost.key) appears more than once in the message; the last one was kept"))
+        }
 
         var common: [Field] = []
         common.reserveCapacity(10)
@@ -442,9 +449,10 @@ public struct Normalizer {
             } else {
                 let winner = fields[last]
                 let column = names.name(field.column)
-                discards.append(PendingDiscard(
-                    column: field.column, key: field.key, value: field.value.jsonText,
-                    reason: "\(names.keyName(field.key)) and \(names.keyName(winner.key)) both map to column \(column) in one message; the last one was kept"))
+                let reason = field.key == winner.key
+                    ? "\(names.keyName(field.key)) appears more than once in one object; the last one was kept"
+                    : "\(names.keyName(field.key)) and \(names.keyName(winner.key)) both map to column \(column) in one message; the last one was kept"
+                discards.append(PendingDiscard(column: field.column, key: field.key, value: field.value.jsonText, reason: reason))
             }
         }
         return kept
@@ -465,9 +473,12 @@ public struct Normalizer {
     private func instant(_ value: JSONValue?, name: String, extra: inout [(key: String, value: JSONValue)]) -> Instant? {
         switch value {
         case nil, .null?: return nil
-        case .string(let s)? where s.isEmpty: return nil
         case .string(let s)?:
             if let instant = Timestamp.parse(s) { return instant }
+        case .int(let n)?:
+            if let instant = Timestamp.epoch(Double(n), exact: n) { return instant }
+        case .double(let d)?:
+            if let instant = Timestamp.epoch(d, exact: nil) { return instant }
         default: break
         }
         extra.append((name, value!))

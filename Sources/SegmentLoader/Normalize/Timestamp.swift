@@ -198,6 +198,36 @@ public enum Timestamp {
         return (1...daysIn(month: month, year: year)).contains(day)
     }
 
+    /// An epoch number, its unit told by its size as JavaScript, Python, Java and Go clocks
+    /// write them: below 1e11 seconds, then milliseconds, microseconds, nanoseconds (this
+    /// reads 1e11 s, the year 5138, as milliseconds: 1973). Nil outside years 1-9999.
+    static func epoch(_ value: Double, exact: Int64?) -> Instant? {
+        guard value.isFinite else { return nil }
+        let magnitude = abs(value)
+        let instant: Instant
+        if let exact {
+            switch magnitude {
+            case ..<1e11: instant = Instant(seconds: exact)
+            case ..<1e14: instant = Instant(seconds: exact / 1000, nanos: exact % 1000 * 1_000_000)
+            case ..<1e17: instant = Instant(seconds: exact / 1_000_000, nanos: exact % 1_000_000 * 1000)
+            default: instant = Instant(seconds: exact / 1_000_000_000, nanos: exact % 1_000_000_000)
+            }
+        } else {
+            let seconds: Double
+            switch magnitude {
+            case ..<1e11: seconds = value
+            case ..<1e14: seconds = value / 1e3
+            case ..<1e17: seconds = value / 1e6
+            default: seconds = value / 1e9
+            }
+            guard abs(seconds) < 1e12 else { return nil }
+            let whole = seconds.rounded(.down)
+            instant = Instant(seconds: Int64(whole), nanos: Int64(((seconds - whole) * 1e9).rounded()))
+        }
+        guard instant >= Instant.earliest, instant <= Instant.latest else { return nil }
+        return instant
+    }
+
     static func daysIn(month: Int, year: Int) -> Int {
         switch month {
         case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
