@@ -113,7 +113,9 @@ final class RunIds: Sendable {
     }
 
     /// The winning position of every id that occurs more than once across all runs.
-    func duplicateWinners() throws -> [MessageKey: Position] {
+    /// `excluding`: per file index, the first line whose copies do not count (lines of a gzip
+    /// member that failed its integrity check: they are rejected, so they cannot win).
+    func duplicateWinners(excluding: [Int32: Int32] = [:]) throws -> [MessageKey: Position] {
         let files = runs.withLock { $0 }
         var readers = try files.map { try RunReader(url: $0) }
         // A binary heap of reader indices ordered by their current entry.
@@ -140,6 +142,15 @@ final class RunIds: Sendable {
         var repeated = false
         while let top = heap.first {
             let entry = readers[top].current!
+            if let from = excluding[entry.position.file], entry.position.line >= from {
+                try readers[top].advance()
+                if readers[top].current == nil {
+                    heap[0] = heap[heap.count - 1]
+                    heap.removeLast()
+                }
+                if !heap.isEmpty { siftDown(0) }
+                continue
+            }
             if let previous = last, previous.key == entry.key {
                 // Entries come in (key, position) order: the first of a key is its smallest.
                 if !repeated { winners[previous.key] = previous.position }

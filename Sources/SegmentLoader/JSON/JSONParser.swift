@@ -19,6 +19,8 @@ public struct JSONParser {
     private var pos: Int = 0
     private let maxDepth: Int
     private var scratch: [UInt8] = []
+    /// Lone surrogate escapes replaced by U+FFFD so far.
+    private var replaced = 0
 
     private init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -27,6 +29,14 @@ public struct JSONParser {
 
     /// Parses exactly one JSON value, allowing surrounding white space.
     public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
+        var replaced = 0
+        return try parse(bytes, maxDepth: maxDepth, replacedSurrogates: &replaced)
+    }
+
+    /// The same, counting the lone surrogate escapes it replaced by U+FFFD (the caller records
+    /// the original: the replacement is not reversible).
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int = defaultMaxDepth,
+                             replacedSurrogates: inout Int) throws(JSONParseError) -> JSONValue {
         var parser = JSONParser(bytes: bytes, maxDepth: maxDepth)
         parser.skipWhitespace()
         let value = try parser.parseValue(depth: 0)
@@ -34,6 +44,7 @@ public struct JSONParser {
         if parser.pos != bytes.count {
             throw parser.error("unexpected \(parser.describeByte()) after the end of the value")
         }
+        replacedSurrogates = parser.replaced
         return value
     }
 
@@ -244,12 +255,15 @@ public struct JSONParser {
                         } else {
                             pos = save
                             scalar = 0xFFFD
+                            replaced += 1
                         }
                     } else {
                         scalar = 0xFFFD
+                        replaced += 1
                     }
                 } else if (0xDC00...0xDFFF).contains(scalar) {
                     scalar = 0xFFFD
+                    replaced += 1
                 }
                 appendUTF8(scalar)
             default:

@@ -66,6 +66,9 @@ public enum Names {
         // SQLite keywords that are not fallback identifiers (https://sqlite.org/lang_keywords.html)
         "add", "alter", "autoincrement", "between", "commit", "delete", "drop", "escape", "exists", "index",
         "insert", "is", "isnull", "join", "notnull", "set", "transaction", "update", "values",
+        // Not keywords, but a column with one of these names hides SQLite's rowid
+        // (https://sqlite.org/lang_createtable.html#rowid): analysts and the loader need it.
+        "rowid", "oid", "_rowid_",
     ]
 
     /// The table for a track event: its slug, `_`-prefixed when it would take the name of a

@@ -30,6 +30,16 @@ public struct ReadOutcome: Sendable {
     public var inflatedBytes: Int64 = 0
     /// Time spent inflating, in nanoseconds.
     public var inflateNanoseconds: UInt64 = 0
+    /// With corrupt gzip data: the first line of the member that failed. Its lines (and a line
+    /// that started in the member before) hold bytes zlib produced from corrupt input.
+    public var corruptFromLine: Int?
+}
+
+/// Lines that must not be loaded as they read: from `fromLine` on (a corrupt gzip member
+/// found by an earlier read of the same bytes), each comes with `reason` as its problem.
+public struct Distrust: Sendable, Equatable {
+    public var fromLine: Int
+    public var reason: String
 }
 
 /// One line handed to the caller: its 1-based number and bytes (CR, LF and a leading BOM
@@ -44,6 +54,13 @@ public struct ArchiveReader: Sendable {
     public var maxLineBytes: Int
     public var blockSize: Int
 
+    /// A gzip file that inflates to more than this many times its compressed size (once past
+    /// `bombFloor` bytes) is refused as a likely gzip bomb. Segment's NDJSON compresses about
+    /// 10:1; every line has a random messageId, which keeps any real file far below 200:1,
+    /// while a bomb reaches 1000:1.
+    public var maxInflateRatio: Int64 = 200
+    public var bombFloor: Int64 = 64 << 20
+
     public init(maxLineBytes: Int = 1 << 20, blockSize: Int = 1 << 20) {
         self.maxLineBytes = maxLineBytes
         self.blockSize = blockSize
@@ -55,19 +72,37 @@ public struct ArchiveReader: Sendable {
     /// With `hashing: false` the outcome's `sha256` is empty (for a caller that hashed already).
     public func read(
         path: String, format: ArchiveFormat, hashing: Bool = true, onBlock: (Int) -> Void = { _ in },
+        distrust: Distrust? = nil, onMemberStart: (Int) -> Void = { _ in },
         body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void
     ) throws -> ReadOutcome {
         var splitter = LineSplitter(maxLineBytes: maxLineBytes)
+        splitter.distrust = distrust
         let inflater = format == .gzip ? Inflater() : nil
+        var memberFirstLine = 1
+        var corruptFromLine: Int?
         var streamError: String?
+        var compressed: Int64 = 0
+        let (ratio, floor) = (maxInflateRatio, bombFloor)
         let (sha256, size) = try Self.hashBlocks(path: path, blockSize: blockSize, hashing: hashing) { bytes in
             onBlock(bytes.count)
+            compressed += Int64(bytes.count)
             if streamError != nil { return }
             if let inflater {
                 do {
-                    try inflater.inflate(bytes) { out in try splitter.feed(out, body: body) }
+                    try inflater.inflate(bytes, onMemberStart: {
+                        memberFirstLine = splitter.lineNumber + 1
+                        onMemberStart(memberFirstLine)
+                    }) { out in
+                        try splitter.feed(out, body: body)
+                        if splitter.bytes > floor && splitter.bytes > ratio * compressed {
+                            throw InflateError(
+                                message: "refused as a likely gzip bomb: \(splitter.bytes >> 20) MiB inflated from \(compressed >> 10) KiB, more than \(ratio) times; the rest of the file is not read",
+                                compressedOffset: compressed)
+                        }
+                    }
                 } catch let error as InflateError {
                     streamError = error.description
+                    if error.corrupt { corruptFromLine = memberFirstLine }
                 }
             } else {
                 try splitter.feed(bytes.assumingMemoryBound(to: UInt8.self), body: body)
@@ -78,7 +113,8 @@ public struct ArchiveReader: Sendable {
         }
         try splitter.finish(torn: streamError != nil, body: body)
         return ReadOutcome(sha256: sha256, size: size, physicalLines: splitter.lineNumber, streamError: streamError,
-                           inflatedBytes: splitter.bytes, inflateNanoseconds: inflater?.nanoseconds ?? 0)
+                           inflatedBytes: splitter.bytes, inflateNanoseconds: inflater?.nanoseconds ?? 0,
+                           corruptFromLine: corruptFromLine)
     }
 
     /// SHA-256 of a file's bytes as hex, and its size.
@@ -119,6 +155,7 @@ public struct ArchiveReader: Sendable {
 /// lines; a line longer than the limit is reported once, cut, and skipped to its end.
 struct LineSplitter {
     let maxLineBytes: Int
+    var distrust: Distrust?
     private(set) var lineNumber = 0
     private(set) var bytes: Int64 = 0
     private var pending: [UInt8] = []
@@ -183,6 +220,8 @@ struct LineSplitter {
 
     private mutating func emit(_ line: UnsafeBufferPointer<UInt8>, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void, problem: LineProblem?) throws {
         lineNumber += 1
+        var problem = problem
+        if let distrust, lineNumber >= distrust.fromLine, problem == nil { problem = LineProblem(reason: distrust.reason) }
         if line.count > maxLineBytes && problem == nil {
             try body(lineNumber, UnsafeBufferPointer(rebasing: line[0..<maxLineBytes]),
                      overlongProblem)

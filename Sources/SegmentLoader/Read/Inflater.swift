@@ -4,6 +4,9 @@ import CZlib
 public struct InflateError: Error, Sendable, Equatable, CustomStringConvertible {
     public var message: String
     public var compressedOffset: Int64
+    /// Corrupt data (not a file that merely ends early): the output of the member it is in
+    /// cannot be trusted, not even the part inflated before zlib noticed.
+    public var corrupt = false
     public var description: String { "\(message) (at compressed byte \(compressedOffset))" }
 }
 
@@ -38,7 +41,8 @@ final class Inflater {
 
     /// Inflates `input` completely, handing each piece of output to `sink`.
     /// Throws at corrupt data; bytes inflated before the error have been handed on.
-    func inflate(_ input: UnsafeRawBufferPointer, sink: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+    /// `onMemberStart` is called when a member starts (the first one included), before any of its output.
+    func inflate(_ input: UnsafeRawBufferPointer, onMemberStart: () -> Void = {}, sink: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
         guard let base = input.baseAddress, input.count > 0 else { return }
         var offset = 0
         while offset < input.count {
@@ -51,6 +55,7 @@ final class Inflater {
                     consumed += 1
                     continue
                 }
+                onMemberStart()
             }
             let chunk = min(input.count - offset, Int(UInt32.max))
             stream.pointee.next_in = UnsafeMutablePointer(mutating: base.advanced(by: offset).assumingMemoryBound(to: Bytef.self))
@@ -74,7 +79,7 @@ final class Inflater {
                 if status != Z_OK {
                     let used = chunk - Int(stream.pointee.avail_in)
                     let reason = stream.pointee.msg.map { String(cString: $0) } ?? "zlib error \(status)"
-                    throw InflateError(message: "corrupt gzip data: \(reason)", compressedOffset: consumed + Int64(used))
+                    throw InflateError(message: "corrupt gzip data: \(reason)", compressedOffset: consumed + Int64(used), corrupt: true)
                 }
             } while stream.pointee.avail_out == 0 || stream.pointee.avail_in > 0
             let used = chunk - Int(stream.pointee.avail_in)

@@ -33,11 +33,30 @@ struct LineProcessor {
         defer { nanoseconds &+= monotonicNanoseconds() &- started }
         if let problem { return [.reject(problem.reason, item: nil)] }
         let json: JSONValue
+        var replaced = 0
         do {
-            json = try JSONParser.parse(line)
+            json = try JSONParser.parse(line, replacedSurrogates: &replaced)
         } catch {
             return [.reject(error.description, item: nil)]
         }
+        if replaced > 0 {
+            // Not valid Unicode, so not storable as text: the rows get U+FFFD, and the original
+            // line goes to _discards with the first message, so nothing is lost.
+            var results = parseMessages(json, hashing: hashing)
+            if let first = results.firstIndex(where: { if case .message = $0 { return true } else { return false } }),
+               case .message(var message, let item) = results[first] {
+                let original = String(decoding: rawForReject(line), as: UTF8.self)
+                message.discards.append(PendingDiscard(
+                    column: NameTable.extra, key: nil, value: JSONWriter.string(.string(original)),
+                    reason: "\(replaced) lone UTF-16 surrogate escape\(replaced == 1 ? "" : "s") (not valid Unicode) replaced by U+FFFD; the value is the original line"))
+                results[first] = .message(message, item: item)
+            }
+            return results
+        }
+        return parseMessages(json, hashing: hashing)
+    }
+
+    private mutating func parseMessages(_ json: JSONValue, hashing: Bool) -> [Parsed] {
         let messages = Envelope.messages(in: json)
         if case .array? = json["batch"] {
             if messages.isEmpty { return [.reject("batch envelope with no messages", item: nil)] }

@@ -85,6 +85,8 @@ struct FileScan: Sendable {
     /// Planned types keyed by `table << 32 | column` (ids in the run's NameTable).
     var types: [Int64: ColumnType] = [:]
     var error: String?
+    /// Lines of a corrupt gzip member: rejected in pass 2, and no part of the plan.
+    var distrust: Distrust?
 
     /// Widens the planned type of each field's column with the field's value.
     mutating func observe(_ fields: [Field], in table: Int32) {
@@ -228,7 +230,9 @@ public enum LoadRun {
         // a file whose bytes another file of this run already has is skipped.
         var planned: [Int64: ColumnType] = [:]
         // The winning copy of each id that occurs more than once; an id seen once needs none.
-        let winners = try runIds.duplicateWinners()
+        var excluded: [Int32: Int32] = [:]
+        for (i, scan) in results { if let distrust = scan.distrust { excluded[Int32(i)] = Int32(clamping: distrust.fromLine) } }
+        let winners = try runIds.duplicateWinners(excluding: excluded)
         runIds.remove()
         var firstPathOfHash: [String: String] = [:]
         for i in archives.indices {
@@ -272,10 +276,12 @@ public enum LoadRun {
         let stopWorkers = StopFlag()
         let shared = winners
         let expected = toLoad.map { results[$0]!.sha256 }
+        let distrusts = toLoad.map { results[$0]!.distrust }
         let group = startWorkers(jobs: options.jobs, count: toLoad.count, label: "load") { k in
             let i = toLoad[k]
             Self.produce(archives[i], index: i, winners: shared, reader: reader, loadTime: loadTime, names: names,
-                         filter: filter, privacy: privacy, channel: channels[k], stop: stopWorkers, times: times, progress: progress)
+                         filter: filter, privacy: privacy, distrust: distrusts[k], channel: channels[k], stop: stopWorkers,
+                         times: times, progress: progress)
         }
         defer {
             stopWorkers.set()
@@ -389,8 +395,10 @@ public enum LoadRun {
             var processor = LineProcessor(loadTime: loadTime, names: names, privacy: privacy)
             defer { times.add(parse: processor.nanoseconds) }
             struct Stopped: Error {}
+            var typesAtMemberStart: [Int64: ColumnType] = [:]
             let outcome = try reader.read(path: archive.path, format: archive.format, hashing: false,
-                                          onBlock: { progress?.add(bytes: Int64($0)) }) { line, bytes, problem in
+                                          onBlock: { progress?.add(bytes: Int64($0)) },
+                                          onMemberStart: { _ in typesAtMemberStart = scan.types }) { line, bytes, problem in
                 if stop?.isSet == true { throw Stopped() }
                 for parsed in processor.process(bytes, problem: problem) {
                     guard case .message(let message, let item) = parsed else { continue }
@@ -406,6 +414,11 @@ public enum LoadRun {
                 }
             }
             times.add(inflate: outcome.inflateNanoseconds)
+            if let from = outcome.corruptFromLine, let error = outcome.streamError {
+                // zlib noticed the damage only now: what the member gave so far is not planned on.
+                scan.types = typesAtMemberStart
+                scan.distrust = Distrust(fromLine: from, reason: "from a gzip member that is corrupt (\(error)): zlib made this line from damaged data, so it is kept here, not loaded")
+            }
             try ids.flush()
             progress?.fileDone()
         } catch {
@@ -416,8 +429,8 @@ public enum LoadRun {
 
     /// Pass 2 for one archive: the writer's work, in order, through `channel`.
     static func produce(_ archive: Archive, index: Int, winners: [MessageKey: Position], reader: ArchiveReader,
-                        loadTime: Instant, names: NameTable, filter: MessageFilter, privacy: Privacy, channel: Channel<Chunk>,
-                        stop: StopFlag, times: StageTimes, progress: LoadProgress?) {
+                        loadTime: Instant, names: NameTable, filter: MessageFilter, privacy: Privacy, distrust: Distrust?,
+                        channel: Channel<Chunk>, stop: StopFlag, times: StageTimes, progress: LoadProgress?) {
         var processor = LineProcessor(loadTime: loadTime, names: names, privacy: privacy)
         defer { times.add(parse: processor.nanoseconds) }
         var chunk = Chunk()
@@ -427,7 +440,7 @@ public enum LoadRun {
         do {
             var pendingBytes: Int64 = 0
             let outcome = try reader.read(path: archive.path, format: archive.format,
-                                          onBlock: { pendingBytes += Int64($0) }) { line, bytes, problem in
+                                          onBlock: { pendingBytes += Int64($0) }, distrust: distrust) { line, bytes, problem in
                 if stop.isSet { throw Stopped() }
                 for parsed in processor.process(bytes, problem: problem) {
                     switch parsed {

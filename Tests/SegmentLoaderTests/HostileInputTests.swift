@@ -1,0 +1,339 @@
+import CZlib
+import Foundation
+import XCTest
+@testable import SegmentLoader
+
+/// Issue 5: every broken or hostile input in Tests/Fixtures/hostile (written by
+/// scripts/make-hostile-fixtures.py), loaded by the real binary. Each test checks what is
+/// special about its fixture; `load` checks what must hold for all of them: a normal exit with
+/// the documented code, `integrity_check` ok, every file's accounting balanced, every reject
+/// with file, line and reason, and no table, column or index outside the contract.
+final class HostileInputTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/hostile")
+
+    struct Loaded {
+        var db: URL
+        var file: URL
+        var result: BinaryResult
+    }
+
+    @discardableResult
+    func load(_ name: String, exit: Int32 = 0, arguments: [String] = [], file: URL? = nil) throws -> Loaded {
+        let dir = try temporaryDirectory(self)
+        let copy = dir.appendingPathComponent(name)
+        try FileManager.default.copyItem(at: file ?? Self.fixtures.appendingPathComponent(name), to: copy)
+        let db = dir.appendingPathComponent("w.sqlite")
+        let result = try runSegmentLoader(["load", "--db", db.path] + arguments + [copy.path])
+        XCTAssertFalse(result.signaled, "\(name): killed by signal \(result.status)\n\(result.stderr)")
+        XCTAssertEqual(result.status, exit, "\(name): \(result.stdout)\n\(result.stderr)")
+        try assertSound(db, name)
+        return Loaded(db: db, file: copy, result: result)
+    }
+
+    func assertSound(_ db: URL, _ name: String) throws {
+        XCTAssertEqual(try scalar(db, "PRAGMA integrity_check"), "ok", name)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _files WHERE lines != loaded + duplicates + rejected + filtered"), "0", name)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _rejects WHERE file = '' OR line < 1 OR reason = ''"), "0", name)
+        let catalog = Set(try rows(db, "SELECT \"table\" FROM _schema_tables").map { $0[0] })
+        let known = Names.bookkeepingTables.union(Names.contractTables).union(catalog)
+        for table in try rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'").map({ $0[0] }) {
+            XCTAssertTrue(known.contains(table), "\(name): table \(table) is outside the contract")
+            XCTAssertTrue(Self.isCleanName(table), "\(name): table name \(table)")
+            guard catalog.contains(table) else { continue }
+            let listed = Set(try rows(db, "SELECT \"column\" FROM _schema_columns WHERE \"table\" = '\(table)'").map { $0[0] })
+            for column in try rows(db, "SELECT name FROM pragma_table_info('\(table)')").map({ $0[0] }) {
+                XCTAssertTrue(listed.contains(column) || column == "uuid_ts", "\(name): \(table).\(column) is not in _schema_columns")
+                XCTAssertTrue(Self.isCleanName(column), "\(name): column name \(table).\(column)")
+            }
+        }
+        for index in try rows(db, "SELECT name FROM sqlite_master WHERE type = 'index'").map({ $0[0] }) {
+            XCTAssertTrue(index.hasPrefix("_idx_") || index.hasPrefix("sqlite_autoindex_") || index == "_files_sha256", "\(name): index \(index)")
+        }
+    }
+
+    /// Lower-case ASCII letters, digits and `_`, at most 63 bytes: a name any SQL tool takes unquoted.
+    static func isCleanName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 63 && name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f }
+    }
+
+    func reasons(_ loaded: Loaded) throws -> [String] {
+        try rows(loaded.db, "SELECT line || ': ' || reason FROM _rejects ORDER BY line, item").map { $0[0] }
+    }
+
+    // MARK: Compression
+
+    func testGzipTruncatedMidMemberLoadsTheCompleteLinesAndRejectsTheTornOne() throws {
+        let l = try load("gz-truncated-mid-member.ndjson.gz", exit: 65)
+        XCTAssertEqual(try rows(l.db, "SELECT status, loaded, rejected FROM _files"), [["partial", "171", "1"]])
+        XCTAssertEqual(try reasons(l), ["172: torn line: the gzip stream stopped in the middle of it"])
+        XCTAssertTrue(l.result.stdout.contains("gzip data ends in the middle of a member: the file is truncated"), l.result.stdout)
+    }
+
+    func testCorruptBytesInAMemberLoadNothingFromThatMember() throws {
+        let l = try load("gz-corrupt-middle.ndjson.gz", exit: 65)
+        XCTAssertEqual(try rows(l.db, "SELECT status, loaded, rejected FROM _files"), [["failed", "0", "390"]])
+        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM _rejects WHERE reason LIKE 'from a gzip member that is corrupt (corrupt gzip data: incorrect data check%'"), "389")
+        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM sqlite_master WHERE name = 'tracks'"), "0", "nothing zlib made from damaged data gets in")
+        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM _message_ids"), "0")
+    }
+
+    func testACorruptSecondMemberKeepsTheFirst() throws {
+        let l = try load("gz-second-member-corrupt.ndjson.gz", exit: 65)
+        XCTAssertEqual(try rows(l.db, "SELECT status, lines, loaded FROM _files"), [["partial", "1", "1"]])
+        XCTAssertEqual(try rows(l.db, "SELECT id FROM tracks"), [["ok-1"]])
+        XCTAssertTrue(l.result.stdout.contains("corrupt gzip data: invalid"), l.result.stdout)
+    }
+
+    func testAnEmptyFileIsSkippedAndReported() throws {
+        let l = try load("empty.ndjson.gz")
+        XCTAssertTrue(l.result.stdout.contains("not an archive (empty file)"), l.result.stdout)
+        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM _files"), "0")
+    }
+
+    func testZeroLengthMembersAreNothing() throws {
+        let l = try load("gz-zero-length-member.ndjson.gz")
+        XCTAssertEqual(try rows(l.db, "SELECT status, lines, loaded FROM _files"), [["loaded", "1", "1"]])
+    }
+
+    func testPlainTextNamedGzIsReadAsNDJSON() throws {
+        let l = try load("plain-text-named.ndjson.gz")
+        XCTAssertEqual(try rows(l.db, "SELECT id FROM tracks"), [["ok-1"]])
+    }
+
+    func testABinaryFileIsNotAnArchive() throws {
+        let l = try load("binary-neither.gz")
+        XCTAssertTrue(l.result.stdout.contains("not an archive (neither gzip nor newline-delimited JSON)"), l.result.stdout)
+    }
+
+    func testAGzipBombIsRefusedWithBoundedMemoryAndTime() throws {
+        // 64 copies of one member holding 64 MiB of zeros: 4 GiB inflated from about 4 MiB.
+        var zeros = [UInt8](repeating: 0, count: 64 << 20)
+        var stream = z_stream()
+        XCTAssertEqual(czlib_deflate_init2(&stream, 9, 15 + 16), Z_OK)
+        var member = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(zeros.count))))
+        let produced: Int = zeros.withUnsafeMutableBufferPointer { inp in
+            member.withUnsafeMutableBufferPointer { out in
+                stream.next_in = inp.baseAddress
+                stream.avail_in = uInt(inp.count)
+                stream.next_out = out.baseAddress
+                stream.avail_out = uInt(out.count)
+                XCTAssertEqual(deflate(&stream, Z_FINISH), Z_STREAM_END)
+                return out.count - Int(stream.avail_out)
+            }
+        }
+        deflateEnd(&stream)
+        zeros = []
+        let bomb = Array(repeating: Array(member[0..<produced]), count: 64).flatMap { $0 }
+        let dir = try temporaryDirectory(self)
+        let file = try write(gzip(ndjson([track("before-bomb")])) + bomb, to: dir.appendingPathComponent("bomb.ndjson.gz"))
+        XCTAssertLessThan(bomb.count, 5 << 20)
+
+        let started = Date()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let db = dir.appendingPathComponent("w.sqlite")
+        let report = dir.appendingPathComponent("report.txt")
+        // GNU time's %M: the peak resident set of the loader.
+        process.arguments = ["bash", "-c", "command -v /usr/bin/time >/dev/null && exec /usr/bin/time -f %M -o \(report.path) \(segmentLoaderBinary.path) load --db \(db.path) \(file.path) || exec \(segmentLoaderBinary.path) load --db \(db.path) \(file.path)"]
+        process.standardOutput = Pipe()
+        try process.run()
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 65)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60, "inflating stops early")
+        if let text = try? String(contentsOf: report, encoding: .utf8), let kb = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+            XCTAssertLessThan(kb, 300_000, "peak memory \(kb) KB")
+        }
+        XCTAssertEqual(try rows(db, "SELECT id FROM tracks"), [["before-bomb"]])
+        let error = try scalar(db, "SELECT error FROM _files")
+        XCTAssertTrue(error.contains("refused as a likely gzip bomb"), error)
+        XCTAssertEqual(try scalar(db, "SELECT reason FROM _rejects"), "line longer than the limit of 1048576 bytes (the raw line is cut to the limit)")
+        try assertSound(db, "bomb")
+    }
+
+    // MARK: Lines
+
+    func testInvalidJSONIsRejectedWithWhereItWentWrong() throws {
+        let l = try load("line-invalid-json.ndjson")
+        XCTAssertEqual(try reasons(l), ["2: invalid JSON at byte 33: expected a member name in double quotes, found end of line",
+                                        "3: invalid JSON at byte 8: unexpected '}' after the end of the value"])
+        XCTAssertEqual(try scalar(l.db, "SELECT raw FROM _rejects WHERE line = 3"), "{\"a\":1}}")
+    }
+
+    func testArraysStringsNumbersInsteadOfObjectsAreRejected() throws {
+        let l = try load("line-not-an-object.ndjson")
+        XCTAssertEqual(try reasons(l), ["2: a message must be a JSON object, not an array", "3: a message must be a JSON object, not a string",
+                                        "4: a message must be a JSON object, not a number", "5: a message must be a JSON object, not a null",
+                                        "6: a message must be a JSON object, not a boolean"])
+    }
+
+    func testInvalidUTF8IsRejectedAndKeptAsBytes() throws {
+        let l = try load("line-invalid-utf8.ndjson")
+        XCTAssertEqual(try reasons(l), ["2: invalid JSON at byte 63: invalid UTF-8 in a string"])
+        XCTAssertEqual(try scalar(l.db, "SELECT typeof(raw) || ' ' || length(raw) FROM _rejects"), "blob 69", "the raw bytes, not a lossy text")
+    }
+
+    func testANulByteIsRejected() throws {
+        let l = try load("line-nul-byte.ndjson")
+        XCTAssertEqual(try reasons(l), ["2: invalid JSON at byte 35: expected a member name in double quotes, found byte 0x0"])
+        XCTAssertEqual(try scalar(l.db, "SELECT typeof(raw) FROM _rejects"), "blob")
+    }
+
+    func testALineOverTheLimitIsRejectedAndTheNextLoads() throws {
+        let l = try load("line-too-long.ndjson.gz")
+        XCTAssertEqual(try reasons(l), ["2: line longer than the limit of 1048576 bytes (the raw line is cut to the limit)"])
+        XCTAssertEqual(try scalar(l.db, "SELECT length(raw) FROM _rejects"), "1048576")
+        XCTAssertEqual(try rows(l.db, "SELECT id FROM tracks ORDER BY id"), [["after-long"], ["ok-1"]])
+    }
+
+    func testATenMegabyteStringLoadsWhenTheLimitAllowsIt() throws {
+        let rejected = try load("line-10mb-string.ndjson.gz")
+        XCTAssertEqual(try reasons(rejected), ["2: line longer than the limit of 1048576 bytes (the raw line is cut to the limit)"])
+        let loaded = try load("line-10mb-string.ndjson.gz", arguments: ["--max-line-bytes", String(16 << 20)])
+        XCTAssertEqual(try scalar(loaded.db, "SELECT length(text) FROM ok WHERE id = 'big-string'"), String(10 << 20))
+    }
+
+    func testNestingTenThousandDeepIsRefusedWithoutOverflowingTheStack() throws {
+        let l = try load("line-nested-10000.ndjson")
+        XCTAssertEqual(try reasons(l), ["2: invalid JSON at byte 337: nested deeper than 256 levels"])
+    }
+
+    func testFiveThousandKeysFillTheColumnLimitAndTheRestGoesToExtra() throws {
+        let l = try load("line-5000-keys.ndjson.gz")
+        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM pragma_table_info('wide') WHERE name LIKE 'key\\_%' ESCAPE '\\'"), "1000")
+        XCTAssertEqual(try scalar(l.db, "SELECT json_array_length(json_group_array(k)) FROM (SELECT key AS k FROM json_each((SELECT _extra FROM wide)))"), "4000")
+        XCTAssertEqual(try scalar(l.db, "SELECT json_extract(_extra, '$.key_4999') FROM wide"), "4999")
+        XCTAssertTrue(l.result.stdout.contains("overflow:   4000 values went to _extra"), l.result.stdout)
+    }
+
+    func testTheSameKeyTwiceKeepsTheLastAndRecordsTheFirst() throws {
+        let l = try load("line-duplicate-key.ndjson")
+        XCTAssertEqual(try rows(l.db, "SELECT user_id, plan FROM dup"), [["u2", "pro"]])
+        XCTAssertEqual(try rows(l.db, "SELECT \"column\", value, reason FROM _discards ORDER BY \"column\""), [
+            ["plan", "\"free\"", "properties.plan appears more than once in one object; the last one was kept"],
+            ["user_id", "\"u1\"", "userId appears more than once in the message; the last one was kept"],
+        ])
+    }
+
+    func testNaNAndInfinityAreNotJSON() throws {
+        let l = try load("line-nan-infinity.ndjson")
+        XCTAssertEqual(try reasons(l), ["2: invalid JSON at byte 79: NaN and Infinity are not JSON numbers",
+                                        "3: invalid JSON at byte 79: NaN and Infinity are not JSON numbers",
+                                        "4: invalid JSON at byte 81: a number needs digits"])
+    }
+
+    func testNumbersBeyondIntegerAndDoubleRangeKeepTheirDigits() throws {
+        let l = try load("line-huge-numbers.ndjson")
+        XCTAssertEqual(try rows(l.db, "SELECT big_int, beyond_double, tiny, neg_big, exact, typeof(exact) FROM huge"),
+                       [["123456789012345678901234567890", "1e400", "1e-400", "-99999999999999999999", "9007199254740993", "integer"]])
+        XCTAssertEqual(try rows(l.db, "SELECT \"column\", type FROM _schema_columns WHERE \"table\" = 'huge' AND origin = 'property' ORDER BY 1"),
+                       [["beyond_double", "TEXT"], ["big_int", "TEXT"], ["exact", "INTEGER"], ["neg_big", "TEXT"], ["tiny", "TEXT"]])
+    }
+
+    func testEscapedNulIsKeptAndLoneSurrogatesAreRecorded() throws {
+        let l = try load("line-escapes-nul-surrogates.ndjson")
+        XCTAssertEqual(try rows(l.db, "SELECT hex(nul), hex(lone_high), hex(lone_low), pair FROM esc"), [["610062", "78EFBFBD79", "EFBFBD", "😀"]])
+        let discard = try rows(l.db, "SELECT \"column\", reason, json_extract(value, '$') FROM _discards")
+        XCTAssertEqual(discard.first?[0], "_extra")
+        XCTAssertEqual(discard.first?[1], "2 lone UTF-16 surrogate escapes (not valid Unicode) replaced by U+FFFD; the value is the original line")
+        XCTAssertTrue(discard.first?[2].contains("x\\ud800y") == true, "the original escapes are kept: \(discard)")
+    }
+
+    // MARK: Messages
+
+    func testMissingAndUnknownTypesAreRejected() throws {
+        XCTAssertEqual(try reasons(try load("msg-missing-type.ndjson")), ["2: missing type: the message has neither \"type\" nor \"action\""])
+        XCTAssertEqual(try reasons(try load("msg-unknown-type.ndjson")), [
+            "2: unsupported type \"delete\": only track, identify, page, screen, group and alias are loaded",
+            "3: unsupported type \"Purchase\": only track, identify, page, screen, group and alias are loaded"])
+    }
+
+    func testMessagesWithoutIdsOrEventAreRejected() throws {
+        XCTAssertEqual(try reasons(try load("msg-no-ids.ndjson")), ["2: missing id: the message needs a userId or an anonymousId",
+                                                                     "3: missing id: the message needs a userId or an anonymousId"])
+        XCTAssertEqual(try reasons(try load("msg-track-without-event.ndjson")), ["2: track without an event name", "3: track without an event name"])
+    }
+
+    func testIdsOfTheWrongTypeAreRejectedAndNumbersBecomeText() throws {
+        let l = try load("msg-ids-wrong-type.ndjson")
+        XCTAssertEqual(try reasons(l), ["2: userId must be a string or a number, not a object", "3: userId must be a string or a number, not a array",
+                                        "4: userId must be a string or a number, not a boolean"])
+        XCTAssertEqual(try rows(l.db, "SELECT id, user_id, anonymous_id FROM tracks WHERE id != 'ok-1' ORDER BY id"),
+                       [["987654", "u1", "NULL"], ["floatid", "NULL", "1.5"], ["numid", "12345", "NULL"]])
+    }
+
+    func testTimestampsInEveryOddForm() throws {
+        let l = try load("msg-odd-timestamps.ndjson")
+        XCTAssertEqual(try rows(l.db, "SELECT id, original_timestamp, json_extract(_extra, '$.timestamp') FROM stamped ORDER BY CAST(substr(id, 3) AS INTEGER)"), [
+            ["ts0", "2024-03-01T10:00:00.000Z", "NULL"],        // no zone: UTC
+            ["ts1", "2024-03-01T10:00:00.000Z", "NULL"],        // +0530
+            ["ts2", "2024-03-01T10:00:00.123Z", "NULL"],        // nine fraction digits
+            ["ts3", "2015-02-02T00:30:08.276Z", "NULL"],        // one-digit month
+            ["ts4", "2020-05-09T23:54:49.210Z", "NULL"],        // Go's time.String()
+            ["ts5", "2024-03-01T10:00:00.000Z", "NULL"],        // epoch seconds
+            ["ts6", "2024-03-01T10:00:00.123Z", "NULL"],        // epoch milliseconds
+            ["ts7", "NULL", ""],                                // empty: missing, kept in _extra
+            ["ts8", "NULL", "0000-01-01T00:00:00Z"],            // year 0: outside the format, kept
+            ["ts9", "NULL", "10000-01-01T00:00:00Z"],           // year 10000: likewise
+            ["ts10", "NULL", "not a time"],
+            ["ts11", "NULL", "NULL"],                           // null: missing
+        ])
+        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM stamped WHERE timestamp IS NULL OR received_at IS NULL"), "0")
+    }
+
+    // MARK: Names
+
+    func testNamesBuiltToBreakSQLAreJustNames() throws {
+        let l = try load("names-sql-injection.ndjson")
+        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM tracks"), "4", "tracks survived")
+        XCTAssertEqual(try rows(l.db, "SELECT \"table\", event_names FROM _schema_tables WHERE call_type = 'track' AND \"table\" != 'tracks' ORDER BY 1"), [
+            ["__loads", "[\"_loads\"]"], ["_sqlite_master", "[\"sqlite_master\"]"], ["drop_table_tracks", "[\"\\\"); DROP TABLE tracks; --\"]"],
+            ["ok", "[\"Ok\"]"]])
+        XCTAssertEqual(try rows(l.db, "SELECT drop_table_tracks, a_b, c, d_e, f_g FROM drop_table_tracks"), [["1", "2", "3", "4", "5"]])
+        // A column named rowid would hide SQLite's rowid: it is prefixed like a keyword.
+        XCTAssertEqual(try rows(l.db, "SELECT sqlite_master, _rowid, _oid, rowid FROM _sqlite_master"), [["1", "2", "3", "1"]])
+        XCTAssertEqual(try rows(l.db, "SELECT _loads, __extra, _id, id FROM __loads"), [["1", "2", "prop-id", "sql3"]])
+    }
+
+    func testNamesEmptyAfterNormalizationAreKept() throws {
+        let l = try load("names-empty-after-normalization.ndjson")
+        let tables = try rows(l.db, "SELECT \"table\", event_names FROM _schema_tables WHERE \"table\" LIKE '\\_event\\_%' ESCAPE '\\' ORDER BY 2")
+        XCTAssertEqual(tables.map { $0[1] }, ["[\"!!!\"]", "[\"ключ\"]"])
+        let table = tables[1][0]
+        let extra = try scalar(l.db, "SELECT _extra FROM \(table)")
+        for key in ["ключ", "名前", "$$$", "\"\":3", "\" \":4"] where !key.hasPrefix("\"") {
+            XCTAssertTrue(extra.contains(key), "\(key) in \(extra)")
+        }
+    }
+
+    func testNamesOfTenThousandCharactersAreCutWithAStableHash() throws {
+        let l = try load("names-10000-chars.ndjson")
+        let table = try scalar(l.db, "SELECT \"table\" FROM _schema_tables WHERE event_names LIKE '[\"EEEE%'")
+        XCTAssertEqual(table.utf8.count, 63)
+        let columns = try rows(l.db, "SELECT \"column\" FROM _schema_columns WHERE \"table\" = '\(table)' AND origin = 'property' ORDER BY 1").map { $0[0] }
+        XCTAssertEqual(columns.count, 2, "two different long keys stay two columns")
+        XCTAssertTrue(columns.allSatisfy { $0.utf8.count <= 63 })
+    }
+
+    func testKeysDifferingOnlyInCaseOrPunctuationShareAColumnAndTheCollisionIsRecorded() throws {
+        let l = try load("names-case-punct-collisions.ndjson")
+        // go-snakecase: a run of capitals is one word, so ORDERID is `orderid`, not `order_id`.
+        XCTAssertEqual(try rows(l.db, "SELECT id, order_id, orderid FROM order_completed ORDER BY id"),
+                       [["case1", "5", "NULL"], ["case2", "NULL", "6"], ["case3", "NULL", "NULL"]])
+        let keys = try scalar(l.db, "SELECT source_keys FROM _schema_columns WHERE \"table\" = 'order_completed' AND \"column\" = 'order_id'")
+        for key in ["orderId", "OrderID", "order_id", "order-id", "Order Id"] {
+            XCTAssertTrue(keys.contains("properties.\(key)"), "\(key) in \(keys)")
+        }
+        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM _discards WHERE \"table\" = 'order_completed'"), "4")
+        XCTAssertEqual(try scalar(l.db, "SELECT event_names FROM _schema_tables WHERE \"table\" = 'order_completed'"),
+                       "[\"ORDER COMPLETED\",\"Order Completed\",\"order_completed\"]")
+    }
+
+    func testEventsNamedLikeContractTablesGetAPrefix() throws {
+        let l = try load("names-contract-tables.ndjson")
+        XCTAssertEqual(try rows(l.db, "SELECT \"table\" FROM _schema_tables WHERE call_type = 'track' AND \"table\" != 'tracks' ORDER BY 1").map { $0[0] }, [
+            "__event_1234abcd", "__files", "__idx_tracks_user_id", "__schema_columns", "_identifies", "_sqlite_sequence", "_tracks", "_users", "ok"])
+        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM tracks"), "9")
+        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM sqlite_master WHERE name = 'users'"), "0", "an event named users never makes a users table")
+    }
+}
