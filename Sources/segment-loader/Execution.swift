@@ -14,6 +14,8 @@ enum Exit {
     static let failure: Int32 = 1
     static let usage: Int32 = 64
     static let dataProblem: Int32 = 65
+    /// The warehouse cannot be written: disk full, read-only file or folder (sysexits' EX_IOERR).
+    static let storage: Int32 = 74
     static let locked: Int32 = 75
     /// 128 + the signal, as shells report a process stopped by it.
     static func interrupted(by signal: Int32) -> Int32 { 128 + signal }
@@ -77,6 +79,9 @@ struct Execution {
         if let point = ProcessInfo.processInfo.environment["SEGMENT_LOADER_TEST_KILL_AT"] {
             options.killPoint = KillPoint(point)
         }
+        if let pages = ProcessInfo.processInfo.environment["SEGMENT_LOADER_TEST_MAX_PAGES"].flatMap({ Int($0) }) {
+            options.maxPageCount = pages
+        }
 
         let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
@@ -107,6 +112,14 @@ struct Execution {
             display.stop()
             printError(held.description)
             throw ExitCode(Exit.locked)
+        } catch let refused as WarehouseError {
+            display.stop()
+            printError(refused.message)
+            throw ExitCode(refused.storage ? Exit.storage : Exit.usage)
+        } catch let sqlite as SQLiteError where sqlite.isDiskProblem {
+            display.stop()
+            printError("cannot write to the warehouse \(options.database): \(sqlite.message)")
+            throw ExitCode(Exit.storage)
         } catch {
             display.stop()
             printError("\(error)")
@@ -129,7 +142,7 @@ struct Execution {
             }
         }
         if summary.fatalError != nil {
-            code = Exit.failure
+            code = summary.storageFailure ? Exit.storage : Exit.failure
         } else if summary.interrupted {
             code = Exit.interrupted(by: stop.signalNumber)
         } else if summary.filesPartial + summary.filesFailed > 0 {

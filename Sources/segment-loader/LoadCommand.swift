@@ -16,7 +16,8 @@ struct LoadCommand: ParsableCommand {
             `segment-loader run`.
 
             Exit status: 0 when every file loaded (rejected lines are counted, not failures, \
-            unless --strict), 65 when a file was partial or failed, 64 for usage errors, 75 when \
+            unless --strict), 65 when a file was partial or failed, 64 for usage errors or a database that \
+            is not a warehouse, 74 when the warehouse cannot be written (disk full, read-only), 75 when \
             another run holds the warehouse's lock, 130/143 when stopped by SIGINT/SIGTERM (after \
             the file being committed), 1 for anything else.
             """

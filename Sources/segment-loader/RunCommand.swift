@@ -14,7 +14,8 @@ struct RunCommand: ParsableCommand {
 
             Exit status: 0 when every file loaded (rejected lines are counted, not failures, \
             unless run.strict or --strict), 65 when a file was partial or failed, 64 for usage \
-            or pipeline errors, 75 when another run holds the warehouse's lock, 130/143 when \
+            or pipeline errors or a database that is not a warehouse, 74 when the warehouse cannot be \
+            written (disk full, read-only), 75 when another run holds the warehouse's lock, 130/143 when \
             stopped by SIGINT/SIGTERM, 1 for anything else.
             """
     )

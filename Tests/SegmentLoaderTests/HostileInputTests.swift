@@ -337,3 +337,111 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM sqlite_master WHERE name = 'users'"), "0", "an event named users never makes a users table")
     }
 }
+
+/// Faults outside the data: a full disk, a warehouse that cannot be written, a database that
+/// is not ours.
+final class FaultTests: XCTestCase {
+    func archives(in dir: URL) throws -> [URL] {
+        let small = try write(gzip(ndjson((0..<5).map { track("a\($0)") })), to: dir.appendingPathComponent("in/a.gz"))
+        var rng = SystemRandomNumberGenerator()
+        let big = try write(gzip(ndjson((0..<1500).map { i in
+            track("b\(i)", event: "Big Event", properties: ["noise": (0..<500).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16) }.joined()])
+        })), to: dir.appendingPathComponent("in/b.gz"))
+        return [small, big]
+    }
+
+    func testADiskFullStopsTheRunKeepsWhatWasCommittedAndTheNextRunResumes() throws {
+        let dir = try temporaryDirectory(self)
+        let files = try archives(in: dir)
+        let db = dir.appendingPathComponent("w.sqlite")
+        // 300 pages of 4 KiB: room for the bookkeeping and a.gz, not for b.gz.
+        let full = try runSegmentLoader(["load", "--db", db.path, dir.appendingPathComponent("in").path],
+                                        environment: ["SEGMENT_LOADER_TEST_MAX_PAGES": "300"])
+        XCTAssertFalse(full.signaled)
+        XCTAssertEqual(full.status, 74, full.stdout + full.stderr)
+        XCTAssertTrue(full.stdout.contains("cannot write to the warehouse (database or disk is full): the disk is full or the file or its folder is not writable."), full.stdout)
+        XCTAssertTrue(full.stdout.contains("free space or fix permissions and run again to resume"), full.stdout)
+        XCTAssertEqual(try rows(db, "SELECT path, status FROM _files"), [[files[0].path, "loaded"]])
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'big_event'"), "0", "b.gz's table was rolled back with its rows")
+        XCTAssertEqual(try scalar(db, "PRAGMA integrity_check"), "ok")
+
+        let resumed = try runSegmentLoader(["load", "--db", db.path, dir.appendingPathComponent("in").path])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stdout.contains("1 loaded, 0 partial, 0 failed, 1 skipped (already loaded)"), resumed.stdout)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM big_event"), "1500")
+        XCTAssertEqual(try scalar(db, "SELECT group_concat(status) FROM (SELECT status FROM _loads ORDER BY id)"), "failed,succeeded")
+    }
+
+    func testAWarehouseThatCannotBeWrittenStopsWithACleanMessage() throws {
+        let dir = try temporaryDirectory(self)
+        let files = try archives(in: dir)
+        let db = dir.appendingPathComponent("w.sqlite")
+        XCTAssertEqual(try runSegmentLoader(["load", "--db", db.path, files[0].path]).status, 0)
+        let before = try dump(db)
+        let locked = dir.appendingPathComponent("locked")
+        try FileManager.default.createDirectory(at: locked, withIntermediateDirectories: true)
+        for suffix in ["", ".lock", "-wal", "-shm"] where FileManager.default.fileExists(atPath: db.path + suffix) {
+            try FileManager.default.moveItem(atPath: db.path + suffix, toPath: locked.appendingPathComponent("w.sqlite" + suffix).path)
+        }
+        let lockedDb = locked.appendingPathComponent("w.sqlite")
+        try FileManager.default.setAttributes([.posixPermissions: 0o444], ofItemAtPath: lockedDb.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: locked.path)
+        addTeardownBlock { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: locked.path) }
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: dir.path)
+        try FileManager.default.setAttributes([.posixPermissions: 0o644], ofItemAtPath: files[1].path)
+
+        // Root writes anything: run the loader as nobody, as a cron user without rights would be.
+        func runUnprivileged() throws -> (Int32, String) {
+            var arguments = ["load", "--db", lockedDb.path, files[1].path]
+            var binary = segmentLoaderBinary.path
+            if geteuid() == 0 {
+                arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", binary] + arguments
+                binary = "/usr/bin/setpriv"
+            }
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = arguments
+            let err = Pipe()
+            process.standardError = err
+            process.standardOutput = Pipe()
+            try process.run()
+            let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return (process.terminationStatus, stderr)
+        }
+        let (status, stderr) = try runUnprivileged()
+        XCTAssertEqual(status, 74, stderr)
+        XCTAssertTrue(stderr.contains("cannot create the lock file \(lockedDb.path).lock: Permission denied; the warehouse's folder must be writable"), stderr)
+        XCTAssertEqual(try dump(lockedDb), before, "the warehouse is unchanged")
+
+        // The folder writable, the file not.
+        try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: locked.path)
+        try? FileManager.default.removeItem(atPath: lockedDb.path + ".lock")
+        let (fileStatus, fileError) = try runUnprivileged()
+        XCTAssertEqual(fileStatus, 74, fileError)
+        XCTAssertTrue(fileError.contains("cannot write to the warehouse \(lockedDb.path): attempt to write a readonly database"), fileError)
+        XCTAssertEqual(try dump(lockedDb), before, "the warehouse is unchanged")
+    }
+
+    func testADatabaseThatIsNotAWarehouseOrIsNewerIsRefusedUntouched() throws {
+        let dir = try temporaryDirectory(self)
+        let files = try archives(in: dir)
+        let other = dir.appendingPathComponent("app.sqlite")
+        try Database(path: other.path).execute("CREATE TABLE customers (id INTEGER); INSERT INTO customers VALUES (1)")
+        let bytes = try Data(contentsOf: other)
+        let refused = try runSegmentLoader(["load", "--db", other.path, files[0].path])
+        XCTAssertEqual(refused.status, 64)
+        XCTAssertTrue(refused.stderr.contains("is an SQLite database but not a segment-loader warehouse"), refused.stderr)
+        XCTAssertEqual(try Data(contentsOf: other), bytes)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: other.path + ".lock"), "nothing is created beside it either")
+
+        let newer = dir.appendingPathComponent("newer.sqlite")
+        XCTAssertEqual(try runSegmentLoader(["load", "--db", newer.path, files[0].path]).status, 0)
+        try Database(path: newer.path).execute("PRAGMA user_version = 99; PRAGMA wal_checkpoint(TRUNCATE)")
+        let newerBytes = try Data(contentsOf: newer)
+        let tooNew = try runSegmentLoader(["load", "--db", newer.path, files[1].path])
+        XCTAssertEqual(tooNew.status, 64)
+        XCTAssertTrue(tooNew.stderr.contains("was written by a newer segment-loader (warehouse format 99, this build knows 2); refusing to change it"), tooNew.stderr)
+        XCTAssertEqual(try Data(contentsOf: newer), newerBytes)
+    }
+}

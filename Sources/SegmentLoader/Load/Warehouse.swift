@@ -1,6 +1,11 @@
+import Foundation
+
 /// Why a database cannot be used as a warehouse.
 public struct WarehouseError: Error, Sendable, CustomStringConvertible {
     public var message: String
+    /// The warehouse or its lock file cannot be written (permissions, read-only file system,
+    /// full disk), as opposed to a database that is refused.
+    public var storage = false
     public var description: String { message }
 }
 
@@ -16,11 +21,15 @@ public final class Warehouse {
     public let db: Database
     public let path: String
 
-    /// Opens (creating if needed) a warehouse. Refuses, without changing it, a database that
-    /// holds tables but is not a segment-loader warehouse, and one written by a newer version.
-    public init(path: String) throws {
-        self.path = path
-        db = try Database(path: path)
+    /// Refuses, without creating or changing anything, a database that is not a warehouse or
+    /// is one from a newer version. A missing file is fine (a run creates it).
+    public static func check(path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let db = try Database(path: path, readOnly: true)
+        try refusal(db, path: path)
+    }
+
+    static func refusal(_ db: Database, path: String) throws {
         let appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
         let version = Int32(truncatingIfNeeded: try db.scalar("PRAGMA user_version")?.integer ?? 0)
         let tableCount = try db.scalar("SELECT count(*) FROM sqlite_master")?.integer ?? 0
@@ -31,6 +40,16 @@ public final class Warehouse {
         } else if version > Warehouse.formatVersion {
             throw WarehouseError(message: "\(path) was written by a newer segment-loader (warehouse format \(version), this build knows \(Warehouse.formatVersion)); refusing to change it. Upgrade segment-loader.")
         }
+    }
+
+    /// Opens (creating if needed) a warehouse. Refuses, without changing it, a database that
+    /// holds tables but is not a segment-loader warehouse, and one written by a newer version.
+    public init(path: String) throws {
+        self.path = path
+        db = try Database(path: path)
+        try Warehouse.refusal(db, path: path)
+        let appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
+        let version = Int32(truncatingIfNeeded: try db.scalar("PRAGMA user_version")?.integer ?? 0)
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY")
         if appID != Warehouse.applicationID {
             try db.execute("BEGIN IMMEDIATE")

@@ -28,7 +28,7 @@ public final class WarehouseLock: Sendable {
         path = database + ".lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw WarehouseError(message: "cannot create the lock file \(path): \(String(cString: strerror(errno)))")
+            throw WarehouseError(message: "cannot create the lock file \(path): \(String(cString: strerror(errno))); the warehouse's folder must be writable", storage: true)
         }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let busy = errno == EWOULDBLOCK

@@ -26,6 +26,9 @@ public struct LoadOptions: Sendable {
     public var stop: StopRequest?
     /// Updated as the run goes, for a progress display.
     public var progress: LoadProgress?
+    /// For fault tests only: the warehouse cannot grow past this many pages, as on a full disk
+    /// (set from SEGMENT_LOADER_TEST_MAX_PAGES by the command line).
+    public var maxPageCount: Int?
     /// For crash tests only: the process SIGKILLs itself at this point, as an outside kill
     /// would (set from SEGMENT_LOADER_TEST_KILL_AT by the command line).
     public var killPoint: KillPoint?
@@ -142,6 +145,8 @@ public enum LoadRun {
     /// Loads archives already found (a pipeline's selection). The caller holds the warehouse's
     /// `WarehouseLock`.
     public static func run(found: Discovery.Result, options: LoadOptions, log: (String) -> Void = { _ in }) throws -> RunSummary {
+        // A database that is not ours is refused before the lock file appears beside it.
+        try Warehouse.check(path: options.database)
         let lock = try WarehouseLock(database: options.database)
         defer { withExtendedLifetime(lock) {} }
         let clock = ContinuousClock()
@@ -152,6 +157,7 @@ public enum LoadRun {
         let uuidTs = Timestamp.format(loadTime)
 
         let warehouse = try Warehouse(path: options.database)
+        if let pages = options.maxPageCount { try warehouse.db.execute("PRAGMA max_page_count=\(pages)") }
         var summary = RunSummary()
         summary.pipeline = options.pipeline
         summary.database = options.database
@@ -164,7 +170,13 @@ public enum LoadRun {
             try load(found.archives, warehouse: warehouse, loadId: loadId, loadTime: loadTime, uuidTs: uuidTs,
                      options: options, summary: &summary, log: log)
         } catch {
-            summary.fatalError = "\(error)"
+            if let sqlite = error as? SQLiteError, sqlite.isDiskProblem {
+                summary.storageFailure = true
+                summary.fatalError = "cannot write to the warehouse (\(sqlite.message)): the disk is full or the file or its folder is not writable. "
+                    + "Every file committed before is kept and the file being written was rolled back; free space or fix permissions and run again to resume."
+            } else {
+                summary.fatalError = "\(error)"
+            }
         }
         summary.elapsedSeconds = durationSeconds(clock.now - started)
         summary.finishedAt = Timestamp.format(Instant(date: options.now()))

@@ -86,6 +86,8 @@ public struct RunSummary: Sendable {
     public var inflatedBytes: Int64 = 0
     /// Set when the run stopped early.
     public var fatalError: String?
+    /// The run stopped because the warehouse could not be written (disk full, read-only).
+    public var storageFailure = false
     /// Stopped by a signal (SIGINT/SIGTERM) after the last committed file.
     public var interrupted = false
     /// Archives an interrupted run did not start (the next run loads them).
