@@ -48,6 +48,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The fuzz harness: a replay tool in normal builds, a libFuzzer target in scripts/fuzz.sh.
+        .executableTarget(
+            name: "segment-loader-fuzz",
+            dependencies: ["SegmentLoader"]
+        ),
         .testTarget(
             name: "SegmentLoaderTests",
             dependencies: ["SegmentLoader", "CZlib", "CSQLite"]
