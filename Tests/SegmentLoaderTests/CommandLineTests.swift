@@ -38,16 +38,6 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(jobs.stderr.contains("--jobs must be at least 1"))
     }
 
-    func testAnotherDatabaseIsRefusedWithExit1() throws {
-        let dir = try temporaryDirectory(self)
-        let other = dir.appendingPathComponent("app.sqlite")
-        try Database(path: other.path).execute("CREATE TABLE invoices (id INTEGER)")
-        try write(gzip(ndjson([track("a")])), to: dir.appendingPathComponent("a.gz"))
-        let result = try run(["load", "--db", other.path, dir.appendingPathComponent("a.gz").path])
-        XCTAssertEqual(result.status, 1)
-        XCTAssertTrue(result.stderr.contains("is an SQLite database but not a segment-loader warehouse"), result.stderr)
-    }
-
     func testMissingPathNamesIt() throws {
         let dir = try temporaryDirectory(self)
         let result = try run(["load", "--db", dir.appendingPathComponent("w.sqlite").path, "/nonexistent/segment-logs"])
