@@ -13,10 +13,15 @@ func temporaryDirectory(_ test: XCTestCase) throws -> URL {
 
 /// One gzip member holding `text`.
 func gzip(_ text: String) -> [UInt8] {
+    gzip(bytes: Array(text.utf8))
+}
+
+/// One gzip member holding `bytes`.
+func gzip(bytes: [UInt8], level: Int32 = 6) -> [UInt8] {
     var stream = z_stream()
-    precondition(czlib_deflate_init2(&stream, 6, 15 + 16) == Z_OK)
+    precondition(czlib_deflate_init2(&stream, level, 15 + 16) == Z_OK)
     defer { deflateEnd(&stream) }
-    var input = Array(text.utf8)
+    var input = bytes
     var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))) + 64)
     let produced: Int = input.withUnsafeMutableBufferPointer { inp in
         output.withUnsafeMutableBufferPointer { out in
