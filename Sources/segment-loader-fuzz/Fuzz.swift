@@ -11,9 +11,14 @@ import SegmentLoader
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
-    FuzzEntry.line(UnsafeBufferPointer(start: data, count: size))
+    let bytes = UnsafeBufferPointer(start: data, count: size)
+    FuzzEntry.line(bytes)
+    FuzzEntry.archive(bytes, scratch: scratch)
     return 0
 }
+
+/// Where `FuzzEntry.archive` writes each input (one file per process).
+let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("segment-loader-fuzz-\(getpid()).bin").path
 
 #if FUZZING
 @_silgen_name("LLVMFuzzerRunDriver")
@@ -50,7 +55,7 @@ struct Replay {
                 exit(66)
             }
             data.withUnsafeBytes { raw in
-                FuzzEntry.line(raw.bindMemory(to: UInt8.self))
+                _ = fuzzOneInput(raw.bindMemory(to: UInt8.self).baseAddress ?? UnsafePointer(bitPattern: 1)!, data.count)
             }
             print("ok \(path) (\(data.count) bytes)")
         }

@@ -1,7 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the fuzz harness (`Sources/segment-loader-fuzz`, `scripts/fuzz.sh`) drives: everything a
 /// line goes through before the writer, with the checks that must hold for any input. A broken
 /// check traps, which the fuzzer reports with the input that caused it.
 public enum FuzzEntry {
+    /// The input as a whole archive (gzip when it starts like one, else NDJSON), read from a
+    /// scratch file by the same reader a load uses, with a small line limit so that long lines,
+    /// torn lines, damaged members and member boundaries all come up; each line then goes
+    /// through `line`.
+    public static func archive(_ bytes: UnsafeBufferPointer<UInt8>, scratch path: String) {
+        guard let fd = Optional(open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)), fd >= 0 else { return }
+        var written = 0
+        while written < bytes.count {
+            let n = write(fd, bytes.baseAddress! + written, bytes.count - written)
+            if n <= 0 { break }
+            written += n
+        }
+        close(fd)
+        let gzip = bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
+        var reader = ArchiveReader(maxLineBytes: 1024, blockSize: 64)
+        reader.bombFloor = 1 << 16
+        var lastLine = 0
+        var distrustFrom: Int?
+        var reason = ""
+        for pass in 0..<2 {
+            let distrust = pass == 1 ? distrustFrom.map { Distrust(fromLine: $0, reason: reason) } : nil
+            var lines = 0
+            guard let outcome = try? reader.read(path: path, format: gzip ? .gzip : .ndjson, distrust: distrust, body: { number, line, problem in
+                precondition(number > lastLine || lines == 0, "line numbers increase")
+                precondition(line.count <= 1024, "a line handed on is within the limit")
+                if let distrust, number >= distrust.fromLine { precondition(problem != nil, "distrusted lines come with their problem") }
+                lastLine = number
+                lines += 1
+                if pass == 0 && problem == nil { Self.line(line) }
+            }) else { return }
+            precondition(outcome.physicalLines >= lines, "physical lines count every line")
+            precondition(outcome.size == Int64(bytes.count), "every byte was read")
+            if pass == 0 {
+                distrustFrom = outcome.corruptFromLine
+                reason = outcome.streamError ?? ""
+                guard distrustFrom != nil else { return }
+                lastLine = 0
+            }
+        }
+    }
+
     /// One NDJSON line: parse, unwrap a batch, privacy rules, normalize, pack into records and
     /// read the records back; and JSON that parses must print as JSON that parses and prints
     /// the same (the writer keeps the last of duplicate keys, so printing is the fixed point).
