@@ -101,6 +101,12 @@ struct RejectsCommand: ParsableCommand {
             } catch let held as WarehouseLock.Held {
                 printError(held.description)
                 throw ExitCode(Exit.locked)
+            } catch let refused as WarehouseError {
+                printError(refused.message)
+                throw ExitCode(refused.storage ? Exit.storage : Exit.usage)
+            } catch let sqlite as SQLiteError where sqlite.isDiskProblem {
+                printError("cannot write to the warehouse \(options.database): \(sqlite.message)")
+                throw ExitCode(Exit.storage)
             } catch let exit as ExitCode {
                 throw exit
             } catch {
