@@ -7,6 +7,8 @@
 #   .build-fuzz/corpus/     inputs that reached new code (kept between runs)
 #   .build-fuzz/crashes/    inputs that crashed; replay one with
 #                           swift run segment-loader-fuzz .build-fuzz/crashes/crash-...
+#                           and, once fixed, keep it in Tests/Fixtures/fuzz/ (FuzzRegressionTests
+#                           replays that folder in `swift test`).
 # Exits non-zero when the fuzzer found a crash.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,9 @@ python3 - "$out/seeds" <<'PY'
 import glob, gzip, os, sys
 out = sys.argv[1]
 n = 0
+for path in sorted(glob.glob("Tests/Fixtures/fuzz/*")):  # inputs it once crashed on, whole
+    with open(os.path.join(out, f"seed-{n:05d}"), "wb") as f: f.write(open(path, "rb").read()[:65536])
+    n += 1
 for path in sorted(glob.glob("Tests/Fixtures/hostile/*") + glob.glob("sample-data/**/*", recursive=True)):
     if os.path.isdir(path): continue
     data = open(path, "rb").read()

@@ -429,3 +429,34 @@ final class FaultTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: newer), newerBytes)
     }
 }
+
+/// Inputs the fuzzer once crashed on (Tests/Fixtures/fuzz), replayed through the harness's
+/// entry points so that `swift test` catches a regression without fuzzing.
+final class FuzzRegressionTests: XCTestCase {
+    func testEveryInputTheFuzzerFoundStillPasses() throws {
+        let folder = HostileInputTests.fixtures.deletingLastPathComponent().appendingPathComponent("fuzz")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
+        XCTAssertGreaterThanOrEqual(files.count, 3)
+        let scratch = try temporaryDirectory(self).appendingPathComponent("scratch").path
+        for name in files {
+            let data = try Data(contentsOf: folder.appendingPathComponent(name))
+            data.withUnsafeBytes { raw in
+                let bytes = raw.bindMemory(to: UInt8.self)
+                FuzzEntry.line(bytes)
+                FuzzEntry.archive(bytes, scratch: scratch)
+            }
+        }
+    }
+
+    func testADistrustedLongLineIsCutToTheLimit() throws {
+        let dir = try temporaryDirectory(self)
+        let file = try write(String(repeating: "x", count: 5000) + "\n{}\n", to: dir.appendingPathComponent("a.ndjson"))
+        var seen: [(Int, Int, String?)] = []
+        _ = try ArchiveReader(maxLineBytes: 1024).read(path: file.path, format: .ndjson, distrust: Distrust(fromLine: 1, reason: "damaged")) {
+            seen.append(($0, $1.count, $2?.reason))
+        }
+        XCTAssertEqual(seen.map(\.0), [1, 2])
+        XCTAssertEqual(seen.map(\.1), [1024, 2])
+        XCTAssertEqual(seen.map(\.2), ["damaged", "damaged"])
+    }
+}

@@ -222,9 +222,10 @@ struct LineSplitter {
         lineNumber += 1
         var problem = problem
         if let distrust, lineNumber >= distrust.fromLine, problem == nil { problem = LineProblem(reason: distrust.reason) }
-        if line.count > maxLineBytes && problem == nil {
-            try body(lineNumber, UnsafeBufferPointer(rebasing: line[0..<maxLineBytes]),
-                     overlongProblem)
+        if line.count > maxLineBytes {
+            // Never more than the limit, whatever else is wrong with the line (found by fuzzing:
+            // a distrusted long line was handed on whole).
+            try body(lineNumber, UnsafeBufferPointer(rebasing: line[0..<maxLineBytes]), problem ?? overlongProblem)
             return
         }
         var slice = line[...]
