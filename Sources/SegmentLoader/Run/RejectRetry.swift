@@ -35,12 +35,12 @@ public enum RejectRetry {
     }
 
     public static func run(options: LoadOptions) throws -> Outcome {
-        guard FileManager.default.fileExists(atPath: options.database) else {
-            throw WarehouseError(message: "\(options.database) does not exist")
-        }
         try Warehouse.check(path: options.database)
         let lock = try WarehouseLock(database: options.database)
         defer { withExtendedLifetime(lock) {} }
+        guard FileManager.default.fileExists(atPath: options.database) else {
+            throw WarehouseError(message: "\(options.database) does not exist")
+        }
         let warehouse = try Warehouse(path: options.database)
         let db = warehouse.db
         var rows: [Row] = []
