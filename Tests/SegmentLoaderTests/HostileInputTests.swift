@@ -361,7 +361,7 @@ final class FaultTests: XCTestCase {
         let files = try archives(in: dir)
         let db = dir.appendingPathComponent("w.sqlite")
         XCTAssertEqual(try runSegmentLoader(["load", "--db", db.path, files[0].path]).status, 0)
-        let before = try dump(db)
+        let before = try dumpWarehouse(db)
         let locked = dir.appendingPathComponent("locked")
         try FileManager.default.createDirectory(at: locked, withIntermediateDirectories: true)
         for suffix in ["", ".lock", "-wal", "-shm"] where FileManager.default.fileExists(atPath: db.path + suffix) {
@@ -396,7 +396,7 @@ final class FaultTests: XCTestCase {
         let (status, stderr) = try runUnprivileged()
         XCTAssertEqual(status, 74, stderr)
         XCTAssertTrue(stderr.contains("cannot create the lock file \(lockedDb.path).lock: Permission denied; the warehouse's folder must be writable"), stderr)
-        XCTAssertEqual(try dump(lockedDb), before, "the warehouse is unchanged")
+        XCTAssertEqual(try dumpWarehouse(lockedDb), before, "the warehouse is unchanged")
 
         // The folder writable, the file not.
         try FileManager.default.setAttributes([.posixPermissions: 0o777], ofItemAtPath: locked.path)
@@ -404,7 +404,7 @@ final class FaultTests: XCTestCase {
         let (fileStatus, fileError) = try runUnprivileged()
         XCTAssertEqual(fileStatus, 74, fileError)
         XCTAssertTrue(fileError.contains("cannot write to the warehouse \(lockedDb.path): attempt to write a readonly database"), fileError)
-        XCTAssertEqual(try dump(lockedDb), before, "the warehouse is unchanged")
+        XCTAssertEqual(try dumpWarehouse(lockedDb), before, "the warehouse is unchanged")
     }
 
     func testADatabaseThatIsNotAWarehouseOrIsNewerIsRefusedUntouched() throws {

@@ -57,11 +57,11 @@ final class LoadEndToEndTests: XCTestCase {
         let text = ndjson([track("m1"), track("m2"), identify("m3", user: "u1", at: "2024-03-01T10:00:00Z", traits: ["plan": "pro"])])
         let file = try write(gzip(text), to: dir.appendingPathComponent("day1.gz"))
         try load([file], into: db)
-        let before = try dump(db)
+        let before = try dumpWarehouse(db)
         let again = try load([file], into: db)
         XCTAssertEqual(again.skippedAlreadyLoaded.count, 1)
         XCTAssertEqual(again.totals.lines, 0)
-        XCTAssertEqual(try dump(db), before, "nothing changes")
+        XCTAssertEqual(try dumpWarehouse(db), before, "nothing changes")
 
         // The same bytes under another name are the same archive.
         let copy = try write(gzip(text), to: dir.appendingPathComponent("copy/day1-again.gz"))
@@ -128,7 +128,7 @@ final class LoadEndToEndTests: XCTestCase {
         XCTAssertEqual(a.totals, b.totals)
         XCTAssertGreaterThan(a.totals.duplicates, 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: one.path + ".run-ids"), "the run's id files are removed")
-        XCTAssertEqual(try dump(one), try dump(eight))
+        XCTAssertEqual(try dumpWarehouse(one), try dumpWarehouse(eight))
         XCTAssertEqual(try scalar(one, "SELECT type FROM _schema_columns WHERE \"table\" = 'event_2' AND \"column\" = 'mixed'"), "TEXT",
                        "the widest type among all values of the run")
     }

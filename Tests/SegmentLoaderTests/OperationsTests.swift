@@ -56,7 +56,7 @@ final class OperationsTests: XCTestCase {
         let file = try pipeline(reference)
         let clean = try run(["run", "--jobs", "2", file.path])
         XCTAssertEqual(clean.status, 0, clean.stderr)
-        let expected = try dump(reference.appendingPathComponent("w.sqlite")).replacingOccurrences(of: reference.path, with: "<dir>")
+        let expected = try dumpWarehouse(reference.appendingPathComponent("w.sqlite")).replacingOccurrences(of: reference.path, with: "<dir>")
         XCTAssertTrue(expected.contains("second-file"))
 
         for point in ["scan", "write:1", "commit:1", "write:2", "commit:3", "write:4"] {
@@ -69,7 +69,7 @@ final class OperationsTests: XCTestCase {
             let again = try run(["run", "--jobs", "1", file.path])
             XCTAssertEqual(again.status, 0, "\(point): \(again.stderr)")
             let db = dir.appendingPathComponent("w.sqlite")
-            XCTAssertEqual(try dump(db).replacingOccurrences(of: dir.path, with: "<dir>"), expected,
+            XCTAssertEqual(try dumpWarehouse(db).replacingOccurrences(of: dir.path, with: "<dir>"), expected,
                            "after a kill at \(point) the warehouse differs from an uninterrupted run")
             XCTAssertEqual(try scalar(db, "PRAGMA integrity_check"), "ok")
             XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _loads WHERE status = 'interrupted'"), "1",
@@ -96,8 +96,8 @@ final class OperationsTests: XCTestCase {
         let reference = try temporaryDirectory(self)
         _ = try makeArchives(in: reference)
         XCTAssertEqual(try run(["run", try pipeline(reference).path]).status, 0)
-        XCTAssertEqual(try dump(db).replacingOccurrences(of: dir.path, with: "<dir>"),
-                       try dump(reference.appendingPathComponent("w.sqlite")).replacingOccurrences(of: reference.path, with: "<dir>"))
+        XCTAssertEqual(try dumpWarehouse(db).replacingOccurrences(of: dir.path, with: "<dir>"),
+                       try dumpWarehouse(reference.appendingPathComponent("w.sqlite")).replacingOccurrences(of: reference.path, with: "<dir>"))
 
         let termDir = try temporaryDirectory(self)
         _ = try makeArchives(in: termDir)

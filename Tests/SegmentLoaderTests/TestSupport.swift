@@ -109,7 +109,7 @@ func scalar(_ db: URL, _ sql: String) throws -> String {
 
 /// Every user table and the data bookkeeping, as text, leaving out what depends on the clock
 /// or the run (uuid_ts, load ids, times of loading), for comparing two warehouses.
-func dump(_ db: URL) throws -> String {
+func dumpWarehouse(_ db: URL) throws -> String {
     let database = try Database(path: db.path, readOnly: true)
     var out: [String] = []
     let tables = try database.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").compactMap { $0[0].text }
