@@ -19,6 +19,25 @@ enum Exit {
     static let locked: Int32 = 75
     /// 128 + the signal, as shells report a process stopped by it.
     static func interrupted(by signal: Int32) -> Int32 { 128 + signal }
+
+    /// Prints why a command on `database` failed and gives its exit code: 75 for the lock, 74
+    /// when the warehouse cannot be written, 64 for a database that is refused, 1 otherwise.
+    static func failing(_ error: any Error, database: String) -> ExitCode {
+        switch error {
+        case let held as WarehouseLock.Held:
+            printError(held.description)
+            return ExitCode(locked)
+        case let refused as WarehouseError:
+            printError(refused.message)
+            return ExitCode(refused.storage ? storage : usage)
+        case let sqlite as SQLiteError where sqlite.isDiskProblem:
+            printError("cannot write to the warehouse \(database): \(sqlite.message)")
+            return ExitCode(storage)
+        default:
+            printError("\(error)")
+            return ExitCode(failure)
+        }
+    }
 }
 
 /// `--verbose` / `--quiet`, shared by the commands that run loads.
@@ -108,22 +127,9 @@ struct Execution {
                 display.clear()
                 logger.info("\(message)")
             }
-        } catch let held as WarehouseLock.Held {
-            display.stop()
-            printError(held.description)
-            throw ExitCode(Exit.locked)
-        } catch let refused as WarehouseError {
-            display.stop()
-            printError(refused.message)
-            throw ExitCode(refused.storage ? Exit.storage : Exit.usage)
-        } catch let sqlite as SQLiteError where sqlite.isDiskProblem {
-            display.stop()
-            printError("cannot write to the warehouse \(options.database): \(sqlite.message)")
-            throw ExitCode(Exit.storage)
         } catch {
             display.stop()
-            printError("\(error)")
-            throw ExitCode(Exit.failure)
+            throw Exit.failing(error, database: options.database)
         }
         display.stop()
 

@@ -98,20 +98,10 @@ struct RejectsCommand: ParsableCommand {
                 let outcome = try RejectRetry.run(options: options)
                 print(outcome.render(database: options.database))
                 if outcome.stillRejected > 0 { throw ExitCode(Exit.dataProblem) }
-            } catch let held as WarehouseLock.Held {
-                printError(held.description)
-                throw ExitCode(Exit.locked)
-            } catch let refused as WarehouseError {
-                printError(refused.message)
-                throw ExitCode(refused.storage ? Exit.storage : Exit.usage)
-            } catch let sqlite as SQLiteError where sqlite.isDiskProblem {
-                printError("cannot write to the warehouse \(options.database): \(sqlite.message)")
-                throw ExitCode(Exit.storage)
             } catch let exit as ExitCode {
                 throw exit
             } catch {
-                printError("\(error)")
-                throw ExitCode(Exit.failure)
+                throw Exit.failing(error, database: options.database)
             }
         }
     }
