@@ -77,6 +77,20 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM _message_ids"), "0")
     }
 
+    func testAMemberThatFailsItsChecksumPlansNoColumnType() throws {
+        // The second member inflates to sound-looking lines, but its CRC is wrong: its "abc" must
+        // not widen `amount` to TEXT for the first member's rows.
+        var second = gzip(ndjson([track("bad-crc", properties: ["amount": "abc"])]))
+        second[second.count - 8] ^= 0xFF
+        let dir = try temporaryDirectory(self)
+        let file = try write(gzip(ndjson([track("good", properties: ["amount": 1])])) + second, to: dir.appendingPathComponent("crc.gz"))
+        let l = try load("crc.ndjson.gz", exit: 65, file: file)
+        XCTAssertEqual(try rows(l.db, "SELECT id, amount, typeof(amount) FROM application_enabled"), [["good", "1", "integer"]])
+        XCTAssertEqual(try scalar(l.db, "SELECT type FROM _schema_columns WHERE \"column\" = 'amount'"), "INTEGER")
+        XCTAssertEqual(try reasons(l).count, 1)
+        XCTAssertTrue(try reasons(l)[0].hasPrefix("2: from a gzip member that is corrupt (corrupt gzip data: incorrect data check"))
+    }
+
     func testACorruptSecondMemberKeepsTheFirst() throws {
         let l = try load("gz-second-member-corrupt.ndjson.gz", exit: 65)
         XCTAssertEqual(try rows(l.db, "SELECT status, lines, loaded FROM _files"), [["partial", "1", "1"]])

@@ -26,10 +26,11 @@ public final class Warehouse {
     public static func check(path: String) throws {
         guard FileManager.default.fileExists(atPath: path) else { return }
         let db = try Database(path: path, readOnly: true)
-        try refusal(db, path: path)
+        _ = try refusal(db, path: path)
     }
 
-    static func refusal(_ db: Database, path: String) throws {
+    /// Throws for a database to refuse; else returns its application id and format version.
+    static func refusal(_ db: Database, path: String) throws -> (appID: Int32, version: Int32) {
         let appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
         let version = Int32(truncatingIfNeeded: try db.scalar("PRAGMA user_version")?.integer ?? 0)
         let tableCount = try db.scalar("SELECT count(*) FROM sqlite_master")?.integer ?? 0
@@ -40,6 +41,7 @@ public final class Warehouse {
         } else if version > Warehouse.formatVersion {
             throw WarehouseError(message: "\(path) was written by a newer segment-loader (warehouse format \(version), this build knows \(Warehouse.formatVersion)); refusing to change it. Upgrade segment-loader.")
         }
+        return (appID, version)
     }
 
     /// Opens (creating if needed) a warehouse. Refuses, without changing it, a database that
@@ -47,9 +49,7 @@ public final class Warehouse {
     public init(path: String) throws {
         self.path = path
         db = try Database(path: path)
-        try Warehouse.refusal(db, path: path)
-        let appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
-        let version = Int32(truncatingIfNeeded: try db.scalar("PRAGMA user_version")?.integer ?? 0)
+        let (appID, version) = try Warehouse.refusal(db, path: path)
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY")
         if appID != Warehouse.applicationID {
             try db.execute("BEGIN IMMEDIATE")

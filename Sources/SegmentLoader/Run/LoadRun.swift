@@ -67,6 +67,11 @@ public enum KillPoint: Sendable, Equatable {
         }
     }
 
+    /// Every point that is "right after file `n` commits".
+    func afterCommit(_ n: Int, stop: StopRequest?) {
+        for point in [KillPoint.commit(n), .interrupt(n), .terminate(n)] { fire(point, stop: stop) }
+    }
+
     func fire(_ point: KillPoint, stop: StopRequest? = nil) {
         guard point == self else { return }
         switch point {
@@ -85,23 +90,54 @@ public enum KillPoint: Sendable, Equatable {
 struct FileScan: Sendable {
     var sha256: String = ""
     var skippedAs: String?
-    /// Planned types keyed by `table << 32 | column` (ids in the run's NameTable).
+    /// Planned types keyed by `table << 32 | column` (ids in the run's NameTable), from the
+    /// gzip members read to their end.
     var types: [Int64: ColumnType] = [:]
+    /// The same for the member being read: merged into `types` when it ends, dropped when it
+    /// turns out corrupt (zlib says so only at its end). Keeping it apart costs one merge per
+    /// member, where a snapshot of `types` per member would copy the whole plan each time.
+    private var memberTypes: [Int64: ColumnType] = [:]
     var error: String?
     /// Lines of a corrupt gzip member: rejected in pass 2, and no part of the plan.
     var distrust: Distrust?
 
-    /// Widens the planned type of each field's column with the field's value.
-    mutating func observe(_ fields: [Field], in table: Int32) {
+    /// Widens the planned types of the columns a message's rows need. Common columns have
+    /// fixed types; context and payload columns get planned ones.
+    mutating func observe(_ message: Message) {
+        Splitter.forEachRow(type: message.type, table: message.table) { plan in
+            observe(message.context, in: plan.table)
+            if plan.withPayload { observe(message.payload, in: plan.table) }
+        }
+    }
+
+    private mutating func observe(_ fields: [Field], in table: Int32) {
         let high = Int64(table) << 32
         for field in fields {
             guard let type = field.value.columnType else { continue }
-            let key = high | Int64(field.column)
-            if let current = types[key] {
-                if current != type { types[key] = current.widened(with: type) }
-            } else {
-                types[key] = type
-            }
+            Self.widen(&memberTypes, high | Int64(field.column), with: type)
+        }
+    }
+
+    /// The member read so far is whole: its types join the plan.
+    mutating func endMember() {
+        if types.isEmpty {
+            swap(&types, &memberTypes)
+            return
+        }
+        for (key, type) in memberTypes { Self.widen(&types, key, with: type) }
+        memberTypes.removeAll(keepingCapacity: true)
+    }
+
+    /// The member read so far is corrupt: nothing of it is planned on.
+    mutating func dropMember() {
+        memberTypes.removeAll()
+    }
+
+    static func widen(_ types: inout [Int64: ColumnType], _ key: Int64, with type: ColumnType) {
+        if let current = types[key] {
+            if current != type { types[key] = current.widened(with: type) }
+        } else {
+            types[key] = type
         }
     }
 }
@@ -152,8 +188,7 @@ public enum LoadRun {
         let clock = ContinuousClock()
         let started = clock.now
         let startDate = options.now()
-        let loadTime = Instant(seconds: Int64(startDate.timeIntervalSince1970.rounded(.down)),
-                               nanos: Int64((startDate.timeIntervalSince1970 - startDate.timeIntervalSince1970.rounded(.down)) * 1e9))
+        let loadTime = Instant(date: startDate)
         let uuidTs = Timestamp.format(loadTime)
 
         let warehouse = try Warehouse(path: options.database)
@@ -371,9 +406,7 @@ public enum LoadRun {
             summary.totals += counts
             summary.inflatedBytes += fileEnd.inflatedBytes
             summary.files.append(FileResult(path: archive.path, status: status, counts: counts, error: fileEnd.streamError))
-            killPoint?.fire(.commit(k + 1))
-            killPoint?.fire(.interrupt(k + 1), stop: stop)
-            killPoint?.fire(.terminate(k + 1), stop: stop)
+            killPoint?.afterCommit(k + 1, stop: stop)
             progress?.fileDone()
             log("\(status.rawValue) \(archive.path): \(counts.lines) messages, \(counts.loaded) loaded")
         }
@@ -407,10 +440,9 @@ public enum LoadRun {
             var processor = LineProcessor(loadTime: loadTime, names: names, privacy: privacy)
             defer { times.add(parse: processor.nanoseconds) }
             struct Stopped: Error {}
-            var typesAtMemberStart: [Int64: ColumnType] = [:]
             let outcome = try reader.read(path: archive.path, format: archive.format, hashing: false,
                                           onBlock: { progress?.add(bytes: Int64($0)) },
-                                          onMemberStart: { _ in typesAtMemberStart = scan.types }) { line, bytes, problem in
+                                          onMemberStart: { _ in scan.endMember() }) { line, bytes, problem in
                 if stop?.isSet == true { throw Stopped() }
                 for parsed in processor.process(bytes, problem: problem) {
                     guard case .message(let message, let item) = parsed else { continue }
@@ -418,19 +450,16 @@ public enum LoadRun {
                     let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
                                             line: Int32(clamping: line), item: Int32(item ?? 0))
                     try ids.add(message.id, at: position)
-                    // Common columns have fixed types; context and payload columns get planned ones.
-                    Splitter.forEachRow(type: message.type, table: message.table) { plan in
-                        scan.observe(message.context, in: plan.table)
-                        if plan.withPayload { scan.observe(message.payload, in: plan.table) }
-                    }
+                    scan.observe(message)
                 }
             }
             times.add(inflate: outcome.inflateNanoseconds)
             if let from = outcome.corruptFromLine, let error = outcome.streamError {
                 // zlib noticed the damage only now: what the member gave so far is not planned on.
-                scan.types = typesAtMemberStart
+                scan.dropMember()
                 scan.distrust = Distrust(fromLine: from, reason: "from a gzip member that is corrupt (\(error)): zlib made this line from damaged data, so it is kept here, not loaded")
             }
+            scan.endMember()
             try ids.flush()
             progress?.fileDone()
         } catch {

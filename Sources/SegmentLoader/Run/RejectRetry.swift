@@ -110,17 +110,13 @@ public enum RejectRetry {
                 entry.reason = "batch item \(row.item ?? 0) is no longer in the line"
             }
             if entry.reason == nil {
-                for message in entry.messages {
-                    Splitter.forEachRow(type: message.type, table: message.table) { plan in
-                        scan.observe(message.context, in: plan.table)
-                        if plan.withPayload { scan.observe(message.payload, in: plan.table) }
-                    }
-                }
+                for message in entry.messages { scan.observe(message) }
             }
             retried.append(entry)
         }
 
         let writer = try Writer(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
+        scan.endMember()
         writer.plannedTypes = scan.types
         var summary = RunSummary()
         summary.pipeline = "rejects retry"
