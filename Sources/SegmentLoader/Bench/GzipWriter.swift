@@ -10,8 +10,8 @@ public final class GzipWriter {
     private var finished = false
 
     public init(path: String, level: Int32 = 6) throws {
-        FileManager.default.createFile(atPath: path, contents: nil)
-        guard let handle = FileHandle(forWritingAtPath: path) else {
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+              let handle = FileHandle(forWritingAtPath: path) else {
             throw ReadError(path: path, message: "cannot create")
         }
         self.handle = handle
