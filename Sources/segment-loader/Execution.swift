@@ -95,6 +95,7 @@ struct Execution {
         var options = self.options
         options.stop = stop
         options.progress = progress
+        options.announce = { [logger] message in logger.notice("\(message)") }
         if let point = ProcessInfo.processInfo.environment["SEGMENT_LOADER_TEST_KILL_AT"] {
             options.killPoint = KillPoint(point)
         }

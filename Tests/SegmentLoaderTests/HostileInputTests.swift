@@ -34,13 +34,13 @@ final class HostileInputTests: XCTestCase {
         XCTAssertEqual(try scalar(db, "PRAGMA integrity_check"), "ok", name)
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _files WHERE lines != loaded + duplicates + rejected + filtered"), "0", name)
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _rejects WHERE file = '' OR line < 1 OR reason = ''"), "0", name)
-        let catalog = Set(try rows(db, "SELECT \"table\" FROM _schema_tables").map { $0[0] })
+        let catalog = Set(try rows(db, "SELECT table_name FROM _schema_tables").map { $0[0] })
         let known = Names.bookkeepingTables.union(Names.contractTables).union(catalog)
         for table in try rows(db, "SELECT name FROM sqlite_master WHERE type = 'table'").map({ $0[0] }) {
             XCTAssertTrue(known.contains(table), "\(name): table \(table) is outside the contract")
             XCTAssertTrue(Self.isCleanName(table), "\(name): table name \(table)")
             guard catalog.contains(table) else { continue }
-            let listed = Set(try rows(db, "SELECT \"column\" FROM _schema_columns WHERE \"table\" = '\(table)'").map { $0[0] })
+            let listed = Set(try rows(db, "SELECT column_name FROM _schema_columns WHERE table_name = '\(table)'").map { $0[0] })
             for column in try rows(db, "SELECT name FROM pragma_table_info('\(table)')").map({ $0[0] }) {
                 XCTAssertTrue(listed.contains(column) || column == "uuid_ts", "\(name): \(table).\(column) is not in _schema_columns")
                 XCTAssertTrue(Self.isCleanName(column), "\(name): column name \(table).\(column)")
@@ -86,7 +86,7 @@ final class HostileInputTests: XCTestCase {
         let file = try write(gzip(ndjson([track("good", properties: ["amount": 1])])) + second, to: dir.appendingPathComponent("crc.gz"))
         let l = try load("crc.ndjson.gz", exit: 65, file: file)
         XCTAssertEqual(try rows(l.db, "SELECT id, amount, typeof(amount) FROM application_enabled"), [["good", "1", "integer"]])
-        XCTAssertEqual(try scalar(l.db, "SELECT type FROM _schema_columns WHERE \"column\" = 'amount'"), "INTEGER")
+        XCTAssertEqual(try scalar(l.db, "SELECT type FROM _schema_columns WHERE column_name = 'amount'"), "INTEGER")
         XCTAssertEqual(try reasons(l).count, 1)
         XCTAssertTrue(try reasons(l)[0].hasPrefix("2: from a gzip member that is corrupt (corrupt gzip data: incorrect data check"))
     }
@@ -207,7 +207,7 @@ final class HostileInputTests: XCTestCase {
     func testTheSameKeyTwiceKeepsTheLastAndRecordsTheFirst() throws {
         let l = try load("line-duplicate-key.ndjson")
         XCTAssertEqual(try rows(l.db, "SELECT user_id, plan FROM dup"), [["u2", "pro"]])
-        XCTAssertEqual(try rows(l.db, "SELECT \"column\", value, reason FROM _discards ORDER BY \"column\""), [
+        XCTAssertEqual(try rows(l.db, "SELECT column_name, value, reason FROM _discards ORDER BY column_name"), [
             ["plan", "\"free\"", "properties.plan appears more than once in one object; the last one was kept"],
             ["user_id", "\"u1\"", "userId appears more than once in the message; the last one was kept"],
         ])
@@ -224,14 +224,14 @@ final class HostileInputTests: XCTestCase {
         let l = try load("line-huge-numbers.ndjson")
         XCTAssertEqual(try rows(l.db, "SELECT big_int, beyond_double, tiny, neg_big, exact, typeof(exact) FROM huge"),
                        [["123456789012345678901234567890", "1e400", "1e-400", "-99999999999999999999", "9007199254740993", "integer"]])
-        XCTAssertEqual(try rows(l.db, "SELECT \"column\", type FROM _schema_columns WHERE \"table\" = 'huge' AND origin = 'property' ORDER BY 1"),
+        XCTAssertEqual(try rows(l.db, "SELECT column_name, type FROM _schema_columns WHERE table_name = 'huge' AND origin = 'property' ORDER BY 1"),
                        [["beyond_double", "TEXT"], ["big_int", "TEXT"], ["exact", "INTEGER"], ["neg_big", "TEXT"], ["tiny", "TEXT"]])
     }
 
     func testEscapedNulIsKeptAndLoneSurrogatesAreRecorded() throws {
         let l = try load("line-escapes-nul-surrogates.ndjson")
         XCTAssertEqual(try rows(l.db, "SELECT hex(nul), hex(lone_high), hex(lone_low), pair FROM esc"), [["610062", "78EFBFBD79", "EFBFBD", "😀"]])
-        let discard = try rows(l.db, "SELECT \"column\", reason, json_extract(value, '$') FROM _discards")
+        let discard = try rows(l.db, "SELECT column_name, reason, json_extract(value, '$') FROM _discards")
         XCTAssertEqual(discard.first?[0], "_extra")
         XCTAssertEqual(discard.first?[1], "2 lone UTF-16 surrogate escapes (not valid Unicode) replaced by U+FFFD; the value is the original line")
         XCTAssertTrue(discard.first?[2].contains("x\\ud800y") == true, "the original escapes are kept: \(discard)")
@@ -284,7 +284,7 @@ final class HostileInputTests: XCTestCase {
     func testNamesBuiltToBreakSQLAreJustNames() throws {
         let l = try load("names-sql-injection.ndjson")
         XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM tracks"), "4", "tracks survived")
-        XCTAssertEqual(try rows(l.db, "SELECT \"table\", event_names FROM _schema_tables WHERE call_type = 'track' AND \"table\" != 'tracks' ORDER BY 1"), [
+        XCTAssertEqual(try rows(l.db, "SELECT table_name, event_names FROM _schema_tables WHERE call_type = 'track' AND table_name != 'tracks' ORDER BY 1"), [
             ["__loads", "[\"_loads\"]"], ["_sqlite_master", "[\"sqlite_master\"]"], ["drop_table_tracks", "[\"\\\"); DROP TABLE tracks; --\"]"],
             ["ok", "[\"Ok\"]"]])
         XCTAssertEqual(try rows(l.db, "SELECT drop_table_tracks, a_b, c, d_e, f_g FROM drop_table_tracks"), [["1", "2", "3", "4", "5"]])
@@ -295,7 +295,7 @@ final class HostileInputTests: XCTestCase {
 
     func testNamesEmptyAfterNormalizationAreKept() throws {
         let l = try load("names-empty-after-normalization.ndjson")
-        let tables = try rows(l.db, "SELECT \"table\", event_names FROM _schema_tables WHERE \"table\" LIKE '\\_event\\_%' ESCAPE '\\' ORDER BY 2")
+        let tables = try rows(l.db, "SELECT table_name, event_names FROM _schema_tables WHERE table_name LIKE '\\_event\\_%' ESCAPE '\\' ORDER BY 2")
         XCTAssertEqual(tables.map { $0[1] }, ["[\"!!!\"]", "[\"ключ\"]"])
         let table = tables[1][0]
         let extra = try scalar(l.db, "SELECT _extra FROM \(table)")
@@ -306,9 +306,9 @@ final class HostileInputTests: XCTestCase {
 
     func testNamesOfTenThousandCharactersAreCutWithAStableHash() throws {
         let l = try load("names-10000-chars.ndjson")
-        let table = try scalar(l.db, "SELECT \"table\" FROM _schema_tables WHERE event_names LIKE '[\"EEEE%'")
+        let table = try scalar(l.db, "SELECT table_name FROM _schema_tables WHERE event_names LIKE '[\"EEEE%'")
         XCTAssertEqual(table.utf8.count, 63)
-        let columns = try rows(l.db, "SELECT \"column\" FROM _schema_columns WHERE \"table\" = '\(table)' AND origin = 'property' ORDER BY 1").map { $0[0] }
+        let columns = try rows(l.db, "SELECT column_name FROM _schema_columns WHERE table_name = '\(table)' AND origin = 'property' ORDER BY 1").map { $0[0] }
         XCTAssertEqual(columns.count, 2, "two different long keys stay two columns")
         XCTAssertTrue(columns.allSatisfy { $0.utf8.count <= 63 })
     }
@@ -318,18 +318,18 @@ final class HostileInputTests: XCTestCase {
         // go-snakecase: a run of capitals is one word, so ORDERID is `orderid`, not `order_id`.
         XCTAssertEqual(try rows(l.db, "SELECT id, order_id, orderid FROM order_completed ORDER BY id"),
                        [["case1", "5", "NULL"], ["case2", "NULL", "6"], ["case3", "NULL", "NULL"]])
-        let keys = try scalar(l.db, "SELECT source_keys FROM _schema_columns WHERE \"table\" = 'order_completed' AND \"column\" = 'order_id'")
+        let keys = try scalar(l.db, "SELECT source_keys FROM _schema_columns WHERE table_name = 'order_completed' AND column_name = 'order_id'")
         for key in ["orderId", "OrderID", "order_id", "order-id", "Order Id"] {
             XCTAssertTrue(keys.contains("properties.\(key)"), "\(key) in \(keys)")
         }
-        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM _discards WHERE \"table\" = 'order_completed'"), "4")
-        XCTAssertEqual(try scalar(l.db, "SELECT event_names FROM _schema_tables WHERE \"table\" = 'order_completed'"),
+        XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM _discards WHERE table_name = 'order_completed'"), "4")
+        XCTAssertEqual(try scalar(l.db, "SELECT event_names FROM _schema_tables WHERE table_name = 'order_completed'"),
                        "[\"ORDER COMPLETED\",\"Order Completed\",\"order_completed\"]")
     }
 
     func testEventsNamedLikeContractTablesGetAPrefix() throws {
         let l = try load("names-contract-tables.ndjson")
-        XCTAssertEqual(try rows(l.db, "SELECT \"table\" FROM _schema_tables WHERE call_type = 'track' AND \"table\" != 'tracks' ORDER BY 1").map { $0[0] }, [
+        XCTAssertEqual(try rows(l.db, "SELECT table_name FROM _schema_tables WHERE call_type = 'track' AND table_name != 'tracks' ORDER BY 1").map { $0[0] }, [
             "__event_1234abcd", "__files", "__idx_tracks_user_id", "__schema_columns", "_identifies", "_sqlite_sequence", "_tracks", "_users", "ok"])
         XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM tracks"), "9")
         XCTAssertEqual(try scalar(l.db, "SELECT count(*) FROM sqlite_master WHERE name = 'users'"), "0", "an event named users never makes a users table")

@@ -49,7 +49,7 @@ final class LoadEndToEndTests: XCTestCase {
         XCTAssertEqual(try rows(db, "SELECT count(*) FROM _message_ids"), [["6"]])
         XCTAssertEqual(try rows(db, "SELECT status, lines, loaded, duplicates, rejected, filtered FROM _files"), [["loaded", "6", "6", "0", "0", "0"]])
         XCTAssertEqual(try rows(db, "SELECT status, files_loaded, lines, loaded FROM _loads"), [["succeeded", "1", "6", "6"]])
-        XCTAssertEqual(try scalar(db, "SELECT event_names FROM _schema_tables WHERE \"table\" = 'application_enabled'"), #"["Application Enabled"]"#)
+        XCTAssertEqual(try scalar(db, "SELECT event_names FROM _schema_tables WHERE table_name = 'application_enabled'"), #"["Application Enabled"]"#)
         XCTAssertEqual(try scalar(db, "PRAGMA integrity_check"), "ok")
     }
 
@@ -129,7 +129,7 @@ final class LoadEndToEndTests: XCTestCase {
         XCTAssertGreaterThan(a.totals.duplicates, 0)
         XCTAssertFalse(FileManager.default.fileExists(atPath: one.path + ".run-ids"), "the run's id files are removed")
         XCTAssertEqual(try dumpWarehouse(one), try dumpWarehouse(eight))
-        XCTAssertEqual(try scalar(one, "SELECT type FROM _schema_columns WHERE \"table\" = 'event_2' AND \"column\" = 'mixed'"), "TEXT",
+        XCTAssertEqual(try scalar(one, "SELECT type FROM _schema_columns WHERE table_name = 'event_2' AND column_name = 'mixed'"), "TEXT",
                        "the widest type among all values of the run")
     }
 
@@ -180,10 +180,10 @@ final class LoadEndToEndTests: XCTestCase {
         XCTAssertEqual(second.newTables, ["brand_new"])
         XCTAssertEqual(try rows(db, "SELECT id, seats, new_key, other FROM application_enabled ORDER BY id"),
                        [["a", "3", "NULL", "NULL"], ["b", "NULL", "hello", "NULL"], ["c", "4", "NULL", "1"]])
-        XCTAssertEqual(try rows(db, "SELECT \"table\", \"column\", value, reason LIKE '%does not fit a INTEGER column%', row_id, message_id FROM _discards"),
+        XCTAssertEqual(try rows(db, "SELECT table_name, column_name, value, reason LIKE '%does not fit a INTEGER column%', row_id, message_id FROM _discards"),
                        [["application_enabled", "seats", "1.5", "1", "2", "b"]])
         XCTAssertEqual(try scalar(db, "SELECT discarded FROM _files WHERE path LIKE '%2.gz'"), "1")
-        XCTAssertEqual(try scalar(db, "SELECT type FROM _schema_columns WHERE \"column\" = 'seats'"), "INTEGER")
+        XCTAssertEqual(try scalar(db, "SELECT type FROM _schema_columns WHERE column_name = 'seats'"), "INTEGER")
     }
 
     func testCollisionsAndRenamesAreRecordedInTheCatalog() throws {
@@ -193,12 +193,12 @@ final class LoadEndToEndTests: XCTestCase {
             track("c", properties: ["Order Id": "o3"]),
             track("d", properties: ["orderNo": 1, "order_no": 2]),
         ])), to: dir.appendingPathComponent("collide.gz"))], into: db)
-        XCTAssertEqual(try rows(db, "SELECT source_keys FROM _schema_columns WHERE \"column\" = 'order_no'"),
+        XCTAssertEqual(try rows(db, "SELECT source_keys FROM _schema_columns WHERE column_name = 'order_no'"),
                        [[#"["properties.orderNo","properties.order_no"]"#]], "keys of one message that collide are listed too")
-        XCTAssertEqual(try rows(db, "SELECT \"column\", row_id, message_id FROM _discards"), [["order_no", "4", "d"]])
-        XCTAssertEqual(try rows(db, "SELECT source_keys FROM _schema_columns WHERE \"table\" = 'application_enabled' AND \"column\" = 'order_id'"),
+        XCTAssertEqual(try rows(db, "SELECT column_name, row_id, message_id FROM _discards"), [["order_no", "4", "d"]])
+        XCTAssertEqual(try rows(db, "SELECT source_keys FROM _schema_columns WHERE table_name = 'application_enabled' AND column_name = 'order_id'"),
                        [[#"["properties.Order Id","properties.orderId","properties.order_id"]"#]])
-        XCTAssertEqual(try rows(db, "SELECT source_keys, note FROM _schema_columns WHERE \"column\" = '_user_id'"),
+        XCTAssertEqual(try rows(db, "SELECT source_keys, note FROM _schema_columns WHERE column_name = '_user_id'"),
                        [[#"["properties.user_id"]"#, "renamed: user_id is a common column of this table"]])
         XCTAssertEqual(try rows(db, "SELECT id, order_id, _user_id, user_id FROM application_enabled ORDER BY id"),
                        [["a", "o1", "someone-else", "u1"], ["b", "o2", "NULL", "u1"], ["c", "o3", "NULL", "u1"], ["d", "NULL", "NULL", "u1"]])

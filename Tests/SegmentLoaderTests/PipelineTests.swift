@@ -202,7 +202,7 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(try rows(db, "SELECT email, context_traits_email, plan FROM identifies"), [[expected, expected, "pro"]])
         XCTAssertEqual(try rows(db, "SELECT email FROM users"), [[expected]])
         XCTAssertEqual(try scalar(db, "SELECT email FROM application_enabled"), Privacy.digest(.int(42), key: Array("0123456789abcdef-secret".utf8)))
-        let ipColumns = try scalar(db, "SELECT count(*) FROM _schema_columns WHERE \"column\" = 'context_ip'")
+        let ipColumns = try scalar(db, "SELECT count(*) FROM _schema_columns WHERE column_name = 'context_ip'")
         XCTAssertEqual(ipColumns, "0", "context.ip was dropped, from envelopes too")
         let raw = try scalar(db, "SELECT raw FROM _rejects")
         XCTAssertFalse(raw.contains("bob@example.com"), raw)

@@ -146,8 +146,8 @@ public enum Corpus {
         var members: [(key: String, value: JSONValue)] = [
             ("anonymousId", .string(uuid(&rng))), ("messageId", .string(uuid(&rng))), ("userId", userId),
             ("channel", .string(mobile ? "mobile" : "client")), ("context", .object(context)), ("integrations", .object([])),
-            ("originalTimestamp", .string(Timestamp.format(t))), ("sentAt", .string(Timestamp.format(sent))),
-            ("receivedAt", .string(Timestamp.format(received))), ("timestamp", .string(Timestamp.format(received - (sent - t)))),
+            ("originalTimestamp", .string(Timestamp.iso8601(t))), ("sentAt", .string(Timestamp.iso8601(sent))),
+            ("receivedAt", .string(Timestamp.iso8601(received))), ("timestamp", .string(Timestamp.iso8601(received - (sent - t)))),
             ("projectId", .string("bench")), ("version", .int(2)),
         ]
         let roll = rng.int(0..<100)
@@ -167,7 +167,7 @@ public enum Corpus {
             var traits: [(key: String, value: JSONValue)] = [
                 ("email", .string("user\(rng.int(0..<20_000))@example.com")), ("name", .string("User \(rng.int(0..<20_000))")),
                 ("plan", .string(rng.pick(["free", "team", "enterprise"]))), ("logins", .int(Int64(rng.int(1..<500)))),
-                ("createdAt", .string(Timestamp.format(Instant(seconds: 1_600_000_000 + Int64(rng.int(0..<90_000_000)))))),
+                ("createdAt", .string(Timestamp.iso8601(Instant(seconds: 1_600_000_000 + Int64(rng.int(0..<90_000_000)))))),
                 ("company", .object([("name", .string(rng.pick(["Acme", "Initech", "Globex"]))), ("employees", .int(Int64(rng.int(1..<5000))))])),
             ]
             if late { traits.append(("beta_features", .array([.string("sql"), .string("exports")]))) }
@@ -204,7 +204,7 @@ public enum Corpus {
             case 2: value = .bool(rng.chance(0.5))
             case 3: value = .array([.string("tag\(rng.int(0..<20))"), .string("tag\(rng.int(0..<20))")])
             case 4: value = .object([("id", .string("obj_\(rng.int(0..<1000))")), ("score", .int(Int64(rng.int(0..<100))))])
-            case 5: value = .string(Timestamp.format(Instant(seconds: 1_700_000_000 + Int64(rng.int(0..<9_000_000)))))
+            case 5: value = .string(Timestamp.iso8601(Instant(seconds: 1_700_000_000 + Int64(rng.int(0..<9_000_000)))))
             default: value = .string("value-\(rng.int(0..<500))-" + String(repeating: "x", count: rng.int(0..<24)))
             }
             result.append((key, value))

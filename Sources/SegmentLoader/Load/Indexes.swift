@@ -17,7 +17,7 @@ public enum Indexes {
     /// The indexes the warehouse should have now: (index name, table, column).
     static func wanted(in db: Database) throws -> [(name: String, table: String, column: String)] {
         var out: [(String, String, String)] = []
-        let tables = try db.query("SELECT \"table\", call_type FROM _schema_tables ORDER BY \"table\"")
+        let tables = try db.query("SELECT table_name, call_type FROM _schema_tables ORDER BY table_name")
         for row in tables {
             guard case .text(let table) = row[0], case .text(let kind) = row[1] else { continue }
             let columns: [String]

@@ -152,6 +152,11 @@ public final class Statement {
         }
     }
 
+    /// Binds bytes that SQLite copies (SQLITE_TRANSIENT) as a BLOB.
+    @inline(__always) func bindBlob(_ bytes: UnsafeRawBufferPointer, at index: Int32) {
+        sqlite3_bind_blob(handle, index, bytes.baseAddress, Int32(bytes.count), csqlite_transient())
+    }
+
     @inline(__always) public func bindInt(_ i: Int64, at index: Int32) { sqlite3_bind_int64(handle, index, i) }
     @inline(__always) public func bindDouble(_ d: Double, at index: Int32) { sqlite3_bind_double(handle, index, d) }
     @inline(__always) public func bindNull(at index: Int32) { sqlite3_bind_null(handle, index) }

@@ -16,7 +16,10 @@ public final class Warehouse {
     public static let applicationID: Int32 = 0x5367_4C64
     /// `PRAGMA user_version` of the layout this build writes.
     /// 2: `_rejects.redacted`; the loader's indexes are named `_idx_...`.
-    public static let formatVersion: Int32 = 2
+    /// 3: timestamps as `YYYY-MM-DD HH:MM:SS.sss`; Spec columns from the start; bookkeeping
+    /// columns `table_name`/`column_name`; `_rejects.kind`; `_message_ids` keyed by digest;
+    /// model table names reserved (see `WarehouseUpgrade`).
+    public static let formatVersion: Int32 = 3
 
     public let db: Database
     public let path: String
@@ -44,11 +47,16 @@ public final class Warehouse {
         return (appID, version)
     }
 
+    /// The format the warehouse had when it was opened, when this build upgraded it.
+    public private(set) var upgradedFrom: Int32?
+
     /// Opens (creating if needed) a warehouse. Refuses, without changing it, a database that
     /// holds tables but is not a segment-loader warehouse, and one written by a newer version.
-    public init(path: String) throws {
+    /// Upgrades an older format in place, in one transaction, saying so through `announce`.
+    public init(path: String, announce: (String) -> Void = { _ in }) throws {
         self.path = path
         db = try Database(path: path)
+        try SeenIds.register(in: db)
         let (appID, version) = try Warehouse.refusal(db, path: path)
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY")
         if appID != Warehouse.applicationID {
@@ -62,12 +70,17 @@ public final class Warehouse {
                 throw error
             }
         } else if version < Warehouse.formatVersion {
-            try migrate(from: version)
+            try migrate(from: version, announce: announce)
+            upgradedFrom = version
         }
     }
 
-    /// Brings a warehouse written by an older build up to `formatVersion`, in one transaction.
-    private func migrate(from version: Int32) throws {
+    /// Brings a warehouse written by an older build up to `formatVersion`, in one transaction:
+    /// interrupted, it leaves the warehouse as it was.
+    private func migrate(from version: Int32, announce: (String) -> Void) throws {
+        if version < 3 { try WarehouseUpgrade.checkFreeSpace(for: path) }
+        announce("upgrading \(path) from warehouse format \(version) to \(Warehouse.formatVersion) in one transaction: "
+                 + WarehouseUpgrade.summary(from: version))
         try db.execute("BEGIN IMMEDIATE")
         do {
             if version < 2 {
@@ -81,6 +94,7 @@ public final class Warehouse {
                         """)
                 }
             }
+            if version < 3 { try WarehouseUpgrade.toFormat3(db) }
             try db.execute("PRAGMA user_version=\(Warehouse.formatVersion)")
             try db.execute("COMMIT")
         } catch {
@@ -136,6 +150,7 @@ public final class Warehouse {
             file TEXT NOT NULL,
             line INTEGER NOT NULL,
             item INTEGER,
+            kind TEXT NOT NULL,
             reason TEXT NOT NULL,
             raw TEXT NOT NULL,
             load_id INTEGER NOT NULL,
@@ -143,8 +158,8 @@ public final class Warehouse {
         );
         CREATE TABLE _discards (
             id INTEGER PRIMARY KEY,
-            "table" TEXT NOT NULL,
-            "column" TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            column_name TEXT NOT NULL,
             row_id INTEGER,
             message_id TEXT,
             value TEXT NOT NULL,
@@ -153,24 +168,24 @@ public final class Warehouse {
             load_id INTEGER NOT NULL
         );
         CREATE TABLE _schema_tables (
-            "table" TEXT PRIMARY KEY,
+            table_name TEXT PRIMARY KEY,
             call_type TEXT NOT NULL,
             event_names TEXT,
             first_load_id INTEGER NOT NULL
         );
         CREATE TABLE _schema_columns (
-            "table" TEXT NOT NULL,
-            "column" TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            column_name TEXT NOT NULL,
             type TEXT NOT NULL,
             source_keys TEXT NOT NULL,
             first_load_id INTEGER NOT NULL,
             origin TEXT NOT NULL,
             note TEXT,
-            PRIMARY KEY ("table", "column")
+            PRIMARY KEY (table_name, column_name)
         );
         CREATE TABLE _message_ids (
-            id TEXT PRIMARY KEY,
-            "table" TEXT NOT NULL,
+            id BLOB PRIMARY KEY,
+            table_name TEXT NOT NULL,
             load_id INTEGER NOT NULL
         ) WITHOUT ROWID;
         """

@@ -16,6 +16,15 @@ public enum WarehouseStatus {
         let version = try db.scalar("PRAGMA user_version")?.integer ?? 0
         let size = (try? FileManager.default.attributesOfItem(atPath: database)[.size] as? NSNumber)?.int64Value ?? 0
         var out: [String] = ["warehouse \(database) (format \(version), \(formatBytes(size)))"]
+        if version < Int64(Warehouse.formatVersion) {
+            out.append("  format \(version) is older than this build's \(Warehouse.formatVersion): the next run or load upgrades it in place "
+                       + "(timestamps become YYYY-MM-DD HH:MM:SS.sss; see docs/warehouse.md)")
+        } else if version > Int64(Warehouse.formatVersion) {
+            out.append("  format \(version) is newer than this build's \(Warehouse.formatVersion): this build will not load into it")
+        }
+        // Format 2 named the catalog's columns "table" and "column" and had no reject kinds.
+        let (tableName, columnName) = version < 3 ? ("\"table\"", "\"column\"") : ("table_name", "column_name")
+        let kind = version < 3 ? "NULL" : "kind"
 
         out.append("")
         out.append("recent runs:")
@@ -44,7 +53,7 @@ public enum WarehouseStatus {
 
         out.append("")
         out.append("tables:")
-        let tables = try db.query("SELECT \"table\", call_type, event_names FROM _schema_tables ORDER BY \"table\"")
+        let tables = try db.query("SELECT \(tableName), call_type, event_names FROM _schema_tables ORDER BY 1")
         let width = tables.map { text($0[0]).count }.max() ?? 0
         for row in tables {
             let name = text(row[0])
@@ -59,18 +68,18 @@ public enum WarehouseStatus {
         out.append("")
         let rejects = try db.scalar("SELECT count(*) FROM _rejects")?.integer ?? 0
         out.append("rejects waiting: \(rejects)" + (rejects > 0 ? " (list: segment-loader rejects --db \(database); retry after a fix: segment-loader rejects retry --db \(database))" : ""))
-        for row in try db.query("SELECT reason, count(*) FROM _rejects GROUP BY reason ORDER BY count(*) DESC LIMIT 5") {
-            out.append("  \(row[1].integer ?? 0) × \(text(row[0]))")
+        for row in try db.query("SELECT reason, count(*), \(kind) FROM _rejects GROUP BY reason ORDER BY count(*) DESC LIMIT 5") {
+            out.append("  \(row[1].integer ?? 0) × " + (row[2] == .null ? "" : "[\(text(row[2]))] ") + text(row[0]))
         }
         let discards = try db.scalar("SELECT count(*) FROM _discards")?.integer ?? 0
         out.append("discards: \(discards) value\(discards == 1 ? "" : "s") kept out of their column (SELECT * FROM _discards)")
-        for row in try db.query("SELECT \"table\", \"column\", reason, count(*) FROM _discards GROUP BY 1, 2, 3 ORDER BY count(*) DESC LIMIT 5") {
+        for row in try db.query("SELECT \(tableName), \(columnName), reason, count(*) FROM _discards GROUP BY 1, 2, 3 ORDER BY count(*) DESC LIMIT 5") {
             out.append("  \(row[3].integer ?? 0) × \(text(row[0])).\(text(row[1])): \(text(row[2]))")
         }
 
         out.append("")
         let collisions = try db.query("""
-            SELECT "table", "column", source_keys FROM _schema_columns WHERE json_array_length(source_keys) > 1 AND origin IN ('context', 'property', 'trait') ORDER BY 1, 2
+            SELECT \(tableName), \(columnName), source_keys FROM _schema_columns WHERE json_array_length(source_keys) > 1 AND origin IN ('context', 'property', 'trait') ORDER BY 1, 2
             """)
         out.append("name collisions (several source keys share one column): \(collisions.count)")
         for row in collisions.prefix(20) {
@@ -97,13 +106,14 @@ public enum RejectList {
         guard FileManager.default.fileExists(atPath: database) else { throw WarehouseError(message: "\(database) does not exist") }
         let db = try Database(path: database, readOnly: true)
         let total = try db.scalar("SELECT count(*) FROM _rejects")?.integer ?? 0
-        let rows = try db.query("SELECT file, line, item, reason, raw, load_id FROM _rejects ORDER BY id LIMIT ?",
+        let version = try db.scalar("PRAGMA user_version")?.integer ?? 0
+        let rows = try db.query("SELECT file, line, item, reason, raw, load_id, \(version < 3 ? "NULL" : "kind") FROM _rejects ORDER BY id LIMIT ?",
                                 [.integer(limit > 0 ? Int64(limit) : -1)])
         var out: [String] = []
         for row in rows {
             var line = "\(WarehouseStatus.text(row[0])):\(row[1].integer ?? 0)"
             if let item = row[2].integer { line += " (batch item \(item))" }
-            line += ": \(WarehouseStatus.text(row[3])) [load \(row[5].integer ?? 0)]"
+            line += ": \(WarehouseStatus.text(row[3])) [" + (row[6] == .null ? "" : "\(WarehouseStatus.text(row[6])), ") + "load \(row[5].integer ?? 0)]"
             out.append(line)
             if raw {
                 let text = WarehouseStatus.text(row[4])

@@ -51,7 +51,9 @@ final class Writer {
         }
 
         /// Columns every row of this table has besides data keys, which the column limit does not count.
-        var fixedColumnCount: Int { (callType?.commonColumns.count ?? 3) + (index(of: NameTable.extra) == nil ? 0 : 1) }
+        var fixedColumnCount: Int {
+            (callType.map { $0.commonColumns.count + $0.specColumns.count } ?? 3) + (index(of: NameTable.extra) == nil ? 0 : 1)
+        }
     }
 
     let warehouse: Warehouse
@@ -100,10 +102,10 @@ final class Writer {
         uuidTsBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: uuidTs.utf8.count, alignment: 1)
         uuidTsBytes.copyBytes(from: uuidTs.utf8)
         self.columnLimit = columnLimit
-        insertMessageId = try db.prepare("INSERT OR IGNORE INTO _message_ids (id, \"table\", load_id) VALUES (?, ?, ?)")
-        insertReject = try db.prepare("INSERT INTO _rejects (file, line, item, reason, raw, load_id, redacted) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        insertMessageId = try db.prepare("INSERT OR IGNORE INTO _message_ids (id, table_name, load_id) VALUES (?, ?, ?)")
+        insertReject = try db.prepare("INSERT INTO _rejects (file, line, item, reason, raw, load_id, redacted, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         insertDiscard = try db.prepare("""
-            INSERT INTO _discards ("table", "column", row_id, message_id, value, reason, received_at, load_id)
+            INSERT INTO _discards (table_name, column_name, row_id, message_id, value, reason, received_at, load_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """)
         insertFile = try db.prepare("""
@@ -111,11 +113,11 @@ final class Writer {
               filtered, discarded, physical_lines, load_id, error, loaded_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        updateKeys = try db.prepare("UPDATE _schema_columns SET source_keys = ? WHERE \"table\" = ? AND \"column\" = ?")
-        updateEventNames = try db.prepare("UPDATE _schema_tables SET event_names = ? WHERE \"table\" = ?")
-        insertTable = try db.prepare("INSERT INTO _schema_tables (\"table\", call_type, event_names, first_load_id) VALUES (?, ?, ?, ?)")
+        updateKeys = try db.prepare("UPDATE _schema_columns SET source_keys = ? WHERE table_name = ? AND column_name = ?")
+        updateEventNames = try db.prepare("UPDATE _schema_tables SET event_names = ? WHERE table_name = ?")
+        insertTable = try db.prepare("INSERT INTO _schema_tables (table_name, call_type, event_names, first_load_id) VALUES (?, ?, ?, ?)")
         insertColumn = try db.prepare("""
-            INSERT INTO _schema_columns ("table", "column", type, source_keys, first_load_id, origin, note)
+            INSERT INTO _schema_columns (table_name, column_name, type, source_keys, first_load_id, origin, note)
             VALUES (?, ?, ?, ?, ?, ?, ?)
             """)
         try reloadSchema()
@@ -128,7 +130,7 @@ final class Writer {
     /// Reads the schema catalog back (at start, and after a rolled-back file).
     func reloadSchema() throws {
         tables.removeAll()
-        for row in try db.query("SELECT \"table\", call_type, event_names FROM _schema_tables ORDER BY rowid") {
+        for row in try db.query("SELECT table_name, call_type, event_names FROM _schema_tables ORDER BY rowid") {
             guard let name = row[0].text, let kind = row[1].text else { continue }
             let profileOf: Int32? = kind == "profile" ? (name == "users" ? NameTable.table(of: .identify) : NameTable.table(of: .group)) : nil
             let state = TableState(id: names.id(name), name: name, callType: CallType(rawValue: kind), profileOf: profileOf)
@@ -137,7 +139,7 @@ final class Writer {
             }
             tables[state.id] = state
         }
-        for row in try db.query("SELECT \"table\", \"column\", type, source_keys FROM _schema_columns ORDER BY rowid") {
+        for row in try db.query("SELECT table_name, column_name, type, source_keys FROM _schema_columns ORDER BY rowid") {
             guard let table = row[0].text, let column = row[1].text, let state = tables[names.id(table)] else { continue }
             let type = ColumnType(rawValue: row[2].text ?? "TEXT") ?? .text
             var keys = Set<Int32>()
@@ -212,8 +214,9 @@ final class Writer {
 
     // MARK: Lines and messages
 
-    func reject(file: String, line: Int, item: Int?, reason: String, raw: [UInt8], redacted: Bool = false) throws {
+    func reject(file: String, line: Int, item: Int?, kind: RejectKind, reason: String, raw: [UInt8], redacted: Bool = false) throws {
         try insertReject.bind(.integer(redacted ? 1 : 0), at: 7)
+        try insertReject.bind(.text(kind.rawValue), at: 8)
         try insertReject.bind(.text(file), at: 1)
         try insertReject.bind(.integer(Int64(line)), at: 2)
         try insertReject.bind(item.map { .integer(Int64($0)) } ?? .null, at: 3)
@@ -243,7 +246,7 @@ final class Writer {
                 let header = cursor.header()
                 cursor.skipFields(header.common + header.context + header.payload)
                 cursor.skipDiscards(header.discards)
-                insertMessageId.bindStaticText(header.id, at: 1)
+                SeenIds.withKey(of: header.id) { insertMessageId.bindBlob($0, at: 1) }
                 insertMessageId.bindText(tableName(header.table), at: 2)
                 insertMessageId.bindInt(loadId, at: 3)
                 defer { insertMessageId.reset() }
@@ -442,6 +445,8 @@ final class Writer {
         var type: ColumnType
         var keys: Set<Int32>
         var origin: String
+        /// One of the Segment Spec's columns a table is created with (not counted as new).
+        var spec = false
     }
 
     /// A table's new columns in the order the batch first needs them.
@@ -493,11 +498,20 @@ final class Writer {
         }
         for table in order {
             let want = pending[table]!
+            // A new table comes with the Spec's columns, typed by the run's plan where a value
+            // decided it, else TEXT; they do not count against the column limit.
+            let spec = want.isNew ? want.type.specColumns.map { column -> PendingColumn in
+                let id = names.id(column.name)
+                let wanted = want.index[id].map { want.columns[$0] }
+                return PendingColumn(name: column.name, id: id, type: wanted?.type ?? plannedTypes[Int64(table) << 32 | Int64(id)] ?? .text,
+                                     keys: wanted?.keys ?? [], origin: column.isContext ? "context" : "property", spec: true)
+            } : []
+            let specIds = Set(spec.map(\.id))
             // The column limit counts data columns; what is past it goes to `_extra`.
             var room = columnLimit - (tables[table].map { $0.order.count - $0.fixedColumnCount } ?? 0)
             var accepted: [PendingColumn] = []
             var needsExtra = false
-            for column in want.columns {
+            for column in want.columns where !specIds.contains(column.id) {
                 if column.id == NameTable.extra { needsExtra = true; continue }
                 if room > 0 {
                     accepted.append(column)
@@ -516,7 +530,11 @@ final class Writer {
                     let id = names.id(column.name)
                     return PendingColumn(name: column.name, id: id, type: column.type, keys: Self.commonSourceKeys[id] ?? [], origin: "common")
                 }
-                try createTable(state, columns: common + accepted, kind: want.type.rawValue, eventNames: want.event.map { [$0] })
+                // People read left to right: common columns, properties or traits, then context.
+                let isContext = { (column: PendingColumn) in column.origin == "context" }
+                let columns = common + spec.filter { !isContext($0) } + accepted.filter { !isContext($0) && $0.origin != "extra" }
+                    + accepted.filter { $0.origin == "extra" } + spec.filter(isContext) + accepted.filter(isContext)
+                try createTable(state, columns: columns, kind: want.type.rawValue, eventNames: want.event.map { [$0] })
             } else {
                 state = tables[table]!
                 for column in accepted { try addColumn(column, to: state) }
@@ -552,13 +570,16 @@ final class Writer {
                              eventNames.map { .text(JSONWriter.string(.array($0.map { .string($0) }))) } ?? .null, .integer(loadId)])
         for column in columns {
             state.add(column.name, id: column.id, type: column.type, keys: column.keys)
-            if column.origin != "common" && column.origin != "profile" { newColumns += 1 }
-            try catalog(state, column: column, note: renameNote(column, in: state))
+            if column.origin != "common" && column.origin != "profile" && !column.spec { newColumns += 1 }
+            try catalog(state, column: column, note: column.spec ? Self.specNote : renameNote(column, in: state))
         }
         if let event = eventNames?.first { state.eventNames.insert(event) }
         tables[state.id] = state
         newTables.append(state.name)
     }
+
+    /// `_schema_columns.note` of a Segment Spec column.
+    static let specNote = "Segment Spec column: created with the table"
 
     static let commonSourceKeys: [Int32: Set<Int32>] = [
         NameTable.id: [NameTable.keyMessageId], NameTable.anonymousId: [NameTable.keyAnonymousId],

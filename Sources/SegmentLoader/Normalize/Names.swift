@@ -5,15 +5,28 @@ import Crypto
 public enum Names {
     public static let maxLength = 63
 
-    /// The tables the contract defines; a track event whose slug equals one of these gets a `_` prefix.
+    /// The tables the contract defines: the call tables, `users` and `accounts`, and the tables
+    /// of the built-in models (reserved since format 3). A track event whose slug equals one of
+    /// these gets a `_` prefix.
     public static let contractTables: Set<String> = [
         "tracks", "identifies", "users", "pages", "screens", "groups", "accounts", "aliases",
+        "identities", "page_views", "sessions",
     ]
 
     /// The bookkeeping tables (contract, section 7), which no event table may take the name of.
+    /// `_models` is reserved for the built-in models' own bookkeeping.
     public static let bookkeepingTables: Set<String> = [
-        "_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids",
+        "_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids", "_models",
     ]
+
+    /// The name an event table must take instead of `name` when `name` is reserved, else nil.
+    static func reservedReplacement(for name: String) -> String? {
+        if contractTables.contains(name) || bookkeepingTables.contains(name) || name.hasPrefix("sqlite_") || name.hasPrefix("_event_")
+            || name.hasPrefix(Indexes.prefix) {
+            return fitLength("_" + name)
+        }
+        return nil
+    }
 
     /// Makes a snake-cased name usable as an SQL identifier: a leading digit or an SQL keyword
     /// gets a `_` prefix, and a name over 63 bytes is cut, ending in `_` and 8 hex digits of
@@ -77,11 +90,7 @@ public enum Names {
     public static func eventTable(for event: String) -> String {
         let slug = snakeCase(event)
         if slug.isEmpty { return "_event_" + shortHash(event) }
-        var name = sqlSafe(slug)
-        if contractTables.contains(name) || bookkeepingTables.contains(name) || name.hasPrefix("sqlite_") || name.hasPrefix("_event_")
-            || name.hasPrefix(Indexes.prefix) {
-            name = fitLength("_" + name)
-        }
-        return name
+        let name = sqlSafe(slug)
+        return reservedReplacement(for: name) ?? name
     }
 }

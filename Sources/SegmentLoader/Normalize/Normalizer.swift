@@ -34,6 +34,42 @@ public enum CallType: String, Sendable, CaseIterable {
     }
 }
 
+/// A standard column of the Segment Spec that every table of a call type has from the start
+/// (contract, section 3), so that standard queries never fail on "no such column".
+public struct SpecColumn: Sendable, Equatable {
+    /// The column's name.
+    public var name: String
+    /// The source key the Spec puts there (`context.page.url`, `properties.url`).
+    public var key: String
+    /// A `context_*` column (else a property).
+    public var isContext: Bool { key.hasPrefix("context.") }
+}
+
+extension CallType {
+    /// The Spec's standard context fields, in every call and event table.
+    static let specContext: [SpecColumn] = [
+        ("ip", "ip"), ("user_agent", "userAgent"), ("locale", "locale"), ("library_name", "library.name"),
+        ("library_version", "library.version"), ("page_path", "page.path"), ("page_referrer", "page.referrer"),
+        ("page_search", "page.search"), ("page_title", "page.title"), ("page_url", "page.url"),
+        ("campaign_source", "campaign.source"), ("campaign_medium", "campaign.medium"), ("campaign_name", "campaign.name"),
+        ("campaign_term", "campaign.term"), ("campaign_content", "campaign.content"),
+    ].map { SpecColumn(name: "context_" + $0.0, key: "context." + $0.1) }
+
+    /// The Spec's standard page and screen properties (`name` and `category` are common columns).
+    static let specPageProperties: [SpecColumn] = ["path", "referrer", "search", "title", "url"].map {
+        SpecColumn(name: $0, key: "properties." + $0)
+    }
+
+    /// The Spec's columns that this call's tables (and, for track, every event table) are
+    /// created with besides the common ones: page and screen properties, then context.
+    public var specColumns: [SpecColumn] {
+        switch self {
+        case .page, .screen: return Self.specPageProperties + Self.specContext
+        default: return Self.specContext
+        }
+    }
+}
+
 /// A message normalised to the Segment Spec, ready to be split into rows. Column, key and
 /// table ids refer to the run's `NameTable`.
 public struct Message: Sendable {

@@ -149,9 +149,20 @@ public enum Timestamp {
         return instant
     }
 
-    /// `YYYY-MM-DDTHH:MM:SS.sssZ` in UTC, rounded to whole milliseconds. Sorts as text and
-    /// works with SQLite's date functions.
+    /// `YYYY-MM-DD HH:MM:SS.sss` in UTC, rounded to whole milliseconds: the warehouse's one
+    /// timestamp form (format 3), which is what SQLite's `strftime('%Y-%m-%d %H:%M:%f', ...)`
+    /// writes. It sorts as text and compares correctly with what SQLite's date functions return.
     public static func format(_ instant: Instant) -> String {
+        write(instant, separator: 0x20, zone: false)
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.sssZ` in UTC: how Segment's own archives write times (the benchmark
+    /// corpus uses it; the warehouse never stores it).
+    public static func iso8601(_ instant: Instant) -> String {
+        write(instant, separator: 0x54, zone: true)
+    }
+
+    private static func write(_ instant: Instant, separator: UInt8, zone: Bool) -> String {
         let ms = instant.milliseconds
         var secs = ms / 1000
         var milli = ms % 1000
@@ -169,10 +180,11 @@ public enum Timestamp {
                 }
             }
             put(y, 0, 4); out[4] = 0x2d; put(m, 5, 2); out[7] = 0x2d; put(d, 8, 2)
-            out[10] = 0x54
+            out[10] = separator
             put(Int(rem / 3600), 11, 2); out[13] = 0x3a; put(Int(rem % 3600 / 60), 14, 2); out[16] = 0x3a
-            put(Int(rem % 60), 17, 2); out[19] = 0x2e; put(Int(milli), 20, 3); out[23] = 0x5a
-            return 24
+            put(Int(rem % 60), 17, 2); out[19] = 0x2e; put(Int(milli), 20, 3)
+            if zone { out[23] = 0x5a }
+            return zone ? 24 : 23
         }
     }
 

@@ -40,11 +40,13 @@ public struct ReadOutcome: Sendable {
 public struct Distrust: Sendable, Equatable {
     public var fromLine: Int
     public var reason: String
+    public var kind: RejectKind = .corruptMember
 }
 
 /// One line handed to the caller: its 1-based number and bytes (CR, LF and a leading BOM
 /// removed). `problem` is set for a line that cannot be used as it stands.
 public struct LineProblem: Sendable, Equatable {
+    public var kind: RejectKind
     public var reason: String
 }
 
@@ -82,6 +84,7 @@ public struct ArchiveReader: Sendable {
         var corruptFromLine: Int?
         var streamError: String?
         var compressed: Int64 = 0
+        var refusedAsBomb = false
         let (ratio, floor) = (maxInflateRatio, bombFloor)
         let (sha256, size) = try Self.hashBlocks(path: path, blockSize: blockSize, hashing: hashing) { bytes in
             onBlock(bytes.count)
@@ -95,6 +98,7 @@ public struct ArchiveReader: Sendable {
                     }) { out in
                         try splitter.feed(out, body: body)
                         if splitter.bytes > floor && splitter.bytes > ratio * compressed {
+                            refusedAsBomb = true
                             throw InflateError(
                                 message: "refused as a likely gzip bomb: \(splitter.bytes >> 20) MiB inflated from \(compressed >> 10) KiB, more than \(ratio) times; the rest of the file is not read",
                                 compressedOffset: compressed)
@@ -111,7 +115,10 @@ public struct ArchiveReader: Sendable {
         if streamError == nil, let inflater {
             do { try inflater.finish() } catch let error as InflateError { streamError = error.description }
         }
-        try splitter.finish(torn: streamError != nil, body: body)
+        let torn = refusedAsBomb
+            ? LineProblem(kind: .bomb, reason: "cut where the file was refused as a likely gzip bomb")
+            : LineProblem(kind: .torn, reason: "torn line: the gzip stream stopped in the middle of it")
+        try splitter.finish(tornBy: streamError != nil ? torn : nil, body: body)
         return ReadOutcome(sha256: sha256, size: size, physicalLines: splitter.lineNumber, streamError: streamError,
                            inflatedBytes: splitter.bytes, inflateNanoseconds: inflater?.nanoseconds ?? 0,
                            corruptFromLine: corruptFromLine)
@@ -166,7 +173,7 @@ struct LineSplitter {
     }
 
     private var overlongProblem: LineProblem {
-        LineProblem(reason: "line longer than the limit of \(maxLineBytes) bytes (the raw line is cut to the limit)")
+        LineProblem(kind: .tooLong, reason: "line longer than the limit of \(maxLineBytes) bytes (the raw line is cut to the limit)")
     }
 
     mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void) throws {
@@ -190,10 +197,11 @@ struct LineSplitter {
         }
     }
 
-    /// The end of the stream: a last line without LF is complete unless the stream was torn.
-    mutating func finish(torn: Bool, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void) throws {
+    /// The end of the stream: a last line without LF is complete unless the stream stopped
+    /// early (`tornBy` says why).
+    mutating func finish(tornBy problem: LineProblem?, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void) throws {
         if pending.isEmpty && !overlong { return }
-        try flushPending(body: body, problem: torn ? LineProblem(reason: "torn line: the gzip stream stopped in the middle of it") : nil)
+        try flushPending(body: body, problem: problem)
     }
 
     private mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
@@ -221,7 +229,7 @@ struct LineSplitter {
     private mutating func emit(_ line: UnsafeBufferPointer<UInt8>, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void, problem: LineProblem?) throws {
         lineNumber += 1
         var problem = problem
-        if let distrust, lineNumber >= distrust.fromLine, problem == nil { problem = LineProblem(reason: distrust.reason) }
+        if let distrust, lineNumber >= distrust.fromLine, problem == nil { problem = LineProblem(kind: distrust.kind, reason: distrust.reason) }
         if line.count > maxLineBytes {
             // Never more than the limit, whatever else is wrong with the line (found by fuzzing:
             // a distrusted long line was handed on whole).

@@ -85,7 +85,7 @@ public enum FuzzEntry {
                     precondition(!table.isEmpty && table.utf8.count <= 63, "table name \(table)")
                     records.append(message)
                     count += 1
-                case .reject(let reason, _):
+                case .reject(_, let reason, _):
                     precondition(!reason.isEmpty, "a reject has a reason")
                     // Without privacy rules the line is kept exactly as read. (Discarding this
                     // result with `_ =` made Swift 6.3 -O free the array before copying into it.)

@@ -1,7 +1,7 @@
 /// What one line yields: messages (a batch envelope yields several) or reasons it cannot be used.
 enum Parsed {
     case message(Message, item: Int?)
-    case reject(String, item: Int?)
+    case reject(RejectKind, String, item: Int?)
 }
 
 /// Read → normalize for one line: parses the JSON, unwraps a batch envelope, normalizes each
@@ -31,13 +31,13 @@ struct LineProcessor {
     mutating func process(_ line: UnsafeBufferPointer<UInt8>, problem: LineProblem?, hashing: Bool = true) -> [Parsed] {
         let started = monotonicNanoseconds()
         defer { nanoseconds &+= monotonicNanoseconds() &- started }
-        if let problem { return [.reject(problem.reason, item: nil)] }
+        if let problem { return [.reject(problem.kind, problem.reason, item: nil)] }
         let json: JSONValue
         var replaced = 0
         do {
             json = try JSONParser.parse(line, replacedSurrogates: &replaced)
         } catch {
-            return [.reject(error.description, item: nil)]
+            return [.reject(.json, error.description, item: nil)]
         }
         if replaced > 0 {
             // Not valid Unicode, so not storable as text: the rows get U+FFFD, and the original
@@ -59,7 +59,7 @@ struct LineProcessor {
     private mutating func parseMessages(_ json: JSONValue, hashing: Bool) -> [Parsed] {
         let messages = Envelope.messages(in: json)
         if case .array? = json["batch"] {
-            if messages.isEmpty { return [.reject("batch envelope with no messages", item: nil)] }
+            if messages.isEmpty { return [.reject(.spec, "batch envelope with no messages", item: nil)] }
             return messages.enumerated().map { offset, item in normalize(redact(item, hashing), item: offset + 1) }
         }
         return [normalize(redact(json, hashing), item: nil)]
@@ -73,7 +73,7 @@ struct LineProcessor {
         do {
             return .message(try normalizer.normalize(json), item: item)
         } catch {
-            return .reject(item.map { "batch item \($0): \(error.description)" } ?? error.description, item: item)
+            return .reject(.spec, item.map { "batch item \($0): \(error.description)" } ?? error.description, item: item)
         }
     }
 }

@@ -35,6 +35,9 @@ public struct LoadOptions: Sendable {
     public var pipeline: String = "load"
     /// How many rejected lines the summary lists (all go to `_rejects`).
     public var problemsShown: Int = 20
+    /// Told what the run does that a person should know of even without `--verbose` (an
+    /// upgrade of the warehouse's format).
+    public var announce: @Sendable (String) -> Void = { _ in }
     /// The load's clock; tests fix it.
     public var now: @Sendable () -> Date = { Date() }
 
@@ -149,7 +152,7 @@ enum Work: Sendable {
     case duplicateInRun
     case filtered
     /// `redacted`: the pipeline's privacy rules were applied to `raw` (a retry must not hash twice).
-    case reject(line: Int, item: Int?, reason: String, raw: [UInt8], redacted: Bool)
+    case reject(line: Int, item: Int?, kind: RejectKind, reason: String, raw: [UInt8], redacted: Bool)
 }
 
 struct Chunk: Sendable {
@@ -191,11 +194,12 @@ public enum LoadRun {
         let loadTime = Instant(date: startDate)
         let uuidTs = Timestamp.format(loadTime)
 
-        let warehouse = try Warehouse(path: options.database)
+        let warehouse = try Warehouse(path: options.database, announce: options.announce)
         if let pages = options.maxPageCount { try warehouse.db.execute("PRAGMA max_page_count=\(pages)") }
         var summary = RunSummary()
         summary.pipeline = options.pipeline
         summary.database = options.database
+        summary.upgradedFrom = warehouse.upgradedFrom
         summary.startedAt = uuidTs
         summary.notArchives = found.skipped
         let loadId = try warehouse.beginLoad(pipeline: options.pipeline, startedAt: uuidTs)
@@ -362,9 +366,9 @@ public enum LoadRun {
                             counts.duplicates += 1
                         case .filtered:
                             counts.filtered += 1
-                        case .reject(let line, let item, let reason, let raw, let redacted):
+                        case .reject(let line, let item, let kind, let reason, let raw, let redacted):
                             counts.rejected += 1
-                            try writer.reject(file: archive.path, line: line, item: item, reason: reason, raw: raw, redacted: redacted)
+                            try writer.reject(file: archive.path, line: line, item: item, kind: kind, reason: reason, raw: raw, redacted: redacted)
                             summary.problemCount += 1
                             if summary.problems.count < options.problemsShown {
                                 summary.problems.append(Problem(file: archive.path, line: line, reason: reason))
@@ -485,8 +489,8 @@ public enum LoadRun {
                 if stop.isSet { throw Stopped() }
                 for parsed in processor.process(bytes, problem: problem) {
                     switch parsed {
-                    case .reject(let reason, let item):
-                        chunk.items.append(.reject(line: line, item: item, reason: reason, raw: processor.rawForReject(bytes),
+                    case .reject(let kind, let reason, let item):
+                        chunk.items.append(.reject(line: line, item: item, kind: kind, reason: reason, raw: processor.rawForReject(bytes),
                                                    redacted: !privacy.isEmpty))
                     case .message(let message, let item):
                         if !filter.keeps(message) {

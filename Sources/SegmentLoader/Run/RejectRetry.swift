@@ -31,6 +31,7 @@ public enum RejectRetry {
         var raw: [UInt8]
         var redacted: Bool
         var loadId: Int64
+        var kind: RejectKind
         var reason: String
     }
 
@@ -41,10 +42,10 @@ public enum RejectRetry {
         guard FileManager.default.fileExists(atPath: options.database) else {
             throw WarehouseError(message: "\(options.database) does not exist")
         }
-        let warehouse = try Warehouse(path: options.database)
+        let warehouse = try Warehouse(path: options.database, announce: options.announce)
         let db = warehouse.db
         var rows: [Row] = []
-        for r in try db.query("SELECT id, file, line, item, raw, redacted, load_id, reason FROM _rejects ORDER BY id") {
+        for r in try db.query("SELECT id, file, line, item, raw, redacted, load_id, kind, reason FROM _rejects ORDER BY id") {
             let raw: [UInt8]
             switch r[4] {
             case .text(let s): raw = Array(s.utf8)
@@ -54,7 +55,9 @@ public enum RejectRetry {
             guard case .text(let file) = r[1] else { continue }
             rows.append(Row(id: r[0].integer ?? 0, file: file, line: Int(r[2].integer ?? 0), item: r[3].integer.map { Int($0) },
                             raw: raw, redacted: r[5].integer == 1, loadId: r[6].integer ?? 0,
-                            reason: { if case .text(let t) = r[7] { return t } else { return "" } }()))
+                            // A kind this build does not know came from a newer one: not retried.
+                            kind: r[7].text.flatMap(RejectKind.init(rawValue:)) ?? .bomb,
+                            reason: r[8].text ?? ""))
         }
         var outcome = Outcome()
         outcome.retried = rows.count
@@ -78,25 +81,31 @@ public enum RejectRetry {
             var row: Row
             var messages: [Message] = []
             var filtered = 0
+            var kind: RejectKind = .spec
             var reason: String?
         }
         var retried: [Retried] = []
         var scan = FileScan()
         for row in rows {
             var entry = Retried(row: row)
-            // A line cut at the length limit or torn by a damaged archive is not all there:
-            // only the archive itself can give it again.
-            if row.reason.hasPrefix("line longer than the limit") || row.reason.contains("torn") {
+            // A line cut at the length limit, torn by a damaged archive or made by zlib from
+            // corrupt data is not all there or not to be trusted, even when it parses: only
+            // the archive itself can give it again.
+            guard row.kind.isRetryable else {
+                entry.kind = row.kind
                 entry.reason = row.reason
                 retried.append(entry)
                 continue
             }
-            let problem: LineProblem? = row.raw.count > splitter.maxLineBytes ? LineProblem(reason: "line longer than the limit of \(splitter.maxLineBytes) bytes") : nil
+            let problem: LineProblem? = row.raw.count > splitter.maxLineBytes ? LineProblem(kind: .tooLong, reason: "line longer than the limit of \(splitter.maxLineBytes) bytes") : nil
             let results = row.raw.withUnsafeBufferPointer { processor.process($0, problem: problem, hashing: !row.redacted) }
             for result in results {
                 switch result {
-                case .reject(let reason, let item):
-                    if row.item == nil || item == row.item { entry.reason = entry.reason ?? reason }
+                case .reject(let kind, let reason, let item):
+                    if (row.item == nil || item == row.item) && entry.reason == nil {
+                        entry.kind = kind
+                        entry.reason = reason
+                    }
                 case .message(let message, let item):
                     guard row.item == nil || item == row.item else { continue }
                     if !options.filter.keeps(message) {
@@ -122,7 +131,7 @@ public enum RejectRetry {
         summary.pipeline = "rejects retry"
         try writer.beginFile()
         do {
-            let updateReason = try db.prepare("UPDATE _rejects SET reason = ? WHERE id = ?")
+            let updateReason = try db.prepare("UPDATE _rejects SET kind = ?, reason = ? WHERE id = ?")
             let deleteReject = try db.prepare("DELETE FROM _rejects WHERE id = ?")
             let updateFile = try db.prepare("""
                 UPDATE _files SET lines = lines + ?, loaded = loaded + ?, duplicates = duplicates + ?, rejected = rejected - 1,
@@ -132,7 +141,7 @@ public enum RejectRetry {
             for entry in retried {
                 if let reason = entry.reason {
                     outcome.stillRejected += 1
-                    try updateReason.run([.text(reason), .integer(entry.row.id)])
+                    try updateReason.run([.text(entry.kind.rawValue), .text(reason), .integer(entry.row.id)])
                     continue
                 }
                 var records = MessageRecords()

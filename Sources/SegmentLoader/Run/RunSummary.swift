@@ -94,6 +94,8 @@ public struct RunSummary: Sendable {
     public var notStarted: [String] = []
     /// Query indexes created at the end of the run.
     public var indexesCreated: [String] = []
+    /// The warehouse format this run upgraded the warehouse from, if it did.
+    public var upgradedFrom: Int32?
     /// `succeeded`, `partial` (a file partial or failed), `interrupted` (stopped by a signal
     /// between files) or `failed` (the run stopped on an error).
     public var status: String = "running"
@@ -131,6 +133,7 @@ public struct RunSummary: Sendable {
             ("interrupted", .bool(interrupted)),
             ("not_started", .array(notStarted.map { .string($0) })),
             ("indexes_created", .array(indexesCreated.map { .string($0) })),
+            ("upgraded_from_format", upgradedFrom.map { .int(Int64($0)) } ?? .null),
             ("error", fatalError.map { .string($0) } ?? .null),
         ])
         return JSONWriter.string(document)
@@ -148,7 +151,8 @@ public struct RunSummary: Sendable {
     public func render() -> String {
         var out: [String] = []
         let verb = fatalError != nil ? "stopped while loading" : interrupted ? "interrupted after" : "loaded"
-        out.append("segment-loader: \(verb) \(files.count) file\(files.count == 1 ? "" : "s") into \(database) in \(format(elapsedSeconds)) s (load \(loadId))")
+        let shown = PathDisplay()
+        out.append("segment-loader: \(verb) \(files.count) file\(files.count == 1 ? "" : "s") into \(shown(database)) in \(format(elapsedSeconds)) s (load \(loadId))")
         var fileLine = "  files:      \(filesLoaded) loaded, \(filesPartial) partial, \(filesFailed) failed, \(skippedAlreadyLoaded.count) skipped (already loaded)"
         if !notArchives.isEmpty { fileLine += ", \(notArchives.count) not archives" }
         out.append(fileLine)
@@ -171,15 +175,18 @@ public struct RunSummary: Sendable {
             out.append("  overflow:   \(overflowValues) value\(overflowValues == 1 ? "" : "s") went to _extra: their table is at the column limit")
         }
         out.append("  speed:      \(Int(eventsPerSecond.rounded())) messages/s")
+        if let upgradedFrom {
+            out.append("  upgraded:   the warehouse from format \(upgradedFrom) to \(Warehouse.formatVersion) (timestamps are now YYYY-MM-DD HH:MM:SS.sss)")
+        }
         for skip in notArchives {
-            out.append("  skipped \(skip.path): not an archive (\(skip.reason))")
+            out.append("  skipped \(shown(skip.path)): not an archive (\(skip.reason))")
         }
         for file in files where file.status != .loaded {
-            out.append("  \(file.status.rawValue) \(file.path): \(file.error ?? "")")
+            out.append("  \(file.status.rawValue) \(shown(file.path)): \(file.error ?? "")")
         }
         if problemCount > 0 {
             out.append("rejected lines (\(problemCount); all are in _rejects):")
-            for problem in problems { out.append("  \(problem)") }
+            for problem in problems { out.append("  \(shown(problem.file)):\(problem.line): \(problem.reason)") }
             if problemCount > Int64(problems.count) { out.append("  ... and \(problemCount - Int64(problems.count)) more") }
         }
         if interrupted {
@@ -195,6 +202,20 @@ public struct RunSummary: Sendable {
         let hundredths = Int((seconds * 100).rounded())
         let frac = hundredths % 100
         return "\(hundredths / 100).\(frac < 10 ? "0" : "")\(frac)"
+    }
+}
+
+/// Paths as the person at the terminal would write them: relative to the working directory
+/// when they lie below it, else as they are. (The warehouse and reports keep full paths.)
+public struct PathDisplay: Sendable {
+    let base: String
+
+    public init(directory: String = FileManager.default.currentDirectoryPath) {
+        base = directory.hasSuffix("/") ? directory : directory + "/"
+    }
+
+    public func callAsFunction(_ path: String) -> String {
+        path.hasPrefix(base) && path.count > base.count ? String(path.dropFirst(base.count)) : path
     }
 }
 

@@ -1,0 +1,46 @@
+import CSQLite
+import Crypto
+import Foundation
+
+/// The warehouse's set of message ids loaded by every run so far (`_message_ids`, contract
+/// section 6). It is keyed by the first 16 bytes of the SHA-256 of the messageId: a fixed-size
+/// BLOB is smaller and cheaper to compare than the id text, and nobody can craft two ids with
+/// one key (the id text itself stays in the data tables). 16 bytes keep accidental collisions
+/// below 10⁻¹⁸ for 10¹⁰ ids.
+public enum SeenIds {
+    public static let keyBytes = 16
+
+    /// Calls `body` with the key of the messageId whose UTF-8 bytes are `id`.
+    @inline(__always)
+    static func withKey<R>(of id: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let digest = SHA256.hash(data: id)
+        return try digest.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<keyBytes])) }
+    }
+
+    /// The key of a messageId given as text.
+    public static func key(of id: String) -> [UInt8] {
+        var id = id
+        return id.withUTF8 { withKey(of: UnsafeRawBufferPointer($0)) { Array($0) } }
+    }
+
+    /// The SQL function `segment_loader_message_key(text)`, which gives the same key inside
+    /// SQLite (the format 2 → 3 upgrade re-keys the set with it, sorting through SQLite's own
+    /// temporary files rather than memory).
+    static let sqlFunction = "segment_loader_message_key"
+
+    static func register(in db: Database) throws(SQLiteError) {
+        let status = sqlite3_create_function_v2(
+            db.handle, sqlFunction, 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nil,
+            { context, count, arguments in
+                guard count == 1, let argument = arguments?[0], let text = sqlite3_value_text(argument) else {
+                    sqlite3_result_null(context)
+                    return
+                }
+                let bytes = UnsafeRawBufferPointer(start: text, count: Int(sqlite3_value_bytes(argument)))
+                SeenIds.withKey(of: bytes) { key in
+                    sqlite3_result_blob(context, key.baseAddress, Int32(key.count), csqlite_transient())
+                }
+            }, nil, nil, nil)
+        if status != SQLITE_OK { throw db.error(status, sql: nil) }
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Yams
+
+/// Metadata for Datasette (https://docs.datasette.io/en/0.65/metadata.html) that makes a
+/// warehouse read well out of the box: bookkeeping tables hidden, event tables titled with
+/// their raw event names, every column described by the source keys it holds, call and event
+/// tables sorted newest first.
+public enum DatasetteMetadata {
+    public enum Format: String, Sendable, CaseIterable {
+        case yaml, json
+    }
+
+    /// The metadata for the warehouse at `database`, as Datasette names it (the file name
+    /// without its extension, unless `name` is given).
+    public static func render(database: String, name: String? = nil, format: Format) throws -> String {
+        let document = try build(database: database, name: name)
+        switch format {
+        case .json: return pretty(document, indent: "")
+        case .yaml: return try Yams.serialize(node: node(document), width: -1, allowUnicode: true)
+        }
+    }
+
+    static func build(database: String, name: String?) throws -> JSONValue {
+        guard FileManager.default.fileExists(atPath: database) else { throw WarehouseError(message: "\(database) does not exist") }
+        let db = try Database(path: database, readOnly: true)
+        let appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
+        guard appID == Warehouse.applicationID else {
+            throw WarehouseError(message: "\(database) is not a segment-loader warehouse")
+        }
+        let version = Int32(truncatingIfNeeded: try db.scalar("PRAGMA user_version")?.integer ?? 0)
+        guard version == Warehouse.formatVersion else {
+            throw WarehouseError(message: "\(database) is in warehouse format \(version), and this build describes format \(Warehouse.formatVersion): "
+                + (version < Warehouse.formatVersion ? "run a load (segment-loader run or load) once to upgrade it, then try again" : "upgrade segment-loader"))
+        }
+        let databaseName = name ?? ((database as NSString).lastPathComponent as NSString).deletingPathExtension
+
+        var columns: [String: [(name: String, description: String)]] = [:]
+        for row in try db.query("SELECT table_name, column_name, type, source_keys, origin, note FROM _schema_columns ORDER BY rowid") {
+            guard let table = row[0].text, let column = row[1].text else { continue }
+            var keys: [String] = []
+            if let text = row[3].text, case .array(let items)? = try? JSONParser.parse(text) { keys = items.compactMap(\.stringValue) }
+            columns[table, default: []].append((column, describe(column: column, type: row[2].text ?? "", keys: keys,
+                                                                  origin: row[4].text ?? "", note: row[5].text)))
+        }
+
+        var tables: [(key: String, value: JSONValue)] = []
+        let present = Set(try db.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0[0].text })
+        for table in Names.bookkeepingTables.sorted() where present.contains(table) {
+            tables.append((table, .object([("hidden", .bool(true))])))
+        }
+        for row in try db.query("SELECT table_name, call_type, event_names FROM _schema_tables ORDER BY table_name") {
+            guard let table = row[0].text, let kind = row[1].text else { continue }
+            var entry: [(key: String, value: JSONValue)] = []
+            var eventNames: [String] = []
+            if let text = row[2].text, case .array(let items)? = try? JSONParser.parse(text) { eventNames = items.compactMap(\.stringValue) }
+            let isEvent = kind == "track" && table != "tracks"
+            if isEvent && !eventNames.isEmpty { entry.append(("title", .string(eventNames.joined(separator: " / ")))) }
+            entry.append(("description", .string(describe(table: table, kind: kind, eventNames: eventNames))))
+            entry.append(("sort_desc", .string(kind == "profile" ? "received_at" : "timestamp")))
+            if let described = columns[table], !described.isEmpty {
+                entry.append(("columns", .object(described.map { ($0.name, .string($0.description)) })))
+            }
+            tables.append((table, .object(entry)))
+        }
+        return .object([
+            ("title", .string("Segment warehouse")),
+            ("description", .string("Analytics events loaded by segment-loader, laid out like Segment Warehouses. "
+                + "Timestamps are UTC text (YYYY-MM-DD HH:MM:SS.sss); bookkeeping tables (_loads, _files, _rejects, ...) are hidden but can be queried.")),
+            ("databases", .object([(databaseName, .object([("tables", .object(tables))]))])),
+        ])
+    }
+
+    static func describe(table: String, kind: String, eventNames: [String]) -> String {
+        switch (kind, table) {
+        case ("track", "tracks"): return "Every track call: common columns and context; the properties are in each event's own table."
+        case ("track", _):
+            let names = eventNames.map { "\"\($0)\"" }.joined(separator: ", ")
+            return "One row per track call of the event \(names.isEmpty ? table : names): common columns, properties, then context."
+        case ("identify", _): return "One row per identify call, traits as columns."
+        case ("page", _): return "One row per page call: name, category and the page's properties."
+        case ("screen", _): return "One row per screen call: name, category and properties."
+        case ("group", _): return "One row per group call, traits as columns."
+        case ("alias", _): return "One row per alias call: previous_id now known as user_id."
+        case ("profile", "users"): return "One row per user id: every trait with its newest non-null value (by timestamp)."
+        case ("profile", "accounts"): return "One row per group id: every trait with its newest non-null value (by timestamp)."
+        default: return "\(kind) table"
+        }
+    }
+
+    static let commonDescriptions: [String: String] = [
+        "id": "messageId", "anonymous_id": "anonymousId", "user_id": "userId",
+        "received_at": "receivedAt: when Segment (or the collector) received the message, UTC",
+        "sent_at": "sentAt: when the client sent the message, by its clock, UTC",
+        "original_timestamp": "originalTimestamp: the event time by the client's clock, UTC",
+        "timestamp": "timestamp: the event time corrected for the client's clock skew, UTC",
+        "uuid_ts": "when segment-loader wrote this row, UTC",
+        "event": "event, as a table name (go-snakecase)", "event_text": "event, as sent",
+        "name": "name", "category": "category", "group_id": "groupId", "previous_id": "previousId",
+        "_extra": "JSON: keys without a column (no ASCII name, past the column limit, or not in the Spec)",
+    ]
+
+    static func describe(column: String, type: String, keys: [String], origin: String, note: String?) -> String {
+        var text: String
+        if origin == "common" || origin == "profile" || origin == "extra", let known = commonDescriptions[column] {
+            text = known
+        } else if keys.isEmpty, let spec = CallType.allCases.lazy.flatMap(\.specColumns).first(where: { $0.name == column }) {
+            text = "\(spec.key) (a Segment Spec column; no value has arrived yet)"
+        } else {
+            text = keys.joined(separator: ", ")
+            if keys.count > 1 { text += " (these keys share this column)" }
+        }
+        if let note, !note.isEmpty, note != Writer.specNote { text += "; \(note)" }
+        return text
+    }
+
+    /// JSON with one member per line, for a file people read and edit.
+    static func pretty(_ value: JSONValue, indent: String) -> String {
+        let inner = indent + "  "
+        switch value {
+        case .object(let members):
+            if members.isEmpty { return "{}" }
+            return "{\n" + members.map { inner + JSONWriter.string(.string($0.key)) + ": " + pretty($0.value, indent: inner) }
+                .joined(separator: ",\n") + "\n" + indent + "}"
+        case .array(let items):
+            if items.isEmpty { return "[]" }
+            return "[\n" + items.map { inner + pretty($0, indent: inner) }.joined(separator: ",\n") + "\n" + indent + "]"
+        default:
+            return JSONWriter.string(value)
+        }
+    }
+
+    static func node(_ value: JSONValue) -> Node {
+        switch value {
+        case .object(let members): return .mapping(Node.Mapping(members.map { (Node($0.key), node($0.value)) }))
+        case .array(let items): return .sequence(Node.Sequence(items.map(node)))
+        case .string(let s): return Node(s, Tag(.str), s.isEmpty || needsQuotes(s) ? .singleQuoted : .plain)
+        case .bool(let b): return Node(b ? "true" : "false", Tag(.bool))
+        case .int(let i): return Node(String(i), Tag(.int))
+        case .double(let d): return Node(String(d), Tag(.float))
+        case .bigNumber(let s): return Node(s)
+        case .null: return Node("null", Tag(.null))
+        }
+    }
+
+    /// Strings YAML would read as something else, or that carry characters with a meaning.
+    static func needsQuotes(_ s: String) -> Bool {
+        let lowered = s.lowercased()
+        if ["true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"].contains(lowered) { return true }
+        if Double(s) != nil || Int(s) != nil { return true }
+        guard let first = s.unicodeScalars.first else { return true }
+        if "-?:,[]{}#&*!|>'\"%@` ".unicodeScalars.contains(first) { return true }
+        return s.contains(": ") || s.contains(" #") || s.hasSuffix(":") || s.hasSuffix(" ")
+    }
+}

@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import SegmentLoader
+
+struct DatasetteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "datasette",
+        abstract: "Write Datasette metadata for a warehouse: bookkeeping hidden, events titled, columns described.",
+        discussion: """
+            Then: datasette warehouse.sqlite -m datasette.yml
+
+            Event tables get their raw event names as titles, every column a description of the \
+            source keys it holds (from _schema_columns), and call and event tables open sorted by \
+            timestamp, newest first (users and accounts by received_at). The bookkeeping tables \
+            are hidden from the lists but stay queryable. Written for Datasette 0.65. Run it again \
+            after a load that added tables or columns.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("The warehouse.", valueName: "path"))
+    var db: String
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file (default: standard output).", valueName: "file"))
+    var output: String?
+
+    @Option(name: .long, help: ArgumentHelp("yaml or json (default: from the output file's extension, else yaml).", valueName: "format"))
+    var format: String?
+
+    @Option(name: .long, help: ArgumentHelp("The database's name in Datasette (default: the file name without extension).", valueName: "name"))
+    var name: String?
+
+    func validate() throws {
+        if let format, DatasetteMetadata.Format(rawValue: format) == nil {
+            throw ValidationError("--format must be yaml or json, not '\(format)'")
+        }
+    }
+
+    func run() throws {
+        let chosen = format.flatMap(DatasetteMetadata.Format.init(rawValue:))
+            ?? (output.map { $0.lowercased().hasSuffix(".json") } == true ? .json : .yaml)
+        let text: String
+        do {
+            text = try DatasetteMetadata.render(database: db, name: name, format: chosen)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(error is WarehouseError ? Exit.usage : Exit.failure)
+        }
+        guard let output else {
+            print(text, terminator: text.hasSuffix("\n") ? "" : "\n")
+            return
+        }
+        do {
+            try writeAtomically(text.hasSuffix("\n") ? text : text + "\n", to: output)
+        } catch {
+            printError("cannot write \(output): \(error.localizedDescription)")
+            throw ExitCode(Exit.failure)
+        }
+    }
+}
