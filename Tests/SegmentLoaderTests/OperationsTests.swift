@@ -234,7 +234,7 @@ final class OperationsTests: XCTestCase {
 
         let status = try run(["status", "--db", db.path])
         XCTAssertEqual(status.status, 0, status.stderr)
-        for expected in ["recent runs:", "test", "succeeded", "files: 4 loaded", "order_completed", "2 rows, newest received_at 2024-03-03T10:00:00.000Z",
+        for expected in ["recent runs:", "test", "succeeded", "files: 4 loaded", "order_completed", "2 rows, newest received_at 2024-03-03 10:00:00.000",
                          "rejects waiting: 1", "discards: 1 value", "1 × signed_up.order_id: ",
                          "name collisions (several source keys share one column): 1", "signed_up.order_id ← [\"properties.orderId\",\"properties.order_id\"]"] {
             XCTAssertTrue(status.stdout.contains(expected), "missing \(expected):\n\(status.stdout)")

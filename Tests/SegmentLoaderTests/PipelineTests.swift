@@ -202,8 +202,12 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(try rows(db, "SELECT email, context_traits_email, plan FROM identifies"), [[expected, expected, "pro"]])
         XCTAssertEqual(try rows(db, "SELECT email FROM users"), [[expected]])
         XCTAssertEqual(try scalar(db, "SELECT email FROM application_enabled"), Privacy.digest(.int(42), key: Array("0123456789abcdef-secret".utf8)))
-        let ipColumns = try scalar(db, "SELECT count(*) FROM _schema_columns WHERE column_name = 'context_ip'")
-        XCTAssertEqual(ipColumns, "0", "context.ip was dropped, from envelopes too")
+        // context_ip is a Spec column, so it exists; no key ever reached it and it holds nothing.
+        let ipKeys = try rows(db, "SELECT DISTINCT source_keys FROM _schema_columns WHERE column_name = 'context_ip'")
+        XCTAssertEqual(ipKeys, [["[]"]], "context.ip was dropped, from envelopes too")
+        for table in ["tracks", "identifies", "application_enabled"] {
+            XCTAssertEqual(try scalar(db, "SELECT count(*) FROM \(table) WHERE context_ip IS NOT NULL"), "0", table)
+        }
         let raw = try scalar(db, "SELECT raw FROM _rejects")
         XCTAssertFalse(raw.contains("bob@example.com"), raw)
         XCTAssertFalse(raw.contains("192.0.2.1"), raw)
@@ -218,11 +222,10 @@ final class PipelineTests: XCTestCase {
 final class WarehouseMigrationTests: XCTestCase {
     func testAFormat1WarehouseIsMigratedInPlace() throws {
         let dir = try temporaryDirectory(self)
-        let file = try write(gzip(ndjson([identify("i1", user: "u1", at: "2024-03-01T10:00:00.000Z", traits: ["plan": "pro"])])),
-                             to: dir.appendingPathComponent("a.gz"))
         let db = dir.appendingPathComponent("w.sqlite")
-        try load([file], into: db)
-        // What segment-loader 0.1 wrote: no _rejects.redacted, the loader's index under its old name.
+        // What segment-loader 0.1 wrote: format 2 (the fixture written by that build) without
+        // _rejects.redacted, and the loader's index under its old name.
+        try FileManager.default.copyItem(at: WarehouseFormatTests.fixtures.appendingPathComponent("format2/warehouse.sqlite"), to: db)
         let old = try Database(path: db.path)
         try old.execute("""
             ALTER TABLE _rejects DROP COLUMN redacted;
@@ -230,11 +233,14 @@ final class WarehouseMigrationTests: XCTestCase {
             CREATE INDEX identifies_user_id ON identifies (user_id, timestamp);
             PRAGMA user_version = 1;
             """)
+        let rejectsBefore = try scalar(db, "SELECT count(*) FROM _rejects")
         let second = try write(gzip(ndjson([track("t1")]) + "{broken\n"), to: dir.appendingPathComponent("b.gz"))
         let summary = try load([second], into: db)
         XCTAssertEqual(summary.totals.rejected, 1)
-        XCTAssertEqual(try scalar(db, "PRAGMA user_version"), "2")
-        XCTAssertEqual(try scalar(db, "SELECT redacted FROM _rejects"), "0")
+        XCTAssertEqual(summary.upgradedFrom, 1)
+        XCTAssertEqual(try scalar(db, "PRAGMA user_version"), "3")
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _rejects WHERE redacted = 0"), String(Int(rejectsBefore)! + 1))
+        XCTAssertEqual(try scalar(db, "SELECT kind FROM _rejects WHERE raw = '{broken'"), "json")
         XCTAssertEqual(try rows(db, "SELECT name FROM sqlite_master WHERE tbl_name = 'identifies' AND type = 'index' ORDER BY name"),
                        [["_idx_identifies_anonymous_id"], ["_idx_identifies_received_at"], ["_idx_identifies_user_id_timestamp"]])
     }

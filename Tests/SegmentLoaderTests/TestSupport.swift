@@ -164,3 +164,10 @@ func runSegmentLoader(_ arguments: [String], environment: [String: String] = [:]
     return BinaryResult(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
                         stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
 }
+
+/// The Segment Spec's context columns every call and event table has from the start, in order.
+let specContextColumns = [
+    "context_ip", "context_user_agent", "context_locale", "context_library_name", "context_library_version",
+    "context_page_path", "context_page_referrer", "context_page_search", "context_page_title", "context_page_url",
+    "context_campaign_source", "context_campaign_medium", "context_campaign_name", "context_campaign_term", "context_campaign_content",
+]

@@ -83,7 +83,7 @@ enum WarehouseUpgrade {
 
     /// Event tables that format 2 named like a table format 3 reserves (`sessions`, ...) take
     /// the `_`-prefixed name a fresh load gives them, with their catalog rows, discards, seen
-    /// ids and indexes.
+    /// ids, indexes and `event` values.
     private static func renameReservedEventTables(_ db: Database) throws {
         let rows = try db.query("SELECT table_name FROM _schema_tables WHERE call_type = 'track' AND table_name != 'tracks' ORDER BY table_name")
         for row in rows {
@@ -103,6 +103,10 @@ enum WarehouseUpgrade {
             try db.execute("ALTER TABLE \(quoteIdentifier(old)) RENAME TO \(quoteIdentifier(new))")
             for table in ["_schema_tables", "_schema_columns", "_discards", "_message_ids"] {
                 try db.prepare("UPDATE \(table) SET table_name = ? WHERE table_name = ?").run([.text(new), .text(old)])
+            }
+            // `event` holds the event's table name, in its table and in `tracks`.
+            for table in [new, "tracks"] {
+                try db.prepare("UPDATE \(quoteIdentifier(table)) SET event = ? WHERE event = ?").run([.text(new), .text(old)])
             }
         }
     }
