@@ -203,7 +203,7 @@ def datasette(binary, datasette_binary, db, workdir):
               status == 200 and 'href="/warehouse/application_enabled"' in page and not hidden, hidden)
         status, page = fetch(base, "/warehouse/application_enabled")
         check("event table page is titled with the raw event name", status == 200 and "Application Enabled" in page, page[:300])
-        check("event table page shows column descriptions", "properties.app_id" in page or "properties.plan" in page, "")
+        check("event table page shows column descriptions", "the event time corrected for the client" in page, "")
 
         status, body = fetch(base, "/warehouse/tracks.json?_shape=array&_size=max&_sort_desc=timestamp")
         rows = json.loads(body)

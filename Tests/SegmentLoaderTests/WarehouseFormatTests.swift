@@ -288,7 +288,7 @@ final class WarehouseFormatTests: XCTestCase {
 
     func testDatasetteMetadataHidesBookkeepingTitlesEventsAndDescribesColumns() throws {
         let line = #"{"type":"track","messageId":"t1","userId":"u1","event":"Order Completed","properties":{"orderId":"o1","order_id":"o2"},"receivedAt":"2024-03-05T10:00:00Z"}"#
-        let identify = #"{"type":"identify","messageId":"i1","userId":"u1","traits":{"email":"a@example.com"},"receivedAt":"2024-03-05T10:00:00Z"}"#
+        let identify = #"{"type":"identify","messageId":"i1","userId":"u1","traits":{"email":"a@example.com","firstName":"Ada"},"receivedAt":"2024-03-05T10:00:00Z"}"#
         _ = try load([try write(line + "\n" + identify + "\n", to: dir.appendingPathComponent("o.ndjson"))], into: db)
         let text = try DatasetteMetadata.render(database: db.path, format: .json)
         guard case .object(let top)? = try? JSONParser.parse(text), let databases = top.first(where: { $0.key == "databases" })?.value,
@@ -304,9 +304,12 @@ final class WarehouseFormatTests: XCTestCase {
         XCTAssertEqual(table("order_completed")?["sort_desc"], .string("timestamp"))
         XCTAssertEqual(table("users")?["sort_desc"], .string("received_at"))
         XCTAssertEqual(table("order_completed")?["columns"]?["order_id"], .string("properties.orderId, properties.order_id (these keys share this column)"))
-        XCTAssertEqual(table("identifies")?["columns"]?["email"], .string("traits.email"))
-        XCTAssertEqual(table("tracks")?["columns"]?["context_campaign_source"],
-                       .string("context.campaign.source (a Segment Spec column; no value has arrived yet)"))
+        XCTAssertEqual(table("identifies")?["columns"]?["first_name"], .string("traits.firstName"))
+        XCTAssertNil(table("identifies")?["columns"]?["email"], "traits.email: the name says it all")
+        XCTAssertEqual(table("tracks")?["columns"]?["timestamp"], .string("timestamp: the event time corrected for the client's clock skew, UTC"))
+        XCTAssertEqual(table("users")?["columns"]?["id"], .string("userId: one row each"))
+        XCTAssertNil(table("tracks")?["columns"]?["context_campaign_source"], "a Spec column no value reached: its name says it all")
+        XCTAssertNil(table("tracks")?["columns"]?["user_id"])
         // YAML says the same.
         let yaml = try DatasetteMetadata.render(database: db.path, format: .yaml)
         XCTAssertTrue(yaml.contains("order_completed:\n        title: Order Completed\n"), yaml)

@@ -39,8 +39,9 @@ public enum DatasetteMetadata {
             guard let table = row[0].text, let column = row[1].text else { continue }
             var keys: [String] = []
             if let text = row[3].text, case .array(let items)? = try? JSONParser.parse(text) { keys = items.compactMap(\.stringValue) }
-            columns[table, default: []].append((column, describe(column: column, type: row[2].text ?? "", keys: keys,
-                                                                  origin: row[4].text ?? "", note: row[5].text)))
+            guard let description = describe(table: table, column: column, type: row[2].text ?? "", keys: keys,
+                                             origin: row[4].text ?? "", note: row[5].text) else { continue }
+            columns[table, default: []].append((column, description))
         }
 
         var tables: [(key: String, value: JSONValue)] = []
@@ -87,24 +88,33 @@ public enum DatasetteMetadata {
         }
     }
 
+    /// Common columns whose meaning is not plain from their name.
     static let commonDescriptions: [String: String] = [
-        "id": "messageId", "anonymous_id": "anonymousId", "user_id": "userId",
         "received_at": "receivedAt: when Segment (or the collector) received the message, UTC",
         "sent_at": "sentAt: when the client sent the message, by its clock, UTC",
         "original_timestamp": "originalTimestamp: the event time by the client's clock, UTC",
         "timestamp": "timestamp: the event time corrected for the client's clock skew, UTC",
         "uuid_ts": "when segment-loader wrote this row, UTC",
-        "event": "event, as a table name (go-snakecase)", "event_text": "event, as sent",
-        "name": "name", "category": "category", "group_id": "groupId", "previous_id": "previousId",
         "_extra": "JSON: keys without a column (no ASCII name, past the column limit, or not in the Spec)",
     ]
 
-    static func describe(column: String, type: String, keys: [String], origin: String, note: String?) -> String {
+    /// A column's description: the source keys it holds when they are not plain from its name
+    /// (`properties.orderId`, several keys sharing it, a rename), or what a time column means;
+    /// nil where the name says it all (`user_id`, `plan` from `properties.plan`, a Spec column
+    /// no value has reached yet). Datasette lists every described column above the rows.
+    static func describe(table: String, column: String, type: String, keys: [String], origin: String, note: String?) -> String? {
         var text: String
-        if origin == "common" || origin == "profile" || origin == "extra", let known = commonDescriptions[column] {
+        if origin == "profile" && (column == "id" || column == "received_at") {
+            let call = table == "accounts" ? "group" : "identify"
+            text = column == "id" ? "\(keys.first ?? "id"): one row each" : "receivedAt of the newest \(call) call, UTC"
+        } else if origin == "common" || origin == "profile" || origin == "extra" {
+            guard let known = commonDescriptions[column] else { return nil }
             text = known
-        } else if keys.isEmpty, let spec = CallType.allCases.lazy.flatMap(\.specColumns).first(where: { $0.name == column }) {
-            text = "\(spec.key) (a Segment Spec column; no value has arrived yet)"
+        } else if keys.isEmpty {
+            return nil
+        } else if keys.count == 1, note == nil || note == Writer.specNote,
+                  keys[0].droppingScope().replacingOccurrences(of: ".", with: "_") == column {
+            return nil
         } else {
             text = keys.joined(separator: ", ")
             if keys.count > 1 { text += " (these keys share this column)" }
