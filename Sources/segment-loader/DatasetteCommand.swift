@@ -9,11 +9,12 @@ struct DatasetteCommand: ParsableCommand {
         discussion: """
             Then: datasette warehouse.sqlite -m datasette.yml
 
-            Event tables get their raw event names as titles, every column a description of the \
-            source keys it holds (from _schema_columns), and call and event tables open sorted by \
-            timestamp, newest first (users and accounts by received_at). The bookkeeping tables \
-            are hidden from the lists but stay queryable. Written for Datasette 0.65. Run it again \
-            after a load that added tables or columns.
+            Event tables get their raw event names as titles; the time columns, and columns whose \
+            source keys are not plain from their name (context.userAgent, several keys sharing \
+            one column, renames), get descriptions from _schema_columns; call and event tables \
+            open sorted by timestamp, newest first (users and accounts by received_at). The \
+            bookkeeping tables are hidden from the lists but stay queryable. Written for \
+            Datasette 0.65. Run it again after a load that added tables or columns.
             """)
 
     @Option(name: .long, help: ArgumentHelp("The warehouse.", valueName: "path"))

@@ -110,8 +110,9 @@ public enum RejectList {
         let rows = try db.query("SELECT file, line, item, reason, raw, load_id, \(version < 3 ? "NULL" : "kind") FROM _rejects ORDER BY id LIMIT ?",
                                 [.integer(limit > 0 ? Int64(limit) : -1)])
         var out: [String] = []
+        let shown = PathDisplay()
         for row in rows {
-            var line = "\(WarehouseStatus.text(row[0])):\(row[1].integer ?? 0)"
+            var line = "\(shown(WarehouseStatus.text(row[0]))):\(row[1].integer ?? 0)"
             if let item = row[2].integer { line += " (batch item \(item))" }
             line += ": \(WarehouseStatus.text(row[3])) [" + (row[6] == .null ? "" : "\(WarehouseStatus.text(row[6])), ") + "load \(row[5].integer ?? 0)]"
             out.append(line)
