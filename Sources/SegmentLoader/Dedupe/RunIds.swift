@@ -58,12 +58,23 @@ final class RunIds: Sendable {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw ReadError(path: directory.path, message: "cannot create the folder for the run's message ids beside the warehouse (\(error.localizedDescription)); the warehouse's folder must be writable")
+            throw TemporaryStorageError(path: directory.path, message: "cannot create the folder for the run's message ids beside the warehouse (\(error.localizedDescription)); the warehouse's folder must be writable")
         }
     }
 
+    /// Removes the folder and everything in it (spills too).
     func remove() {
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Removes the sorted runs once their winners are known.
+    func removeRuns() {
+        for url in runs.withLock({ $0 }) { try? FileManager.default.removeItem(at: url) }
+    }
+
+    /// Where pass 1 spills archive `index` of the run.
+    func spillPath(_ index: Int) -> String {
+        directory.appendingPathComponent("spill-\(index).bin").path
     }
 
     struct Entry {
@@ -77,7 +88,11 @@ final class RunIds: Sendable {
         var entries: [Entry] = []
 
         mutating func add(_ id: String, at position: Position) throws {
-            entries.append(Entry(key: MessageKey(id), position: position))
+            try add(MessageKey(id), at: position)
+        }
+
+        mutating func add(_ key: MessageKey, at position: Position) throws {
+            entries.append(Entry(key: key, position: position))
             if entries.count >= owner.runLength { try flush() }
         }
 
@@ -107,7 +122,7 @@ final class RunIds: Sendable {
         do {
             try Data(bytes).write(to: url)
         } catch {
-            throw ReadError(path: url.path, message: "cannot write the run's message ids (\(error.localizedDescription)); is the disk full?")
+            throw TemporaryStorageError(path: url.path, message: "cannot write the run's message ids (\(error.localizedDescription)); is the disk full?")
         }
         runs.withLock { $0.append(url) }
     }
@@ -179,7 +194,7 @@ private struct RunReader {
 
     init(url: URL) throws {
         guard let handle = FileHandle(forReadingAtPath: url.path) else {
-            throw ReadError(path: url.path, message: "cannot read the run's message ids")
+            throw TemporaryStorageError(path: url.path, message: "cannot read the run's message ids")
         }
         self.handle = handle
         try advance()

@@ -100,7 +100,15 @@ struct FileScan: Sendable {
     /// turns out corrupt (zlib says so only at its end). Keeping it apart costs one merge per
     /// member, where a snapshot of `types` per member would copy the whole plan each time.
     private var memberTypes: [Int64: ColumnType] = [:]
+    /// The archive could not be read: the file is recorded as failed, the run goes on.
     var error: String?
+    /// The run's own storage failed (id runs, spill): the run stops.
+    var fatal: TemporaryStorageError?
+    /// What reading the archive found at its end, handed to the writer with the last chunk.
+    var end = FileEnd()
+    /// Pass 1's chunks are in the run's spill file (else pass 2 reads the archive again: a
+    /// file with a corrupt gzip member, whose lines pass 1 could only judge at the member's end).
+    var spilled = false
     /// Lines of a corrupt gzip member: rejected in pass 2, and no part of the plan.
     var distrust: Distrust?
 
@@ -160,7 +168,31 @@ struct Chunk: Sendable {
     /// Archive bytes read for this chunk (progress follows the writer, not the read-ahead).
     var archiveBytes: Int64 = 0
     var records = MessageRecords()
+    /// Each record's id key and position, in the records' order (for the winner check).
+    var copies: [Copy] = []
     var end: FileEnd?
+
+    /// Turns the records that lost to another copy of their id in this run into duplicates.
+    mutating func dropLosers(winners: [MessageKey: Position]) {
+        guard !winners.isEmpty else { return }
+        var keep = [Bool](repeating: true, count: copies.count)
+        var losers = 0
+        for (i, copy) in copies.enumerated() {
+            if let winner = winners[copy.key], winner != copy.position {
+                keep[i] = false
+                losers += 1
+            }
+        }
+        guard losers > 0 else { return }
+        var record = 0
+        for (i, item) in items.enumerated() {
+            guard case .message = item else { continue }
+            if !keep[record] { items[i] = .duplicateInRun }
+            record += 1
+        }
+        records = records.filtered(keep)
+        copies = zip(copies, keep).filter(\.1).map(\.0)
+    }
 }
 
 struct FileEnd: Sendable {
@@ -169,13 +201,16 @@ struct FileEnd: Sendable {
     var streamError: String?
     var readError: String?
     var inflatedBytes: Int64 = 0
+    /// The run's own storage failed while handing this file on: the run stops.
+    var fatal: TemporaryStorageError?
 }
 
-/// A whole load: discover → scan (pass 1: hash, plan column types, rank duplicate copies) →
-/// load (pass 2: read → normalize → dedupe → split in parallel, one writer committing file by
-/// file in path order). Both passes run the same read and normalize code, so what pass 1
-/// plans is exactly what pass 2 writes, and the result does not depend on file order or
-/// thread timing.
+/// A whole load: discover → pass 1 (in parallel: hash, read → normalize each archive once,
+/// plan column types, collect every id's copies, spill the packed records beside the
+/// warehouse) → rank duplicate copies → pass 2 (the spills, minus the copies that lost, handed
+/// to one writer committing file by file in path order). Pass 2 writes what pass 1 parsed, so
+/// what pass 1 planned is exactly what is written, and the result does not depend on file
+/// order or thread timing.
 public enum LoadRun {
     public static func run(paths: [String], options: LoadOptions, log: (String) -> Void = { _ in }) throws -> RunSummary {
         try run(found: try Discovery.find(paths), options: options, log: log)
@@ -209,7 +244,10 @@ public enum LoadRun {
             try load(found.archives, warehouse: warehouse, loadId: loadId, loadTime: loadTime, uuidTs: uuidTs,
                      options: options, summary: &summary, log: log)
         } catch {
-            if let sqlite = error as? SQLiteError, sqlite.isDiskProblem {
+            if let temporary = error as? TemporaryStorageError {
+                summary.storageFailure = true
+                summary.fatalError = "\(temporary). Every file committed before is kept; free space and run again to resume."
+            } else if let sqlite = error as? SQLiteError, sqlite.isDiskProblem {
                 summary.storageFailure = true
                 summary.fatalError = "cannot write to the warehouse (\(sqlite.message)): the disk is full or the file or its folder is not writable. "
                     + "Every file committed before is kept and the file being written was rolled back; free space or fix permissions and run again to resume."
@@ -268,6 +306,8 @@ public enum LoadRun {
             killPoint?.fire(.scan)
         }.wait()
         var results = scans.withLock { $0 }
+        // The run's own storage failing is the run's failure, whichever file met it.
+        if let fatal = archives.indices.lazy.compactMap({ results[$0]?.fatal }).first { throw fatal }
         summary.stages.scanWall = Double(monotonicNanoseconds() - scanStarted) / 1e9
         if stop?.isSet == true {
             summary.interrupted = true
@@ -284,7 +324,7 @@ public enum LoadRun {
         var excluded: [Int32: Int32] = [:]
         for (i, scan) in results { if let distrust = scan.distrust { excluded[Int32(i)] = Int32(clamping: distrust.fromLine) } }
         let winners = try runIds.duplicateWinners(excluding: excluded)
-        runIds.remove()
+        runIds.removeRuns()
         var firstPathOfHash: [String: String] = [:]
         for i in archives.indices {
             guard var scan = results[i] else { continue }
@@ -328,11 +368,16 @@ public enum LoadRun {
         let shared = winners
         let expected = toLoad.map { results[$0]!.sha256 }
         let distrusts = toLoad.map { results[$0]!.distrust }
+        let scansToLoad = toLoad.map { results[$0]! }
         let group = startWorkers(jobs: options.jobs, count: toLoad.count, label: "load") { k in
             let i = toLoad[k]
-            Self.produce(archives[i], index: i, winners: shared, reader: reader, loadTime: loadTime, names: names,
-                         filter: filter, privacy: privacy, distrust: distrusts[k], channel: channels[k], stop: stopWorkers,
-                         times: times, progress: progress)
+            if scansToLoad[k].spilled {
+                Self.feed(spill: runIds.spillPath(i), index: i, scan: scansToLoad[k], winners: shared, channel: channels[k], stop: stopWorkers)
+            } else {
+                Self.produce(archives[i], index: i, winners: shared, reader: reader, loadTime: loadTime, names: names,
+                             filter: filter, privacy: privacy, distrust: distrusts[k], channel: channels[k], stop: stopWorkers,
+                             times: times, progress: progress)
+            }
         }
         defer {
             stopWorkers.set()
@@ -387,6 +432,10 @@ public enum LoadRun {
                 throw error
             }
             let fileEnd = end!
+            if let fatal = fileEnd.fatal {
+                try? writer.rollbackFile()
+                throw fatal
+            }
             if let failure = fileEnd.readError ?? (fileEnd.sha256 != expected[k] ? "the file changed while it was being loaded; run again" : nil) {
                 try writer.rollbackFile()
                 try writer.recordFailedFile(archive, sha256: fileEnd.sha256 ?? expected[k], error: failure)
@@ -425,12 +474,17 @@ public enum LoadRun {
         }
     }
 
-    /// Pass 1 for one archive.
+    /// Pass 1 for one archive: hashes it (a file already loaded is skipped), reads and
+    /// normalizes every line once, plans the column types, collects the copies of every id,
+    /// and spills the chunks the writer will be handed.
     static func scan(_ archive: Archive, index: Int, known: [String: String], reader: ArchiveReader,
                      loadTime: Instant, names: NameTable, filter: MessageFilter, privacy: Privacy, runIds: RunIds, times: StageTimes,
                      progress: LoadProgress?, stop: StopRequest?) -> FileScan {
         var scan = FileScan()
         var ids = runIds.collector()
+        var spill: SpillWriter?
+        defer { spill?.close() }
+        struct Stopped: Error {}
         do {
             if stop?.isSet == true { return scan }
             let (sha, _) = try ArchiveReader.sha256(path: archive.path)
@@ -441,38 +495,100 @@ public enum LoadRun {
                 progress?.fileDone()
                 return scan
             }
+            spill = try SpillWriter(path: runIds.spillPath(index))
             var processor = LineProcessor(loadTime: loadTime, names: names, privacy: privacy)
             defer { times.add(parse: processor.nanoseconds) }
-            struct Stopped: Error {}
-            let outcome = try reader.read(path: archive.path, format: archive.format, hashing: false,
-                                          onBlock: { progress?.add(bytes: Int64($0)) },
+            var chunk = Chunk()
+            chunk.items.reserveCapacity(1024)
+            var pendingBytes: Int64 = 0
+            let outcome = try reader.read(path: archive.path, format: archive.format,
+                                          onBlock: { progress?.add(bytes: Int64($0)); pendingBytes += Int64($0) },
                                           onMemberStart: { _ in scan.endMember() }) { line, bytes, problem in
                 if stop?.isSet == true { throw Stopped() }
                 for parsed in processor.process(bytes, problem: problem) {
-                    guard case .message(let message, let item) = parsed else { continue }
-                    if !filter.keeps(message) { continue }
-                    let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
-                                            line: Int32(clamping: line), item: Int32(item ?? 0))
-                    try ids.add(message.id, at: position)
-                    scan.observe(message)
+                    switch parsed {
+                    case .reject(let kind, let reason, let item):
+                        chunk.items.append(.reject(line: line, item: item, kind: kind, reason: reason, raw: processor.rawForReject(bytes),
+                                                   redacted: !privacy.isEmpty))
+                    case .message(let message, let item):
+                        if !filter.keeps(message) {
+                            chunk.items.append(.filtered)
+                            continue
+                        }
+                        let copy = Copy(key: MessageKey(message.id),
+                                        position: Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
+                                                           line: Int32(clamping: line), item: Int32(item ?? 0)))
+                        try ids.add(copy.key, at: copy.position)
+                        scan.observe(message)
+                        chunk.records.append(message)
+                        chunk.copies.append(copy)
+                        chunk.items.append(.message)
+                    }
+                }
+                if chunk.items.count >= 1024 {
+                    chunk.archiveBytes = pendingBytes
+                    pendingBytes = 0
+                    try spill!.write(chunk)
+                    chunk = Chunk()
+                    chunk.items.reserveCapacity(1024)
                 }
             }
+            chunk.archiveBytes = pendingBytes
+            try spill!.write(chunk)
             times.add(inflate: outcome.inflateNanoseconds)
+            scan.end = FileEnd(sha256: outcome.sha256, physicalLines: outcome.physicalLines, streamError: outcome.streamError,
+                               inflatedBytes: outcome.inflatedBytes)
             if let from = outcome.corruptFromLine, let error = outcome.streamError {
-                // zlib noticed the damage only now: what the member gave so far is not planned on.
+                // zlib noticed the damage only now: what the member gave so far is not planned
+                // on, and pass 2 reads the file again to reject those lines with their bytes.
                 scan.dropMember()
                 scan.distrust = Distrust(fromLine: from, reason: "from a gzip member that is corrupt (\(error)): zlib made this line from damaged data, so it is kept here, not loaded")
+            } else {
+                scan.spilled = true
             }
             scan.endMember()
             try ids.flush()
             progress?.fileDone()
+        } catch is Stopped {
+            return scan
+        } catch let error as TemporaryStorageError {
+            scan.fatal = error
         } catch {
             scan.error = "\(error)"
+            scan.end.readError = "\(error)"
         }
         return scan
     }
 
-    /// Pass 2 for one archive: the writer's work, in order, through `channel`.
+    /// Pass 2 for an archive pass 1 spilled: its chunks, less the copies that lost to another
+    /// copy of their id, through `channel`; the last one carries the file's end.
+    static func feed(spill path: String, index: Int, scan: FileScan, winners: [MessageKey: Position],
+                     channel: Channel<Chunk>, stop: StopFlag) {
+        var end = scan.end
+        var pending: Chunk?
+        do {
+            var reader = try SpillReader(path: path, file: Int32(index))
+            defer { reader.close() }
+            while var chunk = try reader.next() {
+                if stop.isSet { return }
+                chunk.dropLosers(winners: winners)
+                if let previous = pending, !channel.send(previous) { return }
+                pending = chunk
+            }
+        } catch let error as TemporaryStorageError {
+            end.fatal = error
+            pending = nil
+        } catch {
+            end.fatal = TemporaryStorageError(path: path, message: "\(error)")
+            pending = nil
+        }
+        var last = pending ?? Chunk()
+        last.end = end
+        channel.send(last)
+    }
+
+    /// Pass 2 for an archive pass 1 could not spill (a corrupt gzip member): read, normalize
+    /// and hand on again, rejecting the lines of the corrupt member (`distrust`).
     static func produce(_ archive: Archive, index: Int, winners: [MessageKey: Position], reader: ArchiveReader,
                         loadTime: Instant, names: NameTable, filter: MessageFilter, privacy: Privacy, distrust: Distrust?,
                         channel: Channel<Chunk>, stop: StopFlag, times: StageTimes, progress: LoadProgress?) {

@@ -14,6 +14,32 @@ struct MessageRecords: Sendable {
         bytes.reserveCapacity(capacity)
     }
 
+    /// Records already packed (read back from a spill).
+    init(count: Int, bytes: [UInt8]) {
+        self.count = count
+        self.bytes = bytes
+    }
+
+    /// The records whose `keep` flag is set, in order (their bytes copied as they are).
+    func filtered(_ keep: [Bool]) -> MessageRecords {
+        precondition(keep.count == count)
+        var out = MessageRecords(capacity: bytes.count)
+        bytes.withUnsafeBytes { raw in
+            var cursor = RecordCursor(raw)
+            for i in 0..<count {
+                let start = cursor.offset
+                let header = cursor.header()
+                cursor.skipFields(header.common + header.context + header.payload)
+                cursor.skipDiscards(header.discards)
+                if keep[i] {
+                    out.bytes.append(contentsOf: raw[start..<cursor.offset])
+                    out.count += 1
+                }
+            }
+        }
+        return out
+    }
+
     enum Tag: UInt8 {
         case null, bool, int, real, text, timestamp, json, bigNumber
 
