@@ -431,6 +431,7 @@ public enum LoadRun {
                 try? writer.rollbackFile()
                 throw error
             }
+            channels[k].finish()
             let fileEnd = end!
             if let fatal = fileEnd.fatal {
                 try? writer.rollbackFile()
@@ -584,7 +585,7 @@ public enum LoadRun {
         }
         var last = pending ?? Chunk()
         last.end = end
-        channel.send(last)
+        if channel.send(last) { channel.waitUntilFinished() }
     }
 
     /// Pass 2 for an archive pass 1 could not spill (a corrupt gzip member): read, normalize
@@ -644,7 +645,7 @@ public enum LoadRun {
             chunk.items.removeAll()
         }
         chunk.end = end
-        channel.send(chunk)
+        if channel.send(chunk) { channel.waitUntilFinished() }
     }
 
     static func durationSeconds(_ duration: Duration) -> Double {

@@ -62,6 +62,22 @@ final class Channel<Element: Sendable>: Sendable {
         return element
     }
 
+    private let done = DispatchSemaphore(value: 0)
+
+    /// The consumer took the last element it wants from this channel.
+    func finish() {
+        done.signal()
+    }
+
+    /// Waits until the consumer calls `finish` (or the channel is closed), so that a producer
+    /// whose whole file fit in the channel does not run ahead to the next file: in flight are
+    /// at most the files the producers are on, `capacity` elements each.
+    func waitUntilFinished() {
+        while done.wait(timeout: .now() + .milliseconds(200)) == .timedOut {
+            if closed.load(ordering: .relaxed) { return }
+        }
+    }
+
     /// Stops senders: they return at once from now on.
     func close() {
         closed.store(true, ordering: .relaxed)
