@@ -50,6 +50,9 @@ struct LoadCommand: ParsableCommand {
     @Flag(name: .long, help: "Do not create the query indexes (received_at, user_id, anonymous_id) after the load.")
     var noIndexes = false
 
+    @Option(name: .long, help: ArgumentHelp("wal (default; readers never block the load) or rollback (faster bulk loads; for a warehouse nobody reads meanwhile).", valueName: "mode"))
+    var journal: String = "wal"
+
     @OptionGroup var output: OutputOptions
 
     @Argument(help: ArgumentHelp("Archive files or directories.", valueName: "path"))
@@ -59,6 +62,7 @@ struct LoadCommand: ParsableCommand {
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
         guard (1...1900).contains(columnLimit) else { throw ValidationError("--column-limit must be between 1 and 1900 (SQLite allows 2000 columns)") }
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
+        guard JournalMode(rawValue: journal) != nil else { throw ValidationError("--journal must be wal or rollback, not '\(journal)'") }
     }
 
     func run() throws {
@@ -67,6 +71,7 @@ struct LoadCommand: ParsableCommand {
         options.maxLineBytes = maxLineBytes
         options.skipOptedOut = skipOptedOut
         options.createIndexes = !noIndexes
+        options.journal = JournalMode(rawValue: journal) ?? .wal
         let paths = self.paths
         try Execution(options: options, output: output, report: report, metrics: metrics, strict: strict)
             .run { try Discovery.find(paths) }

@@ -17,6 +17,35 @@ public enum SeenIds {
         return try digest.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<keyBytes])) }
     }
 
+    /// The keys of a chunk's messages, side by side in one buffer.
+    struct Keys {
+        private var bytes: [UInt8]
+        private(set) var count = 0
+
+        init(capacity: Int) {
+            bytes = []
+            bytes.reserveCapacity(capacity * SeenIds.keyBytes)
+        }
+
+        mutating func append(_ id: UnsafeRawBufferPointer) {
+            SeenIds.withKey(of: id) { bytes.append(contentsOf: $0) }
+            count += 1
+        }
+
+        func withKey<R>(_ i: Int, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            try bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[(i * SeenIds.keyBytes)..<((i + 1) * SeenIds.keyBytes)])) }
+        }
+
+        /// Indices in the order of their keys (bytewise, as SQLite compares BLOBs).
+        func sortedIndices() -> [Int] {
+            bytes.withUnsafeBytes { raw in
+                Array(0..<count).sorted { a, b in
+                    memcmp(raw.baseAddress! + a * SeenIds.keyBytes, raw.baseAddress! + b * SeenIds.keyBytes, SeenIds.keyBytes) < 0
+                }
+            }
+        }
+    }
+
     /// The key of a messageId given as text.
     public static func key(of id: String) -> [UInt8] {
         var id = id

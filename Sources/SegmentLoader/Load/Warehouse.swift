@@ -9,6 +9,20 @@ public struct WarehouseError: Error, Sendable, CustomStringConvertible {
     public var description: String { message }
 }
 
+/// How SQLite keeps a warehouse's transactions safe while a run writes.
+public enum JournalMode: String, Sendable, CaseIterable {
+    /// Write-ahead log, the default: readers (analysts, Datasette) never block a run and a run
+    /// never blocks them. New pages are written twice (to the log, then into the file).
+    case wal
+    /// Rollback journal: a bulk load's new pages are written once, which is faster, but a
+    /// reader holding the file open makes each commit wait (and a long read can stall the
+    /// run): for backfills into a warehouse nobody reads meanwhile. The next run in `wal`
+    /// mode switches the file back.
+    case rollback
+
+    var pragma: String { self == .wal ? "WAL" : "DELETE" }
+}
+
 /// The SQLite file that holds the warehouse: opening and checking it, and the bookkeeping
 /// tables of the contract (section 7).
 public final class Warehouse {
@@ -53,12 +67,16 @@ public final class Warehouse {
     /// Opens (creating if needed) a warehouse. Refuses, without changing it, a database that
     /// holds tables but is not a segment-loader warehouse, and one written by a newer version.
     /// Upgrades an older format in place, in one transaction, saying so through `announce`.
-    public init(path: String, announce: (String) -> Void = { _ in }) throws {
+    public init(path: String, journal: JournalMode = .wal, announce: (String) -> Void = { _ in }) throws {
         self.path = path
         db = try Database(path: path)
         try SeenIds.register(in: db)
         let (appID, version) = try Warehouse.refusal(db, path: path)
-        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY")
+        // SQLite answers with the mode in force: leaving WAL needs the file to itself.
+        if let mode = try db.scalar("PRAGMA journal_mode=\(journal.pragma)")?.text, mode.uppercased() != journal.pragma {
+            announce("\(path) stays in journal mode \(mode): another program has it open, so it cannot switch to \(journal.pragma) now")
+        }
+        try db.execute("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY")
         if appID != Warehouse.applicationID {
             try db.execute("BEGIN IMMEDIATE")
             do {
@@ -195,6 +213,16 @@ public final class Warehouse {
         var result: [String: String] = [:]
         for row in try db.query("SELECT sha256, path FROM _files WHERE status IN ('loaded', 'partial') ORDER BY id") {
             if let sha = row[0].text, let path = row[1].text, result[sha] == nil { result[sha] = path }
+        }
+        return result
+    }
+
+    /// Size of each path already loaded (or partially loaded), to tell which archives a run
+    /// will skip before it hashes them.
+    public func loadedPathsAndSizes() throws -> [String: Int64] {
+        var result: [String: Int64] = [:]
+        for row in try db.query("SELECT path, size FROM _files WHERE status IN ('loaded', 'partial')") {
+            if let path = row[0].text, let size = row[1].integer { result[path] = size }
         }
         return result
     }

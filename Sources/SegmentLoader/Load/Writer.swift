@@ -237,24 +237,29 @@ final class Writer {
     /// change makes SQLite parse the whole schema again).
     func write(_ records: MessageRecords) throws -> [Bool] {
         try records.bytes.withUnsafeBytes { raw in
-            var written: [Bool] = []
-            written.reserveCapacity(records.count)
-            var fresh: [RecordCursor.Header] = []
-            fresh.reserveCapacity(records.count)
+            var headers: [RecordCursor.Header] = []
+            headers.reserveCapacity(records.count)
+            var keys = SeenIds.Keys(capacity: records.count)
             var cursor = RecordCursor(raw)
             for _ in 0..<records.count {
                 let header = cursor.header()
                 cursor.skipFields(header.common + header.context + header.payload)
                 cursor.skipDiscards(header.discards)
-                SeenIds.withKey(of: header.id) { insertMessageId.bindBlob($0, at: 1) }
-                insertMessageId.bindText(tableName(header.table), at: 2)
+                keys.append(header.id)
+                headers.append(header)
+            }
+            // The seen-id set is probed and grown in key order: neighbouring keys share
+            // B-tree pages, where arrival order (random digests) touches a page per id.
+            var written = [Bool](repeating: false, count: records.count)
+            for i in keys.sortedIndices() {
+                keys.withKey(i) { insertMessageId.bindBlob($0, at: 1) }
+                insertMessageId.bindText(tableName(headers[i].table), at: 2)
                 insertMessageId.bindInt(loadId, at: 3)
                 defer { insertMessageId.reset() }
                 try insertMessageId.step()
-                let isNew = db.changes > 0
-                written.append(isNew)
-                if isNew { fresh.append(header) }
+                written[i] = db.changes > 0
             }
+            let fresh = zip(headers, written).filter(\.1).map(\.0)
             for (i, header) in fresh.enumerated() {
                 try Splitter.forEachRow(type: header.type, table: header.table) { plan in
                     do {

@@ -44,6 +44,8 @@ public struct Pipeline: Sendable {
         public var maxLineBytes = 1 << 20
         /// Create the query indexes (received_at, user_id, anonymous_id) after each load.
         public var indexes = true
+        /// `rollback` for backfills into a warehouse nobody reads meanwhile (see `JournalMode`).
+        public var journal = JournalMode.wal
 
         public init(path: String) {
             self.path = path

@@ -63,6 +63,7 @@ extension Pipeline {
         options.columnLimit = warehouse.columnLimit
         options.maxLineBytes = warehouse.maxLineBytes
         options.createIndexes = warehouse.indexes
+        options.journal = warehouse.journal
         options.filter = filters
         options.privacy = privacy
         return options

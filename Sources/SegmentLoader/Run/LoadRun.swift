@@ -20,6 +20,8 @@ public struct LoadOptions: Sendable {
     /// Fields dropped or hashed before normalizing (its key must be loaded).
     public var privacy = Privacy()
     public var maxLineBytes: Int = 1 << 20
+    /// How SQLite journals the run's transactions (`wal` unless a backfill asks otherwise).
+    public var journal: JournalMode = .wal
     /// Create the query indexes after the load (see `Indexes`).
     public var createIndexes = true
     /// Set from a signal handler: the run stops after the file being committed.
@@ -29,6 +31,11 @@ public struct LoadOptions: Sendable {
     /// For fault tests only: the warehouse cannot grow past this many pages, as on a full disk
     /// (set from SEGMENT_LOADER_TEST_MAX_PAGES by the command line).
     public var maxPageCount: Int?
+    /// For fault tests only: the run's temporary files may hold at most this many bytes, as
+    /// on a disk that fills up.
+    public var temporaryByteLimit: Int64?
+    /// For tests only: the free space the temporary-space check sees.
+    public var temporarySpaceAvailable: Int64?
     /// For crash tests only: the process SIGKILLs itself at this point, as an outside kill
     /// would (set from SEGMENT_LOADER_TEST_KILL_AT by the command line).
     public var killPoint: KillPoint?
@@ -229,7 +236,7 @@ public enum LoadRun {
         let loadTime = Instant(date: startDate)
         let uuidTs = Timestamp.format(loadTime)
 
-        let warehouse = try Warehouse(path: options.database, announce: options.announce)
+        let warehouse = try Warehouse(path: options.database, journal: options.journal, announce: options.announce)
         if let pages = options.maxPageCount { try warehouse.db.execute("PRAGMA max_page_count=\(pages)") }
         var summary = RunSummary()
         summary.pipeline = options.pipeline
@@ -292,6 +299,17 @@ public enum LoadRun {
         let scans = Locked<[Int: FileScan]>([:])
         let runIds = try RunIds(directory: URL(fileURLWithPath: options.database + ".run-ids"))
         defer { runIds.remove() }
+        // Pass 1 keeps every archive it parses on disk until pass 2 has written it. (An
+        // archive already loaded under its path with its size is counted out: it is skipped.)
+        let loaded = try warehouse.loadedPathsAndSizes()
+        let needed = TemporaryBudget.estimate(for: archives.filter { loaded[$0.path] != $0.size })
+        try TemporaryBudget.check(folder: runIds.directory.deletingLastPathComponent().path, needed: needed,
+                                  available: options.temporarySpaceAvailable)
+        let budget = TemporaryBudget(folder: runIds.directory.path, limit: options.temporaryByteLimit)
+        defer {
+            summary.temporaryBytes = budget.bytesUsed
+            if budget.bytesUsed > 0 { log("kept \(budget.bytesUsed >> 20) MB of parsed archives beside the warehouse during the run (estimated \(needed >> 20) MB); removed") }
+        }
         let filter = options.filter
         let privacy = options.privacy
         let killPoint = options.killPoint
@@ -301,7 +319,7 @@ public enum LoadRun {
         progress?.begin(.scanning, files: archives.count, bytes: archives.reduce(0) { $0 + $1.size })
         startWorkers(jobs: options.jobs, count: archives.count, label: "scan") { i in
             let scan = Self.scan(archives[i], index: i, known: known, reader: reader, loadTime: loadTime, names: names,
-                                 filter: filter, privacy: privacy, runIds: runIds, times: times, progress: progress, stop: stop)
+                                 filter: filter, privacy: privacy, runIds: runIds, budget: budget, times: times, progress: progress, stop: stop)
             scans.withLock { $0[i] = scan }
             killPoint?.fire(.scan)
         }.wait()
@@ -479,8 +497,8 @@ public enum LoadRun {
     /// normalizes every line once, plans the column types, collects the copies of every id,
     /// and spills the chunks the writer will be handed.
     static func scan(_ archive: Archive, index: Int, known: [String: String], reader: ArchiveReader,
-                     loadTime: Instant, names: NameTable, filter: MessageFilter, privacy: Privacy, runIds: RunIds, times: StageTimes,
-                     progress: LoadProgress?, stop: StopRequest?) -> FileScan {
+                     loadTime: Instant, names: NameTable, filter: MessageFilter, privacy: Privacy, runIds: RunIds,
+                     budget: TemporaryBudget, times: StageTimes, progress: LoadProgress?, stop: StopRequest?) -> FileScan {
         var scan = FileScan()
         var ids = runIds.collector()
         var spill: SpillWriter?
@@ -496,7 +514,7 @@ public enum LoadRun {
                 progress?.fileDone()
                 return scan
             }
-            spill = try SpillWriter(path: runIds.spillPath(index))
+            spill = try SpillWriter(path: runIds.spillPath(index), budget: budget)
             var processor = LineProcessor(loadTime: loadTime, names: names, privacy: privacy)
             defer { times.add(parse: processor.nanoseconds) }
             var chunk = Chunk()

@@ -94,6 +94,9 @@ public struct RunSummary: Sendable {
     public var notStarted: [String] = []
     /// Query indexes created at the end of the run.
     public var indexesCreated: [String] = []
+    /// Bytes the run kept on disk beside the warehouse while it ran (its parsed archives),
+    /// removed at its end.
+    public var temporaryBytes: Int64 = 0
     /// The warehouse format this run upgraded the warehouse from, if it did.
     public var upgradedFrom: Int32?
     /// `succeeded`, `partial` (a file partial or failed), `interrupted` (stopped by a signal
@@ -114,6 +117,7 @@ public struct RunSummary: Sendable {
             ("started_at", .string(startedAt)), ("finished_at", .string(finishedAt)),
             ("elapsed_seconds", .double(elapsedSeconds)), ("messages_per_second", .double(eventsPerSecond.rounded())),
             ("inflated_bytes", .int(inflatedBytes)),
+            ("temporary_bytes", .int(temporaryBytes)),
             ("totals", .object(counts(totals))),
             ("files", .array(files.map { file in
                 .object([("path", .string(file.path)), ("status", .string(file.status.rawValue))] + counts(file.counts)
