@@ -23,10 +23,15 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Worker counts to load with, comma-separated (e.g. 1,2).", valueName: "n,...")) var jobs: String = "1,2"
     @Option(help: ArgumentHelp("Where the corpus, warehouses and reports go (ignored by git).", valueName: "dir")) var dir: String = "bench-data"
     @Flag(help: "Also time `gzip -dc` of the same files, the floor a loader cannot beat, and print the ratio.") var baseline = false
+    @Flag(help: "Also measure what SQLite alone needs to write the resulting warehouse (same pragmas and journal mode), and print the ratio.") var floor = false
+    @Option(help: ArgumentHelp("Load each run into a warehouse that already holds this many other events (a second corpus, loaded once and copied).", valueName: "events")) var preload: Int = 0
+    @Option(help: ArgumentHelp("Journal mode of the loads: wal or rollback.", valueName: "mode")) var journal: String = "wal"
 
     func validate() throws {
         guard events >= 1, files >= 1, events >= files else { throw ValidationError("--events must be at least --files, and both at least 1") }
         guard !jobList.isEmpty, jobList.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--jobs takes whole numbers of 1 or more, comma-separated") }
+        guard preload >= 0, preload == 0 || preload >= files else { throw ValidationError("--preload must be 0 or at least --files") }
+        guard JournalMode(rawValue: journal) != nil else { throw ValidationError("--journal must be wal or rollback") }
     }
 
     var jobList: [Int] { jobs.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
@@ -43,13 +48,32 @@ struct BenchCommand: ParsableCommand {
               + (generated ? " (generated in \(seconds(Date().timeIntervalSince(genStart))) s)" : " (reused)"))
 
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        // A warehouse that already holds `preload` other events, made once and copied for each run.
+        var preloaded: URL?
+        if preload > 0 {
+            let other = CorpusSpec(events: preload, files: files, seed: seed &+ 1_000_003)
+            let otherFolder = root.appendingPathComponent(other.folderName)
+            _ = try Corpus.generate(other, into: otherFolder, jobs: ProcessInfo.processInfo.activeProcessorCount)
+            let target = root.appendingPathComponent("preload-\(other.folderName).sqlite")
+            if !FileManager.default.fileExists(atPath: target.path) {
+                let started = Date()
+                let child = try runChild([executable, "load", "--db", target.path + ".partial", "--quiet", otherFolder.path])
+                guard child.status == 0 else { throw ValidationError("the preload exited with status \(child.status)") }
+                try FileManager.default.moveItem(atPath: target.path + ".partial", toPath: target.path)
+                print("preload: \(preload) other events loaded into \(dir)/\(target.lastPathComponent) in \(seconds(Date().timeIntervalSince(started))) s (kept for later runs)")
+            } else {
+                print("preload: \(preload) other events already in \(dir)/\(target.lastPathComponent) (reused)")
+            }
+            preloaded = target
+        }
         var rows: [[String]] = [["jobs", "wall s", "events/s", "MB/s", "peak RSS MB", "inflate s", "parse+normalize s", "write s", "scan pass s", "load pass s"]]
         var walls: [Int: Double] = [:]
         for n in jobList {
             let db = root.appendingPathComponent("bench-jobs\(n).sqlite")
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
+            if let preloaded { try FileManager.default.copyItem(at: preloaded, to: db) }
             let report = root.appendingPathComponent("report-jobs\(n).json")
-            let child = try runChild([executable, "load", "--db", db.path, "--jobs", "\(n)", "--report", report.path, folder.path])
+            let child = try runChild([executable, "load", "--db", db.path, "--jobs", "\(n)", "--journal", journal, "--report", report.path, folder.path])
             guard child.status == 0 else {
                 throw ValidationError("the load with --jobs \(n) exited with status \(child.status); run it by hand to see why: \(executable) load --db \(db.path) \(folder.path)")
             }
@@ -81,6 +105,15 @@ struct BenchCommand: ParsableCommand {
             var line = "baseline: gzip -dc of the same files takes \(seconds(floor.wall)) s on one core"
             for n in jobList { line += "; jobs \(n) is \(String(format: "%.1f", walls[n]! / floor.wall))x that" }
             print(line)
+        }
+        if floor {
+            let last = root.appendingPathComponent("bench-jobs\(jobList.last!).sqlite")
+            let result = try WriteFloor.measure(source: last.path, journal: JournalMode(rawValue: journal) ?? .wal,
+                                                scratch: root.appendingPathComponent("floor.sqlite").path)
+            var line = "floor: SQLite alone writes that warehouse (\(result.tables) tables, \(result.rows) rows, journal \(journal)) in \(seconds(result.seconds)) s"
+            for n in jobList { line += "; jobs \(n) is \(String(format: "%.1f", walls[n]! / result.seconds))x that" }
+            print(line)
+            if preload > 0 { print("(the floor copies the whole warehouse, the preloaded events included)") }
         }
     }
 

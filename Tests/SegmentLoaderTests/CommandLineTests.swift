@@ -67,4 +67,23 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("baseline: gzip -dc of the same files takes") && $0.contains("jobs 2 is") }, result.stdout)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("corpus-e600-f2-s1/part-000.ndjson.gz").path))
     }
+
+    func testBenchMeasuresTheSQLiteFloorAndLoadsIntoAPreloadedWarehouse() throws {
+        let dir = try temporaryDirectory(self)
+        let floor = try run(["bench", "--events", "400", "--files", "2", "--jobs", "1", "--floor", "--dir", dir.path])
+        XCTAssertEqual(floor.status, 0, floor.stderr)
+        let line = floor.stdout.split(separator: "\n").first { $0.hasPrefix("floor: SQLite alone writes that warehouse") }
+        XCTAssertNotNil(line, floor.stdout)
+        XCTAssertTrue(line?.contains("journal wal") == true && line?.contains("; jobs 1 is ") == true, floor.stdout)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("floor.sqlite").path), "the floor's copy is removed")
+
+        let preload = try run(["bench", "--events", "400", "--files", "2", "--jobs", "1", "--preload", "300", "--journal", "rollback", "--dir", dir.path])
+        XCTAssertEqual(preload.status, 0, preload.stderr)
+        XCTAssertTrue(preload.stdout.contains("preload: 300 other events loaded into"), preload.stdout)
+        let loaded = dir.appendingPathComponent("bench-jobs1.sqlite")
+        XCTAssertGreaterThan(Int(try scalar(loaded, "SELECT count(*) FROM _message_ids"))!, 650, "both corpora's ids are in the warehouse")
+        XCTAssertEqual(try scalar(loaded, "PRAGMA journal_mode"), "delete")
+        let again = try run(["bench", "--events", "400", "--files", "2", "--jobs", "1", "--preload", "300", "--dir", dir.path])
+        XCTAssertTrue(again.stdout.contains("preload: 300 other events already in"), again.stdout)
+    }
 }
