@@ -60,6 +60,7 @@ struct BenchCommand: ParsableCommand {
                 let child = try runChild([executable, "load", "--db", target.path + ".partial", "--quiet", otherFolder.path])
                 guard child.status == 0 else { throw ValidationError("the preload exited with status \(child.status)") }
                 try FileManager.default.moveItem(atPath: target.path + ".partial", toPath: target.path)
+                try? FileManager.default.removeItem(atPath: target.path + ".partial.lock")
                 print("preload: \(preload) other events loaded into \(dir)/\(target.lastPathComponent) in \(seconds(Date().timeIntervalSince(started))) s (kept for later runs)")
             } else {
                 print("preload: \(preload) other events already in \(dir)/\(target.lastPathComponent) (reused)")
