@@ -178,28 +178,6 @@ struct Chunk: Sendable {
     /// Each record's id key and position, in the records' order (for the winner check).
     var copies: [Copy] = []
     var end: FileEnd?
-
-    /// Turns the records that lost to another copy of their id in this run into duplicates.
-    mutating func dropLosers(winners: [MessageKey: Position]) {
-        guard !winners.isEmpty else { return }
-        var keep = [Bool](repeating: true, count: copies.count)
-        var losers = 0
-        for (i, copy) in copies.enumerated() {
-            if let winner = winners[copy.key], winner != copy.position {
-                keep[i] = false
-                losers += 1
-            }
-        }
-        guard losers > 0 else { return }
-        var record = 0
-        for (i, item) in items.enumerated() {
-            guard case .message = item else { continue }
-            if !keep[record] { items[i] = .duplicateInRun }
-            record += 1
-        }
-        records = records.filtered(keep)
-        copies = zip(copies, keep).filter(\.1).map(\.0)
-    }
 }
 
 struct FileEnd: Sendable {
