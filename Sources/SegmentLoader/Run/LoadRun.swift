@@ -107,7 +107,8 @@ struct FileScan: Sendable {
     /// turns out corrupt (zlib says so only at its end). Keeping it apart costs one merge per
     /// member, where a snapshot of `types` per member would copy the whole plan each time.
     private var memberTypes: [Int64: ColumnType] = [:]
-    /// The archive could not be read: the file is recorded as failed, the run goes on.
+    /// The archive could not be read: pass 2 tries it again (as a file that was not spilled)
+    /// and records it as failed if it still cannot; the run goes on.
     var error: String?
     /// The run's own storage failed (id runs, spill): the run stops.
     var fatal: TemporaryStorageError?
@@ -552,7 +553,6 @@ public enum LoadRun {
             scan.fatal = error
         } catch {
             scan.error = "\(error)"
-            scan.end.readError = "\(error)"
         }
         return scan
     }
