@@ -26,15 +26,7 @@ enum WarehouseUpgrade {
         let size = [path, path + "-wal"].reduce(Int64(0)) { total, file in
             total + (((try? FileManager.default.attributesOfItem(atPath: file)[.size]) as? NSNumber)?.int64Value ?? 0)
         }
-        let folder = (path as NSString).deletingLastPathComponent
-        let free: Int64
-        if let available {
-            free = available
-        } else {
-            var stats = statvfs()
-            guard statvfs(folder.isEmpty ? "." : folder, &stats) == 0 else { return }
-            free = Int64(stats.f_bavail) * Int64(stats.f_frsize)
-        }
+        guard let free = available ?? freeBytes(in: (path as NSString).deletingLastPathComponent) else { return }
         let needed = size + size / 10 + (8 << 20)
         if free < needed {
             throw WarehouseError(

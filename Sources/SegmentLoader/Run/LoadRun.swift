@@ -181,6 +181,33 @@ struct Chunk: Sendable {
     var end: FileEnd?
 }
 
+extension Chunk {
+    /// Adds what one line yielded: a reject (with the line's bytes as `_rejects` keeps them), a
+    /// filtered message, or a message with its copy's key and position. Returns the message
+    /// added, for the caller's plan and id collection.
+    mutating func add(_ parsed: Parsed, line: Int, bytes: UnsafeBufferPointer<UInt8>, file: Int,
+                      processor: LineProcessor, filter: MessageFilter) -> (message: Message, copy: Copy)? {
+        switch parsed {
+        case .reject(let kind, let reason, let item):
+            items.append(.reject(line: line, item: item, kind: kind, reason: reason, raw: processor.rawForReject(bytes),
+                                 redacted: !processor.privacy.isEmpty))
+            return nil
+        case .message(let message, let item):
+            if !filter.keeps(message) {
+                items.append(.filtered)
+                return nil
+            }
+            let copy = Copy(key: MessageKey(message.id),
+                            position: Position(receivedAt: message.receivedAt.milliseconds, file: Int32(file),
+                                               line: Int32(clamping: line), item: Int32(item ?? 0)))
+            records.append(message)
+            copies.append(copy)
+            items.append(.message)
+            return (message, copy)
+        }
+    }
+}
+
 struct FileEnd: Sendable {
     var sha256: String?
     var physicalLines: Int = 0
@@ -504,24 +531,10 @@ public enum LoadRun {
                                           onMemberStart: { _ in scan.endMember() }) { line, bytes, problem in
                 if stop?.isSet == true { throw Stopped() }
                 for parsed in processor.process(bytes, problem: problem) {
-                    switch parsed {
-                    case .reject(let kind, let reason, let item):
-                        chunk.items.append(.reject(line: line, item: item, kind: kind, reason: reason, raw: processor.rawForReject(bytes),
-                                                   redacted: !privacy.isEmpty))
-                    case .message(let message, let item):
-                        if !filter.keeps(message) {
-                            chunk.items.append(.filtered)
-                            continue
-                        }
-                        let copy = Copy(key: MessageKey(message.id),
-                                        position: Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
-                                                           line: Int32(clamping: line), item: Int32(item ?? 0)))
-                        try ids.add(copy.key, at: copy.position)
-                        scan.observe(message)
-                        chunk.records.append(message)
-                        chunk.copies.append(copy)
-                        chunk.items.append(.message)
-                    }
+                    guard let (message, copy) = chunk.add(parsed, line: line, bytes: bytes, file: index, processor: processor, filter: filter)
+                    else { continue }
+                    try ids.add(copy.key, at: copy.position)
+                    scan.observe(message)
                 }
                 if chunk.items.count >= 1024 {
                     chunk.archiveBytes = pendingBytes
@@ -601,28 +614,12 @@ public enum LoadRun {
                                           onBlock: { pendingBytes += Int64($0) }, distrust: distrust) { line, bytes, problem in
                 if stop.isSet { throw Stopped() }
                 for parsed in processor.process(bytes, problem: problem) {
-                    switch parsed {
-                    case .reject(let kind, let reason, let item):
-                        chunk.items.append(.reject(line: line, item: item, kind: kind, reason: reason, raw: processor.rawForReject(bytes),
-                                                   redacted: !privacy.isEmpty))
-                    case .message(let message, let item):
-                        if !filter.keeps(message) {
-                            chunk.items.append(.filtered)
-                            continue
-                        }
-                        let position = Position(receivedAt: message.receivedAt.milliseconds, file: Int32(index),
-                                                line: Int32(clamping: line), item: Int32(item ?? 0))
-                        if winners[MessageKey(message.id)].map({ $0 == position }) ?? true {
-                            chunk.records.append(message)
-                            chunk.items.append(.message)
-                        } else {
-                            chunk.items.append(.duplicateInRun)
-                        }
-                    }
+                    _ = chunk.add(parsed, line: line, bytes: bytes, file: index, processor: processor, filter: filter)
                 }
                 if chunk.items.count >= 1024 {
                     chunk.archiveBytes = pendingBytes
                     pendingBytes = 0
+                    chunk.dropLosers(winners: winners)
                     if !channel.send(chunk) { throw Stopped() }
                     chunk = Chunk()
                     chunk.items.reserveCapacity(1024)
@@ -638,8 +635,9 @@ public enum LoadRun {
             return
         } catch {
             end.readError = "\(error)"
-            chunk.items.removeAll()
+            chunk = Chunk()
         }
+        chunk.dropLosers(winners: winners)
         chunk.end = end
         if channel.send(chunk) { channel.waitUntilFinished() }
     }

@@ -47,19 +47,19 @@ final class TemporaryBudget: Sendable {
     /// Refuses a run whose spill would not fit on the warehouse's disk, before anything is
     /// written. `available` replaces the file system's answer in tests.
     static func check(folder: String, needed: Int64, available: Int64? = nil) throws {
-        let free: Int64
-        if let available {
-            free = available
-        } else {
-            var stats = statvfs()
-            guard statvfs(folder.isEmpty ? "." : folder, &stats) == 0 else { return }
-            free = Int64(stats.f_bavail) * Int64(stats.f_frsize)
-        }
+        guard let free = available ?? freeBytes(in: folder) else { return }
         if free < needed {
             throw TemporaryStorageError(path: folder, message: "the run needs about \(needed >> 20) MB of temporary space beside the warehouse "
                 + "for its parsed archives and message ids, and \(free >> 20) MB are free. Nothing was loaded; free space, or load fewer archives per run.")
         }
     }
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `folder` (nil if unknown).
+func freeBytes(in folder: String) -> Int64? {
+    var stats = statvfs()
+    guard statvfs(folder.isEmpty ? "." : folder, &stats) == 0 else { return nil }
+    return Int64(stats.f_bavail) * Int64(stats.f_frsize)
 }
 
 /// Pass 1's output for one archive: its chunks (what the writer will be handed, in the file's
