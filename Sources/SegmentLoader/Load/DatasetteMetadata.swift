@@ -35,12 +35,12 @@ public enum DatasetteMetadata {
         let databaseName = name ?? ((database as NSString).lastPathComponent as NSString).deletingPathExtension
 
         var columns: [String: [(name: String, description: String)]] = [:]
-        for row in try db.query("SELECT table_name, column_name, type, source_keys, origin, note FROM _schema_columns ORDER BY rowid") {
+        for row in try db.query("SELECT table_name, column_name, source_keys, origin, note FROM _schema_columns ORDER BY rowid") {
             guard let table = row[0].text, let column = row[1].text else { continue }
             var keys: [String] = []
-            if let text = row[3].text, case .array(let items)? = try? JSONParser.parse(text) { keys = items.compactMap(\.stringValue) }
-            guard let description = describe(table: table, column: column, type: row[2].text ?? "", keys: keys,
-                                             origin: row[4].text ?? "", note: row[5].text) else { continue }
+            if let text = row[2].text, case .array(let items)? = try? JSONParser.parse(text) { keys = items.compactMap(\.stringValue) }
+            guard let description = describe(table: table, column: column, keys: keys, origin: row[3].text ?? "", note: row[4].text)
+            else { continue }
             columns[table, default: []].append((column, description))
         }
 
@@ -102,7 +102,7 @@ public enum DatasetteMetadata {
     /// (`properties.orderId`, several keys sharing it, a rename), or what a time column means;
     /// nil where the name says it all (`user_id`, `plan` from `properties.plan`, a Spec column
     /// no value has reached yet). Datasette lists every described column above the rows.
-    static func describe(table: String, column: String, type: String, keys: [String], origin: String, note: String?) -> String? {
+    static func describe(table: String, column: String, keys: [String], origin: String, note: String?) -> String? {
         var text: String
         if origin == "profile" && (column == "id" || column == "received_at") {
             let call = table == "accounts" ? "group" : "identify"

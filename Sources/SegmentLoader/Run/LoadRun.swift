@@ -311,7 +311,7 @@ public enum LoadRun {
         let needed = TemporaryBudget.estimate(for: archives.filter { loaded[$0.path] != $0.size })
         try TemporaryBudget.check(folder: runIds.directory.deletingLastPathComponent().path, needed: needed,
                                   available: options.temporarySpaceAvailable)
-        let budget = TemporaryBudget(folder: runIds.directory.path, limit: options.temporaryByteLimit)
+        let budget = TemporaryBudget(limit: options.temporaryByteLimit)
         defer {
             summary.temporaryBytes = budget.bytesUsed
             if budget.bytesUsed > 0 { log("kept \(budget.bytesUsed >> 20) MB of parsed archives beside the warehouse during the run (estimated \(needed >> 20) MB); removed") }
@@ -390,8 +390,6 @@ public enum LoadRun {
         let channels = toLoad.map { _ in Channel<Chunk>(capacity: readAhead) }
         let stopWorkers = StopFlag()
         let shared = winners
-        let expected = toLoad.map { results[$0]!.sha256 }
-        let distrusts = toLoad.map { results[$0]!.distrust }
         let scansToLoad = toLoad.map { results[$0]! }
         let group = startWorkers(jobs: options.jobs, count: toLoad.count, label: "load") { k in
             let i = toLoad[k]
@@ -399,7 +397,7 @@ public enum LoadRun {
                 Self.feed(spill: runIds.spillPath(i), index: i, scan: scansToLoad[k], winners: shared, channel: channels[k], stop: stopWorkers)
             } else {
                 Self.produce(archives[i], index: i, winners: shared, reader: reader, loadTime: loadTime, names: names,
-                             filter: filter, privacy: privacy, distrust: distrusts[k], channel: channels[k], stop: stopWorkers,
+                             filter: filter, privacy: privacy, distrust: scansToLoad[k].distrust, channel: channels[k], stop: stopWorkers,
                              times: times, progress: progress)
             }
         }
@@ -461,9 +459,9 @@ public enum LoadRun {
                 try? writer.rollbackFile()
                 throw fatal
             }
-            if let failure = fileEnd.readError ?? (fileEnd.sha256 != expected[k] ? "the file changed while it was being loaded; run again" : nil) {
+            if let failure = fileEnd.readError ?? (fileEnd.sha256 != scansToLoad[k].sha256 ? "the file changed while it was being loaded; run again" : nil) {
                 try writer.rollbackFile()
-                try writer.recordFailedFile(archive, sha256: fileEnd.sha256 ?? expected[k], error: failure)
+                try writer.recordFailedFile(archive, sha256: fileEnd.sha256 ?? scansToLoad[k].sha256, error: failure)
                 summary.files.append(FileResult(path: archive.path, status: .failed, counts: Counts(), error: failure))
                 continue
             }
@@ -475,7 +473,7 @@ public enum LoadRun {
             let commitStarted = monotonicNanoseconds()
             defer { times.add(write: monotonicNanoseconds() - commitStarted) }
             do {
-                try writer.commitFile(archive, sha256: expected[k], physicalLines: fileEnd.physicalLines, status: status,
+                try writer.commitFile(archive, sha256: scansToLoad[k].sha256, physicalLines: fileEnd.physicalLines, status: status,
                                       counts: counts, error: fileEnd.streamError)
             } catch {
                 try? writer.rollbackFile()

@@ -14,13 +14,11 @@ struct TemporaryStorageError: Error, Sendable, CustomStringConvertible {
 /// What a run may keep on disk beside the warehouse (spills and id runs), checked before the
 /// run starts and counted as it goes.
 final class TemporaryBudget: Sendable {
-    let folder: String
     /// Bytes the run may write (nil: as many as the disk takes).
     let limit: Int64?
     private let used = Locked<Int64>(0)
 
-    init(folder: String, limit: Int64?) {
-        self.folder = folder
+    init(limit: Int64?) {
         self.limit = limit
     }
 
@@ -75,7 +73,6 @@ struct SpillWriter {
     let path: String
     let budget: TemporaryBudget?
     private let fd: Int32
-    private(set) var bytesWritten: Int64 = 0
     private var buffer: [UInt8] = []
 
     init(path: String, budget: TemporaryBudget? = nil) throws {
@@ -136,7 +133,6 @@ struct SpillWriter {
                 offset += n
             }
         }
-        bytesWritten += Int64(buffer.count)
     }
 
     private mutating func put(_ value: UInt32) {
