@@ -24,7 +24,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where the corpus, warehouses and reports go (ignored by git).", valueName: "dir")) var dir: String = "bench-data"
     @Flag(help: "Also time `gzip -dc` of the same files, the floor a loader cannot beat, and print the ratio.") var baseline = false
     @Flag(help: "Also measure what SQLite alone needs to write the resulting warehouse (same pragmas and journal mode), and print the ratio.") var floor = false
-    @Option(help: ArgumentHelp("Load each run into a warehouse that already holds this many other events (a second corpus, loaded once and copied).", valueName: "events")) var preload: Int = 0
+    @Option(help: ArgumentHelp("Load each run into a warehouse that already holds this many other events (a second corpus of the days before, loaded once and copied).", valueName: "events")) var preload: Int = 0
     @Option(help: ArgumentHelp("Journal mode of the loads: wal or rollback.", valueName: "mode")) var journal: String = "wal"
 
     func validate() throws {
@@ -48,10 +48,12 @@ struct BenchCommand: ParsableCommand {
               + (generated ? " (generated in \(seconds(Date().timeIntervalSince(genStart))) s)" : " (reused)"))
 
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        // A warehouse that already holds `preload` other events, made once and copied for each run.
+        // A warehouse that already holds `preload` other events, made once and copied for each run:
+        // the days before the corpus's, as a warehouse holds its history when a night's archives
+        // arrive (so new rows land after the old ones in time, and in the received_at indexes).
         var preloaded: URL?
         if preload > 0 {
-            let other = CorpusSpec(events: preload, files: files, seed: seed &+ 1_000_003)
+            let other = CorpusSpec(events: preload, files: files, seed: seed &+ 1_000_003, firstDay: -files)
             let otherFolder = root.appendingPathComponent(other.folderName)
             _ = try Corpus.generate(other, into: otherFolder, jobs: ProcessInfo.processInfo.activeProcessorCount)
             let target = root.appendingPathComponent("preload-\(other.folderName).sqlite")

@@ -7,14 +7,19 @@ public struct CorpusSpec: Sendable, Hashable {
     public var events: Int
     public var files: Int
     public var seed: UInt64
+    /// The first file's day, counted from 2024-01-01 (file `f` holds day `firstDay + f`): a
+    /// negative value makes a corpus of the days before the default one, the history a
+    /// warehouse holds before a night's new archives arrive.
+    public var firstDay: Int
 
-    public init(events: Int = 500_000, files: Int = 8, seed: UInt64 = 1) {
+    public init(events: Int = 500_000, files: Int = 8, seed: UInt64 = 1, firstDay: Int = 0) {
         self.events = events
         self.files = files
         self.seed = seed
+        self.firstDay = firstDay
     }
 
-    public var folderName: String { "corpus-e\(events)-f\(files)-s\(seed)" }
+    public var folderName: String { "corpus-e\(events)-f\(files)-s\(seed)" + (firstDay == 0 ? "" : "-d\(firstDay)") }
 
     func eventsIn(file: Int) -> Int {
         events / files + (file < events % files ? 1 : 0)
@@ -115,7 +120,7 @@ public enum Corpus {
             return message(spec, file: file - 1, index: pick.int(0..<spec.eventsIn(file: file - 1)))
         }
         var rng = pick
-        let dayStart = 1_704_067_200 + Int64(file) * 86_400  // 2024-01-01 + file days
+        let dayStart = 1_704_067_200 + Int64(spec.firstDay + file) * 86_400  // 2024-01-01 + firstDay + file days
         let t = Instant(seconds: dayStart + Int64(index) * 86_400 / Int64(max(1, spec.eventsIn(file: file))), nanos: Int64(rng.int(0..<1000)) * 1_000_000)
         let sent = t + Instant(seconds: 0, nanos: Int64(rng.int(20..<500)) * 1_000_000)
         let received = sent + Instant(seconds: Int64(rng.int(0..<3)), nanos: Int64(rng.int(0..<1000)) * 1_000_000)

@@ -110,6 +110,9 @@ public final class Statement {
         self.sql = sql
     }
 
+    /// How many `?` parameters the statement has.
+    var parameterCount: Int { Int(sqlite3_bind_parameter_count(handle)) }
+
     deinit {
         sqlite3_finalize(handle)
     }

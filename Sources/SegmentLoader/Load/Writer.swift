@@ -1,6 +1,8 @@
-/// The one owner of the warehouse connection during a load: it grows the schema, converts
-/// values to their columns' types, writes rows and bookkeeping, and commits one file per
-/// transaction (contract, sections 3, 5 and 7).
+/// The Load stage: the one owner of the warehouse connection during a load. It writes the rows
+/// it is handed (growing the schema they need, converting values to their columns' types),
+/// the profile rows the Split stage derived, and the bookkeeping, and commits one file per
+/// transaction (contract, sections 3, 5 and 7). Which messages are new is the Dedupe stage's
+/// decision, and which rows a message makes the Split stage's (`WriteStages` runs them in turn).
 final class Writer {
     /// One table as the writer knows it: columns in order with their types and source keys,
     /// a column-id → parameter map, and the prepared INSERT reused until a column is added.
@@ -81,9 +83,6 @@ final class Writer {
 
     /// Ids whose users or accounts row this run wrote.
     private var profilesUpdated: [String: Set<String>] = [:]
-    private var touchedUsers = Set<String>()
-    private var touchedAccounts = Set<String>()
-    private let insertMessageId: Statement
     private let insertReject: Statement
     private let insertDiscard: Statement
     private let insertFile: Statement
@@ -102,7 +101,6 @@ final class Writer {
         uuidTsBytes = UnsafeMutableRawBufferPointer.allocate(byteCount: uuidTs.utf8.count, alignment: 1)
         uuidTsBytes.copyBytes(from: uuidTs.utf8)
         self.columnLimit = columnLimit
-        insertMessageId = try db.prepare("INSERT OR IGNORE INTO _message_ids (id, table_name, load_id) VALUES (?, ?, ?)")
         insertReject = try db.prepare("INSERT INTO _rejects (file, line, item, reason, raw, load_id, redacted, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         insertDiscard = try db.prepare("""
             INSERT INTO _discards (table_name, column_name, row_id, message_id, value, reason, received_at, load_id)
@@ -158,20 +156,16 @@ final class Writer {
     func beginFile() throws {
         try db.execute("BEGIN IMMEDIATE")
         beforeFile = (tables.values.reduce(into: [:]) { $0[$1.name] = $1.rowsWritten }, newTables, newColumns, overflowValues, profilesUpdated)
-        touchedUsers.removeAll()
-        touchedAccounts.removeAll()
         fileDiscards = 0
     }
 
-    /// Derives the profiles touched by this file, records the file, checks its accounting and
-    /// commits everything in one transaction.
+    /// Records the file, checks its accounting and commits everything (rows, schema,
+    /// bookkeeping, the profiles the Split stage derived) in one transaction.
     func commitFile(_ archive: Archive, sha256: String, physicalLines: Int, status: FileResult.Status,
                     counts: Counts, error: String?) throws {
         guard counts.balances else {
             throw WarehouseError(message: "internal accounting error in \(archive.path): \(counts.lines) messages read but \(counts.loaded) loaded + \(counts.duplicates) duplicates + \(counts.rejected) rejected + \(counts.filtered) filtered; nothing of this file was committed")
         }
-        try refreshProfiles(table: NameTable.users, from: "identifies", key: "user_id", ids: touchedUsers)
-        try refreshProfiles(table: NameTable.accounts, from: "groups", key: "group_id", ids: touchedAccounts)
         try insertFile.run([
             .text(archive.path), .integer(archive.size), .text(sha256), archive.sourceId.map { .text($0) } ?? .null,
             archive.day.map { .text($0) } ?? .null, .text(status.rawValue), .integer(counts.lines), .integer(counts.loaded),
@@ -181,11 +175,9 @@ final class Writer {
         try db.execute("COMMIT")
     }
 
-    /// Derives the touched profiles and commits, with no `_files` row (a retry of rejects
-    /// updates the rows of the files the lines came from instead).
+    /// Commits with no `_files` row (a retry of rejects updates the rows of the files the lines
+    /// came from instead).
     func commitWithoutFile() throws {
-        try refreshProfiles(table: NameTable.users, from: "identifies", key: "user_id", ids: touchedUsers)
-        try refreshProfiles(table: NameTable.accounts, from: "groups", key: "group_id", ids: touchedAccounts)
         try db.execute("COMMIT")
     }
 
@@ -231,69 +223,31 @@ final class Writer {
         try insertReject.step()
     }
 
-    /// Writes a chunk's messages, each unless its id is already in the warehouse; returns, for
-    /// each, whether it was written. The tables and columns the chunk needs are created first,
-    /// together (one CREATE TABLE for a new table rather than one ALTER per column: every schema
-    /// change makes SQLite parse the whole schema again).
-    func write(_ records: MessageRecords) throws -> [Bool] {
-        try records.bytes.withUnsafeBytes { raw in
-            var headers: [RecordCursor.Header] = []
-            headers.reserveCapacity(records.count)
-            var keys = SeenIds.Keys(capacity: records.count)
-            var cursor = RecordCursor(raw)
-            for _ in 0..<records.count {
-                let header = cursor.header()
-                cursor.skipFields(header.common + header.context + header.payload)
-                cursor.skipDiscards(header.discards)
-                keys.append(header.id)
-                headers.append(header)
-            }
-            // The seen-id set is probed and grown in key order: neighbouring keys share
-            // B-tree pages, where arrival order (random digests) touches a page per id.
-            var written = [Bool](repeating: false, count: records.count)
-            for i in keys.sortedIndices() {
-                keys.withKey(i) { insertMessageId.bindBlob($0, at: 1) }
-                insertMessageId.bindText(tableName(headers[i].table), at: 2)
-                insertMessageId.bindInt(loadId, at: 3)
-                defer { insertMessageId.reset() }
-                try insertMessageId.step()
-                written[i] = db.changes > 0
-            }
-            let fresh = zip(headers, written).filter(\.1).map(\.0)
-            for (i, header) in fresh.enumerated() {
-                try Splitter.forEachRow(type: header.type, table: header.table) { plan in
-                    do {
-                        try insert(header, in: raw, table: plan.table, withPayload: plan.withPayload)
-                    } catch is NeedsSchema {
-                        // Create at once what this and the chunk's later messages need, then
-                        // write the row; a second miss would be a bug in growSchema.
-                        try growSchema(for: fresh[i...], in: raw)
-                        do {
-                            try insert(header, in: raw, table: plan.table, withPayload: plan.withPayload)
-                        } catch is NeedsSchema {
-                            throw WarehouseError(message: "internal error: the schema for table \(tableName(plan.table)) could not be grown for message \(header.id.string)")
-                        }
-                    }
+    /// Writes the rows the Split stage made of a chunk's admitted messages, in order. The tables
+    /// and columns the rows need are created first, together (one CREATE TABLE for a new table
+    /// rather than one ALTER per column: every schema change makes SQLite parse the whole
+    /// schema again).
+    func write(_ rows: [SplitRow], of headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws {
+        for (i, row) in rows.enumerated() {
+            let header = headers[row.record]
+            do {
+                try insert(header, in: raw, table: row.plan.table, withPayload: row.plan.withPayload)
+            } catch is NeedsSchema {
+                // Create at once what this and the chunk's later rows need, then write the row;
+                // a second miss would be a bug in growSchema.
+                try growSchema(for: rows[i...], of: headers, in: raw)
+                do {
+                    try insert(header, in: raw, table: row.plan.table, withPayload: row.plan.withPayload)
+                } catch is NeedsSchema {
+                    throw WarehouseError(message: "internal error: the schema for table \(names.name(row.plan.table)) could not be grown for message \(header.id.string)")
                 }
-                if header.type == .identify, let userId = header.userId { touchedUsers.insert(userId.string) }
-                if header.type == .group, let groupId = header.groupId { touchedAccounts.insert(groupId.string) }
             }
-            return written
         }
     }
 
     /// Thrown by `insert` before it writes anything when its row needs a table or column
     /// that does not exist yet.
     struct NeedsSchema: Error {}
-
-    private var tableNames: [Int32: String] = [:]
-
-    private func tableName(_ id: Int32) -> String {
-        if let name = tableNames[id] { return name }
-        let name = names.name(id)
-        tableNames[id] = name
-        return name
-    }
 
     /// Inserts one row of a record: common and context fields, and the properties or traits
     /// (with the record's discards) when `withPayload`.
@@ -466,7 +420,7 @@ final class Writer {
     /// Creates the tables and columns that `batch` needs and the warehouse lacks: a new table
     /// in one CREATE TABLE with all of them, an existing one with one ALTER per new column;
     /// types from the run's plan (the widest among all values of the run).
-    private func growSchema(for batch: ArraySlice<RecordCursor.Header>, in raw: UnsafeRawBufferPointer) throws {
+    private func growSchema(for rows: ArraySlice<SplitRow>, of headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws {
         var pending: [Int32: PendingTable] = [:]
         var order: [Int32] = []
         func need(_ header: RecordCursor.Header, table: Int32, withPayload: Bool) {
@@ -496,11 +450,7 @@ final class Writer {
                     keys: isExtra ? [] : [key], origin: isExtra ? "extra" : origin ?? "common"))
             }
         }
-        for header in batch {
-            Splitter.forEachRow(type: header.type, table: header.table) { plan in
-                need(header, table: plan.table, withPayload: plan.withPayload)
-            }
-        }
+        for row in rows { need(headers[row.record], table: row.plan.table, withPayload: row.plan.withPayload) }
         for table in order {
             let want = pending[table]!
             // A new table comes with the Spec's columns, typed by the run's plan where a value
@@ -632,37 +582,31 @@ final class Writer {
 
     // MARK: Profiles
 
-    /// Rebuilds the profile rows of `ids` from their calls: each trait takes the value of the
-    /// newest call (by timestamp, then received_at, then id) that set it to something non-null,
-    /// so loading an older archive later never overwrites newer traits.
-    private func refreshProfiles(table: Int32, from source: String, key: String, ids: Set<String>) throws {
-        guard !ids.isEmpty, let profile = tables[table] else { return }
-        let traits = profile.order.filter { $0 != "id" && $0 != "received_at" && $0 != "uuid_ts" }
-        let selectColumns = (["received_at"] + traits).map(quoteIdentifier).joined(separator: ", ")
-        let select = try db.prepare("""
-            SELECT \(selectColumns) FROM \(quoteIdentifier(source)) WHERE \(quoteIdentifier(key)) = ?
-            ORDER BY timestamp, received_at, id
-            """)
-        let allColumns = ["id", "received_at", "uuid_ts"] + traits
-        let upsert = try db.prepare("""
-            INSERT OR REPLACE INTO \(quoteIdentifier(profile.name)) (\(allColumns.map(quoteIdentifier).joined(separator: ", ")))
-            VALUES (\(Array(repeating: "?", count: allColumns.count).joined(separator: ", ")))
-            """)
-        for id in ids.sorted() {
-            var values = [SQLValue](repeating: .null, count: traits.count)
-            var receivedAt = SQLValue.null
-            select.bindText(id, at: 1)
-            while try select.step() {
-                receivedAt = select.value(at: 0)
-                for i in 0..<traits.count {
-                    let value = select.value(at: Int32(i + 1))
-                    if value != .null { values[i] = value }
-                }
-            }
-            select.reset()
-            try upsert.run([.text(id), receivedAt, .text(uuidTs)] + values)
-            profilesUpdated[profile.name, default: []].insert(id)
+    /// The trait columns of `users` or `accounts` (every column but id, received_at and
+    /// uuid_ts), in the table's order; nil while the table does not exist.
+    func profileTraits(_ table: Int32) -> [String]? {
+        tables[table].map { $0.order.filter { $0 != "id" && $0 != "received_at" && $0 != "uuid_ts" } }
+    }
+
+    private var upserts: [Int32: Statement] = [:]
+
+    /// Writes one `users` or `accounts` row as the Split stage derived it, replacing the old one;
+    /// `traits` in the order `profileTraits` gave.
+    func writeProfile(_ table: Int32, id: String, receivedAt: SQLValue, traits: [SQLValue]) throws {
+        guard let profile = tables[table] else { return }
+        let columns = ["id", "received_at", "uuid_ts"] + profile.order.filter { $0 != "id" && $0 != "received_at" && $0 != "uuid_ts" }
+        let upsert: Statement
+        if let cached = upserts[table], cached.parameterCount == columns.count {
+            upsert = cached
+        } else {
+            upsert = try db.prepare("""
+                INSERT OR REPLACE INTO \(quoteIdentifier(profile.name)) (\(columns.map(quoteIdentifier).joined(separator: ", ")))
+                VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))
+                """)
+            upserts[table] = upsert
         }
+        try upsert.run([.text(id), receivedAt, .text(uuidTs)] + traits)
+        profilesUpdated[profile.name, default: []].insert(id)
     }
 }
 

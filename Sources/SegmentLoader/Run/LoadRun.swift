@@ -383,6 +383,7 @@ public enum LoadRun {
         // Pass 2: load, files committed one by one in path order.
         let writer = try Writer(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
         writer.plannedTypes = planned
+        let stages = try WriteStages(writer: writer)
         // Read-ahead: about 64 chunks of 1024 messages (~2 MB each) in flight across the
         // workers, whatever --jobs is. With fewer the writer waits on the one worker reading
         // its file while the others sit on full channels; more only costs memory.
@@ -417,7 +418,7 @@ public enum LoadRun {
             }
             let archive = archives[i]
             var counts = Counts()
-            try writer.beginFile()
+            try stages.beginFile()
             var end: FileEnd?
             do {
                 while end == nil {
@@ -442,7 +443,7 @@ public enum LoadRun {
                             }
                         }
                     }
-                    for written in try writer.write(chunk.records) {
+                    for written in try stages.load(chunk.records) {
                         if written { counts.loaded += 1 } else { counts.duplicates += 1 }
                     }
                     if counts.loaded > 0 { killPoint?.fire(.write(k + 1)) }
@@ -450,17 +451,17 @@ public enum LoadRun {
                     end = chunk.end
                 }
             } catch {
-                try? writer.rollbackFile()
+                try? stages.rollbackFile()
                 throw error
             }
             channels[k].finish()
             let fileEnd = end!
             if let fatal = fileEnd.fatal {
-                try? writer.rollbackFile()
+                try? stages.rollbackFile()
                 throw fatal
             }
             if let failure = fileEnd.readError ?? (fileEnd.sha256 != scansToLoad[k].sha256 ? "the file changed while it was being loaded; run again" : nil) {
-                try writer.rollbackFile()
+                try stages.rollbackFile()
                 try writer.recordFailedFile(archive, sha256: fileEnd.sha256 ?? scansToLoad[k].sha256, error: failure)
                 summary.files.append(FileResult(path: archive.path, status: .failed, counts: Counts(), error: failure))
                 continue
@@ -473,10 +474,10 @@ public enum LoadRun {
             let commitStarted = monotonicNanoseconds()
             defer { times.add(write: monotonicNanoseconds() - commitStarted) }
             do {
-                try writer.commitFile(archive, sha256: scansToLoad[k].sha256, physicalLines: fileEnd.physicalLines, status: status,
+                try stages.commitFile(archive, sha256: scansToLoad[k].sha256, physicalLines: fileEnd.physicalLines, status: status,
                                       counts: counts, error: fileEnd.streamError)
             } catch {
-                try? writer.rollbackFile()
+                try? stages.rollbackFile()
                 throw error
             }
             summary.totals += counts

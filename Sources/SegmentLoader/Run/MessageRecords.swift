@@ -188,6 +188,20 @@ struct RecordCursor {
         var fieldsOffset: Int
     }
 
+    /// The headers of the `count` records in `raw`, each with where its fields start.
+    static func headers(of count: Int, in raw: UnsafeRawBufferPointer) -> [Header] {
+        var headers: [Header] = []
+        headers.reserveCapacity(count)
+        var cursor = RecordCursor(raw)
+        for _ in 0..<count {
+            let header = cursor.header()
+            cursor.skipFields(header.common + header.context + header.payload)
+            cursor.skipDiscards(header.discards)
+            headers.append(header)
+        }
+        return headers
+    }
+
     mutating func header() -> Header {
         let type = CallType.allCases[Int(base[offset])]
         offset += 1

@@ -127,9 +127,10 @@ public enum RejectRetry {
         let writer = try Writer(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
         scan.endMember()
         writer.plannedTypes = scan.types
+        let stages = try WriteStages(writer: writer)
         var summary = RunSummary()
         summary.pipeline = "rejects retry"
-        try writer.beginFile()
+        try stages.beginFile()
         do {
             let updateReason = try db.prepare("UPDATE _rejects SET kind = ?, reason = ? WHERE id = ?")
             let deleteReject = try db.prepare("DELETE FROM _rejects WHERE id = ?")
@@ -147,7 +148,7 @@ public enum RejectRetry {
                 var records = MessageRecords()
                 for message in entry.messages { records.append(message) }
                 var loaded: Int64 = 0, duplicates: Int64 = 0
-                for written in try writer.write(records) {
+                for written in try stages.load(records) {
                     if written { loaded += 1 } else { duplicates += 1 }
                 }
                 outcome.resolved += 1
@@ -166,9 +167,9 @@ public enum RejectRetry {
             summary.totals.filtered = outcome.filtered
             summary.newTables = writer.newTables
             summary.newColumns = writer.newColumns
-            try writer.commitWithoutFile()
+            try stages.commitWithoutFile()
         } catch {
-            try? writer.rollbackFile()
+            try? stages.rollbackFile()
             summary.finishedAt = Timestamp.format(Instant(date: options.now()))
             try? warehouse.finishLoad(id: loadId, summary: summary, status: "failed", error: "\(error)")
             throw error

@@ -7,14 +7,31 @@ public struct RowPlan: Sendable, Equatable {
     public var withPayload: Bool
 }
 
-/// Splits a message into the rows of the contract's tables (section 3): a track call goes to
-/// `tracks` (common and context columns) and to its event's own table (with properties);
-/// every other call to its one table. `users` and `accounts` are derived by the writer.
+/// A row for the writer: which record of the chunk it comes from, and its plan.
+struct SplitRow {
+    var record: Int
+    var plan: RowPlan
+}
+
+/// The Split stage: a message becomes the rows of the contract's tables (section 3). A track
+/// call goes to `tracks` (common and context columns) and to its event's own table (with
+/// properties); every other call to its one table. The `users` and `accounts` rows an identify
+/// or group call changes are derived by `ProfileDerivation`, also part of this stage.
 public enum Splitter {
     /// Calls `body` for each row of a message of `type` whose full row goes to `table`.
     @inline(__always)
     public static func forEachRow(type: CallType, table: Int32, _ body: (RowPlan) throws -> Void) rethrows {
         if type == .track { try body(RowPlan(table: NameTable.tracks, withPayload: false)) }
         try body(RowPlan(table: table, withPayload: true))
+    }
+
+    /// The rows of a chunk's admitted messages, in the chunk's order.
+    static func rows(of headers: [RecordCursor.Header], admitted: [Bool]) -> [SplitRow] {
+        var rows: [SplitRow] = []
+        rows.reserveCapacity(headers.count + headers.count / 2)
+        for (i, header) in headers.enumerated() where admitted[i] {
+            forEachRow(type: header.type, table: header.table) { rows.append(SplitRow(record: i, plan: $0)) }
+        }
+        return rows
     }
 }
