@@ -125,4 +125,56 @@ final class LoadPathTests: XCTestCase {
         XCTAssertEqual(try scalar(dir.appendingPathComponent("c.sqlite"), "PRAGMA journal_mode"), "delete")
         XCTAssertEqual(try runSegmentLoader(["load", "--db", db.path, "--journal", "off", files[0].path]).status, 64)
     }
+
+    /// The stages on the writer's thread, each on the packed records: Dedupe claims ids (an id
+    /// claimed by an earlier chunk is a duplicate; a rolled-back file releases its claims),
+    /// Split makes a track call two rows (tracks and its event table) and notes touched users,
+    /// Load writes exactly the rows it is handed.
+    func testDedupeSplitAndLoadAreStagesOnRecords() throws {
+        let names = NameTable()
+        let warehouse = try Warehouse(path: db.path)
+        let loadId = try warehouse.beginLoad(pipeline: "test", startedAt: "2024-03-01 00:00:00.000")
+        var processor = LineProcessor(loadTime: Instant(seconds: 1_709_300_000), names: names)
+        func records(_ lines: [String]) -> MessageRecords {
+            var records = MessageRecords()
+            for line in lines {
+                var bytes = Array(line.utf8)
+                for parsed in bytes.withUnsafeMutableBufferPointer({ processor.process(UnsafeBufferPointer($0), problem: nil) }) {
+                    if case .message(let message, _) = parsed { records.append(message) }
+                }
+            }
+            return records
+        }
+        let track = #"{"type":"track","messageId":"m1","event":"Signed Up","userId":"u1","receivedAt":"2024-03-01T10:00:00Z","properties":{"plan":"pro"}}"#
+        let identify = #"{"type":"identify","messageId":"m2","userId":"u1","receivedAt":"2024-03-01T10:00:01Z","traits":{"email":"a@example.com"}}"#
+        let chunk = records([track, identify])
+
+        // Split: a track is two rows, an identify one; rows keep the chunk's order.
+        try chunk.bytes.withUnsafeBytes { raw in
+            let headers = RecordCursor.headers(of: chunk.count, in: raw)
+            let rows = Splitter.rows(of: headers, admitted: [true, true])
+            XCTAssertEqual(rows.map(\.record), [0, 0, 1])
+            XCTAssertEqual(rows.map { names.name($0.plan.table) }, ["tracks", "signed_up", "identifies"])
+            XCTAssertEqual(rows.map(\.plan.withPayload), [false, true, true])
+            XCTAssertEqual(Splitter.rows(of: headers, admitted: [false, true]).map(\.record), [1])
+        }
+
+        let writer = try Writer(warehouse: warehouse, names: names, loadId: loadId, uuidTs: "2024-03-01 00:00:00.000", columnLimit: 1000)
+        let stages = try WriteStages(writer: writer)
+        try stages.beginFile()
+        XCTAssertEqual(try stages.load(chunk), [true, true])
+        XCTAssertEqual(try stages.load(records([track])), [false], "an id claimed earlier in the transaction is a duplicate")
+        try stages.rollbackFile()
+        XCTAssertEqual(try warehouse.db.scalar("SELECT count(*) FROM _message_ids")?.integer, 0, "a rolled-back file releases its ids")
+
+        try stages.beginFile()
+        XCTAssertEqual(try stages.load(chunk), [true, true], "released ids are new again")
+        try stages.commitWithoutFile()
+        XCTAssertEqual(try warehouse.db.scalar("SELECT count(*) FROM tracks")?.integer, 1)
+        XCTAssertEqual(try warehouse.db.scalar("SELECT count(*) FROM signed_up")?.integer, 1)
+        XCTAssertEqual(try warehouse.db.scalar("SELECT plan FROM signed_up")?.text, "pro")
+        XCTAssertEqual(try warehouse.db.scalar("SELECT email FROM users WHERE id = 'u1'")?.text, "a@example.com",
+                       "the profile the Split stage derived is written with the file")
+        XCTAssertEqual(try warehouse.db.scalar("SELECT count(*) FROM _message_ids")?.integer, 2)
+    }
 }
