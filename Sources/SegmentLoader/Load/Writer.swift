@@ -593,8 +593,8 @@ final class Writer {
     /// Writes one `users` or `accounts` row as the Split stage derived it, replacing the old one;
     /// `traits` in the order `profileTraits` gave.
     func writeProfile(_ table: Int32, id: String, receivedAt: SQLValue, traits: [SQLValue]) throws {
-        guard let profile = tables[table] else { return }
-        let columns = ["id", "received_at", "uuid_ts"] + profile.order.filter { $0 != "id" && $0 != "received_at" && $0 != "uuid_ts" }
+        guard let profile = tables[table], let traitColumns = profileTraits(table) else { return }
+        let columns = ["id", "received_at", "uuid_ts"] + traitColumns
         let upsert: Statement
         if let cached = upserts[table], cached.parameterCount == columns.count {
             upsert = cached
