@@ -47,7 +47,7 @@ final class HostileInputTests: XCTestCase {
             }
         }
         for index in try rows(db, "SELECT name FROM sqlite_master WHERE type = 'index'").map({ $0[0] }) {
-            XCTAssertTrue(index.hasPrefix("_idx_") || index.hasPrefix("sqlite_autoindex_") || index == "_files_sha256", "\(name): index \(index)")
+            XCTAssertTrue(index.hasPrefix("_idx_") || index.hasPrefix(Models.indexPrefix) || index.hasPrefix("sqlite_autoindex_") || index == "_files_sha256", "\(name): index \(index)")
         }
     }
 

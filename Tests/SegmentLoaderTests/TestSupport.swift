@@ -113,7 +113,8 @@ func dumpWarehouse(_ db: URL) throws -> String {
     let database = try Database(path: db.path, readOnly: true)
     var out: [String] = []
     let tables = try database.query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").compactMap { $0[0].text }
-    for table in tables where !["_loads"].contains(table) {
+    // `_loads` and `_models` log when and how fast runs and model builds went, not what the warehouse holds.
+    for table in tables where !["_loads", "_models"].contains(table) {
         let columns = try database.query("SELECT name, type FROM pragma_table_info('\(table)')")
             .compactMap { row -> String? in
                 guard let name = row[0].text else { return nil }

@@ -127,7 +127,10 @@ final class WarehouseFormatTests: XCTestCase {
             ["__models", #"["_models"]"#], ["_identities", #"["identities"]"#], ["_page_views", #"["Page Views"]"#],
             ["_sessions", #"["Sessions","sessions"]"#],
         ])
-        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('sessions', 'page_views', 'identities', '_models')"), "0")
+        // The names stay the models' own: the tables of those names are the models' (issue 11).
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _schema_tables WHERE table_name IN ('sessions', 'page_views', 'identities', '_models')"), "0")
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'session_id'"), "1")
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM pragma_table_info('page_views') WHERE name = 'blended_user_id'"), "1")
     }
 
     // MARK: Rejects by kind

@@ -14,15 +14,17 @@ public enum Names {
     ]
 
     /// The bookkeeping tables (contract, section 7), which no event table may take the name of.
-    /// `_models` is reserved for the built-in models' own bookkeeping.
+    /// `_models` (a row per build), `_model_pending` (ids touched since) and `_model_aliases`
+    /// (where alias chains end) are the built-in models' own.
     public static let bookkeepingTables: Set<String> = [
         "_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids", "_models",
+        "_model_pending", "_model_aliases",
     ]
 
     /// The name an event table must take instead of `name` when `name` is reserved, else nil.
     static func reservedReplacement(for name: String) -> String? {
         if contractTables.contains(name) || bookkeepingTables.contains(name) || name.hasPrefix("sqlite_") || name.hasPrefix("_event_")
-            || name.hasPrefix(Indexes.prefix) {
+            || name.hasPrefix(Indexes.prefix) || name.hasPrefix(Models.indexPrefix) {
             return fitLength("_" + name)
         }
         return nil

@@ -24,6 +24,8 @@ public struct LoadOptions: Sendable {
     public var journal: JournalMode = .wal
     /// Create the query indexes after the load (see `Indexes`).
     public var createIndexes = true
+    /// Bring the built-in models up to date after the load (see `Models`).
+    public var models = ModelOptions()
     /// Set from a signal handler: the run stops after the file being committed.
     public var stop: StopRequest?
     /// Updated as the run goes, for a progress display.
@@ -256,6 +258,11 @@ public enum LoadRun {
         do {
             try load(found.archives, warehouse: warehouse, loadId: loadId, loadTime: loadTime, uuidTs: uuidTs,
                      options: options, summary: &summary, log: log)
+            // The models follow what the committed files touched; an interrupted run leaves
+            // them to the next one (what the files touched stays recorded until then).
+            if options.models.enabled && !summary.interrupted && options.stop?.isSet != true {
+                summary.models = try Models.build(in: warehouse.db, options: options.models, loadId: loadId, now: options.now())
+            }
         } catch {
             if let temporary = error as? TemporaryStorageError {
                 summary.storageFailure = true

@@ -99,6 +99,8 @@ public struct RunSummary: Sendable {
     public var temporaryBytes: Int64 = 0
     /// The warehouse format this run upgraded the warehouse from, if it did.
     public var upgradedFrom: Int32?
+    /// What the build of the models after the load did (nil: not built).
+    public var models: ModelBuild?
     /// `succeeded`, `partial` (a file partial or failed), `interrupted` (stopped by a signal
     /// between files) or `failed` (the run stopped on an error).
     public var status: String = "running"
@@ -138,6 +140,11 @@ public struct RunSummary: Sendable {
             ("not_started", .array(notStarted.map { .string($0) })),
             ("indexes_created", .array(indexesCreated.map { .string($0) })),
             ("upgraded_from_format", upgradedFrom.map { .int(Int64($0)) } ?? .null),
+            ("models", models.map { m in .object([
+                ("mode", .string(m.mode)), ("people", .int(Int64(m.people))), ("identities", .int(m.identities)),
+                ("page_views", .int(m.pageViews)), ("sessions", .int(m.sessions)), ("seconds", .double(m.seconds)),
+                ("session_timeout_minutes", .int(Int64(m.sessionTimeoutMinutes))),
+            ]) } ?? .null),
             ("error", fatalError.map { .string($0) } ?? .null),
         ])
         return JSONWriter.string(document)
@@ -177,6 +184,9 @@ public struct RunSummary: Sendable {
         out.append("  schema:     \(newTables.count) new table\(newTables.count == 1 ? "" : "s"), \(newColumns) new column\(newColumns == 1 ? "" : "s")")
         if overflowValues > 0 {
             out.append("  overflow:   \(overflowValues) value\(overflowValues == 1 ? "" : "s") went to _extra: their table is at the column limit")
+        }
+        if let models {
+            out.append("  models:     " + models.summaryLine)
         }
         out.append("  speed:      \(Int(eventsPerSecond.rounded())) messages/s")
         if let upgradedFrom {

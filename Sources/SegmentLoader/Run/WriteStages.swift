@@ -6,14 +6,17 @@ final class WriteStages {
     let writer: Writer
     private let crossRun: CrossRunDuplicates
     private let profiles = ProfileDerivation()
+    private let touches: ModelTouches
 
     init(writer: Writer) throws {
         self.writer = writer
         crossRun = try CrossRunDuplicates(db: writer.db, names: writer.names, loadId: writer.loadId)
+        touches = try ModelTouches(db: writer.db)
     }
 
     func beginFile() throws {
         profiles.reset()
+        touches.reset()
         try writer.beginFile()
     }
 
@@ -25,6 +28,7 @@ final class WriteStages {
             let admitted = try crossRun.admit(headers)
             try writer.write(Splitter.rows(of: headers, admitted: admitted), of: headers, in: raw)
             profiles.note(headers, admitted: admitted)
+            touches.note(headers, admitted: admitted, in: raw)
             return admitted
         }
     }
@@ -33,17 +37,20 @@ final class WriteStages {
     func commitFile(_ archive: Archive, sha256: String, physicalLines: Int, status: FileResult.Status,
                     counts: Counts, error: String?) throws {
         try profiles.derive(into: writer)
+        try touches.record()
         try writer.commitFile(archive, sha256: sha256, physicalLines: physicalLines, status: status, counts: counts, error: error)
     }
 
     /// Derives the profiles and commits, with no `_files` row (a retry of rejects).
     func commitWithoutFile() throws {
         try profiles.derive(into: writer)
+        try touches.record()
         try writer.commitWithoutFile()
     }
 
     func rollbackFile() throws {
         profiles.reset()
+        touches.reset()
         try writer.rollbackFile()
     }
 }

@@ -1,0 +1,467 @@
+import Crypto
+import Foundation
+
+/// Knobs of the built-in models (a pipeline's `models` key, `--no-models`).
+public struct ModelOptions: Sendable, Equatable {
+    /// Build the models at the end of every run and load.
+    public var enabled = true
+    /// A gap of more than this many minutes between two activities of a person starts a new
+    /// session; nil keeps what the warehouse's last build used (30 the first time). A change
+    /// rebuilds the models in full.
+    public var sessionTimeoutMinutes: Int?
+
+    public static let defaultSessionTimeoutMinutes = 30
+
+    public init(enabled: Bool = true, sessionTimeoutMinutes: Int? = nil) {
+        self.enabled = enabled
+        self.sessionTimeoutMinutes = sessionTimeoutMinutes
+    }
+}
+
+/// What one build of the models did (`_models` keeps a row per build).
+public struct ModelBuild: Sendable, Equatable, Codable {
+    /// `full` (everything from the call tables), `incremental` (what the loads since the last
+    /// build touched) or `none` (nothing new).
+    public var mode: String
+    /// People (blended user ids) whose page views and sessions were recomputed.
+    public var people: Int
+    /// Row counts after the build.
+    public var identities: Int64
+    public var pageViews: Int64
+    public var sessions: Int64
+    public var seconds: Double
+    public var sessionTimeoutMinutes: Int = ModelOptions.defaultSessionTimeoutMinutes
+}
+
+extension ModelBuild {
+    /// One line for a person: what was rebuilt and how many rows the models hold.
+    public var summaryLine: String {
+        let rows = "identities \(identities), page_views \(pageViews), sessions \(sessions)"
+        switch mode {
+        case "none": return "up to date (nothing new touched them): " + rows
+        case "full": return "rebuilt in full (\(people) \(people == 1 ? "person" : "people")) in \(String(format: "%.2f", seconds)) s: " + rows
+        default: return "updated for \(people) \(people == 1 ? "person" : "people") in \(String(format: "%.2f", seconds)) s: " + rows
+        }
+    }
+}
+
+/// The built-in models (`identities`, `page_views`, `sessions`; see docs/models.md), derived
+/// from the call tables and kept equal to a full rebuild after every load: each load records
+/// the ids it touched (`ModelTouches`, in the file's transaction), and `build` recomputes only
+/// the people those ids belong to, before and after the load.
+public enum Models {
+    public static let tables = ["identities", "page_views", "sessions"]
+    /// The models' indexes are named `_model_idx_<table>_<column>`, apart from the loader's `_idx_`
+    /// ones, which a bulk load drops and builds again.
+    public static let indexPrefix = "_model_idx_"
+
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS identities (
+            anonymous_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, first_linked_at TIMESTAMP, last_linked_at TIMESTAMP,
+            user_ids INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS _model_idx_identities_user_id ON identities (user_id);
+        CREATE TABLE IF NOT EXISTS page_views (
+            id TEXT PRIMARY KEY, anonymous_id TEXT, user_id TEXT, blended_user_id TEXT NOT NULL, timestamp TIMESTAMP,
+            received_at TIMESTAMP, url TEXT, host TEXT, path TEXT, query TEXT, title TEXT, referrer TEXT, referrer_host TEXT,
+            utm_source TEXT, utm_medium TEXT, utm_campaign TEXT, utm_term TEXT, utm_content TEXT, gclid TEXT, device TEXT,
+            session_id TEXT NOT NULL, view_index INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS _model_idx_page_views_blended_user_id ON page_views (blended_user_id, timestamp);
+        CREATE INDEX IF NOT EXISTS _model_idx_page_views_session_id ON page_views (session_id);
+        CREATE INDEX IF NOT EXISTS _model_idx_page_views_timestamp ON page_views (timestamp);
+        CREATE TABLE IF NOT EXISTS sessions (
+            session_id TEXT PRIMARY KEY, blended_user_id TEXT NOT NULL, session_index INTEGER NOT NULL, anonymous_id TEXT,
+            user_id TEXT, started_at TIMESTAMP, ended_at TIMESTAMP, duration_seconds REAL, page_views INTEGER NOT NULL,
+            screen_views INTEGER NOT NULL, events INTEGER NOT NULL, first_url TEXT, last_url TEXT, first_screen TEXT,
+            last_screen TEXT, referrer TEXT, referrer_host TEXT, utm_source TEXT, utm_medium TEXT, utm_campaign TEXT,
+            utm_term TEXT, utm_content TEXT, gclid TEXT, device TEXT);
+        CREATE INDEX IF NOT EXISTS _model_idx_sessions_blended_user_id ON sessions (blended_user_id, started_at);
+        CREATE INDEX IF NOT EXISTS _model_idx_sessions_started_at ON sessions (started_at);
+        CREATE TABLE IF NOT EXISTS _model_aliases (id TEXT PRIMARY KEY, final_id TEXT NOT NULL) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS _model_idx_aliases_final_id ON _model_aliases (final_id);
+        CREATE TABLE IF NOT EXISTS _models (
+            id INTEGER PRIMARY KEY, load_id INTEGER, built_at TEXT NOT NULL, mode TEXT NOT NULL,
+            session_timeout_minutes INTEGER NOT NULL, people INTEGER NOT NULL, identities INTEGER NOT NULL,
+            page_views INTEGER NOT NULL, sessions INTEGER NOT NULL, seconds REAL NOT NULL);
+        """ + ";\n" + ModelTouches.schema
+
+    /// Brings the models up to date in one transaction: a full rebuild when asked, when they
+    /// were never built or when the session timeout changed; else the people touched since the
+    /// last build. Returns what it did (`none` when nothing was touched).
+    public static func build(in db: Database, options: ModelOptions = ModelOptions(), rebuild: Bool = false,
+                             loadId: Int64? = nil, now: Date = Date()) throws -> ModelBuild {
+        let started = Date()
+        // Sorting a whole warehouse's activity spills to a temporary file, not memory.
+        try db.execute("PRAGMA temp_store=FILE")
+        defer { try? db.execute("PRAGMA temp_store=MEMORY") }
+        try db.execute("BEGIN IMMEDIATE")
+        do {
+            try db.execute(schema)
+            let lastTimeout = try db.scalar("SELECT session_timeout_minutes FROM _models ORDER BY id DESC LIMIT 1")?.integer
+            let timeout = options.sessionTimeoutMinutes ?? lastTimeout.map { Int($0) } ?? ModelOptions.defaultSessionTimeoutMinutes
+            let full = rebuild || lastTimeout == nil || lastTimeout != Int64(timeout)
+            var users = Set<String>(), anons = Set<String>()
+            for row in try db.query("SELECT kind, id FROM _model_pending") {
+                guard let id = row[1].text else { continue }
+                if row[0].text == "user" { users.insert(id) } else { anons.insert(id) }
+            }
+            var builder = try Builder(db: db, timeoutMilliseconds: Int64(timeout) * 60_000)
+            let mode: String
+            if full {
+                try builder.rebuildAll()
+                mode = "full"
+            } else if users.isEmpty && anons.isEmpty {
+                mode = "none"
+            } else {
+                try builder.update(users: users, anons: anons)
+                mode = "incremental"
+            }
+            try db.execute("DELETE FROM _model_pending")
+            var result = ModelBuild(
+                mode: mode, people: builder.people,
+                identities: try db.scalar("SELECT count(*) FROM identities")?.integer ?? 0,
+                pageViews: try db.scalar("SELECT count(*) FROM page_views")?.integer ?? 0,
+                sessions: try db.scalar("SELECT count(*) FROM sessions")?.integer ?? 0,
+                seconds: 0)
+            result.seconds = (Date().timeIntervalSince(started) * 1000).rounded() / 1000
+            result.sessionTimeoutMinutes = timeout
+            if mode != "none" {
+                try db.prepare("""
+                    INSERT INTO _models (load_id, built_at, mode, session_timeout_minutes, people, identities, page_views, sessions, seconds)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """).run([loadId.map { .integer($0) } ?? .null, .text(Timestamp.format(Instant(date: now))), .text(mode),
+                              .integer(Int64(timeout)), .integer(Int64(result.people)),
+                              .integer(result.identities), .integer(result.pageViews), .integer(result.sessions), .real(result.seconds)])
+            }
+            try db.execute("COMMIT")
+            return result
+        } catch {
+            try? db.execute("ROLLBACK")
+            throw error
+        }
+    }
+}
+
+/// One build's work, inside `Models.build`'s transaction.
+private struct Builder {
+    let db: Database
+    let timeoutMilliseconds: Int64
+    let callTables: Set<String>
+    var graph: AliasGraph
+    private(set) var people = 0
+
+    init(db: Database, timeoutMilliseconds: Int64) throws {
+        self.db = db
+        self.timeoutMilliseconds = timeoutMilliseconds
+        callTables = Set(try db.query("SELECT table_name FROM _schema_tables WHERE call_type <> 'profile'").compactMap { $0[0].text })
+        graph = try AliasGraph(db: db, hasAliases: callTables.contains("aliases"))
+    }
+
+    /// Everything again, from the call tables.
+    mutating func rebuildAll() throws {
+        try db.execute("DELETE FROM identities; DELETE FROM page_views; DELETE FROM sessions; DELETE FROM _model_aliases")
+        try writeAliases(graph.aliased)
+        try rebuildIdentities(restrictedTo: nil)
+        try rebuildActivity(of: nil)
+    }
+
+    /// What the ids touched since the last build change. A touched user id's whole alias
+    /// component may resolve differently now; an anonymous id linked to any of those users may
+    /// resolve differently; every person an affected id belonged to before or belongs to now is
+    /// recomputed from all of their activity.
+    mutating func update(users touchedUsers: Set<String>, anons touchedAnons: Set<String>) throws {
+        var users = Set<String>()
+        for user in touchedUsers where !users.contains(user) { users.formUnion(graph.component(of: user)) }
+        try fill("m_users", users)
+        var anons = touchedAnons
+        for user in users where graph.next[user] != nil { anons.insert(user) }
+        for table in linkTables {
+            let column = table == "aliases" ? "previous_id" : "anonymous_id"
+            for row in try db.query("SELECT DISTINCT \(column) FROM \(table) WHERE user_id IN (SELECT id FROM temp.m_users) AND \(column) IS NOT NULL") {
+                if let id = row[0].idText { anons.insert(id) }
+            }
+        }
+        try fill("m_anons", anons)
+
+        // Whom the affected ids belonged to before ...
+        var people = Set<String>()
+        for row in try db.query("SELECT id, coalesce(final_id, id) FROM temp.m_users LEFT JOIN _model_aliases USING (id)") {
+            if let id = row[1].text { people.insert(id) }
+        }
+        for row in try db.query("SELECT m.id, coalesce(i.user_id, m.id) FROM temp.m_anons m LEFT JOIN identities i ON i.anonymous_id = m.id") {
+            if let id = row[1].text { people.insert(id) }
+        }
+        // ... and after.
+        try db.execute("DELETE FROM _model_aliases WHERE id IN (SELECT id FROM temp.m_users)")
+        try writeAliases(users.sorted().compactMap { user in graph.final(user) == user ? nil : (user, graph.final(user)) })
+        try rebuildIdentities(restrictedTo: "m_anons")
+        for user in users { people.insert(graph.final(user)) }
+        for row in try db.query("SELECT m.id, coalesce(i.user_id, m.id) FROM temp.m_anons m LEFT JOIN identities i ON i.anonymous_id = m.id") {
+            if let id = row[1].text { people.insert(id) }
+        }
+        try fill("m_people", people)
+        // Every id that now belongs to one of those people.
+        try fill("m_person_users", people)
+        try db.execute("INSERT OR IGNORE INTO temp.m_person_users SELECT id FROM _model_aliases WHERE final_id IN (SELECT id FROM temp.m_people)")
+        try fill("m_person_anons", [])
+        try db.execute("""
+            INSERT OR IGNORE INTO temp.m_person_anons SELECT anonymous_id FROM identities WHERE user_id IN (SELECT id FROM temp.m_people);
+            INSERT OR IGNORE INTO temp.m_person_anons SELECT id FROM temp.m_people WHERE id NOT IN (SELECT anonymous_id FROM identities);
+            DELETE FROM sessions WHERE blended_user_id IN (SELECT id FROM temp.m_people);
+            DELETE FROM page_views WHERE blended_user_id IN (SELECT id FROM temp.m_people);
+            """)
+        try rebuildActivity(of: people)
+        try db.execute("DROP TABLE temp.m_users; DROP TABLE temp.m_anons; DROP TABLE temp.m_people; DROP TABLE temp.m_person_users; DROP TABLE temp.m_person_anons")
+    }
+
+    // MARK: Identities
+
+    /// The tables whose rows link an anonymous id to a user id (`aliases` by its previous id).
+    private var linkTables: [String] {
+        ["identifies", "tracks", "pages", "screens", "groups", "aliases"].filter(callTables.contains)
+    }
+
+    private func writeAliases(_ pairs: [(id: String, final: String)]) throws {
+        let insert = try db.prepare("INSERT INTO _model_aliases (id, final_id) VALUES (?, ?)")
+        for pair in pairs { try insert.run([.text(pair.id), .text(pair.final)]) }
+    }
+
+    /// Recomputes the `identities` rows of the anonymous ids in temp table `restriction` (all
+    /// when nil): every call that carries both ids links them; an alias links its previous id.
+    private func rebuildIdentities(restrictedTo restriction: String?) throws {
+        let tables = linkTables
+        guard !tables.isEmpty else { return }
+        if let restriction { try db.execute("DELETE FROM identities WHERE anonymous_id IN (SELECT id FROM temp.\(restriction))") }
+        let selects = tables.map { table -> String in
+            let anon = table == "aliases" ? "previous_id" : "anonymous_id"
+            var sql = "SELECT \(anon) AS a, user_id AS u, timestamp AS t, received_at AS r, id FROM \(table) WHERE \(anon) IS NOT NULL AND user_id IS NOT NULL"
+            if table == "aliases" { sql += " AND previous_id <> user_id" }
+            if let restriction { sql += " AND \(anon) IN (SELECT id FROM temp.\(restriction))" }
+            return sql
+        }
+        let links = try db.prepare("SELECT a, u, t FROM (\(selects.joined(separator: " UNION ALL "))) ORDER BY a, t, r, id")
+        let insert = try db.prepare("INSERT INTO identities (anonymous_id, user_id, first_linked_at, last_linked_at, user_ids) VALUES (?, ?, ?, ?, ?)")
+        var current: String?
+        var latest = "", first = SQLValue.null, last = SQLValue.null
+        var finals = Set<String>()
+        func flush() throws {
+            guard let anon = current else { return }
+            try insert.run([.text(anon), .text(latest), first, last, .integer(Int64(finals.count))])
+        }
+        while try links.step() {
+            guard let anon = links.value(at: 0).idText, let user = links.value(at: 1).idText else { continue }
+            let time = links.value(at: 2)
+            if anon != current {
+                try flush()
+                current = anon
+                first = time
+                finals.removeAll()
+            }
+            let final = graph.final(user)
+            latest = final
+            last = time
+            finals.insert(final)
+        }
+        try flush()
+    }
+
+    // MARK: Page views and sessions
+
+    /// Recomputes the page views and sessions of `people` (everyone when nil) from all of
+    /// their pages, screens and tracks, read in the order of the person, then timestamp,
+    /// received_at and id.
+    private mutating func rebuildActivity(of people: Set<String>?) throws {
+        let kinds = [("pages", "page"), ("screens", "screen"), ("tracks", "track")].filter { callTables.contains($0.0) }
+        guard !kinds.isEmpty else { return }
+        var selects: [String] = []
+        for (table, kind) in kinds {
+            let page = kind == "page"
+            let columns = [
+                "'\(kind)'", "x.id", "x.anonymous_id", "x.user_id", "x.timestamp", "x.received_at",
+                page ? "x.url" : "NULL", page ? "x.context_page_url" : "NULL", page ? "x.path" : "NULL",
+                page ? "x.title" : "NULL", page ? "x.context_page_title" : "NULL",
+                page ? "x.referrer" : "NULL", page ? "x.context_page_referrer" : "NULL",
+                kind == "track" ? "NULL" : "x.name", "x.context_user_agent",
+                "x.context_campaign_source", "x.context_campaign_medium", "x.context_campaign_name",
+                "x.context_campaign_term", "x.context_campaign_content",
+            ].joined(separator: ", ")
+            var known = "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id IS NOT NULL"
+            var anonymous = "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE x.user_id IS NULL AND x.anonymous_id IS NOT NULL"
+            if people != nil {
+                known += " AND x.user_id IN (SELECT id FROM temp.m_person_users)"
+                anonymous += " AND x.anonymous_id IN (SELECT id FROM temp.m_person_anons)"
+            }
+            selects += [known, anonymous]
+        }
+        // Columns: 0 b, 1 kind, 2 id, 3 anonymous_id, 4 user_id, 5 timestamp, 6 received_at, 7 url, 8 context_page_url,
+        // 9 path, 10 title, 11 context_page_title, 12 referrer, 13 context_page_referrer, 14 name, 15 user agent,
+        // 16-20 campaign source, medium, name, term, content.
+        let activity = try db.prepare("SELECT * FROM (\(selects.joined(separator: " UNION ALL "))) ORDER BY 1, 6, 7, 3")
+        var writer = try SessionWriter(db: db, timeoutMilliseconds: timeoutMilliseconds)
+        var current: String?
+        var rows: [Activity] = []
+        while try activity.step() {
+            guard let person = activity.value(at: 0).idText else { continue }
+            if person != current {
+                if let current, !rows.isEmpty { try writer.write(person: current, rows); self.people += 1 }
+                current = person
+                rows.removeAll(keepingCapacity: true)
+            }
+            // An id whose person is not being rebuilt cannot appear; skip rather than half-write one.
+            if let people, !people.contains(person) { continue }
+            rows.append(Activity(activity))
+        }
+        if let current, !rows.isEmpty { try writer.write(person: current, rows); self.people += 1 }
+    }
+
+    /// (Re)creates temp table `name` holding `ids`.
+    private func fill(_ name: String, _ ids: Set<String>) throws {
+        try db.execute("DROP TABLE IF EXISTS temp.\(name); CREATE TEMP TABLE \(name) (id TEXT PRIMARY KEY) WITHOUT ROWID")
+        let insert = try db.prepare("INSERT OR IGNORE INTO temp.\(name) (id) VALUES (?)")
+        for id in ids.sorted() { try insert.run([.text(id)]) }
+    }
+}
+
+/// One page, screen or track call, as the sessions read it.
+struct Activity {
+    enum Kind { case page, screen, track }
+    var kind: Kind
+    var id: String
+    var anonymousId: String?
+    var userId: String?
+    var timestamp: SQLValue
+    var receivedAt: SQLValue
+    var milliseconds: Int64
+    var url: String?
+    var pathProperty: String?
+    var title: String?
+    var referrer: String?
+    var name: String?
+    var userAgent: String?
+    var campaign: [String?]
+
+    init(_ s: Statement) {
+        kind = s.value(at: 1).text == "page" ? .page : s.value(at: 1).text == "screen" ? .screen : .track
+        id = s.value(at: 2).idText ?? ""
+        anonymousId = s.value(at: 3).idText
+        userId = s.value(at: 4).idText
+        timestamp = s.value(at: 5)
+        receivedAt = s.value(at: 6)
+        let time = timestamp.text.flatMap(Timestamp.parse) ?? receivedAt.text.flatMap(Timestamp.parse)
+        milliseconds = time.map { $0.seconds * 1000 + $0.nanos / 1_000_000 } ?? 0
+        url = s.value(at: 7).text ?? s.value(at: 8).text
+        pathProperty = s.value(at: 9).text
+        title = s.value(at: 10).text ?? s.value(at: 11).text
+        referrer = s.value(at: 12).text ?? s.value(at: 13).text
+        name = s.value(at: 14).text
+        userAgent = s.value(at: 15).text
+        campaign = (16...20).map { s.value(at: Int32($0)).text }
+    }
+}
+
+/// What a page view or a session's first view says about where the visit came from.
+struct VisitSource {
+    var url: String?
+    var host: String?
+    var path: String?
+    var query: String?
+    var referrer: String?
+    var referrerHost: String?
+    /// source, medium, campaign, term, content: from `context.campaign`, else from the URL's query.
+    var utm: [String?]
+    var gclid: String?
+    var device: String
+
+    init(_ a: Activity) {
+        url = a.url
+        let parsed = a.url.map(ParsedURL.init)
+        host = parsed?.host
+        path = parsed?.path ?? a.pathProperty
+        query = parsed?.query
+        referrer = a.referrer
+        referrerHost = a.referrer.flatMap { ParsedURL($0).host }
+        let names = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"]
+        utm = (0..<5).map { i in a.campaign[i] ?? parsed?.parameter(names[i]) }
+        gclid = parsed?.parameter("gclid")
+        device = DeviceClass.of(userAgent: a.userAgent)
+    }
+}
+
+/// Splits one person's activity into sessions and writes them with their page views.
+struct SessionWriter {
+    let timeoutMilliseconds: Int64
+    let insertView: Statement
+    let insertSession: Statement
+
+    init(db: Database, timeoutMilliseconds: Int64) throws {
+        self.timeoutMilliseconds = timeoutMilliseconds
+        insertView = try db.prepare("""
+            INSERT INTO page_views (id, anonymous_id, user_id, blended_user_id, timestamp, received_at, url, host, path, query,
+              title, referrer, referrer_host, utm_source, utm_medium, utm_campaign, utm_term, utm_content, gclid, device,
+              session_id, view_index)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        insertSession = try db.prepare("""
+            INSERT INTO sessions (session_id, blended_user_id, session_index, anonymous_id, user_id, started_at, ended_at,
+              duration_seconds, page_views, screen_views, events, first_url, last_url, first_screen, last_screen, referrer,
+              referrer_host, utm_source, utm_medium, utm_campaign, utm_term, utm_content, gclid, device)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+    }
+
+    /// A session's id: the first 16 bytes of SHA-256 over the person and the session's first
+    /// message id, in hex; the same whenever the same activity is modelled.
+    static func sessionId(person: String, firstMessage: String) -> String {
+        let digest = SHA256.hash(data: Array((person + "\u{1F}" + firstMessage).utf8))
+        return digest.prefix(16).map { String($0, radix: 16).leftPadded(2) }.joined()
+    }
+
+    func write(person: String, _ rows: [Activity]) throws {
+        var start = 0
+        var index: Int64 = 0
+        for i in 1...rows.count where i == rows.count || rows[i].milliseconds - rows[i - 1].milliseconds > timeoutMilliseconds {
+            index += 1
+            try writeSession(person: person, rows[start..<i], index: index)
+            start = i
+        }
+    }
+
+    private func text(_ s: String?) -> SQLValue { s.map { .text($0) } ?? .null }
+
+    private func writeSession(person: String, _ rows: ArraySlice<Activity>, index: Int64) throws {
+        let first = rows.first!, last = rows.last!
+        let sessionId = Self.sessionId(person: person, firstMessage: first.id)
+        var views = 0, screens = 0, events = 0
+        var firstView: Activity?, firstURL: String?, lastURL: String?, firstScreen: String?, lastScreen: String?
+        for row in rows {
+            switch row.kind {
+            case .page:
+                views += 1
+                if firstView == nil { firstView = row }
+                if firstURL == nil { firstURL = row.url }
+                lastURL = row.url ?? lastURL
+                let source = VisitSource(row)
+                try insertView.run([
+                    .text(row.id), text(row.anonymousId), text(row.userId), .text(person), row.timestamp, row.receivedAt,
+                    text(source.url), text(source.host), text(source.path), text(source.query), text(row.title),
+                    text(source.referrer), text(source.referrerHost),
+                ] + source.utm.map(text) + [text(source.gclid), .text(source.device), .text(sessionId), .integer(Int64(views))])
+            case .screen:
+                screens += 1
+                if firstView == nil { firstView = row }
+                if firstScreen == nil { firstScreen = row.name }
+                lastScreen = row.name ?? lastScreen
+            case .track:
+                events += 1
+            }
+        }
+        let source = firstView.map(VisitSource.init)
+        let duration = Double(last.milliseconds - first.milliseconds) / 1000
+        try insertSession.run([
+            .text(sessionId), .text(person), .integer(index), text(rows.lazy.compactMap(\.anonymousId).first),
+            text(rows.lazy.compactMap(\.userId).first), first.timestamp, last.timestamp, .real(duration),
+            .integer(Int64(views)), .integer(Int64(screens)), .integer(Int64(events)), text(firstURL), text(lastURL),
+            text(firstScreen), text(lastScreen), text(source?.referrer), text(source?.referrerHost),
+        ] + (source?.utm ?? Array(repeating: nil, count: 5)).map(text)
+          + [text(source?.gclid), .text(source?.device ?? DeviceClass.of(userAgent: first.userAgent))])
+    }
+}

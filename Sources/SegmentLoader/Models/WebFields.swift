@@ -1,0 +1,92 @@
+/// What the models read out of a URL and a user agent: host, path and query of a URL, the
+/// values of its query parameters, and a device class.
+struct ParsedURL: Equatable {
+    var host: String?
+    var path: String?
+    var query: String?
+
+    /// Parses `scheme://user@host:port/path?query#fragment` leniently: a URL without a scheme
+    /// (`/pricing?a=1`) has no host; the host is lowercased and loses its port.
+    init(_ url: String) {
+        var rest = Substring(url)
+        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
+        if let question = rest.firstIndex(of: "?") {
+            query = String(rest[rest.index(after: question)...])
+            rest = rest[..<question]
+        }
+        if let scheme = rest.range(of: "://") {
+            var authority = rest[scheme.upperBound...]
+            if let slash = authority.firstIndex(of: "/") {
+                path = String(authority[slash...])
+                authority = authority[..<slash]
+            } else {
+                path = "/"
+            }
+            if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+            if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+                authority = authority[...close]
+            } else if let colon = authority.firstIndex(of: ":") {
+                authority = authority[..<colon]
+            }
+            host = authority.isEmpty ? nil : authority.lowercased()
+        } else if rest.hasPrefix("//") {
+            let authority = rest.dropFirst(2).prefix { $0 != "/" && $0 != ":" }
+            host = authority.isEmpty ? nil : authority.lowercased()
+            let afterHost = rest.dropFirst(2).drop { $0 != "/" }
+            path = afterHost.isEmpty ? "/" : String(afterHost)
+        } else {
+            path = rest.isEmpty ? nil : String(rest)
+        }
+    }
+
+    /// The first value of query parameter `name`, percent-decoded (`+` is a space); nil when
+    /// absent or empty.
+    func parameter(_ name: String) -> String? {
+        guard let query else { return nil }
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard percentDecoded(parts[0]) == name else { continue }
+            let value = parts.count > 1 ? percentDecoded(parts[1]) : ""
+            return value.isEmpty ? nil : value
+        }
+        return nil
+    }
+}
+
+/// `%41` → `A`, `+` → space; a malformed escape is kept as written, bytes that are not UTF-8
+/// become U+FFFD.
+func percentDecoded(_ text: Substring) -> String {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(text.utf8.count)
+    var utf8 = Array(text.utf8)[...]
+    func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+    while let c = utf8.popFirst() {
+        if c == UInt8(ascii: "+") {
+            bytes.append(UInt8(ascii: " "))
+        } else if c == UInt8(ascii: "%"), utf8.count >= 2, let hi = hex(utf8[utf8.startIndex]), let lo = hex(utf8[utf8.startIndex + 1]) {
+            bytes.append(hi << 4 | lo)
+            utf8 = utf8.dropFirst(2)
+        } else {
+            bytes.append(c)
+        }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+enum DeviceClass {
+    /// The first of iPad, iPhone, Android, Windows, Mac, Linux that the user agent contains
+    /// (in that order: an iPhone's agent says "like Mac OS X", an Android's says "Linux"),
+    /// else `other`.
+    static func of(userAgent: String?) -> String {
+        guard let userAgent else { return "other" }
+        for name in ["iPad", "iPhone", "Android", "Windows", "Mac", "Linux"] where userAgent.contains(name) { return name }
+        return "other"
+    }
+}
