@@ -53,6 +53,8 @@ struct LoadCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("wal (default; readers never block the load) or rollback (faster bulk loads; for a warehouse nobody reads meanwhile).", valueName: "mode"))
     var journal: String = "wal"
 
+    @OptionGroup var modelFlags: ModelFlags
+
     @OptionGroup var output: OutputOptions
 
     @Argument(help: ArgumentHelp("Archive files or directories.", valueName: "path"))
@@ -72,6 +74,7 @@ struct LoadCommand: ParsableCommand {
         options.skipOptedOut = skipOptedOut
         options.createIndexes = !noIndexes
         options.journal = JournalMode(rawValue: journal) ?? .wal
+        options.models = modelFlags.apply(to: ModelOptions())
         let paths = self.paths
         try Execution(options: options, output: output, report: report, metrics: metrics, strict: strict)
             .run { try Discovery.find(paths) }

@@ -32,6 +32,8 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Rejected lines make the run fail with exit code 65 (same as run.strict).")
     var strict = false
 
+    @OptionGroup var modelFlags: ModelFlags
+
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
@@ -69,6 +71,7 @@ struct RunCommand: ParsableCommand {
         }
         var options = pipeline.loadOptions()
         if let jobs { options.jobs = jobs }
+        options.models = modelFlags.apply(to: pipeline.models)
         try Execution(options: options, output: output, report: pipeline.run.report, metrics: pipeline.run.metrics,
                       strict: strict || pipeline.run.strict)
             .run { selection.found }

@@ -15,6 +15,6 @@ struct SegmentLoaderCommand: ParsableCommand {
             warehouse.sqlite` shows what a warehouse holds.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, ValidateCommand.self, LoadCommand.self, StatusCommand.self, RejectsCommand.self, DatasetteCommand.self, BenchCommand.self]
+        subcommands: [RunCommand.self, ValidateCommand.self, LoadCommand.self, StatusCommand.self, RejectsCommand.self, ModelsCommand.self, DatasetteCommand.self, BenchCommand.self]
     )
 }

@@ -73,6 +73,8 @@ struct RejectsCommand: ParsableCommand {
         @Option(name: .long, help: ArgumentHelp("The pipeline whose rules the original load used.", valueName: "file"))
         var pipeline: String?
 
+        @OptionGroup var modelFlags: ModelFlags
+
         func validate() throws {
             if db == nil && pipeline == nil { throw ValidationError("give --db or --pipeline") }
         }
@@ -94,6 +96,7 @@ struct RejectsCommand: ParsableCommand {
             } else {
                 options = LoadOptions(database: db!)
             }
+            options.models = modelFlags.apply(to: options.models)
             do {
                 let outcome = try RejectRetry.run(options: options)
                 print(outcome.render(database: options.database))

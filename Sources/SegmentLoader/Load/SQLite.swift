@@ -93,6 +93,14 @@ public enum SQLValue: Sendable, Equatable, Hashable {
 
     public var text: String? { if case .text(let s) = self { return s } else { return nil } }
     public var integer: Int64? { if case .integer(let i) = self { return i } else { return nil } }
+    /// A REAL, or an INTEGER as a Double.
+    public var double: Double? {
+        switch self {
+        case .real(let d): return d
+        case .integer(let i): return Double(i)
+        default: return nil
+        }
+    }
 }
 
 /// A prepared statement (https://sqlite.org/c3ref/stmt.html), finalized in `deinit`.

@@ -66,6 +66,9 @@ public enum WarehouseStatus {
         if tables.isEmpty { out.append("  none yet") }
 
         out.append("")
+        out.append(contentsOf: try models(db))
+
+        out.append("")
         let rejects = try db.scalar("SELECT count(*) FROM _rejects")?.integer ?? 0
         out.append("rejects waiting: \(rejects)" + (rejects > 0 ? " (list: segment-loader rejects --db \(database); retry after a fix: segment-loader rejects retry --db \(database))" : ""))
         for row in try db.query("SELECT reason, count(*), \(kind) FROM _rejects GROUP BY reason ORDER BY count(*) DESC LIMIT 5") {
@@ -87,6 +90,25 @@ public enum WarehouseStatus {
         }
         if collisions.count > 20 { out.append("  ... \(collisions.count - 20) more in _schema_columns") }
         return out.joined(separator: "\n")
+    }
+
+    /// The models' tables with their row counts, the last build, and what waits for the next.
+    static func models(_ db: Database) throws -> [String] {
+        let exists = { (name: String) in try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(name)])?.integer == 1 }
+        guard try exists("_models"), let last = try db.query("""
+            SELECT built_at, mode, people, seconds, session_timeout_minutes, (SELECT count(*) FROM _models) FROM _models ORDER BY id DESC LIMIT 1
+            """).first else {
+            return ["models: not built yet (the next run or load builds them; or segment-loader models --db W)"]
+        }
+        var out = ["models: last built \(text(last[0])), \(text(last[1])) for \(last[2].integer ?? 0) people in \(String(format: "%.2f", last[3].double ?? 0)) s"
+                   + " (session timeout \(last[4].integer ?? 0) min; \(last[5].integer ?? 0) builds in _models)"]
+        for table in Models.tables where try exists(table) {
+            out.append("  \(table.padding(toLength: 10, withPad: " ", startingAt: 0))  \(try db.scalar("SELECT count(*) FROM \(table)")?.integer ?? 0) rows")
+        }
+        if try exists("_model_pending"), let pending = try db.scalar("SELECT count(*) FROM _model_pending")?.integer, pending > 0 {
+            out.append("  \(pending) ids touched since the last build wait for the next one (a run with --no-models, or one stopped before its build)")
+        }
+        return out
     }
 
     static func text(_ value: SQLValue) -> String {

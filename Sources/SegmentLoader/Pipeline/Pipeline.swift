@@ -15,6 +15,8 @@ public struct Pipeline: Sendable {
     public var privacy = Privacy()
     public var warehouse: WarehouseSettings
     public var run = RunSettings()
+    /// The built-in models (`models:`; on by default).
+    public var models = ModelOptions()
 
     public init(name: String, sources: [Source], warehouse: WarehouseSettings) {
         self.name = name

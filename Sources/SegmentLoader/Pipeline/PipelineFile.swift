@@ -184,7 +184,7 @@ public enum PipelineFile {
         }
 
         mutating func pipeline(_ root: Node) -> Pipeline? {
-            guard let top = mapping(root, "the pipeline", allowed: ["version", "name", "sources", "filters", "privacy", "warehouse", "run"],
+            guard let top = mapping(root, "the pipeline", allowed: ["version", "name", "sources", "filters", "privacy", "warehouse", "run", "models"],
                                     required: ["version", "name", "sources", "warehouse"]) else { return nil }
             var version: Int?
             if let node = top["version"], let v = int(node, "version", range: 0...Int.max) {
@@ -215,12 +215,14 @@ public enum PipelineFile {
             let filterSettings = top["filters"].map { self.filters($0) }
             let privacySettings = top["privacy"].map { self.privacy($0) }
             let runSettings = top["run"].map { self.runSettings($0) }
+            let modelSettings = top["models"].map { self.modelSettings($0) }
             guard let version, let name, let warehouse else { return nil }
             var pipeline = Pipeline(name: name, sources: sources, warehouse: warehouse)
             pipeline.version = version
             if let filterSettings { pipeline.filters = filterSettings }
             if let privacySettings { pipeline.privacy = privacySettings }
             if let runSettings { pipeline.run = runSettings }
+            if let modelSettings { pipeline.models = modelSettings }
             return pipeline
         }
 
@@ -330,6 +332,16 @@ public enum PipelineFile {
                 } else {
                     fail(n, "warehouse.journal must be wal or rollback, not '\(v)'")
                 }
+            }
+            return settings
+        }
+
+        mutating func modelSettings(_ node: Node) -> ModelOptions {
+            var settings = ModelOptions()
+            guard let m = mapping(node, "models", allowed: ["enabled", "session_timeout_minutes"]) else { return settings }
+            if let n = m["enabled"], let v = bool(n, "models.enabled") { settings.enabled = v }
+            if let n = m["session_timeout_minutes"], let v = int(n, "models.session_timeout_minutes", range: 1...10_080) {
+                settings.sessionTimeoutMinutes = v
             }
             return settings
         }

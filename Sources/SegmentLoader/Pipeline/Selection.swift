@@ -66,6 +66,7 @@ extension Pipeline {
         options.journal = warehouse.journal
         options.filter = filters
         options.privacy = privacy
+        options.models = models
         return options
     }
 }

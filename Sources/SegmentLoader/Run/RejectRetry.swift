@@ -16,10 +16,13 @@ public enum RejectRetry {
         public var messagesLoaded: Int64 = 0
         public var duplicates: Int64 = 0
         public var filtered: Int64 = 0
+        /// The build of the models after the retry (nil: models off).
+        public var models: ModelBuild?
 
         public func render(database: String) -> String {
             "retried \(retried) rejected line\(retried == 1 ? "" : "s") in \(database) (load \(loadId)): \(resolved) resolved "
                 + "(\(messagesLoaded) messages loaded, \(duplicates) duplicates, \(filtered) filtered), \(stillRejected) still rejected"
+                + (models.map { "\nmodels: " + $0.summaryLine } ?? "")
         }
     }
 
@@ -173,6 +176,10 @@ public enum RejectRetry {
             summary.finishedAt = Timestamp.format(Instant(date: options.now()))
             try? warehouse.finishLoad(id: loadId, summary: summary, status: "failed", error: "\(error)")
             throw error
+        }
+        // The retried messages touch the models like a load's.
+        if options.models.enabled {
+            outcome.models = try Models.build(in: db, options: options.models, loadId: loadId, now: options.now())
         }
         summary.finishedAt = Timestamp.format(Instant(date: options.now()))
         try warehouse.finishLoad(id: loadId, summary: summary, status: "succeeded", error: nil)

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import SegmentLoader
+
+/// `--no-models` and `--session-timeout`, shared by the commands that load.
+struct ModelFlags: ParsableArguments {
+    @Flag(name: .long, help: "Do not bring the models (identities, page_views, sessions) up to date after the load; the next run that builds them catches up.")
+    var noModels = false
+
+    @Option(name: .long, help: ArgumentHelp("Minutes of inactivity that end a session (default: what the warehouse's models last used, else 30; a change rebuilds them).", valueName: "minutes"))
+    var sessionTimeout: Int?
+
+    func validate() throws {
+        if let sessionTimeout, !(1...10_080).contains(sessionTimeout) {
+            throw ValidationError("--session-timeout must be between 1 and 10080 minutes")
+        }
+    }
+
+    /// `base` (a pipeline's `models:`) with the flags applied.
+    func apply(to base: ModelOptions) -> ModelOptions {
+        var options = base
+        if noModels { options.enabled = false }
+        if let sessionTimeout { options.sessionTimeoutMinutes = sessionTimeout }
+        return options
+    }
+}
+
+struct ModelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models",
+        abstract: "Bring the built-in models (identities, page_views, sessions) up to date, or rebuild them.",
+        discussion: """
+            `run` and `load` do this at the end of every load; this command is for a warehouse \
+            loaded with --no-models, for a new session timeout, or to check that the models equal \
+            a full rebuild (--rebuild). docs/models.md defines every column.
+
+            Exit status: 0 when built, 64 for usage errors or a database that is not a warehouse, \
+            74 when the warehouse cannot be written, 75 when a run holds the warehouse's lock, 1 \
+            for anything else.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The SQLite warehouse.", valueName: "path"))
+    var db: String
+
+    @Flag(name: .long, help: "Rebuild everything from the call tables instead of what the loads since the last build touched.")
+    var rebuild = false
+
+    @Option(name: .long, help: ArgumentHelp("Minutes of inactivity that end a session (default: what the last build used, else 30; a change rebuilds).", valueName: "minutes"))
+    var sessionTimeout: Int?
+
+    func validate() throws {
+        if let sessionTimeout, !(1...10_080).contains(sessionTimeout) {
+            throw ValidationError("--session-timeout must be between 1 and 10080 minutes")
+        }
+    }
+
+    func run() throws {
+        do {
+            guard FileManager.default.fileExists(atPath: db) else {
+                printError("\(db) does not exist: load something into it first")
+                throw ExitCode(Exit.usage)
+            }
+            try Warehouse.check(path: db)
+            let lock = try WarehouseLock(database: db)
+            defer { withExtendedLifetime(lock) {} }
+            let warehouse = try Warehouse(path: db, announce: { printError($0) })
+            let build = try Models.build(in: warehouse.db, options: ModelOptions(sessionTimeoutMinutes: sessionTimeout), rebuild: rebuild)
+            print("\(db): models " + build.summaryLine)
+        } catch {
+            throw Exit.failing(error, database: db)
+        }
+    }
+}
