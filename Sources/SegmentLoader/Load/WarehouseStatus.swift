@@ -65,8 +65,11 @@ public enum WarehouseStatus {
         }
         if tables.isEmpty { out.append("  none yet") }
 
-        out.append("")
-        out.append(contentsOf: try models(db))
+        // Before format 3, `_models` may be an event's table (the upgrade renames it).
+        if version >= 3 {
+            out.append("")
+            out.append(contentsOf: try models(db))
+        }
 
         out.append("")
         let rejects = try db.scalar("SELECT count(*) FROM _rejects")?.integer ?? 0
