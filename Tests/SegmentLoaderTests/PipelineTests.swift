@@ -46,6 +46,9 @@ final class PipelineTests: XCTestCase {
               report: reports/r.json
               metrics: /var/lib/m.prom
               strict: true
+            models:
+              enabled: false
+              session_timeout_minutes: 45
             """)
         XCTAssertEqual(p.name, "nightly")
         XCTAssertEqual(p.sources[0].path, "/etc/loader/mirror/segment-logs")
@@ -68,6 +71,8 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(p.run.report, "/etc/loader/reports/r.json")
         XCTAssertEqual(p.run.metrics, "/var/lib/m.prom")
         XCTAssertTrue(p.run.strict)
+        XCTAssertEqual(p.models, ModelOptions(enabled: false, sessionTimeoutMinutes: 45))
+        XCTAssertFalse(p.loadOptions().models.enabled)
 
         let minimal = try parse("version: 1\nname: m\nsources: [{path: x}]\nwarehouse: {path: w.sqlite}\n")
         XCTAssertEqual(minimal.warehouse.columnLimit, 1000)
@@ -77,6 +82,7 @@ final class PipelineTests: XCTestCase {
         XCTAssertFalse(minimal.run.strict)
         XCTAssertTrue(minimal.filters.isEmpty)
         XCTAssertTrue(minimal.privacy.isEmpty)
+        XCTAssertEqual(minimal.models, ModelOptions(enabled: true, sessionTimeoutMinutes: nil))
     }
 
     func testMistakesAreRefusedWithTheirPositions() {
@@ -97,6 +103,9 @@ final class PipelineTests: XCTestCase {
                        ["p.yml:3:24: bad glob 'logs/[a-': '[' at character 6 is never closed by ']'"])
         XCTAssertEqual(issues("version: 1\nname: x\nsources: [{path: a}]\nwarehouse: {path: w}\nrun: {jobs: two}\n"),
                        ["p.yml:5:13: run.jobs must be a whole number, not 'two'"])
+        XCTAssertEqual(issues("version: 1\nname: x\nsources: [{path: a}]\nwarehouse: {path: w}\nmodels: {session_timeout_minutes: 0, enable: no}\n"),
+                       ["p.yml:5:35: models.session_timeout_minutes must be between 1 and 10080, not 0",
+                        "p.yml:5:38: unknown key 'enable' in models (did you mean enabled?); known keys: enabled, session_timeout_minutes"])
         XCTAssertEqual(issues("version: 1\nname: x\n  bad indent: [\n"), ["p.yml:3:13: not valid YAML: mapping values are not allowed in this context"])
     }
 
