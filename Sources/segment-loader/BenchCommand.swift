@@ -24,6 +24,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where the corpus, warehouses and reports go (ignored by git).", valueName: "dir")) var dir: String = "bench-data"
     @Flag(help: "Also time `gzip -dc` of the same files, the floor a loader cannot beat, and print the ratio.") var baseline = false
     @Flag(help: "Also measure what SQLite alone needs to write the resulting warehouse (same pragmas and journal mode), and print the ratio.") var floor = false
+    @Flag(name: .long, help: "Load without building the models (identities, page_views, sessions), to time the load alone.")
+    var noModels = false
+
     @Option(help: ArgumentHelp("Load each run into a warehouse that already holds this many other events (a second corpus of the days before, loaded once and copied).", valueName: "events")) var preload: Int = 0
     @Option(help: ArgumentHelp("Journal mode of the loads: wal or rollback.", valueName: "mode")) var journal: String = "wal"
 
@@ -69,14 +72,15 @@ struct BenchCommand: ParsableCommand {
             }
             preloaded = target
         }
-        var rows: [[String]] = [["jobs", "wall s", "events/s", "MB/s", "peak RSS MB", "inflate s", "parse+normalize s", "write s", "scan pass s", "load pass s"]]
+        var rows: [[String]] = [["jobs", "wall s", "events/s", "MB/s", "peak RSS MB", "inflate s", "parse+normalize s", "write s", "scan pass s", "load pass s", "models s"]]
         var walls: [Int: Double] = [:]
         for n in jobList {
             let db = root.appendingPathComponent("bench-jobs\(n).sqlite")
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
             if let preloaded { try FileManager.default.copyItem(at: preloaded, to: db) }
             let report = root.appendingPathComponent("report-jobs\(n).json")
-            let child = try runChild([executable, "load", "--db", db.path, "--jobs", "\(n)", "--journal", journal, "--report", report.path, folder.path])
+            let child = try runChild([executable, "load", "--db", db.path, "--jobs", "\(n)", "--journal", journal, "--report", report.path]
+                                     + (noModels ? ["--no-models"] : []) + [folder.path])
             guard child.status == 0 else {
                 throw ValidationError("the load with --jobs \(n) exited with status \(child.status); run it by hand to see why: \(executable) load --db \(db.path) \(folder.path)")
             }
@@ -95,13 +99,19 @@ struct BenchCommand: ParsableCommand {
             rows.append(["\(n)", seconds(child.wall), "\(Int((lines / child.wall).rounded()))", String(format: "%.1f", bytes / 1e6 / child.wall),
                          "\(child.maxRSSKilobytes / 1024)", seconds(number(stages?["inflate_cpu"])),
                          seconds(number(stages?["parse_and_normalize_cpu"])), seconds(number(stages?["write"])),
-                         seconds(number(stages?["scan_pass_wall"])), seconds(number(stages?["load_pass_wall"]))])
+                         seconds(number(stages?["scan_pass_wall"])), seconds(number(stages?["load_pass_wall"])),
+                         json["models"]?["seconds"].map { seconds(number($0)) } ?? "-"])
             if n == jobList.first {
                 print("loaded: \(Int(lines)) messages, \(mb(Int64(bytes))) MB of NDJSON (\(Int(number(json["totals"]?["duplicates"]))) duplicates)")
+                if let models = json["models"], case .string(let mode)? = models["mode"] {
+                    print("models: \(mode) build for \(Int(number(models["people"]))) people; identities \(Int(number(models["identities"]))), "
+                          + "page_views \(Int(number(models["page_views"]))), sessions \(Int(number(models["sessions"])))")
+                }
             }
         }
         print(table(rows))
-        print("(inflate and parse+normalize are CPU seconds summed over workers, both passes; write is the writer thread's busy time)")
+        print("(inflate and parse+normalize are CPU seconds summed over workers, both passes; write is the writer thread's busy time;"
+              + " models is the build of the models after the load, included in wall)")
         if baseline {
             let quoted = paths.map { "'\($0.path)'" }.joined(separator: " ")
             let floor = try runChild(["/bin/sh", "-c", "gzip -dc \(quoted) > /dev/null"])

@@ -60,10 +60,11 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.hasPrefix("loaded: 600 messages") }, result.stdout)
         let header = lines.first { $0.hasPrefix("jobs") }
         XCTAssertEqual(header?.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " "),
-                       "jobs wall s events/s MB/s peak RSS MB inflate s parse+normalize s write s scan pass s load pass s")
+                       "jobs wall s events/s MB/s peak RSS MB inflate s parse+normalize s write s scan pass s load pass s models s")
         let rows = lines.filter { $0.hasPrefix("1 ") || $0.hasPrefix("2 ") }
         XCTAssertEqual(rows.count, 2, result.stdout)
-        for row in rows { XCTAssertEqual(row.split(separator: " ").count, 10, row) }
+        for row in rows { XCTAssertEqual(row.split(separator: " ").count, 11, row) }
+        XCTAssertTrue(lines.contains { $0.hasPrefix("models: full build for ") }, result.stdout)
         XCTAssertTrue(lines.contains { $0.hasPrefix("baseline: gzip -dc of the same files takes") && $0.contains("jobs 2 is") }, result.stdout)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("corpus-e600-f2-s1/part-000.ndjson.gz").path))
     }

@@ -82,6 +82,10 @@ final class ModelTests: XCTestCase {
         return (a, b)
     }
 
+    /// Small test loads touch many ids for the sessions there are: without this the builds
+    /// would rebuild in full (`wideBuildFactor`), and the person-by-person path go untested.
+    static func personByPerson(_ options: inout LoadOptions) { options.models.wideBuildFactor = 0 }
+
     func models(_ db: URL) throws -> String {
         try Models.tables.map { table in
             table + "\n" + (try rows(db, "SELECT * FROM \(table) ORDER BY 1").map { $0.joined(separator: "|") }.joined(separator: "\n"))
@@ -90,11 +94,11 @@ final class ModelTests: XCTestCase {
 
     func testModelsMatchHandComputedTruthAfterTwoLoads() throws {
         let (first, later) = try webArchives()
-        let one = try load([first], into: db)
+        let one = try load([first], into: db, configure: Self.personByPerson)
         XCTAssertEqual(one.models?.mode, "full", "the first build is a full one")
         XCTAssertEqual(try rows(db, "SELECT blended_user_id, count(*) FROM sessions WHERE blended_user_id = 'u5'"), [["u5", "2"]],
                        "before the late event, u5's views 50 minutes apart are two sessions")
-        let two = try load([later], into: db)
+        let two = try load([later], into: db, configure: Self.personByPerson)
         XCTAssertEqual(two.models?.mode, "incremental")
 
         // identities: one row per anonymous id seen with a user (or an alias's previous id).
@@ -167,7 +171,7 @@ final class ModelTests: XCTestCase {
                 let pick = name == "x" ? [aliases[0], aliases[2]] : [aliases[1]]
                 return try write(ndjson(pick), to: folder.appendingPathComponent("\(name).ndjson"))
             }
-            for file in files { try load([file], into: db) }
+            for file in files { try load([file], into: db, configure: Self.personByPerson) }
             XCTAssertEqual(try rows(db, "SELECT blended_user_id FROM page_views"), [["ux"]], "order \(order)")
             XCTAssertEqual(try rows(db, "SELECT anonymous_id, user_id FROM identities ORDER BY 1"), [["ux", "ux"], ["uy", "ux"]], "order \(order)")
         }
@@ -252,7 +256,7 @@ final class ModelTests: XCTestCase {
             var k = 0
             while k < files.count {
                 let take = min(files.count - k, rng.int(1..<3))
-                try load(Array(files[k..<(k + take)]), into: db)
+                try load(Array(files[k..<(k + take)]), into: db, configure: Self.personByPerson)
                 k += take
             }
             XCTAssertEqual(try models(db), truth, "trial \(trial): \(parts) parts")
@@ -272,7 +276,21 @@ final class ModelTests: XCTestCase {
         try database.execute(#"UPDATE _rejects SET raw = replace(raw, '"type":"paeg"', '"type":"page"')"#)
         let retry = try runSegmentLoader(["rejects", "retry", "--db", db.path])
         XCTAssertEqual(retry.status, 0, retry.stdout + retry.stderr)
-        XCTAssertTrue(retry.stdout.contains("models: updated for 1 person"), retry.stdout)
+        XCTAssertTrue(retry.stdout.contains("\nmodels: "), retry.stdout)
         XCTAssertEqual(try rows(db, "SELECT page_views, first_url, last_url FROM sessions"), [["3", "https://shop.example/a", "https://shop.example/c"]])
+    }
+
+    /// A load that touches many ids for the sessions there are rebuilds in full: the same models.
+    func testAWideLoadRebuildsInFull() throws {
+        let (first, later) = try webArchives()
+        try load([first], into: db)
+        let two = try load([later], into: db)
+        XCTAssertEqual(two.models?.mode, "full", "4 ids touched against 8 sessions")
+        let wide = try models(db)
+        let other = dir.appendingPathComponent("other.sqlite")
+        try load([first], into: other, configure: Self.personByPerson)
+        let narrow = try load([later], into: other, configure: Self.personByPerson)
+        XCTAssertEqual(narrow.models?.mode, "incremental")
+        XCTAssertEqual(try models(other), wide)
     }
 }

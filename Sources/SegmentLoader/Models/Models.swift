@@ -12,6 +12,10 @@ public struct ModelOptions: Sendable, Equatable {
 
     public static let defaultSessionTimeoutMinutes = 30
 
+    /// A build whose touched ids number more than the sessions divided by this rebuilds in
+    /// full (same result, cheaper than person by person); 0 always updates person by person.
+    public var wideBuildFactor = 4
+
     public init(enabled: Bool = true, sessionTimeoutMinutes: Int? = nil) {
         self.enabled = enabled
         self.sessionTimeoutMinutes = sessionTimeoutMinutes
@@ -59,30 +63,37 @@ public enum Models {
         CREATE TABLE IF NOT EXISTS identities (
             anonymous_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, first_linked_at TIMESTAMP, last_linked_at TIMESTAMP,
             user_ids INTEGER NOT NULL);
-        CREATE INDEX IF NOT EXISTS _model_idx_identities_user_id ON identities (user_id);
+
         CREATE TABLE IF NOT EXISTS page_views (
-            id TEXT PRIMARY KEY, anonymous_id TEXT, user_id TEXT, blended_user_id TEXT NOT NULL, timestamp TIMESTAMP,
+            id TEXT NOT NULL, anonymous_id TEXT, user_id TEXT, blended_user_id TEXT NOT NULL, timestamp TIMESTAMP,
             received_at TIMESTAMP, url TEXT, host TEXT, path TEXT, query TEXT, title TEXT, referrer TEXT, referrer_host TEXT,
             utm_source TEXT, utm_medium TEXT, utm_campaign TEXT, utm_term TEXT, utm_content TEXT, gclid TEXT, device TEXT,
             session_id TEXT NOT NULL, view_index INTEGER NOT NULL);
-        CREATE INDEX IF NOT EXISTS _model_idx_page_views_blended_user_id ON page_views (blended_user_id, timestamp);
-        CREATE INDEX IF NOT EXISTS _model_idx_page_views_session_id ON page_views (session_id);
-        CREATE INDEX IF NOT EXISTS _model_idx_page_views_timestamp ON page_views (timestamp);
         CREATE TABLE IF NOT EXISTS sessions (
-            session_id TEXT PRIMARY KEY, blended_user_id TEXT NOT NULL, session_index INTEGER NOT NULL, anonymous_id TEXT,
+            session_id TEXT NOT NULL, blended_user_id TEXT NOT NULL, session_index INTEGER NOT NULL, anonymous_id TEXT,
             user_id TEXT, started_at TIMESTAMP, ended_at TIMESTAMP, duration_seconds REAL, page_views INTEGER NOT NULL,
             screen_views INTEGER NOT NULL, events INTEGER NOT NULL, first_url TEXT, last_url TEXT, first_screen TEXT,
             last_screen TEXT, referrer TEXT, referrer_host TEXT, utm_source TEXT, utm_medium TEXT, utm_campaign TEXT,
             utm_term TEXT, utm_content TEXT, gclid TEXT, device TEXT);
-        CREATE INDEX IF NOT EXISTS _model_idx_sessions_blended_user_id ON sessions (blended_user_id, started_at);
-        CREATE INDEX IF NOT EXISTS _model_idx_sessions_started_at ON sessions (started_at);
         CREATE TABLE IF NOT EXISTS _model_aliases (id TEXT PRIMARY KEY, final_id TEXT NOT NULL) WITHOUT ROWID;
         CREATE INDEX IF NOT EXISTS _model_idx_aliases_final_id ON _model_aliases (final_id);
         CREATE TABLE IF NOT EXISTS _models (
             id INTEGER PRIMARY KEY, load_id INTEGER, built_at TEXT NOT NULL, mode TEXT NOT NULL,
             session_timeout_minutes INTEGER NOT NULL, people INTEGER NOT NULL, identities INTEGER NOT NULL,
             page_views INTEGER NOT NULL, sessions INTEGER NOT NULL, seconds REAL NOT NULL);
-        """ + ";\n" + ModelTouches.schema
+        """ + ";\n" + ModelTouches.schema + ";\n" + indexes
+
+    /// The models' indexes: a full build drops them and builds them again after the rows.
+    static let indexes = """
+        CREATE INDEX IF NOT EXISTS _model_idx_identities_user_id ON identities (user_id);
+        CREATE UNIQUE INDEX IF NOT EXISTS _model_idx_page_views_id ON page_views (id);
+        CREATE INDEX IF NOT EXISTS _model_idx_page_views_blended_user_id ON page_views (blended_user_id, timestamp);
+        CREATE INDEX IF NOT EXISTS _model_idx_page_views_session_id ON page_views (session_id);
+        CREATE INDEX IF NOT EXISTS _model_idx_page_views_timestamp ON page_views (timestamp);
+        CREATE UNIQUE INDEX IF NOT EXISTS _model_idx_sessions_session_id ON sessions (session_id);
+        CREATE INDEX IF NOT EXISTS _model_idx_sessions_blended_user_id ON sessions (blended_user_id, started_at);
+        CREATE INDEX IF NOT EXISTS _model_idx_sessions_started_at ON sessions (started_at);
+        """
 
     /// Brings the models up to date in one transaction: a full rebuild when asked, when they
     /// were never built or when the session timeout changed; else the people touched since the
@@ -105,8 +116,13 @@ public enum Models {
                 if row[0].text == "user" { users.insert(id) } else { anons.insert(id) }
             }
             var builder = try Builder(db: db, timeoutMilliseconds: Int64(timeout) * 60_000)
+            // When the loads touched ids on the order of the sessions there are (a backfill, a
+            // first big load), recomputing them one person at a time, with every index kept row
+            // by row, costs more than building everything again; the result is the same.
+            let sessions = try db.scalar("SELECT count(*) FROM sessions")?.integer ?? 0
+            let wide = options.wideBuildFactor > 0 && Int64(users.count + anons.count) * Int64(options.wideBuildFactor) > sessions
             let mode: String
-            if full {
+            if full || wide {
                 try builder.rebuildAll()
                 mode = "full"
             } else if users.isEmpty && anons.isEmpty {
@@ -159,9 +175,14 @@ private struct Builder {
     /// Everything again, from the call tables.
     mutating func rebuildAll() throws {
         try db.execute("DELETE FROM identities; DELETE FROM page_views; DELETE FROM sessions; DELETE FROM _model_aliases")
+        // Building an index once over the rows is cheaper than keeping it row by row.
+        for row in try db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '\\_model\\_idx\\_%' ESCAPE '\\' AND tbl_name IN ('identities', 'page_views', 'sessions')") {
+            if let name = row[0].text { try db.execute("DROP INDEX \(quoteIdentifier(name))") }
+        }
         try writeAliases(graph.aliased)
         try rebuildIdentities(restrictedTo: nil)
         try rebuildActivity(of: nil)
+        try db.execute(Models.indexes)
     }
 
     /// What the ids touched since the last build change. A touched user id's whole alias
@@ -275,14 +296,19 @@ private struct Builder {
         var selects: [String] = []
         for (table, kind) in kinds {
             let page = kind == "page"
+            let view = kind != "track"
+            // The device class is computed here: a user agent is long, its class one word.
+            let device = "CASE " + DeviceClass.names.map { "WHEN instr(x.context_user_agent, '\($0.text)') THEN '\($0.text)'" }.joined(separator: " ")
+                + " ELSE 'other' END"
             let columns = [
                 "'\(kind)'", "x.id", "x.anonymous_id", "x.user_id", "x.timestamp", "x.received_at",
                 page ? "x.url" : "NULL", page ? "x.context_page_url" : "NULL", page ? "x.path" : "NULL",
                 page ? "x.title" : "NULL", page ? "x.context_page_title" : "NULL",
                 page ? "x.referrer" : "NULL", page ? "x.context_page_referrer" : "NULL",
-                kind == "track" ? "NULL" : "x.name", "x.context_user_agent",
-                "x.context_campaign_source", "x.context_campaign_medium", "x.context_campaign_name",
-                "x.context_campaign_term", "x.context_campaign_content",
+                view ? "x.name" : "NULL", device,
+                view ? "x.context_campaign_source" : "NULL", view ? "x.context_campaign_medium" : "NULL",
+                view ? "x.context_campaign_name" : "NULL", view ? "x.context_campaign_term" : "NULL",
+                view ? "x.context_campaign_content" : "NULL",
             ].joined(separator: ", ")
             var known = "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id IS NOT NULL"
             var anonymous = "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE x.user_id IS NULL AND x.anonymous_id IS NOT NULL"
@@ -293,7 +319,7 @@ private struct Builder {
             selects += [known, anonymous]
         }
         // Columns: 0 b, 1 kind, 2 id, 3 anonymous_id, 4 user_id, 5 timestamp, 6 received_at, 7 url, 8 context_page_url,
-        // 9 path, 10 title, 11 context_page_title, 12 referrer, 13 context_page_referrer, 14 name, 15 user agent,
+        // 9 path, 10 title, 11 context_page_title, 12 referrer, 13 context_page_referrer, 14 name, 15 device,
         // 16-20 campaign source, medium, name, term, content.
         let activity = try db.prepare("SELECT * FROM (\(selects.joined(separator: " UNION ALL "))) ORDER BY 1, 6, 7, 3")
         var writer = try SessionWriter(db: db, timeoutMilliseconds: timeoutMilliseconds)
@@ -336,8 +362,8 @@ struct Activity {
     var title: String?
     var referrer: String?
     var name: String?
-    var userAgent: String?
-    var campaign: [String?]
+    var device: String
+    var campaign: [String?] = []
 
     init(_ s: Statement) {
         kind = s.value(at: 1).text == "page" ? .page : s.value(at: 1).text == "screen" ? .screen : .track
@@ -348,12 +374,13 @@ struct Activity {
         receivedAt = s.value(at: 6)
         let time = timestamp.text.flatMap(Timestamp.parse) ?? receivedAt.text.flatMap(Timestamp.parse)
         milliseconds = time.map { $0.seconds * 1000 + $0.nanos / 1_000_000 } ?? 0
+        device = s.value(at: 15).text ?? "other"
+        guard kind != .track else { return }  // a track counts; its other fields are never read
         url = s.value(at: 7).text ?? s.value(at: 8).text
         pathProperty = s.value(at: 9).text
         title = s.value(at: 10).text ?? s.value(at: 11).text
         referrer = s.value(at: 12).text ?? s.value(at: 13).text
         name = s.value(at: 14).text
-        userAgent = s.value(at: 15).text
         campaign = (16...20).map { s.value(at: Int32($0)).text }
     }
 }
@@ -382,7 +409,7 @@ struct VisitSource {
         let names = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"]
         utm = (0..<5).map { i in a.campaign[i] ?? parsed?.parameter(names[i]) }
         gclid = parsed?.parameter("gclid")
-        device = DeviceClass.of(userAgent: a.userAgent)
+        device = a.device
     }
 }
 
@@ -412,7 +439,14 @@ struct SessionWriter {
     /// message id, in hex; the same whenever the same activity is modelled.
     static func sessionId(person: String, firstMessage: String) -> String {
         let digest = SHA256.hash(data: Array((person + "\u{1F}" + firstMessage).utf8))
-        return digest.prefix(16).map { String($0, radix: 16).leftPadded(2) }.joined()
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        for byte in digest.prefix(16) {
+            out.append(hex[Int(byte >> 4)])
+            out.append(hex[Int(byte & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     func write(person: String, _ rows: [Activity]) throws {
@@ -462,6 +496,6 @@ struct SessionWriter {
             .integer(Int64(views)), .integer(Int64(screens)), .integer(Int64(events)), text(firstURL), text(lastURL),
             text(firstScreen), text(lastScreen), text(source?.referrer), text(source?.referrerHost),
         ] + (source?.utm ?? Array(repeating: nil, count: 5)).map(text)
-          + [text(source?.gclid), .text(source?.device ?? DeviceClass.of(userAgent: first.userAgent))])
+          + [text(source?.gclid), .text(source?.device ?? first.device)])
     }
 }

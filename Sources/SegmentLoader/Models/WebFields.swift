@@ -9,13 +9,14 @@ struct ParsedURL: Equatable {
     /// (`/pricing?a=1`) has no host; the host is lowercased and loses its port.
     init(_ url: String) {
         var rest = Substring(url)
+        // Byte-wise searches: Foundation's `range(of:)` would go through NSString.
         if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
         if let question = rest.firstIndex(of: "?") {
             query = String(rest[rest.index(after: question)...])
             rest = rest[..<question]
         }
-        if let scheme = rest.range(of: "://") {
-            var authority = rest[scheme.upperBound...]
+        if let afterScheme = Self.afterScheme(rest) {
+            var authority = rest[afterScheme...]
             if let slash = authority.firstIndex(of: "/") {
                 path = String(authority[slash...])
                 authority = authority[..<slash]
@@ -37,6 +38,24 @@ struct ParsedURL: Equatable {
         } else {
             path = rest.isEmpty ? nil : String(rest)
         }
+    }
+
+    /// Where the authority starts when `text` begins with `scheme://`.
+    private static func afterScheme(_ text: Substring) -> Substring.Index? {
+        let utf8 = text.utf8
+        var i = utf8.startIndex
+        while i != utf8.endIndex {
+            let c = utf8[i]
+            if c == UInt8(ascii: ":") {
+                let rest = utf8[utf8.index(after: i)...]
+                guard rest.starts(with: "//".utf8), i != utf8.startIndex else { return nil }
+                return utf8.index(i, offsetBy: 3)
+            }
+            // A scheme is letters, digits, + - . only.
+            guard (c >= 0x61 && c <= 0x7A) || (c >= 0x41 && c <= 0x5A) || (c >= 0x30 && c <= 0x39) || c == 0x2B || c == 0x2D || c == 0x2E else { return nil }
+            i = utf8.index(after: i)
+        }
+        return nil
     }
 
     /// The first value of query parameter `name`, percent-decoded (`+` is a space); nil when
@@ -81,12 +100,25 @@ func percentDecoded(_ text: Substring) -> String {
 }
 
 enum DeviceClass {
-    /// The first of iPad, iPhone, Android, Windows, Mac, Linux that the user agent contains
+    /// (The models compute it in SQL with `instr`, the same rule.) The first of iPad, iPhone, Android, Windows, Mac, Linux that the user agent contains
     /// (in that order: an iPhone's agent says "like Mac OS X", an Android's says "Linux"),
     /// else `other`.
     static func of(userAgent: String?) -> String {
         guard let userAgent else { return "other" }
-        for name in ["iPad", "iPhone", "Android", "Windows", "Mac", "Linux"] where userAgent.contains(name) { return name }
+        let bytes = Array(userAgent.utf8)
+        for name in names where contains(bytes, name.utf8) { return name.text }
         return "other"
+    }
+
+    static let names: [(text: String, utf8: [UInt8])] = ["iPad", "iPhone", "Android", "Windows", "Mac", "Linux"].map { ($0, Array($0.utf8)) }
+
+    private static func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard haystack.count >= needle.count else { return false }
+        var i = 0
+        while i <= haystack.count - needle.count {
+            if haystack[i] == needle[0] && haystack[i..<(i + needle.count)].elementsEqual(needle) { return true }
+            i += 1
+        }
+        return false
     }
 }
