@@ -110,10 +110,11 @@ public enum Models {
             let lastTimeout = try db.scalar("SELECT session_timeout_minutes FROM _models ORDER BY id DESC LIMIT 1")?.integer
             let timeout = options.sessionTimeoutMinutes ?? lastTimeout.map { Int($0) } ?? ModelOptions.defaultSessionTimeoutMinutes
             let full = rebuild || lastTimeout == nil || lastTimeout != Int64(timeout)
-            var users = Set<String>(), anons = Set<String>()
-            for row in try db.query("SELECT kind, id FROM _model_pending") {
+            var users: [String: String] = [:], anons: [String: String] = [:]
+            for row in try db.query("SELECT kind, id, since FROM _model_pending") {
                 guard let id = row[1].text else { continue }
-                if row[0].text == "user" { users.insert(id) } else { anons.insert(id) }
+                let since = row[2].text ?? ""
+                if row[0].text == "user" { users[id] = since } else { anons[id] = since }
             }
             var builder = try Builder(db: db, timeoutMilliseconds: Int64(timeout) * 60_000)
             // When the loads touched ids on the order of the sessions there are (a backfill, a
@@ -181,57 +182,123 @@ private struct Builder {
         }
         try writeAliases(graph.aliased)
         try rebuildIdentities(restrictedTo: nil)
-        try rebuildActivity(of: nil)
+        try rebuildActivity(.all)
         try db.execute(Models.indexes)
     }
 
-    /// What the ids touched since the last build change. A touched user id's whole alias
-    /// component may resolve differently now; an anonymous id linked to any of those users may
-    /// resolve differently; every person an affected id belonged to before or belongs to now is
-    /// recomputed from all of their activity.
-    mutating func update(users touchedUsers: Set<String>, anons touchedAnons: Set<String>) throws {
-        var users = Set<String>()
-        for user in touchedUsers where !users.contains(user) { users.formUnion(graph.component(of: user)) }
-        try fill("m_users", users)
-        var anons = touchedAnons
-        for user in users where graph.next[user] != nil { anons.insert(user) }
+    /// What the ids touched since the last build change (each with the `timestamp` of its
+    /// earliest new call). A person some id left or joined (a new alias at the end of a chain,
+    /// a device linked to a user for the first time or to another one) is recomputed from all of
+    /// their activity. A person who only has new activity is recomputed from the start of their
+    /// last session that began at or before it: earlier sessions cannot change.
+    mutating func update(users touchedUsers: [String: String], anons touchedAnons: [String: String]) throws {
+        // Users whose alias chain now ends elsewhere.
+        var components = Set<String>()
+        for user in touchedUsers.keys where !components.contains(user) { components.formUnion(graph.component(of: user)) }
+        try fill("m_users", components)
+        var oldFinal: [String: String] = [:]
+        for row in try db.query("SELECT id, final_id FROM _model_aliases WHERE id IN (SELECT id FROM temp.m_users)") {
+            if let id = row[0].text, let final = row[1].text { oldFinal[id] = final }
+        }
+        let changedUsers = components.filter { (oldFinal[$0] ?? $0) != graph.final($0) }
+        try db.execute("DELETE FROM _model_aliases WHERE id IN (SELECT id FROM temp.m_users)")
+        try writeAliases(components.sorted().compactMap { user in graph.final(user) == user ? nil : (user, graph.final(user)) })
+
+        // Anonymous ids whose identities row may change: new links, links to a user whose chain
+        // changed, and aliased ids (listed as linked to the end of their chain).
+        var anons = Set(touchedAnons.keys)
+        for user in changedUsers where graph.next[user] != nil { anons.insert(user) }
+        try fill("m_changed_users", Set(changedUsers))
         for table in linkTables {
             let column = table == "aliases" ? "previous_id" : "anonymous_id"
-            for row in try db.query("SELECT DISTINCT \(column) FROM \(table) WHERE user_id IN (SELECT id FROM temp.m_users) AND \(column) IS NOT NULL") {
+            for row in try db.query("SELECT DISTINCT \(column) FROM \(table) WHERE user_id IN (SELECT id FROM temp.m_changed_users) AND \(column) IS NOT NULL") {
                 if let id = row[0].idText { anons.insert(id) }
             }
         }
         try fill("m_anons", anons)
-
-        // Whom the affected ids belonged to before ...
-        var people = Set<String>()
-        for row in try db.query("SELECT id, coalesce(final_id, id) FROM temp.m_users LEFT JOIN _model_aliases USING (id)") {
-            if let id = row[1].text { people.insert(id) }
+        let linkedUser = { [db] () throws -> [String: String] in
+            var out: [String: String] = [:]
+            for row in try db.query("SELECT m.id, i.user_id FROM temp.m_anons m JOIN identities i ON i.anonymous_id = m.id") {
+                if let id = row[0].text, let user = row[1].text { out[id] = user }
+            }
+            return out
         }
-        for row in try db.query("SELECT m.id, coalesce(i.user_id, m.id) FROM temp.m_anons m LEFT JOIN identities i ON i.anonymous_id = m.id") {
-            if let id = row[1].text { people.insert(id) }
-        }
-        // ... and after.
-        try db.execute("DELETE FROM _model_aliases WHERE id IN (SELECT id FROM temp.m_users)")
-        try writeAliases(users.sorted().compactMap { user in graph.final(user) == user ? nil : (user, graph.final(user)) })
+        let before = try linkedUser()
         try rebuildIdentities(restrictedTo: "m_anons")
-        for user in users { people.insert(graph.final(user)) }
-        for row in try db.query("SELECT m.id, coalesce(i.user_id, m.id) FROM temp.m_anons m LEFT JOIN identities i ON i.anonymous_id = m.id") {
-            if let id = row[1].text { people.insert(id) }
+        let after = try linkedUser()
+
+        // Everyone an id left or joined: in full.
+        var full = Set<String>()
+        for user in changedUsers {
+            full.insert(oldFinal[user] ?? user)
+            full.insert(graph.final(user))
         }
-        try fill("m_people", people)
-        // Every id that now belongs to one of those people.
-        try fill("m_person_users", people)
-        try db.execute("INSERT OR IGNORE INTO temp.m_person_users SELECT id FROM _model_aliases WHERE final_id IN (SELECT id FROM temp.m_people)")
-        try fill("m_person_anons", [])
+        for anon in anons where before[anon] != after[anon] {
+            full.insert(before[anon] ?? anon)
+            full.insert(after[anon] ?? anon)
+        }
+        // Everyone else with new activity: from the earliest of it.
+        var since: [String: String] = [:]
+        func note(_ person: String, _ time: String) {
+            guard !full.contains(person) else { return }
+            since[person] = min(since[person] ?? time, time)
+        }
+        for (user, time) in touchedUsers { note(graph.final(user), time) }
+        for (anon, time) in touchedAnons { note(after[anon] ?? anon, time) }
+        let lastStart = try db.prepare("SELECT max(started_at), count(*) FROM sessions WHERE blended_user_id = ? AND started_at <= ?")
+        var cuts: [(person: String, cut: String, kept: Int64)] = []
+        for (person, time) in since.sorted(by: { $0.key < $1.key }) {
+            lastStart.bindText(person, at: 1)
+            lastStart.bindText(time, at: 2)
+            _ = try lastStart.step()
+            let cut = lastStart.value(at: 0).text
+            let upTo = lastStart.value(at: 1).integer ?? 0
+            lastStart.reset()
+            // No session began before the new activity: all of it again.
+            guard let cut else { full.insert(person); continue }
+            cuts.append((person, cut, upTo - 1))
+        }
+
+        if !full.isEmpty {
+            try fill("m_people", full)
+            try fill("m_person_users", full)
+            try db.execute("INSERT OR IGNORE INTO temp.m_person_users SELECT id FROM _model_aliases WHERE final_id IN (SELECT id FROM temp.m_people)")
+            try fill("m_person_anons", [])
+            try db.execute("""
+                INSERT OR IGNORE INTO temp.m_person_anons SELECT anonymous_id FROM identities WHERE user_id IN (SELECT id FROM temp.m_people);
+                INSERT OR IGNORE INTO temp.m_person_anons SELECT id FROM temp.m_people WHERE id NOT IN (SELECT anonymous_id FROM identities);
+                DELETE FROM sessions WHERE blended_user_id IN (SELECT id FROM temp.m_people);
+                DELETE FROM page_views WHERE blended_user_id IN (SELECT id FROM temp.m_people);
+                """)
+            try rebuildActivity(.people(full))
+        }
+        if !cuts.isEmpty {
+            try db.execute("""
+                DROP TABLE IF EXISTS temp.m_cuts; CREATE TEMP TABLE m_cuts (person TEXT PRIMARY KEY, cut TEXT NOT NULL) WITHOUT ROWID;
+                DROP TABLE IF EXISTS temp.m_cut_users; CREATE TEMP TABLE m_cut_users (id TEXT PRIMARY KEY, person TEXT NOT NULL) WITHOUT ROWID;
+                DROP TABLE IF EXISTS temp.m_cut_anons; CREATE TEMP TABLE m_cut_anons (id TEXT PRIMARY KEY, person TEXT NOT NULL) WITHOUT ROWID;
+                """)
+            let insertCut = try db.prepare("INSERT INTO temp.m_cuts (person, cut) VALUES (?, ?)")
+            let dropSessions = try db.prepare("DELETE FROM sessions WHERE blended_user_id = ? AND started_at >= ?")
+            let dropViews = try db.prepare("DELETE FROM page_views WHERE blended_user_id = ? AND timestamp >= ?")
+            for c in cuts {
+                try insertCut.run([.text(c.person), .text(c.cut)])
+                try dropSessions.run([.text(c.person), .text(c.cut)])
+                try dropViews.run([.text(c.person), .text(c.cut)])
+            }
+            try db.execute("""
+                INSERT OR IGNORE INTO temp.m_cut_users SELECT person, person FROM temp.m_cuts;
+                INSERT OR IGNORE INTO temp.m_cut_users SELECT a.id, a.final_id FROM _model_aliases a JOIN temp.m_cuts c ON c.person = a.final_id;
+                INSERT OR IGNORE INTO temp.m_cut_anons SELECT i.anonymous_id, i.user_id FROM identities i JOIN temp.m_cuts c ON c.person = i.user_id;
+                INSERT OR IGNORE INTO temp.m_cut_anons SELECT person, person FROM temp.m_cuts WHERE person NOT IN (SELECT anonymous_id FROM identities);
+                """)
+            try rebuildActivity(.from(Dictionary(uniqueKeysWithValues: cuts.map { ($0.person, $0.kept) })))
+        }
         try db.execute("""
-            INSERT OR IGNORE INTO temp.m_person_anons SELECT anonymous_id FROM identities WHERE user_id IN (SELECT id FROM temp.m_people);
-            INSERT OR IGNORE INTO temp.m_person_anons SELECT id FROM temp.m_people WHERE id NOT IN (SELECT anonymous_id FROM identities);
-            DELETE FROM sessions WHERE blended_user_id IN (SELECT id FROM temp.m_people);
-            DELETE FROM page_views WHERE blended_user_id IN (SELECT id FROM temp.m_people);
+            DROP TABLE IF EXISTS temp.m_users; DROP TABLE IF EXISTS temp.m_changed_users; DROP TABLE IF EXISTS temp.m_anons;
+            DROP TABLE IF EXISTS temp.m_people; DROP TABLE IF EXISTS temp.m_person_users; DROP TABLE IF EXISTS temp.m_person_anons;
+            DROP TABLE IF EXISTS temp.m_cuts; DROP TABLE IF EXISTS temp.m_cut_users; DROP TABLE IF EXISTS temp.m_cut_anons;
             """)
-        try rebuildActivity(of: people)
-        try db.execute("DROP TABLE temp.m_users; DROP TABLE temp.m_anons; DROP TABLE temp.m_people; DROP TABLE temp.m_person_users; DROP TABLE temp.m_person_anons")
     }
 
     // MARK: Identities
@@ -287,10 +354,19 @@ private struct Builder {
 
     // MARK: Page views and sessions
 
-    /// Recomputes the page views and sessions of `people` (everyone when nil) from all of
-    /// their pages, screens and tracks, read in the order of the person, then timestamp,
-    /// received_at and id.
-    private mutating func rebuildActivity(of people: Set<String>?) throws {
+    enum Scope {
+        /// Everyone, from the start.
+        case all
+        /// These people (their ids in temp tables m_person_users and m_person_anons), from the start.
+        case people(Set<String>)
+        /// These people from their cut (temp tables m_cuts, m_cut_users, m_cut_anons), their
+        /// sessions numbered after the ones they keep.
+        case from([String: Int64])
+    }
+
+    /// Recomputes page views and sessions from the people's pages, screens and tracks, read in
+    /// the order of the person, then timestamp, received_at and id.
+    private mutating func rebuildActivity(_ scope: Scope) throws {
         let kinds = [("pages", "page"), ("screens", "screen"), ("tracks", "track")].filter { callTables.contains($0.0) }
         guard !kinds.isEmpty else { return }
         var selects: [String] = []
@@ -310,33 +386,48 @@ private struct Builder {
                 view ? "x.context_campaign_name" : "NULL", view ? "x.context_campaign_term" : "NULL",
                 view ? "x.context_campaign_content" : "NULL",
             ].joined(separator: ", ")
-            var known = "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id IS NOT NULL"
-            var anonymous = "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE x.user_id IS NULL AND x.anonymous_id IS NOT NULL"
-            if people != nil {
-                known += " AND x.user_id IN (SELECT id FROM temp.m_person_users)"
-                anonymous += " AND x.anonymous_id IN (SELECT id FROM temp.m_person_anons)"
+            switch scope {
+            case .all, .people:
+                var known = "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id IS NOT NULL"
+                var anonymous = "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE x.user_id IS NULL AND x.anonymous_id IS NOT NULL"
+                if case .people = scope {
+                    known += " AND x.user_id IN (SELECT id FROM temp.m_person_users)"
+                    anonymous += " AND x.anonymous_id IN (SELECT id FROM temp.m_person_anons)"
+                }
+                selects += [known, anonymous]
+            case .from:
+                selects += [
+                    "SELECT u.person AS b, \(columns) FROM temp.m_cut_users u JOIN temp.m_cuts c ON c.person = u.person JOIN \(table) x ON x.user_id = u.id WHERE x.timestamp >= c.cut",
+                    "SELECT a.person AS b, \(columns) FROM temp.m_cut_anons a JOIN temp.m_cuts c ON c.person = a.person JOIN \(table) x ON x.anonymous_id = a.id WHERE x.user_id IS NULL AND x.timestamp >= c.cut",
+                ]
             }
-            selects += [known, anonymous]
         }
         // Columns: 0 b, 1 kind, 2 id, 3 anonymous_id, 4 user_id, 5 timestamp, 6 received_at, 7 url, 8 context_page_url,
         // 9 path, 10 title, 11 context_page_title, 12 referrer, 13 context_page_referrer, 14 name, 15 device,
         // 16-20 campaign source, medium, name, term, content.
         let activity = try db.prepare("SELECT * FROM (\(selects.joined(separator: " UNION ALL "))) ORDER BY 1, 6, 7, 3")
-        var writer = try SessionWriter(db: db, timeoutMilliseconds: timeoutMilliseconds)
+        let writer = try SessionWriter(db: db, timeoutMilliseconds: timeoutMilliseconds)
         var current: String?
         var rows: [Activity] = []
+        func flush() throws {
+            guard let current, !rows.isEmpty else { return }
+            var kept: Int64 = 0
+            if case .from(let offsets) = scope { kept = offsets[current] ?? 0 }
+            try writer.write(person: current, rows, after: kept)
+            people += 1
+        }
         while try activity.step() {
             guard let person = activity.value(at: 0).idText else { continue }
             if person != current {
-                if let current, !rows.isEmpty { try writer.write(person: current, rows); self.people += 1 }
+                try flush()
                 current = person
                 rows.removeAll(keepingCapacity: true)
             }
             // An id whose person is not being rebuilt cannot appear; skip rather than half-write one.
-            if let people, !people.contains(person) { continue }
+            if case .people(let set) = scope, !set.contains(person) { continue }
             rows.append(Activity(activity))
         }
-        if let current, !rows.isEmpty { try writer.write(person: current, rows); self.people += 1 }
+        try flush()
     }
 
     /// (Re)creates temp table `name` holding `ids`.
@@ -449,9 +540,10 @@ struct SessionWriter {
         return String(decoding: out, as: UTF8.self)
     }
 
-    func write(person: String, _ rows: [Activity]) throws {
+    /// Writes the sessions of `rows`, numbered from `kept + 1` (the person's earlier sessions, kept).
+    func write(person: String, _ rows: [Activity], after kept: Int64 = 0) throws {
         var start = 0
-        var index: Int64 = 0
+        var index = kept
         for i in 1...rows.count where i == rows.count || rows[i].milliseconds - rows[i - 1].milliseconds > timeoutMilliseconds {
             index += 1
             try writeSession(person: person, rows[start..<i], index: index)

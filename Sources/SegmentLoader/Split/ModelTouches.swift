@@ -4,44 +4,60 @@
 /// the models are never silently stale.
 ///
 /// A call touches its `user_id` (kind `user`) and its `anonymous_id` (kind `anon`); an alias
-/// also touches its `previous_id` as both (a previous id is a user id or an anonymous id).
+/// also touches its `previous_id` as both (a previous id is a user id or an anonymous id). Each
+/// id keeps the `timestamp` of its earliest call since the last build: sessions that ended
+/// before it cannot change.
 final class ModelTouches {
     static let schema = """
-        CREATE TABLE IF NOT EXISTS _model_pending (kind TEXT NOT NULL, id TEXT NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID
+        CREATE TABLE IF NOT EXISTS _model_pending (
+            kind TEXT NOT NULL, id TEXT NOT NULL, since TIMESTAMP NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID
         """
 
-    private var users = Set<String>()
-    private var anons = Set<String>()
+    /// Touched ids, each with the `timestamp` of its earliest call in the file.
+    private var users: [String: String] = [:]
+    private var anons: [String: String] = [:]
     private let insert: Statement
 
     init(db: Database) throws {
         try db.execute(Self.schema)
-        insert = try db.prepare("INSERT OR IGNORE INTO _model_pending (kind, id) VALUES (?, ?)")
+        insert = try db.prepare("""
+            INSERT INTO _model_pending (kind, id, since) VALUES (?, ?, ?)
+            ON CONFLICT (kind, id) DO UPDATE SET since = min(since, excluded.since)
+            """)
     }
 
     /// Notes the ids of a chunk's admitted messages.
     func note(_ headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) {
+        func touch(_ ids: inout [String: String], _ id: String, _ time: String) {
+            if let earlier = ids[id], earlier <= time { return }
+            ids[id] = time
+        }
         for (i, header) in headers.enumerated() where admitted[i] {
-            if let userId = header.userId { users.insert(userId.string) }
             var cursor = RecordCursor(raw)
             cursor.offset = header.fieldsOffset
+            var anonymousId: String?, previousId: String?, time = ""
             for _ in 0..<header.common {
                 let (column, _, value) = cursor.field()
-                guard column == NameTable.anonymousId || column == NameTable.previousId, let text = value.idText else { continue }
-                if column == NameTable.anonymousId {
-                    anons.insert(text)
-                } else {
-                    users.insert(text)
-                    anons.insert(text)
+                switch column {
+                case NameTable.anonymousId: anonymousId = value.idText
+                case NameTable.previousId: previousId = value.idText
+                case NameTable.timestamp: if case .timestamp(let normalized, _) = value { time = normalized.string }
+                default: break
                 }
+            }
+            if let userId = header.userId { touch(&users, userId.string, time) }
+            if let anonymousId { touch(&anons, anonymousId, time) }
+            if let previousId {
+                touch(&users, previousId, time)
+                touch(&anons, previousId, time)
             }
         }
     }
 
     /// Writes what was noted into `_model_pending` (in the file's transaction) and forgets it.
     func record() throws {
-        for id in users.sorted() { try insert.run([.text("user"), .text(id)]) }
-        for id in anons.sorted() { try insert.run([.text("anon"), .text(id)]) }
+        for (id, time) in users.sorted(by: { $0.key < $1.key }) { try insert.run([.text("user"), .text(id), .text(time)]) }
+        for (id, time) in anons.sorted(by: { $0.key < $1.key }) { try insert.run([.text("anon"), .text(id), .text(time)]) }
         reset()
     }
 
