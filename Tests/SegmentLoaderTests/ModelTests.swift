@@ -293,4 +293,26 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(narrow.models?.mode, "incremental")
         XCTAssertEqual(try models(other), wide)
     }
+
+    /// A device linked to a user by a later load brings its earlier anonymous visits into the
+    /// user's history, before the user's own sessions, which are numbered again.
+    func testALaterLinkBringsEarlierAnonymousVisitsIntoTheUsersHistory() throws {
+        let first = try write(ndjson([
+            page("v1", anon: "dev9", at: "2024-05-01T08:00:00.000Z", url: "https://shop.example/"),
+            page("w1", user: "w9", at: "2024-05-01T09:00:00.000Z", url: "https://shop.example/a"),
+            page("w2", user: "w9", at: "2024-05-01T11:00:00.000Z", url: "https://shop.example/b"),
+        ]), to: dir.appendingPathComponent("one.ndjson"))
+        let later = try write(ndjson([
+            call("identify", "i9", anon: "dev9", user: "w9", at: "2024-05-01T12:00:00.000Z"),
+        ]), to: dir.appendingPathComponent("two.ndjson"))
+        try load([first], into: db, configure: Self.personByPerson)
+        XCTAssertEqual(try rows(db, "SELECT blended_user_id, session_index FROM sessions ORDER BY started_at"),
+                       [["dev9", "1"], ["w9", "1"], ["w9", "2"]])
+        let two = try load([later], into: db, configure: Self.personByPerson)
+        XCTAssertEqual(two.models?.mode, "incremental")
+        XCTAssertEqual(try rows(db, "SELECT blended_user_id, session_index, first_url FROM sessions ORDER BY started_at"), [
+            ["w9", "1", "https://shop.example/"], ["w9", "2", "https://shop.example/a"], ["w9", "3", "https://shop.example/b"],
+        ])
+        XCTAssertEqual(try rows(db, "SELECT id, blended_user_id FROM page_views ORDER BY id"), [["v1", "w9"], ["w1", "w9"], ["w2", "w9"]])
+    }
 }

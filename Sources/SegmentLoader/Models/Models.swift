@@ -227,27 +227,40 @@ private struct Builder {
         try rebuildIdentities(restrictedTo: "m_anons")
         let after = try linkedUser()
 
-        // Everyone an id left or joined: in full.
+        // A person an id left loses rows anywhere in their history: in full. A person an id
+        // joined gains that id's activity: from the earliest of it. Everyone else with new
+        // activity: from the earliest new call.
         var full = Set<String>()
+        var since: [String: String] = [:]
+        func note(_ person: String, _ time: String) { since[person] = min(since[person] ?? time, time) }
+        let earliest = activityTables.map { table in
+            (user: try? db.prepare("SELECT min(timestamp) FROM \(table) WHERE user_id = ?"),
+             anon: try? db.prepare("SELECT min(timestamp) FROM \(table) WHERE anonymous_id = ? AND user_id IS NULL"))
+        }
+        func earliestActivity(user: String?, anon: String?) throws -> String? {
+            var first: String?
+            for statements in earliest {
+                guard let statement = user != nil ? statements.user : statements.anon else { continue }
+                statement.bindText(user ?? anon!, at: 1)
+                _ = try statement.step()
+                if let time = statement.value(at: 0).text { first = min(first ?? time, time) }
+                statement.reset()
+            }
+            return first
+        }
         for user in changedUsers {
             full.insert(oldFinal[user] ?? user)
-            full.insert(graph.final(user))
+            if let time = try earliestActivity(user: user, anon: nil) { note(graph.final(user), time) }
         }
         for anon in anons where before[anon] != after[anon] {
             full.insert(before[anon] ?? anon)
-            full.insert(after[anon] ?? anon)
-        }
-        // Everyone else with new activity: from the earliest of it.
-        var since: [String: String] = [:]
-        func note(_ person: String, _ time: String) {
-            guard !full.contains(person) else { return }
-            since[person] = min(since[person] ?? time, time)
+            if let time = try earliestActivity(user: nil, anon: anon) { note(after[anon] ?? anon, time) }
         }
         for (user, time) in touchedUsers { note(graph.final(user), time) }
         for (anon, time) in touchedAnons { note(after[anon] ?? anon, time) }
         let lastStart = try db.prepare("SELECT max(started_at), count(*) FROM sessions WHERE blended_user_id = ? AND started_at <= ?")
         var cuts: [(person: String, cut: String, kept: Int64)] = []
-        for (person, time) in since.sorted(by: { $0.key < $1.key }) {
+        for (person, time) in since.sorted(by: { $0.key < $1.key }) where !full.contains(person) {
             lastStart.bindText(person, at: 1)
             lastStart.bindText(time, at: 2)
             _ = try lastStart.step()
@@ -300,6 +313,9 @@ private struct Builder {
             DROP TABLE IF EXISTS temp.m_cuts; DROP TABLE IF EXISTS temp.m_cut_users; DROP TABLE IF EXISTS temp.m_cut_anons;
             """)
     }
+
+    /// The tables whose calls are activity (sessions are made of them).
+    private var activityTables: [String] { ["pages", "screens", "tracks"].filter(callTables.contains) }
 
     // MARK: Identities
 
@@ -367,7 +383,7 @@ private struct Builder {
     /// Recomputes page views and sessions from the people's pages, screens and tracks, read in
     /// the order of the person, then timestamp, received_at and id.
     private mutating func rebuildActivity(_ scope: Scope) throws {
-        let kinds = [("pages", "page"), ("screens", "screen"), ("tracks", "track")].filter { callTables.contains($0.0) }
+        let kinds = activityTables.map { ($0, String($0.dropLast())) }
         guard !kinds.isEmpty else { return }
         var selects: [String] = []
         for (table, kind) in kinds {
