@@ -300,7 +300,7 @@ final class WarehouseFormatTests: XCTestCase {
             return XCTFail("unexpected shape:\n\(text)")
         }
         func table(_ name: String) -> JSONValue? { tables.first { $0.key == name }?.value }
-        for hidden in ["_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids"] {
+        for hidden in ["_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids", "_models", "_model_pending", "_model_aliases"] {
             XCTAssertEqual(table(hidden)?["hidden"], .bool(true), hidden)
         }
         XCTAssertEqual(table("order_completed")?["title"], .string("Order Completed"))
@@ -313,6 +313,10 @@ final class WarehouseFormatTests: XCTestCase {
         XCTAssertEqual(table("users")?["columns"]?["id"], .string("userId: one row each"))
         XCTAssertNil(table("tracks")?["columns"]?["context_campaign_source"], "a Spec column no value reached: its name says it all")
         XCTAssertNil(table("tracks")?["columns"]?["user_id"])
+        // The models are described and sorted newest first.
+        XCTAssertEqual(table("sessions")?["sort_desc"], .string("started_at"))
+        XCTAssertEqual(table("identities")?["sort_desc"], .string("last_linked_at"))
+        XCTAssertNotNil(table("page_views")?["columns"]?["blended_user_id"])
         // YAML says the same.
         let yaml = try DatasetteMetadata.render(database: db.path, format: .yaml)
         XCTAssertTrue(yaml.contains("order_completed:\n        title: Order Completed\n"), yaml)

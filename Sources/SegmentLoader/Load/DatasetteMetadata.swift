@@ -63,6 +63,12 @@ public enum DatasetteMetadata {
             }
             tables.append((table, .object(entry)))
         }
+        for model in Self.models where present.contains(model.table) {
+            tables.append((model.table, .object([
+                ("description", .string(model.description)), ("sort_desc", .string(model.sort)),
+                ("columns", .object(model.columns.map { ($0.0, .string($0.1)) })),
+            ])))
+        }
         return .object([
             ("title", .string("Segment warehouse")),
             ("description", .string("Analytics events loaded by segment-loader, laid out like Segment Warehouses. "
@@ -96,6 +102,26 @@ public enum DatasetteMetadata {
         "timestamp": "timestamp: the event time corrected for the client's clock skew, UTC",
         "uuid_ts": "when segment-loader wrote this row, UTC",
         "_extra": "JSON: keys without a column (no ASCII name, past the column limit, or not in the Spec)",
+    ]
+
+    /// The built-in models (docs/models.md), with the columns whose names do not say it all.
+    static let models: [(table: String, description: String, sort: String, columns: [(String, String)])] = [
+        ("identities", "Model: one row per anonymous id seen together with a user id (any call, or an alias's previous id).", "last_linked_at", [
+            ("user_id", "The user of the latest linking call, after aliases"),
+            ("user_ids", "How many distinct users this id was seen with (2 or more: a shared device)"),
+        ]),
+        ("page_views", "Model: one row per page call, with its person, source and session.", "timestamp", [
+            ("id", "The page call's message id (pages.id)"),
+            ("blended_user_id", "The person: user_id after aliases, else the user the anonymous id resolves to, else the anonymous id"),
+            ("utm_source", "context.campaign.source, else the URL's utm_source (likewise the other utm_ columns)"),
+            ("device", "iPad, iPhone, Android, Windows, Mac, Linux (first found in the user agent) or other"),
+            ("view_index", "The view's place among its session's page views"),
+        ]),
+        ("sessions", "Model: a person's pages, screens and tracks, split where they are more than the session timeout apart.", "started_at", [
+            ("blended_user_id", "The person: user_id after aliases, else the user the anonymous id resolves to, else the anonymous id"),
+            ("session_index", "The session's number among the person's (1 is the first)"),
+            ("referrer", "Of the session's first page or screen view (likewise utm_, gclid, device)"),
+        ]),
     ]
 
     /// A column's description: the source keys it holds when they are not plain from its name

@@ -110,25 +110,26 @@ public enum Models {
             let lastTimeout = try db.scalar("SELECT session_timeout_minutes FROM _models ORDER BY id DESC LIMIT 1")?.integer
             let timeout = options.sessionTimeoutMinutes ?? lastTimeout.map { Int($0) } ?? ModelOptions.defaultSessionTimeoutMinutes
             let full = rebuild || lastTimeout == nil || lastTimeout != Int64(timeout)
-            var users: [String: String] = [:], anons: [String: String] = [:]
-            for row in try db.query("SELECT kind, id, since FROM _model_pending") {
-                guard let id = row[1].text else { continue }
-                let since = row[2].text ?? ""
-                if row[0].text == "user" { users[id] = since } else { anons[id] = since }
-            }
             var builder = try Builder(db: db, timeoutMilliseconds: Int64(timeout) * 60_000)
             // When the loads touched ids on the order of the sessions there are (a backfill, a
             // first big load), recomputing them one person at a time, with every index kept row
             // by row, costs more than building everything again; the result is the same.
+            let pending = try db.scalar("SELECT count(*) FROM _model_pending")?.integer ?? 0
             let sessions = try db.scalar("SELECT count(*) FROM sessions")?.integer ?? 0
-            let wide = options.wideBuildFactor > 0 && Int64(users.count + anons.count) * Int64(options.wideBuildFactor) > sessions
+            let wide = options.wideBuildFactor > 0 && pending * Int64(options.wideBuildFactor) > sessions
             let mode: String
             if full || wide {
                 try builder.rebuildAll()
                 mode = "full"
-            } else if users.isEmpty && anons.isEmpty {
+            } else if pending == 0 {
                 mode = "none"
             } else {
+                var users: [String: String] = [:], anons: [String: String] = [:]
+                for row in try db.query("SELECT kind, id, since FROM _model_pending") {
+                    guard let id = row[1].text else { continue }
+                    let since = row[2].text ?? ""
+                    if row[0].text == "user" { users[id] = since } else { anons[id] = since }
+                }
                 try builder.update(users: users, anons: anons)
                 mode = "incremental"
             }
