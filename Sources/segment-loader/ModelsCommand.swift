@@ -2,11 +2,8 @@ import ArgumentParser
 import Foundation
 import SegmentLoader
 
-/// `--no-models` and `--session-timeout`, shared by the commands that load.
-struct ModelFlags: ParsableArguments {
-    @Flag(name: .long, help: "Do not bring the models (identities, page_views, sessions) up to date after the load; the next run that builds them catches up.")
-    var noModels = false
-
+/// `--session-timeout`, for every command that builds the models.
+struct SessionTimeoutOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Minutes of inactivity that end a session (default: what the warehouse's models last used, else 30; a change rebuilds them).", valueName: "minutes"))
     var sessionTimeout: Int?
 
@@ -15,12 +12,20 @@ struct ModelFlags: ParsableArguments {
             throw ValidationError("--session-timeout must be between 1 and 10080 minutes")
         }
     }
+}
+
+/// `--no-models` and `--session-timeout`, shared by the commands that load.
+struct ModelFlags: ParsableArguments {
+    @Flag(name: .long, help: "Do not bring the models (identities, page_views, sessions) up to date after the load; the next run that builds them catches up.")
+    var noModels = false
+
+    @OptionGroup var timeout: SessionTimeoutOption
 
     /// `base` (a pipeline's `models:`) with the flags applied.
     func apply(to base: ModelOptions) -> ModelOptions {
         var options = base
         if noModels { options.enabled = false }
-        if let sessionTimeout { options.sessionTimeoutMinutes = sessionTimeout }
+        if let minutes = timeout.sessionTimeout { options.sessionTimeoutMinutes = minutes }
         return options
     }
 }
@@ -46,14 +51,7 @@ struct ModelsCommand: ParsableCommand {
     @Flag(name: .long, help: "Rebuild everything from the call tables instead of what the loads since the last build touched.")
     var rebuild = false
 
-    @Option(name: .long, help: ArgumentHelp("Minutes of inactivity that end a session (default: what the last build used, else 30; a change rebuilds).", valueName: "minutes"))
-    var sessionTimeout: Int?
-
-    func validate() throws {
-        if let sessionTimeout, !(1...10_080).contains(sessionTimeout) {
-            throw ValidationError("--session-timeout must be between 1 and 10080 minutes")
-        }
-    }
+    @OptionGroup var timeout: SessionTimeoutOption
 
     func run() throws {
         do {
@@ -65,7 +63,7 @@ struct ModelsCommand: ParsableCommand {
             let lock = try WarehouseLock(database: db)
             defer { withExtendedLifetime(lock) {} }
             let warehouse = try Warehouse(path: db, announce: { printError($0) })
-            let build = try Models.build(in: warehouse.db, options: ModelOptions(sessionTimeoutMinutes: sessionTimeout), rebuild: rebuild)
+            let build = try Models.build(in: warehouse.db, options: ModelOptions(sessionTimeoutMinutes: timeout.sessionTimeout), rebuild: rebuild)
             print("\(db): models " + build.summaryLine)
         } catch {
             throw Exit.failing(error, database: db)
