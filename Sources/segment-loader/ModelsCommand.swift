@@ -54,11 +54,11 @@ struct ModelsCommand: ParsableCommand {
     @OptionGroup var timeout: SessionTimeoutOption
 
     func run() throws {
+        guard FileManager.default.fileExists(atPath: db) else {
+            printError("\(db) does not exist: load something into it first")
+            throw ExitCode(Exit.usage)
+        }
         do {
-            guard FileManager.default.fileExists(atPath: db) else {
-                printError("\(db) does not exist: load something into it first")
-                throw ExitCode(Exit.usage)
-            }
             try Warehouse.check(path: db)
             let lock = try WarehouseLock(database: db)
             defer { withExtendedLifetime(lock) {} }
