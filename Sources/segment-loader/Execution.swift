@@ -22,7 +22,7 @@ enum Exit {
 
     /// Prints why a command on `database` failed and gives its exit code: 75 for the lock, 74
     /// when the warehouse cannot be written, 64 for a database that is refused, 1 otherwise.
-    static func failing(_ error: any Error, database: String) -> ExitCode {
+    static func failing(_ error: any Error, database: String, waited: Double = Warehouse.defaultBusyTimeout) -> ExitCode {
         switch error {
         case let held as WarehouseLock.Held:
             printError(held.description)
@@ -30,6 +30,12 @@ enum Exit {
         case let refused as WarehouseError:
             printError(refused.message)
             return ExitCode(refused.storage ? storage : usage)
+        case let sqlite as SQLiteError where sqlite.isBusy:
+            printError(WarehouseLockedOut(seconds: waited).description)
+            return ExitCode(locked)
+        case let missing as ReadError:
+            printError(missing.description)
+            return ExitCode(usage)
         case let sqlite as SQLiteError where sqlite.isDiskProblem:
             printError("cannot write to the warehouse \(database): \(sqlite.message)")
             return ExitCode(storage)
@@ -96,6 +102,9 @@ struct Execution {
         options.stop = stop
         options.progress = progress
         options.announce = { [logger] message in logger.notice("\(message)") }
+        if !output.quiet && isatty(STDERR_FILENO) == 1 {
+            options.waitNotice = { message in FileHandle.standardError.write(Data("segment-loader: \(message)\n".utf8)) }
+        }
         if let point = ProcessInfo.processInfo.environment["SEGMENT_LOADER_TEST_KILL_AT"] {
             options.killPoint = KillPoint(point)
         }
@@ -130,7 +139,7 @@ struct Execution {
             }
         } catch {
             display.stop()
-            throw Exit.failing(error, database: options.database)
+            throw Exit.failing(error, database: options.database, waited: options.busyTimeout)
         }
         display.stop()
 
@@ -149,7 +158,7 @@ struct Execution {
             }
         }
         if summary.fatalError != nil {
-            code = summary.storageFailure ? Exit.storage : Exit.failure
+            code = summary.storageFailure ? Exit.storage : summary.lockedOut ? Exit.locked : Exit.failure
         } else if summary.interrupted {
             code = Exit.interrupted(by: stop.signalNumber)
         } else if summary.filesPartial + summary.filesFailed > 0 {

@@ -18,7 +18,8 @@ struct LoadCommand: ParsableCommand {
             Exit status: 0 when every file loaded (rejected lines are counted, not failures, \
             unless --strict), 65 when a file was partial or failed, 64 for usage errors or a database that \
             is not a warehouse, 74 when the warehouse cannot be written (disk full, read-only), 75 when \
-            another run holds the warehouse's lock, 130/143 when stopped by SIGINT/SIGTERM (after \
+            another run holds the warehouse's lock or another program its write lock past \
+            --busy-timeout, 130/143 when stopped by SIGINT/SIGTERM (after \
             the file being committed), 1 for anything else.
             """
     )
@@ -27,7 +28,7 @@ struct LoadCommand: ParsableCommand {
     var db: String
 
     @Option(name: .long, help: "Archives read, parsed and normalized in parallel (default: the number of cores).")
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    var jobs: Int?
 
     @Option(name: .long, help: "Columns per table for properties and traits; later keys go to the row's _extra JSON.")
     var columnLimit: Int = 1000
@@ -53,6 +54,9 @@ struct LoadCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("wal (default; readers never block the load) or rollback (faster bulk loads; for a warehouse nobody reads meanwhile).", valueName: "mode"))
     var journal: String = "wal"
 
+    @Option(name: .long, help: ArgumentHelp("Seconds to wait for another program's write lock on the warehouse before exiting 75.", valueName: "seconds"))
+    var busyTimeout: Double = Warehouse.defaultBusyTimeout
+
     @OptionGroup var modelFlags: ModelFlags
 
     @OptionGroup var output: OutputOptions
@@ -61,20 +65,22 @@ struct LoadCommand: ParsableCommand {
     var paths: [String]
 
     func validate() throws {
-        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         guard (1...1900).contains(columnLimit) else { throw ValidationError("--column-limit must be between 1 and 1900 (SQLite allows 2000 columns)") }
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
+        guard busyTimeout >= 0 && busyTimeout <= 86_400 else { throw ValidationError("--busy-timeout must be between 0 and 86400 seconds") }
         guard JournalMode(rawValue: journal) != nil else { throw ValidationError("--journal must be wal or rollback, not '\(journal)'") }
     }
 
     func run() throws {
-        var options = LoadOptions(database: db, jobs: jobs)
+        var options = LoadOptions(database: db, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount)
         options.columnLimit = columnLimit
         options.maxLineBytes = maxLineBytes
         options.skipOptedOut = skipOptedOut
         options.createIndexes = !noIndexes
         options.journal = JournalMode(rawValue: journal) ?? .wal
         options.models = modelFlags.apply(to: ModelOptions())
+        options.busyTimeout = busyTimeout
         let paths = self.paths
         try Execution(options: options, output: output, report: report, metrics: metrics, strict: strict)
             .run { try Discovery.find(paths) }

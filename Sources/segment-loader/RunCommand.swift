@@ -15,7 +15,7 @@ struct RunCommand: ParsableCommand {
             Exit status: 0 when every file loaded (rejected lines are counted, not failures, \
             unless run.strict or --strict), 65 when a file was partial or failed, 64 for usage \
             or pipeline errors or a database that is not a warehouse, 74 when the warehouse cannot be \
-            written (disk full, read-only), 75 when another run holds the warehouse's lock, 130/143 when \
+            written (disk full, read-only), 75 when another run holds the warehouse's lock or another program its write lock past the busy timeout, 130/143 when \
             stopped by SIGINT/SIGTERM, 1 for anything else.
             """
     )
@@ -31,6 +31,9 @@ struct RunCommand: ParsableCommand {
 
     @Flag(name: .long, help: "Rejected lines make the run fail with exit code 65 (same as run.strict).")
     var strict = false
+
+    @Option(name: .long, help: ArgumentHelp("Override warehouse.busy_timeout: seconds to wait for another program's write lock before exiting 75.", valueName: "seconds"))
+    var busyTimeout: Double?
 
     @OptionGroup var modelFlags: ModelFlags
 
@@ -72,6 +75,7 @@ struct RunCommand: ParsableCommand {
         var options = pipeline.loadOptions()
         if let jobs { options.jobs = jobs }
         options.models = modelFlags.apply(to: pipeline.models)
+        if let busyTimeout { options.busyTimeout = max(0, busyTimeout) }
         try Execution(options: options, output: output, report: pipeline.run.report, metrics: pipeline.run.metrics,
                       strict: strict || pipeline.run.strict)
             .run { selection.found }

@@ -41,7 +41,7 @@ final class CommandLineTests: XCTestCase {
     func testMissingPathNamesIt() throws {
         let dir = try temporaryDirectory(self)
         let result = try run(["load", "--db", dir.appendingPathComponent("w.sqlite").path, "/nonexistent/segment-logs"])
-        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.status, 64, "a usage error, as for run (issue 12)")
         XCTAssertTrue(result.stderr.contains("/nonexistent/segment-logs: no such file or directory"), result.stderr)
     }
 

@@ -1,4 +1,5 @@
 import CSQLite
+import Foundation
 
 /// An SQLite failure: result code, SQLite's message, and the statement it came from.
 public struct SQLiteError: Error, Sendable, CustomStringConvertible {
@@ -12,8 +13,41 @@ public struct SQLiteError: Error, Sendable, CustomStringConvertible {
         return text
     }
 
+    /// SQLITE_BUSY: another connection held the lock past the busy timeout.
+    public var isBusy: Bool { code & 0xff == SQLITE_BUSY }
     /// SQLITE_FULL, or an I/O error: the disk, not the data.
     public var isDiskProblem: Bool { code & 0xff == SQLITE_FULL || code & 0xff == SQLITE_IOERR || code & 0xff == SQLITE_READONLY }
+}
+
+/// A busy handler's state: when the wait began, how long it may last, and whether it was said.
+final class BusyWaiter {
+    let limit: Double
+    let notice: (@Sendable (String) -> Void)?
+    private var started: UInt64?
+    private var told = false
+
+    init(limit: Double, notice: (@Sendable (String) -> Void)?) {
+        self.limit = limit
+        self.notice = notice
+    }
+
+    /// Called by SQLite while the lock is held by another connection: sleeps a little and
+    /// says whether to try again.
+    func shouldRetry(first: Bool) -> Bool {
+        let now = monotonicNanoseconds()
+        if first || started == nil {
+            started = now
+            told = false
+        }
+        let waited = Double(now - started!) / 1e9
+        if waited >= limit { return false }
+        if waited >= 1, !told {
+            told = true
+            notice?("waiting for another program's lock on the warehouse (up to \(Int(limit)) s; warehouse.busy_timeout or --busy-timeout)")
+        }
+        usleep(UInt32(min(50_000, max(1_000, (limit - waited) * 1e6))))
+        return true
+    }
 }
 
 /// One SQLite connection, owned by one thread at a time (the writer). Closed in `deinit`
@@ -41,7 +75,22 @@ public final class Database {
 
     deinit {
         sqlite3_close_v2(handle)
+        waiter?.release()
     }
+
+    /// Waits for another program's lock up to `seconds` (0: fail at once), telling `notice`
+    /// once, after a second, what it waits for.
+    public func waitForLocks(upTo seconds: Double, notice: (@Sendable (String) -> Void)? = nil) {
+        waiter?.release()
+        let box = Unmanaged.passRetained(BusyWaiter(limit: seconds, notice: notice))
+        waiter = box
+        sqlite3_busy_handler(handle, { context, count in
+            guard let context else { return 0 }
+            return Unmanaged<BusyWaiter>.fromOpaque(context).takeUnretainedValue().shouldRetry(first: count == 0) ? 1 : 0
+        }, box.toOpaque())
+    }
+
+    private var waiter: Unmanaged<BusyWaiter>?
 
     /// Runs one or more statements that return no rows (https://sqlite.org/c3ref/exec.html).
     public func execute(_ sql: String) throws(SQLiteError) {

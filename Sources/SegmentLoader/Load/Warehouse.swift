@@ -28,6 +28,10 @@ public enum JournalMode: String, Sendable, CaseIterable {
 public final class Warehouse {
     /// `PRAGMA application_id`: "SgLd".
     public static let applicationID: Int32 = 0x5367_4C64
+    /// Seconds a run waits for another program's write lock before it gives up (exit 75):
+    /// long enough for an analyst's statement, short enough for cron.
+    public static let defaultBusyTimeout: Double = 300
+
     /// `PRAGMA user_version` of the layout this build writes.
     /// 2: `_rejects.redacted`; the loader's indexes are named `_idx_...`.
     /// 3: timestamps as `YYYY-MM-DD HH:MM:SS.sss`; Spec columns from the start; bookkeeping
@@ -67,9 +71,11 @@ public final class Warehouse {
     /// Opens (creating if needed) a warehouse. Refuses, without changing it, a database that
     /// holds tables but is not a segment-loader warehouse, and one written by a newer version.
     /// Upgrades an older format in place, in one transaction, saying so through `announce`.
-    public init(path: String, journal: JournalMode = .wal, announce: (String) -> Void = { _ in }) throws {
+    public init(path: String, journal: JournalMode = .wal, busyTimeout: Double = Warehouse.defaultBusyTimeout,
+                waitNotice: (@Sendable (String) -> Void)? = nil, announce: (String) -> Void = { _ in }) throws {
         self.path = path
         db = try Database(path: path)
+        db.waitForLocks(upTo: busyTimeout, notice: waitNotice)
         try SeenIds.register(in: db)
         let (appID, version) = try Warehouse.refusal(db, path: path)
         // SQLite answers with the mode in force: leaving WAL needs the file to itself.
@@ -209,6 +215,14 @@ public final class Warehouse {
         """
 
     /// Content hashes of files already loaded (or partially loaded: the same bytes cannot give more).
+    /// Copies the write-ahead log into the database and empties it, unless a reader still
+    /// needs it (a reader's open transaction keeps the log from being reset, so it grows while
+    /// one is open; the first run after it closes brings it back to nothing). Never waits.
+    public func truncateLog() {
+        db.waitForLocks(upTo: 0)
+        _ = try? db.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
     public func loadedHashes() throws -> [String: String] {
         var result: [String: String] = [:]
         for row in try db.query("SELECT sha256, path FROM _files WHERE status IN ('loaded', 'partial') ORDER BY id") {

@@ -59,7 +59,7 @@ public enum WarehouseStatus {
             let name = text(row[0])
             let count = try db.scalar("SELECT count(*) FROM \(quoteIdentifier(name))")?.integer ?? 0
             let newest = try db.scalar("SELECT max(received_at) FROM \(quoteIdentifier(name))")
-            var line = "  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(count) rows"
+            var line = "  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(count) row\(count == 1 ? "" : "s")"
             if case .text(let at)? = newest { line += ", newest received_at \(at)" }
             out.append(line)
         }
@@ -78,7 +78,9 @@ public enum WarehouseStatus {
             out.append("  \(row[1].integer ?? 0) × " + (row[2] == .null ? "" : "[\(text(row[2]))] ") + text(row[0]))
         }
         let discards = try db.scalar("SELECT count(*) FROM _discards")?.integer ?? 0
-        out.append("discards: \(discards) value\(discards == 1 ? "" : "s") kept out of their column (SELECT * FROM _discards)")
+        if discards > 0 {
+            out.append("discards: \(discards) value\(discards == 1 ? "" : "s") kept out of their column (SELECT * FROM _discards)")
+        }
         for row in try db.query("SELECT \(tableName), \(columnName), reason, count(*) FROM _discards GROUP BY 1, 2, 3 ORDER BY count(*) DESC LIMIT 5") {
             out.append("  \(row[3].integer ?? 0) × \(text(row[0])).\(text(row[1])): \(text(row[2]))")
         }
@@ -106,7 +108,8 @@ public enum WarehouseStatus {
         var out = ["models: last built \(text(last[0])), \(text(last[1])) for \(last[2].integer ?? 0) people in \(String(format: "%.2f", last[3].double ?? 0)) s"
                    + " (session timeout \(last[4].integer ?? 0) min; \(last[5].integer ?? 0) builds in _models)"]
         for table in Models.tables where try exists(table) {
-            out.append("  \(table.padding(toLength: 10, withPad: " ", startingAt: 0))  \(try db.scalar("SELECT count(*) FROM \(table)")?.integer ?? 0) rows")
+            let count = try db.scalar("SELECT count(*) FROM \(table)")?.integer ?? 0
+            out.append("  \(table.padding(toLength: 10, withPad: " ", startingAt: 0))  \(count) row\(count == 1 ? "" : "s")")
         }
         if try exists("_model_pending"), let pending = try db.scalar("SELECT count(*) FROM _model_pending")?.integer, pending > 0 {
             out.append("  \(pending) ids touched since the last build wait for the next one (a run with --no-models, or one stopped before its build)")

@@ -48,6 +48,8 @@ public struct Pipeline: Sendable {
         public var indexes = true
         /// `rollback` for backfills into a warehouse nobody reads meanwhile (see `JournalMode`).
         public var journal = JournalMode.wal
+        /// Seconds to wait for another program's write lock before exiting 75.
+        public var busyTimeout = Warehouse.defaultBusyTimeout
 
         public init(path: String) {
             self.path = path

@@ -64,6 +64,7 @@ extension Pipeline {
         options.maxLineBytes = warehouse.maxLineBytes
         options.createIndexes = warehouse.indexes
         options.journal = warehouse.journal
+        options.busyTimeout = warehouse.busyTimeout
         options.filter = filters
         options.privacy = privacy
         options.models = models

@@ -112,6 +112,17 @@ public enum Discovery {
     /// gzip when the file starts with 0x1f 0x8b; NDJSON when its first non-blank byte (after
     /// an optional BOM) is `{`; anything else is not an archive.
     static func sniff(_ path: String) -> Sniffed {
+        // Only regular files (or links to them) are opened: open() on a FIFO waits for a
+        // writer forever, and a device or socket is no archive.
+        var info = stat()
+        guard stat(path, &info) == 0 else { return .notArchive("cannot be read (\(String(cString: strerror(errno))))") }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFIFO: return .notArchive("a FIFO (named pipe), not a regular file")
+        case S_IFSOCK: return .notArchive("a socket, not a regular file")
+        case S_IFCHR, S_IFBLK: return .notArchive("a device, not a regular file")
+        default: return .notArchive("not a regular file")
+        }
         guard let handle = FileHandle(forReadingAtPath: path) else { return .notArchive("cannot be opened") }
         defer { try? handle.close() }
         let head = (try? handle.read(upToCount: 4096)) ?? Data()

@@ -22,6 +22,10 @@ public struct LoadOptions: Sendable {
     public var maxLineBytes: Int = 1 << 20
     /// How SQLite journals the run's transactions (`wal` unless a backfill asks otherwise).
     public var journal: JournalMode = .wal
+    /// Seconds to wait for another program's write lock on the warehouse before exiting 75.
+    public var busyTimeout: Double = Warehouse.defaultBusyTimeout
+    /// Told once when the run starts waiting for such a lock (set when stderr is a terminal).
+    public var waitNotice: (@Sendable (String) -> Void)?
     /// Create the query indexes after the load (see `Indexes`).
     public var createIndexes = true
     /// Bring the built-in models up to date after the load (see `Models`).
@@ -244,7 +248,8 @@ public enum LoadRun {
         let loadTime = Instant(date: startDate)
         let uuidTs = Timestamp.format(loadTime)
 
-        let warehouse = try Warehouse(path: options.database, journal: options.journal, announce: options.announce)
+        let warehouse = try Warehouse(path: options.database, journal: options.journal, busyTimeout: options.busyTimeout,
+                                      waitNotice: options.waitNotice, announce: options.announce)
         if let pages = options.maxPageCount { try warehouse.db.execute("PRAGMA max_page_count=\(pages)") }
         var summary = RunSummary()
         summary.pipeline = options.pipeline
@@ -267,6 +272,9 @@ public enum LoadRun {
             if let temporary = error as? TemporaryStorageError {
                 summary.storageFailure = true
                 summary.fatalError = "\(temporary). Every file committed before is kept; free space and run again to resume."
+            } else if let sqlite = error as? SQLiteError, sqlite.isBusy {
+                summary.lockedOut = true
+                summary.fatalError = WarehouseLockedOut(seconds: options.busyTimeout).description
             } else if let sqlite = error as? SQLiteError, sqlite.isDiskProblem {
                 summary.storageFailure = true
                 summary.fatalError = "cannot write to the warehouse (\(sqlite.message)): the disk is full or the file or its folder is not writable. "
@@ -288,6 +296,7 @@ public enum LoadRun {
         }
         try? warehouse.finishLoad(id: loadId, summary: summary, status: summary.status, error: summary.fatalError)
         summary.lastSuccessAt = try? warehouse.lastSuccess(pipeline: options.pipeline)
+        warehouse.truncateLog()
         return summary
     }
 

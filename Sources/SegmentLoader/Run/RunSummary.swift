@@ -88,6 +88,8 @@ public struct RunSummary: Sendable {
     public var fatalError: String?
     /// The run stopped because the warehouse could not be written (disk full, read-only).
     public var storageFailure = false
+    /// The run stopped because another program held the warehouse's write lock past the busy timeout.
+    public var lockedOut = false
     /// Stopped by a signal (SIGINT/SIGTERM) after the last committed file.
     public var interrupted = false
     /// Archives an interrupted run did not start (the next run loads them).
@@ -180,7 +182,9 @@ public struct RunSummary: Sendable {
             }
             out.append("  rows:       " + parts.joined(separator: ", "))
         }
-        out.append("  discarded:  \(totals.discarded) value\(totals.discarded == 1 ? "" : "s") kept out of their column (see _discards)")
+        if totals.discarded > 0 {
+            out.append("  discarded:  \(totals.discarded) value\(totals.discarded == 1 ? "" : "s") kept out of their column (see _discards)")
+        }
         out.append("  schema:     \(newTables.count) new table\(newTables.count == 1 ? "" : "s"), \(newColumns) new column\(newColumns == 1 ? "" : "s")")
         if overflowValues > 0 {
             out.append("  overflow:   \(overflowValues) value\(overflowValues == 1 ? "" : "s") went to _extra: their table is at the column limit")
