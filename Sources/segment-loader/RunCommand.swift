@@ -67,8 +67,7 @@ struct RunCommand: ParsableCommand {
                 let plan = try DryRun.plan(selection, database: pipeline.warehouse.path)
                 print(plan.render(database: pipeline.warehouse.path))
             } catch {
-                printError("\(error)")
-                throw ExitCode(Exit.failure)
+                throw Exit.failing(error, database: pipeline.warehouse.path)
             }
             return
         }
@@ -86,7 +85,7 @@ struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "validate",
         abstract: "Check pipeline files without loading anything.",
-        discussion: "Prints each mistake as file:line:column: message. Exit status 0 when every file is valid, 64 otherwise."
+        discussion: "Prints each mistake as file:line:column: message, and what a run would refuse before loading (a source path or warehouse folder that does not exist, a folder it cannot write in, a database that is not a warehouse). Exit status 0 when every file is valid, 64 otherwise."
     )
 
     @Argument(help: ArgumentHelp("Pipeline files.", valueName: "pipeline"))
@@ -97,6 +96,12 @@ struct ValidateCommand: ParsableCommand {
         for path in pipelines {
             do {
                 let pipeline = try PipelineFile.load(path: path)
+                let refusals = pipeline.refusals()
+                if !refusals.isEmpty {
+                    valid = false
+                    for refusal in refusals { FileHandle.standardError.write(Data("\(path): a run would refuse it: \(refusal)\n".utf8)) }
+                    continue
+                }
                 var notes: [String] = []
                 notes.append("\(pipeline.sources.count) source\(pipeline.sources.count == 1 ? "" : "s")")
                 notes.append("warehouse \(pipeline.warehouse.path)")

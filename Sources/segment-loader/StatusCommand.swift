@@ -19,8 +19,7 @@ struct StatusCommand: ParsableCommand {
         do {
             print(try WarehouseStatus.render(database: db, runs: max(1, runs)))
         } catch {
-            printError("\(error)")
-            throw ExitCode(Exit.failure)
+            throw Exit.failing(error, database: db)
         }
     }
 }

@@ -150,7 +150,7 @@ final class LoadPathTests: XCTestCase {
         let chunk = records([track, identify])
 
         // Split: a track is two rows, an identify one; rows keep the chunk's order.
-        try chunk.bytes.withUnsafeBytes { raw in
+        chunk.bytes.withUnsafeBytes { raw in
             let headers = RecordCursor.headers(of: chunk.count, in: raw)
             let rows = Splitter.rows(of: headers, admitted: [true, true])
             XCTAssertEqual(rows.map(\.record), [0, 0, 1])

@@ -102,3 +102,56 @@ extension SharingTests {
         XCTAssertEqual(jobs.components(separatedBy: "default").count - 1, 1, jobs)
     }
 }
+
+extension SharingTests {
+    /// `--db` on a file that is not SQLite: a plain sentence and 64, from every command.
+    func testAFileThatIsNotSQLiteIsRefusedWith64Everywhere() throws {
+        let notes = try write("shopping list\nmilk\n" + String(repeating: "x", count: 200) + "\n", to: dir.appendingPathComponent("notes.sqlite"))
+        let archive = try write(gzip(ndjson([track("n1")])), to: dir.appendingPathComponent("a.gz"))
+        for arguments in [["load", "--db", notes.path, archive.path], ["status", "--db", notes.path], ["models", "--db", notes.path]] {
+            let result = try runSegmentLoader(arguments)
+            XCTAssertEqual(result.status, 64, "\(arguments[0]): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("is not an SQLite database"), "\(arguments[0]): \(result.stderr)")
+            XCTAssertFalse(result.stderr.contains("SQLite error"), "\(arguments[0]): \(result.stderr)")
+        }
+        XCTAssertEqual(try String(contentsOf: notes, encoding: .utf8).prefix(13), "shopping list", "left untouched")
+    }
+
+    /// A warehouse in a folder that does not exist is named as such, by run and by validate;
+    /// validate also reports a source path that does not exist, as run would refuse it.
+    func testValidateReportsWhatRunWouldRefuse() throws {
+        let pipeline = try write("""
+            version: 1
+            name: p
+            sources: [{path: no-such-folder}]
+            warehouse: {path: missing/dir/w.sqlite}
+
+            """, to: dir.appendingPathComponent("p.yml"))
+        let validate = try runSegmentLoader(["validate", pipeline.path])
+        XCTAssertEqual(validate.status, 64, validate.stdout + validate.stderr)
+        XCTAssertTrue(validate.stderr.contains("no-such-folder: no such file or directory"), validate.stderr)
+        XCTAssertTrue(validate.stderr.contains("the folder of the warehouse") && validate.stderr.contains("does not exist"), validate.stderr)
+        let load = try runSegmentLoader(["load", "--db", dir.appendingPathComponent("missing/dir/w.sqlite").path, dir.path])
+        XCTAssertEqual(load.status, 64, load.stderr)
+        XCTAssertTrue(load.stderr.contains("the folder of the warehouse"), load.stderr)
+        XCTAssertFalse(load.stderr.contains("lock"), load.stderr)
+    }
+
+    /// A dry run refuses a warehouse from a newer format as a run would, in the same words.
+    func testADryRunRefusesANewerWarehouseLikeARun() throws {
+        let folder = dir.appendingPathComponent("in")
+        try write(gzip(ndjson([track("d1")])), to: folder.appendingPathComponent("a.gz"))
+        try load([folder], into: db)
+        try Database(path: db.path).execute("PRAGMA user_version = 99")
+        let pipeline = try write("version: 1\nname: p\nsources: [{path: in}]\nwarehouse: {path: w.sqlite}\n", to: dir.appendingPathComponent("p.yml"))
+        let dry = try runSegmentLoader(["run", "--dry-run", pipeline.path])
+        let real = try runSegmentLoader(["run", pipeline.path])
+        XCTAssertEqual(real.status, 64, real.stderr)
+        XCTAssertEqual(dry.status, 64, dry.stdout + dry.stderr)
+        XCTAssertTrue(dry.stderr.contains("was written by a newer segment-loader (warehouse format 99"), dry.stderr)
+        XCTAssertTrue(real.stderr.contains("was written by a newer segment-loader (warehouse format 99"), real.stderr)
+        let status = try runSegmentLoader(["status", "--db", db.path])
+        XCTAssertEqual(status.status, 0, "status still shows it: " + status.stderr)
+        XCTAssertTrue(status.stdout.contains("newer than this build's"), status.stdout)
+    }
+}

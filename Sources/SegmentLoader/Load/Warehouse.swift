@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 
 /// Why a database cannot be used as a warehouse.
@@ -7,6 +8,11 @@ public struct WarehouseError: Error, Sendable, CustomStringConvertible {
     /// full disk), as opposed to a database that is refused.
     public var storage = false
     public var description: String { message }
+
+    public init(message: String, storage: Bool = false) {
+        self.message = message
+        self.storage = storage
+    }
 }
 
 /// How SQLite keeps a warehouse's transactions safe while a run writes.
@@ -44,22 +50,43 @@ public final class Warehouse {
 
     /// Refuses, without creating or changing anything, a database that is not a warehouse or
     /// is one from a newer version. A missing file is fine (a run creates it).
-    public static func check(path: String) throws {
+    /// The one check every command makes (run, load, validate, a dry run, status, models,
+    /// rejects retry), with one wording: the warehouse's folder must exist (and, to write,
+    /// be writable), and an existing file must be an SQLite database that is a warehouse of
+    /// this format or older (`allowNewer` lets a read-only look at a newer one).
+    public static func check(path: String, writing: Bool = true, allowNewer: Bool = false) throws {
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw WarehouseError(message: "the folder of the warehouse \(path) does not exist (\(folder)); create it first")
+        }
+        if writing && access(folder, W_OK) != 0 {
+            throw WarehouseError(message: "cannot write in the folder of the warehouse \(path) (\(folder)): \(String(cString: strerror(errno)))", storage: true)
+        }
         guard FileManager.default.fileExists(atPath: path) else { return }
         let db = try Database(path: path, readOnly: true)
-        _ = try refusal(db, path: path)
+        _ = try refusal(db, path: path, allowNewer: allowNewer)
     }
 
     /// Throws for a database to refuse; else returns its application id and format version.
-    static func refusal(_ db: Database, path: String) throws -> (appID: Int32, version: Int32) {
-        let appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
-        let version = Int32(truncatingIfNeeded: try db.scalar("PRAGMA user_version")?.integer ?? 0)
-        let tableCount = try db.scalar("SELECT count(*) FROM sqlite_master")?.integer ?? 0
+    static func refusal(_ db: Database, path: String, allowNewer: Bool = false) throws -> (appID: Int32, version: Int32) {
+        let appID: Int32, version: Int32, tableCount: Int64
+        do {
+            appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
+            version = Int32(truncatingIfNeeded: try db.scalar("PRAGMA user_version")?.integer ?? 0)
+            tableCount = try db.scalar("SELECT count(*) FROM sqlite_master")?.integer ?? 0
+        } catch {
+            // The statements throw SQLiteError only.
+            if error.code & 0xff == SQLITE_NOTADB {
+                throw WarehouseError(message: "\(path) is not an SQLite database; refusing to touch it. Give --db a new file or an existing warehouse.")
+            }
+            throw error
+        }
         if appID != Warehouse.applicationID {
             if tableCount > 0 {
                 throw WarehouseError(message: "\(path) is an SQLite database but not a segment-loader warehouse (it has \(tableCount) tables and no segment-loader marker); refusing to change it. Give --db a new file or an existing warehouse.")
             }
-        } else if version > Warehouse.formatVersion {
+        } else if version > Warehouse.formatVersion && !allowNewer {
             throw WarehouseError(message: "\(path) was written by a newer segment-loader (warehouse format \(version), this build knows \(Warehouse.formatVersion)); refusing to change it. Upgrade segment-loader.")
         }
         return (appID, version)

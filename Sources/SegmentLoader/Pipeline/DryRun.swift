@@ -31,14 +31,13 @@ public struct DryRun: Sendable {
         plan.ranges = selection.ranges
         var loaded: [String: String] = [:]
         var pathStatus: [String: String] = [:]
+        // What a run would refuse, a dry run refuses, in the same words.
+        try Warehouse.check(path: database)
         if FileManager.default.fileExists(atPath: database) {
             plan.warehouseExists = true
             let db = try Database(path: database, readOnly: true)
             let appID = try db.scalar("PRAGMA application_id")?.integer ?? 0
-            if Int32(truncatingIfNeeded: appID) != Warehouse.applicationID {
-                let tables = try db.scalar("SELECT count(*) FROM sqlite_master")?.integer ?? 0
-                if tables > 0 { throw WarehouseError(message: "\(database) is an SQLite database but not a segment-loader warehouse; a run would refuse it") }
-            } else {
+            if Int32(truncatingIfNeeded: appID) == Warehouse.applicationID {
                 for row in try db.query("SELECT sha256, path, status FROM _files ORDER BY id") {
                     guard case .text(let sha) = row[0], case .text(let path) = row[1], case .text(let status) = row[2] else { continue }
                     if status != "failed", loaded[sha] == nil { loaded[sha] = path }

@@ -11,6 +11,22 @@ public struct Selection: Sendable {
 }
 
 extension Pipeline {
+    /// What `run` would refuse before loading anything, in its words: a source path (or the
+    /// folder a glob starts in) that does not exist, a warehouse folder that does not exist or
+    /// cannot be written, a database that is not a warehouse of this format or older.
+    public func refusals() -> [String] {
+        var out: [String] = []
+        for source in sources {
+            let path = source.glob.map { $0.literalPrefix.isEmpty ? "/" : $0.literalPrefix } ?? source.path
+            if !FileManager.default.fileExists(atPath: path) {
+                out.append(source.glob == nil ? "\(path): no such file or directory"
+                                               : "\(path): no such directory (it starts the pattern \(source.glob!.pattern))")
+            }
+        }
+        do { try Warehouse.check(path: warehouse.path) } catch { out.append("\(error)") }
+        return out
+    }
+
     /// Finds the archives of every source; a path that does not exist is an error, a glob or
     /// a folder with nothing in range is not (a nightly run on a quiet day loads nothing).
     public func select(now: Date = Date()) throws -> Selection {
