@@ -341,7 +341,7 @@ final class HostileInputTests: XCTestCase {
 final class FaultTests: XCTestCase {
     func archives(in dir: URL) throws -> [URL] {
         let small = try write(gzip(ndjson((0..<5).map { track("a\($0)") })), to: dir.appendingPathComponent("in/a.gz"))
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(seed: 0x5EED)  // seeded: a failure reproduces
         let big = try write(gzip(ndjson((0..<1500).map { i in
             track("b\(i)", event: "Big Event", properties: ["noise": (0..<500).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16) }.joined()])
         })), to: dir.appendingPathComponent("in/b.gz"))

@@ -270,7 +270,7 @@ final class IndexTests: XCTestCase {
         XCTAssertFalse(messages.contains { $0.contains("query indexes dropped") })
 
         // Random text does not compress: this archive is larger than the whole warehouse.
-        var rng = SystemRandomNumberGenerator()
+        var rng = SeededGenerator(seed: 0x5EED)  // seeded: a failure reproduces
         let big = try write(gzip(ndjson((0..<400).map { i in
             track("b\(i)", properties: ["noise": (0..<2000).map { _ in String(UInt8.random(in: 0...255, using: &rng), radix: 16) }.joined()])
         })), to: dir.appendingPathComponent("big.gz"))

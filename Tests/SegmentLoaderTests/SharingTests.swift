@@ -155,3 +155,16 @@ extension SharingTests {
         XCTAssertTrue(status.stdout.contains("newer than this build's"), status.stdout)
     }
 }
+
+extension SharingTests {
+    /// The helper that runs the binary reads its two outputs at once: more than a pipe's
+    /// 64 KB on stderr while it waited for stdout's end used to deadlock it.
+    func testTheBinaryHelperReadsStdoutAndStderrTogether() throws {
+        let sources = (0..<2000).map { "  - {path: in, bogus_key_\($0): 1}" }.joined(separator: "\n")
+        let pipeline = try write("version: 1\nname: p\nsources:\n\(sources)\nwarehouse: {path: w.sqlite}\n", to: dir.appendingPathComponent("p.yml"))
+        let result = try runSegmentLoader(["validate", pipeline.path])
+        XCTAssertEqual(result.status, 64)
+        XCTAssertGreaterThan(result.stderr.utf8.count, 65_536)
+        XCTAssertTrue(result.stderr.contains("bogus_key_1999"))
+    }
+}

@@ -159,8 +159,19 @@ func runSegmentLoader(_ arguments: [String], environment: [String: String] = [:]
     process.standardOutput = out
     process.standardError = err
     try process.run()
+    // Both pipes at once: reading one to its end while the child fills the other's 64 KB
+    // buffer would deadlock.
+    let stderrData = Locked(Data())
+    let done = DispatchSemaphore(value: 0)
+    let errors = err.fileHandleForReading
+    DispatchQueue.global().async {
+        let data = errors.readDataToEndOfFile()
+        stderrData.withLock { $0 = data }
+        done.signal()
+    }
     let stdout = out.fileHandleForReading.readDataToEndOfFile()
-    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    done.wait()
+    let stderr = stderrData.withLock { $0 }
     process.waitUntilExit()
     return BinaryResult(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
                         stdout: String(decoding: stdout, as: UTF8.self), stderr: String(decoding: stderr, as: UTF8.self))
@@ -172,3 +183,10 @@ let specContextColumns = [
     "context_page_path", "context_page_referrer", "context_page_search", "context_page_title", "context_page_url",
     "context_campaign_source", "context_campaign_medium", "context_campaign_name", "context_campaign_term", "context_campaign_content",
 ]
+
+/// A seeded random number generator for test data (SplitMix64), so a failing test reproduces.
+struct SeededGenerator: RandomNumberGenerator {
+    private var inner: SplitMix64
+    init(seed: UInt64) { inner = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { inner.next() }
+}
