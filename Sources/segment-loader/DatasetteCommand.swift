@@ -17,8 +17,8 @@ struct DatasetteCommand: ParsableCommand {
             Datasette 0.65. Run it again after a load that added tables or columns.
             """)
 
-    @Option(name: .long, help: ArgumentHelp("The warehouse.", valueName: "path"))
-    var db: String
+    @OptionGroup var warehouse: WarehouseOption
+    var db: String { warehouse.db }
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Write to this file (default: standard output).", valueName: "file"))
     var output: String?

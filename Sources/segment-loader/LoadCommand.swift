@@ -27,8 +27,8 @@ struct LoadCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The SQLite warehouse to load into (created if missing).", valueName: "path"))
     var db: String
 
-    @Option(name: .long, help: "Archives read, parsed and normalized in parallel (default: the number of cores).")
-    var jobs: Int?
+    @OptionGroup var jobsOption: JobsOption
+    var jobs: Int? { jobsOption.jobs }
 
     @Option(name: .long, help: "Columns per table for properties and traits; later keys go to the row's _extra JSON.")
     var columnLimit: Int = 1000
@@ -61,11 +61,12 @@ struct LoadCommand: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
+    @OptionGroup var seams: TestSeams
+
     @Argument(help: ArgumentHelp("Archive files or directories.", valueName: "path"))
     var paths: [String]
 
     func validate() throws {
-        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
         guard (1...1900).contains(columnLimit) else { throw ValidationError("--column-limit must be between 1 and 1900 (SQLite allows 2000 columns)") }
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
         guard busyTimeout >= 0 && busyTimeout <= 86_400 else { throw ValidationError("--busy-timeout must be between 0 and 86400 seconds") }
@@ -82,7 +83,7 @@ struct LoadCommand: ParsableCommand {
         options.models = modelFlags.apply(to: ModelOptions())
         options.busyTimeout = busyTimeout
         let paths = self.paths
-        try Execution(options: options, output: output, report: report, metrics: metrics, strict: strict)
+        try Execution(options: options, output: output, report: report, metrics: metrics, strict: strict, seams: seams)
             .run { try Discovery.find(paths) }
     }
 }

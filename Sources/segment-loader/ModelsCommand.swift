@@ -45,8 +45,8 @@ struct ModelsCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("The SQLite warehouse.", valueName: "path"))
-    var db: String
+    @OptionGroup var warehouse: WarehouseOption
+    var db: String { warehouse.db }
 
     @Flag(name: .long, help: "Rebuild everything from the call tables instead of what the loads since the last build touched.")
     var rebuild = false

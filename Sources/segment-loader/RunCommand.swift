@@ -26,8 +26,8 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .long, help: "Print what would be loaded (files, days, sizes) and change nothing.")
     var dryRun = false
 
-    @Option(name: .long, help: "Override run.jobs: archives read, parsed and normalized in parallel.")
-    var jobs: Int?
+    @OptionGroup var jobsOption: JobsOption
+    var jobs: Int? { jobsOption.jobs }
 
     @Flag(name: .long, help: "Rejected lines make the run fail with exit code 65 (same as run.strict).")
     var strict = false
@@ -39,9 +39,7 @@ struct RunCommand: ParsableCommand {
 
     @OptionGroup var output: OutputOptions
 
-    func validate() throws {
-        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
-    }
+    @OptionGroup var seams: TestSeams
 
     func run() throws {
         var pipeline: Pipeline
@@ -76,45 +74,7 @@ struct RunCommand: ParsableCommand {
         options.models = modelFlags.apply(to: pipeline.models)
         if let busyTimeout { options.busyTimeout = max(0, busyTimeout) }
         try Execution(options: options, output: output, report: pipeline.run.report, metrics: pipeline.run.metrics,
-                      strict: strict || pipeline.run.strict)
+                      strict: strict || pipeline.run.strict, seams: seams)
             .run { selection.found }
-    }
-}
-
-struct ValidateCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "validate",
-        abstract: "Check pipeline files without loading anything.",
-        discussion: "Prints each mistake as file:line:column: message, and what a run would refuse before loading (a source path or warehouse folder that does not exist, a folder it cannot write in, a database that is not a warehouse). Exit status 0 when every file is valid, 64 otherwise."
-    )
-
-    @Argument(help: ArgumentHelp("Pipeline files.", valueName: "pipeline"))
-    var pipelines: [String]
-
-    func run() throws {
-        var valid = true
-        for path in pipelines {
-            do {
-                let pipeline = try PipelineFile.load(path: path)
-                let refusals = pipeline.refusals()
-                if !refusals.isEmpty {
-                    valid = false
-                    for refusal in refusals { FileHandle.standardError.write(Data("\(path): a run would refuse it: \(refusal)\n".utf8)) }
-                    continue
-                }
-                var notes: [String] = []
-                notes.append("\(pipeline.sources.count) source\(pipeline.sources.count == 1 ? "" : "s")")
-                notes.append("warehouse \(pipeline.warehouse.path)")
-                if pipeline.privacy.hashKeyVariable != nil, !pipeline.privacy.hash.isEmpty {
-                    var privacy = pipeline.privacy
-                    if let problem = privacy.loadKey() { notes.append("warning: \(problem)") }
-                }
-                print("\(path): ok (pipeline \(pipeline.name); \(notes.joined(separator: "; ")))")
-            } catch {
-                valid = false
-                FileHandle.standardError.write(Data("\(error)\n".utf8))
-            }
-        }
-        if !valid { throw ExitCode(Exit.usage) }
     }
 }

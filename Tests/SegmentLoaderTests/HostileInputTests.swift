@@ -353,8 +353,7 @@ final class FaultTests: XCTestCase {
         let files = try archives(in: dir)
         let db = dir.appendingPathComponent("w.sqlite")
         // 300 pages of 4 KiB: room for the bookkeeping and a.gz, not for b.gz.
-        let full = try runSegmentLoader(["load", "--db", db.path, dir.appendingPathComponent("in").path],
-                                        environment: ["SEGMENT_LOADER_TEST_MAX_PAGES": "300"])
+        let full = try runSegmentLoader(["load", "--db", db.path, "--test-max-pages", "300", dir.appendingPathComponent("in").path])
         XCTAssertFalse(full.signaled)
         XCTAssertEqual(full.status, 74, full.stdout + full.stderr)
         XCTAssertTrue(full.stdout.contains("cannot write to the warehouse (database or disk is full): the disk is full or the file or its folder is not writable."), full.stdout)

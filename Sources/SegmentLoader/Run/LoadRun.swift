@@ -35,7 +35,7 @@ public struct LoadOptions: Sendable {
     /// Updated as the run goes, for a progress display.
     public var progress: LoadProgress?
     /// For fault tests only: the warehouse cannot grow past this many pages, as on a full disk
-    /// (set from SEGMENT_LOADER_TEST_MAX_PAGES by the command line).
+    /// (set by the command line's hidden --test-max-pages).
     public var maxPageCount: Int?
     /// For fault tests only: the run's temporary files may hold at most this many bytes, as
     /// on a disk that fills up.
@@ -43,7 +43,7 @@ public struct LoadOptions: Sendable {
     /// For tests only: the free space the temporary-space check sees.
     public var temporarySpaceAvailable: Int64?
     /// For crash tests only: the process SIGKILLs itself at this point, as an outside kill
-    /// would (set from SEGMENT_LOADER_TEST_KILL_AT by the command line).
+    /// would (set by the command line's hidden --test-kill-at).
     public var killPoint: KillPoint?
     public var pipeline: String = "load"
     /// How many rejected lines the summary lists (all go to `_rejects`).

@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import SegmentLoader
+
+struct RejectsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rejects",
+        abstract: "List the lines a warehouse could not load, or retry them after a fix.",
+        subcommands: [List.self, Retry.self],
+        defaultSubcommand: List.self
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List rejected lines: file, line (and batch item), reason. The raw lines are in _rejects.raw.")
+
+        @OptionGroup var warehouse: WarehouseOption
+        var db: String { warehouse.db }
+
+        @Option(name: .long, help: "At most this many (0: all).")
+        var limit: Int = 100
+
+        @Flag(name: .long, help: "Also print each raw line (as stored, cut to 200 characters).")
+        var raw = false
+
+        func run() throws {
+            do {
+                let lines = try RejectList.render(database: db, limit: limit, raw: raw)
+                print(lines)
+            } catch {
+                printError("\(error)")
+                throw ExitCode(Exit.failure)
+            }
+        }
+    }
+
+    struct Retry: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-process every rejected line; load what now loads and remove those rejects.",
+            discussion: """
+                Give --pipeline to apply that pipeline's filters and privacy rules (and its \
+                warehouse), as the original load did. Lines that still fail stay in _rejects with \
+                today's reason; nothing is lost either way. Exit status 0, or 65 when some lines \
+                still fail, 75 when another run holds the lock.
+                """)
+
+        @Option(name: .long, help: ArgumentHelp("The warehouse (or give --pipeline).", valueName: "path"))
+        var db: String?
+
+        @Option(name: .long, help: ArgumentHelp("The pipeline whose rules the original load used.", valueName: "file"))
+        var pipeline: String?
+
+        @OptionGroup var modelFlags: ModelFlags
+
+        func validate() throws {
+            if db == nil && pipeline == nil { throw ValidationError("give --db or --pipeline") }
+        }
+
+        func run() throws {
+            var options: LoadOptions
+            if let pipeline {
+                var loaded: Pipeline
+                do { loaded = try PipelineFile.load(path: pipeline) } catch {
+                    printError("the pipeline is not valid:\n\(error)")
+                    throw ExitCode(Exit.usage)
+                }
+                if let problem = loaded.privacy.loadKey() {
+                    printError("\(pipeline): \(problem)")
+                    throw ExitCode(Exit.usage)
+                }
+                options = loaded.loadOptions()
+                if let db { options.database = db }
+            } else {
+                options = LoadOptions(database: db!)
+            }
+            options.models = modelFlags.apply(to: options.models)
+            do {
+                let outcome = try RejectRetry.run(options: options)
+                print(outcome.render(database: options.database))
+                if outcome.stillRejected > 0 { throw ExitCode(Exit.dataProblem) }
+            } catch let exit as ExitCode {
+                throw exit
+            } catch {
+                throw Exit.failing(error, database: options.database)
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+import ArgumentParser
+
+/// `--db`, for the commands that work on an existing warehouse (status, rejects, models,
+/// datasette); `load` says what it does with a missing one.
+struct WarehouseOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The warehouse (an SQLite file).", valueName: "path"))
+    var db: String
+}
+
+/// `--jobs`, for the commands that load.
+struct JobsOption: ParsableArguments {
+    @Option(name: .long, help: "Archives read, parsed and normalized in parallel (default: the number of cores; run: run.jobs).")
+    var jobs: Int?
+
+    func validate() throws {
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
+}
