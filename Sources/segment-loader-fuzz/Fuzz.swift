@@ -14,6 +14,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeBufferPointer(start: data, count: size)
     FuzzEntry.line(bytes)
     FuzzEntry.archive(bytes, scratch: scratch)
+    FuzzEntry.load(scratch: scratch)
     return 0
 }
 

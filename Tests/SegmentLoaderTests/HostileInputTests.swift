@@ -446,19 +446,43 @@ final class FaultTests: XCTestCase {
 /// Inputs the fuzzer once crashed on (Tests/Fixtures/fuzz), replayed through the harness's
 /// entry points so that `swift test` catches a regression without fuzzing.
 final class FuzzRegressionTests: XCTestCase {
-    func testEveryInputTheFuzzerFoundStillPasses() throws {
+    /// Each input the fuzzer found, replayed without trapping: what it must give, and no
+    /// broken check; one input's failure is reported and the others still run.
+    func testEveryInputTheFuzzerFoundStillGivesWhatItMust() throws {
         let folder = HostileInputTests.fixtures.deletingLastPathComponent().appendingPathComponent("fuzz")
+        func counts(_ lines: Int64, loaded: Int64, rejected: Int64, discarded: Int64) -> Counts {
+            var c = Counts()
+            (c.lines, c.loaded, c.rejected, c.discarded) = (lines, loaded, rejected, discarded)
+            return c
+        }
+        let expected: [String: FuzzEntry.Replay] = [
+            // A gzip member zlib found corrupt: every line of it handed on distrusted and rejected.
+            "distrusted-long-line.gz": FuzzEntry.Replay(messages: 0, rejects: [.json], archiveLines: 377,
+                                                        loaded: counts(377, loaded: 0, rejected: 377, discarded: 0)),
+            // Two lines (as one line, not JSON); each keeps the last of a duplicate key and
+            // records the first in _discards.
+            "duplicate-keys-round-trip.ndjson": FuzzEntry.Replay(messages: 0, rejects: [.json], archiveLines: 2,
+                                                                 loaded: counts(2, loaded: 2, rejected: 0, discarded: 2)),
+            // One byte: a rejected line; as a file, not an archive at all (nothing loads).
+            "one-byte-reject.bin": FuzzEntry.Replay(messages: 0, rejects: [.json], archiveLines: 1,
+                                                    loaded: counts(0, loaded: 0, rejected: 0, discarded: 0)),
+        ]
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).sorted()
-        XCTAssertGreaterThanOrEqual(files.count, 3)
+        XCTAssertEqual(Set(files), Set(expected.keys), "every fuzz input has its expectation")
         let scratch = try temporaryDirectory(self).appendingPathComponent("scratch").path
         for name in files {
             let data = try Data(contentsOf: folder.appendingPathComponent(name))
-            data.withUnsafeBytes { raw in
-                let bytes = raw.bindMemory(to: UInt8.self)
-                FuzzEntry.line(bytes)
-                FuzzEntry.archive(bytes, scratch: scratch)
-            }
+            let replay = data.withUnsafeBytes { FuzzEntry.replay($0.bindMemory(to: UInt8.self), scratch: scratch) }
+            XCTAssertEqual(replay, expected[name], name)
         }
+    }
+
+    /// A broken check is reported, not trapped, by a replay: the next input still runs.
+    func testAReplayReportsABrokenCheckInsteadOfStopping() {
+        let checks = FuzzEntry.Checks(trap: false)
+        checks.check(1 + 1 == 3, "arithmetic")
+        checks.check(true, "fine")
+        XCTAssertEqual(checks.failures, ["arithmetic"])
     }
 
     func testADistrustedLongLineIsCutToTheLimit() throws {
