@@ -297,7 +297,7 @@ final class Writer {
             case (.text, .timestamp(_, let rawText)): statement.bindStaticText(rawText, at: at)
             case (let type, _):
                 let owned = value.value
-                switch convert(owned, to: type) {
+                switch Self.convert(owned, to: type) {
                 case .value(.integer(let i)): statement.bindInt(i, at: at)
                 case .value(.real(let d)): statement.bindDouble(d, at: at)
                 case .value(.text(let s)): statement.bindText(s, at: at)
@@ -375,7 +375,7 @@ final class Writer {
 
     /// A value in a column of a given type (contract, section 5): lossless conversions are made,
     /// anything that would lose information is a discard with a reason.
-    func convert(_ value: FieldValue, to type: ColumnType) -> Conversion {
+    static func convert(_ value: FieldValue, to type: ColumnType) -> Conversion {
         switch (type, value) {
         case (_, .null): return .value(.null)
         case (.text, .text(let s)): return .value(.text(s))
