@@ -22,10 +22,12 @@ public enum DatasetteMetadata {
 
     static func build(database: String, name: String?) throws -> JSONValue {
         guard FileManager.default.fileExists(atPath: database) else { throw WarehouseError(message: "\(database) does not exist") }
+        // The one refusal check; then what describing needs besides: this exact format.
+        try Warehouse.check(path: database, writing: false, allowNewer: true)
         let db = try Database(path: database, readOnly: true)
         let appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
         guard appID == Warehouse.applicationID else {
-            throw WarehouseError(message: "\(database) is not a segment-loader warehouse")
+            throw WarehouseError(message: "\(database) is an empty SQLite database, not yet a segment-loader warehouse (a run makes it one)")
         }
         let version = Int32(truncatingIfNeeded: try db.scalar("PRAGMA user_version")?.integer ?? 0)
         guard version == Warehouse.formatVersion else {
