@@ -90,6 +90,7 @@ extension SharingTests {
         XCTAssertTrue(status.contains("tracks               1 row,") || status.contains(" 1 row,"), status)
         XCTAssertFalse(status.contains(" 1 rows"), status)
         XCTAssertFalse(status.contains("kept out of their column"), status)
+        XCTAssertTrue(status.contains("1 build in _models"), status)
     }
 }
 

@@ -106,8 +106,8 @@ public enum WarehouseStatus {
             """).first else {
             return ["models: not built yet (the next run or load builds them; or segment-loader models --db W)"]
         }
-        var out = ["models: last built \(text(last[0])), \(text(last[1])) for \(last[2].integer ?? 0) people in \(String(format: "%.2f", last[3].double ?? 0)) s"
-                   + " (session timeout \(last[4].integer ?? 0) min; \(last[5].integer ?? 0) builds in _models)"]
+        var out = ["models: last built \(text(last[0])), \(text(last[1])) for \(last[2].integer ?? 0) \(last[2].integer == 1 ? "person" : "people") in \(String(format: "%.2f", last[3].double ?? 0)) s"
+                   + " (session timeout \(last[4].integer ?? 0) min; \(last[5].integer ?? 0) build\(last[5].integer == 1 ? "" : "s") in _models)"]
         for table in Models.tables where try exists(table) {
             let count = try db.scalar("SELECT count(*) FROM \(table)")?.integer ?? 0
             out.append("  \(table.padding(toLength: 10, withPad: " ", startingAt: 0))  \(count) row\(count == 1 ? "" : "s")")
