@@ -49,6 +49,16 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The collector's core (issue 13): stamping accepted messages and writing durable
+        // archives; the HTTP server will be an executable over it, so the loader never
+        // compiles a server stack.
+        .target(
+            name: "Collector",
+            dependencies: [
+                "SegmentLoader",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // The fuzz harness: a replay tool in normal builds, a libFuzzer target in scripts/fuzz.sh.
         .executableTarget(
             name: "segment-loader-fuzz",
@@ -56,7 +66,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SegmentLoaderTests",
-            dependencies: ["SegmentLoader", "CZlib", "CSQLite"]
+            dependencies: ["SegmentLoader", "Collector", "CZlib", "CSQLite"]
         ),
     ],
     swiftLanguageModes: [.v6]

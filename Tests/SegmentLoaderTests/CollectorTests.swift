@@ -1,0 +1,99 @@
+import Foundation
+import XCTest
+@testable import Collector
+@testable import SegmentLoader
+
+/// Issue 13, the collector's core: what it adds to each message, and archives that are durable
+/// after every append and that the loader loads.
+final class CollectorTests: XCTestCase {
+    let now = Instant(seconds: 1_700_524_800 + 3_600, nanos: 250_000_000)  // 2023-11-21 01:00:00.250 UTC
+
+    func parse(_ text: String) throws -> JSONValue { try JSONParser.parse(text) }
+
+    func testTheStamperAddsReceivedAtAnIdAndTheIPAndMergesABatchEnvelope() throws {
+        let stamper = Stamper()
+        let body = try parse(#"{"userId":"u1","event":"Signed Up","receivedAt":"1999-01-01T00:00:00Z"}"#)
+        let one = stamper.messages(in: body, route: "track", source: "web", peer: "198.51.100.7", now: now)
+        XCTAssertEqual(one.count, 1)
+        XCTAssertEqual(one[0]["type"], .string("track"), "the route gives the type")
+        XCTAssertEqual(one[0]["receivedAt"], .string("2023-11-21T01:00:00.250Z"), "the server's clock decides")
+        XCTAssertEqual(one[0]["context"]?["ip"], .string("198.51.100.7"))
+        let id = one[0]["messageId"]?.stringValue
+        XCTAssertEqual(id?.hasPrefix("collector-"), true)
+        // A client's retry of the same request gets the same id; another source another one.
+        let retry = stamper.messages(in: body, route: "track", source: "web", peer: "198.51.100.7", now: Instant(seconds: now.seconds + 60, nanos: 0))
+        XCTAssertEqual(retry[0]["messageId"]?.stringValue, id)
+        XCTAssertNotEqual(stamper.messages(in: body, route: "track", source: "app", peer: nil, now: now)[0]["messageId"]?.stringValue, id)
+
+        let kept = stamper.stamp(try parse(#"{"type":"page","messageId":"m1","anonymousId":"a","context":{"ip":"203.0.113.9"}}"#),
+                                 source: "web", peer: "198.51.100.7", now: now)
+        XCTAssertEqual(kept["messageId"], .string("m1"))
+        XCTAssertEqual(kept["context"]?["ip"], .string("203.0.113.9"), "an ip the client sent is kept")
+
+        let batch = try parse(#"{"batch":[{"type":"track","userId":"u","event":"E","context":{"page":{"path":"/x"}}},{"type":"identify","userId":"u"}],"context":{"library":{"name":"analytics-python"}},"sentAt":"2023-11-21T00:59:59Z"}"#)
+        let items = stamper.messages(in: batch, route: "batch", source: "web", peer: "198.51.100.7", now: now)
+        XCTAssertEqual(items.count, 2)
+        XCTAssertEqual(items[0]["context"]?["library"]?["name"], .string("analytics-python"), "the envelope's context under the item's")
+        XCTAssertEqual(items[0]["context"]?["page"]?["path"], .string("/x"))
+        XCTAssertEqual(items[1]["sentAt"], .string("2023-11-21T00:59:59Z"))
+        XCTAssertNotEqual(items[0]["messageId"], items[1]["messageId"])
+    }
+
+    func lines(_ messages: [JSONValue]) -> [[UInt8]] {
+        messages.map { message in
+            var out: [UInt8] = []
+            JSONWriter.write(message, into: &out, sortedKeys: false)
+            return out
+        }
+    }
+
+    func testEveryAppendIsACompleteMemberAndACloseMovesTheArchiveIntoSegmentsLayout() throws {
+        let dir = try temporaryDirectory(self)
+        let out = dir.appendingPathComponent("out").path
+        let sink = ArchiveSink(out: out, source: "web")
+        let stamper = Stamper()
+        let ms = now.seconds * 1000
+        try sink.append(lines(stamper.messages(in: try parse(#"{"userId":"u1","event":"A"}"#), route: "track", source: "web", peer: nil, now: now)), nowMilliseconds: ms)
+        let incoming = try FileManager.default.contentsOfDirectory(atPath: out + "/.incoming")
+        XCTAssertEqual(incoming.count, 1)
+        let first = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out + "/.incoming/" + incoming[0])))
+        XCTAssertEqual(GzipMember.completeLength(of: first), first.count, "a complete gzip after the first append")
+        try sink.append(lines(stamper.messages(in: try parse(#"{"userId":"u2","event":"B"}"#), route: "track", source: "web", peer: nil, now: now)), nowMilliseconds: ms + 10)
+        // The next received day closes the archive and opens another.
+        try sink.append(lines(stamper.messages(in: try parse(#"{"userId":"u3","event":"C"}"#), route: "track", source: "web", peer: nil, now: now)), nowMilliseconds: ms + 86_400_000)
+        try sink.close()
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out + "/.incoming"), [])
+        let days = try FileManager.default.contentsOfDirectory(atPath: out + "/segment-logs/web").sorted()
+        XCTAssertEqual(days, ["1700524800000", "1700611200000"])
+
+        let db = dir.appendingPathComponent("w.sqlite")
+        let summary = try load([URL(fileURLWithPath: out)], into: db)
+        XCTAssertEqual(summary.totals.loaded, 3)
+        XCTAssertEqual(summary.files.count, 2)
+        XCTAssertEqual(try rows(db, "SELECT source_id, day FROM _files ORDER BY day"), [["web", "2023-11-21"], ["web", "2023-11-22"]])
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks WHERE received_at = '2023-11-21 01:00:00.250'"), "3")
+    }
+
+    func testRecoveryKeepsEveryCompleteMemberAndDropsAMemberCutShort() throws {
+        let dir = try temporaryDirectory(self)
+        let out = dir.appendingPathComponent("out").path
+        let sink = ArchiveSink(out: out, source: "app")
+        try sink.append(lines([try parse(#"{"type":"track","messageId":"k1","userId":"u","event":"Acked","receivedAt":"2023-11-21T01:00:00Z"}"#)]),
+                        nowMilliseconds: now.seconds * 1000)
+        // A crash in the middle of the next write: half of a member on disk, never acknowledged.
+        let name = try FileManager.default.contentsOfDirectory(atPath: out + "/.incoming")[0]
+        let half = GzipMember.deflate(Array(#"{"type":"track","messageId":"k2","userId":"u","event":"Lost"}"#.utf8) + [0x0a])
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: out + "/.incoming/" + name))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: half.prefix(half.count / 2))
+        try handle.close()
+
+        XCTAssertEqual(try ArchiveSink.recover(out: out), [name])
+        let db = dir.appendingPathComponent("w.sqlite")
+        let summary = try load([URL(fileURLWithPath: out)], into: db)
+        XCTAssertEqual(summary.totals.loaded, 1)
+        XCTAssertEqual(summary.totals.rejected, 0, "the cut member was removed, not left to be rejected")
+        XCTAssertEqual(try rows(db, "SELECT event_text FROM tracks"), [["Acked"]])
+        XCTAssertEqual(try ArchiveSink.recover(out: out), [], "nothing left to recover")
+    }
+}
