@@ -24,6 +24,10 @@ public final class ArchiveSink {
     public private(set) var bytes: Int64 = 0
     public private(set) var openedAt: Int64 = 0
 
+    /// Told "write" once a member is written and "fsync" once it is on disk: the test seam
+    /// that checks a request is acknowledged only after both.
+    public var observe: ((String) -> Void)?
+
     public init(out: String, source: String) {
         self.out = out
         self.source = source
@@ -46,8 +50,18 @@ public final class ArchiveSink {
             text.append(0x0a)
         }
         let member = GzipMember.deflate(text)
-        try writeAll(member)
-        guard fsync(fd) == 0 else { throw Failure(description: "fsync of \(incoming!) failed: \(String(cString: strerror(errno)))") }
+        do {
+            try writeAll(member)
+            observe?("write")
+            guard fsync(fd) == 0 else { throw Failure(description: "fsync of \(incoming!) failed: \(String(cString: strerror(errno)))") }
+            observe?("fsync")
+        } catch {
+            // A member written in part (a full disk) is cut off again, so the archive stays a
+            // valid gzip and later members still read.
+            _ = ftruncate(fd, off_t(bytes))
+            _ = lseek(fd, off_t(bytes), SEEK_SET)
+            throw error
+        }
         bytes += Int64(member.count)
     }
 

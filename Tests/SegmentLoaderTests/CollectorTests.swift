@@ -97,3 +97,78 @@ final class CollectorTests: XCTestCase {
         XCTAssertEqual(try ArchiveSink.recover(out: out), [], "nothing left to recover")
     }
 }
+
+extension CollectorTests {
+    func line(_ id: String) -> [UInt8] {
+        Array(#"{"type":"track","messageId":"\#(id)","userId":"u","event":"E","receivedAt":"2023-11-21T01:00:00Z"}"#.utf8)
+    }
+
+    /// Every request is acknowledged only after its member was written and fsynced, and
+    /// stopping drains the queue and moves every archive into place.
+    func testARequestIsAcknowledgedOnlyAfterWriteAndFsync() throws {
+        let dir = try temporaryDirectory(self)
+        let out = dir.appendingPathComponent("out").path
+        var settings = GroupCommitter.Settings()
+        settings.intervalMilliseconds = 5
+        let committer = GroupCommitter(out: out, settings: settings)
+        let events = Locked<[String]>([])
+        committer.observe = { event in events.withLock { $0.append(event) } }
+        try committer.start()
+        let acked = DispatchSemaphore(value: 0)
+        for i in 0..<20 {
+            XCTAssertEqual(committer.submit(source: i % 2 == 0 ? "web" : "app", lines: [line("m\(i)")]) { result in
+                if case .success = result { acked.signal() }
+            }, .queued)
+        }
+        for _ in 0..<20 { XCTAssertEqual(acked.wait(timeout: .now() + 10), .success) }
+        committer.stop()
+        let log = events.withLock { $0 }
+        XCTAssertEqual(log.filter { $0 == "ack" }.count, 20)
+        // Before each ack, the last event of some source is its fsync, which follows a write.
+        for (i, event) in log.enumerated() where event == "ack" {
+            let before = log[..<i].last { $0 != "ack" }
+            XCTAssertEqual(before?.hasSuffix(" fsync"), true, "ack \(i) after \(before ?? "nothing")")
+        }
+        for (i, event) in log.enumerated() where event.hasSuffix(" fsync") {
+            XCTAssertEqual(log[i - 1], event.replacingOccurrences(of: " fsync", with: " write"))
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out + "/.incoming"), [], "stop closed every archive")
+        let summary = try load([URL(fileURLWithPath: out)], into: dir.appendingPathComponent("w.sqlite"))
+        XCTAssertEqual(summary.totals.loaded, 20)
+    }
+
+    /// A full queue refuses more (the server answers 503) instead of growing.
+    func testAFullQueueRefusesInsteadOfGrowing() throws {
+        let dir = try temporaryDirectory(self)
+        var settings = GroupCommitter.Settings()
+        settings.queueLimitBytes = 1000
+        settings.flushBytes = 1 << 30
+        let committer = GroupCommitter(out: dir.path, settings: settings)  // not started: nothing flushes
+        var admitted = 0
+        while committer.submit(source: "web", lines: [line("q\(admitted)")], done: { _ in }) == .queued { admitted += 1 }
+        XCTAssertGreaterThan(admitted, 3)
+        XCTAssertLessThanOrEqual(committer.queuedBytes, 1000)
+        XCTAssertEqual(committer.submit(source: "web", lines: [line("again")], done: { _ in }), .full)
+    }
+
+    /// A flush that cannot write fails its requests (503 for their clients) and the next flush
+    /// works once the disk can be written again; the archive stays a valid gzip.
+    func testAFailedFlushFailsItsRequestsAndTheNextOneWorks() throws {
+        let dir = try temporaryDirectory(self)
+        let out = dir.appendingPathComponent("out")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        // A file where the incoming folder must go: the archive cannot be created.
+        try write("not a folder", to: out.appendingPathComponent(".incoming"))
+        let committer = GroupCommitter(out: out.path)
+        let failed = Locked(0)
+        _ = committer.submit(source: "web", lines: [line("f1")]) { if case .failure = $0 { failed.withLock { $0 += 1 } } }
+        committer.flush()
+        XCTAssertEqual(failed.withLock { $0 }, 1)
+        try FileManager.default.removeItem(at: out.appendingPathComponent(".incoming"))
+        let ok = Locked(0)
+        _ = committer.submit(source: "web", lines: [line("f2")]) { if case .success = $0 { ok.withLock { $0 += 1 } } }
+        committer.flush()
+        XCTAssertEqual(ok.withLock { $0 }, 1)
+        committer.stop()
+    }
+}
