@@ -112,7 +112,7 @@ public enum WarehouseStatus {
             let count = try db.scalar("SELECT count(*) FROM \(table)")?.integer ?? 0
             out.append("  \(table.padding(toLength: 10, withPad: " ", startingAt: 0))  \(count) row\(count == 1 ? "" : "s")")
         }
-        if try exists("_model_pending"), let pending = try db.scalar("SELECT count(*) FROM _model_pending")?.integer, pending > 0 {
+        if try exists("_model_pending"), let pending = try db.scalar("SELECT count(*) FROM (SELECT DISTINCT kind, id FROM _model_pending)")?.integer, pending > 0 {
             out.append("  \(pending) ids touched since the last build wait for the next one (a run with --no-models, or one stopped before its build)")
         }
         return out

@@ -114,6 +114,8 @@ public enum Models {
             // When the loads touched ids on the order of the sessions there are (a backfill, a
             // first big load), recomputing them one person at a time, with every index kept row
             // by row, costs more than building everything again; the result is the same.
+            // Rows, not distinct ids (an id touched by several files has a row each): cheap, and
+            // an upper bound is what the choice needs.
             let pending = try db.scalar("SELECT count(*) FROM _model_pending")?.integer ?? 0
             let sessions = try db.scalar("SELECT count(*) FROM sessions")?.integer ?? 0
             let wide = options.wideBuildFactor > 0 && pending * Int64(options.wideBuildFactor) > sessions
@@ -125,7 +127,7 @@ public enum Models {
                 mode = "none"
             } else {
                 var users: [String: String] = [:], anons: [String: String] = [:]
-                for row in try db.query("SELECT kind, id, since FROM _model_pending") {
+                for row in try db.query("SELECT kind, id, min(since) FROM _model_pending GROUP BY kind, id") {
                     guard let id = row[1].text else { continue }
                     let since = row[2].text ?? ""
                     if row[0].text == "user" { users[id] = since } else { anons[id] = since }

