@@ -34,12 +34,8 @@ public struct Stamper: Sendable {
             sent.append(0x0a)
             JSONWriter.write(message, into: &sent, sortedKeys: true)
             let digest = SHA256.hash(data: sent)
-            let hex = digest.prefix(16).map { byte -> String in
-                let s = String(byte, radix: 16)
-                return s.count == 1 ? "0" + s : s
-            }.joined()
             members.removeAll { $0.key == "messageId" }
-            members.append(("messageId", .string("collector-" + hex)))
+            members.append(("messageId", .string("collector-" + hexString(digest.prefix(16)))))
         }
         members.removeAll { $0.key == "receivedAt" }
         members.append(("receivedAt", .string(Timestamp.iso8601(now))))

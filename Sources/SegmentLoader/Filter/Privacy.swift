@@ -76,6 +76,6 @@ public struct Privacy: Sendable {
         let text: String
         if case .string(let s) = value { text = s } else { text = JSONWriter.string(value, sortedKeys: true) }
         let mac = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)
-        return mac.map { String(format: "%02x", $0) }.joined()
+        return hexString(mac)
     }
 }

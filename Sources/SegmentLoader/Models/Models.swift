@@ -236,14 +236,14 @@ private struct Builder {
         var full = Set<String>()
         var since: [String: String] = [:]
         func note(_ person: String, _ time: String) { since[person] = min(since[person] ?? time, time) }
-        let earliest = activityTables.map { table in
-            (user: try? db.prepare("SELECT min(timestamp) FROM \(table) WHERE user_id = ?"),
-             anon: try? db.prepare("SELECT min(timestamp) FROM \(table) WHERE anonymous_id = ? AND user_id IS NULL"))
+        let earliest = try activityTables.map { table in
+            (user: try db.prepare("SELECT min(timestamp) FROM \(table) WHERE user_id = ?"),
+             anon: try db.prepare("SELECT min(timestamp) FROM \(table) WHERE anonymous_id = ? AND user_id IS NULL"))
         }
         func earliestActivity(user: String?, anon: String?) throws -> String? {
             var first: String?
             for statements in earliest {
-                guard let statement = user != nil ? statements.user : statements.anon else { continue }
+                let statement = user != nil ? statements.user : statements.anon
                 statement.bindText(user ?? anon!, at: 1)
                 _ = try statement.step()
                 if let time = statement.value(at: 0).text { first = min(first ?? time, time) }
@@ -548,15 +548,7 @@ struct SessionWriter {
     /// A session's id: the first 16 bytes of SHA-256 over the person and the session's first
     /// message id, in hex; the same whenever the same activity is modelled.
     static func sessionId(person: String, firstMessage: String) -> String {
-        let digest = SHA256.hash(data: Array((person + "\u{1F}" + firstMessage).utf8))
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(32)
-        for byte in digest.prefix(16) {
-            out.append(hex[Int(byte >> 4)])
-            out.append(hex[Int(byte & 15)])
-        }
-        return String(decoding: out, as: UTF8.self)
+        hexString(SHA256.hash(data: Array((person + "\u{1F}" + firstMessage).utf8)).prefix(16))
     }
 
     /// Writes the sessions of `rows`, numbered from `kept + 1` (the person's earlier sessions, kept).

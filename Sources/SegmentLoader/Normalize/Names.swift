@@ -54,10 +54,7 @@ public enum Names {
     /// The first 8 hex digits of the SHA-256 of `text`.
     public static func shortHash(_ text: String) -> String {
         let digest = SHA256.hash(data: Array(text.utf8))
-        return digest.prefix(4).map { byte in
-            let hex = String(byte, radix: 16)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined()
+        return hexString(digest.prefix(4))
     }
 
     /// Whether `name` is a reserved word that cannot stand unquoted as a column name in SQLite

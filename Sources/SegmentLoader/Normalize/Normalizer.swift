@@ -543,10 +543,6 @@ public struct Normalizer {
         var bytes: [UInt8] = []
         JSONWriter.write(json, into: &bytes, sortedKeys: true)
         let digest = SHA256.hash(data: bytes)
-        var hex = "sl-"
-        for byte in digest.prefix(16) {
-            hex += byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16)
-        }
-        return hex
+        return "sl-" + hexString(digest.prefix(16))
     }
 }

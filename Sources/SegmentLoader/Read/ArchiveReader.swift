@@ -153,7 +153,7 @@ public struct ArchiveReader: Sendable {
             }
         }
         guard hashing else { return ("", size) }
-        let hex = hasher.finalize().map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+        let hex = hexString(hasher.finalize())
         return (hex, size)
     }
 }
