@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 let package = Package(
@@ -8,6 +8,9 @@ let package = Package(
     products: [
         .executable(name: "segment-loader", targets: ["segment-loader"]),
         .library(name: "SegmentLoader", targets: ["SegmentLoader"]),
+        // The collector (issue 13) is a product of its own: `swift build --product
+        // segment-loader` never compiles the server stack below.
+        .executable(name: "segment-collector", targets: ["segment-collector"]),
     ],
     dependencies: [
         // Command-line parsing for the thin executable only; the library never imports it.
@@ -20,6 +23,18 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         // --verbose/--quiet logging in the command line (the library reports through closures).
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The collector's HTTP server: Hummingbird 2 on SwiftNIO, maintained, async/await,
+        // graceful shutdown on SIGTERM through swift-service-lifecycle, per-connection idle
+        // timeouts. Its default traits pull in swift-configuration, which the collector does
+        // not use (it reads its own YAML with positions), so they are off.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        // /metrics in Prometheus' text format, without a metrics backend to bootstrap.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // Already in Hummingbird's graph; named because the collector uses their types directly
+        // (header names, the peer's address, the drain on SIGTERM).
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -49,14 +64,29 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The collector's core (issue 13): stamping accepted messages and writing durable
-        // archives; the HTTP server will be an executable over it, so the loader never
-        // compiles a server stack.
+        // The collector's core (issue 13), free of any HTTP stack so it is tested directly:
+        // configuration, authentication, limits, stamping, durable archives, group commit.
         .target(
             name: "Collector",
             dependencies: [
                 "SegmentLoader",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        // The HTTP server over the collector's core (a separate product; see above).
+        .executableTarget(
+            name: "segment-collector",
+            dependencies: [
+                "Collector",
+                "SegmentLoader",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The fuzz harness: a replay tool in normal builds, a libFuzzer target in scripts/fuzz.sh.

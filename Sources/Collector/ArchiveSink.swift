@@ -19,7 +19,8 @@ public final class ArchiveSink {
     public let source: String
     private var fd: Int32 = -1
     private var incoming: String?
-    private var day: Int64 = 0
+    /// The received day (epoch ms of its midnight, UTC) of the open archive.
+    public private(set) var day: Int64 = 0
     /// Bytes in the open archive, and when it opened (epoch ms), for closing on size or age.
     public private(set) var bytes: Int64 = 0
     public private(set) var openedAt: Int64 = 0
@@ -27,6 +28,11 @@ public final class ArchiveSink {
     /// Told "write" once a member is written and "fsync" once it is on disk: the test seam
     /// that checks a request is acknowledged only after both.
     public var observe: ((String) -> Void)?
+    /// The full-disk test seam (GroupCommitter.failWrites).
+    var failWrites: (@Sendable () -> Bool)?
+
+    /// True while an archive is open in `.incoming/`.
+    public var isOpen: Bool { fd >= 0 }
 
     public init(out: String, source: String) {
         self.out = out
@@ -65,14 +71,15 @@ public final class ArchiveSink {
         bytes += Int64(member.count)
     }
 
-    /// Moves the open archive into the S3 layout (nothing when none is open).
-    public func close() throws {
-        guard fd >= 0, let path = incoming else { return }
+    /// Moves the open archive into the S3 layout; returns where it went (nil when none was open).
+    @discardableResult
+    public func close() throws -> String? {
+        guard fd >= 0, let path = incoming else { return nil }
         guard fsync(fd) == 0 else { throw Failure(description: "fsync of \(path) failed: \(String(cString: strerror(errno)))") }
         Glibc.close(fd)
         fd = -1
         incoming = nil
-        try Self.place(path, out: out)
+        return try Self.place(path, out: out)
     }
 
     private func open(now: Int64) throws {
@@ -91,6 +98,10 @@ public final class ArchiveSink {
     }
 
     private func writeAll(_ data: [UInt8]) throws {
+        if let failWrites, failWrites() {
+            _ = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress!, data.count / 2) }
+            throw Failure(description: "cannot write \(incoming!): No space left on device (the test seam)")
+        }
         var written = 0
         while written < data.count {
             let n = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, data.count - written) }
@@ -110,7 +121,8 @@ public final class ArchiveSink {
     }
 
     /// Moves an incoming file (named `<source>~<day>~<opened>~<unique>.gz`) into place.
-    static func place(_ path: String, out: String) throws {
+    @discardableResult
+    static func place(_ path: String, out: String) throws -> String {
         let name = (path as NSString).lastPathComponent
         let parts = name.dropLast(3).split(separator: "~")
         guard parts.count == 4 else { throw Failure(description: "\(path) is not a collector archive name") }
@@ -120,6 +132,7 @@ public final class ArchiveSink {
         guard rename(path, target) == 0 else { throw Failure(description: "cannot move \(path) to \(target): \(String(cString: strerror(errno)))") }
         try syncFolder(folder)
         try syncFolder((path as NSString).deletingLastPathComponent)
+        return target
     }
 
     /// After a crash: each file left in `<out>/.incoming/` is cut after its last complete gzip

@@ -20,6 +20,17 @@ public final class GroupCommitter: @unchecked Sendable {
 
     public enum Admission: Equatable, Sendable { case queued, full }
 
+    /// What the flushing thread reports, for metrics and logs.
+    public enum Event: Sendable {
+        /// A source's member written and fsynced: its messages, bytes before compression, and
+        /// the time from the start of the write to the end of the fsync.
+        case flushed(source: String, messages: Int, bytes: Int, seconds: Double)
+        /// A source's flush failed: its requests were told so (503).
+        case failed(source: String, error: String)
+        /// An archive moved into `segment-logs/`.
+        case closed(source: String, path: String)
+    }
+
     private struct Pending {
         var lines: [[UInt8]]
         var bytes: Int
@@ -43,6 +54,11 @@ public final class GroupCommitter: @unchecked Sendable {
     private var sinks: [String: ArchiveSink] = [:]
     /// The test seam: each sink's "write"/"fsync" and each request's "ack" or "fail", in order.
     public var observe: (@Sendable (String) -> Void)?
+    /// Flushes, failures and closed archives, as they happen (on the flushing thread).
+    public var events: (@Sendable (Event) -> Void)?
+    /// A test seam for a full disk: while it answers true, every write stops half way and
+    /// fails as ENOSPC would.
+    public var failWrites: (@Sendable () -> Bool)?
 
     public init(out: String, settings: Settings = Settings(), clock: @escaping @Sendable () -> Int64 = {
         Int64(Date().timeIntervalSince1970 * 1000)
@@ -69,8 +85,10 @@ public final class GroupCommitter: @unchecked Sendable {
 
     /// Starts the flushing thread: it finishes what a crashed process left, then flushes every
     /// interval (or sooner, when enough waits) until `stop`.
-    public func start() throws {
-        try ArchiveSink.recover(out: out)
+    /// Returns the archives a crashed process left open, now finished and in place.
+    @discardableResult
+    public func start() throws -> [String] {
+        let recovered = try ArchiveSink.recover(out: out)
         state.withLock { $0.started = true }
         let thread = Thread { [self] in
             while state.withLock({ $0.running }) {
@@ -78,12 +96,12 @@ public final class GroupCommitter: @unchecked Sendable {
                 flush()
             }
             flush()
-            for sink in sinks.values { try? sink.close() }
-            sinks.removeAll()
+            closeAll()
             stopped.signal()
         }
         thread.name = "segment-collector flush"
         thread.start()
+        return recovered
     }
 
     /// Refuses new requests, writes every waiting one, closes every archive, then returns.
@@ -94,8 +112,7 @@ public final class GroupCommitter: @unchecked Sendable {
         }
         guard started else {
             flush()
-            for sink in sinks.values { try? sink.close() }
-            sinks.removeAll()
+            closeAll()
             return
         }
         wake.signal()
@@ -115,17 +132,18 @@ public final class GroupCommitter: @unchecked Sendable {
         }
         let now = clock()
         for (source, requests) in batch.sorted(by: { $0.key < $1.key }) {
-            let sink = sinks[source] ?? ArchiveSink(out: out, source: source)
-            sink.observe = observe.map { observe in { observe("\(source) \($0)") } }
-            sinks[source] = sink
+            let sink = sink(for: source)
+            if sink.isOpen && ArchiveSink.dayStart(now) != sink.day { close(sink, source: source) }
+            let lines = requests.flatMap(\.lines)
+            let started = DispatchTime.now().uptimeNanoseconds
             let result: Result<Void, any Error>
             do {
-                try sink.append(requests.flatMap(\.lines), nowMilliseconds: now)
-                if sink.bytes >= settings.archiveMaxBytes || now - sink.openedAt >= settings.archiveMaxAgeSeconds * 1000 {
-                    try sink.close()
-                }
+                try sink.append(lines, nowMilliseconds: now)
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                events?(.flushed(source: source, messages: lines.count, bytes: requests.reduce(0) { $0 + $1.bytes }, seconds: seconds))
                 result = .success(())
             } catch {
+                events?(.failed(source: source, error: "\(error)"))
                 result = .failure(error)
             }
             for request in requests {
@@ -133,6 +151,35 @@ public final class GroupCommitter: @unchecked Sendable {
                 request.done(result)
             }
         }
+        // Archives close past their size or age, also when their source has gone quiet.
+        for (source, sink) in sinks.sorted(by: { $0.key < $1.key }) where sink.isOpen {
+            if sink.bytes >= settings.archiveMaxBytes || now - sink.openedAt >= settings.archiveMaxAgeSeconds * 1000 {
+                close(sink, source: source)
+            }
+        }
+    }
+
+    private func sink(for source: String) -> ArchiveSink {
+        if let sink = sinks[source] { return sink }
+        let sink = ArchiveSink(out: out, source: source)
+        sink.observe = observe.map { observe in { observe("\(source) \($0)") } }
+        sink.failWrites = failWrites
+        sinks[source] = sink
+        return sink
+    }
+
+    private func close(_ sink: ArchiveSink, source: String) {
+        do {
+            if let path = try sink.close() { events?(.closed(source: source, path: path)) }
+        } catch {
+            // The archive stays open in .incoming/: the next close (or a restart) places it.
+            events?(.failed(source: source, error: "\(error)"))
+        }
+    }
+
+    private func closeAll() {
+        for (source, sink) in sinks.sorted(by: { $0.key < $1.key }) { close(sink, source: source) }
+        sinks.removeAll()
     }
 }
 

@@ -45,7 +45,7 @@ extension GzipMember {
                     scratch.withUnsafeMutableBufferPointer { out in
                         stream.next_out = out.baseAddress
                         stream.avail_out = uInt(out.count)
-                        status = inflate(&stream, Z_NO_FLUSH)
+                        status = CZlib.inflate(&stream, Z_NO_FLUSH)
                     }
                 } while status == Z_OK
             }
@@ -54,5 +54,35 @@ extension GzipMember {
             complete = offset
         }
         return complete
+    }
+}
+
+extension GzipMember {
+    /// Why a gzip body was refused: corrupt or cut short, or more than `limit` bytes inflated.
+    public enum InflateFailure: Error, Equatable, Sendable {
+        case corrupt(String)
+        case tooLarge
+    }
+
+    /// The inflated bytes of a complete gzip body (every member), refused as soon as they
+    /// would pass `limit`: a small compressed request cannot make the server allocate more.
+    public static func inflate(_ bytes: [UInt8], limit: Int) throws(InflateFailure) -> [UInt8] {
+        struct Over: Error {}
+        let inflater = Inflater(outputChunk: 64 * 1024)
+        var out: [UInt8] = []
+        do {
+            try bytes.withUnsafeBytes { raw in
+                try inflater.inflate(raw) { piece in
+                    guard out.count + piece.count <= limit else { throw Over() }
+                    out.append(contentsOf: piece)
+                }
+            }
+            try inflater.finish()
+        } catch is Over {
+            throw .tooLarge
+        } catch {
+            throw .corrupt("\(error)")
+        }
+        return out
     }
 }

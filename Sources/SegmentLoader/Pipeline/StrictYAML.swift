@@ -1,0 +1,127 @@
+import Yams
+
+/// Strict reading of a YAML settings file with the line and column of every mistake: the
+/// pipeline files and the collector's configuration share it. A reader lists its mistakes in
+/// `issues` and goes on, so that every mistake is reported at once.
+public protocol StrictYAMLReader {
+    /// The file's name as messages give it.
+    var file: String { get }
+    var issues: [PipelineIssue] { get set }
+}
+
+extension StrictYAMLReader {
+    public mutating func fail(_ node: Node?, _ message: String) {
+        let mark = node?.mark
+        issues.append(PipelineIssue(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
+    }
+
+    public func issue(for error: YamlError) -> PipelineIssue {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return PipelineIssue(file: file, line: mark.line, column: mark.column, message: "not valid YAML: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return PipelineIssue(file: file, line: context.mark.line, column: context.mark.column,
+                                 message: "the key \(duplicates.joined(separator: ", ")) is given more than once")
+        default:
+            return PipelineIssue(file: file, line: 1, column: 1, message: "not valid YAML: \(error)")
+        }
+    }
+
+    /// The members of a mapping after checking its keys against `allowed`.
+    public mutating func mapping(_ node: Node, _ what: String, allowed: [String], required: [String] = []) -> [String: Node]? {
+        guard case .mapping(let mapping) = node else {
+            fail(node, "\(what) must be a mapping of keys (\(allowed.joined(separator: ", "))), not \(kind(node))")
+            return nil
+        }
+        var members: [String: Node] = [:]
+        for (key, value) in mapping {
+            guard case .scalar(let scalar) = key else {
+                fail(key, "keys of \(what) must be plain names")
+                continue
+            }
+            guard allowed.contains(scalar.string) else {
+                let hint = allowed.min { distance($0, scalar.string) < distance($1, scalar.string) }
+                    .flatMap { distance($0, scalar.string) <= 3 ? " (did you mean \($0)?)" : nil } ?? ""
+                fail(key, "unknown key '\(scalar.string)' in \(what)\(hint); known keys: \(allowed.joined(separator: ", "))")
+                continue
+            }
+            members[scalar.string] = value
+        }
+        for key in required where members[key] == nil {
+            fail(node, "\(what) needs '\(key)'")
+        }
+        return members
+    }
+
+    public func kind(_ node: Node) -> String {
+        switch node {
+        case .mapping: return "a mapping"
+        case .sequence: return "a list"
+        case .alias: return "an alias"
+        case .scalar(let s):
+            if (s.style == .plain && (s.string.isEmpty || s.string == "~" || s.string == "null")) { return "null" }
+            return "'\(s.string)'"
+        }
+    }
+
+    public mutating func string(_ node: Node, _ what: String) -> String? {
+        guard case .scalar(let scalar) = node, kind(node) != "null" else {
+            fail(node, "\(what) must be a string, not \(kind(node))")
+            return nil
+        }
+        return scalar.string
+    }
+
+    public mutating func int(_ node: Node, _ what: String, range: ClosedRange<Int>) -> Int? {
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Int(scalar.string) else {
+            fail(node, "\(what) must be a whole number, not \(kind(node))")
+            return nil
+        }
+        guard range.contains(value) else {
+            fail(node, "\(what) must be between \(range.lowerBound) and \(range.upperBound), not \(value)")
+            return nil
+        }
+        return value
+    }
+
+    public mutating func bool(_ node: Node, _ what: String) -> Bool? {
+        if case .scalar(let scalar) = node, scalar.style == .plain {
+            switch scalar.string.lowercased() {
+            case "true", "yes", "on": return true
+            case "false", "no", "off": return false
+            default: break
+            }
+        }
+        fail(node, "\(what) must be true or false, not \(kind(node))")
+        return nil
+    }
+
+    /// A list of strings; a single string counts as a list of one.
+    public mutating func strings(_ node: Node, _ what: String) -> [(String, Node)]? {
+        if case .scalar = node, let s = string(node, what) { return [(s, node)] }
+        guard case .sequence(let sequence) = node else {
+            fail(node, "\(what) must be a list of strings, not \(kind(node))")
+            return nil
+        }
+        var out: [(String, Node)] = []
+        for item in sequence {
+            if let s = string(item, "each entry of \(what)") { out.append((s, item)) }
+        }
+        return out
+    }
+}
+
+/// Edit distance, for "did you mean" hints.
+func distance(_ a: String, _ b: String) -> Int {
+    let a = Array(a.utf8), b = Array(b.utf8)
+    if a.isEmpty { return b.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...max(1, b.count) where !b.isEmpty {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
+}
