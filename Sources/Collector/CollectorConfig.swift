@@ -198,15 +198,15 @@ public enum CollectorConfigFile {
                       let keyNode = s["write_key"], let idNode = s["source_id"],
                       let key = string(keyNode, "write_key"), let id = string(idNode, "source_id") else { continue }
                 if key.isEmpty { fail(keyNode, "write_key must not be empty"); continue }
-                guard CollectorConfig.isValidSourceId(id) else {
-                    fail(idNode, "source_id '\(id)' must be letters, digits, '-', '_' or '.', not starting with '.': it names a folder in segment-logs/")
-                    continue
-                }
                 if let earlier = keys[key] {
                     fail(keyNode, "this write key is already given at line \(earlier.mark?.line ?? 0): a key names one source")
                     continue
                 }
                 keys[key] = keyNode
+                guard CollectorConfig.isValidSourceId(id) else {
+                    fail(idNode, "source_id '\(id)' must be letters, digits, '-', '_' or '.', not starting with '.': it names a folder in segment-logs/")
+                    continue
+                }
                 out.append(.init(writeKey: key, sourceId: id))
             }
             if items.isEmpty { fail(node, "sources is empty: give at least one {write_key, source_id}") }

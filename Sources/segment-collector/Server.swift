@@ -103,7 +103,9 @@ struct CollectorResponder: HTTPResponder {
     /// messages are on disk.
     func accept(_ request: Request, route: Route, peer: String?) async -> Outcome {
         let limit = intake.bodyLimit(route)
-        let tooLarge = Refusal(status: 400, reason: "too_large", message: intake.tooLargeMessage(route))
+        // The source, when the key is in the header, labels refusals made before the body is read.
+        let known = request.headers[.authorization].flatMap(Intake.basicKey).flatMap(intake.source(forKey:))
+        let tooLarge = Refusal(status: 400, reason: "too_large", message: intake.tooLargeMessage(route), source: known)
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
             return Outcome(status: 400, refusal: tooLarge, closeConnection: true)
         }
@@ -117,16 +119,16 @@ struct CollectorResponder: HTTPResponder {
                 body.writeBuffer(&part)
                 if ContinuousClock.now > deadline {
                     return Outcome(status: 408, refusal: Refusal(status: 408, reason: "read_timeout",
-                        message: "the body took longer than \(intake.config.readTimeoutSeconds) s to arrive"), closeConnection: true)
+                        message: "the body took longer than \(intake.config.readTimeoutSeconds) s to arrive", source: known), closeConnection: true)
                 }
             }
         } catch {
-            return Outcome(status: 400, refusal: Refusal(status: 400, reason: "read_error", message: "the body could not be read: \(error)"), closeConnection: true)
+            return Outcome(status: 400, refusal: Refusal(status: 400, reason: "read_error", message: "the body could not be read: \(error)", source: known), closeConnection: true)
         }
         let bytes = body.readBytes(length: body.readableBytes) ?? []
         let encoding = request.headers[.contentEncoding]?.lowercased()
         if let encoding, encoding != "gzip", encoding != "identity" {
-            return Outcome(status: 400, refusal: Refusal(status: 400, reason: "encoding", message: "Content-Encoding \(encoding) is not supported: send gzip or nothing"))
+            return Outcome(status: 400, refusal: Refusal(status: 400, reason: "encoding", message: "Content-Encoding \(encoding) is not supported: send gzip or nothing", source: known))
         }
         let client = intake.clientAddress(peer: peer, forwardedFor: request.headers[Self.forwardedFor])
         let decision = intake.decide(route: route, body: bytes, gzip: encoding == "gzip",
