@@ -46,6 +46,26 @@ final class NormalizerTests: XCTestCase {
         XCTAssertEqual(key(m.context, "context_page_path"), "context.page.path")
     }
 
+    /// rudder-sdk-python (and RudderStack's other libraries) send an identify's traits in
+    /// context.traits only; they are its traits then. Top-level traits still win.
+    func testAnIdentifyWithTraitsOnlyInContextTakesThem() throws {
+        let rudder = try normalize("""
+            {"type":"identify","userId":"u1","messageId":"m1","context":{"traits":{"email":"a@x.test","seats":3},"library":{"name":"analytics-python"}}}
+            """)
+        XCTAssertEqual(value(rudder.payload, "email"), .text("a@x.test"))
+        XCTAssertEqual(value(rudder.payload, "seats"), .int(3))
+        XCTAssertEqual(value(rudder.context, "context_traits_email"), .text("a@x.test"), "the context keeps them too, as sent")
+        let segment = try normalize("""
+            {"type":"identify","userId":"u1","messageId":"m2","traits":{"plan":"pro"},"context":{"traits":{"email":"a@x.test"}}}
+            """)
+        XCTAssertEqual(value(segment.payload, "plan"), .text("pro"))
+        XCTAssertNil(value(segment.payload, "email"))
+        let track = try normalize("""
+            {"type":"track","event":"E","userId":"u1","messageId":"m3","context":{"traits":{"email":"a@x.test"}}}
+            """)
+        XCTAssertNil(value(track.payload, "email"), "only identify calls take context.traits")
+    }
+
     func testKeysOfOneMessageOnOneColumnKeepTheLastAndDiscardTheRest() throws {
         let m = try normalize(#"{"type":"identify","userId":"u1","traits":{"orderId":1,"order_id":2,"Order Id":3}}"#)
         XCTAssertEqual(value(m.payload, "order_id"), .int(3))

@@ -302,6 +302,12 @@ public struct Normalizer {
             }
         case .identify, .group:
             payloadValue = traitsValue
+            // RudderStack's libraries send an identify's traits in context.traits only: they
+            // are its traits then (the context keeps them too, as sent).
+            if type == .identify, traitsValue == nil || traitsValue?.isNull == true,
+               case .object? = contextValue?["traits"] {
+                payloadValue = contextValue?["traits"]
+            }
             payloadRoot = NameTable.rootTraits
             if let propertiesValue { others.append(("properties", propertiesValue)) }
             for (key, value) in [("event", eventValue), ("name", nameValue), ("category", categoryValue), ("previousId", previousIdValue)] {
