@@ -34,9 +34,12 @@ public final class ArchiveSink {
     /// True while an archive is open in `.incoming/`.
     public var isOpen: Bool { fd >= 0 }
 
-    public init(out: String, source: String) {
+    let gzipLevel: Int32
+
+    public init(out: String, source: String, gzipLevel: Int32 = 6) {
         self.out = out
         self.source = source
+        self.gzipLevel = gzipLevel
     }
 
     deinit { if fd >= 0 { Glibc.close(fd) } }
@@ -55,7 +58,7 @@ public final class ArchiveSink {
             text.append(contentsOf: line)
             text.append(0x0a)
         }
-        let member = GzipMember.deflate(text)
+        let member = GzipMember.deflate(text, level: gzipLevel)
         do {
             try writeAll(member)
             observe?("write")

@@ -166,9 +166,10 @@ public enum CollectorConfigFile {
                 if let v = f["bytes"].flatMap({ int($0, "flush.bytes", range: 1024...(256 << 20)) }) { config.commit.flushBytes = v }
                 if let v = f["queue_bytes"].flatMap({ int($0, "flush.queue_bytes", range: 1024...(4 << 30)) }) { config.commit.queueLimitBytes = v }
             }
-            if let n = m["archives"], let a = mapping(n, "archives", allowed: ["max_bytes", "max_age_seconds"]) {
+            if let n = m["archives"], let a = mapping(n, "archives", allowed: ["max_bytes", "max_age_seconds", "gzip_level"]) {
                 if let v = a["max_bytes"].flatMap({ int($0, "archives.max_bytes", range: 1024...(16 << 30)) }) { config.commit.archiveMaxBytes = Int64(v) }
                 if let v = a["max_age_seconds"].flatMap({ int($0, "archives.max_age_seconds", range: 1...86_400) }) { config.commit.archiveMaxAgeSeconds = Int64(v) }
+                if let v = a["gzip_level"].flatMap({ int($0, "archives.gzip_level", range: 1...9) }) { config.commit.gzipLevel = Int32(v) }
             }
             if let n = m["cors"], let c = mapping(n, "cors", allowed: ["allowed_origins"]), let o = c["allowed_origins"] {
                 for (origin, node) in strings(o, "cors.allowed_origins") ?? [] {

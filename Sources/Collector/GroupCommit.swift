@@ -15,6 +15,8 @@ public final class GroupCommitter: @unchecked Sendable {
         /// An archive closes (moves into the S3 layout) past this size or age.
         public var archiveMaxBytes: Int64 = 64 << 20
         public var archiveMaxAgeSeconds: Int64 = 300
+        /// zlib's level for each member (1 fastest ... 9 smallest).
+        public var gzipLevel: Int32 = 6
         public init() {}
     }
 
@@ -91,9 +93,14 @@ public final class GroupCommitter: @unchecked Sendable {
         let recovered = try ArchiveSink.recover(out: out)
         state.withLock { $0.started = true }
         let thread = Thread { [self] in
+            // Flushes start every interval (not an interval after the previous one ended), so a
+            // request waits at most one interval plus one flush.
+            var next = DispatchTime.now() + .milliseconds(settings.intervalMilliseconds)
             while state.withLock({ $0.running }) {
-                _ = wake.wait(timeout: .now() + .milliseconds(settings.intervalMilliseconds))
+                _ = wake.wait(timeout: next)
+                let started = DispatchTime.now()
                 flush()
+                next = max(started + .milliseconds(settings.intervalMilliseconds), DispatchTime.now())
             }
             flush()
             closeAll()
@@ -161,7 +168,7 @@ public final class GroupCommitter: @unchecked Sendable {
 
     private func sink(for source: String) -> ArchiveSink {
         if let sink = sinks[source] { return sink }
-        let sink = ArchiveSink(out: out, source: source)
+        let sink = ArchiveSink(out: out, source: source, gzipLevel: settings.gzipLevel)
         sink.observe = observe.map { observe in { observe("\(source) \($0)") } }
         sink.failWrites = failWrites
         sinks[source] = sink

@@ -171,4 +171,90 @@ extension CollectorTests {
         XCTAssertEqual(ok.withLock { $0 }, 1)
         committer.stop()
     }
+
+    func testKeysFromBasicAuthAndTheClientAddressBehindAProxy() throws {
+        var config = CollectorConfig()
+        config.sources = [.init(writeKey: "KEY1", sourceId: "web"), .init(writeKey: "KEY2", sourceId: "app")]
+        let intake = Intake(config: config)
+        XCTAssertEqual(intake.source(forKey: "KEY1"), "web")
+        XCTAssertEqual(intake.source(forKey: "KEY2"), "app")
+        XCTAssertNil(intake.source(forKey: "KEY"))
+        XCTAssertNil(intake.source(forKey: "KEY12"))
+        XCTAssertNil(intake.source(forKey: ""))
+        let basic = "Basic " + Data("KEY1:".utf8).base64EncodedString()
+        XCTAssertEqual(Intake.basicKey(basic), "KEY1")
+        XCTAssertEqual(Intake.basicKey("basic " + Data("KEY1".utf8).base64EncodedString()), "KEY1", "a key without the colon")
+        XCTAssertNil(Intake.basicKey("Bearer KEY1"))
+        XCTAssertNil(Intake.basicKey("Basic !!!"))
+        // X-Forwarded-For is ignored unless the configuration trusts a proxy.
+        XCTAssertEqual(intake.clientAddress(peer: "10.0.0.1", forwardedFor: "203.0.113.7, 10.0.0.1"), "10.0.0.1")
+        config.trustForwardedFor = true
+        XCTAssertEqual(Intake(config: config).clientAddress(peer: "10.0.0.1", forwardedFor: " 203.0.113.7 , 10.0.0.1"), "203.0.113.7")
+        XCTAssertEqual(Intake(config: config).clientAddress(peer: "10.0.0.1", forwardedFor: nil), "10.0.0.1")
+        // The body's key authenticates a browser; it is not written.
+        guard case .write(let source, let lines) = intake.decide(route: .page, body: Array(#"{"writeKey":"KEY2","anonymousId":"a","name":"Home"}"#.utf8),
+                                                                  gzip: false, authorization: nil, client: "198.51.100.2", now: now) else {
+            return XCTFail("accepted")
+        }
+        XCTAssertEqual(source, "app")
+        let written = try JSONParser.parse(String(decoding: lines[0], as: UTF8.self))
+        XCTAssertNil(written["writeKey"])
+        XCTAssertEqual(written["type"]?.stringValue, "page")
+        XCTAssertEqual(written["context"]?["ip"]?.stringValue, "198.51.100.2")
+        // A header key wins over the body's, and a wrong header key is refused even with a right body key.
+        guard case .refuse(let refusal) = intake.decide(route: .track, body: Array(#"{"writeKey":"KEY1"}"#.utf8), gzip: false,
+                                                         authorization: "Basic " + Data("NOPE:".utf8).base64EncodedString(), client: nil, now: now) else {
+            return XCTFail("refused")
+        }
+        XCTAssertEqual(refusal.status, 401)
+    }
+
+    func testTheConfigurationFileSetsEveryKey() throws {
+        let config = try CollectorConfigFile.parse("""
+            listen: "[::1]:9000"
+            out: collected
+            sources:
+              - {write_key: K, source_id: web}
+            limits: {message_bytes: 2048, batch_bytes: 4096, json_depth: 10, read_timeout_seconds: 5, retry_after_seconds: 9}
+            flush: {interval_ms: 50, bytes: 2048, queue_bytes: 8192}
+            archives: {max_bytes: 4096, max_age_seconds: 60}
+            cors: {allowed_origins: ["https://a.example/", "*"]}
+            proxy: {trust_forwarded_for: yes}
+            """, file: "c.yml", directory: "/etc/sc")
+        XCTAssertEqual(config.host, "::1")
+        XCTAssertEqual(config.port, 9000)
+        XCTAssertEqual(config.listen, "[::1]:9000")
+        XCTAssertEqual(config.out, "/etc/sc/collected")
+        XCTAssertEqual(config.sources, [.init(writeKey: "K", sourceId: "web")])
+        XCTAssertEqual([config.messageLimitBytes, config.batchLimitBytes, config.maxDepth, config.readTimeoutSeconds, config.retryAfterSeconds],
+                       [2048, 4096, 10, 5, 9])
+        XCTAssertEqual([config.commit.intervalMilliseconds, config.commit.flushBytes, config.commit.queueLimitBytes], [50, 2048, 8192])
+        XCTAssertEqual([config.commit.archiveMaxBytes, config.commit.archiveMaxAgeSeconds], [4096, 60])
+        XCTAssertEqual(config.allowedOrigins, ["https://a.example", "*"])
+        XCTAssertTrue(config.trustForwardedFor)
+        XCTAssertThrowsError(try CollectorConfigFile.parse("limits: {message_bytes: 4096, batch_bytes: 2048}", file: "c.yml", directory: "/")) { error in
+            XCTAssertEqual((error as? PipelineError)?.issues.map(\.description),
+                           ["c.yml:1:44: limits.batch_bytes (2048) must not be less than limits.message_bytes (4096)"])
+        }
+    }
+
+    /// An archive closes when it is old enough even if its source sends nothing more.
+    func testAQuietSourcesArchiveClosesWhenItIsOldEnough() throws {
+        let dir = try temporaryDirectory(self)
+        let out = dir.appendingPathComponent("out").path
+        let clock = Locked<Int64>(1_700_000_000_000)
+        var settings = GroupCommitter.Settings()
+        settings.archiveMaxAgeSeconds = 60
+        let committer = GroupCommitter(out: out, settings: settings, clock: { clock.withLock { $0 } })
+        let closed = Locked<[String]>([])
+        committer.events = { if case .closed(let source, _) = $0 { closed.withLock { $0.append(source) } } }
+        _ = committer.submit(source: "web", lines: [line("q1")]) { _ in }
+        committer.flush()
+        XCTAssertEqual(closed.withLock { $0 }, [])
+        clock.withLock { $0 += 61_000 }
+        committer.flush()
+        XCTAssertEqual(closed.withLock { $0 }, ["web"], "closed by a flush with nothing of its own")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out + "/.incoming"), [])
+        committer.stop()
+    }
 }
