@@ -28,6 +28,9 @@ public struct CollectorConfig: Sendable {
     public var maxDepth = 64
     /// A connection idle this long, or a body still arriving after this long, is cut off.
     public var readTimeoutSeconds = 30
+    /// Connections served at once; more wait in the listen backlog. With the body limit this
+    /// bounds the memory bodies being read can take (connections × batch limit).
+    public var maxConnections = 256
     /// Seconds a 503 asks the client to wait (Retry-After).
     public var retryAfterSeconds = 5
     /// Take the client address from the first `X-Forwarded-For` hop (behind a proxy you run).
@@ -100,29 +103,13 @@ public enum CollectorConfigFile {
         """
 
     public static func load(path: String) throws(PipelineError) -> CollectorConfig {
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
-        let text: String
-        do {
-            text = try String(contentsOfFile: absolute, encoding: .utf8)
-        } catch {
-            throw PipelineError(issues: [PipelineIssue(file: path, line: 1, column: 1, message: "cannot read the configuration: \(error.localizedDescription)")])
-        }
-        return try parse(text, file: path, directory: (absolute as NSString).deletingLastPathComponent)
+        let (text, directory) = try StrictYAML.read(path: path, what: "the configuration")
+        return try parse(text, file: path, directory: directory)
     }
 
     public static func parse(_ text: String, file: String, directory: String) throws(PipelineError) -> CollectorConfig {
+        let root = try StrictYAML.compose(text, file: file, what: "the configuration")
         var reader = Reader(file: file, directory: directory)
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch let error as YamlError {
-            throw PipelineError(issues: [reader.issue(for: error)])
-        } catch {
-            throw PipelineError(issues: [PipelineIssue(file: file, line: 1, column: 1, message: "\(error)")])
-        }
-        guard let root else {
-            throw PipelineError(issues: [PipelineIssue(file: file, line: 1, column: 1, message: "the configuration is empty")])
-        }
         let config = reader.config(root)
         if !reader.issues.isEmpty {
             throw PipelineError(issues: reader.issues.sorted { ($0.line, $0.column) < ($1.line, $1.column) })
@@ -151,11 +138,12 @@ public enum CollectorConfigFile {
                 config.out = text.hasPrefix("/") ? text : URL(fileURLWithPath: directory).appendingPathComponent(text).standardizedFileURL.path
             }
             if let n = m["sources"] { config.sources = sources(n) }
-            if let n = m["limits"], let l = mapping(n, "limits", allowed: ["message_bytes", "batch_bytes", "json_depth", "read_timeout_seconds", "retry_after_seconds"]) {
+            if let n = m["limits"], let l = mapping(n, "limits", allowed: ["message_bytes", "batch_bytes", "json_depth", "read_timeout_seconds", "retry_after_seconds", "max_connections"]) {
                 if let v = l["message_bytes"].flatMap({ int($0, "limits.message_bytes", range: 1024...(16 << 20)) }) { config.messageLimitBytes = v }
                 if let v = l["batch_bytes"].flatMap({ int($0, "limits.batch_bytes", range: 1024...(64 << 20)) }) { config.batchLimitBytes = v }
                 if let v = l["json_depth"].flatMap({ int($0, "limits.json_depth", range: 4...JSONParser.defaultMaxDepth) }) { config.maxDepth = v }
                 if let v = l["read_timeout_seconds"].flatMap({ int($0, "limits.read_timeout_seconds", range: 1...3600) }) { config.readTimeoutSeconds = v }
+                if let v = l["max_connections"].flatMap({ int($0, "limits.max_connections", range: 1...100_000) }) { config.maxConnections = v }
                 if let v = l["retry_after_seconds"].flatMap({ int($0, "limits.retry_after_seconds", range: 1...3600) }) { config.retryAfterSeconds = v }
                 if config.batchLimitBytes < config.messageLimitBytes, let n = l["batch_bytes"] ?? l["message_bytes"] {
                     fail(n, "limits.batch_bytes (\(config.batchLimitBytes)) must not be less than limits.message_bytes (\(config.messageLimitBytes))")

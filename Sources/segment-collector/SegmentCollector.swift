@@ -2,6 +2,7 @@ import ArgumentParser
 import Collector
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import SegmentLoader
@@ -133,7 +134,8 @@ struct SegmentCollector: AsyncParsableCommand {
         let app = Application(
             responder: responder,
             server: .http1(configuration: .init(idleTimeout: .seconds(Int64(settings.readTimeoutSeconds)))),
-            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "segment-collector"),
+            configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "segment-collector",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(settings.maxConnections)),
             services: [CommitterService(committer: committer, logger: logger)],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? settings.port

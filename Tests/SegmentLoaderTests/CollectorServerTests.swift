@@ -108,15 +108,7 @@ final class CollectorServerTests: XCTestCase {
 
     func testCORSPreflightAnswersAllowedOriginsOnly() throws {
         let dir = try temporaryDirectory(self)
-        let config = try write("""
-            out: out
-            sources:
-              - write_key: KEY
-                source_id: web
-            cors:
-              allowed_origins: [https://shop.example.com]
-            """, to: dir.appendingPathComponent("collector.yml"))
-        let server = try CollectorProcess.start(dir, ["--config", config.path, "--listen", "127.0.0.1:0"], out: dir.appendingPathComponent("out").path)
+        let server = try CollectorProcess.start(dir, yaml: "cors: {allowed_origins: [https://shop.example.com]}")
         let preflight = try server.request("OPTIONS", "/v1/batch", headers: [
             "Origin": "https://shop.example.com", "Access-Control-Request-Method": "POST",
             "Access-Control-Request-Headers": "content-type"])
@@ -252,12 +244,7 @@ final class CollectorServerTests: XCTestCase {
     /// after closing every archive, and then nothing listens any more.
     func testSIGTERMDrainsWhatIsQueuedAndClosesEveryArchive() throws {
         let dir = try temporaryDirectory(self)
-        let config = try write("""
-            out: out
-            sources: [{write_key: KEY, source_id: web}]
-            flush: {interval_ms: 1500}
-            """, to: dir.appendingPathComponent("collector.yml"))
-        let server = try CollectorProcess.start(dir, ["--config", config.path, "--listen", "127.0.0.1:0"], out: dir.appendingPathComponent("out").path)
+        let server = try CollectorProcess.start(dir, yaml: "flush: {interval_ms: 1500}")
         let group = DispatchGroup()
         let statuses = Locked<[Int]>([])
         // A first flush opens the archive, so the drain has one to close.
@@ -284,15 +271,8 @@ final class CollectorServerTests: XCTestCase {
     /// the collector recovers when space returns without a torn archive.
     func testAFullQueueAndAFullDiskAnswer503AndTheCollectorRecovers() throws {
         let dir = try temporaryDirectory(self)
-        let config = try write("""
-            out: out
-            sources: [{write_key: KEY, source_id: web}]
-            flush: {interval_ms: 2000, queue_bytes: 1024}
-            limits: {retry_after_seconds: 7}
-            """, to: dir.appendingPathComponent("collector.yml"))
         let flag = dir.appendingPathComponent("disk-full").path
-        let server = try CollectorProcess.start(dir, ["--config", config.path, "--listen", "127.0.0.1:0", "--test-disk-full-while", flag],
-                                                out: dir.appendingPathComponent("out").path)
+        let server = try CollectorProcess.start(dir, yaml: "flush: {interval_ms: 2000, queue_bytes: 1024}\nlimits: {retry_after_seconds: 7}", ["--test-disk-full-while", flag])
         let padding = String(repeating: "p", count: 600)
         let waiting = DispatchSemaphore(value: 0)
         let first = Locked(0)
@@ -329,23 +309,9 @@ final class CollectorServerTests: XCTestCase {
     /// A client that stops sending in the middle of a body is cut off after the read timeout.
     func testASlowClientIsCutOffAfterTheReadTimeout() throws {
         let dir = try temporaryDirectory(self)
-        let config = try write("""
-            out: out
-            sources: [{write_key: KEY, source_id: web}]
-            limits: {read_timeout_seconds: 1}
-            """, to: dir.appendingPathComponent("collector.yml"))
-        let server = try CollectorProcess.start(dir, ["--config", config.path, "--listen", "127.0.0.1:0"], out: dir.appendingPathComponent("out").path)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        XCTAssertGreaterThanOrEqual(fd, 0)
+        let server = try CollectorProcess.start(dir, yaml: "limits: {read_timeout_seconds: 1}")
+        let fd = try server.connect()
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(server.port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        XCTAssertEqual(connected, 0)
         var timeout = timeval(tv_sec: 10, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let head = "POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"userId\":"
@@ -364,6 +330,29 @@ final class CollectorServerTests: XCTestCase {
         XCTAssertEqual(try server.stop(), 0)
         XCTAssertEqual(try server.archivedText(), "")
         _ = received
+    }
+}
+
+extension CollectorServerTests {
+    /// Connections past limits.max_connections wait (in the listen backlog) instead of each
+    /// taking memory for a body: with one allowed, a second client is served only once the
+    /// first connection closes.
+    func testConnectionsPastTheLimitWaitForAFreeOne() throws {
+        let dir = try temporaryDirectory(self)
+        let server = try CollectorProcess.start(dir, yaml: "limits: {max_connections: 1}")
+        let first = try server.connect()
+        usleep(200_000)
+        let status = Locked(0)
+        let group = DispatchGroup()
+        onThread(group) {
+            let reply = try? server.post("track", #"{"userId":"u","event":"E"}"#, key: "KEY", timeout: 20)
+            status.withLock { $0 = reply?.status ?? -1 }
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 1.5), .timedOut, "the second client waits while the first holds the only connection")
+        close(first)
+        XCTAssertEqual(group.wait(timeout: .now() + 20), .success)
+        XCTAssertEqual(status.withLock { $0 }, 200)
+        XCTAssertEqual(try server.stop(), 0)
     }
 }
 
@@ -442,6 +431,12 @@ final class CollectorProcess: @unchecked Sendable {
         return CollectorProcess(process: process, port: port, out: out, errors: errors)
     }
 
+    /// Starts the server with a configuration file: `out: out`, the source `KEY` = `web`, then `yaml`.
+    static func start(_ dir: URL, yaml: String, _ arguments: [String] = []) throws -> CollectorProcess {
+        let config = try write("out: out\nsources: [{write_key: KEY, source_id: web}]\n\(yaml)\n", to: dir.appendingPathComponent("collector.yml"))
+        return try start(dir, ["--config", config.path, "--listen", "127.0.0.1:0"] + arguments, out: dir.appendingPathComponent("out").path)
+    }
+
     /// Runs the binary to its end (for --check and refusals).
     static func run(_ arguments: [String]) throws -> BinaryResult {
         let process = Process()
@@ -480,6 +475,21 @@ final class CollectorProcess: @unchecked Sendable {
     func stop() throws -> Int32 {
         signal(SIGTERM)
         return waitForExit()
+    }
+
+    /// A raw TCP connection to the server (for clients no HTTP library would imitate).
+    func connect() throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw POSIXError(.EMFILE) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { close(fd); throw POSIXError(.ECONNREFUSED) }
+        return fd
     }
 
     /// Every line the archives in segment-logs/ hold.

@@ -29,30 +29,14 @@ public struct PipelineError: Error, Sendable, CustomStringConvertible {
 /// are refused with their line and column before anything is loaded.
 public enum PipelineFile {
     public static func load(path: String) throws(PipelineError) -> Pipeline {
-        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
-        let text: String
-        do {
-            text = try String(contentsOfFile: absolute, encoding: .utf8)
-        } catch {
-            throw PipelineError(issues: [PipelineIssue(file: path, line: 1, column: 1, message: "cannot read the pipeline file: \(error.localizedDescription)")])
-        }
-        return try parse(text, file: path, directory: (absolute as NSString).deletingLastPathComponent)
+        let (text, directory) = try StrictYAML.read(path: path, what: "the pipeline file")
+        return try parse(text, file: path, directory: directory)
     }
 
     /// `file` names the text in messages; relative paths resolve against `directory`.
     public static func parse(_ text: String, file: String, directory: String) throws(PipelineError) -> Pipeline {
+        let root = try StrictYAML.compose(text, file: file, what: "the pipeline file")
         var reader = Reader(file: file, directory: directory)
-        let root: Node?
-        do {
-            root = try Yams.compose(yaml: text)
-        } catch let error as YamlError {
-            throw PipelineError(issues: [reader.issue(for: error)])
-        } catch {
-            throw PipelineError(issues: [PipelineIssue(file: file, line: 1, column: 1, message: "\(error)")])
-        }
-        guard let root else {
-            throw PipelineError(issues: [PipelineIssue(file: file, line: 1, column: 1, message: "the pipeline file is empty")])
-        }
         let pipeline = reader.pipeline(root)
         if !reader.issues.isEmpty || pipeline == nil {
             throw PipelineError(issues: reader.issues.sorted { ($0.line, $0.column) < ($1.line, $1.column) })

@@ -1,4 +1,49 @@
+import Foundation
 import Yams
+
+/// Reading a YAML settings file before its keys are checked: the pipeline files and the
+/// collector's configuration share it.
+public enum StrictYAML {
+    /// The text of the file at `path` and its folder, against which relative paths resolve.
+    /// `what` names the file in the message when it cannot be read ("the pipeline file").
+    public static func read(path: String, what: String) throws(PipelineError) -> (text: String, directory: String) {
+        let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
+        do {
+            let text = try String(contentsOfFile: absolute, encoding: .utf8)
+            return (text, (absolute as NSString).deletingLastPathComponent)
+        } catch {
+            throw PipelineError(issues: [PipelineIssue(file: path, line: 1, column: 1, message: "cannot read \(what): \(error.localizedDescription)")])
+        }
+    }
+
+    /// The root node of `text`; a YAML error, or an empty file, is a mistake with its position.
+    public static func compose(_ text: String, file: String, what: String) throws(PipelineError) -> Node {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw PipelineError(issues: [issue(for: error, file: file)])
+        } catch {
+            throw PipelineError(issues: [PipelineIssue(file: file, line: 1, column: 1, message: "\(error)")])
+        }
+        guard let root else {
+            throw PipelineError(issues: [PipelineIssue(file: file, line: 1, column: 1, message: "\(what) is empty")])
+        }
+        return root
+    }
+
+    static func issue(for error: YamlError, file: String) -> PipelineIssue {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
+            return PipelineIssue(file: file, line: mark.line, column: mark.column, message: "not valid YAML: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return PipelineIssue(file: file, line: context.mark.line, column: context.mark.column,
+                                 message: "the key \(duplicates.joined(separator: ", ")) is given more than once")
+        default:
+            return PipelineIssue(file: file, line: 1, column: 1, message: "not valid YAML: \(error)")
+        }
+    }
+}
 
 /// Strict reading of a YAML settings file with the line and column of every mistake: the
 /// pipeline files and the collector's configuration share it. A reader lists its mistakes in
@@ -13,18 +58,6 @@ extension StrictYAMLReader {
     public mutating func fail(_ node: Node?, _ message: String) {
         let mark = node?.mark
         issues.append(PipelineIssue(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
-    }
-
-    public func issue(for error: YamlError) -> PipelineIssue {
-        switch error {
-        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-            return PipelineIssue(file: file, line: mark.line, column: mark.column, message: "not valid YAML: \(problem)")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return PipelineIssue(file: file, line: context.mark.line, column: context.mark.column,
-                                 message: "the key \(duplicates.joined(separator: ", ")) is given more than once")
-        default:
-            return PipelineIssue(file: file, line: 1, column: 1, message: "not valid YAML: \(error)")
-        }
     }
 
     /// The members of a mapping after checking its keys against `allowed`.
