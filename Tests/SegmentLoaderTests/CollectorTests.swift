@@ -258,4 +258,21 @@ extension CollectorTests {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out + "/.incoming"), [])
         committer.stop()
     }
+
+    /// Loading the collector's whole output folder leaves out the archives still open in
+    /// `.incoming/` (a hidden folder) and loads them once they are closed into place.
+    func testTheLoaderLeavesOutArchivesStillBeingWritten() throws {
+        let dir = try temporaryDirectory(self)
+        let out = dir.appendingPathComponent("out").path
+        let sink = ArchiveSink(out: out, source: "web")
+        try sink.append([line("open-1")], nowMilliseconds: now.seconds * 1000)
+        let db = dir.appendingPathComponent("w.sqlite")
+        let before = try load([URL(fileURLWithPath: out)], into: db)
+        XCTAssertEqual(before.totals.loaded, 0)
+        XCTAssertEqual(before.files.count, 0)
+        XCTAssertEqual(before.notArchives.count, 0)
+        try sink.close()
+        let after = try load([URL(fileURLWithPath: out)], into: db)
+        XCTAssertEqual(after.totals.loaded, 1)
+    }
 }

@@ -49,10 +49,14 @@ public enum Discovery {
                 }
                 while let relative = walker.nextObject() as? String {
                     let full = absolute + "/" + relative
+                    let name = (relative as NSString).lastPathComponent
                     var dir: ObjCBool = false
-                    if fm.fileExists(atPath: full, isDirectory: &dir), !dir.boolValue {
-                        let name = (relative as NSString).lastPathComponent
-                        if name.hasPrefix(".") { continue }  // .DS_Store, editor files
+                    guard fm.fileExists(atPath: full, isDirectory: &dir) else { continue }
+                    if dir.boolValue {
+                        // Hidden folders (.git, and the collector's .incoming/ with the archives
+                        // it is still writing) are not searched, as path globs do not.
+                        if name.hasPrefix(".") { walker.skipDescendants() }
+                    } else if !name.hasPrefix(".") {  // .DS_Store, editor files
                         files.append(full)
                     }
                 }
