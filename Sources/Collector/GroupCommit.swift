@@ -52,6 +52,8 @@ public final class GroupCommitter: @unchecked Sendable {
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
+    /// Whether `stop` has run (held for the whole of it).
+    private let stopping = Mutex(false)
     /// Owned by the flushing thread only.
     private var sinks: [String: ArchiveSink] = [:]
     /// The test seam: each sink's "write"/"fsync" and each request's "ack" or "fail", in order.
@@ -112,18 +114,24 @@ public final class GroupCommitter: @unchecked Sendable {
     }
 
     /// Refuses new requests, writes every waiting one, closes every archive, then returns.
+    /// Safe to call more than once and from several threads: later calls return once the
+    /// first has finished.
     public func stop() {
-        let started = state.withLock { state -> Bool in
-            state.running = false
-            return state.started
+        stopping.withLock { finished in
+            guard !finished else { return }
+            finished = true
+            let started = state.withLock { state -> Bool in
+                state.running = false
+                return state.started
+            }
+            guard started else {
+                flush()
+                closeAll()
+                return
+            }
+            wake.signal()
+            stopped.wait()
         }
-        guard started else {
-            flush()
-            closeAll()
-            return
-        }
-        wake.signal()
-        stopped.wait()
     }
 
     /// Waiting bytes (the queue depth for metrics).

@@ -22,7 +22,7 @@ struct SegmentCollector: AsyncParsableCommand {
             (size, age, day change, shutdown); a pipeline whose source is OUT/segment-logs loads them.
 
             Quick start:
-              segment-collector --listen 127.0.0.1:8088 --out ./collected --source WRITEKEY=web
+              segment-collector --listen 127.0.0.1:8088 --out collected --source KEY=web
 
             SIGTERM or SIGINT: stop accepting, write what is queued, close every archive, exit 0.
             GET /health answers "ok"; GET /metrics gives Prometheus metrics.
@@ -85,6 +85,9 @@ struct SegmentCollector: AsyncParsableCommand {
                 }
             }
         }
+        if Logger.Level(rawValue: logLevel) == nil {
+            problems.append("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(logLevel)'")
+        }
         problems += settings.problems()
         if !problems.isEmpty {
             FileHandle.standardError.write(Data(problems.map { "segment-collector: \($0)\n" }.joined().utf8))
@@ -100,7 +103,7 @@ struct SegmentCollector: AsyncParsableCommand {
 
     func serve(_ settings: CollectorConfig) async throws {
         var logger = Logger(label: "segment-collector")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        logger.logLevel = Logger.Level(rawValue: logLevel)!
         let out = settings.out!
 
         let committer = GroupCommitter(out: out, settings: settings.commit)

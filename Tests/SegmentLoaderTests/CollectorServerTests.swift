@@ -152,9 +152,22 @@ final class CollectorServerTests: XCTestCase {
         let checked = try CollectorProcess.run(["--config", good.path, "--check"])
         XCTAssertEqual(checked.status, 0, checked.stderr)
         XCTAssertTrue(checked.stdout.hasPrefix("ok: listen 127.0.0.1:8088, out /var/lib/segment-collector, 1 source(s): web"), checked.stdout)
+        let loud = try CollectorProcess.run(["--listen", "127.0.0.1:0", "--out", "x", "--source", "K=web", "--log-level", "loud"])
+        XCTAssertEqual(loud.status, 64)
+        XCTAssertTrue(loud.stderr.contains("--log-level must be one of trace, debug, info, notice, warning, error, critical, not 'loud'"), loud.stderr)
         let missing = try CollectorProcess.run(["--listen", "127.0.0.1:0"])
         XCTAssertEqual(missing.status, 64)
         XCTAssertTrue(missing.stderr.contains("no output folder") && missing.stderr.contains("no sources"), missing.stderr)
+    }
+
+    /// An address already in use: exit 69 with the reason, not a hang.
+    func testAnAddressInUseExits69() throws {
+        let dir = try temporaryDirectory(self)
+        let first = try CollectorProcess.start(dir, ["--source", "KEY=web"])
+        let second = try CollectorProcess.run(["--listen", "127.0.0.1:\(first.port)", "--out", dir.appendingPathComponent("other").path, "--source", "KEY=web"])
+        XCTAssertEqual(second.status, 69)
+        XCTAssertTrue(second.stderr.contains("cannot serve on 127.0.0.1:\(first.port)"), second.stderr)
+        XCTAssertEqual(try first.stop(), 0)
     }
 
     /// kill -9 while clients send, restart (which finishes the archives left open), load: every

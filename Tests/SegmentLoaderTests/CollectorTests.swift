@@ -172,6 +172,18 @@ extension CollectorTests {
         committer.stop()
     }
 
+    /// The server stops the committer on its way out and again when the listener failed: a
+    /// second stop returns (it used to wait forever for a thread that had already ended).
+    func testStopCanBeCalledTwice() throws {
+        let dir = try temporaryDirectory(self)
+        let committer = GroupCommitter(out: dir.appendingPathComponent("out").path)
+        try committer.start()
+        committer.stop()
+        let second = DispatchSemaphore(value: 0)
+        Thread { committer.stop(); second.signal() }.start()
+        XCTAssertEqual(second.wait(timeout: .now() + 5), .success)
+    }
+
     func testKeysFromBasicAuthAndTheClientAddressBehindAProxy() throws {
         var config = CollectorConfig()
         config.sources = [.init(writeKey: "KEY1", sourceId: "web"), .init(writeKey: "KEY2", sourceId: "app")]
