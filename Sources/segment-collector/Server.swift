@@ -103,33 +103,35 @@ struct CollectorResponder: HTTPResponder {
     /// messages are on disk.
     func accept(_ request: Request, route: Route, peer: String?) async -> Outcome {
         let limit = intake.bodyLimit(route)
-        // The source, when the key is in the header, labels refusals made before the body is read.
-        let known = request.headers[.authorization].flatMap(Intake.basicKey).flatMap(intake.source(forKey:))
-        let tooLarge = Refusal(status: 400, reason: "too_large", message: intake.tooLargeMessage(route), source: known)
+        // The source, when the key is in the header, labels refusals made before the body is
+        // read; worked out only for them (`decide` authenticates the others).
+        let known = { request.headers[.authorization].flatMap(Intake.basicKey).flatMap(intake.source(forKey:)) }
+        let tooLarge = { Refusal(status: 400, reason: "too_large", message: intake.tooLargeMessage(route), source: known()) }
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit {
-            return Outcome(status: 400, refusal: tooLarge, closeConnection: true)
+            return Outcome(status: 400, refusal: tooLarge(), closeConnection: true)
+        }
+        let encoding = request.headers[.contentEncoding]?.lowercased()
+        if let encoding, encoding != "gzip", encoding != "identity" {
+            return Outcome(status: 400, refusal: Refusal(status: 400, reason: "encoding",
+                message: "Content-Encoding \(encoding) is not supported: send gzip or nothing", source: known()), closeConnection: true)
         }
         var body = ByteBuffer()
         let deadline = ContinuousClock.now + .seconds(intake.config.readTimeoutSeconds)
         do {
             for try await var part in request.body {
                 guard body.readableBytes + part.readableBytes <= limit else {
-                    return Outcome(status: 400, refusal: tooLarge, closeConnection: true)
+                    return Outcome(status: 400, refusal: tooLarge(), closeConnection: true)
                 }
                 body.writeBuffer(&part)
                 if ContinuousClock.now > deadline {
                     return Outcome(status: 408, refusal: Refusal(status: 408, reason: "read_timeout",
-                        message: "the body took longer than \(intake.config.readTimeoutSeconds) s to arrive", source: known), closeConnection: true)
+                        message: "the body took longer than \(intake.config.readTimeoutSeconds) s to arrive", source: known()), closeConnection: true)
                 }
             }
         } catch {
-            return Outcome(status: 400, refusal: Refusal(status: 400, reason: "read_error", message: "the body could not be read: \(error)", source: known), closeConnection: true)
+            return Outcome(status: 400, refusal: Refusal(status: 400, reason: "read_error", message: "the body could not be read: \(error)", source: known()), closeConnection: true)
         }
         let bytes = body.readBytes(length: body.readableBytes) ?? []
-        let encoding = request.headers[.contentEncoding]?.lowercased()
-        if let encoding, encoding != "gzip", encoding != "identity" {
-            return Outcome(status: 400, refusal: Refusal(status: 400, reason: "encoding", message: "Content-Encoding \(encoding) is not supported: send gzip or nothing", source: known))
-        }
         let client = intake.clientAddress(peer: peer, forwardedFor: request.headers[Self.forwardedFor])
         let decision = intake.decide(route: route, body: bytes, gzip: encoding == "gzip",
                                      authorization: request.headers[.authorization], client: client, now: Instant(date: Date()))

@@ -306,7 +306,7 @@ final class CollectorServerTests: XCTestCase {
         waiting.wait()
         XCTAssertEqual(first.withLock { $0 }, 200)
 
-        FileManager.default.createFile(atPath: flag, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: flag, contents: nil))
         let disk = try server.post("track", #"{"userId":"u","event":"E","messageId":"lost"}"#, key: "KEY")
         XCTAssertEqual(disk.status, 503)
         XCTAssertEqual(disk.headers["retry-after"], "7")
@@ -456,18 +456,7 @@ final class CollectorProcess: @unchecked Sendable {
 
     /// Runs the binary to its end (for --check and refusals).
     static func run(_ arguments: [String]) throws -> BinaryResult {
-        let process = Process()
-        process.executableURL = binary
-        process.arguments = arguments
-        let stdout = Pipe(), stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        let err = stderr.fileHandleForReading.readDataToEndOfFile()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return BinaryResult(status: process.terminationStatus, signaled: process.terminationReason == .uncaughtSignal,
-                            stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+        try runBinary(binary, arguments)
     }
 
     var stderr: String { String(decoding: errors.withLock { $0 }, as: UTF8.self) }

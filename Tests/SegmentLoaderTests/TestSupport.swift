@@ -149,8 +149,13 @@ var segmentLoaderBinary: URL {
 
 /// Runs the built binary as a user would, with extra environment variables.
 func runSegmentLoader(_ arguments: [String], environment: [String: String] = [:]) throws -> BinaryResult {
+    try runBinary(segmentLoaderBinary, arguments, environment: environment)
+}
+
+/// Runs `binary` to its end, collecting what it prints.
+func runBinary(_ binary: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> BinaryResult {
     let process = Process()
-    process.executableURL = segmentLoaderBinary
+    process.executableURL = binary
     process.arguments = arguments
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
