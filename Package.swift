@@ -15,9 +15,6 @@ let package = Package(
     dependencies: [
         // Command-line parsing for the thin executable only; the library never imports it.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        // SHA-256 of every archive (skip-if-loaded), deterministic message ids and hashed
-        // name suffixes; BoringSSL's assembly is several times faster than a Swift rewrite.
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
         // Pipeline files: YAML with the line and column of every node, so a mistake is
         // reported where it is. Hand-parsing YAML is not a job for this project.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
@@ -42,6 +39,14 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // SHA-256 (archive hashes, seen-id keys, derived ids, the privacy HMAC) from OpenSSL's
+        // libcrypto: a system library like the two above, so it compiles nothing. swift-crypto
+        // did the same work but compiled BoringSSL, most of a fresh clone's first build.
+        .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
@@ -52,7 +57,7 @@ let package = Package(
             dependencies: [
                 "CSQLite",
                 "CZlib",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "CCrypto",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -70,7 +75,6 @@ let package = Package(
             name: "Collector",
             dependencies: [
                 "SegmentLoader",
-                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

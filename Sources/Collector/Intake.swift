@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 import SegmentLoader
 
@@ -47,7 +46,7 @@ public struct Intake: Sendable {
 
     public init(config: CollectorConfig) {
         self.config = config
-        keys = config.sources.map { (Array(SHA256.hash(data: Array($0.writeKey.utf8))), $0.sourceId) }
+        keys = config.sources.map { (SHA256Hasher.hash($0.writeKey), $0.sourceId) }
     }
 
     /// The most a request body of `route` may hold (inflated): a batch's limit or a message's.
@@ -57,7 +56,7 @@ public struct Intake: Sendable {
     /// constant time over digests of equal length, so the time taken says nothing about how
     /// much of a key was right or which key it was.
     public func source(forKey key: String) -> String? {
-        let presented = Array(SHA256.hash(data: Array(key.utf8)))
+        let presented = SHA256Hasher.hash(key)
         var found: String?
         for entry in keys {
             var difference: UInt8 = 0

@@ -1,4 +1,3 @@
-import Crypto
 import SegmentLoader
 
 /// What the collector adds to each accepted message before it is written (issue 13): the
@@ -33,7 +32,7 @@ public struct Stamper: Sendable {
             var sent: [UInt8] = Array(source.utf8)
             sent.append(0x0a)
             JSONWriter.write(message, into: &sent, sortedKeys: true)
-            let digest = SHA256.hash(data: sent)
+            let digest = SHA256Hasher.hash(sent)
             members.removeAll { $0.key == "messageId" }
             members.append(("messageId", .string("collector-" + hexString(digest.prefix(16)))))
         }

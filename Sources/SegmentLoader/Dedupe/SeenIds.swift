@@ -1,5 +1,4 @@
 import CSQLite
-import Crypto
 import Foundation
 
 /// The warehouse's set of message ids loaded by every run so far (`_message_ids`, contract
@@ -13,8 +12,7 @@ public enum SeenIds {
     /// Calls `body` with the key of the messageId whose UTF-8 bytes are `id`.
     @inline(__always)
     static func withKey<R>(of id: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-        let digest = SHA256.hash(data: id)
-        return try digest.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<keyBytes])) }
+        try SHA256Hasher.withHash(of: id) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<keyBytes])) }
     }
 
     /// The keys of a chunk's messages, side by side in one buffer.

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// Fields removed or pseudonymised before a message is normalized (a pipeline's `privacy`),
@@ -72,10 +71,8 @@ public struct Privacy: Sendable {
     }
 
     static func digest(_ value: JSONValue, key: [UInt8]) -> String {
-        let key = SymmetricKey(data: key)
         let text: String
         if case .string(let s) = value { text = s } else { text = JSONWriter.string(value, sortedKeys: true) }
-        let mac = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: key)
-        return hexString(mac)
+        return hexString(HMACSHA256(key: key).code(Array(text.utf8)))
     }
 }

@@ -136,7 +136,7 @@ public enum RejectList {
         let db = try Database(path: database, readOnly: true)
         let total = try db.scalar("SELECT count(*) FROM _rejects")?.integer ?? 0
         let version = try db.scalar("PRAGMA user_version")?.integer ?? 0
-        let rows = try db.query("SELECT file, line, item, reason, raw, load_id, \(version < 3 ? "NULL" : "kind") FROM _rejects ORDER BY id LIMIT ?",
+        let rows = try db.query("SELECT file, line, item, reason, raw, load_id, \(version < 3 ? "NULL" : "kind"), redacted FROM _rejects ORDER BY id LIMIT ?",
                                 [.integer(limit > 0 ? Int64(limit) : -1)])
         var out: [String] = []
         let shown = PathDisplay()
@@ -146,7 +146,9 @@ public enum RejectList {
             line += ": \(WarehouseStatus.text(row[3])) [" + (row[6] == .null ? "" : "\(WarehouseStatus.text(row[6])), ") + "load \(row[5].integer ?? 0)]"
             out.append(line)
             if raw {
-                let text = WarehouseStatus.text(row[4])
+                let text = row[7].integer == RejectRaw.withheld.redactedCode
+                    ? "(not kept: privacy rules apply and the line is not a JSON object; it is in the archive)"
+                    : WarehouseStatus.text(row[4])
                 out.append("    " + (text.count > 200 ? String(text.prefix(200)) + "…" : text))
             }
         }

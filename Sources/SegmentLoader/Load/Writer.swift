@@ -206,8 +206,9 @@ final class Writer {
 
     // MARK: Lines and messages
 
-    func reject(file: String, line: Int, item: Int?, kind: RejectKind, reason: String, raw: [UInt8], redacted: Bool = false) throws {
-        try insertReject.bind(.integer(redacted ? 1 : 0), at: 7)
+    func reject(file: String, line: Int, item: Int?, kind: RejectKind, reason: String, raw kept: RejectRaw) throws {
+        let raw = kept.bytes
+        try insertReject.bind(.integer(kept.redactedCode), at: 7)
         try insertReject.bind(.text(kind.rawValue), at: 8)
         try insertReject.bind(.text(file), at: 1)
         try insertReject.bind(.integer(Int64(line)), at: 2)

@@ -1,4 +1,3 @@
-import Crypto
 import Foundation
 
 /// Knobs of the built-in models (a pipeline's `models` key, `--no-models`).
@@ -548,7 +547,7 @@ struct SessionWriter {
     /// A session's id: the first 16 bytes of SHA-256 over the person and the session's first
     /// message id, in hex; the same whenever the same activity is modelled.
     static func sessionId(person: String, firstMessage: String) -> String {
-        hexString(SHA256.hash(data: Array((person + "\u{1F}" + firstMessage).utf8)).prefix(16))
+        hexString(SHA256Hasher.hash(person + "\u{1F}" + firstMessage).prefix(16))
     }
 
     /// Writes the sessions of `rows`, numbered from `kept + 1` (the person's earlier sessions, kept).

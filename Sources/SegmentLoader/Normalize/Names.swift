@@ -1,4 +1,3 @@
-import Crypto
 
 /// Table and column names of the warehouse (contract, section 4): go-snakecase, then made safe
 /// for SQL and for PostgreSQL's 63-byte identifiers.
@@ -53,7 +52,7 @@ public enum Names {
 
     /// The first 8 hex digits of the SHA-256 of `text`.
     public static func shortHash(_ text: String) -> String {
-        let digest = SHA256.hash(data: Array(text.utf8))
+        let digest = SHA256Hasher.hash(text)
         return hexString(digest.prefix(4))
     }
 

@@ -1,4 +1,3 @@
-import Crypto
 
 /// The six Segment calls the warehouse loads.
 public enum CallType: String, Sendable, CaseIterable {
@@ -548,7 +547,7 @@ public struct Normalizer {
     static func derivedId(_ json: JSONValue) -> String {
         var bytes: [UInt8] = []
         JSONWriter.write(json, into: &bytes, sortedKeys: true)
-        let digest = SHA256.hash(data: bytes)
+        let digest = SHA256Hasher.hash(bytes)
         return "sl-" + hexString(digest.prefix(16))
     }
 }

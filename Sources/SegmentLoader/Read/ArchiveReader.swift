@@ -1,4 +1,3 @@
-import Crypto
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -135,7 +134,7 @@ public struct ArchiveReader: Sendable {
         let fd = open(path, O_RDONLY)
         guard fd >= 0 else { throw ReadError(path: path, message: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var hasher = SHA256()
+        var hasher = SHA256Hasher()
         var block = [UInt8](repeating: 0, count: blockSize)
         var size: Int64 = 0
         while true {
@@ -148,7 +147,7 @@ public struct ArchiveReader: Sendable {
             size += Int64(n)
             try block.withUnsafeBytes { raw in
                 let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-                if hashing { hasher.update(bufferPointer: bytes) }
+                if hashing { hasher.update(bytes) }
                 try body(bytes)
             }
         }

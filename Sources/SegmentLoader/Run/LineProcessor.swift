@@ -4,6 +4,43 @@ enum Parsed {
     case reject(RejectKind, String, item: Int?)
 }
 
+/// What `_rejects` keeps of a rejected line (its `raw` and `redacted` columns).
+enum RejectRaw: Sendable, Equatable {
+    /// The line as read (no privacy rules): `redacted` = 0.
+    case asRead([UInt8])
+    /// The line with the privacy rules applied (dropped fields gone, hashed ones hashed):
+    /// `redacted` = 1, so a retry does not hash them twice.
+    case redacted([UInt8])
+    /// Nothing of the line: privacy rules are set and the line is not a JSON object, so it
+    /// cannot be searched for the fields they name. `raw` is empty and `redacted` = 2; the
+    /// archive holds the line at its file and line, and a retry under the rules reads it there.
+    case withheld
+
+    /// The `redacted` column's value.
+    var redactedCode: Int64 {
+        switch self {
+        case .asRead: return 0
+        case .redacted: return 1
+        case .withheld: return 2
+        }
+    }
+
+    var bytes: [UInt8] {
+        switch self {
+        case .asRead(let bytes), .redacted(let bytes): return bytes
+        case .withheld: return []
+        }
+    }
+
+    init(code: Int64, bytes: [UInt8]) {
+        switch code {
+        case 1: self = .redacted(bytes)
+        case 2: self = .withheld
+        default: self = .asRead(bytes)
+        }
+    }
+}
+
 /// Read → normalize for one line: parses the JSON, unwraps a batch envelope, normalizes each
 /// message. Each worker owns one.
 struct LineProcessor {
@@ -18,14 +55,15 @@ struct LineProcessor {
         self.privacy = privacy
     }
 
-    /// The bytes `_rejects` keeps for a rejected line: the line itself, or with privacy rules,
-    /// the line with them applied when it parses (a line that is not JSON cannot be searched
-    /// for fields and is kept as read).
-    func rawForReject(_ bytes: UnsafeBufferPointer<UInt8>) -> [UInt8] {
-        guard !privacy.isEmpty, let json = try? JSONParser.parse(bytes) else { return Array(bytes) }
+    /// What `_rejects` keeps of a rejected line, and whether the privacy rules were applied to
+    /// it: the line itself without rules; with rules, the line with them applied when it is a
+    /// JSON object, else nothing (no plain value of a dropped or hashed field is ever stored).
+    func rawForReject(_ bytes: UnsafeBufferPointer<UInt8>) -> RejectRaw {
+        guard !privacy.isEmpty else { return .asRead(Array(bytes)) }
+        guard let json = try? JSONParser.parse(bytes), case .object = json else { return .withheld }
         var out: [UInt8] = []
         JSONWriter.write(privacy.applyToLine(json), into: &out, sortedKeys: false)
-        return out
+        return .redacted(out)
     }
 
     mutating func process(_ line: UnsafeBufferPointer<UInt8>, problem: LineProblem?, hashing: Bool = true) -> [Parsed] {
@@ -45,7 +83,7 @@ struct LineProcessor {
             var results = parseMessages(json, hashing: hashing)
             if let first = results.firstIndex(where: { if case .message = $0 { return true } else { return false } }),
                case .message(var message, let item) = results[first] {
-                let original = String(decoding: rawForReject(line), as: UTF8.self)
+                let original = String(decoding: rawForReject(line).bytes, as: UTF8.self)
                 message.discards.append(PendingDiscard(
                     column: NameTable.extra, key: nil, value: JSONWriter.string(.string(original)),
                     reason: "\(replaced) lone UTF-16 surrogate escape\(replaced == 1 ? "" : "s") (not valid Unicode) replaced by U+FFFD; the value is the original line"))

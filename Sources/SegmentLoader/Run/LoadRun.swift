@@ -173,8 +173,7 @@ enum Work: Sendable {
     case message
     case duplicateInRun
     case filtered
-    /// `redacted`: the pipeline's privacy rules were applied to `raw` (a retry must not hash twice).
-    case reject(line: Int, item: Int?, kind: RejectKind, reason: String, raw: [UInt8], redacted: Bool)
+    case reject(line: Int, item: Int?, kind: RejectKind, reason: String, raw: RejectRaw)
 }
 
 struct Chunk: Sendable {
@@ -195,8 +194,7 @@ extension Chunk {
                       processor: LineProcessor, filter: MessageFilter) -> (message: Message, copy: Copy)? {
         switch parsed {
         case .reject(let kind, let reason, let item):
-            items.append(.reject(line: line, item: item, kind: kind, reason: reason, raw: processor.rawForReject(bytes),
-                                 redacted: !processor.privacy.isEmpty))
+            items.append(.reject(line: line, item: item, kind: kind, reason: reason, raw: processor.rawForReject(bytes)))
             return nil
         case .message(let message, let item):
             if !filter.keeps(message) {
@@ -450,9 +448,9 @@ public enum LoadRun {
                             counts.duplicates += 1
                         case .filtered:
                             counts.filtered += 1
-                        case .reject(let line, let item, let kind, let reason, let raw, let redacted):
+                        case .reject(let line, let item, let kind, let reason, let raw):
                             counts.rejected += 1
-                            try writer.reject(file: archive.path, line: line, item: item, kind: kind, reason: reason, raw: raw, redacted: redacted)
+                            try writer.reject(file: archive.path, line: line, item: item, kind: kind, reason: reason, raw: raw)
                             summary.problemCount += 1
                             if summary.problems.count < options.problemsShown {
                                 summary.problems.append(Problem(file: archive.path, line: line, reason: reason))

@@ -16,12 +16,17 @@ public enum RejectRetry {
         public var messagesLoaded: Int64 = 0
         public var duplicates: Int64 = 0
         public var filtered: Int64 = 0
+        /// Lines kept without their bytes under privacy rules that this retry could not read
+        /// again: no rules given (`--pipeline`), or their archive is gone or changed.
+        public var withheldNotRetried = 0
         /// The build of the models after the retry (nil: models off).
         public var models: ModelBuild?
 
         public func render(database: String) -> String {
             "retried \(retried) rejected line\(retried == 1 ? "" : "s") in \(database) (load \(loadId)): \(resolved) resolved "
                 + "(\(messagesLoaded) messages loaded, \(duplicates) duplicates, \(filtered) filtered), \(stillRejected) still rejected"
+                + (withheldNotRetried > 0 ? "\n\(withheldNotRetried) of them were kept without their bytes under privacy rules and were not retried: "
+                    + "retry with --pipeline naming the pipeline whose rules apply, with their archives still in place" : "")
                 + (models.map { "\nmodels: " + $0.summaryLine } ?? "")
         }
     }
@@ -31,8 +36,7 @@ public enum RejectRetry {
         var file: String
         var line: Int
         var item: Int?
-        var raw: [UInt8]
-        var redacted: Bool
+        var raw: RejectRaw
         var loadId: Int64
         var kind: RejectKind
         var reason: String
@@ -49,15 +53,15 @@ public enum RejectRetry {
         let db = warehouse.db
         var rows: [Row] = []
         for r in try db.query("SELECT id, file, line, item, raw, redacted, load_id, kind, reason FROM _rejects ORDER BY id") {
-            let raw: [UInt8]
+            let bytes: [UInt8]
             switch r[4] {
-            case .text(let s): raw = Array(s.utf8)
-            case .blob(let b): raw = b
-            default: raw = []
+            case .text(let s): bytes = Array(s.utf8)
+            case .blob(let b): bytes = b
+            default: bytes = []
             }
             guard case .text(let file) = r[1] else { continue }
             rows.append(Row(id: r[0].integer ?? 0, file: file, line: Int(r[2].integer ?? 0), item: r[3].integer.map { Int($0) },
-                            raw: raw, redacted: r[5].integer == 1, loadId: r[6].integer ?? 0,
+                            raw: RejectRaw(code: r[5].integer ?? 0, bytes: bytes), loadId: r[6].integer ?? 0,
                             // A kind this build does not know came from a newer one: not retried.
                             kind: r[7].text.flatMap(RejectKind.init(rawValue:)) ?? .bomb,
                             reason: r[8].text ?? ""))
@@ -89,8 +93,25 @@ public enum RejectRetry {
         }
         var retried: [Retried] = []
         var scan = FileScan()
+        // Lines withheld under privacy rules come from their archives, read once each, and
+        // only when the rules are given: read again, they get the rules exactly once.
+        let fromArchives = options.privacy.isEmpty ? [:]
+            : try withheldLines(rows.filter { $0.raw == .withheld && $0.kind.isRetryable }, db: db, maxLineBytes: options.maxLineBytes)
         for row in rows {
             var entry = Retried(row: row)
+            var line = row.raw.bytes
+            var hashing = row.raw.redactedCode == 0
+            if row.raw == .withheld && row.kind.isRetryable {
+                guard let original = fromArchives[row.id] else {
+                    outcome.withheldNotRetried += 1
+                    entry.kind = row.kind
+                    entry.reason = row.reason
+                    retried.append(entry)
+                    continue
+                }
+                line = original
+                hashing = true
+            }
             // A line cut at the length limit, torn by a damaged archive or made by zlib from
             // corrupt data is not all there or not to be trusted, even when it parses: only
             // the archive itself can give it again.
@@ -100,8 +121,8 @@ public enum RejectRetry {
                 retried.append(entry)
                 continue
             }
-            let problem: LineProblem? = row.raw.count > splitter.maxLineBytes ? LineProblem(kind: .tooLong, reason: "line longer than the limit of \(splitter.maxLineBytes) bytes") : nil
-            let results = row.raw.withUnsafeBufferPointer { processor.process($0, problem: problem, hashing: !row.redacted) }
+            let problem: LineProblem? = line.count > splitter.maxLineBytes ? LineProblem(kind: .tooLong, reason: "line longer than the limit of \(splitter.maxLineBytes) bytes") : nil
+            let results = line.withUnsafeBufferPointer { processor.process($0, problem: problem, hashing: hashing) }
             for result in results {
                 switch result {
                 case .reject(let kind, let reason, let item):
@@ -184,5 +205,26 @@ public enum RejectRetry {
         summary.finishedAt = Timestamp.format(Instant(date: options.now()))
         try warehouse.finishLoad(id: loadId, summary: summary, status: "succeeded", error: nil)
         return outcome
+    }
+
+    /// The lines of withheld rejects, read from their archives, keyed by reject id: only from an
+    /// archive still at its path with the SHA-256 its `_files` row recorded.
+    static func withheldLines(_ rows: [Row], db: Database, maxLineBytes: Int) throws -> [Int64: [UInt8]] {
+        var found: [Int64: [UInt8]] = [:]
+        let byFile = Dictionary(grouping: rows) { "\($0.file)\u{0}\($0.loadId)" }
+        for group in byFile.values {
+            let file = group[0].file
+            guard let sha = try db.scalar("SELECT sha256 FROM _files WHERE path = ? AND load_id = ? ORDER BY id DESC LIMIT 1",
+                                          [.text(file), .integer(group[0].loadId)])?.text,
+                  case .archive(let format, _) = Discovery.sniff(file) else { continue }
+            let wanted = Dictionary(grouping: group, by: \.line)
+            var lines: [Int64: [UInt8]] = [:]
+            let reader = ArchiveReader(maxLineBytes: maxLineBytes)
+            guard let outcome = try? reader.read(path: file, format: format, body: { number, bytes, _ in
+                for row in wanted[number] ?? [] { lines[row.id] = Array(bytes) }
+            }), outcome.sha256 == sha else { continue }
+            found.merge(lines) { a, _ in a }
+        }
+        return found
     }
 }

@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -64,11 +65,27 @@ func freeBytes(in folder: String) -> Int64? {
 /// order) written to a file in the run's folder beside the warehouse, so that pass 2 writes
 /// what pass 1 parsed instead of reading, inflating and parsing the archive again.
 ///
-/// A chunk on disk: u32 length of the rest, u64 archive bytes, u32 item count, the items
+/// The file starts with the 8 bytes `SLSPILL` + NUL and a u32 format version. Then chunks,
+/// each: u32 length of its body, u32 CRC-32 of its body, and the body: u64 archive bytes, u32 item count, the items
 /// (tag u8: 0 message, 1 filtered, 2 reject with line i32, item i32 (-1: none), kind u8,
-/// redacted u8, reason and raw as u32 length + bytes), u32 copy count and one copy per message
+/// redacted u8 (`RejectRaw.redactedCode`), reason and raw as u32 length + bytes), u32 copy count and one copy per message
 /// (key a u64, key b u64, received_at i64, line i32, item i32), then the records' count (u32),
-/// byte length (u32) and bytes.
+/// byte length (u32) and bytes. Integers are little-endian. A reader meets a damaged file
+/// (a disk error, another program writing beside the warehouse) as a wrong header or
+/// checksum and stops the run with a `TemporaryStorageError`, never by trapping.
+enum SpillFormat {
+    static let magic: [UInt8] = Array("SLSPILL".utf8) + [0]
+    static let version: UInt32 = 1
+    static var header: [UInt8] {
+        withUnsafeBytes(of: version.littleEndian) { magic + $0 }
+    }
+
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        guard let base = bytes.baseAddress else { return 0 }
+        return UInt32(truncatingIfNeeded: crc32_z(0, base.assumingMemoryBound(to: UInt8.self), bytes.count))
+    }
+}
+
 struct SpillWriter {
     let path: String
     let budget: TemporaryBudget?
@@ -82,6 +99,8 @@ struct SpillWriter {
         if fd < 0 {
             throw TemporaryStorageError(path: path, message: "cannot create the run's spill file (\(String(cString: strerror(errno)))); the warehouse's folder must be writable")
         }
+        buffer = SpillFormat.header
+        try flush()
     }
 
     /// Closes the file (it stays for pass 2).
@@ -92,6 +111,7 @@ struct SpillWriter {
     mutating func write(_ chunk: Chunk) throws {
         buffer.removeAll(keepingCapacity: true)
         put(UInt32(0))  // length, set below
+        put(UInt32(0))  // checksum, set below
         put(UInt64(bitPattern: chunk.archiveBytes))
         put(UInt32(chunk.items.count))
         for item in chunk.items {
@@ -99,14 +119,14 @@ struct SpillWriter {
             case .message: buffer.append(0)
             case .filtered: buffer.append(1)
             case .duplicateInRun: preconditionFailure("pass 1 does not know duplicates yet")
-            case .reject(let line, let item, let kind, let reason, let raw, let redacted):
+            case .reject(let line, let item, let kind, let reason, let raw):
                 buffer.append(2)
                 put(UInt32(bitPattern: Int32(clamping: line)))
                 put(UInt32(bitPattern: Int32(clamping: item ?? -1)))
                 buffer.append(UInt8(RejectKind.allCases.firstIndex(of: kind)!))
-                buffer.append(redacted ? 1 : 0)
+                buffer.append(UInt8(raw.redactedCode))
                 put(Array(reason.utf8))
-                put(raw)
+                put(raw.bytes)
             }
         }
         put(UInt32(chunk.copies.count))
@@ -119,9 +139,15 @@ struct SpillWriter {
         }
         put(UInt32(chunk.records.count))
         put(chunk.records.bytes)
-        let length = UInt32(buffer.count - 4)
+        let length = UInt32(buffer.count - 8)
+        let checksum = buffer.withUnsafeBytes { SpillFormat.checksum(UnsafeRawBufferPointer(rebasing: $0[8...])) }
         withUnsafeBytes(of: length.littleEndian) { for i in 0..<4 { buffer[i] = $0[i] } }
+        withUnsafeBytes(of: checksum.littleEndian) { for i in 0..<4 { buffer[4 + i] = $0[i] } }
         try budget?.take(buffer.count, path: path)
+        try flush()
+    }
+
+    private func flush() throws {
         try buffer.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
@@ -169,64 +195,79 @@ struct SpillReader {
         _ = Glibc.close(fd)
     }
 
+    private var headerRead = false
+
     /// The next chunk, or nil at the end of the file.
     mutating func next() throws -> Chunk? {
-        var header = [UInt8](repeating: 0, count: 4)
+        if !headerRead {
+            var header = [UInt8](repeating: 0, count: SpillFormat.header.count)
+            guard try read(into: &header, allowEnd: false), header == SpillFormat.header else {
+                throw damaged("it does not start with the spill header of this version")
+            }
+            headerRead = true
+        }
+        var header = [UInt8](repeating: 0, count: 8)
         guard try read(into: &header, allowEnd: true) else { return nil }
-        let length = Int(UInt32(littleEndian: header.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+        let (length, checksum) = header.withUnsafeBytes {
+            (Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))),
+             UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+        }
+        // A chunk is at most a few MB; a length past this is damage, not a chunk to allocate.
+        guard length <= 1 << 30 else { throw damaged("a chunk claims \(length) bytes") }
         var body = [UInt8](repeating: 0, count: length)
         _ = try read(into: &body, allowEnd: false)
-        return body.withUnsafeBytes { raw in
-            var offset = 0
-            func u32() -> UInt32 {
-                defer { offset += 4 }
-                return UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
-            }
-            func u64() -> UInt64 {
-                defer { offset += 8 }
-                return UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
-            }
-            func u8() -> UInt8 {
-                defer { offset += 1 }
-                return raw[offset]
-            }
-            func bytes() -> [UInt8] {
-                let n = Int(u32())
-                defer { offset += n }
-                return Array(raw[offset..<(offset + n)])
-            }
-            var chunk = Chunk()
-            chunk.archiveBytes = Int64(bitPattern: u64())
-            let itemCount = Int(u32())
-            chunk.items.reserveCapacity(itemCount)
-            for _ in 0..<itemCount {
-                switch u8() {
-                case 0: chunk.items.append(.message)
-                case 1: chunk.items.append(.filtered)
-                default:
-                    let line = Int(Int32(bitPattern: u32()))
-                    let item = Int32(bitPattern: u32())
-                    let kind = RejectKind.allCases[Int(u8())]
-                    let redacted = u8() == 1
-                    let reason = String(decoding: bytes(), as: UTF8.self)
-                    chunk.items.append(.reject(line: line, item: item < 0 ? nil : Int(item), kind: kind, reason: reason,
-                                               raw: bytes(), redacted: redacted))
-                }
-            }
-            let copyCount = Int(u32())
-            chunk.copies.reserveCapacity(copyCount)
-            for _ in 0..<copyCount {
-                let key = MessageKey(a: u64(), b: u64())
-                let receivedAt = Int64(bitPattern: u64())
-                let line = Int32(bitPattern: u32())
-                let item = Int32(bitPattern: u32())
-                chunk.copies.append(Copy(key: key, position: Position(receivedAt: receivedAt, file: file, line: line, item: item)))
-            }
-            let recordCount = Int(u32())
-            let recordBytes = Int(u32())
-            chunk.records = MessageRecords(count: recordCount, bytes: Array(raw[offset..<(offset + recordBytes)]))
-            return chunk
+        guard body.withUnsafeBytes(SpillFormat.checksum) == checksum else {
+            throw damaged("a chunk's checksum does not match its bytes")
         }
+        do {
+            return try body.withUnsafeBytes { try decode(SpillCursor(raw: $0)) }
+        } catch let error as SpillCursor.OutOfBounds {
+            throw damaged("a chunk's \(error.what) runs past its end")
+        }
+    }
+
+    private func damaged(_ what: String) -> TemporaryStorageError {
+        TemporaryStorageError(path: path, message: "the run's spill file is damaged (\(what)): was it changed while the run was going, or is the disk failing? "
+            + "Every file committed before is kept; run again to resume.")
+    }
+
+    private func decode(_ cursor: SpillCursor) throws -> Chunk {
+        var cursor = cursor
+        var chunk = Chunk()
+        chunk.archiveBytes = Int64(bitPattern: try cursor.u64("archive size"))
+        let itemCount = Int(try cursor.u32("item count"))
+        guard itemCount <= cursor.remaining else { throw SpillCursor.OutOfBounds(what: "item list") }
+        chunk.items.reserveCapacity(itemCount)
+        for _ in 0..<itemCount {
+            switch try cursor.u8("item tag") {
+            case 0: chunk.items.append(.message)
+            case 1: chunk.items.append(.filtered)
+            case 2:
+                let line = Int(Int32(bitPattern: try cursor.u32("reject line")))
+                let item = Int32(bitPattern: try cursor.u32("reject item"))
+                let kindIndex = Int(try cursor.u8("reject kind"))
+                guard kindIndex < RejectKind.allCases.count else { throw SpillCursor.OutOfBounds(what: "reject kind") }
+                let redaction = Int64(try cursor.u8("reject redaction"))
+                let reason = String(decoding: try cursor.bytes("reject reason"), as: UTF8.self)
+                chunk.items.append(.reject(line: line, item: item < 0 ? nil : Int(item), kind: RejectKind.allCases[kindIndex],
+                                           reason: reason, raw: RejectRaw(code: redaction, bytes: try cursor.bytes("rejected line"))))
+            default:
+                throw SpillCursor.OutOfBounds(what: "item tag")
+            }
+        }
+        let copyCount = Int(try cursor.u32("copy count"))
+        guard copyCount <= cursor.remaining / 32 else { throw SpillCursor.OutOfBounds(what: "copy list") }
+        chunk.copies.reserveCapacity(copyCount)
+        for _ in 0..<copyCount {
+            let key = MessageKey(a: try cursor.u64("copy key"), b: try cursor.u64("copy key"))
+            let receivedAt = Int64(bitPattern: try cursor.u64("copy time"))
+            let line = Int32(bitPattern: try cursor.u32("copy line"))
+            let item = Int32(bitPattern: try cursor.u32("copy item"))
+            chunk.copies.append(Copy(key: key, position: Position(receivedAt: receivedAt, file: file, line: line, item: item)))
+        }
+        let recordCount = Int(try cursor.u32("record count"))
+        chunk.records = MessageRecords(count: recordCount, bytes: try cursor.bytes("records"))
+        return chunk
     }
 
     /// Fills `buffer`; false at a clean end of file when `allowEnd`.
@@ -249,6 +290,40 @@ struct SpillReader {
             throw TemporaryStorageError(path: path, message: "the run's spill file ends early (\(offset) of \(wanted) bytes): was it changed while the run was going?")
         }
         return true
+    }
+}
+
+/// Reads a chunk's body with every read checked against its end.
+struct SpillCursor {
+    struct OutOfBounds: Error { var what: String }
+    let raw: UnsafeRawBufferPointer
+    var offset = 0
+    var remaining: Int { raw.count - offset }
+
+    mutating func u8(_ what: String) throws -> UInt8 {
+        guard remaining >= 1 else { throw OutOfBounds(what: what) }
+        defer { offset += 1 }
+        return raw[offset]
+    }
+
+    mutating func u32(_ what: String) throws -> UInt32 {
+        guard remaining >= 4 else { throw OutOfBounds(what: what) }
+        defer { offset += 4 }
+        return UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self))
+    }
+
+    mutating func u64(_ what: String) throws -> UInt64 {
+        guard remaining >= 8 else { throw OutOfBounds(what: what) }
+        defer { offset += 8 }
+        return UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self))
+    }
+
+    /// A u32 length and that many bytes.
+    mutating func bytes(_ what: String) throws -> [UInt8] {
+        let n = Int(try u32(what))
+        guard remaining >= n else { throw OutOfBounds(what: what) }
+        defer { offset += n }
+        return Array(raw[offset..<(offset + n)])
     }
 }
 
