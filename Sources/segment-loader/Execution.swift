@@ -8,17 +8,17 @@ import SegmentLoader
 import Glibc
 #endif
 
-/// Exit codes, as README documents them.
+/// Exit codes, as README documents them (the library's `ExitStatus`; a run's own comes from
+/// its `RunOutcome`).
 enum Exit {
-    static let ok: Int32 = 0
-    static let failure: Int32 = 1
-    static let usage: Int32 = 64
-    static let dataProblem: Int32 = 65
+    static let ok = ExitStatus.ok
+    static let failure = ExitStatus.failure
+    static let usage = ExitStatus.usage
+    static let dataProblem = ExitStatus.dataProblem
     /// The warehouse cannot be written: disk full, read-only file or folder (sysexits' EX_IOERR).
-    static let storage: Int32 = 74
-    static let locked: Int32 = 75
-    /// 128 + the signal, as shells report a process stopped by it.
-    static func interrupted(by signal: Int32) -> Int32 { 128 + signal }
+    static let storage = ExitStatus.storage
+    static let locked = ExitStatus.locked
+    static func interrupted(by signal: Int32) -> Int32 { ExitStatus.interrupted(by: signal) }
 
     /// Prints why a command on `database` failed and gives its exit code: 75 for the lock, 74
     /// when the warehouse cannot be written, 64 for a database that is refused, 1 otherwise.
@@ -54,6 +54,17 @@ struct TestSeams: ParsableArguments {
 
     @Option(name: .customLong("test-max-pages"), help: .hidden)
     var testMaxPages: Int?
+
+    @Flag(name: .customLong("test-damage-spill"), help: .hidden)
+    var testDamageSpill = false
+
+    var faults: TestFaults {
+        var faults = TestFaults()
+        faults.killPoint = testKillAt.flatMap(KillPoint.init)
+        faults.maxPageCount = testMaxPages
+        faults.damageSpills = testDamageSpill
+        return faults
+    }
 }
 
 /// `--verbose` / `--quiet`, shared by the commands that run loads.
@@ -117,8 +128,6 @@ struct Execution {
         if !output.quiet && isatty(STDERR_FILENO) == 1 {
             options.waitNotice = { message in FileHandle.standardError.write(Data("segment-loader: \(message)\n".utf8)) }
         }
-        if let point = seams.testKillAt { options.killPoint = KillPoint(point) }
-        if let pages = seams.testMaxPages { options.maxPageCount = pages }
 
         let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
             signal(number, SIG_IGN)
@@ -141,7 +150,7 @@ struct Execution {
         let summary: RunSummary
         do {
             let found = try select()
-            summary = try LoadRun.run(found: found, options: options) { message in
+            summary = try LoadRun.run(found: found, options: options, faults: seams.faults) { message in
                 display.clear()
                 logger.info("\(message)")
             }
@@ -165,12 +174,9 @@ struct Execution {
                 code = Exit.failure
             }
         }
-        if summary.fatalError != nil {
-            code = summary.storageFailure ? Exit.storage : summary.lockedOut ? Exit.locked : Exit.failure
-        } else if summary.interrupted {
-            code = Exit.interrupted(by: stop.signalNumber)
-        } else if summary.filesPartial + summary.filesFailed > 0 {
-            code = Exit.dataProblem
+        let outcomeCode = summary.outcome.exitStatus(signal: stop.signalNumber)
+        if outcomeCode != Exit.ok {
+            code = outcomeCode
         } else if strict && summary.totals.rejected > 0 {
             if !output.quiet { print("strict: \(summary.totals.rejected) rejected line(s) make this run fail (exit 65)") }
             code = Exit.dataProblem

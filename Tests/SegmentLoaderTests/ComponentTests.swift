@@ -5,10 +5,10 @@ import XCTest
 /// Unit tests of pieces other tests only reach through a whole load (issue 12): the value
 /// converter, the channel between a worker and the writer, and the normalizer's name cache.
 final class ComponentTests: XCTestCase {
-    // MARK: Writer.convert
+    // MARK: ValueConversion.convert
 
     func testValuesConvertToTheirColumnOnlyWithoutLosingInformation() {
-        func convert(_ value: FieldValue, _ type: ColumnType) -> Writer.Conversion { Writer.convert(value, to: type) }
+        func convert(_ value: FieldValue, _ type: ColumnType) -> ValueConversion.Conversion { ValueConversion.convert(value, to: type) }
         XCTAssertEqual(convert(.null, .integer), .value(.null))
         XCTAssertEqual(convert(.int(42), .integer), .value(.integer(42)))
         XCTAssertEqual(convert(.real(3.0), .integer), .value(.integer(3)), "a whole double fits an integer")

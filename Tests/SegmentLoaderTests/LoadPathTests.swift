@@ -52,9 +52,9 @@ final class LoadPathTests: XCTestCase {
 
     func testTheRunsTemporaryStorageFillingUpStopsTheRunAndTheNextRunResumes() throws {
         let files = try archives(4, perFile: 200)
-        var options = LoadOptions(database: db.path, jobs: 1)
-        options.temporaryByteLimit = 60_000
-        let summary = try LoadRun.run(paths: files.map(\.path), options: options)
+        var faults = TestFaults()
+        faults.temporaryByteLimit = 60_000
+        let summary = try LoadRun.run(paths: files.map(\.path), options: LoadOptions(database: db.path, jobs: 1), faults: faults)
         XCTAssertTrue(summary.storageFailure, "a full disk for the run's own files is a storage failure (exit 74)")
         XCTAssertEqual(summary.status, "failed")
         XCTAssertTrue(summary.fatalError?.contains("cannot write the run's spill file") == true, summary.fatalError ?? "")
@@ -69,9 +69,10 @@ final class LoadPathTests: XCTestCase {
 
     func testARunIsRefusedWhenItsTemporarySpaceWouldNotFit() throws {
         let files = try archives(2)
-        var options = LoadOptions(database: db.path, jobs: 1)
-        options.temporarySpaceAvailable = 1000
-        let summary = try LoadRun.run(paths: files.map(\.path), options: options)
+        let options = LoadOptions(database: db.path, jobs: 1)
+        var faults = TestFaults()
+        faults.temporarySpaceAvailable = 1000
+        let summary = try LoadRun.run(paths: files.map(\.path), options: options, faults: faults)
         XCTAssertTrue(summary.storageFailure)
         XCTAssertTrue(summary.fatalError?.contains("the run needs about") == true, summary.fatalError ?? "")
         XCTAssertTrue(summary.fatalError?.contains("Nothing was loaded") == true)
@@ -80,7 +81,7 @@ final class LoadPathTests: XCTestCase {
         // Archives already loaded under their path and size are not counted: a nightly run over
         // a folder of old archives is not refused for them.
         _ = try LoadRun.run(paths: files.map(\.path), options: LoadOptions(database: db.path, jobs: 1))
-        let rerun = try LoadRun.run(paths: files.map(\.path), options: options)
+        let rerun = try LoadRun.run(paths: files.map(\.path), options: options, faults: faults)
         XCTAssertFalse(rerun.storageFailure, rerun.fatalError ?? "")
         XCTAssertEqual(rerun.skippedAlreadyLoaded.count, 2)
         XCTAssertEqual(TemporaryBudget.estimate(for: [Archive(path: "/a.gz", format: .gzip, size: 100)]), 1000)
@@ -159,17 +160,19 @@ final class LoadPathTests: XCTestCase {
             XCTAssertEqual(Splitter.rows(of: headers, admitted: [false, true]).map(\.record), [1])
         }
 
-        let writer = try Writer(warehouse: warehouse, names: names, loadId: loadId, uuidTs: "2024-03-01 00:00:00.000", columnLimit: 1000)
-        let stages = try WriteStages(writer: writer)
-        try stages.beginFile()
-        XCTAssertEqual(try stages.load(chunk), [true, true])
-        XCTAssertEqual(try stages.load(records([track])), [false], "an id claimed earlier in the transaction is a duplicate")
-        try stages.rollbackFile()
+        let destination = try SQLiteDestination(warehouse: warehouse, names: names, loadId: loadId, uuidTs: "2024-03-01 00:00:00.000", columnLimit: 1000)
+        let stages = WriteStages(destination: destination)
+        struct RollBack: Error {}
+        XCTAssertThrowsError(try stages.file {
+            XCTAssertEqual(try stages.load(chunk), [true, true])
+            XCTAssertEqual(try stages.load(records([track])), [false], "an id claimed earlier in the transaction is a duplicate")
+            throw RollBack()
+        })
         XCTAssertEqual(try warehouse.db.scalar("SELECT count(*) FROM _message_ids")?.integer, 0, "a rolled-back file releases its ids")
 
-        try stages.beginFile()
-        XCTAssertEqual(try stages.load(chunk), [true, true], "released ids are new again")
-        try stages.commitWithoutFile()
+        try stages.file {
+            XCTAssertEqual(try stages.load(chunk), [true, true], "released ids are new again")
+        }
         XCTAssertEqual(try warehouse.db.scalar("SELECT count(*) FROM tracks")?.integer, 1)
         XCTAssertEqual(try warehouse.db.scalar("SELECT count(*) FROM signed_up")?.integer, 1)
         XCTAssertEqual(try warehouse.db.scalar("SELECT plan FROM signed_up")?.text, "pro")

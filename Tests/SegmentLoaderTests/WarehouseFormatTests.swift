@@ -90,7 +90,7 @@ final class WarehouseFormatTests: XCTestCase {
             FROM pages
             """), [["p1", "NULL", "NULL", "NULL", "NULL", "NULL"]])
         XCTAssertEqual(try rows(db, "SELECT origin, note, source_keys FROM _schema_columns WHERE table_name = 'pages' AND column_name = 'url'"),
-                       [["property", Writer.specNote, "[]"]])
+                       [["property", Catalog.specNote, "[]"]])
         // Spec columns are not counted as columns the data added.
         XCTAssertEqual(try scalar(db, "SELECT columns_created FROM _loads"), "0")
     }

@@ -23,19 +23,19 @@ public enum WriteFloor {
         let tables = try db.query("SELECT name, sql FROM src.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid")
         let indexes = try db.query("SELECT sql FROM src.sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY rowid").compactMap { $0[0].text }
         var rows: Int64 = 0
-        try db.execute("BEGIN")
-        for table in tables {
-            guard let name = table[0].text, let sql = table[1].text else { continue }
-            try db.execute(sql)
-            let order = sql.uppercased().contains("WITHOUT ROWID") ? "WHERE 1 ORDER BY random()" : "WHERE rowid IS NOT NULL"
-            try db.execute("INSERT INTO main.\(quoteIdentifier(name)) SELECT * FROM src.\(quoteIdentifier(name)) \(order)")
-            rows += Int64(db.changes)
+        try db.transaction(.deferred) {
+            for table in tables {
+                guard let name = table[0].text, let sql = table[1].text else { continue }
+                try db.execute(sql)
+                let order = sql.uppercased().contains("WITHOUT ROWID") ? "WHERE 1 ORDER BY random()" : "WHERE rowid IS NOT NULL"
+                try db.execute("INSERT INTO main.\(quoteIdentifier(name)) SELECT * FROM src.\(quoteIdentifier(name)) \(order)")
+                rows += Int64(db.changes)
+            }
         }
-        try db.execute("COMMIT")
         try db.execute("PRAGMA temp_store=FILE")
-        try db.execute("BEGIN")
-        for sql in indexes { try db.execute(sql) }
-        try db.execute("COMMIT")
+        try db.transaction(.deferred) {
+            for sql in indexes { try db.execute(sql) }
+        }
         try db.execute("DETACH src")
         let seconds = Double(monotonicNanoseconds() - started) / 1e9
         return Result(seconds: seconds, tables: tables.count, rows: rows)

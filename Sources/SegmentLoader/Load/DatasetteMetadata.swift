@@ -140,14 +140,14 @@ public enum DatasetteMetadata {
             text = known
         } else if keys.isEmpty {
             return nil
-        } else if keys.count == 1, note == nil || note == Writer.specNote,
+        } else if keys.count == 1, note == nil || note == Catalog.specNote,
                   keys[0].droppingScope().replacingOccurrences(of: ".", with: "_") == column {
             return nil
         } else {
             text = keys.joined(separator: ", ")
             if keys.count > 1 { text += " (these keys share this column)" }
         }
-        if let note, !note.isEmpty, note != Writer.specNote { text += "; \(note)" }
+        if let note, !note.isEmpty, note != Catalog.specNote { text += "; \(note)" }
         return text
     }
 

@@ -11,8 +11,14 @@
 /// (`dropForBulkLoad`) and builds them again at the end; a nightly run keeps them.
 public enum Indexes {
     static let prefix = "_idx_"
+    /// The index the loader needs to derive a profile's rows from its call table:
+    /// `_idx_identifies_user_id_timestamp`, `_idx_groups_group_id_timestamp`.
+    static func profileIndex(_ profile: Profile) -> String {
+        prefix + profile.sourceName + "_" + profile.keyColumn + "_timestamp"
+    }
+
     /// The two indexes the loader needs for users and accounts (never dropped).
-    static let loaderIndexes: Set<String> = ["_idx_identifies_user_id_timestamp", "_idx_groups_group_id_timestamp"]
+    static let loaderIndexes = Set(Profile.allCases.map(profileIndex))
 
     /// The indexes the warehouse should have now: (index name, table, column).
     static func wanted(in db: Database) throws -> [(name: String, table: String, column: String)] {
@@ -46,15 +52,10 @@ public enum Indexes {
         // file, or memory would grow with the warehouse (the loader otherwise keeps temp in memory).
         try db.execute("PRAGMA temp_store=FILE")
         defer { try? db.execute("PRAGMA temp_store=MEMORY") }
-        try db.execute("BEGIN IMMEDIATE")
-        do {
+        try db.transaction(.immediate) {
             for index in missing {
                 try db.execute("CREATE INDEX IF NOT EXISTS \(quoteIdentifier(index.name)) ON \(quoteIdentifier(index.table)) (\(quoteIdentifier(index.column)))")
             }
-            try db.execute("COMMIT")
-        } catch {
-            try? db.execute("ROLLBACK")
-            throw error
         }
         return missing.map(\.name)
     }
@@ -65,9 +66,9 @@ public enum Indexes {
             if case .text(let name) = row[0] { return name } else { return nil }
         }.filter { !loaderIndexes.contains($0) }
         guard !names.isEmpty else { return 0 }
-        try db.execute("BEGIN IMMEDIATE")
-        for name in names { try db.execute("DROP INDEX IF EXISTS \(quoteIdentifier(name))") }
-        try db.execute("COMMIT")
+        try db.transaction(.immediate) {
+            for name in names { try db.execute("DROP INDEX IF EXISTS \(quoteIdentifier(name))") }
+        }
         return names.count
     }
 }

@@ -111,14 +111,9 @@ public final class Warehouse {
         }
         try db.execute("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY")
         if appID != Warehouse.applicationID {
-            try db.execute("BEGIN IMMEDIATE")
-            do {
+            try db.transaction(.immediate) {
                 try db.execute(Warehouse.bookkeepingSchema)
                 try db.execute("PRAGMA application_id=\(Warehouse.applicationID); PRAGMA user_version=\(Warehouse.formatVersion)")
-                try db.execute("COMMIT")
-            } catch {
-                try? db.execute("ROLLBACK")
-                throw error
             }
         } else if version < Warehouse.formatVersion {
             try migrate(from: version, announce: announce)
@@ -132,25 +127,22 @@ public final class Warehouse {
         if version < 3 { try WarehouseUpgrade.checkFreeSpace(for: path) }
         announce("upgrading \(path) from warehouse format \(version) to \(Warehouse.formatVersion) in one transaction: "
                  + WarehouseUpgrade.summary(from: version))
-        try db.execute("BEGIN IMMEDIATE")
-        do {
+        try db.transaction(.immediate) {
             if version < 2 {
                 try db.execute("ALTER TABLE _rejects ADD COLUMN redacted INTEGER NOT NULL DEFAULT 0")
-                for (old, table, key) in [("identifies_user_id", "identifies", "user_id"), ("groups_group_id", "groups", "group_id")] {
+                for profile in Profile.allCases {
+                    // Format 1 named them `identifies_user_id` and `groups_group_id`.
+                    let old = profile.sourceName + "_" + profile.keyColumn
                     let isIndex = try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = ?", [.text(old)])
                     guard isIndex == .integer(1) else { continue }
                     try db.execute("""
                         DROP INDEX \(quoteIdentifier(old));
-                        CREATE INDEX \(quoteIdentifier(Indexes.prefix + table + "_" + key + "_timestamp")) ON \(quoteIdentifier(table)) (\(key), timestamp)
+                        CREATE INDEX \(quoteIdentifier(Indexes.profileIndex(profile))) ON \(quoteIdentifier(profile.sourceName)) (\(profile.keyColumn), timestamp)
                         """)
                 }
             }
             if version < 3 { try WarehouseUpgrade.toFormat3(db) }
             try db.execute("PRAGMA user_version=\(Warehouse.formatVersion)")
-            try db.execute("COMMIT")
-        } catch {
-            try? db.execute("ROLLBACK")
-            throw error
         }
     }
 
@@ -268,9 +260,20 @@ public final class Warehouse {
         return result
     }
 
-    /// Starts a load: marks loads left `running` by a killed process as `interrupted`, and
-    /// records this one.
+    /// Where a run that could not write how it ended into `_loads` leaves it for the next run.
+    var unrecordedPath: String { path + ".unrecorded" }
+
+    /// Starts a load: writes down how an earlier run ended if it could not (`recordEnd`),
+    /// marks loads left `running` by a killed process as `interrupted`, and records this one.
     public func beginLoad(pipeline: String, startedAt: String) throws -> Int64 {
+        if let text = try? String(contentsOfFile: unrecordedPath, encoding: .utf8) {
+            let fields = text.split(separator: "\t", maxSplits: 3, omittingEmptySubsequences: false).map(String.init)
+            if fields.count == 4, let id = Int64(fields[0]) {
+                try db.prepare("UPDATE _loads SET status = ?, finished_at = ?, error = ? WHERE id = ? AND status = 'running'")
+                    .run([.text(fields[1]), .text(fields[2]), .text(fields[3]), .integer(id)])
+            }
+            try? FileManager.default.removeItem(atPath: unrecordedPath)
+        }
         try db.execute("UPDATE _loads SET status = 'interrupted' WHERE status = 'running'")
         try db.prepare("INSERT INTO _loads (pipeline, started_at, status) VALUES (?, ?, 'running')")
             .run([.text(pipeline), .text(startedAt)])
@@ -283,6 +286,37 @@ public final class Warehouse {
             return at
         }
         return nil
+    }
+
+    /// Records how a load ended in `_loads`. When its full row cannot be written, the status
+    /// `failed` and the error alone are tried; when even that fails, they go to a file beside
+    /// the warehouse that the next run writes into `_loads` first, so the record of a failure
+    /// is never lost (nor turned into `interrupted`). Returns why the full row could not be
+    /// written, if it could not: the run then failed.
+    public func recordEnd(id: Int64, summary: RunSummary) -> String? {
+        do {
+            try finishLoad(id: id, summary: summary, status: summary.status, error: summary.fatalError)
+            return nil
+        } catch {
+            let problem = "cannot record the end of load \(id) in _loads (\(error))"
+            let message = [summary.fatalError, problem].compactMap { $0 }.joined(separator: "; ")
+            do {
+                try db.prepare("UPDATE _loads SET finished_at = ?, status = 'failed', error = ? WHERE id = ?")
+                    .run([.text(summary.finishedAt), .text(message), .integer(id)])
+            } catch {
+                let line = "\(id)\tfailed\t\(summary.finishedAt)\t\(message.replacingOccurrences(of: "\n", with: " "))"
+                if (try? line.write(toFile: unrecordedPath, atomically: true, encoding: .utf8)) == nil {
+                    return problem + "; nor could it be left in \(unrecordedPath): the next run will call it interrupted"
+                }
+                return problem + "; the next run records it"
+            }
+            return problem
+        }
+    }
+
+    /// For fault tests: the warehouse cannot grow past `pages` pages, as on a full disk.
+    func limitPages(to pages: Int) throws {
+        try db.execute("PRAGMA max_page_count=\(pages)")
     }
 
     public func finishLoad(id: Int64, summary: RunSummary, status: String, error: String?) throws {

@@ -116,7 +116,7 @@ enum WarehouseUpgrade {
             for column in type.specColumns where !existing.contains(column.name) {
                 try db.execute("ALTER TABLE \(quoteIdentifier(table)) ADD COLUMN \(quoteIdentifier(column.name)) TEXT")
                 try insertColumn.run([.text(table), .text(column.name), .integer(loadId),
-                                      .text(column.isContext ? "context" : "property"), .text(Writer.specNote)])
+                                      .text(column.isContext ? "context" : "property"), .text(Catalog.specNote)])
             }
         }
     }

@@ -103,8 +103,7 @@ public enum Models {
         // Sorting a whole warehouse's activity spills to a temporary file, not memory.
         try db.execute("PRAGMA temp_store=FILE")
         defer { try? db.execute("PRAGMA temp_store=MEMORY") }
-        try db.execute("BEGIN IMMEDIATE")
-        do {
+        return try db.transaction(.immediate) {
             try db.execute(schema)
             let lastTimeout = try db.scalar("SELECT session_timeout_minutes FROM _models ORDER BY id DESC LIMIT 1")?.integer
             let timeout = options.sessionTimeoutMinutes ?? lastTimeout.map { Int($0) } ?? ModelOptions.defaultSessionTimeoutMinutes
@@ -151,11 +150,7 @@ public enum Models {
                               .integer(Int64(timeout)), .integer(Int64(result.people)),
                               .integer(result.identities), .integer(result.pageViews), .integer(result.sessions), .real(result.seconds)])
             }
-            try db.execute("COMMIT")
             return result
-        } catch {
-            try? db.execute("ROLLBACK")
-            throw error
         }
     }
 }

@@ -76,7 +76,8 @@ public enum RejectRetry {
         guard !rows.isEmpty else {
             var summary = RunSummary()
             summary.finishedAt = uuidTs
-            try warehouse.finishLoad(id: loadId, summary: summary, status: "succeeded", error: nil)
+            summary.outcome = .loaded
+            if let problem = warehouse.recordEnd(id: loadId, summary: summary) { throw WarehouseError(message: problem) }
             return outcome
         }
 
@@ -148,62 +149,59 @@ public enum RejectRetry {
             retried.append(entry)
         }
 
-        let writer = try Writer(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
+        let destination = try SQLiteDestination(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
         scan.endMember()
-        writer.plannedTypes = scan.types
-        let stages = try WriteStages(writer: writer)
+        destination.plan(types: scan.types)
+        let stages = WriteStages(destination: destination)
         var summary = RunSummary()
         summary.pipeline = "rejects retry"
-        try stages.beginFile()
+        summary.loadId = loadId
         do {
-            let updateReason = try db.prepare("UPDATE _rejects SET kind = ?, reason = ? WHERE id = ?")
-            let deleteReject = try db.prepare("DELETE FROM _rejects WHERE id = ?")
-            let updateFile = try db.prepare("""
-                UPDATE _files SET lines = lines + ?, loaded = loaded + ?, duplicates = duplicates + ?, rejected = rejected - 1,
-                  filtered = filtered + ?
-                WHERE id = (SELECT max(id) FROM _files WHERE path = ? AND load_id = ?)
-                """)
-            for entry in retried {
-                if let reason = entry.reason {
-                    outcome.stillRejected += 1
-                    try updateReason.run([.text(entry.kind.rawValue), .text(reason), .integer(entry.row.id)])
-                    continue
+            try stages.file {
+                for entry in retried {
+                    if let reason = entry.reason {
+                        outcome.stillRejected += 1
+                        try destination.keepReject(id: entry.row.id, kind: entry.kind, reason: reason)
+                        continue
+                    }
+                    var records = MessageRecords()
+                    for message in entry.messages { records.append(message) }
+                    var loaded: Int64 = 0, duplicates: Int64 = 0
+                    for written in try stages.load(records) {
+                        if written { loaded += 1 } else { duplicates += 1 }
+                    }
+                    outcome.resolved += 1
+                    outcome.messagesLoaded += loaded
+                    outcome.duplicates += duplicates
+                    outcome.filtered += Int64(entry.filtered)
+                    try destination.resolveReject(id: entry.row.id, file: entry.row.file, loadId: entry.row.loadId,
+                                                  produced: Int64(entry.messages.count + entry.filtered),
+                                                  loaded: loaded, duplicates: duplicates, filtered: Int64(entry.filtered))
                 }
-                var records = MessageRecords()
-                for message in entry.messages { records.append(message) }
-                var loaded: Int64 = 0, duplicates: Int64 = 0
-                for written in try stages.load(records) {
-                    if written { loaded += 1 } else { duplicates += 1 }
-                }
-                outcome.resolved += 1
-                outcome.messagesLoaded += loaded
-                outcome.duplicates += duplicates
-                outcome.filtered += Int64(entry.filtered)
-                try deleteReject.run([.integer(entry.row.id)])
-                let produced = Int64(entry.messages.count + entry.filtered)
-                try updateFile.run([.integer(produced - 1), .integer(loaded), .integer(duplicates), .integer(Int64(entry.filtered)),
-                                    .text(entry.row.file), .integer(entry.row.loadId)])
             }
             summary.totals.lines = Int64(outcome.retried)
             summary.totals.loaded = outcome.messagesLoaded
             summary.totals.duplicates = outcome.duplicates
             summary.totals.rejected = Int64(outcome.stillRejected)
             summary.totals.filtered = outcome.filtered
-            summary.newTables = writer.newTables
-            summary.newColumns = writer.newColumns
-            try stages.commitWithoutFile()
+            let statistics = destination.statistics
+            summary.newTables = statistics.newTables
+            summary.newColumns = statistics.newColumns
+            // The retried messages touch the models like a load's.
+            if options.models.enabled {
+                outcome.models = try destination.buildModels(options.models, loadId: loadId, now: options.now())
+            }
         } catch {
-            try? stages.rollbackFile()
             summary.finishedAt = Timestamp.format(Instant(date: options.now()))
-            try? warehouse.finishLoad(id: loadId, summary: summary, status: "failed", error: "\(error)")
+            summary.outcome = LoadRun.failure(of: error, options: options)
+            _ = warehouse.recordEnd(id: loadId, summary: summary)
             throw error
         }
-        // The retried messages touch the models like a load's.
-        if options.models.enabled {
-            outcome.models = try Models.build(in: db, options: options.models, loadId: loadId, now: options.now())
-        }
         summary.finishedAt = Timestamp.format(Instant(date: options.now()))
-        try warehouse.finishLoad(id: loadId, summary: summary, status: "succeeded", error: nil)
+        summary.outcome = .loaded
+        if let problem = warehouse.recordEnd(id: loadId, summary: summary) {
+            throw WarehouseError(message: "the retry was committed, but \(problem)")
+        }
         return outcome
     }
 

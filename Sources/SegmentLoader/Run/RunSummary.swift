@@ -84,14 +84,16 @@ public struct RunSummary: Sendable {
     public var stages = Stages()
     /// Bytes of inflated input read by the load pass.
     public var inflatedBytes: Int64 = 0
-    /// Set when the run stopped early.
-    public var fatalError: String?
+    /// How the run ended.
+    public var outcome = RunOutcome.running
+    /// What stopped the run early, if anything.
+    public var fatalError: String? { outcome.error }
     /// The run stopped because the warehouse could not be written (disk full, read-only).
-    public var storageFailure = false
+    public var storageFailure: Bool { if case .storageFailure = outcome { return true } else { return false } }
     /// The run stopped because another program held the warehouse's write lock past the busy timeout.
-    public var lockedOut = false
+    public var lockedOut: Bool { if case .lockedOut = outcome { return true } else { return false } }
     /// Stopped by a signal (SIGINT/SIGTERM) after the last committed file.
-    public var interrupted = false
+    public var interrupted: Bool { outcome == .interrupted }
     /// Archives an interrupted run did not start (the next run loads them).
     public var notStarted: [String] = []
     /// Query indexes created at the end of the run.
@@ -105,7 +107,7 @@ public struct RunSummary: Sendable {
     public var models: ModelBuild?
     /// `succeeded`, `partial` (a file partial or failed), `interrupted` (stopped by a signal
     /// between files) or `failed` (the run stopped on an error).
-    public var status: String = "running"
+    public var status: String { outcome.status }
 
     public init() {}
 
@@ -163,7 +165,7 @@ public struct RunSummary: Sendable {
     /// The summary as a person reads it at the end of a run.
     public func render() -> String {
         var out: [String] = []
-        let verb = fatalError != nil ? "stopped while loading" : interrupted ? "interrupted after" : "loaded"
+        let verb = outcome.verb
         let shown = PathDisplay()
         out.append("segment-loader: \(verb) \(files.count) file\(files.count == 1 ? "" : "s") into \(shown(database)) in \(format(elapsedSeconds)) s (load \(loadId))")
         var fileLine = "  files:      \(filesLoaded) loaded, \(filesPartial) partial, \(filesFailed) failed, \(skippedAlreadyLoaded.count) skipped (already loaded)"

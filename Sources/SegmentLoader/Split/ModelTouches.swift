@@ -15,15 +15,6 @@ final class ModelTouches {
     /// Touched ids, each with the `timestamp` of its earliest call in the file.
     private var users: [String: String] = [:]
     private var anons: [String: String] = [:]
-    private let insert: Statement
-
-    init(db: Database) throws {
-        try db.execute(Self.schema)
-        // Appended, one row per id per file: an append costs a fraction of an insert into a
-        // keyed B-tree of random ids (about a third of a bulk load's time, measured); the build
-        // takes each id's earliest `since` with GROUP BY.
-        insert = try db.prepare("INSERT OR IGNORE INTO _model_pending (kind, id, since) VALUES (?, ?, ?)")
-    }
 
     /// Notes the ids of a chunk's admitted messages.
     func note(_ headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) {
@@ -53,10 +44,9 @@ final class ModelTouches {
         }
     }
 
-    /// Writes what was noted into `_model_pending` (in the file's transaction) and forgets it.
-    func record() throws {
-        for (id, time) in users.sorted(by: { $0.key < $1.key }) { try insert.run([.text("user"), .text(id), .text(time)]) }
-        for (id, time) in anons.sorted(by: { $0.key < $1.key }) { try insert.run([.text("anon"), .text(id), .text(time)]) }
+    /// Hands what was noted to the destination (in the file's transaction) and forgets it.
+    func record(into destination: any Destination) throws {
+        try destination.recordTouches(users: users, anons: anons)
         reset()
     }
 

@@ -1,0 +1,91 @@
+/// The rows that say what a load did with its input (contract, section 7): `_files` (one per
+/// archive), `_rejects` (each line that could not be loaded, with what is kept of it) and
+/// `_discards` (each value kept out of its column). Written in the file's transaction.
+final class Bookkeeping {
+    let db: Database
+    let names: NameTable
+    let loadId: Int64
+    let uuidTs: String
+    private let insertReject: Statement
+    private let insertDiscard: Statement
+    private let insertFile: Statement
+    /// Discards written since the current file began.
+    private(set) var discardsInFile: Int64 = 0
+
+    init(db: Database, names: NameTable, loadId: Int64, uuidTs: String) throws {
+        self.db = db
+        self.names = names
+        self.loadId = loadId
+        self.uuidTs = uuidTs
+        insertReject = try db.prepare("INSERT INTO _rejects (file, line, item, reason, raw, load_id, redacted, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        insertDiscard = try db.prepare("""
+            INSERT INTO _discards (table_name, column_name, row_id, message_id, value, reason, received_at, load_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+        insertFile = try db.prepare("""
+            INSERT INTO _files (path, size, sha256, source_id, day, status, lines, loaded, duplicates, rejected,
+              filtered, discarded, physical_lines, load_id, error, loaded_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """)
+    }
+
+    func beginFile() {
+        discardsInFile = 0
+    }
+
+    /// One line that could not be loaded: `raw` says what is kept of it and how (see `RejectRaw`).
+    func reject(file: String, line: Int, item: Int?, kind: RejectKind, reason: String, raw kept: RejectRaw) throws {
+        let raw = kept.bytes
+        let rawValue: SQLValue
+        if let text = String(validating: raw, as: UTF8.self), !text.utf8.contains(0) {
+            rawValue = .text(text)
+        } else {
+            rawValue = .blob(raw)
+        }
+        try insertReject.run([.text(file), .integer(Int64(line)), item.map { .integer(Int64($0)) } ?? .null, .text(reason),
+                              rawValue, .integer(loadId), .integer(kept.redactedCode), .text(kind.rawValue)])
+    }
+
+    /// Values of one row kept out of their columns.
+    func discards(_ discards: [PendingDiscard], table: String, rowId: Int64, messageId: String, receivedAtMilliseconds: Int64) throws {
+        let receivedAt = Timestamp.format(Instant(seconds: receivedAtMilliseconds / 1000, nanos: receivedAtMilliseconds % 1000 * 1_000_000))
+        for discard in discards {
+            try insertDiscard.run([
+                .text(table), .text(names.name(discard.column)), .integer(rowId), .text(messageId), .text(discard.value),
+                .text(discard.reason), .text(receivedAt), .integer(loadId),
+            ])
+            discardsInFile += 1
+        }
+    }
+
+    /// The file's `_files` row, after its accounting is checked: nothing of a file whose counts
+    /// do not add up is committed.
+    func record(_ file: FileRecord) throws {
+        let counts = file.counts
+        guard counts.balances else {
+            throw WarehouseError(message: "internal accounting error in \(file.archive.path): \(counts.lines) messages read but \(counts.loaded) loaded + \(counts.duplicates) duplicates + \(counts.rejected) rejected + \(counts.filtered) filtered; nothing of this file was committed")
+        }
+        let archive = file.archive
+        try insertFile.run([
+            .text(archive.path), .integer(archive.size), .text(file.sha256), archive.sourceId.map { .text($0) } ?? .null,
+            archive.day.map { .text($0) } ?? .null, .text(file.status.rawValue), .integer(counts.lines), .integer(counts.loaded),
+            .integer(counts.duplicates), .integer(counts.rejected), .integer(counts.filtered), .integer(counts.discarded),
+            .integer(Int64(file.physicalLines)), .integer(loadId), file.error.map { .text($0) } ?? .null, .text(uuidTs),
+        ])
+    }
+}
+
+/// What `_files` records of one archive.
+struct FileRecord {
+    var archive: Archive
+    var sha256: String
+    var physicalLines: Int
+    var status: FileResult.Status
+    var counts: Counts
+    var error: String?
+
+    /// An archive that could not be read at all.
+    static func failed(_ archive: Archive, sha256: String, error: String) -> FileRecord {
+        FileRecord(archive: archive, sha256: sha256, physicalLines: 0, status: .failed, counts: Counts(), error: error)
+    }
+}

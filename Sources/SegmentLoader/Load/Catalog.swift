@@ -1,0 +1,266 @@
+/// The warehouse's schema as the loader keeps it: the tables and columns it made, with their
+/// types, source keys and event names (`_schema_tables`, `_schema_columns`), and the one place
+/// that changes them. Before a chunk's rows are written, `apply` creates what the chunk's
+/// admitted records need and the warehouse lacks (types from the run's plan, the column limit
+/// checked here and nowhere else) and notes new source keys and event names.
+final class Catalog {
+    let db: Database
+    let names: NameTable
+    let loadId: Int64
+    let columnLimit: Int
+    /// Planned types of new columns, keyed by `table << 32 | column`.
+    var plannedTypes: [Int64: ColumnType] = [:]
+
+    private(set) var tables: [Int32: TableState] = [:]
+    private(set) var newTables: [String] = []
+    private(set) var newColumns = 0
+    private let updateKeys: Statement
+    private let updateEventNames: Statement
+    private let insertTable: Statement
+    private let insertColumn: Statement
+
+    /// `_schema_columns.note` of a Segment Spec column.
+    static let specNote = "Segment Spec column: created with the table"
+
+    init(db: Database, names: NameTable, loadId: Int64, columnLimit: Int) throws {
+        self.db = db
+        self.names = names
+        self.loadId = loadId
+        self.columnLimit = columnLimit
+        updateKeys = try db.prepare("UPDATE _schema_columns SET source_keys = ? WHERE table_name = ? AND column_name = ?")
+        updateEventNames = try db.prepare("UPDATE _schema_tables SET event_names = ? WHERE table_name = ?")
+        insertTable = try db.prepare("INSERT INTO _schema_tables (table_name, call_type, event_names, first_load_id) VALUES (?, ?, ?, ?)")
+        insertColumn = try db.prepare("""
+            INSERT INTO _schema_columns (table_name, column_name, type, source_keys, first_load_id, origin, note)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """)
+        try reload()
+    }
+
+    subscript(table: Int32) -> TableState? { tables[table] }
+
+    /// What the run has counted, to restore when a file rolls back.
+    var counters: (tables: [String], columns: Int) {
+        get { (newTables, newColumns) }
+        set { (newTables, newColumns) = newValue }
+    }
+
+    /// Reads the catalog back (at start, and after a rolled-back file). A catalog entry that is
+    /// not the JSON the loader wrote stops the run: rewriting it would lose what it says.
+    func reload() throws {
+        tables.removeAll()
+        for row in try db.query("SELECT table_name, call_type, event_names FROM _schema_tables ORDER BY rowid") {
+            guard let name = row[0].text, let kind = row[1].text else { continue }
+            let state = TableState(id: names.id(name), name: name, callType: CallType(rawValue: kind),
+                                   profile: kind == "profile" ? Profile.named(name) : nil)
+            if let text = row[2].text { state.eventNames = Set(try Self.strings(text, in: "_schema_tables.event_names of \(name)")) }
+            tables[state.id] = state
+        }
+        for row in try db.query("SELECT table_name, column_name, type, source_keys FROM _schema_columns ORDER BY rowid") {
+            guard let table = row[0].text, let column = row[1].text, let state = tables[names.id(table)] else { continue }
+            let type = ColumnType(rawValue: row[2].text ?? "TEXT") ?? .text
+            let keys = try row[3].text.map { try Self.strings($0, in: "_schema_columns.source_keys of \(table).\(column)") } ?? []
+            state.add(column, id: names.id(column), type: type, keys: Set(keys.map { names.keyId($0) }))
+        }
+    }
+
+    private static func strings(_ text: String, in place: String) throws -> [String] {
+        guard case .array(let items)? = try? JSONParser.parse(text) else {
+            throw WarehouseError(message: "\(place) is not a JSON array of strings (\(text.prefix(80))): the schema catalog is damaged. "
+                                 + "Nothing was loaded; restore the value, or remove the row if the column is gone")
+        }
+        return items.compactMap(\.stringValue)
+    }
+
+    // MARK: Applying a chunk's needs
+
+    /// A column to create.
+    private struct NewColumn {
+        var name: String
+        var id: Int32
+        var type: ColumnType
+        var keys: Set<Int32>
+        var origin: String
+        /// One of the Segment Spec's columns a table is created with (not counted as new).
+        var spec = false
+    }
+
+    /// A table's new columns in the order the chunk first uses them.
+    private struct NewColumns {
+        var type: CallType
+        var isNew: Bool
+        var columns: [NewColumn] = []
+        var index: [Int32: Int] = [:]
+    }
+
+    /// Creates the tables and columns the admitted records of a chunk use and the warehouse
+    /// lacks (a new table in one CREATE TABLE: every schema change makes SQLite parse the whole
+    /// schema again), then notes their new source keys and event names.
+    func apply(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws {
+        func used(_ use: SchemaNeeds.Use) -> Bool { SchemaNeeds.isUsed(use, headers: headers, admitted: admitted, in: raw) }
+        var pending: [Int32: NewColumns] = [:]
+        var order: [Int32] = []
+        for use in needs.uses where use.origin != .discard && tables[use.table]?.index(of: use.column) == nil && used(use) {
+            let state = tables[use.table]
+            if pending[use.table] == nil {
+                pending[use.table] = NewColumns(type: use.callType, isNew: state == nil)
+                order.append(use.table)
+            }
+            if let at = pending[use.table]!.index[use.column] {
+                if use.column != NameTable.extra { pending[use.table]!.columns[at].keys.insert(use.key) }
+                continue
+            }
+            if use.origin == .common && state == nil { continue }  // common columns come with a new table
+            let isExtra = use.column == NameTable.extra
+            let origin = isExtra ? "extra" : use.origin == .common ? "common" : use.origin == .context ? "context"
+                : use.callType == .identify || use.callType == .group ? "trait" : "property"
+            pending[use.table]!.index[use.column] = pending[use.table]!.columns.count
+            pending[use.table]!.columns.append(NewColumn(
+                name: names.name(use.column), id: use.column, type: isExtra ? .text : planned(use.table, use.column) ?? use.type ?? .text,
+                keys: isExtra ? [] : [use.key], origin: origin))
+        }
+        for table in order {
+            let event = needs.events.first { $0.table == table && SchemaNeeds.isUsed($0, headers: headers, admitted: admitted) }
+            try create(pending[table]!, in: table, event: event?.name)
+        }
+        for use in needs.uses {
+            guard use.column != NameTable.extra, let state = tables[use.table], let index = state.index(of: use.column),
+                  !state.keys[index].contains(use.key), used(use) else { continue }
+            try noteKey(use.key, at: index, in: state)
+        }
+        for event in needs.events {
+            guard let state = tables[event.table], !state.eventNames.contains(event.name),
+                  SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) else { continue }
+            state.eventNames.insert(event.name)
+            try updateEventNames.run([.text(JSONWriter.string(.array(state.eventNames.sorted().map { .string($0) }))), .text(state.name)])
+        }
+    }
+
+    private func planned(_ table: Int32, _ column: Int32) -> ColumnType? {
+        plannedTypes[Int64(table) << 32 | Int64(column)]
+    }
+
+    /// Creates one table's new columns: a new table with the Spec's columns, an existing one
+    /// with one ALTER per column; past the column limit, the table's `_extra` instead.
+    private func create(_ want: NewColumns, in table: Int32, event: String?) throws {
+        // A new table comes with the Spec's columns, typed by the run's plan where a value
+        // decided it, else TEXT; they do not count against the column limit.
+        let spec = want.isNew ? want.type.specColumns.map { column -> NewColumn in
+            let id = names.id(column.name)
+            let wanted = want.index[id].map { want.columns[$0] }
+            return NewColumn(name: column.name, id: id, type: wanted?.type ?? planned(table, id) ?? .text,
+                             keys: wanted?.keys ?? [], origin: column.isContext ? "context" : "property", spec: true)
+        } : []
+        let specIds = Set(spec.map(\.id))
+        // The column limit counts data columns; what is past it goes to `_extra`.
+        var room = columnLimit - (tables[table]?.dataColumnCount ?? 0)
+        var accepted: [NewColumn] = []
+        var needsExtra = false
+        for column in want.columns where !specIds.contains(column.id) {
+            if column.id == NameTable.extra { needsExtra = true; continue }
+            if room > 0 {
+                accepted.append(column)
+                room -= 1
+            } else {
+                needsExtra = true
+            }
+        }
+        if needsExtra && tables[table]?.index(of: NameTable.extra) == nil {
+            accepted.append(NewColumn(name: "_extra", id: NameTable.extra, type: .text, keys: [], origin: "extra"))
+        }
+        let state: TableState
+        if want.isNew {
+            state = TableState(id: table, name: names.name(table), callType: want.type, profile: nil)
+            let common = want.type.commonColumns.map { column -> NewColumn in
+                let id = names.id(column.name)
+                return NewColumn(name: column.name, id: id, type: column.type, keys: Self.commonSourceKeys[id] ?? [], origin: "common")
+            }
+            // People read left to right: common columns, properties or traits, then context.
+            let isContext = { (column: NewColumn) in column.origin == "context" }
+            let columns = common + spec.filter { !isContext($0) } + accepted.filter { !isContext($0) && $0.origin != "extra" }
+                + accepted.filter { $0.origin == "extra" } + spec.filter(isContext) + accepted.filter(isContext)
+            try createTable(state, columns: columns, kind: want.type.rawValue, eventNames: event.map { [$0] })
+        } else {
+            state = tables[table]!
+            for column in accepted { try addColumn(column, to: state) }
+        }
+        guard let profile = Profile.derived(from: table) else { return }
+        let traits = accepted.filter { $0.origin == "trait" }
+        if want.isNew {
+            try db.execute("CREATE INDEX \(quoteIdentifier(Indexes.profileIndex(profile))) ON \(quoteIdentifier(state.name)) (\(profile.keyColumn), timestamp)")
+            try createTable(TableState(id: profile.table, name: profile.tableName, callType: nil, profile: profile), columns: [
+                NewColumn(name: "id", id: NameTable.id, type: .text, keys: [profile.sourceKey], origin: "profile"),
+                NewColumn(name: "received_at", id: NameTable.receivedAt, type: .timestamp, keys: [NameTable.keyReceivedAt], origin: "profile"),
+                NewColumn(name: "uuid_ts", id: NameTable.uuidTs, type: .timestamp, keys: [], origin: "profile"),
+            ] + traits, kind: "profile", eventNames: nil)
+        } else if let twin = tables[profile.table] {
+            for column in traits where twin.index(of: column.id) == nil { try addColumn(column, to: twin) }
+        }
+    }
+
+    private func createTable(_ state: TableState, columns: [NewColumn], kind: String, eventNames: [String]?) throws {
+        let definitions = columns.map { column -> String in
+            var definition = quoteIdentifier(column.name) + " " + column.type.rawValue
+            if column.name == "id" && state.profile != nil { definition += " PRIMARY KEY" }
+            return definition
+        }
+        try db.execute("CREATE TABLE \(quoteIdentifier(state.name)) (\(definitions.joined(separator: ", ")))")
+        try insertTable.run([.text(state.name), .text(kind),
+                             eventNames.map { .text(JSONWriter.string(.array($0.map { .string($0) }))) } ?? .null, .integer(loadId)])
+        for column in columns {
+            state.add(column.name, id: column.id, type: column.type, keys: column.keys)
+            if column.origin != "common" && column.origin != "profile" && !column.spec { newColumns += 1 }
+            try record(column, of: state, note: column.spec ? Self.specNote : renameNote(column, in: state))
+        }
+        if let event = eventNames?.first { state.eventNames.insert(event) }
+        tables[state.id] = state
+        newTables.append(state.name)
+    }
+
+    static let commonSourceKeys: [Int32: Set<Int32>] = [
+        NameTable.id: [NameTable.keyMessageId], NameTable.anonymousId: [NameTable.keyAnonymousId],
+        NameTable.userId: [NameTable.keyUserId], NameTable.receivedAt: [NameTable.keyReceivedAt],
+        NameTable.sentAt: [NameTable.keySentAt], NameTable.originalTimestamp: [NameTable.keyOriginalTimestamp, NameTable.keyTimestamp],
+        NameTable.timestamp: [NameTable.keyTimestamp], NameTable.uuidTs: [], NameTable.event: [NameTable.keyEvent],
+        NameTable.eventText: [NameTable.keyEvent], NameTable.name: [NameTable.keyName], NameTable.category: [NameTable.keyCategory],
+        NameTable.groupId: [NameTable.keyGroupId], NameTable.previousId: [NameTable.keyPreviousId],
+    ]
+
+    private func addColumn(_ column: NewColumn, to state: TableState) throws {
+        try db.execute("ALTER TABLE \(quoteIdentifier(state.name)) ADD COLUMN \(quoteIdentifier(column.name)) \(column.type.rawValue)")
+        state.add(column.name, id: column.id, type: column.type, keys: column.keys)
+        newColumns += 1
+        try record(column, of: state, note: renameNote(column, in: state))
+    }
+
+    /// For a property or trait kept under `_` because it would take a common column's name.
+    private func renameNote(_ column: NewColumn, in state: TableState) -> String? {
+        guard column.origin == "property" || column.origin == "trait", column.name.hasPrefix("_") else { return nil }
+        let callType = state.callType ?? state.profile?.callType ?? .identify
+        let bare = String(column.name.dropFirst())
+        if callType.commonColumns.contains(where: { $0.name == bare }) || bare.hasPrefix("context") || bare == "_extra" {
+            return "renamed: \(bare) is a common column of this table"
+        }
+        return nil
+    }
+
+    private func record(_ column: NewColumn, of state: TableState, note: String?) throws {
+        try insertColumn.run([.text(state.name), .text(column.name), .text(column.type.rawValue), .text(keysJSON(column.keys)),
+                              .integer(loadId), .text(column.origin), note.map { .text($0) } ?? .null])
+    }
+
+    /// Records a source key seen for the first time on an existing column (a name collision
+    /// the schema catalog shows), and on its twin in users or accounts.
+    private func noteKey(_ key: Int32, at index: Int, in state: TableState) throws {
+        state.keys[index].insert(key)
+        try updateKeys.run([.text(keysJSON(state.keys[index])), .text(state.name), .text(state.order[index])])
+        guard names.keyName(key).hasPrefix("traits."), let profile = Profile.derived(from: state.id), let twin = tables[profile.table],
+              let twinIndex = twin.index(of: state.columnIds[index]), !twin.keys[twinIndex].contains(key) else { return }
+        twin.keys[twinIndex].insert(key)
+        try updateKeys.run([.text(keysJSON(twin.keys[twinIndex])), .text(twin.name), .text(twin.order[twinIndex])])
+    }
+
+    private func keysJSON(_ keys: Set<Int32>) -> String {
+        JSONWriter.string(.array(keys.map { names.keyName($0) }.sorted().map { .string($0) }))
+    }
+}

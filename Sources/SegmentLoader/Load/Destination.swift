@@ -1,0 +1,79 @@
+import Foundation
+
+/// The write side of a load, as the run sees it: the one boundary between the stages (read,
+/// normalize, dedupe within the run, split) and the warehouse. A run begins a load, then for
+/// each file opens one transaction in which it claims the file's message ids, has the schema
+/// its rows need created, writes rows per table and the profile rows it derived, records the
+/// file's rejects, touches and `_files` row, and commits; at the end it creates the query
+/// indexes, brings the models up to date and records how the load ended.
+/// `SQLiteDestination` implements it; nothing above it names SQLite.
+protocol Destination: AnyObject {
+    // MARK: The run
+
+    /// Content hashes of archives already loaded, each with the path it was loaded from.
+    func loadedHashes() throws -> [String: String]
+    /// The size of each path already loaded, to tell which archives a run will skip.
+    func loadedPathsAndSizes() throws -> [String: Int64]
+    /// About how many bytes the warehouse holds (a run that brings more builds its query
+    /// indexes once at the end instead of keeping them row by row).
+    var storedBytes: Int64 { get }
+    /// The run's column types, planned over all its messages before the first row.
+    func plan(types: [Int64: ColumnType])
+
+    // MARK: A file
+
+    /// Runs `body` as one transaction: all it writes commits together when it returns; when it
+    /// throws, nothing of it stays and the run's counts are as before it.
+    func file<R>(_ body: () throws -> R) throws -> R
+    /// Claims the ids of a chunk's messages: for each, whether it is new (to be loaded) or an
+    /// earlier run or file already loaded it (a duplicate).
+    func claim(_ headers: [RecordCursor.Header]) throws -> [Bool]
+    /// Creates the tables and columns the admitted records use and the warehouse lacks.
+    func prepareSchema(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws
+    /// Writes the rows the Split stage made, in order.
+    func write(_ rows: [SplitRow], of headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws
+    /// A profile table's trait columns in order, nil while it does not exist.
+    func profileTraits(_ profile: Profile) -> [String]?
+    /// Calls `each` with the `received_at` and `traits` of every call of one profile id, oldest
+    /// first (by timestamp, then received_at, then id).
+    func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, [SQLValue]) -> Void) throws
+    /// Writes a profile row as derived, replacing the old one.
+    func writeProfile(_ profile: Profile, id: String, receivedAt: SQLValue, traits: [SQLValue]) throws
+    /// Records the ids whose models the file's calls changed, each with its earliest timestamp.
+    func recordTouches(users: [String: String], anons: [String: String]) throws
+    func reject(file: String, line: Int, item: Int?, kind: RejectKind, reason: String, raw: RejectRaw) throws
+    /// Values the current file kept out of their columns so far.
+    var discardsInFile: Int64 { get }
+    func record(_ file: FileRecord) throws
+
+    // MARK: A retry of rejects
+
+    /// A retried reject that still fails: its kind and reason as of today.
+    func keepReject(id: Int64, kind: RejectKind, reason: String) throws
+    /// A retried reject whose line now loaded (or was filtered, or a duplicate): removed, and
+    /// the `_files` row it came from counted again so that it still balances.
+    func resolveReject(id: Int64, file: String, loadId: Int64, produced: Int64, loaded: Int64, duplicates: Int64, filtered: Int64) throws
+
+    // MARK: The end of the run
+
+    /// Drops the query indexes before a bulk load; returns how many.
+    func dropQueryIndexes() throws -> Int
+    /// Creates the missing query indexes; returns their names.
+    func createQueryIndexes() throws -> [String]
+    func buildModels(_ options: ModelOptions, loadId: Int64, now: Date) throws -> ModelBuild
+    /// What the run wrote: rows per table, new tables and columns, values past column limits.
+    var statistics: WriteStatistics { get }
+    /// How a failure of this kind of destination ends the run (locked out, out of storage), if
+    /// it is one.
+    static func failure(of error: any Error, busyTimeout: Double) -> RunOutcome?
+}
+
+/// What a run wrote, for its summary.
+struct WriteStatistics {
+    /// Rows written per table (for users and accounts: distinct rows inserted or updated).
+    var rowsPerTable: [String: Int64] = [:]
+    var newTables: [String] = []
+    var newColumns = 0
+    /// Values that went to `_extra` because their table was at its column limit.
+    var overflowValues: Int64 = 0
+}

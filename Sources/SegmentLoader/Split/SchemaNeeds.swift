@@ -1,0 +1,126 @@
+/// What a chunk's rows need of the schema: every (table, column, source key) its rows use and
+/// every (table, raw event name) its event rows carry, each once, in the order first used, with
+/// the record that first uses it. The worker that hands the chunk on finds them (after the
+/// copies that lost within the run are dropped), off the writer's thread; the writer's schema
+/// step then creates, before the chunk's rows, what the warehouse lacks of what the admitted
+/// records use, so the row writer never meets a missing column.
+struct SchemaNeeds: Sendable {
+    enum Origin: UInt8, Sendable {
+        /// A column every row of the call type has (id, user_id, timestamp, ...).
+        case common
+        case context
+        /// A property (or, for identify and group calls, a trait).
+        case payload
+        /// A source key that lost to another key of the same message for one column: noted in
+        /// the catalog with the column's keys when the column exists, never a reason to create it.
+        case discard
+    }
+
+    struct Use: Sendable {
+        var table: Int32
+        var column: Int32
+        var key: Int32
+        /// The first record of the chunk that uses it.
+        var record: Int32
+        var origin: Origin
+        /// The type of that first value (a column the run's plan has no type for takes it).
+        var type: ColumnType?
+        /// The call type of the record (the kind of table a new table is).
+        var callType: CallType
+    }
+
+    struct Event: Sendable {
+        var table: Int32
+        var name: String
+        var record: Int32
+    }
+
+    private(set) var uses: [Use] = []
+    private(set) var events: [Event] = []
+
+    private struct UseKey: Hashable {
+        var table: Int32
+        var column: Int32
+        var key: Int32
+    }
+
+    private struct EventKey: Hashable {
+        var table: Int32
+        var name: [UInt8]
+    }
+
+    /// The needs of the records in `raw`, every record of them counted.
+    static func of(_ headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) -> SchemaNeeds {
+        var needs = SchemaNeeds()
+        var seen = Set<UseKey>()
+        var seenEvents = Set<EventKey>()
+        for (r, header) in headers.enumerated() {
+            let record = Int32(r)
+            Splitter.forEachRow(type: header.type, table: header.table) { plan in
+                var cursor = RecordCursor(raw)
+                cursor.offset = header.fieldsOffset
+                let fields = header.common + header.context + (plan.withPayload ? header.payload : 0)
+                for i in 0..<fields {
+                    let (column, key, value) = cursor.field()
+                    if case .null = value { continue }
+                    guard seen.insert(UseKey(table: plan.table, column: column, key: key)).inserted else { continue }
+                    let origin: Origin = i < header.common ? .common : i < header.common + header.context ? .context : .payload
+                    needs.uses.append(Use(table: plan.table, column: column, key: key, record: record, origin: origin,
+                                          type: value.columnType, callType: header.type))
+                }
+                guard plan.withPayload else { return }
+                if let event = header.event, seenEvents.insert(EventKey(table: plan.table, name: Array(event))).inserted {
+                    needs.events.append(Event(table: plan.table, name: event.string, record: record))
+                }
+                for _ in 0..<header.discards {
+                    let discard = cursor.discard()
+                    guard let key = discard.key, seen.insert(UseKey(table: plan.table, column: discard.column, key: key)).inserted else { continue }
+                    needs.uses.append(Use(table: plan.table, column: discard.column, key: key, record: record, origin: .discard,
+                                          type: nil, callType: header.type))
+                }
+            }
+        }
+        return needs
+    }
+
+    /// Whether an admitted record uses `use`: its first record, or (rarely: that record was
+    /// already in the warehouse) a later one.
+    static func isUsed(_ use: Use, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) -> Bool {
+        if admitted[Int(use.record)] { return true }
+        for r in (Int(use.record) + 1)..<headers.count where admitted[r] {
+            let header = headers[r]
+            var found = false
+            Splitter.forEachRow(type: header.type, table: header.table) { plan in
+                guard plan.table == use.table, !found else { return }
+                var cursor = RecordCursor(raw)
+                cursor.offset = header.fieldsOffset
+                let fields = header.common + header.context + (plan.withPayload ? header.payload : 0)
+                for _ in 0..<fields {
+                    let (column, key, value) = cursor.field()
+                    if column == use.column, key == use.key, !value.isNull { found = true; return }
+                }
+                guard plan.withPayload else { return }
+                for _ in 0..<header.discards {
+                    let discard = cursor.discard()
+                    if discard.column == use.column, discard.key == use.key { found = true; return }
+                }
+            }
+            if found { return true }
+        }
+        return false
+    }
+
+    /// Whether an admitted record carries `event` for its table.
+    static func isUsed(_ event: Event, headers: [RecordCursor.Header], admitted: [Bool]) -> Bool {
+        if admitted[Int(event.record)] { return true }
+        let name = Array(event.name.utf8)
+        for r in (Int(event.record) + 1)..<headers.count where admitted[r] {
+            if headers[r].table == event.table, let other = headers[r].event, other.equals(name) { return true }
+        }
+        return false
+    }
+}
+
+extension FieldView {
+    var isNull: Bool { if case .null = self { return true } else { return false } }
+}
