@@ -23,8 +23,19 @@ enum WarehouseUpgrade {
     /// about the warehouse's size again (SQLite writes the new pages to the WAL before it
     /// checkpoints them into the file). `available` replaces the file system's answer in tests.
     static func checkFreeSpace(for path: String, available: Int64? = nil) throws {
-        let size = [path, path + "-wal"].reduce(Int64(0)) { total, file in
-            total + (((try? FileManager.default.attributesOfItem(atPath: file)[.size]) as? NSNumber)?.int64Value ?? 0)
+        // A write-ahead log that does not exist holds nothing; a size that cannot be read is
+        // not taken as nothing.
+        var size: Int64 = 0
+        for file in [path, path + "-wal"] {
+            var info = stat()
+            if stat(file, &info) == 0 {
+                size += Int64(info.st_size)
+            } else if !(errno == ENOENT && file != path) {
+                throw WarehouseError(
+                    message: "\(path) needs an upgrade to warehouse format \(Warehouse.formatVersion), which needs about its size free beside it, "
+                        + "and the size of \(file) cannot be read (\(String(cString: strerror(errno)))). Nothing was changed.",
+                    storage: true)
+            }
         }
         guard let free = available ?? freeBytes(in: (path as NSString).deletingLastPathComponent) else { return }
         let needed = size + size / 10 + (8 << 20)

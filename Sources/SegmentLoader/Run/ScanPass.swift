@@ -145,6 +145,7 @@ struct ScanPass {
             }
             chunk.archiveBytes = pendingBytes
             try spill!.write(chunk)
+            try spill!.finish()
             times.add(inflate: outcome.inflateNanoseconds)
             scan.end = FileEnd(sha256: outcome.sha256, physicalLines: outcome.physicalLines, streamError: outcome.streamError,
                                inflatedBytes: outcome.inflatedBytes)

@@ -70,7 +70,9 @@ func freeBytes(in folder: String) -> Int64? {
 /// (tag u8: 0 message, 1 filtered, 2 reject with line i32, item i32 (-1: none), kind u8,
 /// redacted u8 (`RejectRaw.redactedCode`), reason and raw as u32 length + bytes), u32 copy count and one copy per message
 /// (key a u64, key b u64, received_at i64, line i32, item i32), then the records' count (u32),
-/// byte length (u32) and bytes. Integers are little-endian. A reader meets a damaged file
+/// byte length (u32) and bytes. The file ends with a trailer: u32 0xFFFFFFFF and u32 the number
+/// of chunks, so a file cut short between two chunks is not taken for a whole one. Integers
+/// are little-endian. A reader meets a damaged file
 /// (a disk error, another program writing beside the warehouse) as a wrong header or
 /// checksum and stops the run with a `TemporaryStorageError`, never by trapping.
 enum SpillFormat {
@@ -100,6 +102,17 @@ struct SpillWriter {
             throw TemporaryStorageError(path: path, message: "cannot create the run's spill file (\(String(cString: strerror(errno)))); the warehouse's folder must be writable")
         }
         buffer = SpillFormat.header
+        try flush()
+    }
+
+    private var chunks: UInt32 = 0
+
+    /// Writes the trailer after the last chunk.
+    mutating func finish() throws {
+        buffer.removeAll(keepingCapacity: true)
+        put(UInt32.max)
+        put(chunks)
+        try budget?.take(buffer.count, path: path)
         try flush()
     }
 
@@ -145,6 +158,7 @@ struct SpillWriter {
         withUnsafeBytes(of: checksum.littleEndian) { for i in 0..<4 { buffer[4 + i] = $0[i] } }
         try budget?.take(buffer.count, path: path)
         try flush()
+        chunks += 1
     }
 
     private func flush() throws {
@@ -196,6 +210,8 @@ struct SpillReader {
     }
 
     private var headerRead = false
+    private var chunksRead: UInt32 = 0
+    private var ended = false
 
     /// The next chunk, or nil at the end of the file.
     mutating func next() throws -> Chunk? {
@@ -206,12 +222,22 @@ struct SpillReader {
             }
             headerRead = true
         }
+        guard !ended else { return nil }
         var header = [UInt8](repeating: 0, count: 8)
-        guard try read(into: &header, allowEnd: true) else { return nil }
-        let (length, checksum) = header.withUnsafeBytes {
-            (Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))),
+        guard try read(into: &header, allowEnd: true) else { throw damaged("it ends before its trailer") }
+        let (marker, checksum) = header.withUnsafeBytes {
+            (UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)),
              UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
         }
+        if marker == UInt32.max {
+            var rest = [UInt8](repeating: 0, count: 1)
+            guard checksum == chunksRead, try !read(into: &rest, allowEnd: true) else {
+                throw damaged("its trailer does not close its \(chunksRead) chunks")
+            }
+            ended = true
+            return nil
+        }
+        let length = Int(marker)
         // A chunk is at most a few MB; a length past this is damage, not a chunk to allocate.
         guard length <= 1 << 30 else { throw damaged("a chunk claims \(length) bytes") }
         var body = [UInt8](repeating: 0, count: length)
@@ -220,7 +246,9 @@ struct SpillReader {
             throw damaged("a chunk's checksum does not match its bytes")
         }
         do {
-            return try body.withUnsafeBytes { try decode(SpillCursor(raw: $0)) }
+            let chunk = try body.withUnsafeBytes { try decode(SpillCursor(raw: $0)) }
+            chunksRead += 1
+            return chunk
         } catch let error as SpillCursor.OutOfBounds {
             throw damaged("a chunk's \(error.what) runs past its end")
         }
