@@ -1,5 +1,6 @@
 import Foundation
 import SegmentLoader
+import YAMLFiles
 import Yams
 
 /// What `segment-collector` runs with: from `--config FILE` (YAML, read strictly with the

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegmentLoader
+import YAMLFiles
 
 struct RejectsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

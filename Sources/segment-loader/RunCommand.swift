@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegmentLoader
+import YAMLFiles
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegmentLoader
+import YAMLFiles
 
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

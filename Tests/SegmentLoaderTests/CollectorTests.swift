@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import Collector
 @testable import SegmentLoader
+@testable import YAMLFiles
 
 /// Issue 13, the collector's core: what it adds to each message, and archives that are durable
 /// after every append and that the loader loads.

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import SegmentLoader
+@testable import YAMLFiles
 
 final class PipelineTests: XCTestCase {
     func parse(_ text: String, directory: String = "/etc/loader") throws -> Pipeline {

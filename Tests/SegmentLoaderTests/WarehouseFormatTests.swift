@@ -1,5 +1,6 @@
 import XCTest
 @testable import SegmentLoader
+@testable import YAMLFiles
 
 /// Warehouse format 3: what an analyst meets first (timestamps that compare with SQLite's own,
 /// Spec columns from the start, column order, reserved names), the bookkeeping that reads well,

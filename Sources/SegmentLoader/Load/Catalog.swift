@@ -3,7 +3,7 @@
 /// that changes them. Before a chunk's rows are written, `apply` creates what the chunk's
 /// admitted records need and the warehouse lacks (types from the run's plan, the column limit
 /// checked here and nowhere else) and notes new source keys and event names.
-final class Catalog {
+public final class Catalog {
     let db: Database
     let names: NameTable
     let loadId: Int64
@@ -20,7 +20,7 @@ final class Catalog {
     private let insertColumn: Statement
 
     /// `_schema_columns.note` of a Segment Spec column.
-    static let specNote = "Segment Spec column: created with the table"
+    public static let specNote = "Segment Spec column: created with the table"
 
     init(db: Database, names: NameTable, loadId: Int64, columnLimit: Int) throws {
         self.db = db

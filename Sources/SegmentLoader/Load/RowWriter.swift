@@ -125,7 +125,7 @@ final class RowWriter {
 
 extension String {
     /// `properties.a.b` → `a.b`, `traits.x` → `x`; context keys keep their `context.` prefix.
-    func droppingScope() -> String {
+    public func droppingScope() -> String {
         for scope in ["properties.", "traits."] where hasPrefix(scope) {
             return String(dropFirst(scope.count))
         }

@@ -1,3 +1,4 @@
+import SegmentLoader
 import Foundation
 import Yams
 
