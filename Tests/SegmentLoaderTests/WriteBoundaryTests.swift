@@ -97,7 +97,7 @@ final class WriteBoundaryTests: XCTestCase {
             }
         }
         // Cut short anywhere: also reported.
-        let firstChunk = 12 + 8 + Int(original[12]) + Int(original[13]) << 8 + Int(original[14]) << 16
+        let firstChunk = 12 + 12 + Int(original[12]) + Int(original[13]) << 8 + Int(original[14]) << 16
         for length in [4, 12, 20, firstChunk, original.count - 8, original.count - 1] {
             try original.prefix(length).write(to: URL(fileURLWithPath: path))
             XCTAssertThrowsError(try readAll(path), "cut at \(length)") { XCTAssertTrue($0 is TemporaryStorageError, "\($0)") }
@@ -224,5 +224,33 @@ final class WriteBoundaryTests: XCTestCase {
             XCTAssertTrue((error as? SQLiteError)?.isDiskProblem == true, "\(error)")
         }
         XCTAssertFalse(database.isInTransaction)
+    }
+}
+
+/// The warehouse the sample data makes, compared with what the loader wrote before its write
+/// side was rebuilt behind the Destination boundary (`Tests/Fixtures/sample-warehouse.dump`,
+/// written by `scripts/warehouse-dump.py dump` from that build's warehouse): the same tables,
+/// columns, types, rows and indexes, load times and load ids aside.
+final class SampleWarehouseTests: XCTestCase {
+    func testTheSampleDataMakesTheSameWarehouseAsBefore() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let dir = try temporaryDirectory(self)
+        for item in ["pipelines", "sample-data"] {
+            try FileManager.default.copyItem(at: repo.appendingPathComponent(item), to: dir.appendingPathComponent(item))
+        }
+        // From the folder, as README's first command runs it: paths are stored as given.
+        let load = try runBinary(URL(fileURLWithPath: "/bin/sh"), ["-c", "cd '\(dir.path)' && exec '\(segmentLoaderBinary.path)' run pipelines/sample.yml"])
+        XCTAssertEqual(load.status, 0, load.stdout + load.stderr)
+        let dump = try runBinary(URL(fileURLWithPath: "/usr/bin/env"),
+                                 ["python3", repo.appendingPathComponent("scripts/warehouse-dump.py").path, "dump", dir.appendingPathComponent("warehouse.sqlite").path, dir.path])
+        XCTAssertEqual(dump.status, 0, dump.stderr)
+        let expected = try String(contentsOf: repo.appendingPathComponent("Tests/Fixtures/sample-warehouse.dump"), encoding: .utf8)
+        let got = dump.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        let want = expected.split(separator: "\n", omittingEmptySubsequences: false)
+        XCTAssertEqual(got.count, want.count)
+        for (a, b) in zip(got, want) where a != b {
+            XCTFail("first difference:\n  now:    \(a)\n  before: \(b)")
+            break
+        }
     }
 }

@@ -34,9 +34,9 @@ protocol Destination: AnyObject {
     func write(_ rows: [SplitRow], of headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws
     /// A profile table's trait columns in order, nil while it does not exist.
     func profileTraits(_ profile: Profile) -> [String]?
-    /// Calls `each` with the `received_at` and `traits` of every call of one profile id, oldest
-    /// first (by timestamp, then received_at, then id).
-    func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, [SQLValue]) -> Void) throws
+    /// Calls `each` with the `received_at` of every call of one profile id, oldest first (by
+    /// timestamp, then received_at, then id), and a way to read its value of `traits[i]`.
+    func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, (Int) -> SQLValue) -> Void) throws
     /// Writes a profile row as derived, replacing the old one.
     func writeProfile(_ profile: Profile, id: String, receivedAt: SQLValue, traits: [SQLValue]) throws
     /// Records the ids whose models the file's calls changed, each with its earliest timestamp.

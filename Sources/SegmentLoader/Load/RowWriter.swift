@@ -63,7 +63,7 @@ final class RowWriter {
                 extraText = text.string
                 continue
             }
-            var parameter = ParameterSink(statement: statement, index: Int32(index + 1))
+            var parameter = ParameterSink(statement, index: Int32(index + 1))
             if let reason = ValueConversion.store(value, as: state.types[index], into: &parameter) {
                 discards.append(PendingDiscard(column: column, value: value.value.jsonText, reason: reason))
             }

@@ -190,6 +190,17 @@ public final class Statement {
     }
 
     @inline(__always) public func bindText(_ s: String, at index: Int32) {
+        Self.bindText(s, to: handle, at: index)
+    }
+
+    /// Binds bytes the caller keeps alive and unchanged until the statement is reset
+    /// (SQLITE_STATIC: SQLite does not copy them).
+    @inline(__always) func bindStaticText(_ bytes: UnsafeRawBufferPointer, at index: Int32) {
+        Self.bindStaticText(bytes, to: handle, at: index)
+    }
+
+    /// The same on a statement's handle (for a caller that binds many values and holds only it).
+    @inline(__always) static func bindText(_ s: String, to handle: OpaquePointer, at index: Int32) {
         var s = s
         s.withUTF8 { buffer in
             guard buffer.count > 0 else {
@@ -202,9 +213,7 @@ public final class Statement {
         }
     }
 
-    /// Binds bytes the caller keeps alive and unchanged until the statement is reset
-    /// (SQLITE_STATIC: SQLite does not copy them).
-    @inline(__always) func bindStaticText(_ bytes: UnsafeRawBufferPointer, at index: Int32) {
+    @inline(__always) static func bindStaticText(_ bytes: UnsafeRawBufferPointer, to handle: OpaquePointer, at index: Int32) {
         if bytes.isEmpty {
             sqlite3_bind_text(handle, index, "", 0, csqlite_transient())
         } else {

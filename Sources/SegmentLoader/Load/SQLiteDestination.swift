@@ -11,7 +11,8 @@ final class SQLiteDestination: Destination {
     private let bookkeeping: Bookkeeping
     private let seen: CrossRunDuplicates
     private let insertTouch: Statement
-    private var profileSelects: [String: Statement] = [:]
+    /// Per profile: the trait columns its SELECT reads, and the SELECT.
+    private var profileSelects: [Profile: (traits: [String], select: Statement)] = [:]
     /// Ids whose users or accounts row this run wrote.
     private var profilesUpdated: [String: Set<String>] = [:]
 
@@ -76,20 +77,21 @@ final class SQLiteDestination: Destination {
         catalog[profile.table]?.traitColumns
     }
 
-    func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, [SQLValue]) -> Void) throws {
-        let sql = """
-            SELECT \((["received_at"] + traits).map(quoteIdentifier).joined(separator: ", ")) FROM \(quoteIdentifier(profile.sourceName))
-            WHERE \(quoteIdentifier(profile.keyColumn)) = ? ORDER BY timestamp, received_at, id
-            """
+    func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, (Int) -> SQLValue) -> Void) throws {
         let select: Statement
-        if let cached = profileSelects[sql] { select = cached } else {
-            select = try db.prepare(sql)
-            profileSelects[sql] = select
+        if let cached = profileSelects[profile], cached.traits == traits {
+            select = cached.select
+        } else {
+            select = try db.prepare("""
+                SELECT \((["received_at"] + traits).map(quoteIdentifier).joined(separator: ", ")) FROM \(quoteIdentifier(profile.sourceName))
+                WHERE \(quoteIdentifier(profile.keyColumn)) = ? ORDER BY timestamp, received_at, id
+                """)
+            profileSelects[profile] = (traits, select)
         }
         defer { select.reset() }
         select.bindText(id, at: 1)
         while try select.step() {
-            each(select.value(at: 0), (0..<traits.count).map { select.value(at: Int32($0 + 1)) })
+            each(select.value(at: 0)) { select.value(at: Int32($0 + 1)) }
         }
     }
 

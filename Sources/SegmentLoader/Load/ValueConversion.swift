@@ -1,3 +1,5 @@
+import CSQLite
+
 /// Where a stored value goes: a statement's parameter (`ParameterSink`), or a value a caller
 /// looks at (`convert`). Text comes as bytes that live for the call.
 protocol ValueSink {
@@ -26,7 +28,7 @@ enum ValueConversion {
         case (.text, .text(let t)), (.text, .json(let t)), (.text, .bigNumber(let t)): sink.text(t)
         case (.text, .timestamp(_, let raw)): sink.text(raw)
         case (.timestamp, .timestamp(let normalized, _)): sink.text(normalized)
-        case (.text, .bool), (.text, .int), (.text, .real): sink.text(value.value.jsonText)
+        case (.text, .bool), (.text, .int), (.text, .real): sink.text(jsonText(value))
         case (.boolean, .bool(let b)), (.integer, .bool(let b)): sink.integer(b ? 1 : 0)
         case (.integer, .int(let i)): sink.integer(i)
         case (.integer, .real(let d)) where d == d.rounded() && abs(d) < 9.2e18: sink.integer(Int64(d))
@@ -34,11 +36,20 @@ enum ValueConversion {
         case (.real, .int(let i)) where abs(i) <= 1 << 53: sink.real(Double(i))
         case (.real, .bool(let b)): sink.real(b ? 1 : 0)
         default:
-            let owned = value.value
-            return "\(owned.jsonText.prefix(100)) (\(owned.columnType?.rawValue.lowercased() ?? "null")) does not fit a \(type.rawValue) column without losing information"
+            return lossReason(value, type)
         }
         return nil
     }
+
+    /// Kept out of `store`, so that `store` stays small enough to inline into the row writer.
+    @inline(never)
+    private static func lossReason(_ value: FieldView, _ type: ColumnType) -> String {
+        let owned = value.value
+        return "\(owned.jsonText.prefix(100)) (\(owned.columnType?.rawValue.lowercased() ?? "null")) does not fit a \(type.rawValue) column without losing information"
+    }
+
+    @inline(never)
+    private static func jsonText(_ value: FieldView) -> String { value.value.jsonText }
 
     /// The same rule on an owned value: what the column would hold, or why it cannot.
     static func convert(_ value: FieldValue, to type: ColumnType) -> Conversion {
@@ -62,13 +73,21 @@ enum ValueConversion {
 /// Parameter `index` of a prepared statement. Text bytes are bound without a copy: they must
 /// outlive the statement's next step (the chunk's record bytes do).
 struct ParameterSink: ValueSink {
-    let statement: Statement
+    /// The statement's handle, not the statement: a sink lives for one value of a row being
+    /// bound, and holding the object would retain and release it for every value.
+    let handle: OpaquePointer
     let index: Int32
-    func null() { statement.bindNull(at: index) }
-    func integer(_ value: Int64) { statement.bindInt(value, at: index) }
-    func real(_ value: Double) { statement.bindDouble(value, at: index) }
-    func text(_ bytes: UnsafeRawBufferPointer) { statement.bindStaticText(bytes, at: index) }
-    func text(_ string: String) { statement.bindText(string, at: index) }
+
+    init(_ statement: Statement, index: Int32) {
+        handle = statement.handle
+        self.index = index
+    }
+
+    @inline(__always) func null() { sqlite3_bind_null(handle, index) }
+    @inline(__always) func integer(_ value: Int64) { sqlite3_bind_int64(handle, index, value) }
+    @inline(__always) func real(_ value: Double) { sqlite3_bind_double(handle, index, value) }
+    @inline(__always) func text(_ bytes: UnsafeRawBufferPointer) { Statement.bindStaticText(bytes, to: handle, at: index) }
+    @inline(__always) func text(_ string: String) { Statement.bindText(string, to: handle, at: index) }
 }
 
 extension FieldValue {

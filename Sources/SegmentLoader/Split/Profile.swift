@@ -57,6 +57,16 @@ enum Profile: CaseIterable, Sendable {
         }
     }
 
+    /// The profile a call of `type` changes, if any.
+    @inline(__always)
+    static func changed(by type: CallType) -> Profile? {
+        switch type {
+        case .identify: return .users
+        case .group: return .accounts
+        default: return nil
+        }
+    }
+
     /// The profile derived from the call table `table`, if any.
     static func derived(from table: Int32) -> Profile? {
         allCases.first { $0.sourceTable == table }

@@ -10,9 +10,8 @@ final class ProfileDerivation {
     /// Notes the profiles a chunk's admitted messages touch.
     func note(_ headers: [RecordCursor.Header], admitted: [Bool]) {
         for (i, header) in headers.enumerated() where admitted[i] {
-            for profile in Profile.allCases {
-                if let id = profile.id(of: header) { touched[profile, default: []].insert(id.string) }
-            }
+            guard let profile = Profile.changed(by: header.type), let id = profile.id(of: header) else { continue }
+            touched[profile, default: []].insert(id.string)
         }
     }
 
@@ -28,9 +27,12 @@ final class ProfileDerivation {
             for id in ids.sorted() {
                 var values = [SQLValue](repeating: .null, count: traits.count)
                 var receivedAt = SQLValue.null
-                try destination.profileCalls(profile, id: id, traits: traits) { received, row in
+                try destination.profileCalls(profile, id: id, traits: traits) { received, trait in
                     receivedAt = received
-                    for (i, value) in row.enumerated() where value != .null { values[i] = value }
+                    for i in 0..<traits.count {
+                        let value = trait(i)
+                        if value != .null { values[i] = value }
+                    }
                 }
                 try destination.writeProfile(profile, id: id, receivedAt: receivedAt, traits: values)
             }

@@ -44,37 +44,65 @@ struct SchemaNeeds: Sendable {
         var key: Int32
     }
 
-    private struct EventKey: Hashable {
-        var table: Int32
-        var name: [UInt8]
+    /// What one table's rows of the chunk used so far: per column id, the first source key
+    /// seen (-1: none), and the last event name. The finder runs on every field of every row,
+    /// off the writer's thread but on the same 2 cores, so the common case (a column seen
+    /// before with the same key) is an array read, not a hash.
+    private final class TableUses {
+        var firstKey: [Int32] = []
+        var lastEvent: [UInt8] = []
+        var events = Set<String>()
+
+        /// True when `column` was not seen with `key` before (and now is).
+        @inline(__always) func note(_ column: Int32, _ key: Int32, others: inout Set<UseKey>, table: Int32) -> Bool {
+            let c = Int(column)
+            if c >= firstKey.count { firstKey.append(contentsOf: repeatElement(-1, count: c + 64 - firstKey.count)) }
+            let first = firstKey[c]
+            if first == key { return false }
+            if first < 0 {
+                firstKey[c] = key
+                return true
+            }
+            // A second key for one column (a name collision): rare, hashed.
+            return others.insert(UseKey(table: table, column: column, key: key)).inserted
+        }
     }
 
     /// The needs of the records in `raw`, every record of them counted.
     static func of(_ headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) -> SchemaNeeds {
         var needs = SchemaNeeds()
-        var seen = Set<UseKey>()
-        var seenEvents = Set<EventKey>()
+        var tables: [Int32: TableUses] = [:]
+        var others = Set<UseKey>()
         for (r, header) in headers.enumerated() {
             let record = Int32(r)
             Splitter.forEachRow(type: header.type, table: header.table) { plan in
+                let uses: TableUses
+                if let known = tables[plan.table] { uses = known } else {
+                    uses = TableUses()
+                    tables[plan.table] = uses
+                }
                 var cursor = RecordCursor(raw)
                 cursor.offset = header.fieldsOffset
                 let fields = header.common + header.context + (plan.withPayload ? header.payload : 0)
                 for i in 0..<fields {
                     let (column, key, value) = cursor.field()
                     if case .null = value { continue }
-                    guard seen.insert(UseKey(table: plan.table, column: column, key: key)).inserted else { continue }
+                    guard uses.note(column, key, others: &others, table: plan.table) else { continue }
                     let origin: Origin = i < header.common ? .common : i < header.common + header.context ? .context : .payload
                     needs.uses.append(Use(table: plan.table, column: column, key: key, record: record, origin: origin,
                                           type: value.columnType, callType: header.type))
                 }
                 guard plan.withPayload else { return }
-                if let event = header.event, seenEvents.insert(EventKey(table: plan.table, name: Array(event))).inserted {
-                    needs.events.append(Event(table: plan.table, name: event.string, record: record))
+                if let event = header.event, !event.equals(uses.lastEvent) {
+                    uses.lastEvent = Array(event)
+                    let name = event.string
+                    if uses.events.insert(name).inserted {
+                        needs.events.append(Event(table: plan.table, name: name, record: record))
+                    }
                 }
                 for _ in 0..<header.discards {
                     let discard = cursor.discard()
-                    guard let key = discard.key, seen.insert(UseKey(table: plan.table, column: discard.column, key: key)).inserted else { continue }
+                    guard let key = discard.key, uses.note(discard.column, key, others: &others, table: plan.table) else { continue }
                     needs.uses.append(Use(table: plan.table, column: discard.column, key: key, record: record, origin: .discard,
                                           type: nil, callType: header.type))
                 }
