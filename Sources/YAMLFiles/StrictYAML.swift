@@ -145,8 +145,8 @@ extension StrictYAMLReader {
     }
 }
 
-/// Edit distance, for "did you mean" hints.
-func distance(_ a: String, _ b: String) -> Int {
+/// Edit distance, for "did you mean" hints (pipeline keys, the command line's commands).
+public func distance(_ a: String, _ b: String) -> Int {
     let a = Array(a.utf8), b = Array(b.utf8)
     if a.isEmpty { return b.count }
     var previous = Array(0...b.count)

@@ -29,8 +29,7 @@ struct RejectsCommand: ParsableCommand {
                 let lines = try RejectList.render(database: db, limit: limit, raw: raw)
                 print(lines)
             } catch {
-                printError("\(error)")
-                throw ExitCode(Exit.failure)
+                throw Exit.failing(error, database: db)
             }
         }
     }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import YAMLFiles
 
 @main
 struct SegmentLoaderCommand: ParsableCommand {
@@ -17,4 +19,19 @@ struct SegmentLoaderCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [RunCommand.self, ValidateCommand.self, LoadCommand.self, StatusCommand.self, RejectsCommand.self, ModelsCommand.self, DatasetteCommand.self, BenchCommand.self]
     )
+
+    /// A first word that is no command is named as such (with what it may have meant) before
+    /// the parser sees it: left to the parser, `lod --db w.sqlite` is answered "Unknown option
+    /// '--db'".
+    static func main() {
+        let names = configuration.subcommands.compactMap { $0.configuration.commandName } + ["help"]
+        if let first = CommandLine.arguments.dropFirst().first, !first.hasPrefix("-"), !names.contains(first) {
+            let near = names.min { distance(first, $0) < distance(first, $1) }
+            var message = "unknown command '\(first)'"
+            if let near, distance(first, near) <= 2 { message += " (did you mean \(near)?)" }
+            printError(message + "; the commands are " + names.dropLast().joined(separator: ", ") + " (segment-loader --help)")
+            Foundation.exit(Exit.usage)
+        }
+        main(nil)
+    }
 }

@@ -53,8 +53,13 @@ public final class Warehouse {
     /// The one check every command makes (run, load, validate, a dry run, status, models,
     /// rejects retry), with one wording: the warehouse's folder must exist (and, to write,
     /// be writable), and an existing file must be an SQLite database that is a warehouse of
-    /// this format or older (`allowNewer` lets a read-only look at a newer one).
-    public static func check(path: String, writing: Bool = true, allowNewer: Bool = false) throws {
+    /// this format or older (`allowNewer` lets a read-only look at a newer one). `mustExist`:
+    /// for the commands that only read or change an existing warehouse (rejects, rejects retry),
+    /// a missing one is said as such.
+    public static func check(path: String, writing: Bool = true, allowNewer: Bool = false, mustExist: Bool = false) throws {
+        if mustExist && !FileManager.default.fileExists(atPath: path) {
+            throw WarehouseError(message: "there is no warehouse at \(path): give --db the file a run or load wrote")
+        }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {

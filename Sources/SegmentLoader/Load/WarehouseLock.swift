@@ -45,6 +45,22 @@ public final class WarehouseLock: Sendable {
         _ = text.withCString { pwrite(fd, $0, strlen($0), 0) }
     }
 
+    /// Throws `Held` when a run holds the lock, without creating a lock file where there is
+    /// none (for a command that will refuse a warehouse that does not exist yet).
+    public static func throwIfHeld(database: String) throws {
+        let fd = open(database + ".lock", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        guard flock(fd, LOCK_EX | LOCK_NB) != 0 else {
+            flock(fd, LOCK_UN)
+            return
+        }
+        guard errno == EWOULDBLOCK else { return }
+        let holder = read(fd)
+        let pid = holder.split(separator: " ").first { $0.hasPrefix("pid=") }.flatMap { Int32($0.dropFirst(4)) }
+        throw Held(lockPath: database + ".lock", holder: holder.isEmpty ? "no details" : holder, pid: pid)
+    }
+
     private static func read(_ fd: Int32) -> String {
         var buffer = [UInt8](repeating: 0, count: 4096)
         let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }

@@ -80,7 +80,7 @@ public enum WarehouseStatus {
         }
         let discards = try db.scalar("SELECT count(*) FROM _discards")?.integer ?? 0
         if discards > 0 {
-            out.append("discards: \(discards) value\(discards == 1 ? "" : "s") kept out of their column (SELECT * FROM _discards)")
+            out.append("discards: " + (discards == 1 ? "1 value kept out of its column" : "\(discards) values kept out of their columns") + " (SELECT * FROM _discards)")
         }
         for row in try db.query("SELECT \(tableName), \(columnName), reason, count(*) FROM _discards GROUP BY 1, 2, 3 ORDER BY count(*) DESC LIMIT 5") {
             out.append("  \(row[3].integer ?? 0) × \(text(row[0])).\(text(row[1])): \(text(row[2]))")
@@ -132,7 +132,7 @@ public enum WarehouseStatus {
 /// `segment-loader rejects`: the rejected lines, one per line of output.
 public enum RejectList {
     public static func render(database: String, limit: Int, raw: Bool) throws -> String {
-        guard FileManager.default.fileExists(atPath: database) else { throw WarehouseError(message: "\(database) does not exist") }
+        try Warehouse.check(path: database, writing: false, allowNewer: true, mustExist: true)
         let db = try Database(path: database, readOnly: true)
         let total = try db.scalar("SELECT count(*) FROM _rejects")?.integer ?? 0
         let version = try db.scalar("PRAGMA user_version")?.integer ?? 0

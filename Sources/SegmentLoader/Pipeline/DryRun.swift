@@ -68,7 +68,9 @@ public struct DryRun: Sendable {
         var out: [String] = []
         let toLoad = files.filter { if case .alreadyLoaded = $0.status { return false } else { return true } }
         let bytes = toLoad.reduce(Int64(0)) { $0 + $1.archive.size }
-        out.append("dry run: nothing is changed. Warehouse \(database)\(warehouseExists ? "" : " (does not exist yet; a run creates it)")")
+        // Paths as the run prints them: relative to the working directory when below it.
+        let shown = PathDisplay()
+        out.append("dry run: nothing is changed. Warehouse \(shown(database))\(warehouseExists ? "" : " (does not exist yet; a run creates it)")")
         for range in ranges { out.append("  selection: \(range)") }
         for file in files {
             let a = file.archive
@@ -80,11 +82,11 @@ public struct DryRun: Sendable {
             case .new: what = "load"
             case .changed: what = "load (changed since it was loaded; duplicates are skipped)"
             case .retry: what = "load (failed before)"
-            case .alreadyLoaded(let path): what = path == a.path ? "skip (already loaded)" : "skip (same content as \(path))"
+            case .alreadyLoaded(let path): what = path == a.path ? "skip (already loaded)" : "skip (same content as \(shown(path)))"
             }
-            out.append("  \(what): \(a.path) (\(formatBytes(a.size))\(where_))")
+            out.append("  \(what): \(shown(a.path)) (\(formatBytes(a.size))\(where_))")
         }
-        for skip in notArchives { out.append("  skip (not an archive: \(skip.reason)): \(skip.path)") }
+        for skip in notArchives { out.append("  skip (not an archive: \(skip.reason)): \(shown(skip.path))") }
         let days = Set(toLoad.compactMap(\.archive.day)).sorted()
         var total = "would load \(toLoad.count) of \(files.count) archive\(files.count == 1 ? "" : "s"), \(formatBytes(bytes))"
         if let first = days.first, let last = days.last { total += ", days \(first)..\(last) (\(days.count))" }

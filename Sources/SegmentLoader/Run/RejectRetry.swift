@@ -43,12 +43,12 @@ public enum RejectRetry {
     }
 
     public static func run(options: LoadOptions) throws -> Outcome {
-        try Warehouse.check(path: options.database)
+        // Checked before the lock, so that a mistyped --db leaves no lock file behind (a run
+        // that is creating the warehouse right now is still answered as the lock's holder).
+        if !FileManager.default.fileExists(atPath: options.database) { try WarehouseLock.throwIfHeld(database: options.database) }
+        try Warehouse.check(path: options.database, mustExist: true)
         let lock = try WarehouseLock(database: options.database)
         defer { withExtendedLifetime(lock) {} }
-        guard FileManager.default.fileExists(atPath: options.database) else {
-            throw WarehouseError(message: "\(options.database) does not exist")
-        }
         let warehouse = try Warehouse(path: options.database, announce: options.announce)
         let db = warehouse.db
         var rows: [Row] = []

@@ -185,7 +185,7 @@ public struct RunSummary: Sendable {
             out.append("  rows:       " + parts.joined(separator: ", "))
         }
         if totals.discarded > 0 {
-            out.append("  discarded:  \(totals.discarded) value\(totals.discarded == 1 ? "" : "s") kept out of their column (see _discards)")
+            out.append("  discarded:  " + (totals.discarded == 1 ? "1 value kept out of its column" : "\(totals.discarded) values kept out of their columns") + " (see _discards)")
         }
         out.append("  schema:     \(newTables.count) new table\(newTables.count == 1 ? "" : "s"), \(newColumns) new column\(newColumns == 1 ? "" : "s")")
         if overflowValues > 0 {
