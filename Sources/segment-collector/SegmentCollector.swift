@@ -26,7 +26,8 @@ struct SegmentCollector: AsyncParsableCommand {
 
             SIGTERM or SIGINT: stop accepting, write what is queued, close every archive, exit 0.
             GET /health answers "ok"; GET /metrics gives Prometheus metrics.
-            Exit codes: 0 stopped cleanly, 64 bad configuration, 69 cannot listen, 74 cannot write OUT.
+            Exit codes: 0 stopped cleanly, 64 bad configuration, 69 cannot listen, 74 cannot write OUT, \
+            75 another segment-collector writes into OUT.
             See docs/collector.md for the configuration file, systemd and nginx.
             """
     )
@@ -120,9 +121,23 @@ struct SegmentCollector: AsyncParsableCommand {
             case .flushed: break
             }
         }
+        // One collector per output folder: a second one would move the first's open archives.
+        // The kernel drops the lock when its holder dies, however it dies.
+        let owner: WarehouseLock
         do {
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             guard access(out, W_OK) == 0 else { throw CocoaError(.fileWriteNoPermission) }
+            owner = try WarehouseLock(database: out + "/")
+        } catch let held as WarehouseLock.Held {
+            let who = held.pid.map { "process \($0)" } ?? "another process"
+            FileHandle.standardError.write(Data("segment-collector: another segment-collector already writes into \(out): \(who) (\(held.holder)); lock file \(held.lockPath). Two would move each other's open archives: stop that one first, or give this one another --out.\n".utf8))
+            throw ExitCode(75)
+        } catch {
+            FileHandle.standardError.write(Data("segment-collector: cannot write in \(out): \(error.localizedDescription)\n".utf8))
+            throw ExitCode(74)
+        }
+        defer { withExtendedLifetime(owner) {} }
+        do {
             for name in try committer.start() {
                 logger.notice("finished an archive a previous run left open", metadata: ["archive": "\(name)"])
             }

@@ -164,6 +164,20 @@ final class CollectorServerTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("no output folder") && missing.stderr.contains("no sources"), missing.stderr)
     }
 
+    /// Issue 19: a second collector on the same output folder is refused (exit 75, naming the
+    /// first), and the first goes on writing; once it is gone the folder can be taken.
+    func testASecondCollectorOnTheSameFolderIsRefused() throws {
+        let dir = try temporaryDirectory(self)
+        let out = dir.appendingPathComponent("out").path
+        let first = try CollectorProcess.start(dir, ["--source", "KEY=web"], out: out)
+        let second = try CollectorProcess.run(["--listen", "127.0.0.1:0", "--out", out, "--source", "KEY=web"])
+        XCTAssertEqual(second.status, 75, second.stderr)
+        XCTAssertTrue(second.stderr.contains("another segment-collector already writes into \(out): process \(first.process.processIdentifier)"), second.stderr)
+        XCTAssertEqual(try first.stop(), 0)
+        let third = try CollectorProcess.start(dir, ["--source", "KEY=web"], out: out)
+        XCTAssertEqual(try third.stop(), 0, "the lock of a stopped collector does not block the next")
+    }
+
     /// An address already in use: exit 69 with the reason, not a hang.
     func testAnAddressInUseExits69() throws {
         let dir = try temporaryDirectory(self)
