@@ -29,9 +29,13 @@ public struct CollectorConfig: Sendable {
     public var maxDepth = 64
     /// A connection idle this long, or a body still arriving after this long, is cut off.
     public var readTimeoutSeconds = 30
-    /// Connections served at once; more wait in the listen backlog. With the body limit this
-    /// bounds the memory bodies being read can take (connections × batch limit).
-    public var maxConnections = 256
+    /// Open connections at once; more wait in the listen backlog. An idle keep-alive
+    /// connection costs a descriptor and a few KB, so this is high; the start raises the
+    /// process's descriptor limit to fit it.
+    public var maxConnections = 10_000
+    /// Request bodies being read at once; more requests wait for one to finish. With the body
+    /// limit this bounds the memory bodies take (bodies × batch limit: 125 MB by default).
+    public var maxBodies = 256
     /// Seconds a 503 asks the client to wait (Retry-After).
     public var retryAfterSeconds = 5
     /// Take the client address from the first `X-Forwarded-For` hop (behind a proxy you run).
@@ -139,12 +143,13 @@ public enum CollectorConfigFile {
                 config.out = text.hasPrefix("/") ? text : URL(fileURLWithPath: directory).appendingPathComponent(text).standardizedFileURL.path
             }
             if let n = m["sources"] { config.sources = sources(n) }
-            if let n = m["limits"], let l = mapping(n, "limits", allowed: ["message_bytes", "batch_bytes", "json_depth", "read_timeout_seconds", "retry_after_seconds", "max_connections"]) {
+            if let n = m["limits"], let l = mapping(n, "limits", allowed: ["message_bytes", "batch_bytes", "json_depth", "read_timeout_seconds", "retry_after_seconds", "max_connections", "max_bodies"]) {
                 if let v = l["message_bytes"].flatMap({ int($0, "limits.message_bytes", range: 1024...(16 << 20)) }) { config.messageLimitBytes = v }
                 if let v = l["batch_bytes"].flatMap({ int($0, "limits.batch_bytes", range: 1024...(64 << 20)) }) { config.batchLimitBytes = v }
                 if let v = l["json_depth"].flatMap({ int($0, "limits.json_depth", range: 4...JSONParser.defaultMaxDepth) }) { config.maxDepth = v }
                 if let v = l["read_timeout_seconds"].flatMap({ int($0, "limits.read_timeout_seconds", range: 1...3600) }) { config.readTimeoutSeconds = v }
-                if let v = l["max_connections"].flatMap({ int($0, "limits.max_connections", range: 1...100_000) }) { config.maxConnections = v }
+                if let v = l["max_connections"].flatMap({ int($0, "limits.max_connections", range: 1...1_000_000) }) { config.maxConnections = v }
+                if let v = l["max_bodies"].flatMap({ int($0, "limits.max_bodies", range: 1...100_000) }) { config.maxBodies = v }
                 if let v = l["retry_after_seconds"].flatMap({ int($0, "limits.retry_after_seconds", range: 1...3600) }) { config.retryAfterSeconds = v }
                 if config.batchLimitBytes < config.messageLimitBytes, let n = l["batch_bytes"] ?? l["message_bytes"] {
                     fail(n, "limits.batch_bytes (\(config.batchLimitBytes)) must not be less than limits.message_bytes (\(config.messageLimitBytes))")

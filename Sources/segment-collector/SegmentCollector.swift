@@ -146,14 +146,16 @@ struct SegmentCollector: AsyncParsableCommand {
             throw ExitCode(74)
         }
 
-        let responder = CollectorResponder(intake: Intake(config: settings), committer: committer, metrics: metrics, trace: trace, logger: logger)
+        let connections = Self.raiseDescriptorLimit(toFit: settings.maxConnections, logger: logger)
+        let responder = CollectorResponder(intake: Intake(config: settings), committer: committer, bodies: BodySlots(settings.maxBodies),
+                                           metrics: metrics, trace: trace, logger: logger)
         let listen = settings.listen
         let sources = settings.sources.map(\.sourceId).joined(separator: ", ")
         let app = Application(
             responder: responder,
             server: .http1(configuration: .init(idleTimeout: .seconds(Int64(settings.readTimeoutSeconds)))),
             configuration: .init(address: .hostname(settings.host, port: settings.port), serverName: "segment-collector",
-                                 availableConnectionsDelegate: MaximumAvailableConnections(settings.maxConnections)),
+                                 availableConnectionsDelegate: MaximumAvailableConnections(connections)),
             services: [CommitterService(committer: committer, logger: logger)],
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? settings.port
@@ -172,5 +174,24 @@ struct SegmentCollector: AsyncParsableCommand {
             throw ExitCode(69)
         }
         logger.info("stopped: every accepted message is in an archive under \(out)/segment-logs")
+    }
+
+    /// Raises the soft limit on open descriptors to the hard one (systemd's LimitNOFILE sets
+    /// the hard one), so that idle connections up to limits.max_connections each get one;
+    /// returns the connections the limit allows (a few descriptors stay for archives and logs).
+    static func raiseDescriptorLimit(toFit connections: Int, logger: Logger) -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return connections }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        let allowed = Int(clamping: limit.rlim_cur) - 64
+        if allowed < connections {
+            logger.warning("the descriptor limit (\(limit.rlim_cur)) allows \(max(allowed, 1)) connections, not limits.max_connections (\(connections)); raise LimitNOFILE")
+            return max(allowed, 1)
+        }
+        return connections
     }
 }

@@ -43,6 +43,7 @@ struct CollectorResponder: HTTPResponder {
 
     let intake: Intake
     let committer: GroupCommitter
+    let bodies: BodySlots
     let metrics: CollectorMetrics
     let trace: Trace?
     let logger: Logger
@@ -115,6 +116,10 @@ struct CollectorResponder: HTTPResponder {
             return Outcome(status: 400, refusal: Refusal(status: 400, reason: "encoding",
                 message: "Content-Encoding \(encoding) is not supported: send gzip or nothing", source: known()), closeConnection: true)
         }
+        // At most limits.max_bodies bodies are read (and held) at once; an idle connection
+        // holds none.
+        await bodies.acquire()
+        defer { Task { await bodies.release() } }
         var body = ByteBuffer()
         let deadline = ContinuousClock.now + .seconds(intake.config.readTimeoutSeconds)
         do {
@@ -202,5 +207,32 @@ struct CommitterService: Service {
         try? await gracefulShutdown()
         logger.info("draining: writing what is queued and closing every archive")
         committer.stop()
+    }
+}
+
+/// A counting semaphore for the bodies being read: `acquire` waits (in arrival order) while
+/// all slots are taken.
+actor BodySlots {
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(_ count: Int) {
+        free = count
+    }
+
+    func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    func release() {
+        if waiting.isEmpty {
+            free += 1
+        } else {
+            waiting.removeFirst().resume()
+        }
     }
 }

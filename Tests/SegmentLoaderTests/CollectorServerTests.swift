@@ -556,3 +556,53 @@ final class CollectorProcess: @unchecked Sendable {
         return try result.withLock { $0! }.get()
     }
 }
+
+extension CollectorServerTests {
+    /// Issue 19: 2,000 connections that send nothing (keep-alive browsers, or a script) do not
+    /// lock a real client out: an idle connection takes a descriptor, not one of the slots for
+    /// bodies being read, and the descriptor limit is raised at start to fit them. (Before, the
+    /// 256 connection slots were full and the client waited for the 30 s read timeout.)
+    func testTwoThousandIdleConnectionsDoNotKeepAClientWaiting() throws {
+        let dir = try temporaryDirectory(self)
+        let server = try CollectorProcess.start(dir, yaml: "limits: {read_timeout_seconds: 60}")
+        var idle: [Int32] = []
+        defer { idle.forEach { close($0) } }
+        for _ in 0..<2000 {
+            let fd = try server.connect()
+            idle.append(fd)
+        }
+        usleep(300_000)
+        let reply = try server.post("track", #"{"userId":"u","event":"Past The Crowd"}"#, key: "KEY", timeout: 10)
+        XCTAssertEqual(reply.status, 200, "a client is served while 2,000 idle connections are open")
+        let health = try server.request("GET", "/health", timeout: 10)
+        XCTAssertEqual(health.status, 200)
+        idle.forEach { close($0) }
+        idle = []
+        XCTAssertEqual(try server.stop(), 0)
+    }
+
+    /// limits.max_bodies bounds the bodies being read at once: with one, a second request
+    /// waits while a first client sends its body slowly, and is served once it is done.
+    func testBodiesPastTheLimitWaitForAFreeSlot() throws {
+        let dir = try temporaryDirectory(self)
+        let server = try CollectorProcess.start(dir, yaml: "limits: {max_bodies: 1}")
+        let slow = try server.connect()
+        defer { close(slow) }
+        let body = #"{"userId":"u","event":"Slow"}"#
+        let head = "POST /v1/track HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic \(Data("KEY:".utf8).base64EncodedString())\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + String(body.prefix(5))
+        _ = head.withCString { write(slow, $0, strlen($0)) }
+        usleep(300_000)
+        let status = Locked(0)
+        let group = DispatchGroup()
+        onThread(group) {
+            let reply = try? server.post("track", #"{"userId":"u","event":"Waits"}"#, key: "KEY", timeout: 20)
+            status.withLock { $0 = reply?.status ?? -1 }
+        }
+        XCTAssertEqual(group.wait(timeout: .now() + 1.5), .timedOut, "the second body waits while the first is being read")
+        let rest = String(body.dropFirst(5))
+        _ = rest.withCString { write(slow, $0, strlen($0)) }
+        XCTAssertEqual(group.wait(timeout: .now() + 20), .success)
+        XCTAssertEqual(status.withLock { $0 }, 200)
+        XCTAssertEqual(try server.stop(), 0)
+    }
+}

@@ -228,7 +228,7 @@ extension CollectorTests {
             out: collected
             sources:
               - {write_key: K, source_id: web}
-            limits: {message_bytes: 2048, batch_bytes: 4096, json_depth: 10, read_timeout_seconds: 5, retry_after_seconds: 9, max_connections: 7}
+            limits: {message_bytes: 2048, batch_bytes: 4096, json_depth: 10, read_timeout_seconds: 5, retry_after_seconds: 9, max_connections: 7, max_bodies: 3}
             flush: {interval_ms: 50, bytes: 2048, queue_bytes: 8192}
             archives: {max_bytes: 4096, max_age_seconds: 60}
             cors: {allowed_origins: ["https://a.example/", "*"]}
@@ -242,6 +242,7 @@ extension CollectorTests {
         XCTAssertEqual([config.messageLimitBytes, config.batchLimitBytes, config.maxDepth, config.readTimeoutSeconds, config.retryAfterSeconds],
                        [2048, 4096, 10, 5, 9])
         XCTAssertEqual(config.maxConnections, 7)
+        XCTAssertEqual(config.maxBodies, 3)
         XCTAssertEqual([config.commit.intervalMilliseconds, config.commit.flushBytes, config.commit.queueLimitBytes], [50, 2048, 8192])
         XCTAssertEqual([config.commit.archiveMaxBytes, config.commit.archiveMaxAgeSeconds], [4096, 60])
         XCTAssertEqual(config.allowedOrigins, ["https://a.example", "*"])
