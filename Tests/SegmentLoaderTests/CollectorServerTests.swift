@@ -564,6 +564,12 @@ extension CollectorServerTests {
     /// 256 connection slots were full and the client waited for the 30 s read timeout.)
     func testTwoThousandIdleConnectionsDoNotKeepAClientWaiting() throws {
         let dir = try temporaryDirectory(self)
+        // This process needs a descriptor per idle socket too.
+        var limit = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < 4096 {
+            limit.rlim_cur = min(limit.rlim_max, 8192)
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
         let server = try CollectorProcess.start(dir, yaml: "limits: {read_timeout_seconds: 60}")
         var idle: [Int32] = []
         defer { idle.forEach { close($0) } }
