@@ -373,17 +373,23 @@ extension CollectorServerTests {
         let server = try CollectorProcess.start(dir, yaml: "limits: {max_connections: 1}")
         let first = try server.connect()
         usleep(200_000)
+        try assertAPostWaits(on: server, "the second client waits while the first holds the only connection") { close(first) }
+        XCTAssertEqual(try server.stop(), 0)
+    }
+
+    /// A POST sent now is not answered within 1.5 s, and is answered 200 once `release` runs.
+    func assertAPostWaits(on server: CollectorProcess, _ why: String, until release: () -> Void,
+                          file: StaticString = #filePath, line: UInt = #line) throws {
         let status = Locked(0)
         let group = DispatchGroup()
         onThread(group) {
             let reply = try? server.post("track", #"{"userId":"u","event":"E"}"#, key: "KEY", timeout: 20)
             status.withLock { $0 = reply?.status ?? -1 }
         }
-        XCTAssertEqual(group.wait(timeout: .now() + 1.5), .timedOut, "the second client waits while the first holds the only connection")
-        close(first)
-        XCTAssertEqual(group.wait(timeout: .now() + 20), .success)
-        XCTAssertEqual(status.withLock { $0 }, 200)
-        XCTAssertEqual(try server.stop(), 0)
+        XCTAssertEqual(group.wait(timeout: .now() + 1.5), .timedOut, why, file: file, line: line)
+        release()
+        XCTAssertEqual(group.wait(timeout: .now() + 20), .success, file: file, line: line)
+        XCTAssertEqual(status.withLock { $0 }, 200, file: file, line: line)
     }
 }
 
@@ -598,17 +604,10 @@ extension CollectorServerTests {
         let head = "POST /v1/track HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic \(Data("KEY:".utf8).base64EncodedString())\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + String(body.prefix(5))
         _ = head.withCString { write(slow, $0, strlen($0)) }
         usleep(300_000)
-        let status = Locked(0)
-        let group = DispatchGroup()
-        onThread(group) {
-            let reply = try? server.post("track", #"{"userId":"u","event":"Waits"}"#, key: "KEY", timeout: 20)
-            status.withLock { $0 = reply?.status ?? -1 }
+        try assertAPostWaits(on: server, "the second body waits while the first is being read") {
+            let rest = String(body.dropFirst(5))
+            _ = rest.withCString { write(slow, $0, strlen($0)) }
         }
-        XCTAssertEqual(group.wait(timeout: .now() + 1.5), .timedOut, "the second body waits while the first is being read")
-        let rest = String(body.dropFirst(5))
-        _ = rest.withCString { write(slow, $0, strlen($0)) }
-        XCTAssertEqual(group.wait(timeout: .now() + 20), .success)
-        XCTAssertEqual(status.withLock { $0 }, 200)
         XCTAssertEqual(try server.stop(), 0)
     }
 }

@@ -14,6 +14,13 @@ public final class WarehouseLock: Sendable {
         /// What the holder wrote into the lock file: `pid=... started=... command=...`.
         public var holder: String
         public var pid: Int32?
+        /// `holder` as read from the lock file (empty: it said nothing).
+        init(lockPath: String, holder: String) {
+            self.lockPath = lockPath
+            self.holder = holder.isEmpty ? "no details" : holder
+            pid = holder.split(separator: " ").first { $0.hasPrefix("pid=") }.flatMap { Int32($0.dropFirst(4)) }
+        }
+
         public var description: String {
             let who = pid.map { "process \($0)" } ?? "another process"
             return "another run holds the lock on this warehouse: \(who) (\(holder)); lock file \(lockPath). Wait for it to finish, or stop it."
@@ -35,8 +42,7 @@ public final class WarehouseLock: Sendable {
             let holder = Self.read(fd)
             close(fd)
             guard busy else { throw WarehouseError(message: "cannot lock \(path): \(String(cString: strerror(errno)))") }
-            let pid = holder.split(separator: " ").first { $0.hasPrefix("pid=") }.flatMap { Int32($0.dropFirst(4)) }
-            throw Held(lockPath: path, holder: holder.isEmpty ? "no details" : holder, pid: pid)
+            throw Held(lockPath: path, holder: holder)
         }
         self.fd = fd
         let started = Timestamp.format(Instant(date: Date()))
@@ -56,9 +62,7 @@ public final class WarehouseLock: Sendable {
             return
         }
         guard errno == EWOULDBLOCK else { return }
-        let holder = read(fd)
-        let pid = holder.split(separator: " ").first { $0.hasPrefix("pid=") }.flatMap { Int32($0.dropFirst(4)) }
-        throw Held(lockPath: database + ".lock", holder: holder.isEmpty ? "no details" : holder, pid: pid)
+        throw Held(lockPath: database + ".lock", holder: read(fd))
     }
 
     private static func read(_ fd: Int32) -> String {

@@ -15,19 +15,14 @@ final class WriteStages {
     /// Runs `body` as one file: its rows, profiles, touched ids and bookkeeping commit together
     /// when it returns; when it throws, nothing of the file stays.
     func file<R>(_ body: () throws -> R) throws -> R {
+        // What a file that rolled back had noted is forgotten here, at the next file's start.
         profiles.reset()
         touches.reset()
-        do {
-            return try destination.file {
-                let result = try body()
-                try profiles.derive(into: destination)
-                try touches.record(into: destination)
-                return result
-            }
-        } catch {
-            profiles.reset()
-            touches.reset()
-            throw error
+        return try destination.file {
+            let result = try body()
+            try profiles.derive(into: destination)
+            try touches.record(into: destination)
+            return result
         }
     }
 
