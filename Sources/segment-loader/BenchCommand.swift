@@ -29,25 +29,31 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Load each run into a warehouse that already holds this many other events (a second corpus of the days before, loaded once and copied).", valueName: "events")) var preload: Int = 0
     @Option(help: ArgumentHelp("Journal mode of the loads: wal or rollback.", valueName: "mode")) var journal: String = "wal"
+    @Option(help: ArgumentHelp("Make every event a track call named \"Viewed Product <n>\" with this many distinct n (a product id inside the event name), to time a run that meets more event names than the event table limit.", valueName: "n"))
+    var eventNames: Int = 0
+    @Flag(help: "Load each file of the corpus in a run of its own (in order, into one warehouse) instead of all in one run; figures are summed over the runs, peak RSS is the largest.")
+    var runPerFile = false
 
     func validate() throws {
         guard events >= 1, files >= 1, events >= files else { throw ValidationError("--events must be at least --files, and both at least 1") }
         guard !jobList.isEmpty, jobList.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--jobs takes whole numbers of 1 or more, comma-separated") }
         guard preload >= 0, preload == 0 || preload >= files else { throw ValidationError("--preload must be 0 or at least --files") }
         guard JournalMode(rawValue: journal) != nil else { throw ValidationError("--journal must be wal or rollback") }
+        guard eventNames >= 0 else { throw ValidationError("--event-names must be 0 (the usual mix) or more") }
     }
 
     var jobList: [Int] { jobs.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
 
     func run() throws {
         let root = URL(fileURLWithPath: dir)
-        let spec = CorpusSpec(events: events, files: files, seed: seed)
+        let spec = CorpusSpec(events: events, files: files, seed: seed, eventNames: eventNames)
         let folder = root.appendingPathComponent(spec.folderName)
         let generated = !FileManager.default.fileExists(atPath: folder.appendingPathComponent(".manifest.json").path)
         let genStart = Date()
         let paths = try Corpus.generate(spec, into: folder, jobs: ProcessInfo.processInfo.activeProcessorCount)
         let gzipBytes = paths.reduce(Int64(0)) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int64) ?? 0) }
-        print("corpus: \(events) events in \(files) gzip files, \(mb(gzipBytes)) MB compressed, in \(dir)/\(spec.folderName)"
+        print("corpus: \(events) events" + (eventNames > 0 ? " (track calls over \(eventNames) event names)" : "")
+              + " in \(files) gzip files, \(mb(gzipBytes)) MB compressed, in \(dir)/\(spec.folderName)"
               + (generated ? " (generated in \(seconds(Date().timeIntervalSince(genStart))) s)" : " (reused)"))
 
         let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
@@ -78,35 +84,55 @@ struct BenchCommand: ParsableCommand {
             let db = root.appendingPathComponent("bench-jobs\(n).sqlite")
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
             if let preloaded { try FileManager.default.copyItem(at: preloaded, to: db) }
-            let report = root.appendingPathComponent("report-jobs\(n).json")
-            let child = try runChild([executable, "load", "--db", db.path, "--jobs", "\(n)", "--journal", journal, "--report", report.path]
-                                     + (noModels ? ["--no-models"] : []) + [folder.path])
-            guard child.status == 0 else {
-                throw ValidationError("the load with --jobs \(n) exited with status \(child.status); run it by hand to see why: \(executable) load --db \(db.path) \(folder.path)")
-            }
-            let json = try JSONParser.parse(String(decoding: try Data(contentsOf: report), as: UTF8.self))
-            func number(_ value: JSONValue?) -> Double {
-                switch value {
-                case .int(let i)?: return Double(i)
-                case .double(let d)?: return d
-                default: return 0
+            // One run of the whole folder, or (--run-per-file) one per file in order; the
+            // figures of several runs are summed, their peak RSS is the largest.
+            let runs: [[String]] = runPerFile ? paths.map { [$0.path] } : [[folder.path]]
+            var child = Child(status: 0, wall: 0, maxRSSKilobytes: 0)
+            var totals: [String: Double] = [:]
+            var json: JSONValue = .null
+            for (r, inputs) in runs.enumerated() {
+                let report = root.appendingPathComponent("report-jobs\(n)" + (runs.count > 1 ? "-run\(r + 1)" : "") + ".json")
+                let one = try runChild([executable, "load", "--db", db.path, "--jobs", "\(n)", "--journal", journal, "--report", report.path]
+                                       + (noModels ? ["--no-models"] : []) + inputs)
+                guard one.status == 0 else {
+                    throw ValidationError("the load with --jobs \(n) exited with status \(one.status); run it by hand to see why: \(executable) load --db \(db.path) \(inputs.joined(separator: " "))")
+                }
+                child.wall += one.wall
+                child.maxRSSKilobytes = max(child.maxRSSKilobytes, one.maxRSSKilobytes)
+                json = try JSONParser.parse(String(decoding: try Data(contentsOf: report), as: UTF8.self))
+                for (name, value) in [("lines", json["totals"]?["lines"]), ("duplicates", json["totals"]?["duplicates"]),
+                                      ("bytes", json["inflated_bytes"]), ("models", json["models"]?["seconds"]),
+                                      ("events_past_limit", json["event_tables"]?["events_past_limit"])]
+                    + ["inflate_cpu", "parse_and_normalize_cpu", "write", "scan_pass_wall", "load_pass_wall"].map({ ($0, json["stages_seconds"]?[$0]) }) {
+                    totals[name, default: 0] += number(value)
                 }
             }
-            let lines = number(json["totals"]?["lines"])
-            let bytes = number(json["inflated_bytes"])
-            let stages = json["stages_seconds"]
+            let lines = totals["lines"]!
+            let bytes = totals["bytes"]!
             walls[n] = child.wall
             rows.append(["\(n)", seconds(child.wall), "\(Int((lines / child.wall).rounded()))", String(format: "%.1f", bytes / 1e6 / child.wall),
-                         "\(child.maxRSSKilobytes / 1024)", seconds(number(stages?["inflate_cpu"])),
-                         seconds(number(stages?["parse_and_normalize_cpu"])), seconds(number(stages?["write"])),
-                         seconds(number(stages?["scan_pass_wall"])), seconds(number(stages?["load_pass_wall"])),
-                         json["models"]?["seconds"].map { seconds(number($0)) } ?? "-"])
+                         "\(child.maxRSSKilobytes / 1024)", seconds(totals["inflate_cpu"]!),
+                         seconds(totals["parse_and_normalize_cpu"]!), seconds(totals["write"]!),
+                         seconds(totals["scan_pass_wall"]!), seconds(totals["load_pass_wall"]!),
+                         noModels ? "-" : seconds(totals["models"]!)])
             if n == jobList.first {
-                print("loaded: \(Int(lines)) messages, \(mb(Int64(bytes))) MB of NDJSON (\(Int(number(json["totals"]?["duplicates"]))) duplicates)")
+                print("loaded: \(Int(lines)) messages, \(mb(Int64(bytes))) MB of NDJSON (\(Int(totals["duplicates"]!)) duplicates)"
+                      + (runs.count > 1 ? " in \(runs.count) runs" : ""))
                 if let models = json["models"], case .string(let mode)? = models["mode"] {
-                    print("models: \(mode) build for \(Int(number(models["people"]))) people; identities \(Int(number(models["identities"]))), "
+                    print("models" + (runs.count > 1 ? " (last run)" : "") + ": \(mode) build for \(Int(number(models["people"]))) people; identities \(Int(number(models["identities"]))), "
                           + "page_views \(Int(number(models["page_views"]))), sessions \(Int(number(models["sessions"])))")
                 }
+                if let tables = json["event_tables"] {
+                    print("event tables: \(Int(number(tables["count"]))) (limit \(Int(number(tables["limit"])))); "
+                          + "\(Int(totals["events_past_limit"]!)) track calls past the limit, in tracks")
+                }
+                // What every later connection pays: opening the warehouse and its first query
+                // (SQLite reads the whole schema on it).
+                let opened = Date()
+                let check = try Database(path: db.path, readOnly: true)
+                let count = try check.scalar("SELECT count(*) FROM tracks")?.integer ?? 0
+                print("first query on a fresh connection (count(*) of tracks: \(count)): \(String(format: "%.3f", Date().timeIntervalSince(opened))) s; "
+                      + "warehouse \(mb(Int64((try? FileManager.default.attributesOfItem(atPath: db.path)[.size] as? Int) ?? 0))) MB")
             }
         }
         print(table(rows))
@@ -127,6 +153,14 @@ struct BenchCommand: ParsableCommand {
             for n in jobList { line += "; jobs \(n) is \(String(format: "%.1f", walls[n]! / result.seconds))x that" }
             print(line)
             if preload > 0 { print("(the floor copies the whole warehouse, the preloaded events included)") }
+        }
+    }
+
+    func number(_ value: JSONValue?) -> Double {
+        switch value {
+        case .int(let i)?: return Double(i)
+        case .double(let d)?: return d
+        default: return 0
         }
     }
 

@@ -11,15 +11,23 @@ public struct CorpusSpec: Sendable, Hashable {
     /// negative value makes a corpus of the days before the default one, the history a
     /// warehouse holds before a night's new archives arrive.
     public var firstDay: Int
+    /// 0: the usual mix of calls over 40 event names. Otherwise every message is a track call
+    /// named "Viewed Product <n>", n cycling through this many values in message order (a
+    /// product id inside the event name, a common instrumentation mistake): with at least as
+    /// many events as names, every name occurs.
+    public var eventNames: Int
 
-    public init(events: Int = 500_000, files: Int = 8, seed: UInt64 = 1, firstDay: Int = 0) {
+    public init(events: Int = 500_000, files: Int = 8, seed: UInt64 = 1, firstDay: Int = 0, eventNames: Int = 0) {
         self.events = events
         self.files = files
         self.seed = seed
         self.firstDay = firstDay
+        self.eventNames = eventNames
     }
 
-    public var folderName: String { "corpus-e\(events)-f\(files)-s\(seed)" + (firstDay == 0 ? "" : "-d\(firstDay)") }
+    public var folderName: String {
+        "corpus-e\(events)-f\(files)-s\(seed)" + (firstDay == 0 ? "" : "-d\(firstDay)") + (eventNames == 0 ? "" : "-n\(eventNames)")
+    }
 
     func eventsIn(file: Int) -> Int {
         events / files + (file < events % files ? 1 : 0)
@@ -75,7 +83,7 @@ public enum Corpus {
             }
         }.wait()
         if let failure = failures.withLock({ $0.first }) { throw ReadError(path: folder.path, message: failure) }
-        let text = "{\"events\":\(spec.events),\"files\":\(spec.files),\"seed\":\(spec.seed)}\n"
+        let text = "{\"events\":\(spec.events),\"files\":\(spec.files),\"seed\":\(spec.seed),\"event_names\":\(spec.eventNames)}\n"
         try Data(text.utf8).write(to: manifest)
         return files
     }
@@ -155,9 +163,15 @@ public enum Corpus {
             ("receivedAt", .string(Timestamp.iso8601(received))), ("timestamp", .string(Timestamp.iso8601(received - (sent - t)))),
             ("projectId", .string("bench")), ("version", .int(2)),
         ]
-        let roll = rng.int(0..<100)
+        let roll = spec.eventNames > 0 ? 0 : rng.int(0..<100)
         let late = file >= spec.files / 2
         switch roll {
+        case 0..<70 where spec.eventNames > 0:
+            let position = (0..<file).reduce(0) { $0 + spec.eventsIn(file: $1) } + index
+            let product = position % spec.eventNames
+            members.insert(("type", .string("track")), at: 0)
+            members.append(("event", .string("Viewed Product \(10_000 + product)")))
+            members.append(("properties", .object(properties(&rng, event: product % eventNames.count, late: late))))
         case 0..<70:
             let eventIndex = rng.int(0..<eventNames.count)
             members.insert(("type", .string("track")), at: 0)
