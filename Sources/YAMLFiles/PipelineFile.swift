@@ -210,7 +210,7 @@ public enum PipelineFile {
         }
 
         mutating func warehouseSettings(_ node: Node) -> Pipeline.WarehouseSettings? {
-            guard let m = mapping(node, "warehouse", allowed: ["path", "column_limit", "max_line_bytes", "indexes", "journal", "busy_timeout"], required: ["path"]),
+            guard let m = mapping(node, "warehouse", allowed: ["path", "column_limit", "event_table_limit", "max_line_bytes", "indexes", "journal", "busy_timeout"], required: ["path"]),
                   let pathNode = m["path"], let path = string(pathNode, "warehouse.path") else { return nil }
             guard !path.isEmpty else {
                 fail(pathNode, "warehouse.path must not be empty")
@@ -218,6 +218,9 @@ public enum PipelineFile {
             }
             var settings = Pipeline.WarehouseSettings(path: resolve(path))
             if let n = m["column_limit"], let v = int(n, "warehouse.column_limit", range: 1...1900) { settings.columnLimit = v }
+            if let n = m["event_table_limit"], let v = int(n, "warehouse.event_table_limit", range: 0...EventTableLimit.maximum) {
+                settings.eventTableLimit = v
+            }
             if let n = m["max_line_bytes"], let v = int(n, "warehouse.max_line_bytes", range: 1024...(1 << 30)) { settings.maxLineBytes = v }
             if let n = m["indexes"], let v = bool(n, "warehouse.indexes") { settings.indexes = v }
             if let n = m["busy_timeout"], let v = int(n, "warehouse.busy_timeout", range: 0...86_400) { settings.busyTimeout = Double(v) }

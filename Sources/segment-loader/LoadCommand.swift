@@ -33,6 +33,9 @@ struct LoadCommand: ParsableCommand {
     @Option(name: .long, help: "Columns per table for properties and traits; later keys go to the row's _extra JSON.")
     var columnLimit: Int = 1000
 
+    @Option(name: .long, help: "Event tables the warehouse may hold; the calls of later events stay in tracks, their properties in _extra.")
+    var eventTableLimit: Int = EventTableLimit.defaultLimit
+
     @Option(name: .long, help: "Lines longer than this many bytes are rejected.")
     var maxLineBytes: Int = 1 << 20
 
@@ -68,6 +71,9 @@ struct LoadCommand: ParsableCommand {
 
     func validate() throws {
         guard (1...1900).contains(columnLimit) else { throw ValidationError("--column-limit must be between 1 and 1900 (SQLite allows 2000 columns)") }
+        guard (0...EventTableLimit.maximum).contains(eventTableLimit) else {
+            throw ValidationError("--event-table-limit must be between 0 and \(EventTableLimit.maximum)")
+        }
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
         guard busyTimeout >= 0 && busyTimeout <= 86_400 else { throw ValidationError("--busy-timeout must be between 0 and 86400 seconds") }
         guard JournalMode(rawValue: journal) != nil else { throw ValidationError("--journal must be wal or rollback, not '\(journal)'") }
@@ -76,6 +82,7 @@ struct LoadCommand: ParsableCommand {
     func run() throws {
         var options = LoadOptions(database: db, jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount)
         options.columnLimit = columnLimit
+        options.eventTableLimit = eventTableLimit
         options.maxLineBytes = maxLineBytes
         options.skipOptedOut = skipOptedOut
         options.createIndexes = !noIndexes

@@ -88,4 +88,16 @@ enum BookkeepingSchema {
             load_id INTEGER NOT NULL
         ) WITHOUT ROWID;
         """
+
+    /// Created with the first track call past the event table limit: one row per event name
+    /// that has no table of its own (`event` is the table it would have had, as in `tracks.event`).
+    static let eventsPastLimit = """
+        CREATE TABLE IF NOT EXISTS _events_past_limit (
+            event_text TEXT PRIMARY KEY,
+            event TEXT NOT NULL,
+            calls INTEGER NOT NULL,
+            first_load_id INTEGER NOT NULL,
+            last_load_id INTEGER NOT NULL
+        )
+        """
 }

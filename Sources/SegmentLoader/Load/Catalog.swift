@@ -2,18 +2,24 @@
 /// types, source keys and event names (`_schema_tables`, `_schema_columns`), and the one place
 /// that changes them. Before a chunk's rows are written, `apply` creates what the chunk's
 /// admitted records need and the warehouse lacks (types from the run's plan, the column limit
-/// checked here and nowhere else) and notes new source keys and event names.
+/// checked here and nowhere else) and notes new source keys and event names, and which events
+/// went past the event table limit (`_events_past_limit`).
 public final class Catalog {
     let db: Database
     let names: NameTable
     let loadId: Int64
     let columnLimit: Int
+    let eventTableLimit: Int
     /// Planned types of new columns, keyed by `table << 32 | column`.
     var plannedTypes: [Int64: ColumnType] = [:]
 
     private(set) var tables: [Int32: TableState] = [:]
     private(set) var newTables: [String] = []
     private(set) var newColumns = 0
+    /// Track calls the run loaded past the event table limit, and their distinct event names.
+    private(set) var pastLimitCalls: Int64 = 0
+    private(set) var pastLimitNames: Set<String> = []
+    private var pastLimitTableReady = false
     private let updateKeys: Statement
     private let updateEventNames: Statement
     private let insertTable: Statement
@@ -22,11 +28,12 @@ public final class Catalog {
     /// `_schema_columns.note` of a Segment Spec column.
     public static let specNote = "Segment Spec column: created with the table"
 
-    init(db: Database, names: NameTable, loadId: Int64, columnLimit: Int) throws {
+    init(db: Database, names: NameTable, loadId: Int64, columnLimit: Int, eventTableLimit: Int) throws {
         self.db = db
         self.names = names
         self.loadId = loadId
         self.columnLimit = columnLimit
+        self.eventTableLimit = eventTableLimit
         updateKeys = try db.prepare("UPDATE _schema_columns SET source_keys = ? WHERE table_name = ? AND column_name = ?")
         updateEventNames = try db.prepare("UPDATE _schema_tables SET event_names = ? WHERE table_name = ?")
         insertTable = try db.prepare("INSERT INTO _schema_tables (table_name, call_type, event_names, first_load_id) VALUES (?, ?, ?, ?)")
@@ -40,15 +47,27 @@ public final class Catalog {
     subscript(table: Int32) -> TableState? { tables[table] }
 
     /// What the run has counted, to restore when a file rolls back.
-    var counters: (tables: [String], columns: Int) {
-        get { (newTables, newColumns) }
-        set { (newTables, newColumns) = newValue }
+    var counters: (tables: [String], columns: Int, pastLimitCalls: Int64, pastLimitNames: Set<String>) {
+        get { (newTables, newColumns, pastLimitCalls, pastLimitNames) }
+        set { (newTables, newColumns, pastLimitCalls, pastLimitNames) = newValue }
+    }
+
+    /// The event tables the warehouse has (every track table but `tracks`).
+    var eventTables: Set<Int32> {
+        Set(tables.values.lazy.filter { $0.callType == .track && $0.id != NameTable.tracks }.map(\.id))
+    }
+
+    /// The event tables a run with these track calls per event table does not create (see
+    /// `EventTableLimit`).
+    func eventTablesPastLimit(counts: [Int32: Int64]) -> Set<Int32> {
+        EventTableLimit.pastLimit(counts: counts, existing: eventTables, limit: eventTableLimit, name: names.name)
     }
 
     /// Reads the catalog back (at start, and after a rolled-back file). A catalog entry that is
     /// not the JSON the loader wrote stops the run: rewriting it would lose what it says.
     func reload() throws {
         tables.removeAll()
+        pastLimitTableReady = false
         for row in try db.query("SELECT table_name, call_type, event_names FROM _schema_tables ORDER BY rowid") {
             guard let name = row[0].text, let kind = row[1].text else { continue }
             let state = TableState(id: names.id(name), name: name, callType: CallType(rawValue: kind),
@@ -119,9 +138,13 @@ public final class Catalog {
                 name: names.name(use.column), id: use.column, type: isExtra ? .text : planned(use.table, use.column) ?? use.type ?? .text,
                 keys: isExtra ? [] : [use.key], origin: origin))
         }
+        var firstEvent: [Int32: String] = [:]
+        for event in needs.events where pending[event.table]?.isNew == true && firstEvent[event.table] == nil
+            && SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) {
+            firstEvent[event.table] = event.name
+        }
         for table in order {
-            let event = needs.events.first { $0.table == table && SchemaNeeds.isUsed($0, headers: headers, admitted: admitted) }
-            try create(pending[table]!, in: table, event: event?.name)
+            try create(pending[table]!, in: table, event: firstEvent[table])
         }
         for use in needs.uses {
             guard use.column != NameTable.extra, let state = tables[use.table], let index = state.index(of: use.column),
@@ -133,6 +156,30 @@ public final class Catalog {
                   SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) else { continue }
             state.eventNames.insert(event.name)
             try updateEventNames.run([.text(JSONWriter.string(.array(state.eventNames.sorted().map { .string($0) }))), .text(state.name)])
+        }
+        try notePastLimit(headers: headers, admitted: admitted)
+    }
+
+    /// Counts the admitted track calls whose event is past the event table limit, per event
+    /// name, in `_events_past_limit` (created with the first of them).
+    private func notePastLimit(headers: [RecordCursor.Header], admitted: [Bool]) throws {
+        var calls: [String: (event: Int32, count: Int64)] = [:]
+        for (r, header) in headers.enumerated() where admitted[r] && header.pastLimit {
+            calls[header.event?.string ?? "", default: (header.table, 0)].count += 1
+        }
+        guard !calls.isEmpty else { return }
+        if !pastLimitTableReady {
+            try db.execute(BookkeepingSchema.eventsPastLimit)
+            pastLimitTableReady = true
+        }
+        let upsert = try db.prepare("""
+            INSERT INTO _events_past_limit (event_text, event, calls, first_load_id, last_load_id) VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (event_text) DO UPDATE SET calls = calls + excluded.calls, last_load_id = excluded.last_load_id
+            """)
+        for (name, entry) in calls.sorted(by: { $0.key < $1.key }) {
+            try upsert.run([.text(name), .text(names.name(entry.event)), .integer(entry.count), .integer(loadId), .integer(loadId)])
+            pastLimitCalls += entry.count
+            pastLimitNames.insert(name)
         }
     }
 

@@ -19,6 +19,9 @@ protocol Destination: AnyObject {
     var storedBytes: Int64 { get }
     /// The run's column types, planned over all its messages before the first row.
     func plan(types: [Int64: ColumnType])
+    /// The event tables the run does not create, given its track calls per event table (the
+    /// event table limit: see `EventTableLimit`).
+    func eventTablesPastLimit(counts: [Int32: Int64]) -> Set<Int32>
 
     // MARK: A file
 
@@ -76,4 +79,10 @@ struct WriteStatistics {
     var newColumns = 0
     /// Values that went to `_extra` because their table was at its column limit.
     var overflowValues: Int64 = 0
+    /// Event tables in the warehouse after the run, and the limit.
+    var eventTables = 0
+    var eventTableLimit = EventTableLimit.defaultLimit
+    /// Track calls loaded past the event table limit (into `tracks` only), and their event names.
+    var pastLimitCalls: Int64 = 0
+    var pastLimitNames = 0
 }

@@ -1,8 +1,8 @@
 /// Writes the rows the Split stage made of a chunk's admitted messages, one prepared INSERT
 /// per table, each value converted to its column's type by `ValueConversion` (what cannot be
 /// stored without loss goes to `_discards`). The catalog has created every column the rows use
-/// before they come here: a value without a column is past its table's column limit and goes
-/// to the row's `_extra` JSON.
+/// before they come here: a value without a column is past its table's column limit (or is a
+/// property of a track call past the event table limit) and goes to the row's `_extra` JSON.
 final class RowWriter {
     let db: Database
     let catalog: Catalog
@@ -75,7 +75,9 @@ final class RowWriter {
             var members: [(key: String, value: JSONValue)] = []
             if let extraText, case .object(let existing)? = try? JSONParser.parse(extraText) { members = existing }
             extraText = JSONWriter.string(.object(members + overflow))
-            overflowValues += Int64(overflow.count)
+            // A call past the event table limit has all its properties here by design; only a
+            // table at its column limit counts values kept out of their columns.
+            if !header.pastLimit { overflowValues += Int64(overflow.count) }
         }
         if let extraText, let index = state.index(of: NameTable.extra) {
             statement.bindText(extraText, at: Int32(index + 1))

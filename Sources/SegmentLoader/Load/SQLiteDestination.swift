@@ -16,10 +16,11 @@ final class SQLiteDestination: Destination {
     /// Ids whose users or accounts row this run wrote.
     private var profilesUpdated: [String: Set<String>] = [:]
 
-    init(warehouse: Warehouse, names: NameTable, loadId: Int64, uuidTs: String, columnLimit: Int) throws {
+    init(warehouse: Warehouse, names: NameTable, loadId: Int64, uuidTs: String, columnLimit: Int,
+         eventTableLimit: Int = EventTableLimit.defaultLimit) throws {
         self.warehouse = warehouse
         db = warehouse.db
-        catalog = try Catalog(db: db, names: names, loadId: loadId, columnLimit: columnLimit)
+        catalog = try Catalog(db: db, names: names, loadId: loadId, columnLimit: columnLimit, eventTableLimit: eventTableLimit)
         bookkeeping = try Bookkeeping(db: db, names: names, loadId: loadId, uuidTs: uuidTs)
         rows = RowWriter(catalog: catalog, bookkeeping: bookkeeping, uuidTs: uuidTs)
         seen = try CrossRunDuplicates(db: db, names: names, loadId: loadId)
@@ -41,6 +42,10 @@ final class SQLiteDestination: Destination {
 
     func plan(types: [Int64: ColumnType]) {
         catalog.plannedTypes = types
+    }
+
+    func eventTablesPastLimit(counts: [Int32: Int64]) -> Set<Int32> {
+        catalog.eventTablesPastLimit(counts: counts)
     }
 
     // MARK: A file
@@ -143,7 +148,9 @@ final class SQLiteDestination: Destination {
         var perTable = profilesUpdated.mapValues { Int64($0.count) }
         for state in catalog.tables.values where state.rowsWritten > 0 { perTable[state.name] = state.rowsWritten }
         return WriteStatistics(rowsPerTable: perTable, newTables: catalog.newTables, newColumns: catalog.newColumns,
-                               overflowValues: rows.overflowValues)
+                               overflowValues: rows.overflowValues, eventTables: catalog.eventTables.count,
+                               eventTableLimit: catalog.eventTableLimit, pastLimitCalls: catalog.pastLimitCalls,
+                               pastLimitNames: catalog.pastLimitNames.count)
     }
 
     static func failure(of error: any Error, busyTimeout: Double) -> RunOutcome? {

@@ -65,6 +65,17 @@ public enum WarehouseStatus {
             out.append(line)
         }
         if tables.isEmpty { out.append("  none yet") }
+        let eventTables = tables.filter { text($0[1]) == "track" && text($0[0]) != "tracks" }.count
+        let pastLimitExists = try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_events_past_limit'")?.integer == 1
+        if let past = pastLimitExists ? try db.query("SELECT count(*), sum(calls) FROM _events_past_limit").first : nil,
+           let names = past[0].integer, names > 0 {
+            out.append("event tables: \(eventTables); \(names) event name\(names == 1 ? "" : "s") past the event table limit, "
+                       + "\(past[1].integer ?? 0) track calls in tracks only, properties in _extra (SELECT * FROM _events_past_limit):")
+            for row in try db.query("SELECT event_text, calls FROM _events_past_limit ORDER BY calls DESC, event_text LIMIT 5") {
+                out.append("  \(row[1].integer ?? 0) × \(text(row[0]))")
+            }
+            if names > 5 { out.append("  ... \(names - 5) more") }
+        }
 
         // Before format 3, `_models` may be an event's table (the upgrade renames it).
         if version >= 3 {

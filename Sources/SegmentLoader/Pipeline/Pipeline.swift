@@ -43,6 +43,7 @@ public struct Pipeline: Sendable {
     public struct WarehouseSettings: Sendable {
         public var path: String
         public var columnLimit = 1000
+        public var eventTableLimit = EventTableLimit.defaultLimit
         public var maxLineBytes = 1 << 20
         /// Create the query indexes (received_at, user_id, anonymous_id) after each load.
         public var indexes = true

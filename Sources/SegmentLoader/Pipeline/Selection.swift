@@ -77,6 +77,7 @@ extension Pipeline {
         var options = LoadOptions(database: warehouse.path, jobs: run.jobs ?? ProcessInfo.processInfo.activeProcessorCount)
         options.pipeline = name
         options.columnLimit = warehouse.columnLimit
+        options.eventTableLimit = warehouse.eventTableLimit
         options.maxLineBytes = warehouse.maxLineBytes
         options.createIndexes = warehouse.indexes
         options.journal = warehouse.journal

@@ -10,6 +10,9 @@ public struct LoadOptions: Sendable {
     public var jobs: Int
     /// Columns per table for data keys; later keys go to the row's `_extra` JSON.
     public var columnLimit: Int = 1000
+    /// Event tables a warehouse may hold; a later event's calls stay in `tracks` (see
+    /// `EventTableLimit`).
+    public var eventTableLimit: Int = EventTableLimit.defaultLimit
     /// Which messages to keep (a pipeline's `filters`); the others are counted as filtered.
     public var filter = MessageFilter()
     /// Leave out messages that opted out of the Warehouses destination through `integrations`.

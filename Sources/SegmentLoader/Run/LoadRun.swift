@@ -41,7 +41,8 @@ public enum LoadRun {
         var complete = false
         do {
             let names = NameTable()
-            let target = try SQLiteDestination(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
+            let target = try SQLiteDestination(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs,
+                                               columnLimit: options.columnLimit, eventTableLimit: options.eventTableLimit)
             let context = RunContext(options: options, faults: faults, loadTime: loadTime, names: names, times: StageTimes(),
                                      reader: ArchiveReader(maxLineBytes: options.maxLineBytes))
             complete = try load(found.archives, into: target, context: context, summary: &summary, log: log)
@@ -95,7 +96,11 @@ public enum LoadRun {
 
         // Pass 1.
         let scan = ScanPass(archives: archives, context: context, runIds: runIds, budget: budget)
-        guard let plan = try scan.run(known: try destination.loadedHashes(), summary: &summary, log: log) else { return false }
+        guard var plan = try scan.run(known: try destination.loadedHashes(), summary: &summary, log: log) else { return false }
+        plan.pastLimit = destination.eventTablesPastLimit(counts: plan.eventCounts)
+        if !plan.pastLimit.isEmpty {
+            log("\(plan.pastLimit.count) of the run's \(plan.eventCounts.count) events get no table (event table limit \(options.eventTableLimit)): their calls go to tracks only")
+        }
 
         // Pass 2.
         let started = monotonicNanoseconds()
@@ -117,6 +122,10 @@ public enum LoadRun {
         summary.newTables = statistics.newTables
         summary.newColumns = statistics.newColumns
         summary.overflowValues = statistics.overflowValues
+        summary.eventTables = statistics.eventTables
+        summary.eventTableLimit = statistics.eventTableLimit
+        summary.pastLimitCalls = statistics.pastLimitCalls
+        summary.pastLimitNames = statistics.pastLimitNames
         if options.createIndexes && complete {
             let started = monotonicNanoseconds()
             summary.indexesCreated = try destination.createQueryIndexes()

@@ -2,7 +2,8 @@
 /// writer. The writer binds text straight from these bytes (SQLITE_STATIC), so writing a row
 /// allocates nothing, and freeing a chunk is one deallocation instead of thousands.
 ///
-/// A record: type u8, table i32, received_at ms i64, messageId, userId?, groupId?, event?
+/// A record: type u8 (its high bit set: a track call whose event is past the event table limit,
+/// see `markPastLimit`), table i32, received_at ms i64, messageId, userId?, groupId?, event?
 /// (strings are u32 length + bytes; an absent one has length 0xFFFF_FFFF), then the counts of
 /// common, context and payload fields and of discards (u32 each), the fields
 /// (column i32, key i32, tag u8, payload) and the discards (column i32, value, reason).
@@ -38,6 +39,29 @@ struct MessageRecords: Sendable {
             }
         }
         return out
+    }
+
+    /// The type byte's bit that says a track call's event is past the event table limit.
+    static let pastLimitBit: UInt8 = 0x80
+
+    /// Marks the track calls whose event table is in `tables` as past the event table limit:
+    /// their full row goes to `tracks` (see `Splitter`). The record's table stays the event's,
+    /// so the catalog can say which table it would have had.
+    mutating func markPastLimit(_ tables: Set<Int32>) {
+        guard !tables.isEmpty else { return }
+        let track = UInt8(CallType.allCases.firstIndex(of: .track)!)
+        var starts: [Int] = []
+        bytes.withUnsafeBytes { raw in
+            var cursor = RecordCursor(raw)
+            for _ in 0..<count {
+                let start = cursor.offset
+                let header = cursor.header()
+                cursor.skipFields(header.common + header.context + header.payload)
+                cursor.skipDiscards(header.discards)
+                if raw[start] & ~Self.pastLimitBit == track && tables.contains(header.table) { starts.append(start) }
+            }
+        }
+        for start in starts { bytes[start] |= Self.pastLimitBit }
     }
 
     enum Tag: UInt8 {
@@ -174,7 +198,11 @@ struct RecordCursor {
     /// The header of the next record; the cursor then stands at its first field.
     struct Header {
         var type: CallType
+        /// The table of the record's full row (for a track call, its event's table).
         var table: Int32
+        /// A track call whose event is past the event table limit: its one row is in `tracks`,
+        /// properties in `_extra` (`table` is the table the event would have had).
+        var pastLimit: Bool
         var receivedAtMilliseconds: Int64
         var id: UnsafeRawBufferPointer
         var userId: UnsafeRawBufferPointer?
@@ -203,7 +231,8 @@ struct RecordCursor {
     }
 
     mutating func header() -> Header {
-        let type = CallType.allCases[Int(base[offset])]
+        let type = CallType.allCases[Int(base[offset] & ~MessageRecords.pastLimitBit)]
+        let pastLimit = base[offset] & MessageRecords.pastLimitBit != 0
         offset += 1
         let table: Int32 = read()
         let received: Int64 = read()
@@ -215,7 +244,7 @@ struct RecordCursor {
         let context = Int(read() as UInt32)
         let payload = Int(read() as UInt32)
         let discards = Int(read() as UInt32)
-        return Header(type: type, table: table, receivedAtMilliseconds: received, id: id, userId: userId, groupId: groupId,
+        return Header(type: type, table: table, pastLimit: pastLimit, receivedAtMilliseconds: received, id: id, userId: userId, groupId: groupId,
                       event: event, common: common, context: context, payload: payload, discards: discards, fieldsOffset: offset)
     }
 

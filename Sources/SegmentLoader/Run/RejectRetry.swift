@@ -16,6 +16,8 @@ public enum RejectRetry {
         public var messagesLoaded: Int64 = 0
         public var duplicates: Int64 = 0
         public var filtered: Int64 = 0
+        /// Track calls loaded past the event table limit (in tracks only, properties in `_extra`).
+        public var pastLimitCalls: Int64 = 0
         /// Lines kept without their bytes under privacy rules that this retry could not read
         /// again: no rules given (`--pipeline`), or their archive is gone or changed.
         public var withheldNotRetried = 0
@@ -25,6 +27,8 @@ public enum RejectRetry {
         public func render(database: String) -> String {
             "retried \(retried) rejected line\(retried == 1 ? "" : "s") in \(database) (load \(loadId)): \(resolved) resolved "
                 + "(\(messagesLoaded) messages loaded, \(duplicates) duplicates, \(filtered) filtered), \(stillRejected) still rejected"
+                + (pastLimitCalls > 0 ? "\n\(pastLimitCalls) of the messages are track calls past the event table limit: in tracks only, "
+                    + "properties in _extra (see _events_past_limit)" : "")
                 + (withheldNotRetried > 0 ? "\n\(withheldNotRetried) of them were kept without their bytes under privacy rules and were not retried: "
                     + "retry with --pipeline naming the pipeline whose rules apply, with their archives still in place" : "")
                 + (models.map { "\nmodels: " + $0.summaryLine } ?? "")
@@ -149,9 +153,11 @@ public enum RejectRetry {
             retried.append(entry)
         }
 
-        let destination = try SQLiteDestination(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs, columnLimit: options.columnLimit)
+        let destination = try SQLiteDestination(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs,
+                                                columnLimit: options.columnLimit, eventTableLimit: options.eventTableLimit)
         scan.endMember()
         destination.plan(types: scan.types)
+        let pastLimit = destination.eventTablesPastLimit(counts: scan.eventCounts)
         let stages = WriteStages(destination: destination)
         var summary = RunSummary()
         summary.pipeline = "rejects retry"
@@ -166,6 +172,7 @@ public enum RejectRetry {
                     }
                     var records = MessageRecords()
                     for message in entry.messages { records.append(message) }
+                    records.markPastLimit(pastLimit)
                     var loaded: Int64 = 0, duplicates: Int64 = 0
                     for written in try stages.load(records) {
                         if written { loaded += 1 } else { duplicates += 1 }
@@ -187,6 +194,7 @@ public enum RejectRetry {
             let statistics = destination.statistics
             summary.newTables = statistics.newTables
             summary.newColumns = statistics.newColumns
+            outcome.pastLimitCalls = statistics.pastLimitCalls
             // The retried messages touch the models like a load's.
             if options.models.enabled {
                 outcome.models = try destination.buildModels(options.models, loadId: loadId, now: options.now())

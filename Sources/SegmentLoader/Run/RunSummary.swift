@@ -68,6 +68,13 @@ public struct RunSummary: Sendable {
     public var newColumns: Int = 0
     /// Values that went to a row's `_extra` because their table was at its column limit.
     public var overflowValues: Int64 = 0
+    /// Event tables in the warehouse after the run, and the event table limit.
+    public var eventTables = 0
+    public var eventTableLimit = EventTableLimit.defaultLimit
+    /// Track calls the run loaded past the event table limit (their row in `tracks` only, with
+    /// the properties in `_extra`), and their distinct event names.
+    public var pastLimitCalls: Int64 = 0
+    public var pastLimitNames = 0
     /// The first rejected lines, with file and line (all of them are in `_rejects`).
     public var problems: [Problem] = []
     public var problemCount: Int64 = 0
@@ -135,6 +142,10 @@ public struct RunSummary: Sendable {
             ("new_tables", .array(newTables.map { .string($0) })),
             ("new_columns", .int(Int64(newColumns))),
             ("overflow_values", .int(overflowValues)),
+            ("event_tables", .object([
+                ("count", .int(Int64(eventTables))), ("limit", .int(Int64(eventTableLimit))),
+                ("event_names_past_limit", .int(Int64(pastLimitNames))), ("events_past_limit", .int(pastLimitCalls)),
+            ])),
             ("stages_seconds", .object([
                 ("inflate_cpu", .double(stages.inflate)), ("parse_and_normalize_cpu", .double(stages.parseAndNormalize)),
                 ("write", .double(stages.write)), ("scan_pass_wall", .double(stages.scanWall)),
@@ -190,6 +201,10 @@ public struct RunSummary: Sendable {
         out.append("  schema:     \(newTables.count) new table\(newTables.count == 1 ? "" : "s"), \(newColumns) new column\(newColumns == 1 ? "" : "s")")
         if overflowValues > 0 {
             out.append("  overflow:   \(overflowValues) value\(overflowValues == 1 ? "" : "s") went to _extra: their table is at the column limit")
+        }
+        if pastLimitCalls > 0 {
+            out.append("  events:     \(pastLimitCalls) track call\(pastLimitCalls == 1 ? "" : "s") of \(pastLimitNames) event name\(pastLimitNames == 1 ? "" : "s") past the event table limit"
+                       + " (\(eventTables) of \(eventTableLimit) tables) are in tracks only, properties in _extra (see _events_past_limit)")
         }
         if let models {
             out.append("  models:     " + models.summaryLine)
@@ -274,6 +289,9 @@ extension RunSummary {
         metric("last_run_rows", "Rows the last run wrote, per table.", "gauge",
                rowsPerTable.sorted { $0.key < $1.key }.map { ("\(p),table=\"\(Self.escape($0.key))\"", "\($0.value)") })
         metric("last_run_new_columns", "Columns the last run added to the schema.", "gauge", [(p, "\(newColumns)")])
+        metric("last_run_events_past_limit", "Track calls of the last run past the event table limit (in tracks only, properties in _extra).",
+               "gauge", [(p, "\(pastLimitCalls)")])
+        metric("event_tables", "Event tables in the warehouse after the last run.", "gauge", [(p, "\(eventTables)")])
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -25,6 +25,11 @@ struct ScanPass {
         var toLoad: [Int]
         var types: [Int64: ColumnType] = [:]
         var winners: [MessageKey: Position] = [:]
+        /// Track calls per event table over the run's archives (every copy counted).
+        var eventCounts: [Int32: Int64] = [:]
+        /// The event tables the run does not create (the event table limit): their calls'
+        /// full rows go to `tracks`. Decided with the destination after the scan.
+        var pastLimit: Set<Int32> = []
     }
 
     let archives: [Archive]
@@ -76,6 +81,7 @@ struct ScanPass {
             for (key, type) in scan.types {
                 plan.types[key] = plan.types[key].map { $0.widened(with: type) } ?? type
             }
+            plan.eventCounts.merge(scan.eventCounts, uniquingKeysWith: +)
         }
         plan.scans = results
         plan.toLoad = archives.indices.filter { results[$0]?.skippedAs == nil }
@@ -183,6 +189,9 @@ struct FileScan: Sendable {
     /// turns out corrupt (zlib says so only at its end). Keeping it apart costs one merge per
     /// member, where a snapshot of `types` per member would copy the whole plan each time.
     private var memberTypes: [Int64: ColumnType] = [:]
+    /// Track calls per event table (for the event table limit), kept per member as the types are.
+    var eventCounts: [Int32: Int64] = [:]
+    private var memberEventCounts: [Int32: Int64] = [:]
     /// The archive could not be read: pass 2 tries it again (as a file that was not spilled)
     /// and records it as failed if it still cannot; the run goes on.
     var error: String?
@@ -199,6 +208,7 @@ struct FileScan: Sendable {
     /// Widens the planned types of the columns a message's rows need. Common columns have
     /// fixed types; context and payload columns get planned ones.
     mutating func observe(_ message: Message) {
+        if message.type == .track { memberEventCounts[message.table, default: 0] += 1 }
         Splitter.forEachRow(type: message.type, table: message.table) { plan in
             observe(message.context, in: plan.table)
             if plan.withPayload { observe(message.payload, in: plan.table) }
@@ -215,6 +225,8 @@ struct FileScan: Sendable {
 
     /// The member read so far is whole: its types join the plan.
     mutating func endMember() {
+        eventCounts.merge(memberEventCounts, uniquingKeysWith: +)
+        memberEventCounts.removeAll(keepingCapacity: true)
         if types.isEmpty {
             swap(&types, &memberTypes)
             return
@@ -226,6 +238,7 @@ struct FileScan: Sendable {
     /// The member read so far is corrupt: nothing of it is planned on.
     mutating func dropMember() {
         memberTypes.removeAll()
+        memberEventCounts.removeAll()
     }
 
     static func widen(_ types: inout [Int64: ColumnType], _ key: Int64, with type: ColumnType) {

@@ -27,9 +27,10 @@ struct WritePass {
         let group = startWorkers(jobs: context.options.jobs, count: toLoad.count, label: "load") { k in
             let i = toLoad[k]
             if scans[k].spilled {
-                Self.feed(spill: runIds.spillPath(i), index: i, scan: scans[k], winners: plan.winners, channel: channels[k], stop: stopWorkers)
+                Self.feed(spill: runIds.spillPath(i), index: i, scan: scans[k], winners: plan.winners, pastLimit: plan.pastLimit,
+                          channel: channels[k], stop: stopWorkers)
             } else {
-                Self.produce(archives[i], index: i, winners: plan.winners, context: context, distrust: scans[k].distrust,
+                Self.produce(archives[i], index: i, winners: plan.winners, pastLimit: plan.pastLimit, context: context, distrust: scans[k].distrust,
                              channel: channels[k], stop: stopWorkers)
             }
         }
@@ -131,7 +132,7 @@ struct WritePass {
 
     /// Pass 2 for an archive pass 1 spilled: its chunks, less the copies that lost to another
     /// copy of their id, through `channel`; the last one carries the file's end.
-    static func feed(spill path: String, index: Int, scan: FileScan, winners: [MessageKey: Position],
+    static func feed(spill path: String, index: Int, scan: FileScan, winners: [MessageKey: Position], pastLimit: Set<Int32>,
                      channel: Channel<Chunk>, stop: StopFlag) {
         var end = scan.end
         var pending: Chunk?
@@ -140,7 +141,7 @@ struct WritePass {
             defer { reader.close() }
             while var chunk = try reader.next() {
                 if stop.isSet { return }
-                chunk.prepare(winners: winners)
+                chunk.prepare(winners: winners, pastLimit: pastLimit)
                 if let previous = pending, !channel.send(previous) { return }
                 pending = chunk
             }
@@ -158,7 +159,7 @@ struct WritePass {
 
     /// Pass 2 for an archive pass 1 could not spill (a corrupt gzip member): read, normalize
     /// and hand on again, rejecting the lines of the corrupt member (`distrust`).
-    static func produce(_ archive: Archive, index: Int, winners: [MessageKey: Position], context: RunContext, distrust: Distrust?,
+    static func produce(_ archive: Archive, index: Int, winners: [MessageKey: Position], pastLimit: Set<Int32>, context: RunContext, distrust: Distrust?,
                         channel: Channel<Chunk>, stop: StopFlag) {
         let (reader, times, filter) = (context.reader, context.times, context.options.filter)
         var processor = LineProcessor(loadTime: context.loadTime, names: context.names, privacy: context.options.privacy)
@@ -178,7 +179,7 @@ struct WritePass {
                 if chunk.items.count >= 1024 {
                     chunk.archiveBytes = pendingBytes
                     pendingBytes = 0
-                    chunk.prepare(winners: winners)
+                    chunk.prepare(winners: winners, pastLimit: pastLimit)
                     if !channel.send(chunk) { throw Stopped() }
                     chunk = Chunk()
                     chunk.items.reserveCapacity(1024)
@@ -196,7 +197,7 @@ struct WritePass {
             end.readError = "\(error)"
             chunk = Chunk()
         }
-        chunk.prepare(winners: winners)
+        chunk.prepare(winners: winners, pastLimit: pastLimit)
         chunk.end = end
         if channel.send(chunk) { channel.waitUntilFinished() }
     }
@@ -225,9 +226,11 @@ struct Chunk: Sendable {
 
 extension Chunk {
     /// Readies a chunk for the writer, off its thread: the copies that lost within the run
-    /// dropped, and what the rest need of the schema found.
-    mutating func prepare(winners: [MessageKey: Position]) {
+    /// dropped, the track calls of events past the event table limit marked, and what the rest
+    /// need of the schema found.
+    mutating func prepare(winners: [MessageKey: Position], pastLimit: Set<Int32>) {
         dropLosers(winners: winners)
+        records.markPastLimit(pastLimit)
         needs = records.bytes.withUnsafeBytes { SchemaNeeds.of(RecordCursor.headers(of: records.count, in: $0), in: $0) }
     }
 

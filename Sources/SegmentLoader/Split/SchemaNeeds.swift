@@ -75,7 +75,7 @@ struct SchemaNeeds: Sendable {
         var others = Set<UseKey>()
         for (r, header) in headers.enumerated() {
             let record = Int32(r)
-            Splitter.forEachRow(type: header.type, table: header.table) { plan in
+            Splitter.forEachRow(header) { plan in
                 let uses: TableUses
                 if let known = tables[plan.table] { uses = known } else {
                     uses = TableUses()
@@ -85,14 +85,17 @@ struct SchemaNeeds: Sendable {
                 cursor.offset = header.fieldsOffset
                 let fields = header.common + header.context + (plan.withPayload ? header.payload : 0)
                 for i in 0..<fields {
-                    let (column, key, value) = cursor.field()
+                    var (column, key, value) = cursor.field()
                     if case .null = value { continue }
-                    guard uses.note(column, key, others: &others, table: plan.table) else { continue }
                     let origin: Origin = i < header.common ? .common : i < header.common + header.context ? .context : .payload
+                    // An event past the event table limit keeps its properties in the tracks
+                    // row's `_extra`: they need that column, never one of their own.
+                    if header.pastLimit && origin == .payload { (column, key) = (NameTable.extra, NameTable.extra) }
+                    guard uses.note(column, key, others: &others, table: plan.table) else { continue }
                     needs.uses.append(Use(table: plan.table, column: column, key: key, record: record, origin: origin,
                                           type: value.columnType, callType: header.type))
                 }
-                guard plan.withPayload else { return }
+                guard plan.withPayload && !header.pastLimit else { return }
                 if let event = header.event, !event.equals(uses.lastEvent) {
                     uses.lastEvent = Array(event)
                     let name = event.string
@@ -118,16 +121,17 @@ struct SchemaNeeds: Sendable {
         for r in (Int(use.record) + 1)..<headers.count where admitted[r] {
             let header = headers[r]
             var found = false
-            Splitter.forEachRow(type: header.type, table: header.table) { plan in
+            Splitter.forEachRow(header) { plan in
                 guard plan.table == use.table, !found else { return }
                 var cursor = RecordCursor(raw)
                 cursor.offset = header.fieldsOffset
                 let fields = header.common + header.context + (plan.withPayload ? header.payload : 0)
-                for _ in 0..<fields {
-                    let (column, key, value) = cursor.field()
+                for i in 0..<fields {
+                    var (column, key, value) = cursor.field()
+                    if header.pastLimit && i >= header.common + header.context { (column, key) = (NameTable.extra, NameTable.extra) }
                     if column == use.column, key == use.key, !value.isNull { found = true; return }
                 }
-                guard plan.withPayload else { return }
+                guard plan.withPayload && !header.pastLimit else { return }
                 for _ in 0..<header.discards {
                     let discard = cursor.discard()
                     if discard.column == use.column, discard.key == use.key { found = true; return }
@@ -143,7 +147,7 @@ struct SchemaNeeds: Sendable {
         if admitted[Int(event.record)] { return true }
         let name = Array(event.name.utf8)
         for r in (Int(event.record) + 1)..<headers.count where admitted[r] {
-            if headers[r].table == event.table, let other = headers[r].event, other.equals(name) { return true }
+            if headers[r].table == event.table, !headers[r].pastLimit, let other = headers[r].event, other.equals(name) { return true }
         }
         return false
     }

@@ -15,14 +15,22 @@ struct SplitRow {
 
 /// The Split stage: a message becomes the rows of the contract's tables (section 3). A track
 /// call goes to `tracks` (common and context columns) and to its event's own table (with
-/// properties); every other call to its one table. The `users` and `accounts` rows an identify
+/// properties), or, when its event is past the event table limit, only to `tracks` with its
+/// properties in the row's `_extra`; every other call to its one table. The `users` and `accounts` rows an identify
 /// or group call changes are derived by `ProfileDerivation`, also part of this stage.
 public enum Splitter {
     /// Calls `body` for each row of a message of `type` whose full row goes to `table`.
     @inline(__always)
-    public static func forEachRow(type: CallType, table: Int32, _ body: (RowPlan) throws -> Void) rethrows {
+    public static func forEachRow(type: CallType, table: Int32, pastLimit: Bool = false, _ body: (RowPlan) throws -> Void) rethrows {
+        if type == .track && pastLimit { return try body(RowPlan(table: NameTable.tracks, withPayload: true)) }
         if type == .track { try body(RowPlan(table: NameTable.tracks, withPayload: false)) }
         try body(RowPlan(table: table, withPayload: true))
+    }
+
+    /// The rows of a packed record.
+    @inline(__always)
+    static func forEachRow(_ header: RecordCursor.Header, _ body: (RowPlan) throws -> Void) rethrows {
+        try forEachRow(type: header.type, table: header.table, pastLimit: header.pastLimit, body)
     }
 
     /// The rows of a chunk's admitted messages, in the chunk's order.
@@ -30,7 +38,7 @@ public enum Splitter {
         var rows: [SplitRow] = []
         rows.reserveCapacity(headers.count + headers.count / 2)
         for (i, header) in headers.enumerated() where admitted[i] {
-            forEachRow(type: header.type, table: header.table) { rows.append(SplitRow(record: i, plan: $0)) }
+            forEachRow(header) { rows.append(SplitRow(record: i, plan: $0)) }
         }
         return rows
     }
