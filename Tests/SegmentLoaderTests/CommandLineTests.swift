@@ -87,4 +87,23 @@ final class CommandLineTests: XCTestCase {
         let again = try run(["bench", "--events", "400", "--files", "2", "--jobs", "1", "--preload", "300", "--dir", dir.path])
         XCTAssertTrue(again.stdout.contains("preload: 300 other events already in"), again.stdout)
     }
+
+    /// Issue 19's measurement: many event names, in one run or a run per file, with the limit
+    /// and a fresh connection's first query reported.
+    func testBenchLoadsManyEventNamesInARunPerFile() throws {
+        let dir = try temporaryDirectory(self)
+        let result = try run(["bench", "--events", "300", "--files", "3", "--jobs", "1", "--event-names", "300", "--run-per-file", "--no-models", "--dir", dir.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for expected in ["corpus: 300 events (track calls over 300 event names) in 3 gzip files",
+                         "loaded: 300 messages", "in 3 runs", "first query on a fresh connection (count(*) of tracks: "] {
+            XCTAssertTrue(result.stdout.contains(expected), "missing \(expected):\n\(result.stdout)")
+        }
+        let loaded = dir.appendingPathComponent("bench-jobs1.sqlite")
+        XCTAssertEqual(try scalar(loaded, "SELECT count(*) FROM _loads"), "3", "one run per file")
+        // A few calls are retries of the file before's (about 1%): fewer names than calls.
+        let names = Int(try scalar(loaded, "SELECT count(DISTINCT event_text) FROM tracks"))!
+        XCTAssertGreaterThan(names, 290)
+        XCTAssertTrue(result.stdout.contains("event tables: \(names) (limit 1000); 0 track calls past the limit"), result.stdout)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("report-jobs1-run3.json").path))
+    }
 }
