@@ -31,6 +31,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Journal mode of the loads: wal or rollback.", valueName: "mode")) var journal: String = "wal"
     @Option(help: ArgumentHelp("Make every event a track call named \"Viewed Product <n>\" with this many distinct n (a product id inside the event name), to time a run that meets more event names than the event table limit.", valueName: "n"))
     var eventNames: Int = 0
+    @Flag(help: "Instead: generate a month of returning-visitor traffic (see docs/benchmark.md) and load it night by night into one warehouse with the default settings, printing each night's cost and the growth.")
+    var nightly = false
+    @Option(help: ArgumentHelp("With --nightly: nights to load.", valueName: "n")) var nights: Int = 30
+    @Option(help: ArgumentHelp("With --nightly: people in the population, each with one anonymous id.", valueName: "n")) var people: Int = 40_000
+    @Option(help: ArgumentHelp("With --nightly: share of the people active on a night.", valueName: "share")) var activeShare: Double = 0.15
+
     @Flag(help: "Load each file of the corpus in a run of its own (in order, into one warehouse) instead of all in one run; figures are summed over the runs, peak RSS is the largest.")
     var runPerFile = false
 
@@ -39,6 +45,9 @@ struct BenchCommand: ParsableCommand {
         guard !jobList.isEmpty, jobList.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--jobs takes whole numbers of 1 or more, comma-separated") }
         guard preload >= 0, preload == 0 || preload >= files else { throw ValidationError("--preload must be 0 or at least --files") }
         guard JournalMode(rawValue: journal) != nil else { throw ValidationError("--journal must be wal or rollback") }
+        guard nights >= 1, people >= 1, activeShare > 0, activeShare <= 1 else {
+            throw ValidationError("--nights and --people must be at least 1, --active-share between 0 and 1")
+        }
         guard eventNames >= 0 else { throw ValidationError("--event-names must be 0 (the usual mix) or more") }
     }
 
@@ -46,6 +55,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         let root = URL(fileURLWithPath: dir)
+        if nightly { return try runNightly(root: root) }
         let spec = CorpusSpec(events: events, files: files, seed: seed, eventNames: eventNames)
         let folder = root.appendingPathComponent(spec.folderName)
         let generated = !FileManager.default.fileExists(atPath: folder.appendingPathComponent(".manifest.json").path)
@@ -168,6 +178,55 @@ struct BenchCommand: ParsableCommand {
         var status: Int32
         var wall: Double
         var maxRSSKilobytes: Int
+        /// Bytes the child wrote to storage (the kernel's block output count, 512-byte units).
+        var writtenBytes: Int64 = 0
+    }
+
+    /// `--nightly`: a month of nights, each loaded by its own `load` with the default
+    /// settings into one warehouse, as cron would.
+    func runNightly(root: URL) throws {
+        let spec = NightlySpec(people: people, activeShare: activeShare, nights: nights, seed: seed)
+        let folder = root.appendingPathComponent(spec.folderName)
+        let genStart = Date()
+        let generated = !FileManager.default.fileExists(atPath: folder.appendingPathComponent(".manifest.json").path)
+        let nightFolders = try NightlyCorpus.generate(spec, into: folder, jobs: ProcessInfo.processInfo.activeProcessorCount)
+        print("corpus: \(nights) nights of \(people) people (\(Int(activeShare * 100))% active a night), \(spec.files) archives a night, in \(dir)/\(spec.folderName)"
+              + (generated ? " (generated in \(seconds(Date().timeIntervalSince(genStart))) s)" : " (reused)"))
+        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let db = root.appendingPathComponent("nightly.sqlite")
+        for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
+        var rows: [[String]] = [["night", "messages", "people", "wall s", "load s", "models s", "written MB", "written/NDJSON", "peak RSS MB", "warehouse MB"]]
+        var walls: [Double] = [], ratios: [Double] = [], modelShare: [(Double, Double)] = []
+        for (n, night) in nightFolders.enumerated() {
+            let report = root.appendingPathComponent("nightly-report.json")
+            let child = try runChild([executable, "load", "--db", db.path, "--report", report.path, night.path])
+            guard child.status == 0 else {
+                throw ValidationError("night \(n + 1) exited with status \(child.status); run it by hand to see why: \(executable) load --db \(db.path) \(night.path)")
+            }
+            let json = try JSONParser.parse(String(decoding: try Data(contentsOf: report), as: UTF8.self))
+            let models = number(json["models"]?["seconds"])
+            let ndjson = number(json["inflated_bytes"])
+            let ratio = Double(child.writtenBytes) / max(1, ndjson)
+            let size = (try? FileManager.default.attributesOfItem(atPath: db.path)[.size] as? Int) ?? 0
+            walls.append(child.wall)
+            ratios.append(ratio)
+            modelShare.append((child.wall - models, models))
+            rows.append(["\(n + 1)", "\(Int(number(json["totals"]?["loaded"])))", "\(Int(number(json["models"]?["people"])))",
+                         seconds(child.wall), seconds(child.wall - models), seconds(models), mb(child.writtenBytes),
+                         String(format: "%.1f", ratio), "\(child.maxRSSKilobytes / 1024)", mb(Int64(size))])
+            FileHandle.standardError.write(Data("night \(n + 1) of \(nightFolders.count): \(seconds(child.wall)) s\n".utf8))
+        }
+        print(table(rows))
+        print("(wall is the whole `load`, models the build of the models after it (from its report), load the rest; written is what the load wrote to storage, NDJSON the nights' inflated bytes; people is the models' people)")
+        if walls.count >= 7 {
+            func mean(_ xs: ArraySlice<Double>) -> Double { xs.reduce(0, +) / Double(xs.count) }
+            let early = mean(walls[1...5]), late = mean(walls.suffix(5))
+            let earlyLoad = mean(modelShare[1...5].map(\.0)[...]), lateLoad = mean(modelShare.suffix(5).map(\.0)[...])
+            let earlyModels = mean(modelShare[1...5].map(\.1)[...]), lateModels = mean(modelShare.suffix(5).map(\.1)[...])
+            print(String(format: "growth: the last 5 nights' mean wall %.2f s is %.2fx nights 2-6 (%.2f s); load %.2fx (%.2f -> %.2f s), models %.2fx (%.2f -> %.2f s); written/NDJSON %.1f -> %.1f",
+                         late, late / early, early, lateLoad / earlyLoad, earlyLoad, lateLoad, lateModels / max(0.001, earlyModels), earlyModels, lateModels,
+                         mean(ratios[1...5]), mean(ratios.suffix(5))))
+        }
     }
 
     /// Runs a program with its output discarded; wall time and peak RSS come from wait4.
@@ -187,7 +246,7 @@ struct BenchCommand: ParsableCommand {
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
         let wall = Date().timeIntervalSince(started)
         let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Child(status: exitStatus, wall: wall, maxRSSKilobytes: Int(usage.ru_maxrss))
+        return Child(status: exitStatus, wall: wall, maxRSSKilobytes: Int(usage.ru_maxrss), writtenBytes: Int64(usage.ru_oublock) * 512)
     }
 
     func seconds(_ s: Double) -> String { String(format: "%.2f", s) }
