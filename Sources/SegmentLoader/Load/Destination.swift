@@ -28,6 +28,9 @@ protocol Destination: AnyObject {
     /// Runs `body` as one transaction: all it writes commits together when it returns; when it
     /// throws, nothing of it stays and the run's counts are as before it.
     func file<R>(_ body: () throws -> R) throws -> R
+    /// Runs `body`, which runs several `file`s, as one transaction: each file still commits or
+    /// rolls back as a whole within it, and none is in the warehouse until `body` returns.
+    func group<R>(_ body: () throws -> R) throws -> R
     /// Claims the ids of a chunk's messages: for each, whether it is new (to be loaded) or an
     /// earlier run or file already loaded it (a duplicate).
     func claim(_ headers: [RecordCursor.Header]) throws -> [Bool]

@@ -66,6 +66,11 @@ final class SQLiteDestination: Destination {
         }
     }
 
+    func group<R>(_ body: () throws -> R) throws -> R {
+        // Each file inside is a savepoint (`Database.transaction` nests).
+        try db.transaction(.immediate, body)
+    }
+
     func claim(_ headers: [RecordCursor.Header]) throws -> [Bool] {
         try seen.admit(headers)
     }

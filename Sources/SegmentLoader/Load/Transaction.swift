@@ -23,8 +23,13 @@ extension Database {
     /// Runs `body` in one transaction: committed when `body` returns, rolled back when it (or
     /// the commit) throws, and the error rethrown. Every write the loader makes goes through
     /// here; a rollback that fails is reported as a `RollbackFailure`, never swallowed.
+    ///
+    /// Inside an open transaction (a run that groups its files into one) it is a savepoint
+    /// instead: released when `body` returns, rolled back to when it throws, so a file that
+    /// fails leaves the group's other files as they were; the outer transaction commits them.
     @discardableResult
     public func transaction<R>(_ kind: TransactionKind = .immediate, _ body: () throws -> R) throws -> R {
+        if isInTransaction { return try savepoint(body) }
         try execute("BEGIN \(kind.rawValue)")
         let result: R
         do {
@@ -32,6 +37,26 @@ extension Database {
             try execute("COMMIT")
         } catch {
             try rollback(after: error)
+            throw error
+        }
+        return result
+    }
+
+    private func savepoint<R>(_ body: () throws -> R) throws -> R {
+        try execute("SAVEPOINT nested")
+        let result: R
+        do {
+            result = try body()
+            try execute("RELEASE nested")
+        } catch {
+            // After some errors SQLite has rolled back the whole transaction itself.
+            if isInTransaction {
+                do {
+                    try execute("ROLLBACK TO nested; RELEASE nested")
+                } catch let failure {
+                    throw RollbackFailure(cause: error, rollback: failure)
+                }
+            }
             throw error
         }
         return result

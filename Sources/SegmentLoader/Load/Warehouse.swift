@@ -32,6 +32,8 @@ public enum JournalMode: String, Sendable, CaseIterable {
 /// The SQLite file that holds the warehouse: opening and checking it, and the bookkeeping
 /// tables of the contract (section 7).
 public final class Warehouse {
+    /// How large the write-ahead log grows during a run before SQLite copies it into the file.
+    public static let checkpointBytes: Int64 = 256 << 20
     /// `PRAGMA application_id`: "SgLd".
     public static let applicationID: Int32 = 0x5367_4C64
     /// Seconds a run waits for another program's write lock before it gives up (exit 75):
@@ -115,6 +117,12 @@ public final class Warehouse {
             announce("\(path) stays in journal mode \(mode): another program has it open, so it cannot switch to \(journal.pragma) now")
         }
         try db.execute("PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY")
+        // SQLite copies the log into the file after any commit that leaves it over 1000 pages
+        // (4 MB): a run of several files then writes the same index pages into the file once
+        // per file. A run checkpoints when the log passes `checkpointBytes` and once at its end
+        // (`truncateLog`), so a night's pages go into the file about once.
+        let pageSize = max(512, try db.scalar("PRAGMA page_size")?.integer ?? 4096)
+        try db.execute("PRAGMA wal_autocheckpoint=\(Warehouse.checkpointBytes / pageSize)")
         if appID != Warehouse.applicationID {
             try db.transaction(.immediate) {
                 try db.execute(BookkeepingSchema.sql)

@@ -114,8 +114,14 @@ public enum LoadRun {
             let dropped = try destination.dropQueryIndexes()
             if dropped > 0 { log("bulk load (\(incoming) archive bytes into a \(existing)-byte warehouse): \(dropped) query indexes dropped, rebuilt at the end") }
         }
-        let write = WritePass(archives: archives, plan: plan, context: context, runIds: runIds,
+        var write = WritePass(archives: archives, plan: plan, context: context, runIds: runIds,
                               stages: WriteStages(destination: destination))
+        // A night's few files into a warehouse many times their size: one transaction, so the
+        // index pages they all touch are written once (a kill loses the run, not a file).
+        if incoming > 0 && incoming * Self.groupRatio <= existing && plan.toLoad.count > 1 {
+            write.groupFiles = true
+            log("\(plan.toLoad.count) files (\(incoming) archive bytes into a \(existing)-byte warehouse) in one transaction")
+        }
         let complete = try write.run(summary: &summary, log: log)
         let statistics = destination.statistics
         summary.rowsPerTable = statistics.rowsPerTable
@@ -133,6 +139,10 @@ public enum LoadRun {
         }
         return complete
     }
+
+    /// A run whose archives (compressed) are at most the warehouse's size over this loads its
+    /// files in one transaction.
+    static let groupRatio: Int64 = 8
 
     /// How an error ends the run: the run's own temporary storage, the destination's lock or
     /// storage, or anything else.

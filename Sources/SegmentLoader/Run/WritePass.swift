@@ -3,13 +3,19 @@ import Foundation
 /// Pass 2 of a run: the files to load, in path order, each in one transaction of the
 /// destination. Workers read each file's spill (or, for a file with a corrupt gzip member, the
 /// archive again), drop the copies that lost within the run and find what the rest need of
-/// the schema; the writer's thread runs the write stages on them and commits file by file.
+/// the schema; the writer's thread runs the write stages on them and commits file by file,
+/// or, when `groupFiles` (a run much smaller than its warehouse), every file in one transaction.
 struct WritePass {
     let archives: [Archive]
     let plan: ScanPass.Plan
     let context: RunContext
     let runIds: RunIds
     let stages: WriteStages
+    /// One transaction for the whole pass, each file a savepoint in it: a night's few files
+    /// then write the pages of the random-key indexes they share once, not once per file. A
+    /// kill loses the whole pass (the next run loads its files again); a file that fails is
+    /// still rolled back alone.
+    var groupFiles = false
 
     var destination: any Destination { stages.destination }
 
@@ -41,6 +47,19 @@ struct WritePass {
         }
 
         context.progress?.begin(.loading, files: toLoad.count, bytes: toLoad.reduce(0) { $0 + archives[$1].size })
+        guard groupFiles else { return try writeFiles(toLoad, scans: scans, channels: channels, summary: &summary, log: log) }
+        let before = summary
+        do {
+            return try stages.group { try writeFiles(toLoad, scans: scans, channels: channels, summary: &summary, log: log) }
+        } catch {
+            // Nothing of the group was committed.
+            summary = before
+            throw error
+        }
+    }
+
+    private func writeFiles(_ toLoad: [Int], scans: [FileScan], channels: [Channel<Chunk>], summary: inout RunSummary,
+                            log: (String) -> Void) throws -> Bool {
         for (k, i) in toLoad.enumerated() {
             if context.stop?.isSet == true {
                 summary.notStarted = toLoad[k...].map { archives[$0].path }

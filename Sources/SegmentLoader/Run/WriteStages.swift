@@ -26,6 +26,11 @@ final class WriteStages {
         }
     }
 
+    /// Runs `body`, whose files are each a `file`, as one transaction (see `WritePass.groupFiles`).
+    func group<R>(_ body: () throws -> R) throws -> R {
+        try destination.group(body)
+    }
+
     /// Loads a chunk's records (the copies that won within the run) with the schema they need;
     /// returns, for each, whether it was loaded (false: an earlier run already loaded its id).
     func load(_ records: MessageRecords, needs: SchemaNeeds? = nil) throws -> [Bool] {
