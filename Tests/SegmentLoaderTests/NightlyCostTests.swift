@@ -1,0 +1,92 @@
+import Foundation
+import XCTest
+@testable import SegmentLoader
+
+/// Issue 20: a night's cost. A run whose archives are small beside its warehouse loads them in
+/// one transaction (each file a savepoint); a kill during it loses the night, and the next run
+/// gives the warehouse an uninterrupted run gives.
+final class NightlyCostTests: XCTestCase {
+    /// A warehouse with history (one archive of 1,000 calls) and a night of three small archives.
+    func makeNight(in dir: URL) throws -> (history: URL, night: URL) {
+        let history = dir.appendingPathComponent("history/h.ndjson.gz")
+        try write(gzip(ndjson((0..<1000).map { i in
+            track("h\(i)", event: ["Signed In", "Order Completed", "Cart Viewed"][i % 3], user: "u\(i % 300)",
+                  received: "2024-03-01T10:00:00.000Z", properties: ["n": i, "plan": i % 2 == 0 ? "pro" : "free", "note": String(repeating: "x", count: i % 50)])
+        })), to: history)
+        let night = dir.appendingPathComponent("night")
+        for f in 0..<3 {
+            try write(gzip(ndjson((0..<20).map { i in
+                track("n\(f)-\(i)", event: i % 2 == 0 ? "Signed In" : "Invite Sent", user: "u\(i)", received: "2024-03-02T0\(f):00:00.000Z",
+                      properties: ["n": i, "file": f])
+            } + [identify("i\(f)", user: "u\(f)", at: "2024-03-02T0\(f):30:00.000Z", traits: ["plan": "team", "night": f])])),
+                      to: night.appendingPathComponent("part-\(f).ndjson.gz"))
+        }
+        return (history, night)
+    }
+
+    func testAKillDuringANightLoadedInOneTransactionResumesToTheSameWarehouse() throws {
+        let reference = try temporaryDirectory(self)
+        let (refHistory, refNight) = try makeNight(in: reference)
+        let refDb = reference.appendingPathComponent("w.sqlite")
+        XCTAssertEqual(try runSegmentLoader(["load", "--db", refDb.path, refHistory.path]).status, 0)
+        let clean = try runSegmentLoader(["load", "--verbose", "--db", refDb.path, refNight.path])
+        XCTAssertEqual(clean.status, 0, clean.stderr)
+        XCTAssertTrue(clean.stderr.contains("3 files (") && clean.stderr.contains("in one transaction"), clean.stderr)
+        let expected = try dumpWarehouse(refDb).replacingOccurrences(of: reference.path, with: "<dir>")
+
+        for point in ["write:1", "commit:2", "write:3", "commit:3"] {
+            let dir = try temporaryDirectory(self)
+            let (history, night) = try makeNight(in: dir)
+            let db = dir.appendingPathComponent("w.sqlite")
+            XCTAssertEqual(try runSegmentLoader(["load", "--db", db.path, history.path]).status, 0)
+            let killed = try runSegmentLoader(["load", "--db", db.path, "--test-kill-at", point, night.path])
+            XCTAssertTrue(killed.signaled, "\(point): not killed: \(killed.stdout)")
+            // Nothing of the night is in: its files were one transaction, never committed.
+            XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _files"), "1", point)
+            XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks WHERE id LIKE 'n%'"), "0", point)
+            let again = try runSegmentLoader(["load", "--db", db.path, night.path])
+            XCTAssertEqual(again.status, 0, "\(point): \(again.stderr)")
+            XCTAssertTrue(again.stdout.contains("3 loaded, 0 partial, 0 failed, 0 skipped"), again.stdout)
+            XCTAssertEqual(try dumpWarehouse(db).replacingOccurrences(of: dir.path, with: "<dir>"), expected,
+                           "after a kill at \(point) the warehouse differs from an uninterrupted night")
+            XCTAssertEqual(try scalar(db, "PRAGMA integrity_check"), "ok")
+            XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _loads WHERE status = 'interrupted'"), "1", point)
+        }
+    }
+
+    /// SIGINT during a grouped night commits the files already written (they are whole) and
+    /// leaves the rest to the next run.
+    func testSIGINTDuringAGroupedNightCommitsTheFilesDone() throws {
+        let dir = try temporaryDirectory(self)
+        let (history, night) = try makeNight(in: dir)
+        let db = dir.appendingPathComponent("w.sqlite")
+        XCTAssertEqual(try runSegmentLoader(["load", "--db", db.path, history.path]).status, 0)
+        let stopped = try runSegmentLoader(["load", "--db", db.path, "--test-kill-at", "interrupt:2", night.path])
+        XCTAssertEqual(stopped.status, 130, stopped.stderr)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _files"), "3", "the history and the night's first two files")
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks WHERE id LIKE 'n%'"), "40")
+        let rest = try runSegmentLoader(["load", "--db", db.path, night.path])
+        XCTAssertEqual(rest.status, 0, rest.stderr)
+        XCTAssertTrue(rest.stdout.contains("1 loaded, 0 partial, 0 failed, 2 skipped (already loaded)"), rest.stdout)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks WHERE id LIKE 'n%'"), "60")
+    }
+
+    /// A nested transaction is a savepoint: the inner one's failure undoes only its own writes.
+    func testATransactionInsideATransactionRollsBackAlone() throws {
+        let dir = try temporaryDirectory(self)
+        let database = try Database(path: dir.appendingPathComponent("t.sqlite").path)
+        try database.execute("CREATE TABLE t (x INTEGER)")
+        struct Boom: Error {}
+        try database.transaction(.immediate) {
+            try database.execute("INSERT INTO t VALUES (1)")
+            XCTAssertThrowsError(try database.transaction(.immediate) {
+                try database.execute("INSERT INTO t VALUES (2)")
+                throw Boom()
+            })
+            try database.transaction(.immediate) { try database.execute("INSERT INTO t VALUES (3)") }
+            XCTAssertTrue(database.isInTransaction)
+        }
+        XCTAssertFalse(database.isInTransaction)
+        XCTAssertEqual(try database.query("SELECT x FROM t ORDER BY x").map { $0[0].integer }, [1, 3])
+    }
+}
