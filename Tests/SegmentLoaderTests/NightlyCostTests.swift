@@ -89,4 +89,33 @@ final class NightlyCostTests: XCTestCase {
         XCTAssertFalse(database.isInTransaction)
         XCTAssertEqual(try database.query("SELECT x FROM t ORDER BY x").map { $0[0].integer }, [1, 3])
     }
+
+    func models(_ db: URL) throws -> String {
+        try Models.tables.map { table in
+            table + "\n" + (try rows(db, "SELECT * FROM \(table) ORDER BY 1").map { $0.joined(separator: "|") }.joined(separator: "\n"))
+        }.joined(separator: "\n")
+    }
+
+    /// Returning visitors night after night, each night's models updated incrementally (most
+    /// people come back after more than a session timeout, so only their new activity is
+    /// modelled): the same identities, page views and sessions as one full build of the month.
+    func testAMonthOfNightsUpdatedIncrementallyGivesTheModelsOfOneFullBuild() throws {
+        let dir = try temporaryDirectory(self)
+        let spec = NightlySpec(people: 300, activeShare: 0.35, nights: 8, files: 2, seed: 5)
+        let nights = try NightlyCorpus.generate(spec, into: dir.appendingPathComponent("corpus"), jobs: 2)
+        let db = dir.appendingPathComponent("nightly.sqlite")
+        var modes: [String] = []
+        for night in nights {
+            let summary = try load([night], into: db) { $0.models.wideBuildFactor = 0 }
+            XCTAssertEqual(summary.outcome, .loaded)
+            modes.append(summary.models?.mode ?? "none")
+        }
+        XCTAssertEqual(modes, ["full"] + Array(repeating: "incremental", count: 7))
+        XCTAssertGreaterThan(Int(try scalar(db, "SELECT count(*) FROM (SELECT blended_user_id FROM sessions GROUP BY 1 HAVING count(*) > 3)"))!, 20,
+                             "people come back night after night")
+        XCTAssertGreaterThan(Int(try scalar(db, "SELECT count(*) FROM identities"))!, 10, "some log in")
+        let reference = dir.appendingPathComponent("reference.sqlite")
+        try load(nights, into: reference)
+        XCTAssertEqual(try models(db), try models(reference))
+    }
 }

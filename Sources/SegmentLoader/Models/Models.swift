@@ -255,17 +255,29 @@ private struct Builder {
         }
         for (user, time) in touchedUsers { note(graph.final(user), time) }
         for (anon, time) in touchedAnons { note(after[anon] ?? anon, time) }
-        let lastStart = try db.prepare("SELECT max(started_at), count(*) FROM sessions WHERE blended_user_id = ? AND started_at <= ?")
+        let lastStart = try db.prepare("SELECT max(started_at), count(*), max(ended_at) FROM sessions WHERE blended_user_id = ? AND started_at <= ?")
         var cuts: [(person: String, cut: String, kept: Int64)] = []
+        func milliseconds(_ text: String?) -> Int64? {
+            text.flatMap(Timestamp.parse).map { $0.seconds * 1000 + $0.nanos / 1_000_000 }
+        }
         for (person, time) in since.sorted(by: { $0.key < $1.key }) where !full.contains(person) {
             lastStart.bindText(person, at: 1)
             lastStart.bindText(time, at: 2)
             _ = try lastStart.step()
             let cut = lastStart.value(at: 0).text
             let upTo = lastStart.value(at: 1).integer ?? 0
+            let ended = lastStart.value(at: 2).text
             lastStart.reset()
             // No session began before the new activity: all of it again.
             guard let cut else { full.insert(person); continue }
+            // A person back after a pause longer than the session timeout (most people on a
+            // night): every session that began before the new activity also ended more than
+            // a timeout before it, so none of them can change; only what follows is modelled,
+            // numbered after them. Rewriting their last session anyway cost most of a night.
+            if let end = milliseconds(ended), let start = milliseconds(time), start - end > timeoutMilliseconds {
+                cuts.append((person, time, upTo))
+                continue
+            }
             cuts.append((person, cut, upTo - 1))
         }
 
