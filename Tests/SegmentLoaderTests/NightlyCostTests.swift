@@ -118,4 +118,24 @@ final class NightlyCostTests: XCTestCase {
         try load(nights, into: reference)
         XCTAssertEqual(try models(db), try models(reference))
     }
+
+    /// The person indexes of tracks, pages and screens lead with the id and go on with the
+    /// timestamp; a warehouse made with the single-column ones gets them rebuilt by its next run.
+    func testPersonIndexesTakeTheTimestampAndOldOnesAreRebuilt() throws {
+        let dir = try temporaryDirectory(self)
+        let db = dir.appendingPathComponent("w.sqlite")
+        try load([try write(gzip(ndjson([track("a", user: "u1")])), to: dir.appendingPathComponent("1.ndjson.gz"))], into: db)
+        func columns(_ index: String) throws -> [String] {
+            try rows(db, "SELECT name FROM pragma_index_info('\(index)') ORDER BY seqno").map { $0[0] }
+        }
+        XCTAssertEqual(try columns("_idx_tracks_user_id"), ["user_id", "timestamp"])
+        XCTAssertEqual(try columns("_idx_tracks_anonymous_id"), ["anonymous_id", "timestamp"])
+        let database = try Database(path: db.path)
+        try database.execute("DROP INDEX _idx_tracks_user_id; CREATE INDEX _idx_tracks_user_id ON tracks (user_id)")
+        let summary = try load([try write(gzip(ndjson([track("b", user: "u2")])), to: dir.appendingPathComponent("2.ndjson.gz"))], into: db)
+        XCTAssertEqual(summary.indexesCreated, ["_idx_tracks_user_id"])
+        XCTAssertEqual(try columns("_idx_tracks_user_id"), ["user_id", "timestamp"])
+        XCTAssertEqual(try rows(db, "EXPLAIN QUERY PLAN SELECT min(timestamp) FROM tracks WHERE user_id = 'u1'").map { $0.last! }.joined(),
+                       "SEARCH tracks USING COVERING INDEX _idx_tracks_user_id (user_id=?)")
+    }
 }

@@ -1,6 +1,8 @@
 /// Indexes for ad-hoc queries, named `_idx_<table>_<column>`: `received_at` on every call and
-/// event table (time ranges), `user_id` and `anonymous_id` on `tracks`, `pages`, `screens`
-/// (one person's activity), `anonymous_id` on `identifies`, `user_id` on `groups`,
+/// event table (time ranges), `(user_id, timestamp)` and `(anonymous_id, timestamp)` on
+/// `tracks`, `pages`, `screens` (one person's activity in time order; the models read a
+/// person's new activity through them without reading their whole history),
+/// `anonymous_id` on `identifies`, `user_id` on `groups`,
 /// `previous_id` and `user_id` on `aliases` (identity stitching). `identifies(user_id,
 /// timestamp)` and `groups(group_id, timestamp)` exist from the start: the loader itself needs
 /// them to rebuild `users` and `accounts`.
@@ -21,40 +23,54 @@ public enum Indexes {
     static let loaderIndexes = Set(Profile.allCases.map(profileIndex))
 
     /// The indexes the warehouse should have now: (index name, table, column).
-    static func wanted(in db: Database) throws -> [(name: String, table: String, column: String)] {
-        var out: [(String, String, String)] = []
+    static func wanted(in db: Database) throws -> [(name: String, table: String, columns: [String])] {
+        var out: [(String, String, [String])] = []
         let tables = try db.query("SELECT table_name, call_type FROM _schema_tables ORDER BY table_name")
         for row in tables {
             guard case .text(let table) = row[0], case .text(let kind) = row[1] else { continue }
-            let columns: [String]
+            let columns: [[String]]
             switch kind {
-            case "track" where table != "tracks": columns = ["received_at"]
-            case "track", "page", "screen": columns = ["received_at", "user_id", "anonymous_id"]
-            case "identify": columns = ["received_at", "anonymous_id"]
-            case "group": columns = ["received_at", "user_id"]
-            case "alias": columns = ["received_at", "previous_id", "user_id"]
+            case "track" where table != "tracks": columns = [["received_at"]]
+            case "track", "page", "screen": columns = [["received_at"], ["user_id", "timestamp"], ["anonymous_id", "timestamp"]]
+            case "identify": columns = [["received_at"], ["anonymous_id"]]
+            case "group": columns = [["received_at"], ["user_id"]]
+            case "alias": columns = [["received_at"], ["previous_id"], ["user_id"]]
             default: columns = []
             }
-            for column in columns { out.append((prefix + table + "_" + column, table, column)) }
+            for list in columns { out.append((prefix + table + "_" + list[0], table, list)) }
         }
         return out
     }
 
-    /// Creates the missing indexes; returns their names.
+    /// Creates the missing indexes, and again those whose columns changed (a warehouse made
+    /// before `user_id` and `anonymous_id` took `timestamp`); returns their names.
     @discardableResult
     public static func create(in db: Database) throws -> [String] {
         let existing = Set(try db.query("SELECT name FROM sqlite_master WHERE type = 'index'").compactMap { row -> String? in
             if case .text(let name) = row[0] { return name } else { return nil }
         })
-        let missing = try wanted(in: db).filter { !existing.contains($0.name) }
+        var stale: [String] = []
+        var missing: [(name: String, table: String, columns: [String])] = []
+        for index in try wanted(in: db) {
+            if !existing.contains(index.name) {
+                missing.append(index)
+            } else if index.columns.count > 1 {
+                let columns = try db.query("SELECT name FROM pragma_index_info(?) ORDER BY seqno", [.text(index.name)]).compactMap { $0[0].text }
+                if columns != index.columns {
+                    stale.append(index.name)
+                    missing.append(index)
+                }
+            }
+        }
         guard !missing.isEmpty else { return [] }
         // Building an index sorts the whole table: let SQLite spill that sort to a temporary
         // file, or memory would grow with the warehouse (the loader otherwise keeps temp in memory).
         try db.execute("PRAGMA temp_store=FILE")
         defer { try? db.execute("PRAGMA temp_store=MEMORY") }
         try db.transaction(.immediate) {
+            for name in stale { try db.execute("DROP INDEX \(quoteIdentifier(name))") }
             for index in missing {
-                try db.execute("CREATE INDEX IF NOT EXISTS \(quoteIdentifier(index.name)) ON \(quoteIdentifier(index.table)) (\(quoteIdentifier(index.column)))")
+                try db.execute("CREATE INDEX IF NOT EXISTS \(quoteIdentifier(index.name)) ON \(quoteIdentifier(index.table)) (\(index.columns.map(quoteIdentifier).joined(separator: ", ")))")
             }
         }
         return missing.map(\.name)

@@ -268,8 +268,9 @@ private struct Builder {
             let upTo = lastStart.value(at: 1).integer ?? 0
             let ended = lastStart.value(at: 2).text
             lastStart.reset()
-            // No session began before the new activity: all of it again.
-            guard let cut else { full.insert(person); continue }
+            // No session began before the new activity: the person has no activity before it
+            // (it would be in a session), so everything from it on is modelled, numbered from 1.
+            guard let cut else { cuts.append((person, time, 0)); continue }
             // A person back after a pause longer than the session timeout (most people on a
             // night): every session that began before the new activity also ended more than
             // a timeout before it, so none of them can change; only what follows is modelled,
