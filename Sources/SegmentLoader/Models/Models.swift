@@ -232,7 +232,7 @@ private struct Builder {
         func note(_ person: String, _ time: String) { since[person] = min(since[person] ?? time, time) }
         let earliest = try activityTables.map { table in
             (user: try db.prepare("SELECT min(timestamp) FROM \(table) WHERE user_id = ?"),
-             anon: try db.prepare("SELECT min(timestamp) FROM \(table) WHERE anonymous_id = ? AND user_id IS NULL"))
+             anon: try db.prepare("SELECT min(timestamp) FROM \(table) WHERE anonymous_id = ? AND +user_id IS NULL"))
         }
         func earliestActivity(user: String?, anon: String?) throws -> String? {
             var first: String?
@@ -347,7 +347,7 @@ private struct Builder {
         if let restriction { try db.execute("DELETE FROM identities WHERE anonymous_id IN (SELECT id FROM temp.\(restriction))") }
         let selects = tables.map { table -> String in
             let anon = table == "aliases" ? "previous_id" : "anonymous_id"
-            var sql = "SELECT \(anon) AS a, user_id AS u, timestamp AS t, received_at AS r, id FROM \(table) WHERE \(anon) IS NOT NULL AND user_id IS NOT NULL"
+            var sql = "SELECT \(anon) AS a, user_id AS u, timestamp AS t, received_at AS r, id FROM \(table) WHERE \(anon) IS NOT NULL AND +user_id IS NOT NULL"
             if table == "aliases" { sql += " AND previous_id <> user_id" }
             if let restriction { sql += " AND \(anon) IN (SELECT id FROM temp.\(restriction))" }
             return sql
@@ -412,19 +412,26 @@ private struct Builder {
                 view ? "x.context_campaign_name" : "NULL", view ? "x.context_campaign_term" : "NULL",
                 view ? "x.context_campaign_content" : "NULL",
             ].joined(separator: ", ")
+            // For some people, the join order is written out (CROSS JOIN keeps it): the temp
+            // table of people first, then each one's rows through the (id, timestamp) index.
+            // Left to itself, SQLite (no statistics) scanned the whole call table, or every
+            // anonymous row through the user_id index for `user_id IS NULL`, so a night's
+            // models cost in proportion to the history. `+x.user_id` keeps that index out.
             switch scope {
-            case .all, .people:
-                var known = "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id IS NOT NULL"
-                var anonymous = "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE x.user_id IS NULL AND x.anonymous_id IS NOT NULL"
-                if case .people = scope {
-                    known += " AND x.user_id IN (SELECT id FROM temp.m_person_users)"
-                    anonymous += " AND x.anonymous_id IN (SELECT id FROM temp.m_person_anons)"
-                }
-                selects += [known, anonymous]
+            case .all:
+                selects += [
+                    "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id IS NOT NULL",
+                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE +x.user_id IS NULL AND x.anonymous_id IS NOT NULL",
+                ]
+            case .people:
+                selects += [
+                    "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM temp.m_person_users p CROSS JOIN \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id = p.id",
+                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM temp.m_person_anons p CROSS JOIN \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE x.anonymous_id = p.id AND +x.user_id IS NULL",
+                ]
             case .from:
                 selects += [
-                    "SELECT u.person AS b, \(columns) FROM temp.m_cut_users u JOIN temp.m_cuts c ON c.person = u.person JOIN \(table) x ON x.user_id = u.id WHERE x.timestamp >= c.cut",
-                    "SELECT a.person AS b, \(columns) FROM temp.m_cut_anons a JOIN temp.m_cuts c ON c.person = a.person JOIN \(table) x ON x.anonymous_id = a.id WHERE x.user_id IS NULL AND x.timestamp >= c.cut",
+                    "SELECT u.person AS b, \(columns) FROM temp.m_cut_users u CROSS JOIN temp.m_cuts c CROSS JOIN \(table) x WHERE c.person = u.person AND x.user_id = u.id AND x.timestamp >= c.cut",
+                    "SELECT a.person AS b, \(columns) FROM temp.m_cut_anons a CROSS JOIN temp.m_cuts c CROSS JOIN \(table) x WHERE c.person = a.person AND x.anonymous_id = a.id AND +x.user_id IS NULL AND x.timestamp >= c.cut",
                 ]
             }
         }
