@@ -138,4 +138,22 @@ final class NightlyCostTests: XCTestCase {
         XCTAssertEqual(try rows(db, "EXPLAIN QUERY PLAN SELECT min(timestamp) FROM tracks WHERE user_id = 'u1'").map { $0.last! }.joined(),
                        "SEARCH tracks USING COVERING INDEX _idx_tracks_user_id (user_id=?)")
     }
+
+    /// page_views no longer has a unique index on the message id (random keys rewritten every
+    /// night, for no query of the models): a build drops the one an older warehouse has.
+    func testTheModelsDropThePageViewsIdIndex() throws {
+        let dir = try temporaryDirectory(self)
+        let db = dir.appendingPathComponent("w.sqlite")
+        let page: [String: Any] = ["type": "page", "messageId": "p1", "anonymousId": "a1", "receivedAt": "2024-03-01T10:00:00.000Z",
+                                   "timestamp": "2024-03-01T10:00:00.000Z", "properties": ["url": "https://x.example/"]]
+        try load([try write(gzip(ndjson([page])), to: dir.appendingPathComponent("1.ndjson.gz"))], into: db)
+        let database = try Database(path: db.path)
+        try database.execute("CREATE UNIQUE INDEX _model_idx_page_views_id ON page_views (id)")
+        var second = page
+        second["messageId"] = "p2"
+        let summary = try load([try write(gzip(ndjson([second])), to: dir.appendingPathComponent("2.ndjson.gz"))], into: db)
+        XCTAssertEqual(summary.models?.pageViews, 2)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = '_model_idx_page_views_id'"), "0")
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name = 'page_views'"), "3")
+    }
 }

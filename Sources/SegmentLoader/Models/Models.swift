@@ -85,7 +85,6 @@ public enum Models {
     /// The models' indexes: a full build drops them and builds them again after the rows.
     static let indexes = """
         CREATE INDEX IF NOT EXISTS _model_idx_identities_user_id ON identities (user_id);
-        CREATE UNIQUE INDEX IF NOT EXISTS _model_idx_page_views_id ON page_views (id);
         CREATE INDEX IF NOT EXISTS _model_idx_page_views_blended_user_id ON page_views (blended_user_id, timestamp);
         CREATE INDEX IF NOT EXISTS _model_idx_page_views_session_id ON page_views (session_id);
         CREATE INDEX IF NOT EXISTS _model_idx_page_views_timestamp ON page_views (timestamp);
@@ -105,6 +104,9 @@ public enum Models {
         defer { try? db.execute("PRAGMA temp_store=MEMORY") }
         return try db.transaction(.immediate) {
             try db.execute(schema)
+            // Until December 2026 page_views had a unique index on id (the message id): random
+            // keys, so every night rewrote most of its pages, for a lookup nothing made.
+            try db.execute("DROP INDEX IF EXISTS _model_idx_page_views_id")
             let lastTimeout = try db.scalar("SELECT session_timeout_minutes FROM _models ORDER BY id DESC LIMIT 1")?.integer
             let timeout = options.sessionTimeoutMinutes ?? lastTimeout.map { Int($0) } ?? ModelOptions.defaultSessionTimeoutMinutes
             let full = rebuild || lastTimeout == nil || lastTimeout != Int64(timeout)
