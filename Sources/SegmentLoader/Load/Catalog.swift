@@ -19,7 +19,8 @@ public final class Catalog {
     /// Track calls the run loaded past the event table limit, and their distinct event names.
     private(set) var pastLimitCalls: Int64 = 0
     private(set) var pastLimitNames: Set<String> = []
-    private var pastLimitTableReady = false
+    /// Prepared once the table exists (in this run); forgotten when a rollback may have taken it.
+    private var pastLimitUpsert: Statement?
     private let updateKeys: Statement
     private let updateEventNames: Statement
     private let insertTable: Statement
@@ -67,7 +68,7 @@ public final class Catalog {
     /// not the JSON the loader wrote stops the run: rewriting it would lose what it says.
     func reload() throws {
         tables.removeAll()
-        pastLimitTableReady = false
+        pastLimitUpsert = nil
         for row in try db.query("SELECT table_name, call_type, event_names FROM _schema_tables ORDER BY rowid") {
             guard let name = row[0].text, let kind = row[1].text else { continue }
             let state = TableState(id: names.id(name), name: name, callType: CallType(rawValue: kind),
@@ -168,14 +169,14 @@ public final class Catalog {
             calls[header.event?.string ?? "", default: (header.table, 0)].count += 1
         }
         guard !calls.isEmpty else { return }
-        if !pastLimitTableReady {
+        if pastLimitUpsert == nil {
             try db.execute(BookkeepingSchema.eventsPastLimit)
-            pastLimitTableReady = true
+            pastLimitUpsert = try db.prepare("""
+                INSERT INTO _events_past_limit (event_text, event, calls, first_load_id, last_load_id) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (event_text) DO UPDATE SET calls = calls + excluded.calls, last_load_id = excluded.last_load_id
+                """)
         }
-        let upsert = try db.prepare("""
-            INSERT INTO _events_past_limit (event_text, event, calls, first_load_id, last_load_id) VALUES (?, ?, ?, ?, ?)
-            ON CONFLICT (event_text) DO UPDATE SET calls = calls + excluded.calls, last_load_id = excluded.last_load_id
-            """)
+        let upsert = pastLimitUpsert!
         for (name, entry) in calls.sorted(by: { $0.key < $1.key }) {
             try upsert.run([.text(name), .text(names.name(entry.event)), .integer(entry.count), .integer(loadId), .integer(loadId)])
             pastLimitCalls += entry.count

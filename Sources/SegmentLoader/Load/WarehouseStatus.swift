@@ -66,8 +66,7 @@ public enum WarehouseStatus {
         }
         if tables.isEmpty { out.append("  none yet") }
         let eventTables = tables.filter { text($0[1]) == "track" && text($0[0]) != "tracks" }.count
-        let pastLimitExists = try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '_events_past_limit'")?.integer == 1
-        if let past = pastLimitExists ? try db.query("SELECT count(*), sum(calls) FROM _events_past_limit").first : nil,
+        if let past = try tableExists(db, "_events_past_limit") ? try db.query("SELECT count(*), sum(calls) FROM _events_past_limit").first : nil,
            let names = past[0].integer, names > 0 {
             out.append("event tables: \(eventTables); \(names) event name\(names == 1 ? "" : "s") past the event table limit, "
                        + "\(past[1].integer ?? 0) track calls in tracks only, properties in _extra (SELECT * FROM _events_past_limit):")
@@ -111,7 +110,7 @@ public enum WarehouseStatus {
 
     /// The models' tables with their row counts, the last build, and what waits for the next.
     static func models(_ db: Database) throws -> [String] {
-        let exists = { (name: String) in try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(name)])?.integer == 1 }
+        let exists = { (name: String) in try tableExists(db, name) }
         guard try exists("_models"), let last = try db.query("""
             SELECT built_at, mode, people, seconds, session_timeout_minutes, (SELECT count(*) FROM _models) FROM _models ORDER BY id DESC LIMIT 1
             """).first else {
@@ -127,6 +126,10 @@ public enum WarehouseStatus {
             out.append("  \(pending) ids touched since the last build wait for the next one (a run with --no-models, or one stopped before its build)")
         }
         return out
+    }
+
+    static func tableExists(_ db: Database, _ name: String) throws -> Bool {
+        try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(name)])?.integer == 1
     }
 
     static func text(_ value: SQLValue) -> String {

@@ -259,9 +259,7 @@ private struct Builder {
         for (anon, time) in touchedAnons { note(after[anon] ?? anon, time) }
         let lastStart = try db.prepare("SELECT max(started_at), count(*), max(ended_at) FROM sessions WHERE blended_user_id = ? AND started_at <= ?")
         var cuts: [(person: String, cut: String, kept: Int64)] = []
-        func milliseconds(_ text: String?) -> Int64? {
-            text.flatMap(Timestamp.parse).map { $0.seconds * 1000 + $0.nanos / 1_000_000 }
-        }
+        func milliseconds(_ text: String?) -> Int64? { text.flatMap(Timestamp.parse).map(Activity.milliseconds) }
         for (person, time) in since.sorted(by: { $0.key < $1.key }) where !full.contains(person) {
             lastStart.bindText(person, at: 1)
             lastStart.bindText(time, at: 2)
@@ -491,6 +489,9 @@ struct Activity {
     var device: String
     var campaign: [String?] = []
 
+    /// The clock sessions are split by (the update's choice of cut compares on it too).
+    static func milliseconds(_ time: Instant) -> Int64 { time.seconds * 1000 + time.nanos / 1_000_000 }
+
     init(_ s: Statement) {
         kind = s.value(at: 1).text == "page" ? .page : s.value(at: 1).text == "screen" ? .screen : .track
         id = s.value(at: 2).idText ?? ""
@@ -499,7 +500,7 @@ struct Activity {
         timestamp = s.value(at: 5)
         receivedAt = s.value(at: 6)
         let time = timestamp.text.flatMap(Timestamp.parse) ?? receivedAt.text.flatMap(Timestamp.parse)
-        milliseconds = time.map { $0.seconds * 1000 + $0.nanos / 1_000_000 } ?? 0
+        milliseconds = time.map(Self.milliseconds) ?? 0
         device = s.value(at: 15).text ?? "other"
         guard kind != .track else { return }  // a track counts; its other fields are never read
         url = s.value(at: 7).text ?? s.value(at: 8).text

@@ -26,16 +26,10 @@ struct MessageRecords: Sendable {
         precondition(keep.count == count)
         var out = MessageRecords(capacity: bytes.count)
         bytes.withUnsafeBytes { raw in
-            var cursor = RecordCursor(raw)
-            for i in 0..<count {
-                let start = cursor.offset
-                let header = cursor.header()
-                cursor.skipFields(header.common + header.context + header.payload)
-                cursor.skipDiscards(header.discards)
-                if keep[i] {
-                    out.bytes.append(contentsOf: raw[start..<cursor.offset])
-                    out.count += 1
-                }
+            RecordCursor.forEachRecord(count, in: raw) { i, range, _ in
+                guard keep[i] else { return }
+                out.bytes.append(contentsOf: raw[range])
+                out.count += 1
             }
         }
         return out
@@ -49,16 +43,10 @@ struct MessageRecords: Sendable {
     /// so the catalog can say which table it would have had.
     mutating func markPastLimit(_ tables: Set<Int32>) {
         guard !tables.isEmpty else { return }
-        let track = UInt8(CallType.allCases.firstIndex(of: .track)!)
         var starts: [Int] = []
         bytes.withUnsafeBytes { raw in
-            var cursor = RecordCursor(raw)
-            for _ in 0..<count {
-                let start = cursor.offset
-                let header = cursor.header()
-                cursor.skipFields(header.common + header.context + header.payload)
-                cursor.skipDiscards(header.discards)
-                if raw[start] & ~Self.pastLimitBit == track && tables.contains(header.table) { starts.append(start) }
+            RecordCursor.forEachRecord(count, in: raw) { _, range, header in
+                if header.type == .track && tables.contains(header.table) { starts.append(range.lowerBound) }
             }
         }
         for start in starts { bytes[start] |= Self.pastLimitBit }
@@ -220,14 +208,22 @@ struct RecordCursor {
     static func headers(of count: Int, in raw: UnsafeRawBufferPointer) -> [Header] {
         var headers: [Header] = []
         headers.reserveCapacity(count)
+        forEachRecord(count, in: raw) { _, _, header in headers.append(header) }
+        return headers
+    }
+
+    /// Calls `body` with each of the `count` records in `raw`: its number, its bytes' range
+    /// and its header.
+    @inline(__always)
+    static func forEachRecord(_ count: Int, in raw: UnsafeRawBufferPointer, _ body: (Int, Range<Int>, Header) -> Void) {
         var cursor = RecordCursor(raw)
-        for _ in 0..<count {
+        for i in 0..<count {
+            let start = cursor.offset
             let header = cursor.header()
             cursor.skipFields(header.common + header.context + header.payload)
             cursor.skipDiscards(header.discards)
-            headers.append(header)
+            body(i, start..<cursor.offset, header)
         }
-        return headers
     }
 
     mutating func header() -> Header {
