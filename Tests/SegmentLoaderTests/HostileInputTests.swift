@@ -463,6 +463,13 @@ final class FuzzRegressionTests: XCTestCase {
             // records the first in _discards.
             "duplicate-keys-round-trip.ndjson": FuzzEntry.Replay(messages: 0, rejects: [.json], archiveLines: 2,
                                                                  loaded: counts(2, loaded: 2, rejected: 0, discarded: 2)),
+            // 10 KB whose damaged member inflates a thousandfold to 860,948 lines, each a
+            // _rejects row (a libFuzzer timeout: 35 s under AddressSanitizer, linear but long):
+            // the harness's bomb guard refuses it after its first line, which loads (a member
+            // refused before its checksum is read is cut, as a truncated one), and the second
+            // is rejected where it was cut.
+            "thousandfold-corrupt-member.gz": FuzzEntry.Replay(messages: 0, rejects: [.json], archiveLines: 2,
+                                                               loaded: counts(2, loaded: 1, rejected: 1, discarded: 0)),
             // One byte: a rejected line; as a file, not an archive at all (nothing loads).
             "one-byte-reject.bin": FuzzEntry.Replay(messages: 0, rejects: [.json], archiveLines: 1,
                                                     loaded: counts(0, loaded: 0, rejected: 0, discarded: 0)),

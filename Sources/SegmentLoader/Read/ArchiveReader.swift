@@ -67,6 +67,12 @@ public struct ArchiveReader: Sendable {
         self.blockSize = blockSize
     }
 
+    /// The reader a load uses: its line limit and gzip-bomb guard.
+    init(_ options: LoadOptions) {
+        self.init(maxLineBytes: options.maxLineBytes)
+        (maxInflateRatio, bombFloor) = (options.maxInflateRatio, options.bombFloor)
+    }
+
     /// Calls `body` for every non-blank line (its number, its bytes, and a problem when the line
     /// is too long or torn by the end of a damaged gzip stream; such a line's bytes are what
     /// could be read of it, cut to `maxLineBytes`).

@@ -23,6 +23,10 @@ public struct LoadOptions: Sendable {
     /// Fields dropped or hashed before normalizing (its key must be loaded).
     public var privacy = Privacy()
     public var maxLineBytes: Int = 1 << 20
+    /// The gzip-bomb guard (see `ArchiveReader.maxInflateRatio`): not a setting users have; the
+    /// fuzz harness lowers both so that no input it makes can cost more than its time limit.
+    public var maxInflateRatio: Int64 = ArchiveReader().maxInflateRatio
+    public var bombFloor: Int64 = ArchiveReader().bombFloor
     /// How SQLite journals the run's transactions (`wal` unless a backfill asks otherwise).
     public var journal: JournalMode = .wal
     /// Seconds to wait for another program's write lock on the warehouse before exiting 75.

@@ -44,7 +44,7 @@ public enum LoadRun {
             let target = try SQLiteDestination(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs,
                                                columnLimit: options.columnLimit, eventTableLimit: options.eventTableLimit)
             let context = RunContext(options: options, faults: faults, loadTime: loadTime, names: names, times: StageTimes(),
-                                     reader: ArchiveReader(maxLineBytes: options.maxLineBytes))
+                                     reader: ArchiveReader(options))
             complete = try load(found.archives, into: target, context: context, summary: &summary, log: log)
             // The models follow what the committed files touched; an interrupted run leaves
             // them to the next one (what the files touched stays recorded until then).
