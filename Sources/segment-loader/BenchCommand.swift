@@ -35,6 +35,8 @@ struct BenchCommand: ParsableCommand {
     var nightly = false
     @Option(help: ArgumentHelp("With --nightly: nights to load.", valueName: "n")) var nights: Int = 30
     @Flag(help: .hidden) var generateOnly = false
+    @Option(help: ArgumentHelp("With --nightly: the segment-loader binary whose loads are measured (default: this one), to compare two builds on one corpus with one measure.", valueName: "path"))
+    var loader: String?
     @Option(help: ArgumentHelp("With --nightly: people in the population, each with one anonymous id.", valueName: "n")) var people: Int = 40_000
     @Option(help: ArgumentHelp("With --nightly: share of the people active on a night.", valueName: "share")) var activeShare: Double = 0.15
 
@@ -50,6 +52,10 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--nights and --people must be at least 1, --active-share between 0 and 1")
         }
         guard eventNames >= 0 else { throw ValidationError("--event-names must be 0 (the usual mix) or more") }
+        if let loader {
+            guard nightly else { throw ValidationError("--loader goes with --nightly") }
+            guard access(loader, X_OK) == 0 else { throw ValidationError("--loader \(loader): not an executable file") }
+        }
     }
 
     var jobList: [Int] { jobs.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }
@@ -179,7 +185,12 @@ struct BenchCommand: ParsableCommand {
         var status: Int32
         var wall: Double
         var maxRSSKilobytes: Int
-        /// Bytes the child wrote to storage (the kernel's block output count, 512-byte units).
+        /// Bytes the child handed to write(2) and pwrite(2) (`wchar` of /proc/PID/io, read
+        /// before the child is reaped): the WAL, the database, the run's spill files. Not the
+        /// kernel's block count (`write_bytes`, what wait4 reports): that one charges a whole
+        /// large folio for a 4 KB write into a file the page cache read sequentially (48x
+        /// instead of 20x for one night after `cp` of its warehouse), and nothing for a page
+        /// dirtied again before writeback, so it depends on what ran before.
         var writtenBytes: Int64 = 0
     }
 
@@ -205,13 +216,16 @@ struct BenchCommand: ParsableCommand {
         let nightFolders = try NightlyCorpus.generate(spec, into: folder, jobs: ProcessInfo.processInfo.activeProcessorCount)
         print("corpus: \(nights) nights of \(people) people (\(Int(activeShare * 100))% active a night), \(spec.files) archives a night, in \(dir)/\(spec.folderName)"
               + (generated ? " (generated in \(seconds(Date().timeIntervalSince(genStart))) s)" : " (reused)"))
-        let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
+        let executable = loader.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let db = root.appendingPathComponent("nightly.sqlite")
         for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
         var rows: [[String]] = [["night", "messages", "people", "wall s", "load s", "models s", "written MB", "written/NDJSON", "peak RSS MB", "warehouse MB"]]
         var walls: [Double] = [], ratios: [Double] = [], modelShare: [(Double, Double)] = []
         for (n, night) in nightFolders.enumerated() {
             let report = root.appendingPathComponent("nightly-report.json")
+            // Every page clean, as a night's run finds them a day after the last one: a page
+            // still dirty from the night before would take the new write for free.
+            sync()
             let child = try runChild([executable, "load", "--db", db.path, "--report", report.path, night.path])
             guard child.status == 0 else {
                 throw ValidationError("night \(n + 1) exited with status \(child.status); run it by hand to see why: \(executable) load --db \(db.path) \(night.path)")
@@ -230,7 +244,7 @@ struct BenchCommand: ParsableCommand {
             FileHandle.standardError.write(Data("night \(n + 1) of \(nightFolders.count): \(seconds(child.wall)) s\n".utf8))
         }
         print(table(rows))
-        print("(wall is the whole `load`, models the build of the models after it (from its report), load the rest; written is what the load wrote to storage, NDJSON the nights' inflated bytes; people is the models' people)")
+        print("(wall is the whole `load`, models the build of the models after it (from its report), load the rest; written is what the load handed to write(2), after a sync, NDJSON the nights' inflated bytes; people is the models' people)")
         if walls.count >= 7 {
             func mean(_ xs: ArraySlice<Double>) -> Double { xs.reduce(0, +) / Double(xs.count) }
             let early = mean(walls[1...5]), late = mean(walls.suffix(5))
@@ -254,12 +268,24 @@ struct BenchCommand: ParsableCommand {
         let started = Date()
         let rc = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
         guard rc == 0 else { throw ValidationError("cannot start \(arguments[0]): \(String(cString: strerror(rc)))") }
+        var info = siginfo_t()
+        while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR {}
+        let written = Self.writtenBytes(pid: pid)
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
         let wall = Date().timeIntervalSince(started)
         let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Child(status: exitStatus, wall: wall, maxRSSKilobytes: Int(usage.ru_maxrss), writtenBytes: Int64(usage.ru_oublock) * 512)
+        return Child(status: exitStatus, wall: wall, maxRSSKilobytes: Int(usage.ru_maxrss), writtenBytes: written)
+    }
+
+    /// `wchar` of an exited, not yet reaped process.
+    static func writtenBytes(pid: pid_t) -> Int64 {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/io", encoding: .utf8) else { return 0 }
+        for line in text.split(separator: "\n") where line.hasPrefix("wchar:") {
+            return Int64(line.dropFirst(6).trimmingCharacters(in: .whitespaces)) ?? 0
+        }
+        return 0
     }
 
     func seconds(_ s: Double) -> String { String(format: "%.2f", s) }

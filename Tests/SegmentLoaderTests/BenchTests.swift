@@ -56,3 +56,28 @@ final class CorpusTests: XCTestCase {
         XCTAssertTrue(lateKeys, "keys that first appear part-way through")
     }
 }
+
+/// `bench --nightly` as the cron user's case is measured: a night per `load`, each with its
+/// bytes written (what the load handed to write(2), read from /proc before the child is
+/// reaped) and the growth line; `--loader` measures another build with the same measure.
+final class NightlyBenchTests: XCTestCase {
+    func testTheNightlyBenchMeasuresEveryNightWithTheLoaderItIsGiven() throws {
+        let dir = try temporaryDirectory(self)
+        let result = try runSegmentLoader(["bench", "--nightly", "--nights", "7", "--people", "300", "--dir", dir.path,
+                                           "--loader", segmentLoaderBinary.path])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let rows = result.stdout.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true).map(String.init) }
+            .filter { $0.count == 10 && Int($0[0]) != nil }
+        XCTAssertEqual(rows.map { $0[0] }, (1...7).map(String.init))
+        for row in rows {
+            // A night writes its rows to the WAL and again into the database: more than its NDJSON.
+            XCTAssertGreaterThan(Double(row[6]) ?? 0, 0, "written MB of night \(row[0])")
+            XCTAssertGreaterThan(Double(row[7]) ?? 0, 1, "written/NDJSON of night \(row[0])")
+        }
+        XCTAssertTrue(result.stdout.contains("growth: the last 5 nights' mean wall"), result.stdout)
+
+        let refused = try runSegmentLoader(["bench", "--loader", segmentLoaderBinary.path, "--dir", dir.path])
+        XCTAssertEqual(refused.status, 64)
+        XCTAssertTrue(refused.stderr.contains("--loader goes with --nightly"), refused.stderr)
+    }
+}
