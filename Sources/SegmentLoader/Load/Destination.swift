@@ -28,8 +28,9 @@ protocol Destination: AnyObject {
     /// Runs `body` as one transaction: all it writes commits together when it returns; when it
     /// throws, nothing of it stays and the run's counts are as before it.
     func file<R>(_ body: () throws -> R) throws -> R
-    /// Runs `body`, which runs several `file`s, as one transaction: each file still commits or
-    /// rolls back as a whole within it, and none is in the warehouse until `body` returns.
+    /// Runs `body`, which runs several `file`s, as one transaction: none is in the warehouse
+    /// until `body` returns, and when one file throws, the whole group is rolled back (the
+    /// caller loads the files again, one transaction each).
     func group<R>(_ body: () throws -> R) throws -> R
     /// Claims the ids of a chunk's messages: for each, whether it is new (to be loaded) or an
     /// earlier run or file already loaded it (a duplicate).

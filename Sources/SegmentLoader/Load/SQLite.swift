@@ -54,6 +54,8 @@ final class BusyWaiter {
 /// after every statement it prepared (statements hold a strong reference to it).
 public final class Database {
     let handle: OpaquePointer
+    /// Savepoints this connection opened (nested transactions), for tests.
+    var savepointsOpened = 0
 
     /// Memory statistics off, once, before the first connection (see the shim).
     private static let configured: Bool = csqlite_disable_memstatus() == SQLITE_OK

@@ -24,9 +24,8 @@ extension Database {
     /// the commit) throws, and the error rethrown. Every write the loader makes goes through
     /// here; a rollback that fails is reported as a `RollbackFailure`, never swallowed.
     ///
-    /// Inside an open transaction (a run that groups its files into one) it is a savepoint
-    /// instead: released when `body` returns, rolled back to when it throws, so a file that
-    /// fails leaves the group's other files as they were; the outer transaction commits them.
+    /// Inside an open transaction it is a savepoint instead: released when `body` returns,
+    /// rolled back to when it throws. (A run's grouped files are not: see `WritePass.groupFiles`.)
     @discardableResult
     public func transaction<R>(_ kind: TransactionKind = .immediate, _ body: () throws -> R) throws -> R {
         if isInTransaction { return try savepoint(body) }
@@ -44,6 +43,7 @@ extension Database {
 
     private func savepoint<R>(_ body: () throws -> R) throws -> R {
         try execute("SAVEPOINT nested")
+        savepointsOpened += 1
         let result: R
         do {
             result = try body()

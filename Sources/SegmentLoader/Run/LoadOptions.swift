@@ -71,6 +71,9 @@ public struct TestFaults: Sendable {
     /// After pass 1, one byte in the middle of each spill file is changed, as a failing disk
     /// or another program would.
     public var damageSpills = false
+    /// Runs after pass 1, before pass 2: a test changes an archive there, as another program
+    /// would while the run is on it.
+    public var betweenPasses: (@Sendable () -> Void)?
 
     public init() {}
 

@@ -59,6 +59,7 @@ struct ScanPass {
         if context.faults.damageSpills {
             for i in archives.indices where results[i]?.spilled == true { Self.damage(runIds.spillPath(i)) }
         }
+        context.faults.betweenPasses?()
 
         var plan = Plan(scans: [:], toLoad: [])
         // The winning copy of each id that occurs more than once; an id seen once needs none.

@@ -11,16 +11,36 @@ struct WritePass {
     let context: RunContext
     let runIds: RunIds
     let stages: WriteStages
-    /// One transaction for the whole pass, each file a savepoint in it: a night's few files
-    /// then write the pages of the random-key indexes they share once, not once per file. A
-    /// kill loses the whole pass (the next run loads its files again); a file that fails is
-    /// still rolled back alone.
+    /// One transaction for the whole pass: a night's few files then write the pages of the
+    /// random-key indexes they share once, not once per file. A kill loses the whole pass (the
+    /// next run loads its files again). A file that cannot be read rolls the whole group back,
+    /// and the pass runs again one transaction per file, which records it as failed: files
+    /// are not savepoints in the group, whose page images SQLite would keep in memory.
     var groupFiles = false
+
+    /// A file could not be read inside the group: everything of it is rolled back.
+    private struct Regroup: Error {}
 
     var destination: any Destination { stages.destination }
 
     /// Writes every file; returns false when a signal stopped the run between two files.
     func run(summary: inout RunSummary, log: (String) -> Void) throws -> Bool {
+        guard groupFiles else { return try attempt(grouped: false, summary: &summary, log: log) }
+        let before = summary
+        do {
+            return try attempt(grouped: true, summary: &summary, log: log)
+        } catch is Regroup {
+            summary = before
+            log("a file could not be read inside the run's one transaction, so nothing of it was kept: loading the files again, one transaction each")
+            return try attempt(grouped: false, summary: &summary, log: log)
+        } catch {
+            // Nothing of the group was committed.
+            summary = before
+            throw error
+        }
+    }
+
+    private func attempt(grouped: Bool, summary: inout RunSummary, log: (String) -> Void) throws -> Bool {
         let (archives, plan, context, runIds) = (archives, plan, context, runIds)
         let toLoad = plan.toLoad
         // Read-ahead: about 64 chunks of 1024 messages (~2 MB each) in flight across the
@@ -47,18 +67,11 @@ struct WritePass {
         }
 
         context.progress?.begin(.loading, files: toLoad.count, bytes: toLoad.reduce(0) { $0 + archives[$1].size })
-        guard groupFiles else { return try writeFiles(toLoad, scans: scans, channels: channels, summary: &summary, log: log) }
-        let before = summary
-        do {
-            return try stages.group { try writeFiles(toLoad, scans: scans, channels: channels, summary: &summary, log: log) }
-        } catch {
-            // Nothing of the group was committed.
-            summary = before
-            throw error
-        }
+        guard grouped else { return try writeFiles(toLoad, scans: scans, channels: channels, grouped: false, summary: &summary, log: log) }
+        return try stages.group { try writeFiles(toLoad, scans: scans, channels: channels, grouped: true, summary: &summary, log: log) }
     }
 
-    private func writeFiles(_ toLoad: [Int], scans: [FileScan], channels: [Channel<Chunk>], summary: inout RunSummary,
+    private func writeFiles(_ toLoad: [Int], scans: [FileScan], channels: [Channel<Chunk>], grouped: Bool, summary: inout RunSummary,
                             log: (String) -> Void) throws -> Bool {
         for (k, i) in toLoad.enumerated() {
             if context.stop?.isSet == true {
@@ -66,7 +79,7 @@ struct WritePass {
                 log("stopped: \(toLoad.count - k) archives left for the next run")
                 return false
             }
-            let (result, readable) = try write(archives[i], number: k + 1, scan: scans[k], from: channels[k], summary: &summary)
+            let (result, readable) = try write(archives[i], number: k + 1, scan: scans[k], from: channels[k], grouped: grouped, summary: &summary)
             summary.files.append(result)
             guard readable else { continue }
             context.faults.killPoint?.afterCommit(k + 1, stop: context.stop)
@@ -81,7 +94,7 @@ struct WritePass {
 
     /// Writes one file in one transaction, from the chunks its worker hands on; `readable`
     /// is false for a file that could not be read, recorded as failed in a transaction of its own.
-    private func write(_ archive: Archive, number: Int, scan: FileScan, from channel: Channel<Chunk>,
+    private func write(_ archive: Archive, number: Int, scan: FileScan, from channel: Channel<Chunk>, grouped: Bool,
                        summary: inout RunSummary) throws -> (result: FileResult, readable: Bool) {
         let times = context.times
         var bodyDone: UInt64 = 0
@@ -143,6 +156,7 @@ struct WritePass {
             summary.problemCount += problemCount
             return (result, true)
         } catch let unreadable as Unreadable {
+            if grouped { throw Regroup() }
             // Its own transaction: the rows read before the failure are gone with the file's.
             try stages.file { try destination.record(.failed(archive, sha256: unreadable.sha256, error: unreadable.reason)) }
             return (FileResult(path: archive.path, status: .failed, counts: Counts(), error: unreadable.reason), false)
