@@ -47,6 +47,16 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // PostgreSQL warehouses (issue 21) through libpq, the client psql itself uses: it reads
+        // the URL, the PG* variables, ~/.pgpass, service files and every sslmode as psql does,
+        // streams COPY, and blocks, which fits the loader's writer threads. A system library,
+        // so it compiles nothing; postgres-nio would have brought SwiftNIO and swift-crypto
+        // into the loader's build and left .pgpass and service files to us.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
@@ -58,6 +68,7 @@ let package = Package(
                 "CSQLite",
                 "CZlib",
                 "CCrypto",
+                "CLibPQ",
             ]
         ),
         // The YAML the loader reads (pipeline files, the collector's configuration, both with

@@ -1,0 +1,247 @@
+import CLibPQ
+import Foundation
+
+/// What went wrong talking to PostgreSQL, as a sentence and the exit status it gives.
+public struct PostgresError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        /// The connection string or a setting is wrong (64).
+        case usage
+        /// The server refused the user or password, or a privilege is missing (77, EX_NOPERM).
+        case permission
+        /// The database does not exist (66, EX_NOINPUT, as a missing warehouse file).
+        case noDatabase
+        /// No server answered: host unknown, nothing listening, timeout (69, EX_UNAVAILABLE).
+        case unreachable
+        /// The server went away during the run, or is starting or shutting down (75,
+        /// EX_TEMPFAIL: the next run completes what this one did not).
+        case connectionLost
+        /// A serialization failure or a deadlock: the transaction is to be run again.
+        case retry
+        /// Any other error the server reported for a statement (1).
+        case statement
+    }
+
+    public var kind: Kind
+    public var message: String
+    /// The server's SQLSTATE, when it sent one.
+    public var sqlState: String?
+
+    public init(kind: Kind, message: String, sqlState: String? = nil) {
+        (self.kind, self.message, self.sqlState) = (kind, message, sqlState)
+    }
+
+    public var description: String { message }
+
+    public var exitStatus: Int32 {
+        switch kind {
+        case .usage: return ExitStatus.usage
+        case .permission: return 77
+        case .noDatabase: return 66
+        case .unreachable: return 69
+        case .connectionLost, .retry: return ExitStatus.locked
+        case .statement: return ExitStatus.failure
+        }
+    }
+
+    /// The kind an SQLSTATE stands for (https://www.postgresql.org/docs/15/errcodes-appendix.html).
+    static func kind(ofSQLState state: String) -> Kind {
+        if state == "40001" || state == "40P01" { return .retry }
+        if state.hasPrefix("08") || state == "57P01" || state == "57P02" || state == "57P03" { return .connectionLost }
+        if state.hasPrefix("28") || state == "42501" { return .permission }
+        if state == "3D000" { return .noDatabase }
+        return .statement
+    }
+
+    /// A connection that failed, from libpq's message (it has no SQLSTATE for these: the
+    /// server's words are matched, and anything not recognised counts as unreachable).
+    static func connecting(to location: PostgresLocation, libpqMessage: String) -> PostgresError {
+        let reason = serverWords(libpqMessage)
+        let lower = reason.lowercased()
+        let kind: Kind
+        if lower.contains("password authentication failed") || lower.contains("no password supplied")
+            || lower.contains("authentication failed") || lower.contains("pg_hba.conf") || lower.contains("role \"") && lower.contains("does not exist") {
+            kind = .permission
+        } else if lower.contains("database \"") && lower.contains("does not exist") {
+            kind = .noDatabase
+        } else if lower.contains("invalid") && (lower.contains("sslmode") || lower.contains("option")) {
+            kind = .usage
+        } else {
+            kind = .unreachable
+        }
+        return PostgresError(kind: kind, message: "cannot connect to \(location.display): \(reason)")
+    }
+
+    /// The useful part of a libpq message: the server's own sentence after `FATAL:` when there
+    /// is one, else libpq's, on one line.
+    static func serverWords(_ message: String) -> String {
+        var text = message.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let fatal = text.range(of: "FATAL:", options: .backwards) { text = String(text[fatal.upperBound...]) }
+        else if let failed = text.range(of: "failed: ", options: .backwards) { text = String(text[failed.upperBound...]) }
+        return text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: "; ")
+    }
+}
+
+/// One blocking libpq connection (one per writer thread, as SQLite's). Text-format
+/// parameters and results; rows in bulk go through `copy`.
+public final class PostgresConnection {
+    let handle: OpaquePointer
+    public let location: PostgresLocation
+
+    /// Connects, and fixes the session's settings the warehouse relies on: UTF-8, UTC, the
+    /// warehouse's schema first on the search path, no chatter below warnings.
+    public init(_ location: PostgresLocation) throws {
+        self.location = location
+        guard let handle = PQconnectdb(location.conninfo) else {
+            throw PostgresError(kind: .unreachable, message: "cannot connect to \(location.display): libpq could not allocate a connection")
+        }
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(handle))
+            PQfinish(handle)
+            throw PostgresError.connecting(to: location, libpqMessage: message)
+        }
+        self.handle = handle
+        try execute("SET client_encoding TO 'UTF8'; SET TIME ZONE 'UTC'; SET client_min_messages TO warning; SET search_path TO \(quoteIdentifier(location.schema))")
+    }
+
+    deinit { PQfinish(handle) }
+
+    /// The server's version as a number (150004 for 15.4).
+    public var serverVersion: Int { Int(PQserverVersion(handle)) }
+
+    /// Runs one or more statements without parameters.
+    public func execute(_ sql: String) throws {
+        let result = PQexec(handle, sql)
+        defer { PQclear(result) }
+        try check(result, sql: sql)
+    }
+
+    /// Runs one statement with text parameters (nil is NULL) and returns its rows as text.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?] = []) throws -> [[String?]] {
+        let result = withParameters(parameters) { values in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        try check(result, sql: sql)
+        let rows = Int(PQntuples(result)), columns = Int(PQnfields(result))
+        return (0..<rows).map { row in
+            (0..<columns).map { column in
+                PQgetisnull(result, Int32(row), Int32(column)) != 0 ? nil : String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+            }
+        }
+    }
+
+    /// The first column of the first row, or nil.
+    public func scalar(_ sql: String, _ parameters: [String?] = []) throws -> String? {
+        try query(sql, parameters).first?.first ?? nil
+    }
+
+    /// `COPY ... FROM STDIN` (text format): `body` hands the rows' bytes to `send` in pieces of
+    /// any size (see `CopyText`); the copy ends when it returns, or is abandoned when it throws.
+    public func copy(_ sql: String, _ body: (_ send: ([UInt8]) throws -> Void) throws -> Void) throws {
+        let start = PQexec(handle, sql)
+        guard PQresultStatus(start) == PGRES_COPY_IN else {
+            defer { PQclear(start) }
+            try check(start, sql: sql)
+            throw PostgresError(kind: .statement, message: "\(sql.prefix(80)) did not start a COPY")
+        }
+        PQclear(start)
+        do {
+            try body { bytes in
+                let sent = bytes.withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
+                }
+                if sent != 1 { throw self.connectionError() }
+            }
+        } catch {
+            _ = PQputCopyEnd(handle, "abandoned by the loader")
+            while let result = PQgetResult(handle) { PQclear(result) }
+            throw error
+        }
+        guard PQputCopyEnd(handle, nil) == 1 else { throw connectionError() }
+        var failure: Error?
+        while let result = PQgetResult(handle) {
+            if failure == nil { do { try check(result, sql: sql) } catch { failure = error } }
+            PQclear(result)
+        }
+        if let failure { throw failure }
+    }
+
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    public func transaction<R>(_ body: () throws -> R) throws -> R {
+        try execute("BEGIN")
+        do {
+            let value = try body()
+            try execute("COMMIT")
+            return value
+        } catch {
+            if PQstatus(handle) == CONNECTION_OK { try? execute("ROLLBACK") }
+            throw error
+        }
+    }
+
+    private func withParameters<R>(_ parameters: [String?], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+        let storage: [UnsafeMutablePointer<CChar>?] = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer { storage.forEach { free($0) } }
+        return body(storage.map { $0.map { UnsafePointer($0) } })
+    }
+
+    private func connectionError() -> PostgresError {
+        PostgresError(kind: .connectionLost, message: "the connection to \(location.display) was lost: \(PostgresError.serverWords(String(cString: PQerrorMessage(handle))))")
+    }
+
+    private func check(_ result: OpaquePointer?, sql: String) throws {
+        let status = result.map(PQresultStatus) ?? PGRES_FATAL_ERROR
+        switch status {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_COPY_IN, PGRES_EMPTY_QUERY: return
+        default: break
+        }
+        if PQstatus(handle) != CONNECTION_OK { throw connectionError() }
+        let field = { (code: UInt8) -> String? in
+            guard let result, let value = PQresultErrorField(result, Int32(code)) else { return nil }
+            return String(cString: value)
+        }
+        let state = field(UInt8(ascii: "C"))
+        let primary = field(UInt8(ascii: "M")) ?? PostgresError.serverWords(String(cString: PQerrorMessage(handle)))
+        let detail = field(UInt8(ascii: "D")).map { " (\($0))" } ?? ""
+        let kind = state.map(PostgresError.kind(ofSQLState:)) ?? .statement
+        let message = kind == .connectionLost
+            ? "the connection to \(location.display) was lost: \(primary)"
+            : "PostgreSQL \(state ?? "error"): \(primary)\(detail) (in: \(sql.prefix(200)))"
+        throw PostgresError(kind: kind, message: message, sqlState: state)
+    }
+}
+
+/// Rows in COPY's text format: columns separated by tabs, rows by newlines, NULL as `\N`, and
+/// backslash, tab, newline and carriage return escaped in values.
+public struct CopyText {
+    public private(set) var bytes: [UInt8] = []
+    private var first = true
+
+    public init() {}
+
+    public mutating func null() { separate(); bytes += [0x5c, 0x4e] }
+
+    public mutating func text(_ value: String) {
+        separate()
+        for byte in value.utf8 {
+            switch byte {
+            case 0x5c: bytes += [0x5c, 0x5c]
+            case 0x09: bytes += [0x5c, 0x74]
+            case 0x0a: bytes += [0x5c, 0x6e]
+            case 0x0d: bytes += [0x5c, 0x72]
+            default: bytes.append(byte)
+            }
+        }
+    }
+
+    public mutating func endRow() { bytes.append(0x0a); first = true }
+
+    /// Hands back what is buffered and starts again.
+    public mutating func take() -> [UInt8] { defer { bytes.removeAll(keepingCapacity: true) }; return bytes }
+
+    private mutating func separate() {
+        if !first { bytes.append(0x09) }
+        first = false
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import XCTest
+@testable import SegmentLoader
+
+/// Issue 21, the client: libpq reads the URL and the environment as psql does, errors are a
+/// sentence and an exit status without the password, COPY carries any text.
+final class PostgresLocationTests: XCTestCase {
+    func testTheDisplayNamesTheServerAndNeverThePassword() throws {
+        let location = try PostgresLocation("postgresql://loader:s3cr%40t@db.internal:5433/analytics?sslmode=require", schema: "web")
+        XCTAssertEqual(location.display, "postgresql://loader@db.internal:5433/analytics")
+        XCTAssertEqual(location.schema, "web")
+        XCTAssertEqual(try PostgresLocation("postgres://db.internal/analytics").display, "postgresql://db.internal/analytics")
+        XCTAssertEqual(try PostgresLocation("postgres://db.internal/analytics").schema, PostgresLocation.defaultSchema)
+        XCTAssertTrue(PostgresLocation.isPostgres("POSTGRES://x/y"))
+        XCTAssertFalse(PostgresLocation.isPostgres("warehouse.sqlite"))
+    }
+
+    func testRedactionTakesOutEveryFormOfPassword() {
+        XCTAssertEqual(PostgresLocation.redacted("postgresql://u:pw@h:5432/d"), "postgresql://u:***@h:5432/d")
+        XCTAssertEqual(PostgresLocation.redacted("postgresql://h/d?user=u&password=pw&sslmode=require"), "postgresql://h/d?user=u&password=***&sslmode=require")
+        XCTAssertEqual(PostgresLocation.redacted("host=h password='a b\\' c' dbname=d"), "host=h password=*** dbname=d")
+        XCTAssertEqual(PostgresLocation.redacted("postgresql://h/d"), "postgresql://h/d")
+    }
+
+    func testWhatLibpqCannotReadIsRefusedInASentenceWithoutThePassword() {
+        XCTAssertThrowsError(try PostgresLocation("postgresql://u:pw@h/d?bogus=1")) { error in
+            let error = error as! PostgresError
+            XCTAssertEqual(error.exitStatus, 64)
+            XCTAssertTrue(error.message.contains("postgresql://u:***@h/d?bogus=1 is not a PostgreSQL connection string"), error.message)
+            XCTAssertTrue(error.message.contains("bogus"), error.message)
+            XCTAssertFalse(error.message.contains("pw@"), error.message)
+        }
+        XCTAssertThrowsError(try PostgresLocation("postgresql://h/d?sslmode=sometimes")) { error in
+            XCTAssertEqual((error as! PostgresError).exitStatus, 64)
+        }
+        XCTAssertThrowsError(try PostgresLocation("postgresql://h/d", schema: "Web Site")) { error in
+            XCTAssertTrue((error as! PostgresError).message.contains("schema \"Web Site\""), "\(error)")
+        }
+    }
+}
+
+final class PostgresConnectionTests: XCTestCase {
+    func testQueriesAndCopyCarryAnyText() throws {
+        let server = try TestPostgres.shared()
+        let connection = try PostgresConnection(try PostgresLocation(try server.createDatabase("conn_copy"), schema: "public"))
+        XCTAssertGreaterThanOrEqual(connection.serverVersion, 150000)
+        try connection.execute("CREATE TABLE t (id bigint, v text)")
+        let values: [String?] = ["plain", "tab\there", "new\nline", "back\\slash", "cr\rhere", nil, "ünïcödé ✓", "\\N", ""]
+        try connection.copy("COPY t (id, v) FROM STDIN") { send in
+            var text = CopyText()
+            for (i, value) in values.enumerated() {
+                text.text(String(i))
+                if let value { text.text(value) } else { text.null() }
+                text.endRow()
+                if i % 3 == 0 { try send(text.take()) }
+            }
+            try send(text.take())
+        }
+        XCTAssertEqual(try connection.query("SELECT v FROM t ORDER BY id").map { $0[0] }, values)
+        XCTAssertEqual(try connection.query("SELECT $1::text || $2::text, $3::text IS NULL", ["a", "b", nil]).first, ["ab", "t"])
+        XCTAssertEqual(try connection.scalar("SHOW TimeZone"), "UTC")
+    }
+
+    func testATransactionThatThrowsLeavesNothing() throws {
+        let server = try TestPostgres.shared()
+        let connection = try PostgresConnection(try PostgresLocation(try server.createDatabase("conn_tx"), schema: "public"))
+        try connection.execute("CREATE TABLE t (x bigint)")
+        struct Boom: Error {}
+        XCTAssertThrowsError(try connection.transaction {
+            try connection.execute("INSERT INTO t VALUES (1)")
+            throw Boom()
+        })
+        try connection.transaction { try connection.execute("INSERT INTO t VALUES (2)") }
+        XCTAssertEqual(try connection.query("SELECT x FROM t").map { $0[0] }, ["2"])
+    }
+
+    func testAWrongPasswordIsASentenceAndExit77WithoutThePassword() throws {
+        let server = try TestPostgres.shared()
+        XCTAssertThrowsError(try PostgresConnection(try PostgresLocation(server.url(password: "not-the-one")))) { error in
+            let error = error as! PostgresError
+            XCTAssertEqual(error.kind, .permission)
+            XCTAssertEqual(error.exitStatus, 77)
+            XCTAssertEqual(error.message, "cannot connect to postgresql://postgres@127.0.0.1:\(server.port)/postgres: password authentication failed for user \"postgres\"")
+            XCTAssertFalse(error.message.contains("not-the-one"))
+        }
+    }
+
+    func testAnUnknownDatabaseIsExit66() throws {
+        let server = try TestPostgres.shared()
+        XCTAssertThrowsError(try PostgresConnection(try PostgresLocation(server.url("no_such_db")))) { error in
+            let error = error as! PostgresError
+            XCTAssertEqual(error.exitStatus, 66)
+            XCTAssertTrue(error.message.hasSuffix("database \"no_such_db\" does not exist"), error.message)
+        }
+    }
+
+    func testNoServerIsExit69() throws {
+        let port = try TestPostgres.freePort()
+        XCTAssertThrowsError(try PostgresConnection(try PostgresLocation("postgresql://u:pw@127.0.0.1:\(port)/d?connect_timeout=5"))) { error in
+            let error = error as! PostgresError
+            XCTAssertEqual(error.exitStatus, 69)
+            XCTAssertTrue(error.message.hasPrefix("cannot connect to postgresql://u@127.0.0.1:\(port)/d: "), error.message)
+            XCTAssertTrue(error.message.contains("Connection refused"), error.message)
+            XCTAssertFalse(error.message.contains("pw"), error.message)
+        }
+    }
+
+    /// The password and where to find it come from the environment as for psql: PGPASSWORD,
+    /// and a password file (PGPASSFILE, else ~/.pgpass).
+    func testThePasswordComesFromTheEnvironmentOrAPasswordFile() throws {
+        let server = try TestPostgres.shared()
+        let bare = "postgresql://postgres@127.0.0.1:\(server.port)/postgres"
+        setenv("PGPASSWORD", server.password, 1)
+        XCTAssertEqual(try PostgresConnection(try PostgresLocation(bare)).scalar("SELECT current_user"), "postgres")
+        unsetenv("PGPASSWORD")
+        let file = try temporaryDirectory(self).appendingPathComponent("pgpass")
+        try Data("127.0.0.1:\(server.port):*:postgres:\(server.password)\n".utf8).write(to: file)
+        chmod(file.path, 0o600)
+        setenv("PGPASSFILE", file.path, 1)
+        defer { unsetenv("PGPASSFILE") }
+        XCTAssertEqual(try PostgresConnection(try PostgresLocation(bare)).scalar("SELECT 1"), "1")
+    }
+
+    func testALostConnectionIsExit75AndASerializationFailureIsToRetry() throws {
+        let server = try TestPostgres.shared()
+        let url = try server.createDatabase("conn_lost")
+        let victim = try PostgresConnection(try PostgresLocation(url, schema: "public"))
+        let pid = try victim.scalar("SELECT pg_backend_pid()")
+        let killer = try PostgresConnection(try PostgresLocation(url, schema: "public"))
+        XCTAssertEqual(try killer.scalar("SELECT pg_terminate_backend($1::int)", [pid]), "t")
+        XCTAssertThrowsError(try victim.query("SELECT 1")) { error in
+            let error = error as! PostgresError
+            XCTAssertEqual(error.kind, .connectionLost)
+            XCTAssertEqual(error.exitStatus, 75)
+            XCTAssertTrue(error.message.hasPrefix("the connection to postgresql://postgres@127.0.0.1:\(server.port)/conn_lost was lost: "), error.message)
+        }
+        XCTAssertThrowsError(try killer.execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = 'serialization_failure'; END $$")) { error in
+            XCTAssertEqual((error as! PostgresError).kind, .retry)
+            XCTAssertEqual((error as! PostgresError).sqlState, "40001")
+        }
+        XCTAssertThrowsError(try killer.execute("SELECT * FROM no_such_table")) { error in
+            let error = error as! PostgresError
+            XCTAssertEqual(error.kind, .statement)
+            XCTAssertTrue(error.message.contains("42P01"), error.message)
+        }
+    }
+}
