@@ -61,6 +61,36 @@ final class PostgresConnectionTests: XCTestCase {
         XCTAssertEqual(try connection.scalar("SHOW TimeZone"), "UTC")
     }
 
+    /// Each warehouse type through COPY into its PostgreSQL type, and back as the same value.
+    func testWarehouseValuesGoInTheirPostgresTypes() throws {
+        let server = try TestPostgres.shared()
+        let connection = try PostgresConnection(try PostgresLocation(try server.createDatabase("conn_types"), schema: "public"))
+        try connection.execute(PostgresWarehouse.translate("CREATE TABLE t (n INTEGER, b BOOLEAN, i INTEGER, r REAL, ts TIMESTAMP, s TEXT, x BLOB)"))
+        let rows: [[SQLValue]] = [
+            [.integer(1), .integer(1), .integer(-9_007_199_254_740_993), .real(1.5), .text("2024-03-01 10:00:00.123"), .text("a\tb"), .blob([0, 1, 0xfe])],
+            [.integer(2), .integer(0), .integer(0), .real(1e300), .text("1969-12-31 23:59:59.999"), .text(""), .blob([])],
+            [.integer(3), .null, .null, .real(-0.1), .null, .null, .null],
+        ]
+        let types: [ColumnType?] = [.integer, .boolean, .integer, .real, .timestamp, .text, nil]
+        try connection.copy("COPY t FROM STDIN") { send in
+            var text = CopyText()
+            for row in rows {
+                for (value, type) in zip(row, types) { try text.value(value, as: type) }
+                text.endRow()
+            }
+            try send(text.take())
+        }
+        let back = try connection.query(
+            "SELECT b::text, i::text, r::text, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS'), s, encode(x, 'hex') FROM t ORDER BY n")
+        XCTAssertEqual(back, [["true", "-9007199254740993", "1.5", "2024-03-01 10:00:00.123", "a\tb", "0001fe"],
+                              ["false", "0", "1e+300", "1969-12-31 23:59:59.999", "", ""],
+                              [nil, nil, "-0.1", nil, nil, nil]])
+        var text = CopyText()
+        XCTAssertThrowsError(try text.value(.text("a\u{0}b"))) { error in
+            XCTAssertEqual("\(error)", #"PostgreSQL text cannot hold the NUL character (\u0000) in "a\u0000b""#)
+        }
+    }
+
     func testATransactionThatThrowsLeavesNothing() throws {
         let server = try TestPostgres.shared()
         let connection = try PostgresConnection(try PostgresLocation(try server.createDatabase("conn_tx"), schema: "public"))

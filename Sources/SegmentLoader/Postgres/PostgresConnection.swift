@@ -212,6 +212,12 @@ public final class PostgresConnection {
     }
 }
 
+/// A text value with a NUL character, which PostgreSQL's text type cannot hold.
+public struct CopyValueError: Error, CustomStringConvertible {
+    public var value: String
+    public var description: String { "PostgreSQL text cannot hold the NUL character (\\u0000) in \(JSONWriter.string(.string(value)))" }
+}
+
 /// Rows in COPY's text format: columns separated by tabs, rows by newlines, NULL as `\N`, and
 /// backslash, tab, newline and carriage return escaped in values.
 public struct CopyText {
@@ -232,6 +238,24 @@ public struct CopyText {
             case 0x0d: bytes += [0x5c, 0x72]
             default: bytes.append(byte)
             }
+        }
+    }
+
+    /// A warehouse value in its column's type (nil: as it is). SQLite's BOOLEAN is 0 or 1,
+    /// PostgreSQL's `t` or `f`; timestamps are SQLite's `YYYY-MM-DD HH:MM:SS.sss` text, which
+    /// `timestamptz` reads as UTC (the session's time zone); a BLOB goes as bytea hex. Throws
+    /// for text with a NUL character, which PostgreSQL's text cannot hold (the caller keeps the
+    /// value elsewhere, by the contract's rule for values a column cannot take).
+    public mutating func value(_ value: SQLValue, as type: ColumnType? = nil) throws {
+        switch value {
+        case .null: null()
+        case .integer(let i): type == .boolean ? text(i != 0 ? "t" : "f") : text(String(i))
+        case .real(let d):
+            if d.isNaN { text("NaN") } else if d.isInfinite { text(d < 0 ? "-Infinity" : "Infinity") } else { text(String(d)) }
+        case .text(let s):
+            if s.utf8.contains(0) { throw CopyValueError(value: s) }
+            text(s)
+        case .blob(let b): text("\\x" + b.map { String(format: "%02x", $0) }.joined())
         }
     }
 
