@@ -83,4 +83,47 @@ final class PostgresWarehouseTests: XCTestCase {
         XCTAssertEqual(try check.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'shared'"), "8")
         XCTAssertEqual(try check.scalar("SELECT count(*) FROM _warehouse"), "2")
     }
+
+    /// Two loaders claiming the same message ids: the first to commit has them, the other
+    /// counts them as duplicates; an id whose claim was rolled back is free again.
+    func testLoadersClaimEachMessageIdOnce() throws {
+        let server = try TestPostgres.shared()
+        let location = try PostgresLocation(try server.createDatabase("wh_claims"))
+        let first = try PostgresWarehouse(location), second = try PostgresWarehouse(location)
+        let id = { @Sendable (n: UInt8) in [UInt8](repeating: n, count: 16) }
+        try first.connection.execute("BEGIN")
+        XCTAssertEqual(try first.claim([id(1), id(2), id(3)], tables: ["pages", "tracks", "pages"], loadId: 1), [true, true, true])
+        XCTAssertEqual(try first.claim([id(3)], tables: ["pages"], loadId: 1), [false], "a repeat within the transaction")
+        let result = Locked<[Bool]?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let secondBox = UncheckedBox(second)
+        DispatchQueue.global().async {
+            // Waits on id 3, which the first has claimed and not yet committed.
+            result.withLock { $0 = try? secondBox.value.claim([id(4), id(3)], tables: ["tracks", "pages"], loadId: 2) }
+            done.signal()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 1), .timedOut, "the second loader waits for the first's transaction")
+        try first.connection.execute("COMMIT")
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(result.withLock { $0 }, [true, false])
+
+        try first.connection.execute("BEGIN")
+        XCTAssertEqual(try first.claim([id(5)], tables: ["pages"], loadId: 3), [true])
+        DispatchQueue.global().async {
+            result.withLock { $0 = try? secondBox.value.claim([id(5)], tables: ["pages"], loadId: 4) }
+            done.signal()
+        }
+        XCTAssertEqual(done.wait(timeout: .now() + 1), .timedOut)
+        try first.connection.execute("ROLLBACK")
+        XCTAssertEqual(done.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(result.withLock { $0 }, [true], "a claim rolled back leaves the id to the other loader")
+        XCTAssertEqual(try first.connection.query("SELECT substr(encode(id, 'hex'), 1, 4), table_name, load_id FROM _message_ids ORDER BY 1").map { $0.map { $0 ?? "NULL" } },
+                       [["0101", "pages", "1"], ["0202", "tracks", "1"], ["0303", "pages", "1"], ["0404", "tracks", "2"], ["0505", "pages", "4"]])
+    }
+}
+
+/// Hands a value that is not Sendable to one other thread, which alone uses it from then on.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }

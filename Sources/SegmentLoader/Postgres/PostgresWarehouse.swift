@@ -65,3 +65,26 @@ public final class PostgresWarehouse {
         return text
     }
 }
+
+extension PostgresWarehouse {
+    /// Claims message ids (16-byte digests) in `_message_ids` inside the caller's transaction:
+    /// for each, true when this transaction claimed it, false when the warehouse already had it.
+    /// Another loader's claim of the same id that is not yet committed makes this wait for it:
+    /// committed, the id is theirs (a duplicate here); rolled back, it is ours. The batch is
+    /// inserted in digest order, so two loaders claiming overlapping batches take the rows'
+    /// locks in one order.
+    public func claim(_ ids: [[UInt8]], tables: [String], loadId: Int64) throws -> [Bool] {
+        precondition(ids.count == tables.count)
+        guard !ids.isEmpty else { return [] }
+        let order = ids.indices.sorted { ids[$0].lexicographicallyPrecedes(ids[$1]) }
+        let hex = { (bytes: [UInt8]) in bytes.map { String(format: "%02x", $0) }.joined() }
+        let idArray = "{" + order.map { hex(ids[$0]) }.joined(separator: ",") + "}"
+        let tableArray = "{" + order.map { "\"\(tables[$0])\"" }.joined(separator: ",") + "}"
+        let claimed = Set(try connection.query("""
+            INSERT INTO _message_ids (id, table_name, load_id)
+            SELECT decode(h, 'hex'), t, $3::bigint FROM unnest($1::text[], $2::text[]) AS c(h, t)
+            ON CONFLICT (id) DO NOTHING RETURNING encode(id, 'hex')
+            """, [idArray, tableArray, String(loadId)]).compactMap { $0[0] })
+        return ids.map { claimed.contains(hex($0)) }
+    }
+}
