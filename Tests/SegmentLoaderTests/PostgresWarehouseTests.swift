@@ -120,6 +120,42 @@ final class PostgresWarehouseTests: XCTestCase {
         XCTAssertEqual(try first.connection.query("SELECT substr(encode(id, 'hex'), 1, 4), table_name, load_id FROM _message_ids ORDER BY 1").map { $0.map { $0 ?? "NULL" } },
                        [["0101", "pages", "1"], ["0202", "tracks", "1"], ["0303", "pages", "1"], ["0404", "tracks", "2"], ["0505", "pages", "4"]])
     }
+
+    /// Two loaders meeting one archive: the one whose transaction has it loads it, the other is
+    /// told it is busy, and once the first commits, that it is loaded.
+    func testAnArchiveIsLoadedByOneLoaderAtATime() throws {
+        let server = try TestPostgres.shared()
+        let location = try PostgresLocation(try server.createDatabase("wh_files"))
+        let first = try PostgresWarehouse(location), second = try PostgresWarehouse(location)
+        let sha = String(repeating: "ab", count: 32)
+        try first.connection.execute("BEGIN")
+        XCTAssertEqual(try first.claimFile(sha256: sha), .mine)
+        try second.connection.execute("BEGIN")
+        XCTAssertEqual(try second.claimFile(sha256: sha), .busy)
+        XCTAssertEqual(try second.claimFile(sha256: String(repeating: "cd", count: 32)), .mine, "another archive is free")
+        try second.connection.execute("COMMIT")
+        try first.connection.query("""
+            INSERT INTO _files (path, size, sha256, status, load_id, loaded_at) VALUES ('/logs/a.gz', 10, $1, 'loaded', 1, now())
+            """, [sha])
+        try first.connection.execute("COMMIT")
+        try second.connection.execute("BEGIN")
+        XCTAssertEqual(try second.claimFile(sha256: sha), .loaded(path: "/logs/a.gz"))
+        try second.connection.execute("ROLLBACK")
+        // A loader whose connection drops (killed) releases the archive.
+        try first.connection.execute("BEGIN")
+        XCTAssertEqual(try first.claimFile(sha256: String(repeating: "ef", count: 32)), .mine)
+        let pid = try first.connection.scalar("SELECT pg_backend_pid()")
+        try second.connection.query("SELECT pg_terminate_backend($1::int)", [pid])
+        try second.connection.execute("BEGIN")
+        var claim = try second.claimFile(sha256: String(repeating: "ef", count: 32))
+        for _ in 0..<50 where claim == .busy {
+            // The backend takes a moment to go.
+            try second.connection.execute("ROLLBACK; SELECT pg_sleep(0.1); BEGIN")
+            claim = try second.claimFile(sha256: String(repeating: "ef", count: 32))
+        }
+        XCTAssertEqual(claim, .mine)
+        try second.connection.execute("ROLLBACK")
+    }
 }
 
 /// Hands a value that is not Sendable to one other thread, which alone uses it from then on.

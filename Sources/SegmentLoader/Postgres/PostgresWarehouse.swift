@@ -88,3 +88,31 @@ extension PostgresWarehouse {
         return ids.map { claimed.contains(hex($0)) }
     }
 }
+
+extension PostgresWarehouse {
+    /// What a loader may do with an archive when several load one warehouse.
+    public enum FileClaim: Sendable, Equatable {
+        /// This transaction has the archive until it ends: load it.
+        case mine
+        /// Another loader is loading it now (its transaction holds the archive's lock).
+        case busy
+        /// A committed `_files` row already has these bytes loaded (by another loader, or earlier).
+        case loaded(path: String)
+    }
+
+    /// Takes the archive's lock for the caller's transaction without waiting (a transaction-
+    /// scoped advisory lock keyed by its content hash, released at commit or rollback, or when a
+    /// killed loader's connection drops), then looks for a loaded copy, which another loader may
+    /// have committed while this one scanned.
+    public func claimFile(sha256: String) throws -> FileClaim {
+        let locked = try connection.scalar("SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))", [String(Self.fileLockClass), sha256])
+        guard locked == "t" else { return .busy }
+        if let path = try connection.scalar("SELECT path FROM _files WHERE sha256 = $1 AND status IN ('loaded', 'partial') ORDER BY id LIMIT 1", [sha256]) {
+            return .loaded(path: path)
+        }
+        return .mine
+    }
+
+    /// The first key of the archives' advisory locks ("SEGF"), apart from other programs' locks.
+    static let fileLockClass: Int32 = 0x5345_4746
+}
