@@ -255,7 +255,7 @@ public struct CopyText {
         case .text(let s):
             if s.utf8.contains(0) { throw CopyValueError(value: s) }
             text(s)
-        case .blob(let b): text("\\x" + b.map { String(format: "%02x", $0) }.joined())
+        case .blob(let b): text("\\x" + hexString(b))
         }
     }
 

@@ -77,15 +77,14 @@ extension PostgresWarehouse {
         precondition(ids.count == tables.count)
         guard !ids.isEmpty else { return [] }
         let order = ids.indices.sorted { ids[$0].lexicographicallyPrecedes(ids[$1]) }
-        let hex = { (bytes: [UInt8]) in bytes.map { String(format: "%02x", $0) }.joined() }
-        let idArray = "{" + order.map { hex(ids[$0]) }.joined(separator: ",") + "}"
+        let idArray = "{" + order.map { hexString(ids[$0]) }.joined(separator: ",") + "}"
         let tableArray = "{" + order.map { "\"\(tables[$0])\"" }.joined(separator: ",") + "}"
         let claimed = Set(try connection.query("""
             INSERT INTO _message_ids (id, table_name, load_id)
             SELECT decode(h, 'hex'), t, $3::bigint FROM unnest($1::text[], $2::text[]) AS c(h, t)
             ON CONFLICT (id) DO NOTHING RETURNING encode(id, 'hex')
             """, [idArray, tableArray, String(loadId)]).compactMap { $0[0] })
-        return ids.map { claimed.contains(hex($0)) }
+        return ids.map { claimed.contains(hexString($0)) }
     }
 }
 
