@@ -2,27 +2,27 @@
 /// archive), `_rejects` (each line that could not be loaded, with what is kept of it) and
 /// `_discards` (each value kept out of its column). Written in the file's transaction.
 final class Bookkeeping {
-    let db: Database
+    let session: any SQLSession
     let names: NameTable
     let loadId: Int64
     let uuidTs: String
-    private let insertReject: Statement
-    private let insertDiscard: Statement
-    private let insertFile: Statement
+    private let insertReject: any SQLPrepared
+    private let insertDiscard: any SQLPrepared
+    private let insertFile: any SQLPrepared
     /// Discards written since the current file began.
     private(set) var discardsInFile: Int64 = 0
 
-    init(db: Database, names: NameTable, loadId: Int64, uuidTs: String) throws {
-        self.db = db
+    init(session: any SQLSession, names: NameTable, loadId: Int64, uuidTs: String) throws {
+        self.session = session
         self.names = names
         self.loadId = loadId
         self.uuidTs = uuidTs
-        insertReject = try db.prepare("INSERT INTO _rejects (file, line, item, reason, raw, load_id, redacted, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-        insertDiscard = try db.prepare("""
+        insertReject = try session.prepared("INSERT INTO _rejects (file, line, item, reason, raw, load_id, redacted, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        insertDiscard = try session.prepared("""
             INSERT INTO _discards (table_name, column_name, row_id, message_id, value, reason, received_at, load_id)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        insertFile = try db.prepare("""
+        insertFile = try session.prepared("""
             INSERT INTO _files (path, size, sha256, source_id, day, status, lines, loaded, duplicates, rejected,
               filtered, discarded, physical_lines, load_id, error, loaded_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -36,22 +36,29 @@ final class Bookkeeping {
     /// One line that could not be loaded: `raw` says what is kept of it and how (see `RejectRaw`).
     func reject(file: String, line: Int, item: Int?, kind: RejectKind, reason: String, raw kept: RejectRaw) throws {
         let raw = kept.bytes
-        let rawValue: SQLValue
+        var rawValue: SQLValue
+        var code = kept.redactedCode
         if let text = String(validating: raw, as: UTF8.self), !text.utf8.contains(0) {
             rawValue = .text(text)
+        } else if session.dialect == .postgres {
+            // PostgreSQL's text holds neither a NUL nor bytes that are not UTF-8: the line
+            // goes in hex, marked so (see `RejectRaw.hexCode`).
+            rawValue = .text(hexString(raw))
+            code += RejectRaw.hexCode
         } else {
             rawValue = .blob(raw)
         }
-        try insertReject.run([.text(file), .integer(Int64(line)), item.map { .integer(Int64($0)) } ?? .null, .text(reason),
-                              rawValue, .integer(loadId), .integer(kept.redactedCode), .text(kind.rawValue)])
+        try insertReject.perform([.text(file), .integer(Int64(line)), item.map { .integer(Int64($0)) } ?? .null, .text(reason),
+                                  rawValue, .integer(loadId), .integer(code), .text(kind.rawValue)])
     }
 
-    /// Values of one row kept out of their columns.
-    func discards(_ discards: [PendingDiscard], table: String, rowId: Int64, messageId: String, receivedAtMilliseconds: Int64) throws {
+    /// Values of one row kept out of their columns (`rowId`: the row's SQLite rowid; PostgreSQL's
+    /// rows have none, so the table and message id name the row there).
+    func discards(_ discards: [PendingDiscard], table: String, rowId: Int64?, messageId: String, receivedAtMilliseconds: Int64) throws {
         let receivedAt = Timestamp.format(Instant(seconds: receivedAtMilliseconds / 1000, nanos: receivedAtMilliseconds % 1000 * 1_000_000))
         for discard in discards {
-            try insertDiscard.run([
-                .text(table), .text(names.name(discard.column)), .integer(rowId), .text(messageId), .text(discard.value),
+            try insertDiscard.perform([
+                .text(table), .text(names.name(discard.column)), rowId.map { .integer($0) } ?? .null, .text(messageId), .text(discard.value),
                 .text(discard.reason), .text(receivedAt), .integer(loadId),
             ])
             discardsInFile += 1
@@ -66,7 +73,7 @@ final class Bookkeeping {
             throw WarehouseError(message: "internal accounting error in \(file.archive.path): \(counts.lines) messages read but \(counts.loaded) loaded + \(counts.duplicates) duplicates + \(counts.rejected) rejected + \(counts.filtered) filtered; nothing of this file was committed")
         }
         let archive = file.archive
-        try insertFile.run([
+        try insertFile.perform([
             .text(archive.path), .integer(archive.size), .text(file.sha256), archive.sourceId.map { .text($0) } ?? .null,
             archive.day.map { .text($0) } ?? .null, .text(file.status.rawValue), .integer(counts.lines), .integer(counts.loaded),
             .integer(counts.duplicates), .integer(counts.rejected), .integer(counts.filtered), .integer(counts.discarded),

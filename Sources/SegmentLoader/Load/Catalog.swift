@@ -5,7 +5,7 @@
 /// checked here and nowhere else) and notes new source keys and event names, and which events
 /// went past the event table limit (`_events_past_limit`).
 public final class Catalog {
-    let db: Database
+    let session: any SQLSession
     let names: NameTable
     let loadId: Int64
     let columnLimit: Int
@@ -20,25 +20,25 @@ public final class Catalog {
     private(set) var pastLimitCalls: Int64 = 0
     private(set) var pastLimitNames: Set<String> = []
     /// Prepared once the table exists (in this run); forgotten when a rollback may have taken it.
-    private var pastLimitUpsert: Statement?
-    private let updateKeys: Statement
-    private let updateEventNames: Statement
-    private let insertTable: Statement
-    private let insertColumn: Statement
+    private var pastLimitUpsert: (any SQLPrepared)?
+    private let updateKeys: any SQLPrepared
+    private let updateEventNames: any SQLPrepared
+    private let insertTable: any SQLPrepared
+    private let insertColumn: any SQLPrepared
 
     /// `_schema_columns.note` of a Segment Spec column.
     public static let specNote = "Segment Spec column: created with the table"
 
-    init(db: Database, names: NameTable, loadId: Int64, columnLimit: Int, eventTableLimit: Int) throws {
-        self.db = db
+    init(session: any SQLSession, names: NameTable, loadId: Int64, columnLimit: Int, eventTableLimit: Int) throws {
+        self.session = session
         self.names = names
         self.loadId = loadId
         self.columnLimit = columnLimit
         self.eventTableLimit = eventTableLimit
-        updateKeys = try db.prepare("UPDATE _schema_columns SET source_keys = ? WHERE table_name = ? AND column_name = ?")
-        updateEventNames = try db.prepare("UPDATE _schema_tables SET event_names = ? WHERE table_name = ?")
-        insertTable = try db.prepare("INSERT INTO _schema_tables (table_name, call_type, event_names, first_load_id) VALUES (?, ?, ?, ?)")
-        insertColumn = try db.prepare("""
+        updateKeys = try session.prepared("UPDATE _schema_columns SET source_keys = ? WHERE table_name = ? AND column_name = ?")
+        updateEventNames = try session.prepared("UPDATE _schema_tables SET event_names = ? WHERE table_name = ?")
+        insertTable = try session.prepared("INSERT INTO _schema_tables (table_name, call_type, event_names, first_load_id) VALUES (?, ?, ?, ?)")
+        insertColumn = try session.prepared("""
             INSERT INTO _schema_columns (table_name, column_name, type, source_keys, first_load_id, origin, note)
             VALUES (?, ?, ?, ?, ?, ?, ?)
             """)
@@ -69,20 +69,35 @@ public final class Catalog {
     func reload() throws {
         tables.removeAll()
         pastLimitUpsert = nil
-        for row in try db.query("SELECT table_name, call_type, event_names FROM _schema_tables ORDER BY rowid") {
+        for row in try session.rows(Self.tablesInOrder[session.dialect]!) {
             guard let name = row[0].text, let kind = row[1].text else { continue }
             let state = TableState(id: names.id(name), name: name, callType: CallType(rawValue: kind),
                                    profile: kind == "profile" ? Profile.named(name) : nil)
             if let text = row[2].text { state.eventNames = Set(try Self.strings(text, in: "_schema_tables.event_names of \(name)")) }
             tables[state.id] = state
         }
-        for row in try db.query("SELECT table_name, column_name, type, source_keys FROM _schema_columns ORDER BY rowid") {
+        for row in try session.rows(Self.columnsInOrder[session.dialect]!) {
             guard let table = row[0].text, let column = row[1].text, let state = tables[names.id(table)] else { continue }
             let type = ColumnType(rawValue: row[2].text ?? "TEXT") ?? .text
             let keys = try row[3].text.map { try Self.strings($0, in: "_schema_columns.source_keys of \(table).\(column)") } ?? []
             state.add(column, id: names.id(column), type: type, keys: Set(keys.map { names.keyId($0) }))
         }
     }
+
+    /// The catalog's tables, and their columns in each table's order (SQLite: the order the
+    /// rows were written; PostgreSQL has no such order, so the tables' own column order).
+    private static let tablesInOrder: [SQLDialect: String] = [
+        .sqlite: "SELECT table_name, call_type, event_names FROM _schema_tables ORDER BY rowid",
+        .postgres: "SELECT table_name, call_type, event_names FROM _schema_tables ORDER BY first_load_id, table_name",
+    ]
+    private static let columnsInOrder: [SQLDialect: String] = [
+        .sqlite: "SELECT table_name, column_name, type, source_keys FROM _schema_columns ORDER BY rowid",
+        .postgres: """
+            SELECT c.table_name, c.column_name, c.type, c.source_keys FROM _schema_columns c
+            LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(quote_ident(c.table_name)) AND a.attname = c.column_name
+            ORDER BY c.table_name, a.attnum NULLS LAST, c.column_name
+            """,
+    ]
 
     private static func strings(_ text: String, in place: String) throws -> [String] {
         guard case .array(let items)? = try? JSONParser.parse(text) else {
@@ -156,7 +171,7 @@ public final class Catalog {
             guard let state = tables[event.table], !state.eventNames.contains(event.name),
                   SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) else { continue }
             state.eventNames.insert(event.name)
-            try updateEventNames.run([.text(JSONWriter.string(.array(state.eventNames.sorted().map { .string($0) }))), .text(state.name)])
+            try updateEventNames.perform([.text(JSONWriter.string(.array(state.eventNames.sorted().map { .string($0) }))), .text(state.name)])
         }
         try notePastLimit(headers: headers, admitted: admitted)
     }
@@ -170,15 +185,15 @@ public final class Catalog {
         }
         guard !calls.isEmpty else { return }
         if pastLimitUpsert == nil {
-            try db.execute(BookkeepingSchema.eventsPastLimit)
-            pastLimitUpsert = try db.prepare("""
+            try session.execute(session.dialect.ddl(BookkeepingSchema.eventsPastLimit))
+            pastLimitUpsert = try session.prepared("""
                 INSERT INTO _events_past_limit (event_text, event, calls, first_load_id, last_load_id) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (event_text) DO UPDATE SET calls = calls + excluded.calls, last_load_id = excluded.last_load_id
+                ON CONFLICT (event_text) DO UPDATE SET calls = _events_past_limit.calls + excluded.calls, last_load_id = excluded.last_load_id
                 """)
         }
         let upsert = pastLimitUpsert!
         for (name, entry) in calls.sorted(by: { $0.key < $1.key }) {
-            try upsert.run([.text(name), .text(names.name(entry.event)), .integer(entry.count), .integer(loadId), .integer(loadId)])
+            try upsert.perform([.text(name), .text(names.name(entry.event)), .integer(entry.count), .integer(loadId), .integer(loadId)])
             pastLimitCalls += entry.count
             pastLimitNames.insert(name)
         }
@@ -235,7 +250,7 @@ public final class Catalog {
         guard let profile = Profile.derived(from: table) else { return }
         let traits = accepted.filter { $0.origin == "trait" }
         if want.isNew {
-            try db.execute("CREATE INDEX \(quoteIdentifier(Indexes.profileIndex(profile))) ON \(quoteIdentifier(state.name)) (\(profile.keyColumn), timestamp)")
+            try session.execute("CREATE INDEX \(quoteIdentifier(Indexes.profileIndex(profile))) ON \(quoteIdentifier(state.name)) (\(profile.keyColumn), timestamp)")
             try createTable(TableState(id: profile.table, name: profile.tableName, callType: nil, profile: profile), columns: [
                 NewColumn(name: "id", id: NameTable.id, type: .text, keys: [profile.sourceKey], origin: "profile"),
                 NewColumn(name: "received_at", id: NameTable.receivedAt, type: .timestamp, keys: [NameTable.keyReceivedAt], origin: "profile"),
@@ -248,12 +263,12 @@ public final class Catalog {
 
     private func createTable(_ state: TableState, columns: [NewColumn], kind: String, eventNames: [String]?) throws {
         let definitions = columns.map { column -> String in
-            var definition = quoteIdentifier(column.name) + " " + column.type.rawValue
+            var definition = quoteIdentifier(column.name) + " " + session.dialect.typeName(column.type)
             if column.name == "id" && state.profile != nil { definition += " PRIMARY KEY" }
             return definition
         }
-        try db.execute("CREATE TABLE \(quoteIdentifier(state.name)) (\(definitions.joined(separator: ", ")))")
-        try insertTable.run([.text(state.name), .text(kind),
+        try session.execute("CREATE TABLE \(quoteIdentifier(state.name)) (\(definitions.joined(separator: ", ")))")
+        try insertTable.perform([.text(state.name), .text(kind),
                              eventNames.map { .text(JSONWriter.string(.array($0.map { .string($0) }))) } ?? .null, .integer(loadId)])
         for column in columns {
             state.add(column.name, id: column.id, type: column.type, keys: column.keys)
@@ -275,7 +290,7 @@ public final class Catalog {
     ]
 
     private func addColumn(_ column: NewColumn, to state: TableState) throws {
-        try db.execute("ALTER TABLE \(quoteIdentifier(state.name)) ADD COLUMN \(quoteIdentifier(column.name)) \(column.type.rawValue)")
+        try session.execute("ALTER TABLE \(quoteIdentifier(state.name)) ADD COLUMN \(quoteIdentifier(column.name)) \(session.dialect.typeName(column.type))")
         state.add(column.name, id: column.id, type: column.type, keys: column.keys)
         newColumns += 1
         try record(column, of: state, note: renameNote(column, in: state))
@@ -293,7 +308,7 @@ public final class Catalog {
     }
 
     private func record(_ column: NewColumn, of state: TableState, note: String?) throws {
-        try insertColumn.run([.text(state.name), .text(column.name), .text(column.type.rawValue), .text(keysJSON(column.keys)),
+        try insertColumn.perform([.text(state.name), .text(column.name), .text(column.type.rawValue), .text(keysJSON(column.keys)),
                               .integer(loadId), .text(column.origin), note.map { .text($0) } ?? .null])
     }
 
@@ -301,11 +316,11 @@ public final class Catalog {
     /// the schema catalog shows), and on its twin in users or accounts.
     private func noteKey(_ key: Int32, at index: Int, in state: TableState) throws {
         state.keys[index].insert(key)
-        try updateKeys.run([.text(keysJSON(state.keys[index])), .text(state.name), .text(state.order[index])])
+        try updateKeys.perform([.text(keysJSON(state.keys[index])), .text(state.name), .text(state.order[index])])
         guard names.keyName(key).hasPrefix("traits."), let profile = Profile.derived(from: state.id), let twin = tables[profile.table],
               let twinIndex = twin.index(of: state.columnIds[index]), !twin.keys[twinIndex].contains(key) else { return }
         twin.keys[twinIndex].insert(key)
-        try updateKeys.run([.text(keysJSON(twin.keys[twinIndex])), .text(twin.name), .text(twin.order[twinIndex])])
+        try updateKeys.perform([.text(keysJSON(twin.keys[twinIndex])), .text(twin.name), .text(twin.order[twinIndex])])
     }
 
     private func keysJSON(_ keys: Set<Int32>) -> String {

@@ -1,21 +1,37 @@
-/// Writes the rows the Split stage made of a chunk's admitted messages, one prepared INSERT
-/// per table, each value converted to its column's type by `ValueConversion` (what cannot be
-/// stored without loss goes to `_discards`). The catalog has created every column the rows use
-/// before they come here: a value without a column is past its table's column limit (or is a
+/// Where `RowWriter` puts a row's values: SQLite's prepared INSERT (`SQLiteRows`) or a
+/// PostgreSQL COPY buffer (`CopyRows`). A row is begun, its values set by column position,
+/// then ended.
+protocol RowTarget: AnyObject {
+    associatedtype Sink: ValueSink
+    /// Starts a row of `state`'s table.
+    func begin(_ state: TableState) throws
+    /// Where the value of column `index` goes.
+    func sink(at index: Int) -> Sink
+    /// Bytes that stay alive and unchanged until the row ends.
+    func staticText(_ bytes: UnsafeRawBufferPointer, at index: Int)
+    /// Ends the row: returns its rowid where the database has one, and the values it cannot
+    /// hold (their columns, JSON text and reason), which go to `_discards`.
+    func end() throws -> (rowId: Int64?, refused: [(column: Int, value: String, reason: String)])
+}
+
+/// Writes the rows the Split stage made of a chunk's admitted messages, each value converted
+/// to its column's type by `ValueConversion` (what cannot be stored without loss goes to
+/// `_discards`), into a `RowTarget`. The catalog has created every column the rows use before
+/// they come here: a value without a column is past its table's column limit (or is a
 /// property of a track call past the event table limit) and goes to the row's `_extra` JSON.
-final class RowWriter {
-    let db: Database
+final class RowWriter<Target: RowTarget> {
+    let target: Target
     let catalog: Catalog
     let names: NameTable
     private let bookkeeping: Bookkeeping
-    /// The load's `uuid_ts` as bytes owned by the writer (freed in deinit), bound without copying.
+    /// The load's `uuid_ts` as bytes owned by the writer (freed in deinit), set without copying.
     private let uuidTs: UnsafeMutableRawBufferPointer
     private let uuidTsText: String
     /// Values that went to `_extra` because their table was at its column limit.
     var overflowValues: Int64 = 0
 
-    init(catalog: Catalog, bookkeeping: Bookkeeping, uuidTs: String) {
-        self.db = catalog.db
+    init(target: Target, catalog: Catalog, bookkeeping: Bookkeeping, uuidTs: String) {
+        self.target = target
         self.catalog = catalog
         self.names = catalog.names
         self.bookkeeping = bookkeeping
@@ -34,14 +50,13 @@ final class RowWriter {
         }
     }
 
-    /// Inserts one row of a record: common and context fields, and the properties or traits
+    /// Writes one row of a record: common and context fields, and the properties or traits
     /// (with the record's discards) when `withPayload`.
     private func insert(_ header: RecordCursor.Header, in raw: UnsafeRawBufferPointer, table: Int32, withPayload: Bool) throws {
         guard let state = catalog[table] else {
             throw WarehouseError(message: "internal error: no table \(names.name(table)) for message \(header.id.string); the schema step did not create it")
         }
-        let statement = try insertStatement(for: state)
-        defer { statement.reset() }
+        try target.begin(state)
         var discards: [PendingDiscard] = []
         var overflow: [(key: String, value: JSONValue)] = []
         var extraText: String?
@@ -63,8 +78,8 @@ final class RowWriter {
                 extraText = text.string
                 continue
             }
-            var parameter = ParameterSink(statement, index: Int32(index + 1))
-            if let reason = ValueConversion.store(value, as: state.types[index], into: &parameter) {
+            var sink = target.sink(at: index)
+            if let reason = ValueConversion.store(value, as: state.types[index], into: &sink) {
                 discards.append(PendingDiscard(column: column, value: value.value.jsonText, reason: reason))
             }
         }
@@ -80,49 +95,23 @@ final class RowWriter {
             if !header.pastLimit { overflowValues += Int64(overflow.count) }
         }
         if let extraText, let index = state.index(of: NameTable.extra) {
-            statement.bindText(extraText, at: Int32(index + 1))
+            var sink = target.sink(at: index)
+            sink.text(extraText)
         }
         if let index = state.index(of: NameTable.uuidTs) {
-            statement.bindStaticText(UnsafeRawBufferPointer(uuidTs), at: Int32(index + 1))
+            target.staticText(UnsafeRawBufferPointer(uuidTs), at: index)
         }
-        try statement.step()
+        let (rowId, refused) = try target.end()
         state.rowsWritten += 1
+        for value in refused {
+            discards.append(PendingDiscard(column: state.columnIds[value.column], value: value.value, reason: value.reason))
+        }
         if !discards.isEmpty {
-            try bookkeeping.discards(discards, table: state.name, rowId: db.lastInsertRowID, messageId: header.id.string,
+            try bookkeeping.discards(discards, table: state.name, rowId: rowId, messageId: header.id.string,
                                      receivedAtMilliseconds: header.receivedAtMilliseconds)
         }
     }
 
-    private func insertStatement(for state: TableState) throws -> Statement {
-        if let statement = state.insert { return statement }
-        let columns = state.order.map(quoteIdentifier).joined(separator: ", ")
-        let marks = Array(repeating: "?", count: state.order.count).joined(separator: ", ")
-        let statement = try db.prepare("INSERT INTO \(quoteIdentifier(state.name)) (\(columns)) VALUES (\(marks))")
-        state.insert = statement
-        return statement
-    }
-
-    // MARK: Profiles
-
-    private var upserts: [Int32: Statement] = [:]
-
-    /// Writes one `users` or `accounts` row, replacing the old one; `traits` in the order of
-    /// the table's `traitColumns`.
-    func writeProfile(_ profile: Profile, id: String, receivedAt: SQLValue, traits: [SQLValue]) throws {
-        guard let table = catalog[profile.table] else { return }
-        let columns = ["id", "received_at", "uuid_ts"] + table.traitColumns
-        let upsert: Statement
-        if let cached = upserts[profile.table], cached.parameterCount == columns.count {
-            upsert = cached
-        } else {
-            upsert = try db.prepare("""
-                INSERT OR REPLACE INTO \(quoteIdentifier(table.name)) (\(columns.map(quoteIdentifier).joined(separator: ", ")))
-                VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))
-                """)
-            upserts[profile.table] = upsert
-        }
-        try upsert.run([.text(id), receivedAt, .text(uuidTsText)] + traits)
-    }
 }
 
 extension String {
@@ -132,5 +121,76 @@ extension String {
             return String(dropFirst(scope.count))
         }
         return self
+    }
+}
+
+/// SQLite: one prepared INSERT per table, its parameters bound in place.
+final class SQLiteRows: RowTarget {
+    let db: Database
+    private var statement: Statement?
+
+    init(db: Database) {
+        self.db = db
+    }
+
+    func begin(_ state: TableState) throws {
+        if let cached = state.insert {
+            statement = cached
+            return
+        }
+        let columns = state.order.map(quoteIdentifier).joined(separator: ", ")
+        let marks = Array(repeating: "?", count: state.order.count).joined(separator: ", ")
+        let prepared = try db.prepare("INSERT INTO \(quoteIdentifier(state.name)) (\(columns)) VALUES (\(marks))")
+        state.insert = prepared
+        statement = prepared
+    }
+
+    @inline(__always) func sink(at index: Int) -> ParameterSink {
+        ParameterSink(statement!, index: Int32(index + 1))
+    }
+
+    @inline(__always) func staticText(_ bytes: UnsafeRawBufferPointer, at index: Int) {
+        statement!.bindStaticText(bytes, at: Int32(index + 1))
+    }
+
+    func end() throws -> (rowId: Int64?, refused: [(column: Int, value: String, reason: String)]) {
+        let statement = statement!
+        defer { statement.reset() }
+        try statement.step()
+        return (db.lastInsertRowID, [])
+    }
+}
+
+/// Writes `users` and `accounts` rows, each replacing the old one (an upsert, the same SQL in
+/// SQLite and PostgreSQL).
+final class ProfileWriter {
+    let session: any SQLSession
+    let catalog: Catalog
+    let uuidTs: String
+    private var upserts: [Int32: (columns: Int, statement: any SQLPrepared)] = [:]
+
+    init(session: any SQLSession, catalog: Catalog, uuidTs: String) {
+        self.session = session
+        self.catalog = catalog
+        self.uuidTs = uuidTs
+    }
+
+    /// Writes one row; `traits` in the order of the table's `traitColumns`.
+    func write(_ profile: Profile, id: String, receivedAt: SQLValue, traits: [SQLValue]) throws {
+        guard let table = catalog[profile.table] else { return }
+        let columns = ["id", "received_at", "uuid_ts"] + table.traitColumns
+        let upsert: any SQLPrepared
+        if let cached = upserts[profile.table], cached.columns == columns.count {
+            upsert = cached.statement
+        } else {
+            let quoted = columns.map(quoteIdentifier)
+            upsert = try session.prepared("""
+                INSERT INTO \(quoteIdentifier(table.name)) (\(quoted.joined(separator: ", ")))
+                VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))
+                ON CONFLICT (id) DO UPDATE SET \(quoted.dropFirst().map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
+                """)
+            upserts[profile.table] = (columns.count, upsert)
+        }
+        try upsert.perform([.text(id), receivedAt, .text(uuidTs)] + traits)
     }
 }

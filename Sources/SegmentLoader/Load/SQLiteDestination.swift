@@ -7,7 +7,8 @@ final class SQLiteDestination: Destination {
     let warehouse: Warehouse
     let db: Database
     let catalog: Catalog
-    private let rows: RowWriter
+    private let rows: RowWriter<SQLiteRows>
+    private let profiles: ProfileWriter
     private let bookkeeping: Bookkeeping
     private let seen: CrossRunDuplicates
     private let insertTouch: Statement
@@ -22,9 +23,10 @@ final class SQLiteDestination: Destination {
          eventTableLimit: Int = EventTableLimit.defaultLimit) throws {
         self.warehouse = warehouse
         db = warehouse.db
-        catalog = try Catalog(db: db, names: names, loadId: loadId, columnLimit: columnLimit, eventTableLimit: eventTableLimit)
-        bookkeeping = try Bookkeeping(db: db, names: names, loadId: loadId, uuidTs: uuidTs)
-        rows = RowWriter(catalog: catalog, bookkeeping: bookkeeping, uuidTs: uuidTs)
+        catalog = try Catalog(session: db, names: names, loadId: loadId, columnLimit: columnLimit, eventTableLimit: eventTableLimit)
+        bookkeeping = try Bookkeeping(session: db, names: names, loadId: loadId, uuidTs: uuidTs)
+        rows = RowWriter(target: SQLiteRows(db: db), catalog: catalog, bookkeeping: bookkeeping, uuidTs: uuidTs)
+        profiles = ProfileWriter(session: db, catalog: catalog, uuidTs: uuidTs)
         seen = try CrossRunDuplicates(db: db, names: names, loadId: loadId)
         try db.execute(ModelTouches.schema)
         // Appended, one row per id per file: an append costs a fraction of an insert into a
@@ -119,7 +121,7 @@ final class SQLiteDestination: Destination {
     }
 
     func writeProfile(_ profile: Profile, id: String, receivedAt: SQLValue, traits: [SQLValue]) throws {
-        try rows.writeProfile(profile, id: id, receivedAt: receivedAt, traits: traits)
+        try profiles.write(profile, id: id, receivedAt: receivedAt, traits: traits)
         profilesUpdated[profile.tableName, default: []].insert(id)
     }
 

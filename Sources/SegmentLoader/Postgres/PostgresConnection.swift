@@ -131,6 +131,80 @@ public final class PostgresConnection {
         }
     }
 
+    /// Runs one statement with text parameters and returns its rows as warehouse values, by
+    /// the type of each column: integers, floating point, booleans (1 or 0, as SQLite keeps
+    /// them), bytea as bytes, `timestamptz` as SQLite's `YYYY-MM-DD HH:MM:SS.sss` UTC text, the
+    /// rest as text.
+    func typedQuery(_ sql: String, _ parameters: [String?]) throws -> [[SQLValue]] {
+        let result = withParameters(parameters) { values in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        try check(result, sql: sql)
+        let rows = Int(PQntuples(result)), columns = Int(PQnfields(result))
+        let types = (0..<columns).map { PQftype(result, Int32($0)) }
+        return (0..<rows).map { row in
+            (0..<columns).map { column in
+                if PQgetisnull(result, Int32(row), Int32(column)) != 0 { return .null }
+                let text = String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+                return Self.value(text, type: types[column])
+            }
+        }
+    }
+
+    /// Runs one statement with text parameters for its effect; returns the rows it changed.
+    @discardableResult
+    func command(_ sql: String, _ parameters: [String?]) throws -> Int {
+        let result = withParameters(parameters) { values in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        defer { PQclear(result) }
+        try check(result, sql: sql)
+        return Int(String(cString: PQcmdTuples(result))) ?? 0
+    }
+
+    /// A result's text as a warehouse value, by its type's OID (pg_type.dat).
+    static func value(_ text: String, type: Oid) -> SQLValue {
+        switch type {
+        case 16: return .integer(text == "t" ? 1 : 0)
+        case 20, 21, 23, 26: return Int64(text).map { .integer($0) } ?? .text(text)
+        case 700, 701: return Double(text).map { .real($0) } ?? .text(text)
+        case 1700: return Int64(text).map { .integer($0) } ?? Double(text).map { .real($0) } ?? .text(text)
+        case 17:
+            guard text.hasPrefix("\\x") else { return .blob(Array(text.utf8)) }
+            return .blob(bytes(hex: text.dropFirst(2)))
+        case 1184: return .text(sqliteTimestamp(text))
+        default: return .text(text)
+        }
+    }
+
+    /// `2026-01-02 03:04:05.6+00` (PostgreSQL's ISO output in UTC) as `2026-01-02 03:04:05.600`.
+    static func sqliteTimestamp(_ text: String) -> String {
+        var utf8 = Array(text.utf8)
+        guard utf8.count >= 19, utf8[10] == 0x20 else { return text }
+        if let zone = utf8[19...].firstIndex(where: { $0 == 0x2b || $0 == 0x2d }) { utf8.removeSubrange(zone...) }
+        var fraction = utf8.count > 19 && utf8[19] == 0x2e ? Array(utf8[20...]) : []
+        fraction = Array((fraction + [0x30, 0x30, 0x30]).prefix(3))
+        return String(decoding: utf8[..<19] + [0x2e] + fraction, as: UTF8.self)
+    }
+
+    static func bytes<S: StringProtocol>(hex: S) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(hex.utf8.count / 2)
+        var high: UInt8?
+        for c in hex.utf8 {
+            let v: UInt8
+            switch c {
+            case 0x30...0x39: v = c - 0x30
+            case 0x61...0x66: v = c - 0x61 + 10
+            case 0x41...0x46: v = c - 0x41 + 10
+            default: continue
+            }
+            if let h = high { out.append(h << 4 | v); high = nil } else { high = v }
+        }
+        return out
+    }
+
     /// The first column of the first row, or nil.
     public func scalar(_ sql: String, _ parameters: [String?] = []) throws -> String? {
         try query(sql, parameters).first?.first ?? nil

@@ -32,7 +32,16 @@ enum RejectRaw: Sendable, Equatable {
         }
     }
 
+    /// Added to the `redacted` code in PostgreSQL when `raw` holds the line's bytes in hex:
+    /// a line with a NUL or bytes that are not UTF-8, which PostgreSQL's text cannot hold
+    /// (SQLite keeps such a line as a BLOB).
+    static let hexCode: Int64 = 8
+
     init(code: Int64, bytes: [UInt8]) {
+        if code >= Self.hexCode {
+            self.init(code: code - Self.hexCode, bytes: PostgresConnection.bytes(hex: String(decoding: bytes, as: UTF8.self)))
+            return
+        }
         switch code {
         case 1: self = .redacted(bytes)
         case 2: self = .withheld
