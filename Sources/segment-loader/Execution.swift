@@ -33,6 +33,9 @@ enum Exit {
         case let sqlite as SQLiteError where sqlite.isBusy:
             printError(WarehouseLockedOut(seconds: waited).description)
             return ExitCode(locked)
+        case let postgres as PostgresError:
+            printError(postgres.message)
+            return ExitCode(postgres.exitStatus)
         case let missing as ReadError:
             printError(missing.description)
             return ExitCode(usage)

@@ -24,8 +24,11 @@ struct LoadCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("The SQLite warehouse to load into (created if missing).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The warehouse to load into (created if missing): an SQLite file, or a PostgreSQL URL (postgresql://user@host:port/database; the PG* variables and ~/.pgpass work as for psql).", valueName: "path|url"))
     var db: String
+
+    @Option(name: .long, help: ArgumentHelp("PostgreSQL: the schema the warehouse's tables go in (created if missing).", valueName: "name"))
+    var schema: String = PostgresLocation.defaultSchema
 
     @OptionGroup var jobsOption: JobsOption
     var jobs: Int? { jobsOption.jobs }
@@ -89,6 +92,7 @@ struct LoadCommand: ParsableCommand {
         options.journal = JournalMode(rawValue: journal) ?? .wal
         options.models = modelFlags.apply(to: ModelOptions())
         options.busyTimeout = busyTimeout
+        options.schema = schema
         let paths = self.paths
         try Execution(options: options, output: output, report: report, metrics: metrics, strict: strict, seams: seams)
             .run { try Discovery.find(paths) }

@@ -82,6 +82,23 @@ final class Bookkeeping {
     }
 }
 
+extension Bookkeeping {
+    /// A retried reject that still fails: its kind and reason as of today.
+    func keepReject(id: Int64, kind: RejectKind, reason: String) throws {
+        try session.run("UPDATE _rejects SET kind = ?, reason = ? WHERE id = ?", [.text(kind.rawValue), .text(reason), .integer(id)])
+    }
+
+    /// A retried reject whose line now loaded: removed, and its `_files` row counted again.
+    func resolveReject(id: Int64, file: String, loadId: Int64, produced: Int64, loaded: Int64, duplicates: Int64, filtered: Int64) throws {
+        try session.run("DELETE FROM _rejects WHERE id = ?", [.integer(id)])
+        try session.run("""
+            UPDATE _files SET lines = lines + ?, loaded = loaded + ?, duplicates = duplicates + ?, rejected = rejected - 1,
+              filtered = filtered + ?
+            WHERE id = (SELECT max(id) FROM _files WHERE path = ? AND load_id = ?)
+            """, [.integer(produced - 1), .integer(loaded), .integer(duplicates), .integer(filtered), .text(file), .integer(loadId)])
+    }
+}
+
 /// What `_files` records of one archive.
 struct FileRecord {
     var archive: Archive

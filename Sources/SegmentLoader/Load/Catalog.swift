@@ -176,6 +176,36 @@ public final class Catalog {
         try notePastLimit(headers: headers, admitted: admitted)
     }
 
+    /// Whether `apply` would change anything for these records: a table or column to create,
+    /// a source key or event name to note, a call past the event table limit to count.
+    func needsChange(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) -> Bool {
+        for use in needs.uses {
+            let state = tables[use.table]
+            let index = state?.index(of: use.column)
+            if use.origin != .discard && index == nil {
+                if SchemaNeeds.isUsed(use, headers: headers, admitted: admitted, in: raw) { return true }
+                continue
+            }
+            guard use.column != NameTable.extra, let state, let index, !state.keys[index].contains(use.key) else { continue }
+            if SchemaNeeds.isUsed(use, headers: headers, admitted: admitted, in: raw) { return true }
+        }
+        for event in needs.events {
+            if let state = tables[event.table], state.eventNames.contains(event.name) { continue }
+            if SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) { return true }
+        }
+        return headers.indices.contains { admitted[$0] && headers[$0].pastLimit }
+    }
+
+    /// What the run wrote, for its summary.
+    func statistics(overflowValues: Int64, profilesUpdated: [String: Set<String>]) -> WriteStatistics {
+        var perTable = profilesUpdated.mapValues { Int64($0.count) }
+        for state in tables.values where state.rowsWritten > 0 { perTable[state.name] = state.rowsWritten }
+        return WriteStatistics(rowsPerTable: perTable, newTables: newTables, newColumns: newColumns,
+                               overflowValues: overflowValues, eventTables: eventTables.count,
+                               eventTableLimit: eventTableLimit, pastLimitCalls: pastLimitCalls,
+                               pastLimitNames: pastLimitNames.count)
+    }
+
     /// Counts the admitted track calls whose event is past the event table limit, per event
     /// name, in `_events_past_limit` (created with the first of them).
     private func notePastLimit(headers: [RecordCursor.Header], admitted: [Bool]) throws {

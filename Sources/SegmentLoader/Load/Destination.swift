@@ -17,6 +17,9 @@ protocol Destination: AnyObject {
     /// About how many bytes the warehouse holds (a run that brings more builds its query
     /// indexes once at the end instead of keeping them row by row).
     var storedBytes: Int64 { get }
+    /// Whether `group` puts several files in one transaction (SQLite: one loader at a time;
+    /// PostgreSQL: each file commits alone, for the other loaders to see).
+    var groupsFiles: Bool { get }
     /// The run's column types, planned over all its messages before the first row.
     func plan(types: [Int64: ColumnType])
     /// The event tables the run does not create, given its track calls per event table (the
@@ -32,6 +35,10 @@ protocol Destination: AnyObject {
     /// until `body` returns, and when one file throws, the whole group is rolled back (the
     /// caller loads the files again, one transaction each).
     func group<R>(_ body: () throws -> R) throws -> R
+    /// Inside a file's transaction, before its rows: whether this loader loads the archive
+    /// (another loader may have loaded it since the run looked, or be loading it: then this
+    /// waits, telling `waiting` why, and loads it only if that one did not).
+    func claimArchive(sha256: String, path: String, waiting: (String) -> Void) throws -> ArchiveClaim
     /// Claims the ids of a chunk's messages: for each, whether it is new (to be loaded) or an
     /// earlier run or file already loaded it (a duplicate).
     func claim(_ headers: [RecordCursor.Header]) throws -> [Bool]
@@ -70,9 +77,19 @@ protocol Destination: AnyObject {
     func buildModels(_ options: ModelOptions, loadId: Int64, now: Date) throws -> ModelBuild
     /// What the run wrote: rows per table, new tables and columns, values past column limits.
     var statistics: WriteStatistics { get }
+    /// Whether a file whose transaction failed with `error` is written again (PostgreSQL: a
+    /// deadlock or serialization failure against another loader).
+    func isRetryable(_ error: any Error) -> Bool
     /// How a failure of this kind of destination ends the run (locked out, out of storage), if
     /// it is one.
     static func failure(of error: any Error, busyTimeout: Double) -> RunOutcome?
+}
+
+/// Whether a loader loads an archive (see `Destination.claimArchive`).
+enum ArchiveClaim: Equatable {
+    case mine
+    /// Another loader committed the same bytes (from this path) after this run looked.
+    case loadedElsewhere(String)
 }
 
 /// What a run wrote, for its summary.

@@ -23,9 +23,9 @@ public enum Indexes {
     static let loaderIndexes = Set(Profile.allCases.map(profileIndex))
 
     /// The indexes the warehouse should have now: (index name, table, column).
-    static func wanted(in db: Database) throws -> [(name: String, table: String, columns: [String])] {
+    static func wanted(in db: any SQLSession) throws -> [(name: String, table: String, columns: [String])] {
         var out: [(String, String, [String])] = []
-        let tables = try db.query("SELECT table_name, call_type FROM _schema_tables ORDER BY table_name")
+        let tables = try db.rows("SELECT table_name, call_type FROM _schema_tables ORDER BY table_name")
         for row in tables {
             guard case .text(let table) = row[0], case .text(let kind) = row[1] else { continue }
             let columns: [[String]]
@@ -45,17 +45,18 @@ public enum Indexes {
     /// Creates the missing indexes, and again those whose columns changed (a warehouse made
     /// before `user_id` and `anonymous_id` took `timestamp`); returns their names.
     @discardableResult
-    public static func create(in db: Database) throws -> [String] {
-        let existing = Set(try db.query("SELECT name FROM sqlite_master WHERE type = 'index'").compactMap { row -> String? in
-            if case .text(let name) = row[0] { return name } else { return nil }
-        })
+    public static func create(in db: Database) throws -> [String] { try create(session: db) }
+
+    static func create(session db: any SQLSession) throws -> [String] {
+        let existing = Set(try db.rows(db.dialect == .sqlite ? "SELECT name FROM sqlite_master WHERE type = 'index'"
+                                         : "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()").compactMap(\.first?.text))
         var stale: [String] = []
         var missing: [(name: String, table: String, columns: [String])] = []
         for index in try wanted(in: db) {
             if !existing.contains(index.name) {
                 missing.append(index)
             } else if index.columns.count > 1 {
-                let columns = try db.query("SELECT name FROM pragma_index_info(?) ORDER BY seqno", [.text(index.name)]).compactMap { $0[0].text }
+                let columns = try db.rows(Self.indexColumns[db.dialect]!, [.text(index.name)]).compactMap { $0[0].text }
                 if columns != index.columns {
                     stale.append(index.name)
                     missing.append(index)
@@ -65,9 +66,9 @@ public enum Indexes {
         guard !missing.isEmpty else { return [] }
         // Building an index sorts the whole table: let SQLite spill that sort to a temporary
         // file, or memory would grow with the warehouse (the loader otherwise keeps temp in memory).
-        try db.execute("PRAGMA temp_store=FILE")
-        defer { try? db.execute("PRAGMA temp_store=MEMORY") }
-        try db.transaction(.immediate) {
+        if db.dialect == .sqlite { try db.execute("PRAGMA temp_store=FILE") }
+        defer { if db.dialect == .sqlite { try? db.execute("PRAGMA temp_store=MEMORY") } }
+        try db.inTransaction {
             for name in stale { try db.execute("DROP INDEX \(quoteIdentifier(name))") }
             for index in missing {
                 try db.execute("CREATE INDEX IF NOT EXISTS \(quoteIdentifier(index.name)) ON \(quoteIdentifier(index.table)) (\(index.columns.map(quoteIdentifier).joined(separator: ", ")))")
@@ -75,6 +76,16 @@ public enum Indexes {
         }
         return missing.map(\.name)
     }
+
+    /// An index's columns in order.
+    private static let indexColumns: [SQLDialect: String] = [
+        .sqlite: "SELECT name FROM pragma_index_info(?) ORDER BY seqno",
+        .postgres: """
+            SELECT a.attname FROM pg_index i CROSS JOIN generate_subscripts(i.indkey, 1) AS k(n)
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k.n]
+            WHERE i.indexrelid = to_regclass(quote_ident(?)) ORDER BY k.n
+            """,
+    ]
 
     /// Drops the query indexes (not the two the loader needs) before a bulk load.
     public static func dropForBulkLoad(in db: Database) throws -> Int {

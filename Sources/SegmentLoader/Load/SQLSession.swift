@@ -35,6 +35,8 @@ protocol SQLSession: AnyObject {
     func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [[SQLValue]]
     /// One statement to run many times (kept by its user, like a prepared statement).
     func prepared(_ sql: String) throws -> any SQLPrepared
+    /// Runs `body` in one transaction (SQLite: IMMEDIATE; inside one, a savepoint).
+    func inTransaction<R>(_ body: () throws -> R) throws -> R
 }
 
 /// A statement with `?` parameters, run for its effect.
@@ -60,6 +62,7 @@ extension Database: SQLSession {
     }
 
     func prepared(_ sql: String) throws -> any SQLPrepared { try prepare(sql) }
+    func inTransaction<R>(_ body: () throws -> R) throws -> R { try transaction(.immediate, body) }
 }
 
 extension Statement: SQLPrepared {
@@ -94,6 +97,7 @@ extension PostgresConnection: SQLSession {
     }
 
     func prepared(_ sql: String) throws -> any SQLPrepared { PostgresStatement(connection: self, sql: sql) }
+    func inTransaction<R>(_ body: () throws -> R) throws -> R { try transaction(body) }
 
     /// A value as a text parameter: PostgreSQL reads it in the type the statement gives it
     /// (`1`/`0` are booleans too; a BLOB is bytea's hex form).

@@ -44,6 +44,8 @@ final class SQLiteDestination: Destination {
         ((try? FileManager.default.attributesOfItem(atPath: warehouse.path)[.size]) as? NSNumber)?.int64Value ?? 0
     }
 
+    var groupsFiles: Bool { true }
+
     func plan(types: [Int64: ColumnType]) {
         catalog.plannedTypes = types
     }
@@ -85,6 +87,9 @@ final class SQLiteDestination: Destination {
             throw error
         }
     }
+
+    /// The warehouse lock keeps every other loader out for the whole run.
+    func claimArchive(sha256: String, path: String, waiting: (String) -> Void) throws -> ArchiveClaim { .mine }
 
     func claim(_ headers: [RecordCursor.Header]) throws -> [Bool] {
         try seen.admit(headers)
@@ -143,16 +148,11 @@ final class SQLiteDestination: Destination {
     // MARK: A retry of rejects
 
     func keepReject(id: Int64, kind: RejectKind, reason: String) throws {
-        try db.prepare("UPDATE _rejects SET kind = ?, reason = ? WHERE id = ?").run([.text(kind.rawValue), .text(reason), .integer(id)])
+        try bookkeeping.keepReject(id: id, kind: kind, reason: reason)
     }
 
     func resolveReject(id: Int64, file: String, loadId: Int64, produced: Int64, loaded: Int64, duplicates: Int64, filtered: Int64) throws {
-        try db.prepare("DELETE FROM _rejects WHERE id = ?").run([.integer(id)])
-        try db.prepare("""
-            UPDATE _files SET lines = lines + ?, loaded = loaded + ?, duplicates = duplicates + ?, rejected = rejected - 1,
-              filtered = filtered + ?
-            WHERE id = (SELECT max(id) FROM _files WHERE path = ? AND load_id = ?)
-            """).run([.integer(produced - 1), .integer(loaded), .integer(duplicates), .integer(filtered), .text(file), .integer(loadId)])
+        try bookkeeping.resolveReject(id: id, file: file, loadId: loadId, produced: produced, loaded: loaded, duplicates: duplicates, filtered: filtered)
     }
 
     // MARK: The end of the run
@@ -165,13 +165,10 @@ final class SQLiteDestination: Destination {
     }
 
     var statistics: WriteStatistics {
-        var perTable = profilesUpdated.mapValues { Int64($0.count) }
-        for state in catalog.tables.values where state.rowsWritten > 0 { perTable[state.name] = state.rowsWritten }
-        return WriteStatistics(rowsPerTable: perTable, newTables: catalog.newTables, newColumns: catalog.newColumns,
-                               overflowValues: rows.overflowValues, eventTables: catalog.eventTables.count,
-                               eventTableLimit: catalog.eventTableLimit, pastLimitCalls: catalog.pastLimitCalls,
-                               pastLimitNames: catalog.pastLimitNames.count)
+        catalog.statistics(overflowValues: rows.overflowValues, profilesUpdated: profilesUpdated)
     }
+
+    func isRetryable(_ error: any Error) -> Bool { false }
 
     static func failure(of error: any Error, busyTimeout: Double) -> RunOutcome? {
         let cause = (error as? RollbackFailure)?.cause ?? error

@@ -159,8 +159,6 @@ public final class Warehouse {
         }
     }
 
-
-    /// Content hashes of files already loaded (or partially loaded: the same bytes cannot give more).
     /// Copies the write-ahead log into the database and empties it, unless a reader still
     /// needs it (a reader's open transaction keeps the log from being reset, so it grows while
     /// one is open; the first run after it closes brings it back to nothing). Never waits.
@@ -169,23 +167,9 @@ public final class Warehouse {
         _ = try? db.query("PRAGMA wal_checkpoint(TRUNCATE)")
     }
 
-    public func loadedHashes() throws -> [String: String] {
-        var result: [String: String] = [:]
-        for row in try db.query("SELECT sha256, path FROM _files WHERE status IN ('loaded', 'partial') ORDER BY id") {
-            if let sha = row[0].text, let path = row[1].text, result[sha] == nil { result[sha] = path }
-        }
-        return result
-    }
-
-    /// Size of each path already loaded (or partially loaded), to tell which archives a run
-    /// will skip before it hashes them.
-    public func loadedPathsAndSizes() throws -> [String: Int64] {
-        var result: [String: Int64] = [:]
-        for row in try db.query("SELECT path, size FROM _files WHERE status IN ('loaded', 'partial')") {
-            if let path = row[0].text, let size = row[1].integer { result[path] = size }
-        }
-        return result
-    }
+    /// Content hashes of files already loaded (or partially loaded: the same bytes cannot give more).
+    public func loadedHashes() throws -> [String: String] { try LoadRecords.loadedHashes(db) }
+    public func loadedPathsAndSizes() throws -> [String: Int64] { try LoadRecords.loadedPathsAndSizes(db) }
 
     /// Where a run that could not write how it ended into `_loads` leaves it for the next run.
     var unrecordedPath: String { path + ".unrecorded" }
@@ -202,17 +186,12 @@ public final class Warehouse {
             try? FileManager.default.removeItem(atPath: unrecordedPath)
         }
         try db.execute("UPDATE _loads SET status = 'interrupted' WHERE status = 'running'")
-        try db.prepare("INSERT INTO _loads (pipeline, started_at, status) VALUES (?, ?, 'running')")
-            .run([.text(pipeline), .text(startedAt)])
-        return db.lastInsertRowID
+        return try LoadRecords.insertRunning(db, pipeline: pipeline, startedAt: startedAt)
     }
 
     /// `finished_at` of the newest succeeded run of a pipeline.
     public func lastSuccess(pipeline: String) throws -> String? {
-        if case .text(let at)? = try db.scalar("SELECT max(finished_at) FROM _loads WHERE pipeline = ? AND status = 'succeeded'", [.text(pipeline)]) {
-            return at
-        }
-        return nil
+        try LoadRecords.lastSuccess(db, pipeline: pipeline)
     }
 
     /// Records how a load ended in `_loads`. When its full row cannot be written, the status
@@ -228,8 +207,7 @@ public final class Warehouse {
             let problem = "cannot record the end of load \(id) in _loads (\(error))"
             let message = [summary.fatalError, problem].compactMap { $0 }.joined(separator: "; ")
             do {
-                try db.prepare("UPDATE _loads SET finished_at = ?, status = 'failed', error = ? WHERE id = ?")
-                    .run([.text(summary.finishedAt), .text(message), .integer(id)])
+                try LoadRecords.markFailed(db, id: id, finishedAt: summary.finishedAt, message: message)
             } catch {
                 let line = "\(id)\tfailed\t\(summary.finishedAt)\t\(message.replacingOccurrences(of: "\n", with: " "))"
                 if (try? line.write(toFile: unrecordedPath, atomically: true, encoding: .utf8)) == nil {
@@ -247,18 +225,6 @@ public final class Warehouse {
     }
 
     public func finishLoad(id: Int64, summary: RunSummary, status: String, error: String?) throws {
-        try db.prepare("""
-            UPDATE _loads SET finished_at = ?, status = ?, files_loaded = ?, files_partial = ?, files_failed = ?,
-              files_skipped = ?, files_not_archives = ?, lines = ?, loaded = ?, duplicates = ?, rejected = ?,
-              filtered = ?, discarded = ?, tables_created = ?, columns_created = ?, error = ? WHERE id = ?
-            """).run([
-                .text(summary.finishedAt), .text(status), .integer(Int64(summary.filesLoaded)),
-                .integer(Int64(summary.filesPartial)), .integer(Int64(summary.filesFailed)),
-                .integer(Int64(summary.skippedAlreadyLoaded.count)), .integer(Int64(summary.notArchives.count)),
-                .integer(summary.totals.lines), .integer(summary.totals.loaded), .integer(summary.totals.duplicates),
-                .integer(summary.totals.rejected), .integer(summary.totals.filtered), .integer(summary.totals.discarded),
-                .integer(Int64(summary.newTables.count)), .integer(Int64(summary.newColumns)),
-                error.map { .text($0) } ?? .null, .integer(id),
-            ])
+        try LoadRecords.finish(db, id: id, summary: summary, status: status, error: error)
     }
 }

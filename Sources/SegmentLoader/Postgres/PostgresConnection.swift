@@ -105,6 +105,9 @@ public final class PostgresConnection {
 
     deinit { PQfinish(handle) }
 
+    /// Whether the connection still talks to the server.
+    public var isUsable: Bool { PQstatus(handle) == CONNECTION_OK }
+
     /// The server's version as a number (150004 for 15.4).
     public var serverVersion: Int { Int(PQserverVersion(handle)) }
 
@@ -241,15 +244,22 @@ public final class PostgresConnection {
         if let failure { throw failure }
     }
 
+    /// Transactions open on this connection (more than one: savepoints inside the first).
+    private var depth = 0
+
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws.
+    /// Inside an open one it is a savepoint instead.
     public func transaction<R>(_ body: () throws -> R) throws -> R {
-        try execute("BEGIN")
+        let savepoint = depth > 0 ? "s\(depth)" : nil
+        try execute(savepoint.map { "SAVEPOINT \($0)" } ?? "BEGIN")
+        depth += 1
+        defer { depth -= 1 }
         do {
             let value = try body()
-            try execute("COMMIT")
+            try execute(savepoint.map { "RELEASE \($0)" } ?? "COMMIT")
             return value
         } catch {
-            if PQstatus(handle) == CONNECTION_OK { try? execute("ROLLBACK") }
+            if PQstatus(handle) == CONNECTION_OK { try? execute(savepoint.map { "ROLLBACK TO \($0); RELEASE \($0)" } ?? "ROLLBACK") }
             throw error
         }
     }

@@ -28,6 +28,7 @@ public final class PostgresWarehouse {
                 if version > Int(Warehouse.formatVersion) {
                     throw PostgresError(kind: .usage, message: "schema \(location.schema) of \(location.display) was written by a newer segment-loader (warehouse format \(version), this build knows \(Warehouse.formatVersion)); refusing to change it. Upgrade segment-loader.")
                 }
+                try connection.execute(Self.translate(ModelTouches.schema))
                 return
             }
             if !tables.isEmpty {
@@ -38,6 +39,7 @@ public final class PostgresWarehouse {
                 CREATE TABLE \(Self.markerTable) (key text PRIMARY KEY, value text NOT NULL);
                 INSERT INTO \(Self.markerTable) (key, value) VALUES ('application', 'segment-loader'), ('format', '\(Warehouse.formatVersion)');
                 """)
+            try connection.execute(Self.translate(ModelTouches.schema))
         }
     }
 
@@ -103,9 +105,14 @@ extension PostgresWarehouse {
     /// scoped advisory lock keyed by its content hash, released at commit or rollback, or when a
     /// killed loader's connection drops), then looks for a loaded copy, which another loader may
     /// have committed while this one scanned.
-    public func claimFile(sha256: String) throws -> FileClaim {
-        let locked = try connection.scalar("SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))", [String(Self.fileLockClass), sha256])
-        guard locked == "t" else { return .busy }
+    /// With `wait`, waits for another loader's transaction to end instead of answering `busy`.
+    public func claimFile(sha256: String, wait: Bool = false) throws -> FileClaim {
+        if wait {
+            try connection.query("SELECT pg_advisory_xact_lock($1::int, hashtext($2))", [String(Self.fileLockClass), sha256])
+        } else {
+            let locked = try connection.scalar("SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))", [String(Self.fileLockClass), sha256])
+            guard locked == "t" else { return .busy }
+        }
         if let path = try connection.scalar("SELECT path FROM _files WHERE sha256 = $1 AND status IN ('loaded', 'partial') ORDER BY id LIMIT 1", [sha256]) {
             return .loaded(path: path)
         }
@@ -114,4 +121,46 @@ extension PostgresWarehouse {
 
     /// The first key of the archives' advisory locks ("SEGF"), apart from other programs' locks.
     static let fileLockClass: Int32 = 0x5345_4746
+}
+
+extension PostgresWarehouse {
+    /// The first key of the lock a running load holds for its life ("SEGL", with its id): a
+    /// load left `running` whose lock nobody holds was killed.
+    static let loadLockClass: Int32 = 0x5345_474C
+
+    /// Starts a load: marks loads left `running` by a killed loader as `interrupted` (not the
+    /// ones other loaders are running now: they hold their load's lock) and records this one,
+    /// whose lock this connection holds until it ends.
+    public func beginLoad(pipeline: String, startedAt: String) throws -> Int64 {
+        try connection.run("""
+            UPDATE _loads SET status = 'interrupted' WHERE status = 'running' AND NOT EXISTS (
+              SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND l.classid = \(UInt32(bitPattern: Self.loadLockClass)) AND l.objid = _loads.id AND l.objsubid = 2)
+            """)
+        let id = try LoadRecords.insertRunning(connection, pipeline: pipeline, startedAt: startedAt)
+        try connection.run("SELECT pg_advisory_lock(?::int, ?::int)", [.integer(Int64(Self.loadLockClass)), .integer(id)])
+        return id
+    }
+
+    public func lastSuccess(pipeline: String) throws -> String? {
+        try LoadRecords.lastSuccess(connection, pipeline: pipeline)
+    }
+
+    /// Records how a load ended in `_loads`, on a new connection when the run's was lost (the
+    /// server restarted): a load whose end cannot be written at all stays `running` with its
+    /// lock gone, and the next run calls it interrupted. Returns why the row could not be
+    /// written, if it could not.
+    public func recordEnd(id: Int64, summary: RunSummary) -> String? {
+        var session: PostgresConnection? = connection.isUsable ? connection : nil
+        if session == nil { session = try? PostgresConnection(location) }
+        guard let session else {
+            return "cannot record the end of load \(id) in _loads: \(location.display) cannot be reached; the next run records it as interrupted"
+        }
+        do {
+            try LoadRecords.finish(session, id: id, summary: summary, status: summary.status, error: summary.fatalError)
+            return nil
+        } catch {
+            return "cannot record the end of load \(id) in _loads (\(error))"
+        }
+    }
 }

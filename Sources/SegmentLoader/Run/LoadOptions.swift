@@ -5,7 +5,10 @@ import Glibc
 
 /// How a load runs. What to load comes from the paths; these are the knobs.
 public struct LoadOptions: Sendable {
+    /// An SQLite file's path, or a PostgreSQL URL (`postgresql://` or `postgres://`).
     public var database: String
+    /// PostgreSQL: the schema the warehouse's tables go in (nil: `PostgresLocation.defaultSchema`).
+    public var schema: String?
     /// Workers that read, inflate, parse and normalize archives in parallel.
     public var jobs: Int
     /// Columns per table for data keys; later keys go to the row's `_extra` JSON.

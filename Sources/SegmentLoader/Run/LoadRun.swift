@@ -13,24 +13,34 @@ public enum LoadRun {
     }
 
     /// Loads archives already found (a pipeline's selection). The caller holds the warehouse's
-    /// `WarehouseLock`.
+    /// `WarehouseLock` (SQLite).
     public static func run(found: Discovery.Result, options: LoadOptions, faults: TestFaults = .none,
                            log: (String) -> Void = { _ in }) throws -> RunSummary {
+        if PostgresLocation.isPostgres(options.database) {
+            let location = try PostgresLocation(options.database, schema: options.schema)
+            let warehouse = try PostgresWarehouse(location)
+            return try run(found: found, into: warehouse, options: options, faults: faults, log: log)
+        }
         // A database that is not ours is refused before the lock file appears beside it.
         try Warehouse.check(path: options.database)
         let lock = try WarehouseLock(database: options.database)
         defer { withExtendedLifetime(lock) {} }
+        let warehouse = try Warehouse(path: options.database, journal: options.journal, busyTimeout: options.busyTimeout,
+                                      waitNotice: options.waitNotice, announce: options.announce)
+        if let pages = faults.maxPageCount { try warehouse.limitPages(to: pages) }
+        return try run(found: found, into: warehouse, options: options, faults: faults, log: log)
+    }
+
+    private static func run(found: Discovery.Result, into warehouse: any LoadTarget, options: LoadOptions, faults: TestFaults,
+                            log: (String) -> Void) throws -> RunSummary {
         let clock = ContinuousClock()
         let started = clock.now
         let loadTime = Instant(date: options.now())
         let uuidTs = Timestamp.format(loadTime)
 
-        let warehouse = try Warehouse(path: options.database, journal: options.journal, busyTimeout: options.busyTimeout,
-                                      waitNotice: options.waitNotice, announce: options.announce)
-        if let pages = faults.maxPageCount { try warehouse.limitPages(to: pages) }
         var summary = RunSummary()
         summary.pipeline = options.pipeline
-        summary.database = options.database
+        summary.database = warehouse.displayName
         summary.upgradedFrom = warehouse.upgradedFrom
         summary.startedAt = uuidTs
         summary.notArchives = found.skipped
@@ -41,11 +51,10 @@ public enum LoadRun {
         var complete = false
         do {
             let names = NameTable()
-            let target = try SQLiteDestination(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs,
-                                               columnLimit: options.columnLimit, eventTableLimit: options.eventTableLimit)
+            let target = try warehouse.destination(names: names, loadId: loadId, uuidTs: uuidTs, options: options)
             let context = RunContext(options: options, faults: faults, loadTime: loadTime, names: names, times: StageTimes(),
                                      reader: ArchiveReader(options))
-            complete = try load(found.archives, into: target, context: context, summary: &summary, log: log)
+            complete = try load(found.archives, into: target, workFolder: warehouse.workFolder, context: context, summary: &summary, log: log)
             // The models follow what the committed files touched; an interrupted run leaves
             // them to the next one (what the files touched stays recorded until then).
             if options.models.enabled && complete && options.stop?.isSet != true {
@@ -59,16 +68,22 @@ public enum LoadRun {
         summary.outcome = RunOutcome.of(error: stopped, interrupted: !complete && stopped == nil,
                                         filesNotLoaded: summary.filesPartial + summary.filesFailed)
         if let problem = warehouse.recordEnd(id: loadId, summary: summary) {
-            summary.outcome = .failed([summary.fatalError, problem].compactMap { $0 }.joined(separator: "; "))
+            if case .unavailable = summary.outcome {
+                // The server went away: that is what the run says, with the record's fate.
+                summary.outcome = .unavailable([summary.fatalError, problem].compactMap { $0 }.joined(separator: "; "),
+                                               status: summary.outcome.exitStatus(signal: 0))
+            } else {
+                summary.outcome = .failed([summary.fatalError, problem].compactMap { $0 }.joined(separator: "; "))
+            }
         }
         summary.lastSuccessAt = try? warehouse.lastSuccess(pipeline: options.pipeline)
-        warehouse.truncateLog()
+        warehouse.finish()
         return summary
     }
 
     /// The two passes, then the query indexes. Returns false when a signal stopped the run
     /// before every file was written.
-    private static func load(_ archives: [Archive], into destination: any Destination, context: RunContext,
+    private static func load(_ archives: [Archive], into destination: any Destination, workFolder: String, context: RunContext,
                              summary: inout RunSummary, log: (String) -> Void) throws -> Bool {
         let times = context.times
         defer {
@@ -82,7 +97,7 @@ public enum LoadRun {
         // pass 2 has written it. (An archive already loaded under its path with its size is
         // counted out: it is skipped.)
         let options = context.options
-        let runIds = try RunIds(directory: URL(fileURLWithPath: options.database + ".run-ids"))
+        let runIds = try RunIds(directory: URL(fileURLWithPath: workFolder))
         defer { runIds.remove() }
         let loaded = try destination.loadedPathsAndSizes()
         let needed = TemporaryBudget.estimate(for: archives.filter { loaded[$0.path] != $0.size })
@@ -118,7 +133,7 @@ public enum LoadRun {
                               stages: WriteStages(destination: destination))
         // A night's few files into a warehouse many times their size: one transaction, so the
         // index pages they all touch are written once (a kill loses the run, not a file).
-        if incoming > 0 && incoming * Self.groupRatio <= existing && plan.toLoad.count > 1 {
+        if destination.groupsFiles && incoming > 0 && incoming * Self.groupRatio <= existing && plan.toLoad.count > 1 {
             write.groupFiles = true
             log("\(plan.toLoad.count) files (\(incoming) archive bytes into a \(existing)-byte warehouse) in one transaction")
         }
@@ -151,7 +166,8 @@ public enum LoadRun {
         if let temporary = cause as? TemporaryStorageError {
             return .storageFailure("\(temporary). Every file committed before is kept; free space and run again to resume.")
         }
-        return SQLiteDestination.failure(of: error, busyTimeout: options.busyTimeout) ?? .failed("\(error)")
+        return SQLiteDestination.failure(of: error, busyTimeout: options.busyTimeout)
+            ?? PostgresDestination.failure(of: error, busyTimeout: options.busyTimeout) ?? .failed("\(error)")
     }
 
     static func durationSeconds(_ duration: Duration) -> Double {

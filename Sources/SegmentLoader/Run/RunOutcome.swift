@@ -27,6 +27,10 @@ public enum RunOutcome: Sendable, Equatable {
     case lockedOut(String)
     /// The warehouse or the run's files beside it could not be written (disk full, read-only).
     case storageFailure(String)
+    /// Stopped by the warehouse's server or its connection, with the exit status it stands for
+    /// (PostgreSQL: 75 the connection was lost or the server is shutting down, 77 permission
+    /// denied, 66 no such database, 69 no server answers).
+    case unavailable(String, status: Int32)
     /// Stopped on any other error.
     case failed(String)
 
@@ -45,14 +49,14 @@ public enum RunOutcome: Sendable, Equatable {
         case .loaded: return "succeeded"
         case .partial: return "partial"
         case .interrupted: return "interrupted"
-        case .lockedOut, .storageFailure, .failed: return "failed"
+        case .lockedOut, .storageFailure, .unavailable, .failed: return "failed"
         }
     }
 
     /// What stopped the run, for people.
     public var error: String? {
         switch self {
-        case .lockedOut(let why), .storageFailure(let why), .failed(let why): return why
+        case .lockedOut(let why), .storageFailure(let why), .unavailable(let why, _), .failed(let why): return why
         default: return nil
         }
     }
@@ -60,7 +64,7 @@ public enum RunOutcome: Sendable, Equatable {
     /// The summary's verb: "loaded 4 files", "interrupted after 2 files", ...
     var verb: String {
         switch self {
-        case .lockedOut, .storageFailure, .failed: return "stopped while loading"
+        case .lockedOut, .storageFailure, .unavailable, .failed: return "stopped while loading"
         case .interrupted: return "interrupted after"
         default: return "loaded"
         }
@@ -73,6 +77,7 @@ public enum RunOutcome: Sendable, Equatable {
         case .interrupted: return ExitStatus.interrupted(by: signal)
         case .lockedOut: return ExitStatus.locked
         case .storageFailure: return ExitStatus.storage
+        case .unavailable(_, let status): return status
         case .failed: return ExitStatus.failure
         }
     }

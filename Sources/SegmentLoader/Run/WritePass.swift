@@ -50,36 +50,60 @@ struct WritePass {
         let channels = toLoad.map { _ in Channel<Chunk>(capacity: readAhead) }
         let stopWorkers = StopFlag()
         let scans = toLoad.map { plan.scans[$0]! }
-        let group = startWorkers(jobs: context.options.jobs, count: toLoad.count, label: "load") { k in
+        let feedFile: @Sendable (Int, Channel<Chunk>) -> Void = { k, channel in
             let i = toLoad[k]
             if scans[k].spilled {
                 Self.feed(spill: runIds.spillPath(i), index: i, scan: scans[k], winners: plan.winners, pastLimit: plan.pastLimit,
-                          channel: channels[k], stop: stopWorkers)
+                          channel: channel, stop: stopWorkers)
             } else {
                 Self.produce(archives[i], index: i, winners: plan.winners, pastLimit: plan.pastLimit, context: context, distrust: scans[k].distrust,
-                             channel: channels[k], stop: stopWorkers)
+                             channel: channel, stop: stopWorkers)
             }
         }
+        let group = startWorkers(jobs: context.options.jobs, count: toLoad.count, label: "load") { k in feedFile(k, channels[k]) }
+        // A file written again (its transaction lost a deadlock to another loader's) is read
+        // again from its spill by a feeder of its own.
+        let again = Refeeds(capacity: readAhead, feed: feedFile)
         defer {
             stopWorkers.set()
             channels.forEach { $0.close() }
+            again.closeAll()
             group.wait()
+            again.wait()
         }
 
         context.progress?.begin(.loading, files: toLoad.count, bytes: toLoad.reduce(0) { $0 + archives[$1].size })
-        guard grouped else { return try writeFiles(toLoad, scans: scans, channels: channels, grouped: false, summary: &summary, log: log) }
-        return try stages.group { try writeFiles(toLoad, scans: scans, channels: channels, grouped: true, summary: &summary, log: log) }
+        guard grouped else { return try writeFiles(toLoad, scans: scans, channels: channels, again: again, grouped: false, summary: &summary, log: log) }
+        return try stages.group { try writeFiles(toLoad, scans: scans, channels: channels, again: again, grouped: true, summary: &summary, log: log) }
     }
 
-    private func writeFiles(_ toLoad: [Int], scans: [FileScan], channels: [Channel<Chunk>], grouped: Bool, summary: inout RunSummary,
-                            log: (String) -> Void) throws -> Bool {
+    private func writeFiles(_ toLoad: [Int], scans: [FileScan], channels: [Channel<Chunk>], again: Refeeds, grouped: Bool,
+                            summary: inout RunSummary, log: (String) -> Void) throws -> Bool {
         for (k, i) in toLoad.enumerated() {
             if context.stop?.isSet == true {
                 summary.notStarted = toLoad[k...].map { archives[$0].path }
                 log("stopped: \(toLoad.count - k) archives left for the next run")
                 return false
             }
-            let (result, readable) = try write(archives[i], number: k + 1, scan: scans[k], from: channels[k], grouped: grouped, summary: &summary)
+            var channel = channels[k]
+            var attempts = 0
+            let result: FileResult?, readable: Bool
+            while true {
+                do {
+                    (result, readable) = try write(archives[i], number: k + 1, scan: scans[k], from: channel, grouped: grouped,
+                                                   summary: &summary, log: log)
+                    break
+                } catch where destination.isRetryable(error) && attempts < Self.retries {
+                    // Lost a deadlock (or a serialization conflict) to another loader: nothing
+                    // of the file stayed; after a pause, it is written again from the start.
+                    attempts += 1
+                    channel.close()
+                    log("\(archives[i].path) is written again (attempt \(attempts + 1)): \(error)")
+                    usleep(UInt32.random(in: 20_000...100_000) * UInt32(attempts))
+                    channel = again.start(k)
+                }
+            }
+            guard let result else { continue }
             summary.files.append(result)
             guard readable else { continue }
             context.faults.killPoint?.afterCommit(k + 1, stop: context.stop)
@@ -89,13 +113,20 @@ struct WritePass {
         return true
     }
 
+    /// How many times a file is written again after losing a deadlock to another loader.
+    static let retries = 8
+
     /// A file that could not be read: its rows are rolled back, and it is recorded as failed.
     private struct Unreadable: Error { var reason: String; var sha256: String }
 
+    /// Another loader committed the same bytes since this run looked.
+    private struct LoadedElsewhere: Error { var path: String }
+
     /// Writes one file in one transaction, from the chunks its worker hands on; `readable`
-    /// is false for a file that could not be read, recorded as failed in a transaction of its own.
+    /// is false for a file that could not be read, recorded as failed in a transaction of its
+    /// own; no result for a file another loader loaded meanwhile (then a skip).
     private func write(_ archive: Archive, number: Int, scan: FileScan, from channel: Channel<Chunk>, grouped: Bool,
-                       summary: inout RunSummary) throws -> (result: FileResult, readable: Bool) {
+                       summary: inout RunSummary, log: (String) -> Void) throws -> (result: FileResult?, readable: Bool) {
         let times = context.times
         var bodyDone: UInt64 = 0
         var problems: [Problem] = []
@@ -103,6 +134,9 @@ struct WritePass {
         var inflated: Int64 = 0
         do {
             let result = try stages.file { () throws -> FileResult in
+                if case .loadedElsewhere(let earlier) = try destination.claimArchive(sha256: scan.sha256, path: archive.path, waiting: log) {
+                    throw LoadedElsewhere(path: earlier)
+                }
                 var counts = Counts()
                 var end: FileEnd?
                 while end == nil {
@@ -155,6 +189,11 @@ struct WritePass {
             summary.problems += problems
             summary.problemCount += problemCount
             return (result, true)
+        } catch let elsewhere as LoadedElsewhere {
+            channel.close()
+            summary.skippedAlreadyLoaded.append((archive.path, elsewhere.path))
+            log("skipped \(archive.path): another loader loaded the same bytes meanwhile (as \(elsewhere.path))")
+            return (nil, false)
         } catch let unreadable as Unreadable {
             if grouped { throw Regroup() }
             // Its own transaction: the rows read before the failure are gone with the file's.
@@ -302,3 +341,27 @@ struct FileEnd: Sendable {
     var fatal: TemporaryStorageError?
 }
 
+
+/// Feeders started again for files written again, each on a thread of its own.
+final class Refeeds {
+    private let capacity: Int
+    private let feed: @Sendable (Int, Channel<Chunk>) -> Void
+    private let group = DispatchGroup()
+    private var channels: [Channel<Chunk>] = []
+
+    init(capacity: Int, feed: @escaping @Sendable (Int, Channel<Chunk>) -> Void) {
+        self.capacity = capacity
+        self.feed = feed
+    }
+
+    /// A new channel that the `k`th file's chunks come through again.
+    func start(_ k: Int) -> Channel<Chunk> {
+        let channel = Channel<Chunk>(capacity: capacity)
+        channels.append(channel)
+        DispatchQueue(label: "segment-loader.load.again").async(group: group) { [feed] in feed(k, channel) }
+        return channel
+    }
+
+    func closeAll() { channels.forEach { $0.close() } }
+    func wait() { group.wait() }
+}

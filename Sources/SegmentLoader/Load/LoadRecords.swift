@@ -1,0 +1,59 @@
+/// The rows of `_loads` and what `_files` says was loaded, read and written the same way in
+/// either database (contract, section 7).
+enum LoadRecords {
+    /// Content hashes of files already loaded (or partially loaded: the same bytes cannot give
+    /// more), each with the path it was loaded from.
+    static func loadedHashes(_ session: any SQLSession) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for row in try session.rows("SELECT sha256, path FROM _files WHERE status IN ('loaded', 'partial') ORDER BY id") {
+            if let sha = row[0].text, let path = row[1].text, result[sha] == nil { result[sha] = path }
+        }
+        return result
+    }
+
+    /// Size of each path already loaded (or partially loaded), to tell which archives a run
+    /// will skip before it hashes them.
+    static func loadedPathsAndSizes(_ session: any SQLSession) throws -> [String: Int64] {
+        var result: [String: Int64] = [:]
+        for row in try session.rows("SELECT path, size FROM _files WHERE status IN ('loaded', 'partial')") {
+            if let path = row[0].text, let size = row[1].integer { result[path] = size }
+        }
+        return result
+    }
+
+    /// `finished_at` of the newest succeeded run of a pipeline.
+    static func lastSuccess(_ session: any SQLSession, pipeline: String) throws -> String? {
+        try session.value("SELECT max(finished_at) FROM _loads WHERE pipeline = ? AND status = 'succeeded'", [.text(pipeline)])?.text
+    }
+
+    /// Records a running load; returns its id.
+    static func insertRunning(_ session: any SQLSession, pipeline: String, startedAt: String) throws -> Int64 {
+        guard let id = try session.value("INSERT INTO _loads (pipeline, started_at, status) VALUES (?, ?, 'running') RETURNING id",
+                                         [.text(pipeline), .text(startedAt)])?.integer else {
+            throw WarehouseError(message: "internal error: _loads gave no id for a new load")
+        }
+        return id
+    }
+
+    static func finish(_ session: any SQLSession, id: Int64, summary: RunSummary, status: String, error: String?) throws {
+        try session.run("""
+            UPDATE _loads SET finished_at = ?, status = ?, files_loaded = ?, files_partial = ?, files_failed = ?,
+              files_skipped = ?, files_not_archives = ?, lines = ?, loaded = ?, duplicates = ?, rejected = ?,
+              filtered = ?, discarded = ?, tables_created = ?, columns_created = ?, error = ? WHERE id = ?
+            """, [
+                .text(summary.finishedAt), .text(status), .integer(Int64(summary.filesLoaded)),
+                .integer(Int64(summary.filesPartial)), .integer(Int64(summary.filesFailed)),
+                .integer(Int64(summary.skippedAlreadyLoaded.count)), .integer(Int64(summary.notArchives.count)),
+                .integer(summary.totals.lines), .integer(summary.totals.loaded), .integer(summary.totals.duplicates),
+                .integer(summary.totals.rejected), .integer(summary.totals.filtered), .integer(summary.totals.discarded),
+                .integer(Int64(summary.newTables.count)), .integer(Int64(summary.newColumns)),
+                error.map { .text($0) } ?? .null, .integer(id),
+            ])
+    }
+
+    /// Records only that the load failed, and why (when the full row could not be written).
+    static func markFailed(_ session: any SQLSession, id: Int64, finishedAt: String, message: String) throws {
+        try session.run("UPDATE _loads SET finished_at = ?, status = 'failed', error = ? WHERE id = ?",
+                        [.text(finishedAt), .text(message), .integer(id)])
+    }
+}

@@ -1,0 +1,303 @@
+import Foundation
+
+/// The PostgreSQL warehouse behind the `Destination` boundary (issue 21): the same catalog,
+/// bookkeeping and profile rows as SQLite's (written through `SQLSession`), rows by COPY, and
+/// what several loaders writing one warehouse at once need: message ids claimed in the file's
+/// transaction (a copy another loader committed first is a duplicate here), schema changes
+/// made under one lock after reading the catalog again (a column two loaders add exists once),
+/// and each users/accounts row derived under a lock of its id (from every committed call).
+final class PostgresDestination: Destination {
+    let warehouse: PostgresWarehouse
+    let connection: PostgresConnection
+    let catalog: Catalog
+    private let copies: CopyRows
+    private let rows: RowWriter<CopyRows>
+    private let profiles: ProfileWriter
+    private let bookkeeping: Bookkeeping
+    private let names: NameTable
+    private let loadId: Int64
+    private var profilesUpdated: [String: Set<String>] = [:]
+    /// Whether this file's transaction holds the schema lock.
+    private var schemaLocked = false
+    private var profileSelects: [Profile: (traits: [String], sql: String)] = [:]
+
+    /// Advisory lock keys ("SEGS", "SEGP"): schema changes; a profile id (with `hashtext`).
+    static let schemaLockKey: Int64 = 0x5345_4753
+    static let profileLockClass: Int32 = 0x5345_4750
+
+    init(warehouse: PostgresWarehouse, names: NameTable, loadId: Int64, uuidTs: String, columnLimit: Int,
+         eventTableLimit: Int = EventTableLimit.defaultLimit) throws {
+        self.warehouse = warehouse
+        self.names = names
+        self.loadId = loadId
+        connection = warehouse.connection
+        catalog = try Catalog(session: connection, names: names, loadId: loadId, columnLimit: columnLimit, eventTableLimit: eventTableLimit)
+        bookkeeping = try Bookkeeping(session: connection, names: names, loadId: loadId, uuidTs: uuidTs)
+        copies = CopyRows()
+        rows = RowWriter(target: copies, catalog: catalog, bookkeeping: bookkeeping, uuidTs: uuidTs)
+        profiles = ProfileWriter(session: connection, catalog: catalog, uuidTs: uuidTs)
+    }
+
+    // MARK: The run
+
+    func loadedHashes() throws -> [String: String] { try LoadRecords.loadedHashes(connection) }
+    func loadedPathsAndSizes() throws -> [String: Int64] { try LoadRecords.loadedPathsAndSizes(connection) }
+
+    var storedBytes: Int64 {
+        (try? connection.value("""
+            SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'
+            """))?.integer ?? 0
+    }
+
+    /// Every file is a transaction of its own: another loader sees each as it commits.
+    var groupsFiles: Bool { false }
+
+    func plan(types: [Int64: ColumnType]) {
+        catalog.plannedTypes = types
+    }
+
+    func eventTablesPastLimit(counts: [Int32: Int64]) -> Set<Int32> {
+        catalog.eventTablesPastLimit(counts: counts)
+    }
+
+    // MARK: A file
+
+    func file<R>(_ body: () throws -> R) throws -> R {
+        bookkeeping.beginFile()
+        let before = (catalog.counters, catalog.tables.mapValues(\.rowsWritten), rows.overflowValues, profilesUpdated)
+        do {
+            defer { schemaLocked = false }
+            return try connection.transaction(body)
+        } catch {
+            copies.discard()
+            // What this loader's catalog learned in the file may be gone with it.
+            if connection.isUsable { try? catalog.reload() }
+            catalog.counters = before.0
+            for (id, written) in before.1 { catalog[id]?.rowsWritten = written }
+            rows.overflowValues = before.2
+            profilesUpdated = before.3
+            throw error
+        }
+    }
+
+    func group<R>(_ body: () throws -> R) throws -> R {
+        // Not asked for (`groupsFiles`): the files stay transactions of their own.
+        try body()
+    }
+
+    func claimArchive(sha256: String, path: String, waiting: (String) -> Void) throws -> ArchiveClaim {
+        switch try warehouse.claimFile(sha256: sha256) {
+        case .mine: return .mine
+        case .loaded(let earlier): return .loadedElsewhere(earlier)
+        case .busy:
+            waiting("\(path) is being loaded by another loader: waiting for it to finish")
+            switch try warehouse.claimFile(sha256: sha256, wait: true) {
+            case .loaded(let earlier): return .loadedElsewhere(earlier)
+            default: return .mine
+            }
+        }
+    }
+
+    func claim(_ headers: [RecordCursor.Header]) throws -> [Bool] {
+        var ids: [[UInt8]] = []
+        var tables: [String] = []
+        ids.reserveCapacity(headers.count)
+        tables.reserveCapacity(headers.count)
+        for header in headers {
+            ids.append(SeenIds.withKey(of: header.id) { Array($0) })
+            tables.append(names.name(header.table))
+        }
+        return try warehouse.claim(ids, tables: tables, loadId: loadId)
+    }
+
+    func prepareSchema(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws {
+        if !schemaLocked && catalog.needsChange(needs, headers: headers, admitted: admitted, in: raw) {
+            // Another loader may have changed the schema since this one read it: under the
+            // lock (held to the file's commit), read it again, then add only what is missing.
+            try connection.run("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))")
+            schemaLocked = true
+            let written = catalog.tables.mapValues(\.rowsWritten)
+            try catalog.reload()
+            for (id, count) in written { catalog[id]?.rowsWritten = count }
+        }
+        try catalog.apply(needs, headers: headers, admitted: admitted, in: raw)
+    }
+
+    func write(_ rows: [SplitRow], of headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws {
+        try self.rows.write(rows, of: headers, in: raw)
+        try copies.flush(into: connection)
+    }
+
+    func profileTraits(_ profile: Profile) -> [String]? {
+        catalog[profile.table]?.traitColumns
+    }
+
+    func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, (Int) -> SQLValue) -> Void) throws {
+        // Another loader deriving the same row waits here until it commits; this one then reads
+        // its calls too (each statement sees what was committed before it began).
+        try connection.run("SELECT pg_advisory_xact_lock(\(Self.profileLockClass), hashtext(?))", [.text(profile.tableName + "\u{1F}" + id)])
+        let sql: String
+        if let cached = profileSelects[profile], cached.traits == traits {
+            sql = cached.sql
+        } else {
+            sql = """
+                SELECT \((["received_at"] + traits).map(quoteIdentifier).joined(separator: ", ")) FROM \(quoteIdentifier(profile.sourceName))
+                WHERE \(quoteIdentifier(profile.keyColumn)) = ? ORDER BY timestamp, received_at, id
+                """
+            profileSelects[profile] = (traits, sql)
+        }
+        for row in try connection.rows(sql, [.text(id)]) {
+            each(row[0]) { row[$0 + 1] }
+        }
+    }
+
+    func writeProfile(_ profile: Profile, id: String, receivedAt: SQLValue, traits: [SQLValue]) throws {
+        try profiles.write(profile, id: id, receivedAt: receivedAt, traits: traits)
+        profilesUpdated[profile.tableName, default: []].insert(id)
+    }
+
+    func recordTouches(users: [String: String], anons: [String: String]) throws {
+        guard !users.isEmpty || !anons.isEmpty else { return }
+        var copy = CopyText()
+        for (kind, ids) in [("user", users), ("anon", anons)] {
+            for (id, time) in ids.sorted(by: { $0.key < $1.key }) {
+                copy.text(kind)
+                try copy.value(.text(id))
+                copy.text(time)
+                copy.endRow()
+            }
+        }
+        try connection.copy("COPY _model_pending (kind, id, since) FROM STDIN") { send in try send(copy.take()) }
+    }
+
+    func reject(file: String, line: Int, item: Int?, kind: RejectKind, reason: String, raw: RejectRaw) throws {
+        try bookkeeping.reject(file: file, line: line, item: item, kind: kind, reason: reason, raw: raw)
+    }
+
+    var discardsInFile: Int64 { bookkeeping.discardsInFile }
+
+    func record(_ file: FileRecord) throws {
+        try bookkeeping.record(file)
+    }
+
+    // MARK: A retry of rejects
+
+    func keepReject(id: Int64, kind: RejectKind, reason: String) throws {
+        try bookkeeping.keepReject(id: id, kind: kind, reason: reason)
+    }
+
+    func resolveReject(id: Int64, file: String, loadId: Int64, produced: Int64, loaded: Int64, duplicates: Int64, filtered: Int64) throws {
+        try bookkeeping.resolveReject(id: id, file: file, loadId: loadId, produced: produced, loaded: loaded, duplicates: duplicates, filtered: filtered)
+    }
+
+    // MARK: The end of the run
+
+    /// Never: another loader may be loading into the same tables.
+    func dropQueryIndexes() throws -> Int { 0 }
+
+    func createQueryIndexes() throws -> [String] {
+        // Inside the indexes' transaction: two loaders ending together create each once.
+        try connection.transaction {
+            try connection.run("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))")
+            return try Indexes.create(session: connection)
+        }
+    }
+
+    func buildModels(_ options: ModelOptions, loadId: Int64, now: Date) throws -> ModelBuild {
+        throw PostgresError(kind: .usage, message: "the models are not built in PostgreSQL yet")
+    }
+
+    var statistics: WriteStatistics {
+        catalog.statistics(overflowValues: rows.overflowValues, profilesUpdated: profilesUpdated)
+    }
+
+    func isRetryable(_ error: any Error) -> Bool { (error as? PostgresError)?.kind == .retry }
+
+    static func failure(of error: any Error, busyTimeout: Double) -> RunOutcome? {
+        guard let postgres = error as? PostgresError else { return nil }
+        switch postgres.kind {
+        case .connectionLost:
+            return .unavailable(postgres.message + ". Every file committed before is kept and the file being written was rolled back; run again to resume.", status: postgres.exitStatus)
+        case .statement: return nil
+        default: return .unavailable(postgres.message, status: postgres.exitStatus)
+        }
+    }
+}
+
+/// PostgreSQL: a row's values gathered by column, then appended to its table's COPY text;
+/// `flush` sends each table's rows with one COPY. Text with a NUL character, which
+/// PostgreSQL's text cannot hold, is refused: NULL in the row, the value in `_discards`.
+final class CopyRows: RowTarget {
+    struct Sink: ValueSink {
+        let rows: CopyRows
+        let index: Int
+        func null() { rows.slots[index] = .null }
+        func integer(_ value: Int64) { rows.slots[index] = .integer(value) }
+        func real(_ value: Double) { rows.slots[index] = .real(value) }
+        func text(_ bytes: UnsafeRawBufferPointer) {
+            if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil { return rows.refuse(index, bytes.string) }
+            rows.slots[index] = .text(bytes.string)
+        }
+        func text(_ string: String) {
+            if string.utf8.contains(0) { return rows.refuse(index, string) }
+            rows.slots[index] = .text(string)
+        }
+    }
+
+    static let nulReason = "PostgreSQL text cannot hold the NUL character (\\u0000)"
+
+    fileprivate var slots: [SQLValue] = []
+    private var refused: [(column: Int, value: String, reason: String)] = []
+    private var state: TableState?
+    /// Per table, in the order first written: its columns when the buffer began, and the rows.
+    private var buffers: [Int32: (table: TableState, columns: Int, copy: CopyText)] = [:]
+    private var order: [Int32] = []
+
+    func begin(_ state: TableState) throws {
+        self.state = state
+        slots = Array(repeating: .null, count: state.order.count)
+        refused.removeAll(keepingCapacity: true)
+    }
+
+    func sink(at index: Int) -> Sink { Sink(rows: self, index: index) }
+
+    func staticText(_ bytes: UnsafeRawBufferPointer, at index: Int) {
+        slots[index] = .text(bytes.string)
+    }
+
+    fileprivate func refuse(_ index: Int, _ text: String) {
+        slots[index] = .null
+        refused.append((index, JSONWriter.string(.string(text)), Self.nulReason))
+    }
+
+    func end() throws -> (rowId: Int64?, refused: [(column: Int, value: String, reason: String)]) {
+        let state = state!
+        if buffers[state.id] == nil {
+            buffers[state.id] = (state, state.order.count, CopyText())
+            order.append(state.id)
+        }
+        precondition(buffers[state.id]!.columns == slots.count, "a table's columns changed between a chunk's rows")
+        for (i, value) in slots.enumerated() {
+            try buffers[state.id]!.copy.value(value, as: state.types[i])
+        }
+        buffers[state.id]!.copy.endRow()
+        return (nil, refused)
+    }
+
+    /// Sends what is buffered, one COPY per table.
+    func flush(into connection: PostgresConnection) throws {
+        defer { discard() }
+        for id in order {
+            guard let buffer = buffers[id] else { continue }
+            let columns = buffer.table.order.prefix(buffer.columns).map(quoteIdentifier).joined(separator: ", ")
+            var copy = buffer.copy
+            try connection.copy("COPY \(quoteIdentifier(buffer.table.name)) (\(columns)) FROM STDIN") { send in try send(copy.take()) }
+        }
+    }
+
+    func discard() {
+        buffers.removeAll(keepingCapacity: true)
+        order.removeAll(keepingCapacity: true)
+    }
+}
