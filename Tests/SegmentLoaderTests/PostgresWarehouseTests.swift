@@ -36,7 +36,7 @@ final class PostgresWarehouseTests: XCTestCase {
         XCTAssertTrue(types.contains("_files.loaded_at timestamp with time zone"), "\(types)")
         XCTAssertEqual(types.suffix(3), ["_message_ids.id bytea", "_message_ids.table_name text", "_message_ids.load_id bigint"])
         let tables = try warehouse.connection.query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'web' ORDER BY 1").map { $0[0]! }
-        XCTAssertEqual(tables, ["_discards", "_files", "_loads", "_message_ids", "_rejects", "_schema_columns", "_schema_tables", "_warehouse"])
+        XCTAssertEqual(tables, ["_discards", "_files", "_loads", "_message_ids", "_model_pending", "_rejects", "_schema_columns", "_schema_tables", "_warehouse"])
         // Opened again: nothing changes, nothing is refused.
         _ = try PostgresWarehouse(location)
         XCTAssertEqual(try warehouse.connection.scalar("SELECT count(*) FROM _warehouse"), "2")
@@ -80,7 +80,7 @@ final class PostgresWarehouseTests: XCTestCase {
         }
         XCTAssertEqual(failures.withLock { $0 }, [])
         let check = try PostgresConnection(location)
-        XCTAssertEqual(try check.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'shared'"), "8")
+        XCTAssertEqual(try check.scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'shared'"), "9")
         XCTAssertEqual(try check.scalar("SELECT count(*) FROM _warehouse"), "2")
     }
 

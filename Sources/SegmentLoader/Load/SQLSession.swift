@@ -37,6 +37,23 @@ protocol SQLSession: AnyObject {
     func prepared(_ sql: String) throws -> any SQLPrepared
     /// Runs `body` in one transaction (SQLite: IMMEDIATE; inside one, a savepoint).
     func inTransaction<R>(_ body: () throws -> R) throws -> R
+    /// Calls `body` with each row of a query as it is read (memory does not grow with the
+    /// result); `body` may run other statements meanwhile. PostgreSQL: inside a transaction.
+    func each(_ sql: String, _ arguments: [SQLValue], _ body: (any SQLRow) throws -> Void) throws
+    /// Rows appended to a table in bulk (SQLite: a prepared INSERT; PostgreSQL: COPY), all in
+    /// by `finish`.
+    func appender(_ table: String, columns: [String]) throws -> any SQLAppender
+}
+
+/// A row being read.
+protocol SQLRow {
+    func value(at column: Int32) -> SQLValue
+}
+
+/// See `SQLSession.appender`.
+protocol SQLAppender: AnyObject {
+    func append(_ values: [SQLValue]) throws
+    func finish() throws
 }
 
 /// A statement with `?` parameters, run for its effect.
@@ -44,6 +61,8 @@ protocol SQLPrepared: AnyObject {
     /// Runs it with these arguments; returns how many rows it changed.
     @discardableResult
     func perform(_ arguments: [SQLValue]) throws -> Int
+    /// Runs it with these arguments; returns its rows.
+    func rows(_ arguments: [SQLValue]) throws -> [[SQLValue]]
 }
 
 extension SQLSession {
@@ -63,6 +82,58 @@ extension Database: SQLSession {
 
     func prepared(_ sql: String) throws -> any SQLPrepared { try prepare(sql) }
     func inTransaction<R>(_ body: () throws -> R) throws -> R { try transaction(.immediate, body) }
+
+    func each(_ sql: String, _ arguments: [SQLValue], _ body: (any SQLRow) throws -> Void) throws {
+        let statement = try prepare(sql)
+        for (i, argument) in arguments.enumerated() { try statement.bind(argument, at: Int32(i + 1)) }
+        while try statement.step() { try body(statement) }
+    }
+
+    func appender(_ table: String, columns: [String]) throws -> any SQLAppender {
+        try SQLiteAppender(statement: prepare("""
+            INSERT INTO \(table) (\(columns.map(quoteIdentifier).joined(separator: ", "))) VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))
+            """))
+    }
+}
+
+extension Statement: SQLRow {}
+
+final class SQLiteAppender: SQLAppender {
+    let statement: Statement
+    init(statement: Statement) { self.statement = statement }
+    func append(_ values: [SQLValue]) throws { try statement.run(values) }
+    func finish() throws {}
+}
+
+/// A row of a PostgreSQL result, already read.
+struct ValuesRow: SQLRow {
+    let values: [SQLValue]
+    func value(at column: Int32) -> SQLValue { values[Int(column)] }
+}
+
+/// PostgreSQL: rows buffered in COPY's text form, sent when the buffer passes a megabyte and
+/// at `finish`.
+final class CopyAppender: SQLAppender {
+    let connection: PostgresConnection
+    let sql: String
+    private var copy = CopyText()
+
+    init(connection: PostgresConnection, table: String, columns: [String]) {
+        self.connection = connection
+        sql = "COPY \(table) (\(columns.map(quoteIdentifier).joined(separator: ", "))) FROM STDIN"
+    }
+
+    func append(_ values: [SQLValue]) throws {
+        for value in values { try copy.value(value) }
+        copy.endRow()
+        if copy.bytes.count >= 1 << 20 { try finish() }
+    }
+
+    func finish() throws {
+        guard !copy.bytes.isEmpty else { return }
+        let bytes = copy.take()
+        try connection.copy(sql) { send in try send(bytes) }
+    }
 }
 
 extension Statement: SQLPrepared {
@@ -70,6 +141,14 @@ extension Statement: SQLPrepared {
     func perform(_ arguments: [SQLValue]) throws -> Int {
         try run(arguments)
         return database.changes
+    }
+
+    func rows(_ arguments: [SQLValue]) throws -> [[SQLValue]] {
+        for (i, argument) in arguments.enumerated() { try bind(argument, at: Int32(i + 1)) }
+        defer { reset() }
+        var rows: [[SQLValue]] = []
+        while try step() { rows.append((0..<columnCount).map { value(at: $0) }) }
+        return rows
     }
 }
 
@@ -87,6 +166,10 @@ final class PostgresStatement: SQLPrepared {
     func perform(_ arguments: [SQLValue]) throws -> Int {
         try connection.command(sql, arguments.map(PostgresConnection.parameter))
     }
+
+    func rows(_ arguments: [SQLValue]) throws -> [[SQLValue]] {
+        try connection.typedQuery(sql, arguments.map(PostgresConnection.parameter))
+    }
 }
 
 extension PostgresConnection: SQLSession {
@@ -98,6 +181,23 @@ extension PostgresConnection: SQLSession {
 
     func prepared(_ sql: String) throws -> any SQLPrepared { PostgresStatement(connection: self, sql: sql) }
     func inTransaction<R>(_ body: () throws -> R) throws -> R { try transaction(body) }
+
+    /// Through a cursor, a thousand rows at a time, so that other statements can run between.
+    func each(_ sql: String, _ arguments: [SQLValue], _ body: (any SQLRow) throws -> Void) throws {
+        cursors += 1
+        let name = "c\(cursors)"
+        try run("DECLARE \(name) NO SCROLL CURSOR FOR " + sql, arguments)
+        defer { try? execute("CLOSE \(name)") }
+        while true {
+            let batch = try typedQuery("FETCH 1000 FROM \(name)", [])
+            for row in batch { try body(ValuesRow(values: row)) }
+            if batch.count < 1000 { return }
+        }
+    }
+
+    func appender(_ table: String, columns: [String]) throws -> any SQLAppender {
+        CopyAppender(connection: self, table: table, columns: columns)
+    }
 
     /// A value as a text parameter: PostgreSQL reads it in the type the statement gives it
     /// (`1`/`0` are booleans too; a BLOB is bytea's hex form).

@@ -7,15 +7,17 @@ struct AliasGraph {
     private var neighbours: [String: [String]] = [:]
     private var finals: [String: String] = [:]
 
-    init(db: Database, hasAliases: Bool) throws {
+    init(db: any SQLSession, hasAliases: Bool) throws {
         guard hasAliases else { return }
-        let select = try db.prepare("""
+        // Ids ordered by their bytes in PostgreSQL too, as in SQLite.
+        let byBytes = db.dialect == .postgres ? " COLLATE \"C\"" : ""
+        let nullsFirst = db.dialect == .postgres ? " NULLS FIRST" : ""
+        try db.each("""
             SELECT previous_id, user_id FROM aliases
             WHERE previous_id IS NOT NULL AND user_id IS NOT NULL AND previous_id <> user_id
-            ORDER BY timestamp, received_at, id
-            """)
-        while try select.step() {
-            guard let previous = select.value(at: 0).idText, let user = select.value(at: 1).idText else { continue }
+            ORDER BY timestamp\(nullsFirst), received_at\(nullsFirst), id\(byBytes)
+            """, []) { select in
+            guard let previous = select.value(at: 0).idText, let user = select.value(at: 1).idText else { return }
             next[previous] = user
             neighbours[previous, default: []].append(user)
             neighbours[user, default: []].append(previous)

@@ -98,16 +98,27 @@ public enum Models {
     /// last build. Returns what it did (`none` when nothing was touched).
     public static func build(in db: Database, options: ModelOptions = ModelOptions(), rebuild: Bool = false,
                              loadId: Int64? = nil, now: Date = Date()) throws -> ModelBuild {
-        let started = Date()
         // Sorting a whole warehouse's activity spills to a temporary file, not memory.
         try db.execute("PRAGMA temp_store=FILE")
         defer { try? db.execute("PRAGMA temp_store=MEMORY") }
-        return try db.transaction(.immediate) {
-            try db.execute(schema)
+        return try build(session: db, options: options, rebuild: rebuild, loadId: loadId, now: now)
+    }
+
+    /// The advisory lock a PostgreSQL models build holds ("SEGO"), exclusive, and each file's
+    /// transaction shared before it commits: a build sees one set of committed files, and
+    /// two runs ending together build one after the other.
+    static let postgresLockKey: Int64 = 0x5345_474F
+
+    static func build(session db: any SQLSession, options: ModelOptions = ModelOptions(), rebuild: Bool = false,
+                      loadId: Int64? = nil, now: Date = Date()) throws -> ModelBuild {
+        let started = Date()
+        return try db.inTransaction {
+            if db.dialect == .postgres { try db.run("SELECT pg_advisory_xact_lock(\(postgresLockKey))") }
+            try db.execute(db.dialect.ddl(schema))
             // Until December 2026 page_views had a unique index on id (the message id): random
             // keys, so every night rewrote most of its pages, for a lookup nothing made.
             try db.execute("DROP INDEX IF EXISTS _model_idx_page_views_id")
-            let lastTimeout = try db.scalar("SELECT session_timeout_minutes FROM _models ORDER BY id DESC LIMIT 1")?.integer
+            let lastTimeout = try db.value("SELECT session_timeout_minutes FROM _models ORDER BY id DESC LIMIT 1")?.integer
             let timeout = options.sessionTimeoutMinutes ?? lastTimeout.map { Int($0) } ?? ModelOptions.defaultSessionTimeoutMinutes
             let full = rebuild || lastTimeout == nil || lastTimeout != Int64(timeout)
             var builder = try Builder(db: db, timeoutMilliseconds: Int64(timeout) * 60_000)
@@ -116,8 +127,8 @@ public enum Models {
             // by row, costs more than building everything again; the result is the same.
             // Rows, not distinct ids (an id touched by several files has a row each): cheap, and
             // an upper bound is what the choice needs.
-            let pending = try db.scalar("SELECT count(*) FROM _model_pending")?.integer ?? 0
-            let sessions = try db.scalar("SELECT count(*) FROM sessions")?.integer ?? 0
+            let pending = try db.value("SELECT count(*) FROM _model_pending")?.integer ?? 0
+            let sessions = try db.value("SELECT count(*) FROM sessions")?.integer ?? 0
             let wide = options.wideBuildFactor > 0 && pending * Int64(options.wideBuildFactor) > sessions
             let mode: String
             if full || wide {
@@ -127,7 +138,7 @@ public enum Models {
                 mode = "none"
             } else {
                 var users: [String: String] = [:], anons: [String: String] = [:]
-                for row in try db.query("SELECT kind, id, min(since) FROM _model_pending GROUP BY kind, id") {
+                for row in try db.rows("SELECT kind, id, min(since) FROM _model_pending GROUP BY kind, id") {
                     guard let id = row[1].text else { continue }
                     let since = row[2].text ?? ""
                     if row[0].text == "user" { users[id] = since } else { anons[id] = since }
@@ -138,17 +149,17 @@ public enum Models {
             try db.execute("DELETE FROM _model_pending")
             var result = ModelBuild(
                 mode: mode, people: builder.people,
-                identities: try db.scalar("SELECT count(*) FROM identities")?.integer ?? 0,
-                pageViews: try db.scalar("SELECT count(*) FROM page_views")?.integer ?? 0,
-                sessions: try db.scalar("SELECT count(*) FROM sessions")?.integer ?? 0,
+                identities: try db.value("SELECT count(*) FROM identities")?.integer ?? 0,
+                pageViews: try db.value("SELECT count(*) FROM page_views")?.integer ?? 0,
+                sessions: try db.value("SELECT count(*) FROM sessions")?.integer ?? 0,
                 seconds: 0)
             result.seconds = (Date().timeIntervalSince(started) * 1000).rounded() / 1000
             result.sessionTimeoutMinutes = timeout
             if mode != "none" {
-                try db.prepare("""
+                try db.run("""
                     INSERT INTO _models (load_id, built_at, mode, session_timeout_minutes, people, identities, page_views, sessions, seconds)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """).run([loadId.map { .integer($0) } ?? .null, .text(Timestamp.format(Instant(date: now))), .text(mode),
+                    """, [loadId.map { .integer($0) } ?? .null, .text(Timestamp.format(Instant(date: now))), .text(mode),
                               .integer(Int64(timeout)), .integer(Int64(result.people)),
                               .integer(result.identities), .integer(result.pageViews), .integer(result.sessions), .real(result.seconds)])
             }
@@ -159,24 +170,44 @@ public enum Models {
 
 /// One build's work, inside `Models.build`'s transaction.
 private struct Builder {
-    let db: Database
+    let db: any SQLSession
     let timeoutMilliseconds: Int64
     let callTables: Set<String>
     var graph: AliasGraph
     private(set) var people = 0
 
-    init(db: Database, timeoutMilliseconds: Int64) throws {
+    init(db: any SQLSession, timeoutMilliseconds: Int64) throws {
         self.db = db
         self.timeoutMilliseconds = timeoutMilliseconds
-        callTables = Set(try db.query("SELECT table_name FROM _schema_tables WHERE call_type <> 'profile'").compactMap { $0[0].text })
+        callTables = Set(try db.rows("SELECT table_name FROM _schema_tables WHERE call_type <> 'profile'").compactMap { $0[0].text })
         graph = try AliasGraph(db: db, hasAliases: callTables.contains("aliases"))
+    }
+
+    /// The models' SQL, written in SQLite's words, in the session's: PostgreSQL's temporary
+    /// tables are in `pg_temp`, `INSERT OR IGNORE` is `ON CONFLICT DO NOTHING`, and the `+`
+    /// that keeps SQLite's planner off an index is not needed (PostgreSQL has statistics).
+    func sql(_ text: String) -> String {
+        guard db.dialect == .postgres else { return text }
+        var out = text.replacingOccurrences(of: "temp.", with: "pg_temp.")
+            .replacingOccurrences(of: "+x.user_id", with: "x.user_id").replacingOccurrences(of: "+user_id", with: "user_id")
+            .replacingOccurrences(of: " WITHOUT ROWID", with: "")
+        guard out.contains("INSERT OR IGNORE INTO") else { return out }
+        out = out.split(separator: ";", omittingEmptySubsequences: false).map { statement -> String in
+            guard statement.contains("INSERT OR IGNORE INTO") else { return String(statement) }
+            let trimmed = statement.trimmingCharacters(in: .whitespacesAndNewlines)
+            return " " + trimmed.replacingOccurrences(of: "INSERT OR IGNORE INTO", with: "INSERT INTO") + " ON CONFLICT DO NOTHING"
+        }.joined(separator: ";")
+        return out
     }
 
     /// Everything again, from the call tables.
     mutating func rebuildAll() throws {
         try db.execute("DELETE FROM identities; DELETE FROM page_views; DELETE FROM sessions; DELETE FROM _model_aliases")
         // Building an index once over the rows is cheaper than keeping it row by row.
-        for row in try db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '\\_model\\_idx\\_%' ESCAPE '\\' AND tbl_name IN ('identities', 'page_views', 'sessions')") {
+        let modelIndexes = db.dialect == .sqlite
+            ? "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '\\_model\\_idx\\_%' ESCAPE '\\' AND tbl_name IN ('identities', 'page_views', 'sessions')"
+            : "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE '\\_model\\_idx\\_%' AND tablename IN ('identities', 'page_views', 'sessions')"
+        for row in try db.rows(modelIndexes) {
             if let name = row[0].text { try db.execute("DROP INDEX \(quoteIdentifier(name))") }
         }
         try writeAliases(graph.aliased)
@@ -196,11 +227,11 @@ private struct Builder {
         for user in touchedUsers.keys where !components.contains(user) { components.formUnion(graph.component(of: user)) }
         try fill("m_users", components)
         var oldFinal: [String: String] = [:]
-        for row in try db.query("SELECT id, final_id FROM _model_aliases WHERE id IN (SELECT id FROM temp.m_users)") {
+        for row in try db.rows(sql("SELECT id, final_id FROM _model_aliases WHERE id IN (SELECT id FROM temp.m_users)")) {
             if let id = row[0].text, let final = row[1].text { oldFinal[id] = final }
         }
         let changedUsers = components.filter { (oldFinal[$0] ?? $0) != graph.final($0) }
-        try db.execute("DELETE FROM _model_aliases WHERE id IN (SELECT id FROM temp.m_users)")
+        try db.execute(sql("DELETE FROM _model_aliases WHERE id IN (SELECT id FROM temp.m_users)"))
         try writeAliases(components.sorted().compactMap { user in graph.final(user) == user ? nil : (user, graph.final(user)) })
 
         // Anonymous ids whose identities row may change: new links, links to a user whose chain
@@ -210,14 +241,15 @@ private struct Builder {
         try fill("m_changed_users", Set(changedUsers))
         for table in linkTables {
             let column = table == "aliases" ? "previous_id" : "anonymous_id"
-            for row in try db.query("SELECT DISTINCT \(column) FROM \(table) WHERE user_id IN (SELECT id FROM temp.m_changed_users) AND \(column) IS NOT NULL") {
+            for row in try db.rows(sql("SELECT DISTINCT \(column) FROM \(table) WHERE user_id IN (SELECT id FROM temp.m_changed_users) AND \(column) IS NOT NULL")) {
                 if let id = row[0].idText { anons.insert(id) }
             }
         }
         try fill("m_anons", anons)
+        let linkedSQL = sql("SELECT m.id, i.user_id FROM temp.m_anons m JOIN identities i ON i.anonymous_id = m.id")
         let linkedUser = { [db] () throws -> [String: String] in
             var out: [String: String] = [:]
-            for row in try db.query("SELECT m.id, i.user_id FROM temp.m_anons m JOIN identities i ON i.anonymous_id = m.id") {
+            for row in try db.rows(linkedSQL) {
                 if let id = row[0].text, let user = row[1].text { out[id] = user }
             }
             return out
@@ -233,17 +265,14 @@ private struct Builder {
         var since: [String: String] = [:]
         func note(_ person: String, _ time: String) { since[person] = min(since[person] ?? time, time) }
         let earliest = try activityTables.map { table in
-            (user: try db.prepare("SELECT min(timestamp) FROM \(table) WHERE user_id = ?"),
-             anon: try db.prepare("SELECT min(timestamp) FROM \(table) WHERE anonymous_id = ? AND +user_id IS NULL"))
+            (user: try db.prepared(sql("SELECT min(timestamp) FROM \(table) WHERE user_id = ?")),
+             anon: try db.prepared(sql("SELECT min(timestamp) FROM \(table) WHERE anonymous_id = ? AND +user_id IS NULL")))
         }
         func earliestActivity(user: String?, anon: String?) throws -> String? {
             var first: String?
             for statements in earliest {
                 let statement = user != nil ? statements.user : statements.anon
-                statement.bindText(user ?? anon!, at: 1)
-                _ = try statement.step()
-                if let time = statement.value(at: 0).text { first = min(first ?? time, time) }
-                statement.reset()
+                if let time = try statement.rows([.text(user ?? anon!)]).first?[0].text { first = min(first ?? time, time) }
             }
             return first
         }
@@ -257,17 +286,14 @@ private struct Builder {
         }
         for (user, time) in touchedUsers { note(graph.final(user), time) }
         for (anon, time) in touchedAnons { note(after[anon] ?? anon, time) }
-        let lastStart = try db.prepare("SELECT max(started_at), count(*), max(ended_at) FROM sessions WHERE blended_user_id = ? AND started_at <= ?")
+        let lastStart = try db.prepared("SELECT max(started_at), count(*), max(ended_at) FROM sessions WHERE blended_user_id = ? AND started_at <= ?")
         var cuts: [(person: String, cut: String, kept: Int64)] = []
         func milliseconds(_ text: String?) -> Int64? { text.flatMap(Timestamp.parse).map(Activity.milliseconds) }
         for (person, time) in since.sorted(by: { $0.key < $1.key }) where !full.contains(person) {
-            lastStart.bindText(person, at: 1)
-            lastStart.bindText(time, at: 2)
-            _ = try lastStart.step()
-            let cut = lastStart.value(at: 0).text
-            let upTo = lastStart.value(at: 1).integer ?? 0
-            let ended = lastStart.value(at: 2).text
-            lastStart.reset()
+            let row = try lastStart.rows([.text(person), .text(time)]).first ?? [.null, .null, .null]
+            let cut = row[0].text
+            let upTo = row[1].integer ?? 0
+            let ended = row[2].text
             // No session began before the new activity: the person has no activity before it
             // (it would be in a session), so everything from it on is modelled, numbered from 1.
             guard let cut else { cuts.append((person, time, 0)); continue }
@@ -285,43 +311,43 @@ private struct Builder {
         if !full.isEmpty {
             try fill("m_people", full)
             try fill("m_person_users", full)
-            try db.execute("INSERT OR IGNORE INTO temp.m_person_users SELECT id FROM _model_aliases WHERE final_id IN (SELECT id FROM temp.m_people)")
+            try db.execute(sql("INSERT OR IGNORE INTO temp.m_person_users SELECT id FROM _model_aliases WHERE final_id IN (SELECT id FROM temp.m_people)"))
             try fill("m_person_anons", [])
-            try db.execute("""
+            try db.execute(sql("""
                 INSERT OR IGNORE INTO temp.m_person_anons SELECT anonymous_id FROM identities WHERE user_id IN (SELECT id FROM temp.m_people);
                 INSERT OR IGNORE INTO temp.m_person_anons SELECT id FROM temp.m_people WHERE id NOT IN (SELECT anonymous_id FROM identities);
                 DELETE FROM sessions WHERE blended_user_id IN (SELECT id FROM temp.m_people);
                 DELETE FROM page_views WHERE blended_user_id IN (SELECT id FROM temp.m_people);
-                """)
+                """))
             try rebuildActivity(.people(full))
         }
         if !cuts.isEmpty {
-            try db.execute("""
-                DROP TABLE IF EXISTS temp.m_cuts; CREATE TEMP TABLE m_cuts (person TEXT PRIMARY KEY, cut TEXT NOT NULL) WITHOUT ROWID;
+            try db.execute(sql(db.dialect.ddl("""
+                DROP TABLE IF EXISTS temp.m_cuts; CREATE TEMP TABLE m_cuts (person TEXT PRIMARY KEY, cut TIMESTAMP NOT NULL) WITHOUT ROWID;
                 DROP TABLE IF EXISTS temp.m_cut_users; CREATE TEMP TABLE m_cut_users (id TEXT PRIMARY KEY, person TEXT NOT NULL) WITHOUT ROWID;
                 DROP TABLE IF EXISTS temp.m_cut_anons; CREATE TEMP TABLE m_cut_anons (id TEXT PRIMARY KEY, person TEXT NOT NULL) WITHOUT ROWID;
-                """)
-            let insertCut = try db.prepare("INSERT INTO temp.m_cuts (person, cut) VALUES (?, ?)")
-            let dropSessions = try db.prepare("DELETE FROM sessions WHERE blended_user_id = ? AND started_at >= ?")
-            let dropViews = try db.prepare("DELETE FROM page_views WHERE blended_user_id = ? AND timestamp >= ?")
+                """)))
+            let insertCut = try db.prepared(sql("INSERT INTO temp.m_cuts (person, cut) VALUES (?, ?)"))
+            let dropSessions = try db.prepared("DELETE FROM sessions WHERE blended_user_id = ? AND started_at >= ?")
+            let dropViews = try db.prepared("DELETE FROM page_views WHERE blended_user_id = ? AND timestamp >= ?")
             for c in cuts {
-                try insertCut.run([.text(c.person), .text(c.cut)])
-                try dropSessions.run([.text(c.person), .text(c.cut)])
-                try dropViews.run([.text(c.person), .text(c.cut)])
+                try insertCut.perform([.text(c.person), .text(c.cut)])
+                try dropSessions.perform([.text(c.person), .text(c.cut)])
+                try dropViews.perform([.text(c.person), .text(c.cut)])
             }
-            try db.execute("""
+            try db.execute(sql("""
                 INSERT OR IGNORE INTO temp.m_cut_users SELECT person, person FROM temp.m_cuts;
                 INSERT OR IGNORE INTO temp.m_cut_users SELECT a.id, a.final_id FROM _model_aliases a JOIN temp.m_cuts c ON c.person = a.final_id;
                 INSERT OR IGNORE INTO temp.m_cut_anons SELECT i.anonymous_id, i.user_id FROM identities i JOIN temp.m_cuts c ON c.person = i.user_id;
                 INSERT OR IGNORE INTO temp.m_cut_anons SELECT person, person FROM temp.m_cuts WHERE person NOT IN (SELECT anonymous_id FROM identities);
-                """)
+                """))
             try rebuildActivity(.from(Dictionary(uniqueKeysWithValues: cuts.map { ($0.person, $0.kept) })))
         }
-        try db.execute("""
+        try db.execute(sql("""
             DROP TABLE IF EXISTS temp.m_users; DROP TABLE IF EXISTS temp.m_changed_users; DROP TABLE IF EXISTS temp.m_anons;
             DROP TABLE IF EXISTS temp.m_people; DROP TABLE IF EXISTS temp.m_person_users; DROP TABLE IF EXISTS temp.m_person_anons;
             DROP TABLE IF EXISTS temp.m_cuts; DROP TABLE IF EXISTS temp.m_cut_users; DROP TABLE IF EXISTS temp.m_cut_anons;
-            """)
+            """))
     }
 
     /// The tables whose calls are activity (sessions are made of them).
@@ -335,8 +361,9 @@ private struct Builder {
     }
 
     private func writeAliases(_ pairs: [(id: String, final: String)]) throws {
-        let insert = try db.prepare("INSERT INTO _model_aliases (id, final_id) VALUES (?, ?)")
-        for pair in pairs { try insert.run([.text(pair.id), .text(pair.final)]) }
+        let insert = try db.appender("_model_aliases", columns: ["id", "final_id"])
+        for pair in pairs { try insert.append([.text(pair.id), .text(pair.final)]) }
+        try insert.finish()
     }
 
     /// Recomputes the `identities` rows of the anonymous ids in temp table `restriction` (all
@@ -344,25 +371,28 @@ private struct Builder {
     private func rebuildIdentities(restrictedTo restriction: String?) throws {
         let tables = linkTables
         guard !tables.isEmpty else { return }
-        if let restriction { try db.execute("DELETE FROM identities WHERE anonymous_id IN (SELECT id FROM temp.\(restriction))") }
+        if let restriction { try db.execute(sql("DELETE FROM identities WHERE anonymous_id IN (SELECT id FROM temp.\(restriction))")) }
         let selects = tables.map { table -> String in
             let anon = table == "aliases" ? "previous_id" : "anonymous_id"
             var sql = "SELECT \(anon) AS a, user_id AS u, timestamp AS t, received_at AS r, id FROM \(table) WHERE \(anon) IS NOT NULL AND +user_id IS NOT NULL"
             if table == "aliases" { sql += " AND previous_id <> user_id" }
             if let restriction { sql += " AND \(anon) IN (SELECT id FROM temp.\(restriction))" }
-            return sql
+            return self.sql(sql)
         }
-        let links = try db.prepare("SELECT a, u, t FROM (\(selects.joined(separator: " UNION ALL "))) ORDER BY a, t, r, id")
-        let insert = try db.prepare("INSERT INTO identities (anonymous_id, user_id, first_linked_at, last_linked_at, user_ids) VALUES (?, ?, ?, ?, ?)")
+        // PostgreSQL compares text by the database's collation; ids are ordered by their bytes, as in SQLite.
+        let byBytes = db.dialect == .postgres ? " COLLATE \"C\"" : ""
+        let nullsFirst = db.dialect == .postgres ? " NULLS FIRST" : ""
+        let links = "SELECT a, u, t FROM (\(selects.joined(separator: " UNION ALL "))) AS links ORDER BY a\(byBytes), t\(nullsFirst), r\(nullsFirst), id\(byBytes)"
+        let insert = try db.appender("identities", columns: ["anonymous_id", "user_id", "first_linked_at", "last_linked_at", "user_ids"])
         var current: String?
         var latest = "", first = SQLValue.null, last = SQLValue.null
         var finals = Set<String>()
         func flush() throws {
             guard let anon = current else { return }
-            try insert.run([.text(anon), .text(latest), first, last, .integer(Int64(finals.count))])
+            try insert.append([.text(anon), .text(latest), first, last, .integer(Int64(finals.count))])
         }
-        while try links.step() {
-            guard let anon = links.value(at: 0).idText, let user = links.value(at: 1).idText else { continue }
+        try db.each(links, []) { links in
+            guard let anon = links.value(at: 0).idText, let user = links.value(at: 1).idText else { return }
             let time = links.value(at: 2)
             if anon != current {
                 try flush()
@@ -376,6 +406,7 @@ private struct Builder {
             finals.insert(final)
         }
         try flush()
+        try insert.finish()
     }
 
     // MARK: Page views and sessions
@@ -400,7 +431,8 @@ private struct Builder {
             let page = kind == "page"
             let view = kind != "track"
             // The device class is computed here: a user agent is long, its class one word.
-            let device = "CASE " + DeviceClass.names.map { "WHEN instr(x.context_user_agent, '\($0.text)') THEN '\($0.text)'" }.joined(separator: " ")
+            let contains = db.dialect == .postgres ? "strpos(x.context_user_agent, '%@') > 0" : "instr(x.context_user_agent, '%@')"
+            let device = "CASE " + DeviceClass.names.map { "WHEN \(contains.replacingOccurrences(of: "%@", with: $0.text)) THEN '\($0.text)'" }.joined(separator: " ")
                 + " ELSE 'other' END"
             let columns = [
                 "'\(kind)'", "x.id", "x.anonymous_id", "x.user_id", "x.timestamp", "x.received_at",
@@ -438,7 +470,11 @@ private struct Builder {
         // Columns: 0 b, 1 kind, 2 id, 3 anonymous_id, 4 user_id, 5 timestamp, 6 received_at, 7 url, 8 context_page_url,
         // 9 path, 10 title, 11 context_page_title, 12 referrer, 13 context_page_referrer, 14 name, 15 device,
         // 16-20 campaign source, medium, name, term, content.
-        let activity = try db.prepare("SELECT * FROM (\(selects.joined(separator: " UNION ALL "))) ORDER BY 1, 6, 7, 3")
+        let union = selects.map(sql).joined(separator: " UNION ALL ")
+        // PostgreSQL compares text by the database's collation; ids are ordered by their bytes, as in SQLite.
+        let activity = db.dialect == .postgres
+            ? "SELECT * FROM (\(union)) AS activity ORDER BY b COLLATE \"C\", \"timestamp\" NULLS FIRST, received_at NULLS FIRST, id COLLATE \"C\""
+            : "SELECT * FROM (\(union)) AS activity ORDER BY 1, 6, 7, 3"
         let writer = try SessionWriter(db: db, timeoutMilliseconds: timeoutMilliseconds)
         var current: String?
         var rows: [Activity] = []
@@ -449,25 +485,27 @@ private struct Builder {
             try writer.write(person: current, rows, after: kept)
             people += 1
         }
-        while try activity.step() {
-            guard let person = activity.value(at: 0).idText else { continue }
+        try db.each(activity, []) { activity in
+            guard let person = activity.value(at: 0).idText else { return }
             if person != current {
                 try flush()
                 current = person
                 rows.removeAll(keepingCapacity: true)
             }
             // An id whose person is not being rebuilt cannot appear; skip rather than half-write one.
-            if case .people(let set) = scope, !set.contains(person) { continue }
+            if case .people(let set) = scope, !set.contains(person) { return }
             rows.append(Activity(activity))
         }
         try flush()
+        try writer.finish()
     }
 
     /// (Re)creates temp table `name` holding `ids`.
     private func fill(_ name: String, _ ids: Set<String>) throws {
-        try db.execute("DROP TABLE IF EXISTS temp.\(name); CREATE TEMP TABLE \(name) (id TEXT PRIMARY KEY) WITHOUT ROWID")
-        let insert = try db.prepare("INSERT OR IGNORE INTO temp.\(name) (id) VALUES (?)")
-        for id in ids.sorted() { try insert.run([.text(id)]) }
+        try db.execute(sql("DROP TABLE IF EXISTS temp.\(name); CREATE TEMP TABLE \(name) (id TEXT PRIMARY KEY) WITHOUT ROWID"))
+        let insert = try db.appender(sql("temp.\(name)"), columns: ["id"])
+        for id in ids.sorted() { try insert.append([.text(id)]) }
+        try insert.finish()
     }
 }
 
@@ -492,7 +530,7 @@ struct Activity {
     /// The clock sessions are split by (the update's choice of cut compares on it too).
     static func milliseconds(_ time: Instant) -> Int64 { time.seconds * 1000 + time.nanos / 1_000_000 }
 
-    init(_ s: Statement) {
+    init(_ s: any SQLRow) {
         kind = s.value(at: 1).text == "page" ? .page : s.value(at: 1).text == "screen" ? .screen : .track
         id = s.value(at: 2).idText ?? ""
         anonymousId = s.value(at: 3).idText
@@ -543,23 +581,27 @@ struct VisitSource {
 /// Splits one person's activity into sessions and writes them with their page views.
 struct SessionWriter {
     let timeoutMilliseconds: Int64
-    let insertView: Statement
-    let insertSession: Statement
+    let insertView: any SQLAppender
+    let insertSession: any SQLAppender
 
-    init(db: Database, timeoutMilliseconds: Int64) throws {
+    init(db: any SQLSession, timeoutMilliseconds: Int64) throws {
         self.timeoutMilliseconds = timeoutMilliseconds
-        insertView = try db.prepare("""
-            INSERT INTO page_views (id, anonymous_id, user_id, blended_user_id, timestamp, received_at, url, host, path, query,
-              title, referrer, referrer_host, utm_source, utm_medium, utm_campaign, utm_term, utm_content, gclid, device,
-              session_id, view_index)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
-        insertSession = try db.prepare("""
-            INSERT INTO sessions (session_id, blended_user_id, session_index, anonymous_id, user_id, started_at, ended_at,
-              duration_seconds, page_views, screen_views, events, first_url, last_url, first_screen, last_screen, referrer,
-              referrer_host, utm_source, utm_medium, utm_campaign, utm_term, utm_content, gclid, device)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        insertView = try db.appender("page_views", columns: [
+            "id", "anonymous_id", "user_id", "blended_user_id", "timestamp", "received_at", "url", "host", "path", "query",
+            "title", "referrer", "referrer_host", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "gclid", "device",
+            "session_id", "view_index",
+        ])
+        insertSession = try db.appender("sessions", columns: [
+            "session_id", "blended_user_id", "session_index", "anonymous_id", "user_id", "started_at", "ended_at",
+            "duration_seconds", "page_views", "screen_views", "events", "first_url", "last_url", "first_screen", "last_screen", "referrer",
+            "referrer_host", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "gclid", "device",
+        ])
+    }
+
+    /// Sends what is buffered (PostgreSQL's COPY).
+    func finish() throws {
+        try insertView.finish()
+        try insertSession.finish()
     }
 
     /// A session's id: the first 16 bytes of SHA-256 over the person and the session's first
@@ -594,7 +636,7 @@ struct SessionWriter {
                 if firstURL == nil { firstURL = row.url }
                 lastURL = row.url ?? lastURL
                 let source = VisitSource(row)
-                try insertView.run([
+                try insertView.append([
                     .text(row.id), text(row.anonymousId), text(row.userId), .text(person), row.timestamp, row.receivedAt,
                     text(source.url), text(source.host), text(source.path), text(source.query), text(row.title),
                     text(source.referrer), text(source.referrerHost),
@@ -610,7 +652,7 @@ struct SessionWriter {
         }
         let source = firstView.map(VisitSource.init)
         let duration = Double(last.milliseconds - first.milliseconds) / 1000
-        try insertSession.run([
+        try insertSession.append([
             .text(sessionId), .text(person), .integer(index), text(rows.lazy.compactMap(\.anonymousId).first),
             text(rows.lazy.compactMap(\.userId).first), first.timestamp, last.timestamp, .real(duration),
             .integer(Int64(views)), .integer(Int64(screens)), .integer(Int64(events)), text(firstURL), text(lastURL),

@@ -244,6 +244,9 @@ public final class PostgresConnection {
         if let failure { throw failure }
     }
 
+    /// Cursors declared so far (each gets a name of its own).
+    var cursors = 0
+
     /// Transactions open on this connection (more than one: savepoints inside the first).
     private var depth = 0
 

@@ -68,7 +68,12 @@ final class PostgresDestination: Destination {
         let before = (catalog.counters, catalog.tables.mapValues(\.rowsWritten), rows.overflowValues, profilesUpdated)
         do {
             defer { schemaLocked = false }
-            return try connection.transaction(body)
+            return try connection.transaction {
+                let result = try body()
+                // A models build running now (another loader's) sees this file whole or not at all.
+                try connection.run("SELECT pg_advisory_xact_lock_shared(\(Models.postgresLockKey))")
+                return result
+            }
         } catch {
             copies.discard()
             // What this loader's catalog learned in the file may be gone with it.
@@ -205,7 +210,7 @@ final class PostgresDestination: Destination {
     }
 
     func buildModels(_ options: ModelOptions, loadId: Int64, now: Date) throws -> ModelBuild {
-        throw PostgresError(kind: .usage, message: "the models are not built in PostgreSQL yet")
+        try Models.build(session: connection, options: options, loadId: loadId, now: now)
     }
 
     var statistics: WriteStatistics {
