@@ -319,6 +319,12 @@ public final class Catalog {
         NameTable.groupId: [NameTable.keyGroupId], NameTable.previousId: [NameTable.keyPreviousId],
     ]
 
+    /// Gives a table its `_extra` column (PostgreSQL: for rows too wide for a page).
+    func addExtra(to table: Int32) throws {
+        guard let state = tables[table], state.index(of: NameTable.extra) == nil else { return }
+        try addColumn(NewColumn(name: "_extra", id: NameTable.extra, type: .text, keys: [], origin: "extra"), to: state)
+    }
+
     private func addColumn(_ column: NewColumn, to state: TableState) throws {
         try session.execute("ALTER TABLE \(quoteIdentifier(state.name)) ADD COLUMN \(quoteIdentifier(column.name)) \(session.dialect.typeName(column.type))")
         state.add(column.name, id: column.id, type: column.type, keys: column.keys)

@@ -3,6 +3,9 @@
 /// then ended.
 protocol RowTarget: AnyObject {
     associatedtype Sink: ValueSink
+    /// Bytes a row's values may take where the database keeps a row within a page (PostgreSQL):
+    /// the values past it go to the row's `_extra` JSON (see `RowSize`); nil: no such limit.
+    var rowBudget: Int? { get }
     /// Starts a row of `state`'s table.
     func begin(_ state: TableState) throws
     /// Where the value of column `index` goes.
@@ -63,9 +66,18 @@ final class RowWriter<Target: RowTarget> {
         var cursor = RecordCursor(raw)
         cursor.offset = header.fieldsOffset
         let fieldCount = header.common + header.context + (withPayload ? header.payload : 0)
+        let budget = target.rowBudget
+        var size = 0
         for _ in 0..<fieldCount {
             let (column, key, value) = cursor.field()
             if case .null = value { continue }
+            if let budget, column != NameTable.extra, state.index(of: NameTable.extra) != nil {
+                size += RowSize.inline(value)
+                if size > budget {
+                    overflow.append((names.keyName(key).droppingScope(), value.value.jsonValue))
+                    continue
+                }
+            }
             guard let index = state.index(of: column) else {
                 guard column != NameTable.extra, state.index(of: NameTable.extra) != nil else {
                     throw WarehouseError(message: "internal error: no column \(names.name(column)) in \(state.name) for message \(header.id.string); the schema step did not create it")
@@ -127,6 +139,7 @@ extension String {
 /// SQLite: one prepared INSERT per table, its parameters bound in place.
 final class SQLiteRows: RowTarget {
     let db: Database
+    var rowBudget: Int? { nil }
     private var statement: Statement?
 
     init(db: Database) {
@@ -158,6 +171,23 @@ final class SQLiteRows: RowTarget {
         defer { statement.reset() }
         try statement.step()
         return (db.lastInsertRowID, [])
+    }
+}
+
+/// How many bytes a value takes at most inside a PostgreSQL row: 8 for a number, a timestamp
+/// or a boolean (with alignment), a text's length and a byte up to 18 (longer text can be
+/// moved out of the row, leaving an 18-byte pointer). A row must fit in an 8 KB page.
+enum RowSize {
+    /// What a PostgreSQL row's values may take before the rest go to `_extra`.
+    static let postgresBudget = 7_000
+
+    @inline(__always)
+    static func inline(_ value: FieldView) -> Int {
+        switch value {
+        case .null: return 0
+        case .bool, .int, .real, .timestamp: return 8
+        case .text(let bytes), .json(let bytes), .bigNumber(let bytes): return min(bytes.count + 1, 18)
+        }
     }
 }
 

@@ -117,16 +117,38 @@ final class PostgresDestination: Destination {
     }
 
     func prepareSchema(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws {
-        if !schemaLocked && catalog.needsChange(needs, headers: headers, admitted: admitted, in: raw) {
-            // Another loader may have changed the schema since this one read it: under the
-            // lock (held to the file's commit), read it again, then add only what is missing.
-            try connection.run("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))")
-            schemaLocked = true
-            let written = catalog.tables.mapValues(\.rowsWritten)
-            try catalog.reload()
-            for (id, count) in written { catalog[id]?.rowsWritten = count }
-        }
+        if catalog.needsChange(needs, headers: headers, admitted: admitted, in: raw) { try lockSchema() }
         try catalog.apply(needs, headers: headers, admitted: admitted, in: raw)
+        // A row whose values cannot fit in a page keeps the rest in `_extra` (see `RowSize`).
+        for row in Splitter.rows(of: headers, admitted: admitted) {
+            guard let state = catalog[row.plan.table], state.index(of: NameTable.extra) == nil,
+                  Self.inlineSize(headers[row.record], withPayload: row.plan.withPayload, in: raw) > RowSize.postgresBudget else { continue }
+            try lockSchema()
+            if catalog[row.plan.table]?.index(of: NameTable.extra) == nil { try catalog.addExtra(to: row.plan.table) }
+        }
+    }
+
+    /// Takes the schema lock for the rest of the file's transaction, and reads the catalog
+    /// again: another loader may have changed the schema since this one read it; from now on
+    /// only what is still missing is added.
+    private func lockSchema() throws {
+        guard !schemaLocked else { return }
+        try connection.run("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))")
+        schemaLocked = true
+        let written = catalog.tables.mapValues(\.rowsWritten)
+        try catalog.reload()
+        for (id, count) in written { catalog[id]?.rowsWritten = count }
+    }
+
+    /// What a record's row takes at most (see `RowSize`).
+    static func inlineSize(_ header: RecordCursor.Header, withPayload: Bool, in raw: UnsafeRawBufferPointer) -> Int {
+        var cursor = RecordCursor(raw)
+        cursor.offset = header.fieldsOffset
+        var size = 0
+        for _ in 0..<(header.common + header.context + (withPayload ? header.payload : 0)) {
+            size += RowSize.inline(cursor.field().value)
+        }
+        return size
     }
 
     func write(_ rows: [SplitRow], of headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws {
@@ -252,6 +274,7 @@ final class CopyRows: RowTarget {
 
     static let nulReason = "PostgreSQL text cannot hold the NUL character (\\u0000)"
 
+    var rowBudget: Int? { RowSize.postgresBudget }
     fileprivate var slots: [SQLValue] = []
     private var refused: [(column: Int, value: String, reason: String)] = []
     private var state: TableState?

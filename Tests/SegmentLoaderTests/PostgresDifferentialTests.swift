@@ -1,0 +1,171 @@
+import Foundation
+import XCTest
+@testable import SegmentLoader
+
+/// Issue 21's proof: the same archives loaded into SQLite and into PostgreSQL give the same
+/// warehouse: the same tables, columns in the same order with their types (mapped), and the
+/// same rows, bookkeeping and models included.
+final class PostgresDifferentialTests: XCTestCase {
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// One table as both databases can show it.
+    struct Table: Equatable {
+        var columns: [String]
+        var rows: [String]
+    }
+
+    func testTheSampleDataGivesTheSameWarehouseInBoth() throws {
+        let dir = try temporaryDirectory(self)
+        try FileManager.default.copyItem(at: Self.repo.appendingPathComponent("sample-data"), to: dir.appendingPathComponent("sample-data"))
+        try assertSameWarehouse(paths: [dir.appendingPathComponent("sample-data").path], database: "diff_sample", dir: dir)
+    }
+
+    /// The hostile corpus (Tests/Fixtures/hostile), but for the two files whose values hold a
+    /// NUL character: PostgreSQL's text cannot, which `testTextWithANulCharacterGoesToDiscards`
+    /// shows.
+    func testTheHostileCorpusGivesTheSameWarehouseInBoth() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = dir.appendingPathComponent("hostile")
+        try FileManager.default.createDirectory(at: corpus, withIntermediateDirectories: true)
+        let fixtures = HostileInputTests.fixtures
+        for name in try FileManager.default.contentsOfDirectory(atPath: fixtures.path).sorted()
+        where !["line-nul-byte.ndjson", "line-escapes-nul-surrogates.ndjson"].contains(name) {
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent(name), to: corpus.appendingPathComponent(name))
+        }
+        try assertSameWarehouse(paths: [corpus.path], database: "diff_hostile", dir: dir, widerThanAPage: ["wide"])
+    }
+
+    func testTextWithANulCharacterGoesToDiscards() throws {
+        let server = try TestPostgres.shared()
+        let dir = try temporaryDirectory(self)
+        let file = dir.appendingPathComponent("nul.ndjson")
+        try FileManager.default.copyItem(at: HostileInputTests.fixtures.appendingPathComponent("line-escapes-nul-surrogates.ndjson"), to: file)
+        var options = LoadOptions(database: try server.createDatabase("diff_nul"), jobs: 1)
+        options.now = { Date(timeIntervalSince1970: 1_780_000_000) }
+        let summary = try LoadRun.run(paths: [file.path], options: options)
+        XCTAssertEqual(summary.outcome, .loaded, "\(summary.render())")
+        XCTAssertEqual(summary.totals.loaded, 2)
+        let db = try PostgresConnection(try PostgresLocation(options.database))
+        XCTAssertEqual(try db.query("SELECT nul, pair FROM esc"), [[nil, "\u{1F600}"]])
+        XCTAssertEqual(try db.query("SELECT table_name, column_name, message_id, value, reason, row_id FROM _discards WHERE column_name = 'nul'"),
+                       [["esc", "nul", "esc", "\"a\\u0000b\"", CopyRows.nulReason, nil]])
+        XCTAssertEqual(try db.scalar("SELECT discarded FROM _files"), try db.scalar("SELECT count(*) FROM _discards"))
+    }
+
+    /// Loads `paths` into a new SQLite file and a new PostgreSQL database with one clock, and
+    /// compares every table.
+    ///
+    /// `widerThanAPage`: tables with a row whose values PostgreSQL cannot keep in one page (the
+    /// documented difference): there the rest of them are in `_extra`, so such a table's rows
+    /// are compared as what they say (column or `_extra` key, and value).
+    func assertSameWarehouse(paths: [String], database: String, dir: URL, widerThanAPage: Set<String> = [],
+                             file: StaticString = #filePath, line: UInt = #line) throws {
+        let server = try TestPostgres.shared()
+        let now = Date(timeIntervalSince1970: 1_780_000_000)
+        var sqliteOptions = LoadOptions(database: dir.appendingPathComponent("w.sqlite").path, jobs: 2)
+        sqliteOptions.now = { now }
+        var postgresOptions = LoadOptions(database: try server.createDatabase(database), jobs: 2)
+        postgresOptions.now = { now }
+        postgresOptions.schema = "web"
+        let lite = try LoadRun.run(paths: paths, options: sqliteOptions)
+        let post = try LoadRun.run(paths: paths, options: postgresOptions)
+        XCTAssertEqual(post.outcome, lite.outcome, post.render(), file: file, line: line)
+        XCTAssertEqual(post.totals, lite.totals, file: file, line: line)
+        XCTAssertEqual(post.rowsPerTable, lite.rowsPerTable, file: file, line: line)
+        XCTAssertEqual(post.models?.pageViews, lite.models?.pageViews, file: file, line: line)
+
+        let liteDB = try Database(path: sqliteOptions.database, readOnly: true)
+        let postDB = try PostgresConnection(PostgresLocation(postgresOptions.database, schema: "web"))
+        var sqlite = try Self.tables(liteDB)
+        var postgres = try Self.tables(postDB)
+        for name in widerThanAPage {
+            let (a, b) = (try Self.contents(of: name, in: liteDB), try Self.contents(of: name, in: postDB))
+            XCTAssertEqual(a, b, "what the rows of \(name) say", file: file, line: line)
+            XCTAssertNotEqual(sqlite[name]?.rows, postgres[name]?.rows, "\(name) has a row wider than a page", file: file, line: line)
+            sqlite[name]?.rows = []
+            postgres[name]?.rows = []
+        }
+        XCTAssertEqual(Set(postgres.keys).subtracting(["_warehouse"]), Set(sqlite.keys), file: file, line: line)
+        XCTAssertGreaterThan(sqlite.count, 12, file: file, line: line)
+        for (name, table) in sqlite.sorted(by: { $0.key < $1.key }) {
+            guard let other = postgres[name] else { continue }
+            XCTAssertEqual(other.columns, table.columns, "columns of \(name)", file: file, line: line)
+            XCTAssertEqual(other.rows.count, table.rows.count, "rows of \(name)", file: file, line: line)
+            for (a, b) in zip(table.rows, other.rows) where a != b {
+                XCTFail("\(name): SQLite has\n  \(a)\nPostgreSQL has\n  \(b)", file: file, line: line)
+                break
+            }
+        }
+    }
+
+    /// Every table: columns as `name TYPE` (PostgreSQL's types named as SQLite's), rows as
+    /// sorted text. What cannot be the same is left out: `_discards.row_id` (PostgreSQL rows
+    /// have no rowid), `_models.seconds`; PostgreSQL's hex `_rejects.raw` is read back.
+    static func tables(_ db: any SQLSession) throws -> [String: Table] {
+        let postgres = db.dialect == .postgres
+        let names = try db.rows(postgres ? "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+                                         : "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").compactMap { $0[0].text }
+        let mapped = ["bigint": "INTEGER", "double precision": "REAL", "timestamp with time zone": "TIMESTAMP", "boolean": "BOOLEAN",
+                      "text": "TEXT", "bytea": "BLOB"]
+        var out: [String: Table] = [:]
+        for name in names {
+            var columns = try db.rows(postgres
+                ? "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position"
+                : "SELECT name, type FROM pragma_table_info(?) ORDER BY cid", [.text(name)]).map { row in
+                (row[0].text ?? "", postgres ? mapped[row[1].text ?? ""] ?? "?" + (row[1].text ?? "") : row[1].text ?? "")
+            }
+            let left: Set<String> = name == "_discards" ? ["row_id"] : name == "_models" ? ["seconds"] : []
+            columns.removeAll { left.contains($0.0) }
+            let list = columns.map { quoteIdentifier($0.0) }.joined(separator: ", ")
+            let raw = name == "_rejects" ? columns.firstIndex { $0.0 == "raw" } : nil
+            let redacted = name == "_rejects" ? columns.firstIndex { $0.0 == "redacted" } : nil
+            var rows: [String] = []
+            for var row in try db.rows("SELECT \(list) FROM \(quoteIdentifier(name))") {
+                if let raw, let redacted, case .integer(let code) = row[redacted] {
+                    let kept = RejectRaw(code: code, bytes: Array((row[raw].text ?? "").utf8))
+                    if postgres || code >= RejectRaw.hexCode {
+                        row[redacted] = .integer(kept.redactedCode)
+                        row[raw] = .blob(kept.bytes)
+                    }
+                }
+                if let raw, case .text(let text) = row[raw] { row[raw] = .blob(Array(text.utf8)) }
+                rows.append(row.map(render).joined(separator: " | "))
+            }
+            out[name] = Table(columns: columns.map { "\($0.0) \($0.1)" }, rows: rows.sorted())
+        }
+        return out
+    }
+
+    /// A table's rows as sorted lists of `column=value`, `_extra`'s members among the columns.
+    static func contents(of table: String, in db: any SQLSession) throws -> [[String]] {
+        let columns = try tables(db)[table]!.columns.map { String($0.split(separator: " ")[0]) }
+        return try db.rows("SELECT \(columns.map(quoteIdentifier).joined(separator: ", ")) FROM \(quoteIdentifier(table))").map { row in
+            var said: [String] = []
+            for (name, value) in zip(columns, row) where value != .null {
+                if name == "_extra", case .object(let members)? = try? JSONParser.parse(value.text ?? "") {
+                    said += members.map { "\($0.key)=\(JSONWriter.string($0.value))" }
+                    continue
+                }
+                let json: JSONValue
+                switch value {
+                case .integer(let i): json = .int(i)
+                case .real(let d): json = .double(d)
+                case .text(let t): json = .string(t)
+                default: json = .string(render(value))
+                }
+                said.append("\(name)=\(JSONWriter.string(json))")
+            }
+            return said.sorted()
+        }.sorted { $0.joined(separator: ",") < $1.joined(separator: ",") }
+    }
+
+    static func render(_ value: SQLValue) -> String {
+        switch value {
+        case .null: return "NULL"
+        case .integer(let i): return String(i)
+        case .real(let d): return "r" + String(d)
+        case .text(let s): return JSONWriter.string(.string(s))
+        case .blob(let b): return "x'" + hexString(b) + "'"
+        }
+    }
+}
