@@ -34,9 +34,10 @@ extension Warehouse: LoadTarget {
 extension PostgresWarehouse: LoadTarget {
     public var displayName: String { location.display + " (schema \(location.schema))" }
     var upgradedFrom: Int32? { nil }
-    /// Beside nothing the run owns: the system's temporary folder, one per process.
+    /// Beside nothing the run owns: the system's temporary folder, one per run.
     var workFolder: String {
-        URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("segment-loader-\(getpid()).run-ids").path
+        let run = UUID().uuidString.prefix(8).lowercased()
+        return URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("segment-loader-\(getpid())-\(run).run-ids").path
     }
 
     func destination(names: NameTable, loadId: Int64, uuidTs: String, options: LoadOptions) throws -> any Destination {
