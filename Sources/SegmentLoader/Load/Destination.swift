@@ -36,9 +36,9 @@ protocol Destination: AnyObject {
     /// caller loads the files again, one transaction each).
     func group<R>(_ body: () throws -> R) throws -> R
     /// Inside a file's transaction, before its rows: whether this loader loads the archive
-    /// (another loader may have loaded it since the run looked, or be loading it: then this
-    /// waits, telling `waiting` why, and loads it only if that one did not).
-    func claimArchive(sha256: String, path: String, waiting: (String) -> Void) throws -> ArchiveClaim
+    /// (another loader may have loaded it since the run looked, or be loading it now: then
+    /// `busy`, or with `wait`, this waits for it and loads it only if that one did not).
+    func claimArchive(sha256: String, wait: Bool) throws -> ArchiveClaim
     /// Claims the ids of a chunk's messages: for each, whether it is new (to be loaded) or an
     /// earlier run or file already loaded it (a duplicate).
     func claim(_ headers: [RecordCursor.Header]) throws -> [Bool]
@@ -88,6 +88,8 @@ protocol Destination: AnyObject {
 /// Whether a loader loads an archive (see `Destination.claimArchive`).
 enum ArchiveClaim: Equatable {
     case mine
+    /// Another loader is loading it now.
+    case busy
     /// Another loader committed the same bytes (from this path) after this run looked.
     case loadedElsewhere(String)
 }

@@ -89,7 +89,7 @@ final class SQLiteDestination: Destination {
     }
 
     /// The warehouse lock keeps every other loader out for the whole run.
-    func claimArchive(sha256: String, path: String, waiting: (String) -> Void) throws -> ArchiveClaim { .mine }
+    func claimArchive(sha256: String, wait: Bool) throws -> ArchiveClaim { .mine }
 
     func claim(_ headers: [RecordCursor.Header]) throws -> [Bool] {
         try seen.admit(headers)

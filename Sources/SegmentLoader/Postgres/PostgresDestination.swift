@@ -91,16 +91,11 @@ final class PostgresDestination: Destination {
         try body()
     }
 
-    func claimArchive(sha256: String, path: String, waiting: (String) -> Void) throws -> ArchiveClaim {
-        switch try warehouse.claimFile(sha256: sha256) {
+    func claimArchive(sha256: String, wait: Bool) throws -> ArchiveClaim {
+        switch try warehouse.claimFile(sha256: sha256, wait: wait) {
         case .mine: return .mine
+        case .busy: return .busy
         case .loaded(let earlier): return .loadedElsewhere(earlier)
-        case .busy:
-            waiting("\(path) is being loaded by another loader: waiting for it to finish")
-            switch try warehouse.claimFile(sha256: sha256, wait: true) {
-            case .loaded(let earlier): return .loadedElsewhere(earlier)
-            default: return .mine
-            }
         }
     }
 

@@ -79,19 +79,35 @@ struct WritePass {
 
     private func writeFiles(_ toLoad: [Int], scans: [FileScan], channels: [Channel<Chunk>], again: Refeeds, grouped: Bool,
                             summary: inout RunSummary, log: (String) -> Void) throws -> Bool {
-        for (k, i) in toLoad.enumerated() {
+        // A file another loader is writing now is put off to the end of the pass (its feeder
+        // stopped), and then waited for: two loaders given the same files share them out.
+        var deferred: [Int] = []
+        let order = Array(toLoad.indices)
+        var position = 0
+        while position < order.count + deferred.count {
+            let late = position >= order.count
+            let k = late ? deferred[position - order.count] : order[position]
+            position += 1
+            let i = toLoad[k]
             if context.stop?.isSet == true {
-                summary.notStarted = toLoad[k...].map { archives[$0].path }
-                log("stopped: \(toLoad.count - k) archives left for the next run")
+                summary.notStarted = (order[min(position - 1, order.count)...] + deferred[max(0, position - 1 - order.count)...]).map { archives[toLoad[$0]].path }
+                log("stopped: \(summary.notStarted.count) archives left for the next run")
                 return false
             }
-            var channel = channels[k]
+            var channel = late ? again.start(k) : channels[k]
             var attempts = 0
             let result: FileResult?, readable: Bool
             while true {
                 do {
                     (result, readable) = try write(archives[i], number: k + 1, scan: scans[k], from: channel, grouped: grouped,
-                                                   summary: &summary, log: log)
+                                                   wait: late, summary: &summary, log: log)
+                    break
+                } catch is Busy {
+                    channel.close()
+                    deferred.append(k)
+                    log("\(archives[i].path) is being loaded by another loader: put off to the end of the run")
+                    result = nil
+                    readable = false
                     break
                 } catch where destination.isRetryable(error) && attempts < Self.retries {
                     // Lost a deadlock (or a serialization conflict) to another loader: nothing
@@ -122,10 +138,13 @@ struct WritePass {
     /// Another loader committed the same bytes since this run looked.
     private struct LoadedElsewhere: Error { var path: String }
 
+    /// Another loader is writing the same bytes now.
+    private struct Busy: Error {}
+
     /// Writes one file in one transaction, from the chunks its worker hands on; `readable`
     /// is false for a file that could not be read, recorded as failed in a transaction of its
     /// own; no result for a file another loader loaded meanwhile (then a skip).
-    private func write(_ archive: Archive, number: Int, scan: FileScan, from channel: Channel<Chunk>, grouped: Bool,
+    private func write(_ archive: Archive, number: Int, scan: FileScan, from channel: Channel<Chunk>, grouped: Bool, wait: Bool,
                        summary: inout RunSummary, log: (String) -> Void) throws -> (result: FileResult?, readable: Bool) {
         let times = context.times
         var bodyDone: UInt64 = 0
@@ -134,8 +153,10 @@ struct WritePass {
         var inflated: Int64 = 0
         do {
             let result = try stages.file { () throws -> FileResult in
-                if case .loadedElsewhere(let earlier) = try destination.claimArchive(sha256: scan.sha256, path: archive.path, waiting: log) {
-                    throw LoadedElsewhere(path: earlier)
+                switch try destination.claimArchive(sha256: scan.sha256, wait: wait) {
+                case .mine: break
+                case .busy: throw Busy()
+                case .loadedElsewhere(let earlier): throw LoadedElsewhere(path: earlier)
                 }
                 var counts = Counts()
                 var end: FileEnd?
