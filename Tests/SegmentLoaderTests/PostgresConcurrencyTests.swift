@@ -101,7 +101,7 @@ final class PostgresConcurrencyTests: XCTestCase {
         }
     }
 
-    /// The tables with what says which loader or load wrote a row left out (`load_id`,
+    /// The tables with what says which loader or load wrote a row left out (`load_id`, `uuid_ts`,
     /// `first_load_id`, `_loads`, `_models`, bookkeeping rows' ids, and which copy of a message
     /// a file counted as loaded, duplicate or with discards), column order aside (two loaders add a table's
     /// columns in the order they meet them).
@@ -112,7 +112,7 @@ final class PostgresConcurrencyTests: XCTestCase {
         tables["_warehouse"] = nil
         for (name, table) in tables {
             let columns = table.columns.map { String($0.split(separator: " ")[0]) }
-            let left = Set(["load_id", "first_load_id", "loaded_at"])
+            let left = Set(["load_id", "first_load_id", "loaded_at", "uuid_ts"])
                 .union(name == "_files" ? ["loaded", "duplicates", "discarded"] : [])
                 .union(["_files", "_discards", "_rejects"].contains(name) ? ["id"] : [])
             let keep = columns.filter { !left.contains($0) }.sorted()
