@@ -210,13 +210,40 @@ public enum PipelineFile {
         }
 
         mutating func warehouseSettings(_ node: Node) -> Pipeline.WarehouseSettings? {
-            guard let m = mapping(node, "warehouse", allowed: ["path", "column_limit", "event_table_limit", "max_line_bytes", "indexes", "journal", "busy_timeout"], required: ["path"]),
-                  let pathNode = m["path"], let path = string(pathNode, "warehouse.path") else { return nil }
-            guard !path.isEmpty else {
-                fail(pathNode, "warehouse.path must not be empty")
+            guard let m = mapping(node, "warehouse", allowed: ["path", "url", "schema", "column_limit", "event_table_limit", "max_line_bytes", "indexes", "journal", "busy_timeout"]) else { return nil }
+            // An SQLite file (`path`) or a PostgreSQL database (`url`, and its `schema`).
+            if m["path"] != nil && m["url"] != nil {
+                fail(m["url"], "warehouse takes path (an SQLite file) or url (PostgreSQL), not both")
                 return nil
             }
-            var settings = Pipeline.WarehouseSettings(path: resolve(path))
+            guard let pathNode = m["path"] ?? m["url"] else {
+                fail(node, "warehouse needs path (an SQLite file) or url (a PostgreSQL database: postgresql://user@host:port/database)")
+                return nil
+            }
+            let key = m["url"] != nil ? "warehouse.url" : "warehouse.path"
+            guard let path = string(pathNode, key) else { return nil }
+            guard !path.isEmpty else {
+                fail(pathNode, "\(key) must not be empty")
+                return nil
+            }
+            let isURL = PostgresLocation.isPostgres(path)
+            if m["url"] != nil && !isURL {
+                fail(pathNode, "warehouse.url must be a PostgreSQL URL (postgresql:// or postgres://); an SQLite file is warehouse.path")
+                return nil
+            }
+            if m["path"] != nil && isURL {
+                fail(pathNode, "warehouse.path is an SQLite file; a PostgreSQL URL goes in warehouse.url")
+                return nil
+            }
+            var settings = Pipeline.WarehouseSettings(path: isURL ? path : resolve(path))
+            if let n = m["schema"], let v = string(n, "warehouse.schema") {
+                if !isURL { fail(n, "warehouse.schema is for a PostgreSQL warehouse (warehouse.url)") }
+                settings.schema = v
+            }
+            if isURL {
+                // What libpq cannot read, or a schema name that is not plain, said at its line.
+                do { _ = try PostgresLocation(path, schema: settings.schema) } catch { fail(pathNode, "\(error)") }
+            }
             if let n = m["column_limit"], let v = int(n, "warehouse.column_limit", range: 1...1900) { settings.columnLimit = v }
             if let n = m["event_table_limit"], let v = int(n, "warehouse.event_table_limit", range: 0...EventTableLimit.maximum) {
                 settings.eventTableLimit = v

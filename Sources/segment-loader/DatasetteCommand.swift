@@ -37,6 +37,10 @@ struct DatasetteCommand: ParsableCommand {
     }
 
     func run() throws {
+        if WarehouseAccess.isPostgres(db) {
+            printError("datasette serves SQLite files; a PostgreSQL warehouse is read with psql or any PostgreSQL client (docs/postgresql.md)")
+            throw ExitCode(Exit.usage)
+        }
         let chosen = format.flatMap(DatasetteMetadata.Format.init(rawValue:))
             ?? (output.map { $0.lowercased().hasSuffix(".json") } == true ? .json : .yaml)
         let text: String

@@ -54,6 +54,16 @@ struct ModelsCommand: ParsableCommand {
     @OptionGroup var timeout: SessionTimeoutOption
 
     func run() throws {
+        if WarehouseAccess.isPostgres(db) {
+            do {
+                let build = try Models.build(postgres: db, schema: warehouse.schema,
+                                             options: ModelOptions(sessionTimeoutMinutes: timeout.sessionTimeout), rebuild: rebuild)
+                print("\(WarehouseAccess.display(db, schema: warehouse.schema)): models " + build.summaryLine)
+            } catch {
+                throw Exit.failing(error, database: WarehouseAccess.display(db, schema: warehouse.schema))
+            }
+            return
+        }
         guard FileManager.default.fileExists(atPath: db) else {
             printError("\(db) does not exist: load something into it first")
             throw ExitCode(Exit.usage)

@@ -26,10 +26,10 @@ struct RejectsCommand: ParsableCommand {
 
         func run() throws {
             do {
-                let lines = try RejectList.render(database: db, limit: limit, raw: raw)
+                let lines = try RejectList.render(database: db, schema: warehouse.schema, limit: limit, raw: raw)
                 print(lines)
             } catch {
-                throw Exit.failing(error, database: db)
+                throw Exit.failing(error, database: WarehouseAccess.display(db, schema: warehouse.schema))
             }
         }
     }
@@ -44,8 +44,11 @@ struct RejectsCommand: ParsableCommand {
                 still fail, 75 when another run holds the lock.
                 """)
 
-        @Option(name: .long, help: ArgumentHelp("The warehouse (or give --pipeline).", valueName: "path"))
+        @Option(name: .long, help: ArgumentHelp("The warehouse: an SQLite file or a PostgreSQL URL (or give --pipeline).", valueName: "path|url"))
         var db: String?
+
+        @Option(name: .long, help: ArgumentHelp("PostgreSQL: the warehouse's schema.", valueName: "name"))
+        var schema: String?
 
         @Option(name: .long, help: ArgumentHelp("The pipeline whose rules the original load used.", valueName: "file"))
         var pipeline: String?
@@ -74,14 +77,16 @@ struct RejectsCommand: ParsableCommand {
                 options = LoadOptions(database: db!)
             }
             options.models = modelFlags.apply(to: options.models)
+            if let schema { options.schema = schema }
+            let shown = WarehouseAccess.display(options.database, schema: options.schema)
             do {
                 let outcome = try RejectRetry.run(options: options)
-                print(outcome.render(database: options.database))
+                print(outcome.render(database: shown))
                 if outcome.stillRejected > 0 { throw ExitCode(Exit.dataProblem) }
             } catch let exit as ExitCode {
                 throw exit
             } catch {
-                throw Exit.failing(error, database: options.database)
+                throw Exit.failing(error, database: shown)
             }
         }
     }

@@ -63,10 +63,10 @@ struct RunCommand: ParsableCommand {
         }
         if dryRun {
             do {
-                let plan = try DryRun.plan(selection, database: pipeline.warehouse.path)
-                print(plan.render(database: pipeline.warehouse.path))
+                let plan = try DryRun.plan(selection, database: pipeline.warehouse.path, schema: pipeline.warehouse.schema)
+                print(plan.render(database: WarehouseAccess.display(pipeline.warehouse.path, schema: pipeline.warehouse.schema)))
             } catch {
-                throw Exit.failing(error, database: pipeline.warehouse.path)
+                throw Exit.failing(error, database: WarehouseAccess.display(pipeline.warehouse.path, schema: pipeline.warehouse.schema))
             }
             return
         }

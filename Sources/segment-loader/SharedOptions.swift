@@ -1,10 +1,14 @@
 import ArgumentParser
+import SegmentLoader
 
 /// `--db`, for the commands that work on an existing warehouse (status, rejects, models,
 /// datasette); `load` says what it does with a missing one.
 struct WarehouseOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The warehouse (an SQLite file).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("The warehouse: an SQLite file, or a PostgreSQL URL (postgresql://user@host:port/database).", valueName: "path|url"))
     var db: String
+
+    @Option(name: .long, help: ArgumentHelp("PostgreSQL: the warehouse's schema.", valueName: "name"))
+    var schema: String = PostgresLocation.defaultSchema
 }
 
 /// `--jobs`, for the commands that load.

@@ -17,9 +17,9 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         do {
-            print(try WarehouseStatus.render(database: db, runs: max(1, runs)))
+            print(try WarehouseStatus.render(database: db, schema: warehouse.schema, runs: max(1, runs)))
         } catch {
-            throw Exit.failing(error, database: db)
+            throw Exit.failing(error, database: WarehouseAccess.display(db, schema: warehouse.schema))
         }
     }
 }

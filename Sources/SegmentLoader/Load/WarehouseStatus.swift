@@ -4,19 +4,30 @@ import Foundation
 /// counts and newest `received_at`, rejects and discards waiting, and name collisions.
 /// Read-only: it opens the warehouse without writing and takes no lock.
 public enum WarehouseStatus {
-    public static func render(database: String, runs: Int = 10) throws -> String {
-        guard FileManager.default.fileExists(atPath: database) else {
-            throw WarehouseError(message: "\(database) does not exist")
+    public static func render(database: String, schema: String? = nil, runs: Int = 10) throws -> String {
+        let db: any SQLSession
+        let version: Int64, size: Int64
+        if let postgres = try PostgresWarehouse.existingIfURL(database, schema: schema) {
+            db = postgres.connection
+            version = Int64(try postgres.formatVersion())
+            size = PostgresWarehouse.storedBytes(postgres.connection)
+        } else {
+            guard FileManager.default.fileExists(atPath: database) else {
+                throw WarehouseError(message: "\(database) does not exist")
+            }
+            try Warehouse.check(path: database, writing: false, allowNewer: true)
+            let lite = try Database(path: database, readOnly: true)
+            let appID = Int32(truncatingIfNeeded: try lite.scalar("PRAGMA application_id")?.integer ?? 0)
+            guard appID == Warehouse.applicationID else {
+                throw WarehouseError(message: "\(database) is an empty SQLite database, not yet a segment-loader warehouse (a run makes it one)")
+            }
+            db = lite
+            version = try lite.scalar("PRAGMA user_version")?.integer ?? 0
+            size = (try? FileManager.default.attributesOfItem(atPath: database)[.size] as? NSNumber)?.int64Value ?? 0
         }
-        try Warehouse.check(path: database, writing: false, allowNewer: true)
-        let db = try Database(path: database, readOnly: true)
-        let appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
-        guard appID == Warehouse.applicationID else {
-            throw WarehouseError(message: "\(database) is an empty SQLite database, not yet a segment-loader warehouse (a run makes it one)")
-        }
-        let version = try db.scalar("PRAGMA user_version")?.integer ?? 0
-        let size = (try? FileManager.default.attributesOfItem(atPath: database)[.size] as? NSNumber)?.int64Value ?? 0
-        var out: [String] = ["warehouse \(database) (format \(version), \(formatBytes(size)))"]
+        let shownName = WarehouseAccess.display(database, schema: schema)
+        let dbArgument = WarehouseAccess.isPostgres(database) ? "'" + PostgresLocation.redacted(database) + "'" + (schema.map { " --schema \($0)" } ?? "") : database
+        var out: [String] = ["warehouse \(shownName) (format \(version), \(formatBytes(size)))"]
         if version < Int64(Warehouse.formatVersion) {
             out.append("  format \(version) is older than this build's \(Warehouse.formatVersion): the next run or load upgrades it in place "
                        + "(timestamps become YYYY-MM-DD HH:MM:SS.sss; see docs/warehouse.md)")
@@ -29,10 +40,10 @@ public enum WarehouseStatus {
 
         out.append("")
         out.append("recent runs:")
-        let loads = try db.query("""
+        let loads = try db.rows("""
             SELECT id, pipeline, started_at, finished_at, status, files_loaded, files_partial, files_failed, files_skipped,
-                   lines, loaded, duplicates, rejected, filtered, error FROM _loads ORDER BY id DESC LIMIT ?
-            """, [.integer(Int64(runs))])
+                   lines, loaded, duplicates, rejected, filtered, error FROM _loads ORDER BY id DESC LIMIT \(runs)
+            """)
         if loads.isEmpty { out.append("  none yet") }
         for row in loads {
             let n = row.map { $0.integer ?? 0 }
@@ -46,31 +57,31 @@ public enum WarehouseStatus {
         }
 
         out.append("")
-        let files = try db.query("SELECT status, count(*), sum(size) FROM _files GROUP BY status ORDER BY status")
+        let files = try db.rows("SELECT status, count(*), sum(size) FROM _files GROUP BY status ORDER BY status")
         out.append("files: " + (files.isEmpty ? "none" : files.map { "\($0[1].integer ?? 0) \(text($0[0])) (\(formatBytes($0[2].integer ?? 0)))" }.joined(separator: ", ")))
-        for row in try db.query("SELECT path, error FROM _files WHERE status != 'loaded' ORDER BY id DESC LIMIT 10") {
+        for row in try db.rows("SELECT path, error FROM _files WHERE status != 'loaded' ORDER BY id DESC LIMIT 10") {
             out.append("  not fully loaded: \(text(row[0])): \(text(row[1]))")
         }
 
         out.append("")
         out.append("tables:")
-        let tables = try db.query("SELECT \(tableName), call_type, event_names FROM _schema_tables ORDER BY 1")
+        let tables = try db.rows("SELECT \(tableName), call_type, event_names FROM _schema_tables ORDER BY 1")
         let width = tables.map { text($0[0]).count }.max() ?? 0
         for row in tables {
             let name = text(row[0])
-            let count = try db.scalar("SELECT count(*) FROM \(quoteIdentifier(name))")?.integer ?? 0
-            let newest = try db.scalar("SELECT max(received_at) FROM \(quoteIdentifier(name))")
+            let count = try db.value("SELECT count(*) FROM \(quoteIdentifier(name))")?.integer ?? 0
+            let newest = try db.value("SELECT max(received_at) FROM \(quoteIdentifier(name))")
             var line = "  " + name.padding(toLength: width, withPad: " ", startingAt: 0) + "  \(count) row\(count == 1 ? "" : "s")"
             if case .text(let at)? = newest { line += ", newest received_at \(at)" }
             out.append(line)
         }
         if tables.isEmpty { out.append("  none yet") }
         let eventTables = tables.filter { text($0[1]) == "track" && text($0[0]) != "tracks" }.count
-        if let past = try tableExists(db, "_events_past_limit") ? try db.query("SELECT count(*), sum(calls) FROM _events_past_limit").first : nil,
+        if let past = try tableExists(db, "_events_past_limit") ? try db.rows("SELECT count(*), sum(calls) FROM _events_past_limit").first : nil,
            let names = past[0].integer, names > 0 {
             out.append("event tables: \(eventTables); \(names) event name\(names == 1 ? "" : "s") past the event table limit, "
                        + "\(past[1].integer ?? 0) track calls in tracks only, properties in _extra (SELECT * FROM _events_past_limit):")
-            for row in try db.query("SELECT event_text, calls FROM _events_past_limit ORDER BY calls DESC, event_text LIMIT 5") {
+            for row in try db.rows("SELECT event_text, calls FROM _events_past_limit ORDER BY calls DESC, event_text LIMIT 5") {
                 out.append("  \(row[1].integer ?? 0) × \(text(row[0]))")
             }
             if names > 5 { out.append("  ... \(names - 5) more") }
@@ -83,22 +94,22 @@ public enum WarehouseStatus {
         }
 
         out.append("")
-        let rejects = try db.scalar("SELECT count(*) FROM _rejects")?.integer ?? 0
-        out.append("rejects waiting: \(rejects)" + (rejects > 0 ? " (list: segment-loader rejects --db \(database); retry after a fix: segment-loader rejects retry --db \(database))" : ""))
-        for row in try db.query("SELECT reason, count(*), \(kind) FROM _rejects GROUP BY reason ORDER BY count(*) DESC LIMIT 5") {
+        let rejects = try db.value("SELECT count(*) FROM _rejects")?.integer ?? 0
+        out.append("rejects waiting: \(rejects)" + (rejects > 0 ? " (list: segment-loader rejects --db \(dbArgument); retry after a fix: segment-loader rejects retry --db \(dbArgument))" : ""))
+        for row in try db.rows("SELECT reason, count(*), max(\(kind)) FROM _rejects GROUP BY reason ORDER BY count(*) DESC, reason LIMIT 5") {
             out.append("  \(row[1].integer ?? 0) × " + (row[2] == .null ? "" : "[\(text(row[2]))] ") + text(row[0]))
         }
-        let discards = try db.scalar("SELECT count(*) FROM _discards")?.integer ?? 0
+        let discards = try db.value("SELECT count(*) FROM _discards")?.integer ?? 0
         if discards > 0 {
             out.append("discards: " + (discards == 1 ? "1 value kept out of its column" : "\(discards) values kept out of their columns") + " (SELECT * FROM _discards)")
         }
-        for row in try db.query("SELECT \(tableName), \(columnName), reason, count(*) FROM _discards GROUP BY 1, 2, 3 ORDER BY count(*) DESC LIMIT 5") {
+        for row in try db.rows("SELECT \(tableName), \(columnName), reason, count(*) FROM _discards GROUP BY 1, 2, 3 ORDER BY count(*) DESC LIMIT 5") {
             out.append("  \(row[3].integer ?? 0) × \(text(row[0])).\(text(row[1])): \(text(row[2]))")
         }
 
         out.append("")
-        let collisions = try db.query("""
-            SELECT \(tableName), \(columnName), source_keys FROM _schema_columns WHERE json_array_length(source_keys) > 1 AND origin IN ('context', 'property', 'trait') ORDER BY 1, 2
+        let collisions = try db.rows("""
+            SELECT \(tableName), \(columnName), source_keys FROM _schema_columns WHERE json_array_length(source_keys\(db.dialect == .postgres ? "::json" : "")) > 1 AND origin IN ('context', 'property', 'trait') ORDER BY 1, 2
             """)
         out.append("name collisions (several source keys share one column): \(collisions.count)")
         for row in collisions.prefix(20) {
@@ -109,9 +120,9 @@ public enum WarehouseStatus {
     }
 
     /// The models' tables with their row counts, the last build, and what waits for the next.
-    static func models(_ db: Database) throws -> [String] {
+    static func models(_ db: any SQLSession) throws -> [String] {
         let exists = { (name: String) in try tableExists(db, name) }
-        guard try exists("_models"), let last = try db.query("""
+        guard try exists("_models"), let last = try db.rows("""
             SELECT built_at, mode, people, seconds, session_timeout_minutes, (SELECT count(*) FROM _models) FROM _models ORDER BY id DESC LIMIT 1
             """).first else {
             return ["models: not built yet (the next run or load builds them; or segment-loader models --db W)"]
@@ -119,17 +130,17 @@ public enum WarehouseStatus {
         var out = ["models: last built \(text(last[0])), \(text(last[1])) for \(last[2].integer ?? 0) \(last[2].integer == 1 ? "person" : "people") in \(String(format: "%.2f", last[3].double ?? 0)) s"
                    + " (session timeout \(last[4].integer ?? 0) min; \(last[5].integer ?? 0) build\(last[5].integer == 1 ? "" : "s") in _models)"]
         for table in Models.tables where try exists(table) {
-            let count = try db.scalar("SELECT count(*) FROM \(table)")?.integer ?? 0
+            let count = try db.value("SELECT count(*) FROM \(table)")?.integer ?? 0
             out.append("  \(table.padding(toLength: 10, withPad: " ", startingAt: 0))  \(count) row\(count == 1 ? "" : "s")")
         }
-        if try exists("_model_pending"), let pending = try db.scalar("SELECT count(*) FROM (SELECT DISTINCT kind, id FROM _model_pending)")?.integer, pending > 0 {
+        if try exists("_model_pending"), let pending = try db.value("SELECT count(*) FROM (SELECT DISTINCT kind, id FROM _model_pending) AS pending")?.integer, pending > 0 {
             out.append("  \(pending) ids touched since the last build wait for the next one (a run with --no-models, or one stopped before its build)")
         }
         return out
     }
 
-    static func tableExists(_ db: Database, _ name: String) throws -> Bool {
-        try db.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [.text(name)])?.integer == 1
+    static func tableExists(_ db: any SQLSession, _ name: String) throws -> Bool {
+        try WarehouseAccess.tableExists(db, name)
     }
 
     static func text(_ value: SQLValue) -> String {
@@ -145,13 +156,11 @@ public enum WarehouseStatus {
 
 /// `segment-loader rejects`: the rejected lines, one per line of output.
 public enum RejectList {
-    public static func render(database: String, limit: Int, raw: Bool) throws -> String {
-        try Warehouse.check(path: database, writing: false, allowNewer: true, mustExist: true)
-        let db = try Database(path: database, readOnly: true)
-        let total = try db.scalar("SELECT count(*) FROM _rejects")?.integer ?? 0
-        let version = try db.scalar("PRAGMA user_version")?.integer ?? 0
-        let rows = try db.query("SELECT file, line, item, reason, raw, load_id, \(version < 3 ? "NULL" : "kind"), redacted FROM _rejects ORDER BY id LIMIT ?",
-                                [.integer(limit > 0 ? Int64(limit) : -1)])
+    public static func render(database: String, schema: String? = nil, limit: Int, raw: Bool) throws -> String {
+        let db = try WarehouseAccess.reading(database, schema: schema)
+        let total = try db.value("SELECT count(*) FROM _rejects")?.integer ?? 0
+        let version = db.dialect == .postgres ? Int64(Warehouse.formatVersion) : try db.value("PRAGMA user_version")?.integer ?? 0
+        let rows = try db.rows("SELECT file, line, item, reason, raw, load_id, \(version < 3 ? "NULL" : "kind"), redacted FROM _rejects ORDER BY id\(limit > 0 ? " LIMIT \(limit)" : "")")
         var out: [String] = []
         let shown = PathDisplay()
         for row in rows {
@@ -160,14 +169,16 @@ public enum RejectList {
             line += ": \(WarehouseStatus.text(row[3])) [" + (row[6] == .null ? "" : "\(WarehouseStatus.text(row[6])), ") + "load \(row[5].integer ?? 0)]"
             out.append(line)
             if raw {
-                let text = row[7].integer == RejectRaw.withheld.redactedCode
+                let code = row[7].integer ?? 0
+                let text = code % RejectRaw.hexCode == RejectRaw.withheld.redactedCode
                     ? "(not kept: privacy rules apply and the line is not a JSON object; it is in the archive)"
+                    : code >= RejectRaw.hexCode ? "(bytes that are not UTF-8 text, in hex) " + WarehouseStatus.text(row[4])
                     : WarehouseStatus.text(row[4])
                 out.append("    " + (text.count > 200 ? String(text.prefix(200)) + "…" : text))
             }
         }
         if total > Int64(rows.count) { out.append("... \(total - Int64(rows.count)) more (--limit 0 lists all)") }
-        out.append("\(total) rejected line\(total == 1 ? "" : "s") in \(database)")
+        out.append("\(total) rejected line\(total == 1 ? "" : "s") in \(WarehouseAccess.display(database, schema: schema))")
         return out.joined(separator: "\n")
     }
 }

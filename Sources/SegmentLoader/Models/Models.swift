@@ -104,6 +104,12 @@ public enum Models {
         return try build(session: db, options: options, rebuild: rebuild, loadId: loadId, now: now)
     }
 
+    /// `segment-loader models` on a PostgreSQL warehouse (which must exist).
+    public static func build(postgres database: String, schema: String?, options: ModelOptions, rebuild: Bool) throws -> ModelBuild {
+        let warehouse = try PostgresWarehouse(existing: PostgresLocation(database, schema: schema))
+        return try build(session: warehouse.connection, options: options, rebuild: rebuild)
+    }
+
     /// The advisory lock a PostgreSQL models build holds ("SEGO"), exclusive, and each file's
     /// transaction shared before it commits: a build sees one set of committed files, and
     /// two runs ending together build one after the other.

@@ -24,7 +24,7 @@ public struct DryRun: Sendable {
     public var ranges: [String] = []
     public var warehouseExists = false
 
-    public static func plan(_ selection: Selection, database: String) throws -> DryRun {
+    public static func plan(_ selection: Selection, database: String, schema: String? = nil) throws -> DryRun {
         var plan = DryRun()
         plan.notArchives = selection.found.skipped
         plan.excluded = selection.excluded
@@ -32,13 +32,19 @@ public struct DryRun: Sendable {
         var loaded: [String: String] = [:]
         var pathStatus: [String: String] = [:]
         // What a run would refuse, a dry run refuses, in the same words.
-        try Warehouse.check(path: database)
-        if FileManager.default.fileExists(atPath: database) {
+        if try WarehouseAccess.check(database, schema: schema) {
             plan.warehouseExists = true
-            let db = try Database(path: database, readOnly: true)
-            let appID = try db.scalar("PRAGMA application_id")?.integer ?? 0
-            if Int32(truncatingIfNeeded: appID) == Warehouse.applicationID {
-                for row in try db.query("SELECT sha256, path, status FROM _files ORDER BY id") {
+            let db: any SQLSession
+            var isWarehouse = true
+            if WarehouseAccess.isPostgres(database) {
+                db = try WarehouseAccess.reading(database, schema: schema)
+            } else {
+                let lite = try Database(path: database, readOnly: true)
+                isWarehouse = Int32(truncatingIfNeeded: try lite.scalar("PRAGMA application_id")?.integer ?? 0) == Warehouse.applicationID
+                db = lite
+            }
+            if isWarehouse {
+                for row in try db.rows("SELECT sha256, path, status FROM _files ORDER BY id") {
                     guard case .text(let sha) = row[0], case .text(let path) = row[1], case .text(let status) = row[2] else { continue }
                     if status != "failed", loaded[sha] == nil { loaded[sha] = path }
                     pathStatus[path] = status

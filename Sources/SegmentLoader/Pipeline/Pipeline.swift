@@ -41,7 +41,10 @@ public struct Pipeline: Sendable {
     }
 
     public struct WarehouseSettings: Sendable {
+        /// An SQLite file's path, or a PostgreSQL URL (`url:` in the pipeline file).
         public var path: String
+        /// PostgreSQL: the schema the tables go in (nil: `PostgresLocation.defaultSchema`).
+        public var schema: String?
         public var columnLimit = 1000
         public var eventTableLimit = EventTableLimit.defaultLimit
         public var maxLineBytes = 1 << 20

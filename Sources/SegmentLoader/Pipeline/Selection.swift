@@ -23,7 +23,7 @@ extension Pipeline {
                                                : "\(path): no such directory (it starts the pattern \(source.glob!.pattern))")
             }
         }
-        do { try Warehouse.check(path: warehouse.path) } catch { out.append("\(error)") }
+        do { _ = try WarehouseAccess.check(warehouse.path, schema: warehouse.schema) } catch { out.append("\(error)") }
         return out
     }
 
@@ -76,6 +76,7 @@ extension Pipeline {
     public func loadOptions() -> LoadOptions {
         var options = LoadOptions(database: warehouse.path, jobs: run.jobs ?? ProcessInfo.processInfo.activeProcessorCount)
         options.pipeline = name
+        options.schema = warehouse.schema
         options.columnLimit = warehouse.columnLimit
         options.eventTableLimit = warehouse.eventTableLimit
         options.maxLineBytes = warehouse.maxLineBytes

@@ -43,12 +43,7 @@ final class PostgresDestination: Destination {
     func loadedHashes() throws -> [String: String] { try LoadRecords.loadedHashes(connection) }
     func loadedPathsAndSizes() throws -> [String: Int64] { try LoadRecords.loadedPathsAndSizes(connection) }
 
-    var storedBytes: Int64 {
-        (try? connection.value("""
-            SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
-            JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'
-            """))?.integer ?? 0
-    }
+    var storedBytes: Int64 { PostgresWarehouse.storedBytes(connection) }
 
     /// Every file is a transaction of its own: another loader sees each as it commits.
     var groupsFiles: Bool { false }

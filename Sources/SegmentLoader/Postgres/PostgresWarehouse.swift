@@ -21,18 +21,9 @@ public final class PostgresWarehouse {
         try connection.transaction {
             try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [String(Self.setupLockKey)])
             try connection.execute("CREATE SCHEMA IF NOT EXISTS \(quoteIdentifier(location.schema))")
-            let tables = try connection.query("SELECT table_name FROM information_schema.tables WHERE table_schema = $1", [location.schema])
-                .compactMap { $0[0] }
-            if tables.contains(Self.markerTable) {
-                let version = Int(try connection.scalar("SELECT value FROM \(Self.markerTable) WHERE key = 'format'") ?? "") ?? 0
-                if version > Int(Warehouse.formatVersion) {
-                    throw PostgresError(kind: .usage, message: "schema \(location.schema) of \(location.display) was written by a newer segment-loader (warehouse format \(version), this build knows \(Warehouse.formatVersion)); refusing to change it. Upgrade segment-loader.")
-                }
+            if try Self.inspect(connection) {
                 try connection.execute(Self.translate(ModelTouches.schema))
                 return
-            }
-            if !tables.isEmpty {
-                throw PostgresError(kind: .usage, message: "schema \(location.schema) of \(location.display) holds \(tables.count) tables and is not a segment-loader warehouse; refusing to change it. Name another schema (warehouse schema, or --schema).")
             }
             try connection.execute(Self.translate(BookkeepingSchema.sql))
             try connection.execute("""
@@ -41,6 +32,35 @@ public final class PostgresWarehouse {
                 """)
             try connection.execute(Self.translate(ModelTouches.schema))
         }
+    }
+
+    /// Opens a warehouse that must exist already (status, rejects, models), changing nothing.
+    public init(existing location: PostgresLocation, allowNewer: Bool = false) throws {
+        connection = try PostgresConnection(location)
+        guard try Self.inspect(connection, allowNewer: allowNewer) else {
+            throw PostgresError(kind: .noDatabase, message: "there is no warehouse in schema \(location.schema) of \(location.display): give --db the database a load wrote (and --schema its schema)")
+        }
+    }
+
+    /// Whether the connection's schema holds a warehouse (false: it is empty or missing);
+    /// throws, changing nothing, for a schema that holds other tables or one written by a
+    /// newer segment-loader: what a run refuses, `validate` and a dry run refuse in its words.
+    @discardableResult
+    public static func inspect(_ connection: PostgresConnection, allowNewer: Bool = false) throws -> Bool {
+        let location = connection.location
+        let tables = try connection.query("SELECT table_name FROM information_schema.tables WHERE table_schema = $1", [location.schema])
+            .compactMap { $0[0] }
+        if tables.contains(Self.markerTable) {
+            let version = Int(try connection.scalar("SELECT value FROM \(Self.markerTable) WHERE key = 'format'") ?? "") ?? 0
+            if version > Int(Warehouse.formatVersion) && !allowNewer {
+                throw PostgresError(kind: .usage, message: "schema \(location.schema) of \(location.display) was written by a newer segment-loader (warehouse format \(version), this build knows \(Warehouse.formatVersion)); refusing to change it. Upgrade segment-loader.")
+            }
+            return true
+        }
+        if !tables.isEmpty {
+            throw PostgresError(kind: .usage, message: "schema \(location.schema) of \(location.display) holds \(tables.count) tables and is not a segment-loader warehouse; refusing to change it. Name another schema (warehouse schema, or --schema).")
+        }
+        return false
     }
 
     /// The warehouse's format, from its `_warehouse` row.
@@ -162,5 +182,21 @@ extension PostgresWarehouse {
         } catch {
             return "cannot record the end of load \(id) in _loads (\(error))"
         }
+    }
+}
+
+extension PostgresWarehouse {
+    /// For the commands given `--db`: the existing warehouse when `database` is a PostgreSQL URL.
+    static func existingIfURL(_ database: String, schema: String?) throws -> PostgresWarehouse? {
+        guard PostgresLocation.isPostgres(database) else { return nil }
+        return try PostgresWarehouse(existing: PostgresLocation(database, schema: schema), allowNewer: true)
+    }
+
+    /// The bytes of the schema's tables with their indexes and TOAST.
+    static func storedBytes(_ connection: PostgresConnection) -> Int64 {
+        (try? connection.value("""
+            SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+            JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'
+            """))?.integer ?? 0
     }
 }

@@ -46,7 +46,16 @@ public enum RejectRetry {
         var reason: String
     }
 
+    /// The lock a PostgreSQL retry holds for its life ("SEGR"): two retries at once would
+    /// both retry the same rejects.
+    static let postgresLockKey: Int64 = 0x5345_4752
+
     public static func run(options: LoadOptions) throws -> Outcome {
+        if PostgresLocation.isPostgres(options.database) {
+            let warehouse = try PostgresWarehouse(existing: PostgresLocation(options.database, schema: options.schema))
+            try warehouse.connection.run("SELECT pg_advisory_lock(\(postgresLockKey))")
+            return try run(warehouse, session: warehouse.connection, options: options)
+        }
         // Checked before the lock, so that a mistyped --db leaves no lock file behind (a run
         // that is creating the warehouse right now is still answered as the lock's holder).
         if !FileManager.default.fileExists(atPath: options.database) { try WarehouseLock.throwIfHeld(database: options.database) }
@@ -54,9 +63,12 @@ public enum RejectRetry {
         let lock = try WarehouseLock(database: options.database)
         defer { withExtendedLifetime(lock) {} }
         let warehouse = try Warehouse(path: options.database, announce: options.announce)
-        let db = warehouse.db
+        return try run(warehouse, session: warehouse.db, options: options)
+    }
+
+    private static func run(_ warehouse: any LoadTarget, session db: any SQLSession, options: LoadOptions) throws -> Outcome {
         var rows: [Row] = []
-        for r in try db.query("SELECT id, file, line, item, raw, redacted, load_id, kind, reason FROM _rejects ORDER BY id") {
+        for r in try db.rows("SELECT id, file, line, item, raw, redacted, load_id, kind, reason FROM _rejects ORDER BY id") {
             let bytes: [UInt8]
             switch r[4] {
             case .text(let s): bytes = Array(s.utf8)
@@ -153,8 +165,7 @@ public enum RejectRetry {
             retried.append(entry)
         }
 
-        let destination = try SQLiteDestination(warehouse: warehouse, names: names, loadId: loadId, uuidTs: uuidTs,
-                                                columnLimit: options.columnLimit, eventTableLimit: options.eventTableLimit)
+        let destination = try warehouse.destination(names: names, loadId: loadId, uuidTs: uuidTs, options: options)
         scan.endMember()
         destination.plan(types: scan.types)
         let pastLimit = destination.eventTablesPastLimit(counts: scan.eventCounts)
@@ -215,12 +226,12 @@ public enum RejectRetry {
 
     /// The lines of withheld rejects, read from their archives, keyed by reject id: only from an
     /// archive still at its path with the SHA-256 its `_files` row recorded.
-    static func withheldLines(_ rows: [Row], db: Database, maxLineBytes: Int) throws -> [Int64: [UInt8]] {
+    static func withheldLines(_ rows: [Row], db: any SQLSession, maxLineBytes: Int) throws -> [Int64: [UInt8]] {
         var found: [Int64: [UInt8]] = [:]
         let byFile = Dictionary(grouping: rows) { "\($0.file)\u{0}\($0.loadId)" }
         for group in byFile.values {
             let file = group[0].file
-            guard let sha = try db.scalar("SELECT sha256 FROM _files WHERE path = ? AND load_id = ? ORDER BY id DESC LIMIT 1",
+            guard let sha = try db.value("SELECT sha256 FROM _files WHERE path = ? AND load_id = ? ORDER BY id DESC LIMIT 1",
                                           [.text(file), .integer(group[0].loadId)])?.text,
                   case .archive(let format, _) = Discovery.sniff(file) else { continue }
             let wanted = Dictionary(grouping: group, by: \.line)
