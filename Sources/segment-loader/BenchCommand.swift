@@ -24,6 +24,10 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where the corpus, warehouses and reports go (ignored by git).", valueName: "dir")) var dir: String = "bench-data"
     @Flag(help: "Also time `gzip -dc` of the same files, the floor a loader cannot beat, and print the ratio.") var baseline = false
     @Flag(help: "Also measure what SQLite alone needs to write the resulting warehouse (same pragmas and journal mode), and print the ratio.") var floor = false
+    @Option(name: .long, help: ArgumentHelp("Load into this PostgreSQL database instead of SQLite files in --dir: each run into a fresh schema bench_jobs<n> (dropped first).", valueName: "url"))
+    var db: String?
+    @Option(help: ArgumentHelp("With --db postgresql://...: also load with this many loaders at once, each on its share of the corpus's files, into one fresh schema, and compare with one loader.", valueName: "n"))
+    var loaders: Int = 1
     @Flag(name: .long, help: "Load without building the models (identities, page_views, sessions), to time the load alone.")
     var noModels = false
 
@@ -52,6 +56,12 @@ struct BenchCommand: ParsableCommand {
             throw ValidationError("--nights and --people must be at least 1, --active-share between 0 and 1")
         }
         guard eventNames >= 0 else { throw ValidationError("--event-names must be 0 (the usual mix) or more") }
+        if let db {
+            guard WarehouseAccess.isPostgres(db) else { throw ValidationError("--db takes a PostgreSQL URL (postgresql://...); SQLite warehouses go in --dir") }
+            guard !nightly && preload == 0 && !runPerFile else { throw ValidationError("--db postgresql:// goes without --nightly, --preload and --run-per-file") }
+        }
+        guard loaders >= 1 else { throw ValidationError("--loaders must be at least 1") }
+        if loaders > 1 && db == nil { throw ValidationError("--loaders goes with --db postgresql://... (an SQLite warehouse takes one loader at a time)") }
         if let loader {
             guard nightly else { throw ValidationError("--loader goes with --nightly") }
             guard access(loader, X_OK) == 0 else { throw ValidationError("--loader \(loader): not an executable file") }
@@ -97,9 +107,11 @@ struct BenchCommand: ParsableCommand {
         }
         var rows: [[String]] = [["jobs", "wall s", "events/s", "MB/s", "peak RSS MB", "inflate s", "parse+normalize s", "write s", "scan pass s", "load pass s", "models s"]]
         var walls: [Int: Double] = [:]
+        var peaks: [Int: Int] = [:]
         for n in jobList {
             let db = root.appendingPathComponent("bench-jobs\(n).sqlite")
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
+            let target = try self.db.map { url in try freshSchema(url, "bench_jobs\(n)") } ?? ["--db", db.path]
             if let preloaded { try FileManager.default.copyItem(at: preloaded, to: db) }
             // One run of the whole folder, or (--run-per-file) one per file in order; the
             // figures of several runs are summed, their peak RSS is the largest.
@@ -109,7 +121,7 @@ struct BenchCommand: ParsableCommand {
             var json: JSONValue = .null
             for (r, inputs) in runs.enumerated() {
                 let report = root.appendingPathComponent("report-jobs\(n)" + (runs.count > 1 ? "-run\(r + 1)" : "") + ".json")
-                let one = try runChild([executable, "load", "--db", db.path, "--jobs", "\(n)", "--journal", journal, "--report", report.path]
+                let one = try runChild([executable, "load"] + target + ["--jobs", "\(n)", "--journal", journal, "--report", report.path]
                                        + (noModels ? ["--no-models"] : []) + inputs)
                 guard one.status == 0 else {
                     throw ValidationError("the load with --jobs \(n) exited with status \(one.status); run it by hand to see why: \(executable) load --db \(db.path) \(inputs.joined(separator: " "))")
@@ -127,6 +139,7 @@ struct BenchCommand: ParsableCommand {
             let lines = totals["lines"]!
             let bytes = totals["bytes"]!
             walls[n] = child.wall
+            peaks[n] = child.maxRSSKilobytes / 1024
             rows.append(["\(n)", seconds(child.wall), "\(Int((lines / child.wall).rounded()))", String(format: "%.1f", bytes / 1e6 / child.wall),
                          "\(child.maxRSSKilobytes / 1024)", seconds(totals["inflate_cpu"]!),
                          seconds(totals["parse_and_normalize_cpu"]!), seconds(totals["write"]!),
@@ -142,6 +155,11 @@ struct BenchCommand: ParsableCommand {
                 if let tables = json["event_tables"] {
                     print("event tables: \(Int(number(tables["count"]))) (limit \(Int(number(tables["limit"])))); "
                           + "\(Int(totals["events_past_limit"]!)) track calls past the limit, in tracks")
+                }
+                if let url = self.db {
+                    let size = PostgresWarehouseSize.bytes(url: url, schema: "bench_jobs\(n)")
+                    print("warehouse: schema bench_jobs\(n) of \(WarehouseAccess.display(url, schema: "bench_jobs\(n)")), \(mb(size)) MB with indexes")
+                    continue
                 }
                 // What every later connection pays: opening the warehouse and its first query
                 // (SQLite reads the whole schema on it).
@@ -162,7 +180,37 @@ struct BenchCommand: ParsableCommand {
             for n in jobList { line += "; jobs \(n) is \(String(format: "%.1f", walls[n]! / floor.wall))x that" }
             print(line)
         }
-        if floor {
+        if let url = db, loaders > 1 {
+            // The corpus's files dealt out in turn, so each loader gets its share of the days.
+            let n = jobList.last!
+            let parts = (0..<loaders).map { k in paths.enumerated().filter { $0.offset % loaders == k }.map(\.element.path) }
+            let target = try freshSchema(url, "bench_loaders\(loaders)")
+            let children = try runChildren(parts.map { [executable, "load"] + target + ["--jobs", "\(n)", "--quiet"] + (noModels ? ["--no-models"] : []) + $0 })
+            for (k, child) in children.enumerated() where child.status != 0 {
+                throw ValidationError("loader \(k + 1) of \(loaders) exited with status \(child.status)")
+            }
+            let wall = children.map(\.wall).max() ?? 0
+            print(String(format: "loaders: %d at once (jobs %d each), each on 1/%d of the files, into one schema: %.2f s (one loader, jobs %d: %.2f s; %.2fx); peak RSS %@ MB",
+                         loaders, n, loaders, wall, n, walls[n]!, walls[n]! / wall, children.map { "\($0.maxRSSKilobytes / 1024)" }.joined(separator: ", ")))
+        }
+        if floor, let url = db {
+            let schema = "bench_jobs\(jobList.last!)"
+            let scratch = root.appendingPathComponent("floor-copy")
+            try? FileManager.default.removeItem(at: scratch)
+            try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: scratch) }
+            let scripts = try PostgresFloor.scripts(url: url, schema: schema, floorSchema: "bench_floor", scratch: scratch)
+            let exportScript = scratch.appendingPathComponent("export.sql"), loadScript = scratch.appendingPathComponent("load.sql")
+            try scripts.export.write(to: exportScript, atomically: true, encoding: .utf8)
+            try scripts.load.write(to: loadScript, atomically: true, encoding: .utf8)
+            let psql = ["/usr/bin/env", "psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"]
+            guard try runChild(psql + [exportScript.path]).status == 0 else { throw ValidationError("psql could not export \(schema) (is psql installed? Debian: postgresql-client)") }
+            let timed = try runChild(psql + [loadScript.path])
+            guard timed.status == 0 else { throw ValidationError("psql could not load the floor schema (status \(timed.status))") }
+            var line = "floor: psql COPY of the same rows (\(scripts.tables) tables, \(scripts.rows) rows) into a fresh schema, indexes after, takes \(seconds(timed.wall)) s"
+            for n in jobList { line += "; jobs \(n) is \(String(format: "%.1f", walls[n]! / timed.wall))x that" }
+            print(line)
+        } else if floor {
             let last = root.appendingPathComponent("bench-jobs\(jobList.last!).sqlite")
             let result = try WriteFloor.measure(source: last.path, journal: JournalMode(rawValue: journal) ?? .wal,
                                                 scratch: root.appendingPathComponent("floor.sqlite").path)
@@ -254,6 +302,30 @@ struct BenchCommand: ParsableCommand {
                          late, late / early, early, lateLoad / earlyLoad, earlyLoad, lateLoad, lateModels / max(0.001, earlyModels), earlyModels, lateModels,
                          mean(ratios[1...5]), mean(ratios.suffix(5))))
         }
+    }
+
+    /// `--db` with a fresh schema `name` (dropped first): the arguments of `load`.
+    func freshSchema(_ url: String, _ name: String) throws -> [String] {
+        let connection = try PostgresConnection(PostgresLocation(url, schema: name))
+        try connection.execute("DROP SCHEMA IF EXISTS \(quoteIdentifier(name)) CASCADE")
+        return ["--db", url, "--schema", name]
+    }
+
+    /// Runs programs at once; each one's wall time is from the start of all to its end.
+    func runChildren(_ commands: [[String]]) throws -> [Child] {
+        final class Slots: @unchecked Sendable { var children: [Result<Child, any Error>?]; init(_ n: Int) { children = Array(repeating: nil, count: n) } }
+        let slots = Slots(commands.count)
+        let lock = NSLock()
+        let group = DispatchGroup()
+        // A thread each (concurrentPerform would run no more at once than there are cores).
+        for k in commands.indices {
+            DispatchQueue(label: "segment-loader.bench.loader.\(k)").async(group: group) {
+                let result = Result { try runChild(commands[k]) }
+                lock.withLock { slots.children[k] = result }
+            }
+        }
+        group.wait()
+        return try slots.children.map { try $0!.get() }
     }
 
     /// Runs a program with its output discarded; wall time and peak RSS come from wait4.
