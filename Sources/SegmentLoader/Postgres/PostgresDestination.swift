@@ -242,64 +242,118 @@ final class PostgresDestination: Destination {
     }
 }
 
-/// PostgreSQL: a row's values gathered by column, then appended to its table's COPY text;
-/// `flush` sends each table's rows with one COPY. Text with a NUL character, which
-/// PostgreSQL's text cannot hold, is refused: NULL in the row, the value in `_discards`.
+/// PostgreSQL: a row's values escaped into a scratch buffer as they come (in the record's
+/// order), then appended to its table's COPY text in the table's column order; `flush` sends
+/// each table's rows with one COPY. Text with a NUL character, which PostgreSQL's text cannot
+/// hold, is refused: NULL in the row, the value in `_discards`.
 final class CopyRows: RowTarget {
     struct Sink: ValueSink {
         let rows: CopyRows
         let index: Int
-        func null() { rows.slots[index] = .null }
-        func integer(_ value: Int64) { rows.slots[index] = .integer(value) }
-        func real(_ value: Double) { rows.slots[index] = .real(value) }
+        func null() { rows.ranges[index] = nil }
+        func integer(_ value: Int64) {
+            if rows.types[index] == .boolean { return rows.put(index, value != 0 ? "t" : "f") }
+            rows.put(index, String(value))
+        }
+        func real(_ value: Double) {
+            rows.put(index, value.isNaN ? "NaN" : value.isInfinite ? (value < 0 ? "-Infinity" : "Infinity") : String(value))
+        }
         func text(_ bytes: UnsafeRawBufferPointer) {
             if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil { return rows.refuse(index, bytes.string) }
-            rows.slots[index] = .text(bytes.string)
+            rows.put(index, bytes)
         }
         func text(_ string: String) {
-            if string.utf8.contains(0) { return rows.refuse(index, string) }
-            rows.slots[index] = .text(string)
+            var string = string
+            string.withUTF8 { text(UnsafeRawBufferPointer($0)) }
         }
     }
 
     static let nulReason = "PostgreSQL text cannot hold the NUL character (\\u0000)"
 
+    /// One table's rows waiting for the next COPY.
+    final class Buffer {
+        let table: TableState
+        let columns: Int
+        var bytes: [UInt8] = []
+        init(table: TableState, columns: Int) { (self.table, self.columns) = (table, columns) }
+    }
+
     var rowBudget: Int? { RowSize.postgresBudget }
-    fileprivate var slots: [SQLValue] = []
+    /// The row's values, escaped, and where each column's is (nil: NULL).
+    private var scratch: [UInt8] = []
+    fileprivate var ranges: [Range<Int>?] = []
+    fileprivate var types: [ColumnType] = []
     private var refused: [(column: Int, value: String, reason: String)] = []
-    private var state: TableState?
-    /// Per table, in the order first written: its columns when the buffer began, and the rows.
-    private var buffers: [Int32: (table: TableState, columns: Int, copy: CopyText)] = [:]
+    private var current: Buffer?
+    private var buffers: [Int32: Buffer] = [:]
     private var order: [Int32] = []
 
     func begin(_ state: TableState) throws {
-        self.state = state
-        slots = Array(repeating: .null, count: state.order.count)
+        if let buffer = buffers[state.id] {
+            current = buffer
+        } else {
+            let buffer = Buffer(table: state, columns: state.order.count)
+            buffers[state.id] = buffer
+            order.append(state.id)
+            current = buffer
+        }
+        precondition(current!.columns == state.order.count, "a table's columns changed between a chunk's rows")
+        scratch.removeAll(keepingCapacity: true)
+        ranges = Array(repeating: nil, count: state.order.count)
+        types = state.types
         refused.removeAll(keepingCapacity: true)
     }
 
     func sink(at index: Int) -> Sink { Sink(rows: self, index: index) }
 
     func staticText(_ bytes: UnsafeRawBufferPointer, at index: Int) {
-        slots[index] = .text(bytes.string)
+        put(index, bytes)
+    }
+
+    fileprivate func put(_ index: Int, _ text: String) {
+        var text = text
+        text.withUTF8 { put(index, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Escapes text as COPY's text format wants it (backslash, tab, newline, carriage return).
+    fileprivate func put(_ index: Int, _ bytes: UnsafeRawBufferPointer) {
+        let start = scratch.count
+        var run = 0
+        for (i, byte) in bytes.enumerated() {
+            let escaped: UInt8
+            switch byte {
+            case 0x5c: escaped = 0x5c
+            case 0x09: escaped = 0x74
+            case 0x0a: escaped = 0x6e
+            case 0x0d: escaped = 0x72
+            default: continue
+            }
+            scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run..<i]))
+            scratch.append(0x5c)
+            scratch.append(escaped)
+            run = i + 1
+        }
+        scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run...]))
+        ranges[index] = start..<scratch.count
     }
 
     fileprivate func refuse(_ index: Int, _ text: String) {
-        slots[index] = .null
+        ranges[index] = nil
         refused.append((index, JSONWriter.string(.string(text)), Self.nulReason))
     }
 
     func end() throws -> (rowId: Int64?, refused: [(column: Int, value: String, reason: String)]) {
-        let state = state!
-        if buffers[state.id] == nil {
-            buffers[state.id] = (state, state.order.count, CopyText())
-            order.append(state.id)
+        let buffer = current!
+        for (i, range) in ranges.enumerated() {
+            if i > 0 { buffer.bytes.append(0x09) }
+            if let range {
+                buffer.bytes.append(contentsOf: scratch[range])
+            } else {
+                buffer.bytes.append(0x5c)
+                buffer.bytes.append(0x4e)
+            }
         }
-        precondition(buffers[state.id]!.columns == slots.count, "a table's columns changed between a chunk's rows")
-        for (i, value) in slots.enumerated() {
-            try buffers[state.id]!.copy.value(value, as: state.types[i])
-        }
-        buffers[state.id]!.copy.endRow()
+        buffer.bytes.append(0x0a)
         return (nil, refused)
     }
 
@@ -309,13 +363,13 @@ final class CopyRows: RowTarget {
         for id in order {
             guard let buffer = buffers[id] else { continue }
             let columns = buffer.table.order.prefix(buffer.columns).map(quoteIdentifier).joined(separator: ", ")
-            var copy = buffer.copy
-            try connection.copy("COPY \(quoteIdentifier(buffer.table.name)) (\(columns)) FROM STDIN") { send in try send(copy.take()) }
+            try connection.copy("COPY \(quoteIdentifier(buffer.table.name)) (\(columns)) FROM STDIN") { send in try send(buffer.bytes) }
         }
     }
 
     func discard() {
         buffers.removeAll(keepingCapacity: true)
         order.removeAll(keepingCapacity: true)
+        current = nil
     }
 }
