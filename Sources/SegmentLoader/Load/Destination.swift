@@ -48,6 +48,10 @@ protocol Destination: AnyObject {
     func write(_ rows: [SplitRow], of headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws
     /// A profile table's trait columns in order, nil while it does not exist.
     func profileTraits(_ profile: Profile) -> [String]?
+    /// Before the `profileCalls` of these ids (sorted): a destination may read them at once.
+    func prepareProfileCalls(_ profile: Profile, ids: [String], traits: [String]) throws
+    /// After a file's last `writeProfile`: what is buffered is written.
+    func finishProfiles() throws
     /// Calls `each` with the `received_at` of every call of one profile id, oldest first (by
     /// timestamp, then received_at, then id), and a way to read its value of `traits[i]`.
     func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, (Int) -> SQLValue) -> Void) throws

@@ -107,6 +107,10 @@ final class SQLiteDestination: Destination {
         catalog[profile.table]?.traitColumns
     }
 
+    /// One indexed SELECT per id is as cheap as any batch in-process.
+    func prepareProfileCalls(_ profile: Profile, ids: [String], traits: [String]) throws {}
+    func finishProfiles() throws {}
+
     func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, (Int) -> SQLValue) -> Void) throws {
         let select: Statement
         if let cached = profileSelects[profile], cached.traits == traits {

@@ -12,14 +12,13 @@ final class PostgresDestination: Destination {
     let catalog: Catalog
     private let copies: CopyRows
     private let rows: RowWriter<CopyRows>
-    private let profiles: ProfileWriter
     private let bookkeeping: Bookkeeping
     private let names: NameTable
     private let loadId: Int64
     private var profilesUpdated: [String: Set<String>] = [:]
     /// Whether this file's transaction holds the schema lock.
     private var schemaLocked = false
-    private var profileSelects: [Profile: (traits: [String], sql: String)] = [:]
+    private let uuidTs: String
 
     /// Advisory lock keys ("SEGS", "SEGP"): schema changes; a profile id (with `hashtext`).
     static let schemaLockKey: Int64 = 0x5345_4753
@@ -30,12 +29,12 @@ final class PostgresDestination: Destination {
         self.warehouse = warehouse
         self.names = names
         self.loadId = loadId
+        self.uuidTs = uuidTs
         connection = warehouse.connection
         catalog = try Catalog(session: connection, names: names, loadId: loadId, columnLimit: columnLimit, eventTableLimit: eventTableLimit)
         bookkeeping = try Bookkeeping(session: connection, names: names, loadId: loadId, uuidTs: uuidTs)
         copies = CopyRows()
         rows = RowWriter(target: copies, catalog: catalog, bookkeeping: bookkeeping, uuidTs: uuidTs)
-        profiles = ProfileWriter(session: connection, catalog: catalog, uuidTs: uuidTs)
     }
 
     // MARK: The run
@@ -71,6 +70,8 @@ final class PostgresDestination: Destination {
             }
         } catch {
             copies.discard()
+            profileRows.removeAll()
+            profileCache.removeAll()
             // What this loader's catalog learned in the file may be gone with it.
             if connection.isUsable { try? catalog.reload() }
             catalog.counters = before.0
@@ -150,28 +151,71 @@ final class PostgresDestination: Destination {
         catalog[profile.table]?.traitColumns
     }
 
-    func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, (Int) -> SQLValue) -> Void) throws {
-        // Another loader deriving the same row waits here until it commits; this one then reads
-        // its calls too (each statement sees what was committed before it began).
-        try connection.run("SELECT pg_advisory_xact_lock(\(Self.profileLockClass), hashtext(?))", [.text(profile.tableName + "\u{1F}" + id)])
-        let sql: String
-        if let cached = profileSelects[profile], cached.traits == traits {
-            sql = cached.sql
-        } else {
-            sql = """
-                SELECT \((["received_at"] + traits).map(quoteIdentifier).joined(separator: ", ")) FROM \(quoteIdentifier(profile.sourceName))
-                WHERE \(quoteIdentifier(profile.keyColumn)) = ? ORDER BY timestamp, received_at, id
-                """
-            profileSelects[profile] = (traits, sql)
+    /// The calls of the ids being derived, read at once (per id, in call order), and the rows
+    /// derived, written at once by `finishProfiles`: a round trip per file, not three per id.
+    private var profileCache: [String: [[SQLValue]]] = [:]
+    private var profileRows: [Profile: [[SQLValue]]] = [:]
+
+    /// Locks the ids (in one order for every loader: another loader deriving one of them
+    /// waits, and this one then reads its calls too), then reads every call of every id.
+    func prepareProfileCalls(_ profile: Profile, ids: [String], traits: [String]) throws {
+        let array = Self.textArray(ids)
+        try connection.run("SELECT count(pg_advisory_xact_lock(\(Self.profileLockClass), hashtext(? || x))) FROM unnest(?::text[]) AS x",
+                           [.text(profile.tableName + "\u{1F}"), .text(array)])
+        let key = quoteIdentifier(profile.keyColumn)
+        profileCache.removeAll(keepingCapacity: true)
+        for row in try connection.rows("""
+            SELECT \(key), \((["received_at"] + traits).map(quoteIdentifier).joined(separator: ", ")) FROM \(quoteIdentifier(profile.sourceName))
+            WHERE \(key) = ANY(?::text[]) ORDER BY \(key), timestamp NULLS FIRST, received_at NULLS FIRST, id COLLATE "C"
+            """, [.text(array)]) {
+            guard let id = row[0].idText else { continue }
+            profileCache[id, default: []].append(Array(row.dropFirst()))
         }
-        for row in try connection.rows(sql, [.text(id)]) {
+    }
+
+    func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, (Int) -> SQLValue) -> Void) throws {
+        for row in profileCache[id] ?? [] {
             each(row[0]) { row[$0 + 1] }
         }
     }
 
     func writeProfile(_ profile: Profile, id: String, receivedAt: SQLValue, traits: [SQLValue]) throws {
-        try profiles.write(profile, id: id, receivedAt: receivedAt, traits: traits)
+        profileRows[profile, default: []].append([.text(id), receivedAt] + traits)
         profilesUpdated[profile.tableName, default: []].insert(id)
+    }
+
+    /// Each profile's rows by COPY into a temporary table like it, then one upsert.
+    func finishProfiles() throws {
+        profileCache.removeAll()
+        defer { profileRows.removeAll() }
+        for (profile, rows) in profileRows.sorted(by: { $0.key.tableName < $1.key.tableName }) where !rows.isEmpty {
+            guard let table = catalog[profile.table] else { continue }
+            let columns = ["id", "received_at", "uuid_ts"] + table.traitColumns
+            let types = columns.map { name in table.index(of: names.id(name)).map { table.types[$0] } }
+            let staging = "pg_temp." + quoteIdentifier("profile_" + profile.tableName)
+            try connection.execute("""
+                DROP TABLE IF EXISTS \(staging);
+                CREATE TEMP TABLE \(quoteIdentifier("profile_" + profile.tableName)) AS SELECT * FROM \(quoteIdentifier(table.name)) WITH NO DATA
+                """)
+            var copy = CopyText()
+            for row in rows {
+                let values = [row[0], row[1], .text(uuidTs)] + row[2...]
+                for (value, type) in zip(values, types) { try copy.value(value, as: type) }
+                copy.endRow()
+            }
+            let list = columns.map(quoteIdentifier).joined(separator: ", ")
+            try connection.copy("COPY \(staging) (\(list)) FROM STDIN") { send in try send(copy.take()) }
+            try connection.execute("""
+                INSERT INTO \(quoteIdentifier(table.name)) (\(list)) SELECT \(list) FROM \(staging)
+                ON CONFLICT (id) DO UPDATE SET \(columns.dropFirst().map(quoteIdentifier).map { "\($0) = excluded.\($0)" }.joined(separator: ", "));
+                DROP TABLE \(staging)
+                """)
+        }
+    }
+
+    /// A PostgreSQL array literal of texts.
+    static func textArray(_ items: [String]) -> String {
+        "{" + items.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }.joined(separator: ",") + "}"
     }
 
     func recordTouches(users: [String: String], anons: [String: String]) throws {

@@ -24,7 +24,9 @@ final class ProfileDerivation {
     func derive(into destination: any Destination) throws {
         for profile in Profile.allCases {
             guard let ids = touched[profile], !ids.isEmpty, let traits = destination.profileTraits(profile) else { continue }
-            for id in ids.sorted() {
+            let sorted = ids.sorted()
+            try destination.prepareProfileCalls(profile, ids: sorted, traits: traits)
+            for id in sorted {
                 var values = [SQLValue](repeating: .null, count: traits.count)
                 var receivedAt = SQLValue.null
                 try destination.profileCalls(profile, id: id, traits: traits) { received, trait in
@@ -37,6 +39,7 @@ final class ProfileDerivation {
                 try destination.writeProfile(profile, id: id, receivedAt: receivedAt, traits: values)
             }
         }
+        try destination.finishProfiles()
         reset()
     }
 }
