@@ -33,7 +33,7 @@ final class PostgresDestination: Destination {
         connection = warehouse.connection
         catalog = try Catalog(session: connection, names: names, loadId: loadId, columnLimit: columnLimit, eventTableLimit: eventTableLimit)
         bookkeeping = try Bookkeeping(session: connection, names: names, loadId: loadId, uuidTs: uuidTs)
-        copies = CopyRows()
+        copies = CopyRows(connection: warehouse.connection)
         rows = RowWriter(target: copies, catalog: catalog, bookkeeping: bookkeeping, uuidTs: uuidTs)
     }
 
@@ -64,6 +64,7 @@ final class PostgresDestination: Destination {
             defer { schemaLocked = false }
             return try connection.transaction {
                 let result = try body()
+                try copies.flush()
                 // A models build running now (another loader's) sees this file whole or not at all.
                 try connection.run("SELECT pg_advisory_xact_lock_shared(\(Models.postgresLockKey))")
                 return result
@@ -144,7 +145,6 @@ final class PostgresDestination: Destination {
 
     func write(_ rows: [SplitRow], of headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws {
         try self.rows.write(rows, of: headers, in: raw)
-        try copies.flush(into: connection)
     }
 
     func profileTraits(_ profile: Profile) -> [String]? {
@@ -159,6 +159,7 @@ final class PostgresDestination: Destination {
     /// Locks the ids (in one order for every loader: another loader deriving one of them
     /// waits, and this one then reads its calls too), then reads every call of every id.
     func prepareProfileCalls(_ profile: Profile, ids: [String], traits: [String]) throws {
+        try copies.flush()
         let array = Self.textArray(ids)
         try connection.run("SELECT count(pg_advisory_xact_lock(\(Self.profileLockClass), hashtext(? || x))) FROM unnest(?::text[]) AS x",
                            [.text(profile.tableName + "\u{1F}"), .text(array)])
@@ -287,8 +288,10 @@ final class PostgresDestination: Destination {
 }
 
 /// PostgreSQL: a row's values escaped into a scratch buffer as they come (in the record's
-/// order), then appended to its table's COPY text in the table's column order; `flush` sends
-/// each table's rows with one COPY. Text with a NUL character, which PostgreSQL's text cannot
+/// order), then appended to its table's COPY text in the table's column order. A file's rows
+/// wait until it ends (or the derivation of users and accounts reads them, or 8 MB are
+/// waiting): then `flush` sends each table's with one COPY, so a table costs a round trip per
+/// file, not per chunk. Text with a NUL character, which PostgreSQL's text cannot
 /// hold, is refused: NULL in the row, the value in `_discards`.
 final class CopyRows: RowTarget {
     struct Sink: ValueSink {
@@ -322,6 +325,15 @@ final class CopyRows: RowTarget {
         init(table: TableState, columns: Int) { (self.table, self.columns) = (table, columns) }
     }
 
+    let connection: PostgresConnection
+    /// What may wait before everything is sent.
+    static let flushBytes = 8 << 20
+    private var waiting = 0
+
+    init(connection: PostgresConnection) {
+        self.connection = connection
+    }
+
     var rowBudget: Int? { RowSize.postgresBudget }
     /// The row's values, escaped, and where each column's is (nil: NULL).
     private var scratch: [UInt8] = []
@@ -333,15 +345,15 @@ final class CopyRows: RowTarget {
     private var order: [Int32] = []
 
     func begin(_ state: TableState) throws {
-        if let buffer = buffers[state.id] {
+        if let buffer = buffers[state.id], buffer.columns == state.order.count {
             current = buffer
         } else {
+            // The table gained columns since its rows began waiting: those go first.
+            if let old = buffers[state.id] { try send(old) } else { order.append(state.id) }
             let buffer = Buffer(table: state, columns: state.order.count)
             buffers[state.id] = buffer
-            order.append(state.id)
             current = buffer
         }
-        precondition(current!.columns == state.order.count, "a table's columns changed between a chunk's rows")
         scratch.removeAll(keepingCapacity: true)
         ranges = Array(repeating: nil, count: state.order.count)
         types = state.types
@@ -398,22 +410,30 @@ final class CopyRows: RowTarget {
             }
         }
         buffer.bytes.append(0x0a)
+        waiting += ranges.count + scratch.count + 1
+        if waiting > Self.flushBytes { try flush() }
         return (nil, refused)
     }
 
-    /// Sends what is buffered, one COPY per table.
-    func flush(into connection: PostgresConnection) throws {
+    /// Sends what is waiting, one COPY per table.
+    func flush() throws {
         defer { discard() }
         for id in order {
-            guard let buffer = buffers[id] else { continue }
-            let columns = buffer.table.order.prefix(buffer.columns).map(quoteIdentifier).joined(separator: ", ")
-            try connection.copy("COPY \(quoteIdentifier(buffer.table.name)) (\(columns)) FROM STDIN") { send in try send(buffer.bytes) }
+            if let buffer = buffers[id] { try send(buffer) }
         }
+    }
+
+    private func send(_ buffer: Buffer) throws {
+        guard !buffer.bytes.isEmpty else { return }
+        let columns = buffer.table.order.prefix(buffer.columns).map(quoteIdentifier).joined(separator: ", ")
+        try connection.copy("COPY \(quoteIdentifier(buffer.table.name)) (\(columns)) FROM STDIN") { send in try send(buffer.bytes) }
+        buffer.bytes.removeAll(keepingCapacity: true)
     }
 
     func discard() {
         buffers.removeAll(keepingCapacity: true)
         order.removeAll(keepingCapacity: true)
         current = nil
+        waiting = 0
     }
 }
