@@ -119,7 +119,12 @@ public enum Models {
                       loadId: Int64? = nil, now: Date = Date()) throws -> ModelBuild {
         let started = Date()
         return try db.inTransaction {
-            if db.dialect == .postgres { try db.run("SELECT pg_advisory_xact_lock(\(postgresLockKey))") }
+            if db.dialect == .postgres {
+                try db.run("SELECT pg_advisory_xact_lock(\(postgresLockKey))")
+                // The activity of many people is sorted in one query: in memory up to 64 MB
+                // (the server's default, 4 MB, sorts a backfill's on disk).
+                try db.execute("SET LOCAL work_mem = '64MB'")
+            }
             try db.execute(db.dialect.ddl(schema))
             // Until December 2026 page_views had a unique index on id (the message id): random
             // keys, so every night rewrote most of its pages, for a lookup nothing made.

@@ -317,15 +317,30 @@ public struct CopyText {
 
     public mutating func text(_ value: String) {
         separate()
-        for byte in value.utf8 {
+        var value = value
+        value.withUTF8 { CopyText.escape(UnsafeRawBufferPointer($0), into: &bytes) }
+    }
+
+    /// Appends text as COPY's text format wants it: backslash, tab, newline and carriage
+    /// return escaped, the runs between them copied whole.
+    @inline(__always)
+    static func escape(_ text: UnsafeRawBufferPointer, into bytes: inout [UInt8]) {
+        var run = 0
+        for (i, byte) in text.enumerated() {
+            let escaped: UInt8
             switch byte {
-            case 0x5c: bytes += [0x5c, 0x5c]
-            case 0x09: bytes += [0x5c, 0x74]
-            case 0x0a: bytes += [0x5c, 0x6e]
-            case 0x0d: bytes += [0x5c, 0x72]
-            default: bytes.append(byte)
+            case 0x5c: escaped = 0x5c
+            case 0x09: escaped = 0x74
+            case 0x0a: escaped = 0x6e
+            case 0x0d: escaped = 0x72
+            default: continue
             }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[run..<i]))
+            bytes.append(0x5c)
+            bytes.append(escaped)
+            run = i + 1
         }
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: text[run...]))
     }
 
     /// A warehouse value in its column's type (nil: as it is). SQLite's BOOLEAN is 0 or 1,
@@ -340,7 +355,9 @@ public struct CopyText {
         case .real(let d):
             if d.isNaN { text("NaN") } else if d.isInfinite { text(d < 0 ? "-Infinity" : "Infinity") } else { text(String(d)) }
         case .text(let s):
-            if s.utf8.contains(0) { throw CopyValueError(value: s) }
+            var s = s
+            let hasNul = s.withUTF8 { memchr($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, 0, $0.count) != nil }
+            if hasNul { throw CopyValueError(value: s) }
             text(s)
         case .blob(let b): text("\\x" + hexString(b))
         }

@@ -371,25 +371,10 @@ final class CopyRows: RowTarget {
         text.withUTF8 { put(index, UnsafeRawBufferPointer($0)) }
     }
 
-    /// Escapes text as COPY's text format wants it (backslash, tab, newline, carriage return).
+    /// Escapes text as COPY's text format wants it (see `CopyText.escape`).
     fileprivate func put(_ index: Int, _ bytes: UnsafeRawBufferPointer) {
         let start = scratch.count
-        var run = 0
-        for (i, byte) in bytes.enumerated() {
-            let escaped: UInt8
-            switch byte {
-            case 0x5c: escaped = 0x5c
-            case 0x09: escaped = 0x74
-            case 0x0a: escaped = 0x6e
-            case 0x0d: escaped = 0x72
-            default: continue
-            }
-            scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run..<i]))
-            scratch.append(0x5c)
-            scratch.append(escaped)
-            run = i + 1
-        }
-        scratch.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[run...]))
+        CopyText.escape(bytes, into: &scratch)
         ranges[index] = start..<scratch.count
     }
 
