@@ -20,7 +20,9 @@ struct LoadCommand: ParsableCommand {
             is not a warehouse, 74 when the warehouse cannot be written (disk full, read-only), 75 when \
             another run holds the warehouse's lock or another program its write lock past \
             --busy-timeout, 130/143 when stopped by SIGINT/SIGTERM (after \
-            the file being committed), 1 for anything else.
+            the file being committed), 1 for anything else. With PostgreSQL: 77 when the password or \
+            a permission is refused, 66 for a database that does not exist, 69 when no server answers, \
+            75 when the connection is lost during the run (docs/postgresql.md).
             """
     )
 

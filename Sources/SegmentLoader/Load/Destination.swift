@@ -113,3 +113,43 @@ struct WriteStatistics {
     var pastLimitCalls: Int64 = 0
     var pastLimitNames = 0
 }
+
+/// A destination made of the parts both databases share: the schema `Catalog` and the
+/// `Bookkeeping` rows (`_rejects`, `_discards`, `_files`), each on its connection; what only
+/// forwards to them is written once here.
+protocol SharedPartsDestination: Destination {
+    var catalog: Catalog { get }
+    var bookkeeping: Bookkeeping { get }
+}
+
+extension SharedPartsDestination {
+    func plan(types: [Int64: ColumnType]) {
+        catalog.plannedTypes = types
+    }
+
+    func eventTablesPastLimit(counts: [Int32: Int64]) -> Set<Int32> {
+        catalog.eventTablesPastLimit(counts: counts)
+    }
+
+    func profileTraits(_ profile: Profile) -> [String]? {
+        catalog[profile.table]?.traitColumns
+    }
+
+    func reject(file: String, line: Int, item: Int?, kind: RejectKind, reason: String, raw: RejectRaw) throws {
+        try bookkeeping.reject(file: file, line: line, item: item, kind: kind, reason: reason, raw: raw)
+    }
+
+    var discardsInFile: Int64 { bookkeeping.discardsInFile }
+
+    func record(_ file: FileRecord) throws {
+        try bookkeeping.record(file)
+    }
+
+    func keepReject(id: Int64, kind: RejectKind, reason: String) throws {
+        try bookkeeping.keepReject(id: id, kind: kind, reason: reason)
+    }
+
+    func resolveReject(id: Int64, file: String, loadId: Int64, produced: Int64, loaded: Int64, duplicates: Int64, filtered: Int64) throws {
+        try bookkeeping.resolveReject(id: id, file: file, loadId: loadId, produced: produced, loaded: loaded, duplicates: duplicates, filtered: filtered)
+    }
+}

@@ -3,13 +3,13 @@ import Foundation
 /// The SQLite warehouse behind the `Destination` boundary: the catalog (schema), the row
 /// writer, the bookkeeping rows, the seen-id set and the models' pending ids, all on the run's
 /// one connection, each file in one transaction.
-final class SQLiteDestination: Destination {
+final class SQLiteDestination: SharedPartsDestination {
     let warehouse: Warehouse
     let db: Database
     let catalog: Catalog
     private let rows: RowWriter<SQLiteRows>
     private let profiles: ProfileWriter
-    private let bookkeeping: Bookkeeping
+    let bookkeeping: Bookkeeping
     private let seen: CrossRunDuplicates
     private let insertTouch: Statement
     /// Per profile: the trait columns its SELECT reads, and the SELECT.
@@ -45,14 +45,6 @@ final class SQLiteDestination: Destination {
     }
 
     var groupsFiles: Bool { true }
-
-    func plan(types: [Int64: ColumnType]) {
-        catalog.plannedTypes = types
-    }
-
-    func eventTablesPastLimit(counts: [Int32: Int64]) -> Set<Int32> {
-        catalog.eventTablesPastLimit(counts: counts)
-    }
 
     // MARK: A file
 
@@ -103,10 +95,6 @@ final class SQLiteDestination: Destination {
         try self.rows.write(rows, of: headers, in: raw)
     }
 
-    func profileTraits(_ profile: Profile) -> [String]? {
-        catalog[profile.table]?.traitColumns
-    }
-
     /// One indexed SELECT per id is as cheap as any batch in-process.
     func prepareProfileCalls(_ profile: Profile, ids: [String], traits: [String]) throws {}
     func finishProfiles() throws {}
@@ -137,26 +125,6 @@ final class SQLiteDestination: Destination {
     func recordTouches(users: [String: String], anons: [String: String]) throws {
         for (id, time) in users.sorted(by: { $0.key < $1.key }) { try insertTouch.run([.text("user"), .text(id), .text(time)]) }
         for (id, time) in anons.sorted(by: { $0.key < $1.key }) { try insertTouch.run([.text("anon"), .text(id), .text(time)]) }
-    }
-
-    func reject(file: String, line: Int, item: Int?, kind: RejectKind, reason: String, raw: RejectRaw) throws {
-        try bookkeeping.reject(file: file, line: line, item: item, kind: kind, reason: reason, raw: raw)
-    }
-
-    var discardsInFile: Int64 { bookkeeping.discardsInFile }
-
-    func record(_ file: FileRecord) throws {
-        try bookkeeping.record(file)
-    }
-
-    // MARK: A retry of rejects
-
-    func keepReject(id: Int64, kind: RejectKind, reason: String) throws {
-        try bookkeeping.keepReject(id: id, kind: kind, reason: reason)
-    }
-
-    func resolveReject(id: Int64, file: String, loadId: Int64, produced: Int64, loaded: Int64, duplicates: Int64, filtered: Int64) throws {
-        try bookkeeping.resolveReject(id: id, file: file, loadId: loadId, produced: produced, loaded: loaded, duplicates: duplicates, filtered: filtered)
     }
 
     // MARK: The end of the run

@@ -6,13 +6,13 @@ import Foundation
 /// transaction (a copy another loader committed first is a duplicate here), schema changes
 /// made under one lock after reading the catalog again (a column two loaders add exists once),
 /// and each users/accounts row derived under a lock of its id (from every committed call).
-final class PostgresDestination: Destination {
+final class PostgresDestination: SharedPartsDestination {
     let warehouse: PostgresWarehouse
     let connection: PostgresConnection
     let catalog: Catalog
     private let copies: CopyRows
     private let rows: RowWriter<CopyRows>
-    private let bookkeeping: Bookkeeping
+    let bookkeeping: Bookkeeping
     private let names: NameTable
     private let loadId: Int64
     private var profilesUpdated: [String: Set<String>] = [:]
@@ -46,14 +46,6 @@ final class PostgresDestination: Destination {
 
     /// Every file is a transaction of its own: another loader sees each as it commits.
     var groupsFiles: Bool { false }
-
-    func plan(types: [Int64: ColumnType]) {
-        catalog.plannedTypes = types
-    }
-
-    func eventTablesPastLimit(counts: [Int32: Int64]) -> Set<Int32> {
-        catalog.eventTablesPastLimit(counts: counts)
-    }
 
     // MARK: A file
 
@@ -147,10 +139,6 @@ final class PostgresDestination: Destination {
         try self.rows.write(rows, of: headers, in: raw)
     }
 
-    func profileTraits(_ profile: Profile) -> [String]? {
-        catalog[profile.table]?.traitColumns
-    }
-
     /// The calls of the ids being derived, read at once (per id, in call order), and the rows
     /// derived, written at once by `finishProfiles`: a round trip per file, not three per id.
     private var profileCache: [String: [[SQLValue]]] = [:]
@@ -231,26 +219,6 @@ final class PostgresDestination: Destination {
             }
         }
         try connection.copy("COPY _model_pending (kind, id, since) FROM STDIN") { send in try send(copy.take()) }
-    }
-
-    func reject(file: String, line: Int, item: Int?, kind: RejectKind, reason: String, raw: RejectRaw) throws {
-        try bookkeeping.reject(file: file, line: line, item: item, kind: kind, reason: reason, raw: raw)
-    }
-
-    var discardsInFile: Int64 { bookkeeping.discardsInFile }
-
-    func record(_ file: FileRecord) throws {
-        try bookkeeping.record(file)
-    }
-
-    // MARK: A retry of rejects
-
-    func keepReject(id: Int64, kind: RejectKind, reason: String) throws {
-        try bookkeeping.keepReject(id: id, kind: kind, reason: reason)
-    }
-
-    func resolveReject(id: Int64, file: String, loadId: Int64, produced: Int64, loaded: Int64, duplicates: Int64, filtered: Int64) throws {
-        try bookkeeping.resolveReject(id: id, file: file, loadId: loadId, produced: produced, loaded: loaded, duplicates: duplicates, filtered: filtered)
     }
 
     // MARK: The end of the run
