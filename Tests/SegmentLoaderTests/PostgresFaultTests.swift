@@ -119,3 +119,101 @@ final class PostgresFaultTests: XCTestCase {
         XCTAssertFalse(everything.contains(secret))
     }
 }
+
+/// A real deadlock between a loader and another session, and a real type conflict between two
+/// loaders.
+final class PostgresConflictTests: XCTestCase {
+    /// Another session holds message id X and then asks for Y, which the loader's file has
+    /// just claimed while it waits for X: PostgreSQL detects the deadlock and aborts the
+    /// loader's transaction (it waited first). The loader writes the file again, unseen by the
+    /// user: the run succeeds with the same warehouse as without the other session.
+    func testADeadlockIsRetriedNeverShown() throws {
+        let server = try TestPostgres.shared()
+        let dir = try temporaryDirectory(self)
+        var ids = ["dl-1", "dl-2"]
+        if !SeenIds.key(of: ids[0]).lexicographicallyPrecedes(SeenIds.key(of: ids[1])) { ids.reverse() }
+        let (y, x) = (ids[0], ids[1])  // the loader claims y first, then waits for x
+        let first = dir.appendingPathComponent("a-first.ndjson"), file = dir.appendingPathComponent("b-file.ndjson")
+        try Data("{\"type\":\"track\",\"event\":\"Start\",\"messageId\":\"s-1\",\"userId\":\"u\"}\n".utf8).write(to: first)
+        try Data(([x, y].map { "{\"type\":\"track\",\"event\":\"Step\",\"messageId\":\"\($0)\",\"userId\":\"u\",\"receivedAt\":\"2026-11-01T00:00:00.000Z\"}" }
+                  .joined(separator: "\n") + "\n").utf8).write(to: file)
+        let url = try server.createDatabase("retried")
+        var options = LoadOptions(database: url, jobs: 1)
+        options.models.enabled = false
+        XCTAssertEqual(try LoadRun.run(paths: [first.path], options: options).outcome, .loaded)
+
+        let other = try PostgresConnection(PostgresLocation(url))
+        try other.execute("BEGIN")
+        try other.query("INSERT INTO _message_ids (id, table_name, load_id) VALUES (decode($1, 'hex'), 'tracks', 0)", [hexString(SeenIds.key(of: x))])
+        final class Box: @unchecked Sendable { var summary: RunSummary?; var log: [String] = []; var error: (any Error)? }
+        let box = Box()
+        let done = DispatchSemaphore(value: 0)
+        let runOptions = options
+        DispatchQueue.global().async {
+            do { box.summary = try LoadRun.run(paths: [file.path], options: runOptions) { box.log.append($0) } } catch { box.error = error }
+            done.signal()
+        }
+        // Wait until the loader waits for x.
+        let watcher = try PostgresConnection(PostgresLocation(url))
+        let deadline = Date().addingTimeInterval(30)
+        while Date() < deadline {
+            if try watcher.scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO _message_ids%'") == "1" { break }
+            usleep(10_000)
+        }
+        // Now ask for y: one of the two must give way; PostgreSQL picks the loader.
+        try other.query("INSERT INTO _message_ids (id, table_name, load_id) VALUES (decode($1, 'hex'), 'tracks', 0) ON CONFLICT DO NOTHING", [hexString(SeenIds.key(of: y))])
+        try other.execute("ROLLBACK")
+        XCTAssertEqual(done.wait(timeout: .now() + 60), .success)
+        XCTAssertNil(box.error)
+        XCTAssertEqual(box.summary?.outcome, .loaded, box.summary?.render() ?? "")
+        XCTAssertEqual(box.summary?.totals.loaded, 2)
+        XCTAssertTrue(box.log.contains { $0.contains("is written again (attempt 2)") && $0.contains("deadlock") }, "\(box.log)")
+        XCTAssertFalse(box.summary?.render().contains("deadlock") ?? true, box.summary?.render() ?? "")
+        let db = try PostgresConnection(PostgresLocation(url))
+        XCTAssertEqual(try db.query("SELECT id FROM step ORDER BY id").map { $0[0] ?? "" }, [x, y].sorted())
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM _message_ids"), "3")
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM _files WHERE status = 'loaded'"), "2")
+    }
+
+    /// Two loaders at once give one property different types: the column exists once, with
+    /// the type of the loader that made it; the other loader's values that column cannot hold
+    /// without loss are in `_discards`, the rest converted.
+    func testTwoLoadersGivingAColumnConflictingTypesConverge() throws {
+        let server = try TestPostgres.shared()
+        let dir = try temporaryDirectory(self)
+        var paths: [String] = []
+        for (k, value) in ["12", "\"twelve\""].enumerated() {
+            let path = dir.appendingPathComponent("f\(k).ndjson").path
+            let lines = (0..<2000).map { "{\"type\":\"track\",\"event\":\"Typed\",\"messageId\":\"t\(k)-\($0)\",\"userId\":\"u\($0 % 7)\",\"properties\":{\"size\":\(value)}}" }
+            try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path))
+            paths.append(path)
+        }
+        let url = try server.createDatabase("typed")
+        var options = LoadOptions(database: url, jobs: 1)
+        options.models.enabled = false
+        final class Box: @unchecked Sendable { var outcomes: [RunOutcome] = []; let lock = NSLock() }
+        let box = Box()
+        let runOptions = options
+        let inputs = paths
+        DispatchQueue.concurrentPerform(iterations: 2) { k in
+            let outcome = (try? LoadRun.run(paths: [inputs[k]], options: runOptions).outcome) ?? .failed("threw")
+            box.lock.withLock { box.outcomes.append(outcome) }
+        }
+        XCTAssertEqual(box.outcomes, [.loaded, .loaded])
+        let db = try PostgresConnection(PostgresLocation(url))
+        let columns = try db.query("SELECT column_name, type FROM _schema_columns WHERE table_name = 'typed' AND column_name = 'size'")
+        XCTAssertEqual(columns.count, 1, "\(columns)")
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM typed"), "4000")
+        let type = columns.first?[1]
+        if type == "INTEGER" {
+            // The integer loader made it: "twelve" cannot be an integer.
+            XCTAssertEqual(try db.scalar("SELECT count(*) FROM _discards WHERE table_name = 'typed' AND column_name = 'size'"), "2000")
+            XCTAssertEqual(try db.scalar("SELECT count(*) FROM typed WHERE size = 12"), "2000")
+        } else {
+            // The text loader made it: 12 is kept as the text "12".
+            XCTAssertEqual(type, "TEXT")
+            XCTAssertEqual(try db.scalar("SELECT count(*) FROM typed WHERE size = '12'"), "2000")
+            XCTAssertEqual(try db.scalar("SELECT count(*) FROM typed WHERE size = 'twelve'"), "2000")
+        }
+    }
+}
