@@ -29,8 +29,8 @@ struct LoadCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The warehouse to load into (created if missing): an SQLite file, or a PostgreSQL URL (postgresql://user@host:port/database; the PG* variables and ~/.pgpass work as for psql).", valueName: "path|url"))
     var db: String
 
-    @Option(name: .long, help: ArgumentHelp("PostgreSQL: the schema the warehouse's tables go in (created if missing).", valueName: "name"))
-    var schema: String = PostgresLocation.defaultSchema
+    @Option(name: .long, help: ArgumentHelp("PostgreSQL: the schema the warehouse's tables go in (default segment; created if missing).", valueName: "name"))
+    var schema: String?
 
     @OptionGroup var jobsOption: JobsOption
     var jobs: Int? { jobsOption.jobs }
@@ -75,6 +75,7 @@ struct LoadCommand: ParsableCommand {
     var paths: [String]
 
     func validate() throws {
+        if schema != nil && !WarehouseAccess.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
         guard (1...1900).contains(columnLimit) else { throw ValidationError("--column-limit must be between 1 and 1900 (SQLite allows 2000 columns)") }
         guard (0...EventTableLimit.maximum).contains(eventTableLimit) else {
             throw ValidationError("--event-table-limit must be between 0 and \(EventTableLimit.maximum)")

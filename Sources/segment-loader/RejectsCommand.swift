@@ -57,6 +57,7 @@ struct RejectsCommand: ParsableCommand {
 
         func validate() throws {
             if db == nil && pipeline == nil { throw ValidationError("give --db or --pipeline") }
+            if schema != nil, let db, !WarehouseAccess.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
         }
 
         func run() throws {

@@ -7,8 +7,12 @@ struct WarehouseOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The warehouse: an SQLite file, or a PostgreSQL URL (postgresql://user@host:port/database).", valueName: "path|url"))
     var db: String
 
-    @Option(name: .long, help: ArgumentHelp("PostgreSQL: the warehouse's schema.", valueName: "name"))
-    var schema: String = PostgresLocation.defaultSchema
+    @Option(name: .long, help: ArgumentHelp("PostgreSQL: the warehouse's schema (default segment).", valueName: "name"))
+    var schema: String?
+
+    func validate() throws {
+        if schema != nil && !WarehouseAccess.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
+    }
 }
 
 /// `--jobs`, for the commands that load.

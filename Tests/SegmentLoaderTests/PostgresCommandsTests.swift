@@ -95,5 +95,10 @@ final class PostgresCommandsTests: XCTestCase {
         XCTAssertEqual(both.status, 64)
         XCTAssertTrue(both.stderr.contains("not both"), both.stderr)
         XCTAssertFalse(both.stderr.contains(server.password), both.stderr)
+        // --schema with an SQLite file does nothing there: refused, not ignored.
+        let sqlite = try runSegmentLoader(["load", "--db", dir.appendingPathComponent("w.sqlite").path, "--schema", "web", dir.path])
+        XCTAssertEqual(sqlite.status, 64)
+        XCTAssertTrue(sqlite.stderr.contains("--schema is for a PostgreSQL warehouse"), sqlite.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("w.sqlite").path))
     }
 }
