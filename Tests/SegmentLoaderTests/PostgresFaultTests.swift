@@ -96,6 +96,9 @@ final class PostgresFaultTests: XCTestCase {
             (server.url("postgres", password: "wrong-\(secret)"), 77, "password authentication failed"),
             (server.url("no_such_database"), 66, "does not exist"),
             ("postgresql://postgres:\(secret)@127.0.0.1:\(try TestPostgres.freePort())/postgres", 69, "cannot connect to postgresql://postgres@127.0.0.1:"),
+            // The test server has no certificate: an sslmode that requires TLS is refused by libpq.
+            (server.url("postgres") + "?sslmode=require", 69, "server does not support SSL, but SSL was required"),
+            (server.url("postgres") + "?sslmode=sometimes", 64, "sslmode=sometimes is not one libpq knows"),
         ]
         for c in cases {
             let report = dir.appendingPathComponent("report.json")
@@ -108,7 +111,7 @@ final class PostgresFaultTests: XCTestCase {
         // A run that works: the password is nowhere in what it prints, reports or records.
         let url = try server.createDatabase("secret_kept")
         let report = dir.appendingPathComponent("report.json"), metrics = dir.appendingPathComponent("metrics.prom")
-        let ok = try runSegmentLoader(["load", "-v", "--db", url, "--report", report.path, "--metrics", metrics.path, archive.path])
+        let ok = try runSegmentLoader(["load", "-v", "--db", url + "?sslmode=disable", "--report", report.path, "--metrics", metrics.path, archive.path])
         XCTAssertEqual(ok.status, 0, ok.stderr)
         for text in [ok.stdout, ok.stderr, try String(contentsOf: report, encoding: .utf8), try String(contentsOf: metrics, encoding: .utf8)] {
             XCTAssertFalse(text.contains(secret), text)
