@@ -170,6 +170,7 @@ public final class Catalog {
         for event in needs.events {
             guard let state = tables[event.table], !state.eventNames.contains(event.name),
                   SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) else { continue }
+            try changing()
             state.eventNames.insert(event.name)
             try updateEventNames.perform([.text(JSONWriter.string(.array(state.eventNames.sorted().map { .string($0) }))), .text(state.name)])
         }
@@ -177,23 +178,26 @@ public final class Catalog {
     }
 
     /// Whether `apply` would change anything for these records: a table or column to create,
-    /// a source key or event name to note, a call past the event table limit to count.
-    func needsChange(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) -> Bool {
-        for use in needs.uses {
-            let state = tables[use.table]
-            let index = state?.index(of: use.column)
-            if use.origin != .discard && index == nil {
-                if SchemaNeeds.isUsed(use, headers: headers, admitted: admitted, in: raw) { return true }
-                continue
-            }
-            guard use.column != NameTable.extra, let state, let index, !state.keys[index].contains(use.key) else { continue }
-            if SchemaNeeds.isUsed(use, headers: headers, admitted: admitted, in: raw) { return true }
+    /// a source key or event name to note, a call past the event table limit to count. `apply`
+    /// itself decides, stopped at its first change (`changing`).
+    func needsChange(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws -> Bool {
+        probing = true
+        defer { probing = false }
+        do {
+            try apply(needs, headers: headers, admitted: admitted, in: raw)
+            return false
+        } catch is WouldChange {
+            return true
         }
-        for event in needs.events {
-            if let state = tables[event.table], state.eventNames.contains(event.name) { continue }
-            if SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) { return true }
-        }
-        return headers.indices.contains { admitted[$0] && headers[$0].pastLimit }
+    }
+
+    /// Set while `needsChange` runs `apply`: the first change stops it, before anything changes.
+    private var probing = false
+    private struct WouldChange: Error {}
+
+    /// Called by `apply` before each change it makes.
+    private func changing() throws {
+        if probing { throw WouldChange() }
     }
 
     /// What the run wrote, for its summary.
@@ -214,6 +218,7 @@ public final class Catalog {
             calls[header.event?.string ?? "", default: (header.table, 0)].count += 1
         }
         guard !calls.isEmpty else { return }
+        try changing()
         if pastLimitUpsert == nil {
             try session.execute(session.dialect.ddl(BookkeepingSchema.eventsPastLimit))
             pastLimitUpsert = try session.prepared("""
@@ -236,6 +241,7 @@ public final class Catalog {
     /// Creates one table's new columns: a new table with the Spec's columns, an existing one
     /// with one ALTER per column; past the column limit, the table's `_extra` instead.
     private func create(_ want: NewColumns, in table: Int32, event: String?) throws {
+        try changing()
         // A new table comes with the Spec's columns, typed by the run's plan where a value
         // decided it, else TEXT; they do not count against the column limit.
         let spec = want.isNew ? want.type.specColumns.map { column -> NewColumn in
@@ -351,6 +357,7 @@ public final class Catalog {
     /// Records a source key seen for the first time on an existing column (a name collision
     /// the schema catalog shows), and on its twin in users or accounts.
     private func noteKey(_ key: Int32, at index: Int, in state: TableState) throws {
+        try changing()
         state.keys[index].insert(key)
         try updateKeys.perform([.text(keysJSON(state.keys[index])), .text(state.name), .text(state.order[index])])
         guard names.keyName(key).hasPrefix("traits."), let profile = Profile.derived(from: state.id), let twin = tables[profile.table],

@@ -8,8 +8,8 @@ protocol LoadTarget: AnyObject {
     var displayName: String { get }
     /// The format the warehouse had when this run upgraded it, if it did.
     var upgradedFrom: Int32? { get }
-    /// The folder for the run's sorted id runs and parsed archives (removed at its end).
-    var workFolder: String { get }
+    /// The folder for a run's sorted id runs and parsed archives (removed at its end).
+    func runFolder() -> String
     func beginLoad(pipeline: String, startedAt: String) throws -> Int64
     func destination(names: NameTable, loadId: Int64, uuidTs: String, options: LoadOptions) throws -> any Destination
     /// Records how the load ended; returns why it could not, if it could not.
@@ -21,7 +21,7 @@ protocol LoadTarget: AnyObject {
 
 extension Warehouse: LoadTarget {
     var displayName: String { path }
-    var workFolder: String { path + ".run-ids" }
+    func runFolder() -> String { path + ".run-ids" }
 
     func destination(names: NameTable, loadId: Int64, uuidTs: String, options: LoadOptions) throws -> any Destination {
         try SQLiteDestination(warehouse: self, names: names, loadId: loadId, uuidTs: uuidTs,
@@ -32,10 +32,10 @@ extension Warehouse: LoadTarget {
 }
 
 extension PostgresWarehouse: LoadTarget {
-    public var displayName: String { location.display + " (schema \(location.schema))" }
+    public var displayName: String { location.warehouseName }
     var upgradedFrom: Int32? { nil }
-    /// Beside nothing the run owns: the system's temporary folder, one per run.
-    var workFolder: String {
+    /// Beside nothing the run owns: a new folder in the system's temporary folder.
+    func runFolder() -> String {
         let run = UUID().uuidString.prefix(8).lowercased()
         return URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("segment-loader-\(getpid())-\(run).run-ids").path
     }

@@ -66,12 +66,13 @@ final class RowWriter<Target: RowTarget> {
         var cursor = RecordCursor(raw)
         cursor.offset = header.fieldsOffset
         let fieldCount = header.common + header.context + (withPayload ? header.payload : 0)
-        let budget = target.rowBudget
+        // Past the budget (PostgreSQL's page), values go to `_extra`, where the table has one.
+        let budget = state.index(of: NameTable.extra) != nil ? target.rowBudget : nil
         var size = 0
         for _ in 0..<fieldCount {
             let (column, key, value) = cursor.field()
             if case .null = value { continue }
-            if let budget, column != NameTable.extra, state.index(of: NameTable.extra) != nil {
+            if let budget, column != NameTable.extra {
                 size += RowSize.inline(value)
                 if size > budget {
                     overflow.append((names.keyName(key).droppingScope(), value.value.jsonValue))
@@ -189,10 +190,21 @@ enum RowSize {
         case .text(let bytes), .json(let bytes), .bigNumber(let bytes): return min(bytes.count + 1, 18)
         }
     }
+
+    /// What a record's row takes at most.
+    static func of(_ header: RecordCursor.Header, withPayload: Bool, in raw: UnsafeRawBufferPointer) -> Int {
+        var cursor = RecordCursor(raw)
+        cursor.offset = header.fieldsOffset
+        var size = 0
+        for _ in 0..<(header.common + header.context + (withPayload ? header.payload : 0)) {
+            size += inline(cursor.field().value)
+        }
+        return size
+    }
 }
 
-/// Writes `users` and `accounts` rows, each replacing the old one (an upsert, the same SQL in
-/// SQLite and PostgreSQL).
+/// Writes `users` and `accounts` rows one by one, each replacing the old one (SQLite; a
+/// PostgreSQL file upserts its rows at once, with the same assignments).
 final class ProfileWriter {
     let session: any SQLSession
     let catalog: Catalog
@@ -203,6 +215,11 @@ final class ProfileWriter {
         self.session = session
         self.catalog = catalog
         self.uuidTs = uuidTs
+    }
+
+    /// `ON CONFLICT (id) DO UPDATE SET` of every column but the id.
+    static func assignments(_ columns: [String]) -> String {
+        columns.dropFirst().map(quoteIdentifier).map { "\($0) = excluded.\($0)" }.joined(separator: ", ")
     }
 
     /// Writes one row; `traits` in the order of the table's `traitColumns`.
@@ -217,7 +234,7 @@ final class ProfileWriter {
             upsert = try session.prepared("""
                 INSERT INTO \(quoteIdentifier(table.name)) (\(quoted.joined(separator: ", ")))
                 VALUES (\(Array(repeating: "?", count: columns.count).joined(separator: ", ")))
-                ON CONFLICT (id) DO UPDATE SET \(quoted.dropFirst().map { "\($0) = excluded.\($0)" }.joined(separator: ", "))
+                ON CONFLICT (id) DO UPDATE SET \(Self.assignments(columns))
                 """)
             upserts[profile.table] = (columns.count, upsert)
         }

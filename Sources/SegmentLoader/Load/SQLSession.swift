@@ -17,6 +17,12 @@ public enum SQLDialect: Sendable {
         }
     }
 
+    /// Added to an ORDER BY term of text, to order it by its bytes as SQLite does (PostgreSQL
+    /// orders by the database's collation).
+    var byBytes: String { self == .postgres ? " COLLATE \"C\"" : "" }
+    /// Added to an ORDER BY term, to put NULL first as SQLite does.
+    var nullsFirst: String { self == .postgres ? " NULLS FIRST" : "" }
+
     /// Table definitions written in SQLite's words, in this database's.
     func ddl(_ sql: String) -> String {
         self == .postgres ? PostgresWarehouse.translate(sql) : sql
@@ -205,7 +211,7 @@ extension PostgresConnection: SQLSession {
         switch value {
         case .null: return nil
         case .integer(let i): return String(i)
-        case .real(let d): return d.isNaN ? "NaN" : d.isInfinite ? (d < 0 ? "-Infinity" : "Infinity") : String(d)
+        case .real(let d): return CopyText.float(d)
         case .text(let s): return s
         case .blob(let b): return "\\x" + hexString(b)
         }

@@ -9,7 +9,7 @@ public enum WarehouseAccess {
     public static func display(_ database: String, schema: String?) -> String {
         guard isPostgres(database) else { return database }
         guard let location = try? PostgresLocation(database, schema: schema) else { return PostgresLocation.redacted(database) }
-        return location.display + " (schema \(location.schema))"
+        return location.warehouseName
     }
 
     /// An existing warehouse, to read (status, rejects): SQLite opened read-only, no lock.

@@ -7,7 +7,8 @@ public enum WarehouseStatus {
     public static func render(database: String, schema: String? = nil, runs: Int = 10) throws -> String {
         let db: any SQLSession
         let version: Int64, size: Int64
-        if let postgres = try PostgresWarehouse.existingIfURL(database, schema: schema) {
+        if WarehouseAccess.isPostgres(database) {
+            let postgres = try PostgresWarehouse(existing: PostgresLocation(database, schema: schema), allowNewer: true)
             db = postgres.connection
             version = Int64(try postgres.formatVersion())
             size = PostgresWarehouse.storedBytes(postgres.connection)

@@ -9,9 +9,7 @@ struct AliasGraph {
 
     init(db: any SQLSession, hasAliases: Bool) throws {
         guard hasAliases else { return }
-        // Ids ordered by their bytes in PostgreSQL too, as in SQLite.
-        let byBytes = db.dialect == .postgres ? " COLLATE \"C\"" : ""
-        let nullsFirst = db.dialect == .postgres ? " NULLS FIRST" : ""
+        let (byBytes, nullsFirst) = (db.dialect.byBytes, db.dialect.nullsFirst)
         try db.each("""
             SELECT previous_id, user_id FROM aliases
             WHERE previous_id IS NOT NULL AND user_id IS NOT NULL AND previous_id <> user_id

@@ -201,7 +201,6 @@ private struct Builder {
         guard db.dialect == .postgres else { return text }
         var out = text.replacingOccurrences(of: "temp.", with: "pg_temp.")
             .replacingOccurrences(of: "+x.user_id", with: "x.user_id").replacingOccurrences(of: "+user_id", with: "user_id")
-            .replacingOccurrences(of: " WITHOUT ROWID", with: "")
         guard out.contains("INSERT OR IGNORE INTO") else { return out }
         out = out.split(separator: ";", omittingEmptySubsequences: false).map { statement -> String in
             guard statement.contains("INSERT OR IGNORE INTO") else { return String(statement) }
@@ -390,9 +389,7 @@ private struct Builder {
             if let restriction { sql += " AND \(anon) IN (SELECT id FROM temp.\(restriction))" }
             return self.sql(sql)
         }
-        // PostgreSQL compares text by the database's collation; ids are ordered by their bytes, as in SQLite.
-        let byBytes = db.dialect == .postgres ? " COLLATE \"C\"" : ""
-        let nullsFirst = db.dialect == .postgres ? " NULLS FIRST" : ""
+        let (byBytes, nullsFirst) = (db.dialect.byBytes, db.dialect.nullsFirst)
         let links = "SELECT a, u, t FROM (\(selects.joined(separator: " UNION ALL "))) AS links ORDER BY a\(byBytes), t\(nullsFirst), r\(nullsFirst), id\(byBytes)"
         let insert = try db.appender("identities", columns: ["anonymous_id", "user_id", "first_linked_at", "last_linked_at", "user_ids"])
         var current: String?
@@ -482,10 +479,8 @@ private struct Builder {
         // 9 path, 10 title, 11 context_page_title, 12 referrer, 13 context_page_referrer, 14 name, 15 device,
         // 16-20 campaign source, medium, name, term, content.
         let union = selects.map(sql).joined(separator: " UNION ALL ")
-        // PostgreSQL compares text by the database's collation; ids are ordered by their bytes, as in SQLite.
-        let activity = db.dialect == .postgres
-            ? "SELECT * FROM (\(union)) AS activity ORDER BY b COLLATE \"C\", \"timestamp\" NULLS FIRST, received_at NULLS FIRST, id COLLATE \"C\""
-            : "SELECT * FROM (\(union)) AS activity ORDER BY 1, 6, 7, 3"
+        let (byBytes, nullsFirst) = (db.dialect.byBytes, db.dialect.nullsFirst)
+        let activity = "SELECT * FROM (\(union)) AS activity ORDER BY b\(byBytes), \"timestamp\"\(nullsFirst), received_at\(nullsFirst), id\(byBytes)"
         let writer = try SessionWriter(db: db, timeoutMilliseconds: timeoutMilliseconds)
         var current: String?
         var rows: [Activity] = []
@@ -513,7 +508,7 @@ private struct Builder {
 
     /// (Re)creates temp table `name` holding `ids`.
     private func fill(_ name: String, _ ids: Set<String>) throws {
-        try db.execute(sql("DROP TABLE IF EXISTS temp.\(name); CREATE TEMP TABLE \(name) (id TEXT PRIMARY KEY) WITHOUT ROWID"))
+        try db.execute(sql(db.dialect.ddl("DROP TABLE IF EXISTS temp.\(name); CREATE TEMP TABLE \(name) (id TEXT PRIMARY KEY) WITHOUT ROWID")))
         let insert = try db.appender(sql("temp.\(name)"), columns: ["id"])
         for id in ids.sorted() { try insert.append([.text(id)]) }
         try insert.finish()

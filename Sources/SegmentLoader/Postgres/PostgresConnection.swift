@@ -121,15 +121,12 @@ public final class PostgresConnection {
     /// Runs one statement with text parameters (nil is NULL) and returns its rows as text.
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws -> [[String?]] {
-        let result = withParameters(parameters) { values in
-            PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
-        }
-        defer { PQclear(result) }
-        try check(result, sql: sql)
-        let rows = Int(PQntuples(result)), columns = Int(PQnfields(result))
-        return (0..<rows).map { row in
-            (0..<columns).map { column in
-                PQgetisnull(result, Int32(row), Int32(column)) != 0 ? nil : String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+        try withResult(sql, parameters) { result in
+            let rows = Int(PQntuples(result)), columns = Int(PQnfields(result))
+            return (0..<rows).map { row in
+                (0..<columns).map { column in
+                    PQgetisnull(result, Int32(row), Int32(column)) != 0 ? nil : String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+                }
             }
         }
     }
@@ -139,18 +136,15 @@ public final class PostgresConnection {
     /// them), bytea as bytes, `timestamptz` as SQLite's `YYYY-MM-DD HH:MM:SS.sss` UTC text, the
     /// rest as text.
     func typedQuery(_ sql: String, _ parameters: [String?]) throws -> [[SQLValue]] {
-        let result = withParameters(parameters) { values in
-            PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
-        }
-        defer { PQclear(result) }
-        try check(result, sql: sql)
-        let rows = Int(PQntuples(result)), columns = Int(PQnfields(result))
-        let types = (0..<columns).map { PQftype(result, Int32($0)) }
-        return (0..<rows).map { row in
-            (0..<columns).map { column in
-                if PQgetisnull(result, Int32(row), Int32(column)) != 0 { return .null }
-                let text = String(cString: PQgetvalue(result, Int32(row), Int32(column)))
-                return Self.value(text, type: types[column])
+        try withResult(sql, parameters) { result in
+            let rows = Int(PQntuples(result)), columns = Int(PQnfields(result))
+            let types = (0..<columns).map { PQftype(result, Int32($0)) }
+            return (0..<rows).map { row in
+                (0..<columns).map { column in
+                    if PQgetisnull(result, Int32(row), Int32(column)) != 0 { return .null }
+                    let text = String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+                    return Self.value(text, type: types[column])
+                }
             }
         }
     }
@@ -158,12 +152,17 @@ public final class PostgresConnection {
     /// Runs one statement with text parameters for its effect; returns the rows it changed.
     @discardableResult
     func command(_ sql: String, _ parameters: [String?]) throws -> Int {
+        try withResult(sql, parameters) { Int(String(cString: PQcmdTuples($0))) ?? 0 }
+    }
+
+    /// Runs one statement with text parameters and hands its checked result to `body`.
+    private func withResult<R>(_ sql: String, _ parameters: [String?], _ body: (OpaquePointer?) -> R) throws -> R {
         let result = withParameters(parameters) { values in
             PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
         defer { PQclear(result) }
         try check(result, sql: sql)
-        return Int(String(cString: PQcmdTuples(result))) ?? 0
+        return body(result)
     }
 
     /// A result's text as a warehouse value, by its type's OID (pg_type.dat).
@@ -353,7 +352,7 @@ public struct CopyText {
         case .null: null()
         case .integer(let i): type == .boolean ? text(i != 0 ? "t" : "f") : text(String(i))
         case .real(let d):
-            if d.isNaN { text("NaN") } else if d.isInfinite { text(d < 0 ? "-Infinity" : "Infinity") } else { text(String(d)) }
+            text(Self.float(d))
         case .text(let s):
             var s = s
             let hasNul = s.withUTF8 { memchr($0.baseAddress ?? UnsafePointer(bitPattern: 1)!, 0, $0.count) != nil }
@@ -361,6 +360,11 @@ public struct CopyText {
             text(s)
         case .blob(let b): text("\\x" + hexString(b))
         }
+    }
+
+    /// A double as `float8` reads it: `NaN` and the infinities spelled out.
+    static func float(_ d: Double) -> String {
+        d.isNaN ? "NaN" : d.isInfinite ? (d < 0 ? "-Infinity" : "Infinity") : String(d)
     }
 
     public mutating func endRow() { bytes.append(0x0a); first = true }

@@ -101,12 +101,12 @@ final class PostgresDestination: SharedPartsDestination {
     }
 
     func prepareSchema(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws {
-        if catalog.needsChange(needs, headers: headers, admitted: admitted, in: raw) { try lockSchema() }
+        if try catalog.needsChange(needs, headers: headers, admitted: admitted, in: raw) { try lockSchema() }
         try catalog.apply(needs, headers: headers, admitted: admitted, in: raw)
         // A row whose values cannot fit in a page keeps the rest in `_extra` (see `RowSize`).
         for row in Splitter.rows(of: headers, admitted: admitted) {
             guard let state = catalog[row.plan.table], state.index(of: NameTable.extra) == nil,
-                  Self.inlineSize(headers[row.record], withPayload: row.plan.withPayload, in: raw) > RowSize.postgresBudget else { continue }
+                  RowSize.of(headers[row.record], withPayload: row.plan.withPayload, in: raw) > RowSize.postgresBudget else { continue }
             try lockSchema()
             if catalog[row.plan.table]?.index(of: NameTable.extra) == nil { try catalog.addExtra(to: row.plan.table) }
         }
@@ -122,17 +122,6 @@ final class PostgresDestination: SharedPartsDestination {
         let written = catalog.tables.mapValues(\.rowsWritten)
         try catalog.reload()
         for (id, count) in written { catalog[id]?.rowsWritten = count }
-    }
-
-    /// What a record's row takes at most (see `RowSize`).
-    static func inlineSize(_ header: RecordCursor.Header, withPayload: Bool, in raw: UnsafeRawBufferPointer) -> Int {
-        var cursor = RecordCursor(raw)
-        cursor.offset = header.fieldsOffset
-        var size = 0
-        for _ in 0..<(header.common + header.context + (withPayload ? header.payload : 0)) {
-            size += RowSize.inline(cursor.field().value)
-        }
-        return size
     }
 
     func write(_ rows: [SplitRow], of headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws {
@@ -155,7 +144,7 @@ final class PostgresDestination: SharedPartsDestination {
         profileCache.removeAll(keepingCapacity: true)
         for row in try connection.rows("""
             SELECT \(key), \((["received_at"] + traits).map(quoteIdentifier).joined(separator: ", ")) FROM \(quoteIdentifier(profile.sourceName))
-            WHERE \(key) = ANY(?::text[]) ORDER BY \(key), timestamp NULLS FIRST, received_at NULLS FIRST, id COLLATE "C"
+            WHERE \(key) = ANY(?::text[]) ORDER BY \(key), timestamp\(connection.dialect.nullsFirst), received_at\(connection.dialect.nullsFirst), id\(connection.dialect.byBytes)
             """, [.text(array)]) {
             guard let id = row[0].idText else { continue }
             profileCache[id, default: []].append(Array(row.dropFirst()))
@@ -180,23 +169,18 @@ final class PostgresDestination: SharedPartsDestination {
         for (profile, rows) in profileRows.sorted(by: { $0.key.tableName < $1.key.tableName }) where !rows.isEmpty {
             guard let table = catalog[profile.table] else { continue }
             let columns = ["id", "received_at", "uuid_ts"] + table.traitColumns
-            let types = columns.map { name in table.index(of: names.id(name)).map { table.types[$0] } }
             let staging = "pg_temp." + quoteIdentifier("profile_" + profile.tableName)
             try connection.execute("""
                 DROP TABLE IF EXISTS \(staging);
                 CREATE TEMP TABLE \(quoteIdentifier("profile_" + profile.tableName)) AS SELECT * FROM \(quoteIdentifier(table.name)) WITH NO DATA
                 """)
-            var copy = CopyText()
-            for row in rows {
-                let values = [row[0], row[1], .text(uuidTs)] + row[2...]
-                for (value, type) in zip(values, types) { try copy.value(value, as: type) }
-                copy.endRow()
-            }
+            let copy = try connection.appender(staging, columns: columns)
+            for row in rows { try copy.append([row[0], row[1], .text(uuidTs)] + row[2...]) }
+            try copy.finish()
             let list = columns.map(quoteIdentifier).joined(separator: ", ")
-            try connection.copy("COPY \(staging) (\(list)) FROM STDIN") { send in try send(copy.take()) }
             try connection.execute("""
                 INSERT INTO \(quoteIdentifier(table.name)) (\(list)) SELECT \(list) FROM \(staging)
-                ON CONFLICT (id) DO UPDATE SET \(columns.dropFirst().map(quoteIdentifier).map { "\($0) = excluded.\($0)" }.joined(separator: ", "));
+                ON CONFLICT (id) DO UPDATE SET \(ProfileWriter.assignments(columns));
                 DROP TABLE \(staging)
                 """)
         }
@@ -209,16 +193,11 @@ final class PostgresDestination: SharedPartsDestination {
 
     func recordTouches(users: [String: String], anons: [String: String]) throws {
         guard !users.isEmpty || !anons.isEmpty else { return }
-        var copy = CopyText()
+        let pending = try connection.appender("_model_pending", columns: ["kind", "id", "since"])
         for (kind, ids) in [("user", users), ("anon", anons)] {
-            for (id, time) in ids.sorted(by: { $0.key < $1.key }) {
-                copy.text(kind)
-                try copy.value(.text(id))
-                copy.text(time)
-                copy.endRow()
-            }
+            for (id, time) in ids.sorted(by: { $0.key < $1.key }) { try pending.append([.text(kind), .text(id), .text(time)]) }
         }
-        try connection.copy("COPY _model_pending (kind, id, since) FROM STDIN") { send in try send(copy.take()) }
+        try pending.finish()
     }
 
     // MARK: The end of the run
@@ -271,7 +250,7 @@ final class CopyRows: RowTarget {
             rows.put(index, String(value))
         }
         func real(_ value: Double) {
-            rows.put(index, value.isNaN ? "NaN" : value.isInfinite ? (value < 0 ? "-Infinity" : "Infinity") : String(value))
+            rows.put(index, CopyText.float(value))
         }
         func text(_ bytes: UnsafeRawBufferPointer) {
             if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil { return rows.refuse(index, bytes.string) }

@@ -69,6 +69,9 @@ public struct PostgresLocation: Sendable, Equatable {
         return text
     }
 
+    /// The warehouse as output names it: `display` and the schema.
+    public var warehouseName: String { display + " (schema \(schema))" }
+
     static func isPlainName(_ name: String) -> Bool {
         guard let first = name.utf8.first, name.utf8.count <= 63, !(first >= 0x30 && first <= 0x39) else { return false }
         return name.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x5f }

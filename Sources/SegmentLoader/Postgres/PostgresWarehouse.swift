@@ -21,15 +21,13 @@ public final class PostgresWarehouse {
         try connection.transaction {
             try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [String(Self.setupLockKey)])
             try connection.execute("CREATE SCHEMA IF NOT EXISTS \(quoteIdentifier(location.schema))")
-            if try Self.inspect(connection) {
-                try connection.execute(Self.translate(ModelTouches.schema))
-                return
+            if try !Self.inspect(connection) {
+                try connection.execute(Self.translate(BookkeepingSchema.sql))
+                try connection.execute("""
+                    CREATE TABLE \(Self.markerTable) (key text PRIMARY KEY, value text NOT NULL);
+                    INSERT INTO \(Self.markerTable) (key, value) VALUES ('application', 'segment-loader'), ('format', '\(Warehouse.formatVersion)');
+                    """)
             }
-            try connection.execute(Self.translate(BookkeepingSchema.sql))
-            try connection.execute("""
-                CREATE TABLE \(Self.markerTable) (key text PRIMARY KEY, value text NOT NULL);
-                INSERT INTO \(Self.markerTable) (key, value) VALUES ('application', 'segment-loader'), ('format', '\(Warehouse.formatVersion)');
-                """)
             try connection.execute(Self.translate(ModelTouches.schema))
         }
     }
@@ -51,7 +49,7 @@ public final class PostgresWarehouse {
         let tables = try connection.query("SELECT table_name FROM information_schema.tables WHERE table_schema = $1", [location.schema])
             .compactMap { $0[0] }
         if tables.contains(Self.markerTable) {
-            let version = Int(try connection.scalar("SELECT value FROM \(Self.markerTable) WHERE key = 'format'") ?? "") ?? 0
+            let version = try format(connection)
             if version > Int(Warehouse.formatVersion) && !allowNewer {
                 throw PostgresError(kind: .usage, message: "schema \(location.schema) of \(location.display) was written by a newer segment-loader (warehouse format \(version), this build knows \(Warehouse.formatVersion)); refusing to change it. Upgrade segment-loader.")
             }
@@ -64,8 +62,10 @@ public final class PostgresWarehouse {
     }
 
     /// The warehouse's format, from its `_warehouse` row.
-    public func formatVersion() throws -> Int {
-        Int(try connection.scalar("SELECT value FROM \(Self.markerTable) WHERE key = 'format'") ?? "") ?? 0
+    public func formatVersion() throws -> Int { try Self.format(connection) }
+
+    private static func format(_ connection: PostgresConnection) throws -> Int {
+        Int(try connection.scalar("SELECT value FROM \(markerTable) WHERE key = 'format'") ?? "") ?? 0
     }
 
     /// SQLite DDL of the warehouse in PostgreSQL's words, so that both are made from one text:
@@ -186,12 +186,6 @@ extension PostgresWarehouse {
 }
 
 extension PostgresWarehouse {
-    /// For the commands given `--db`: the existing warehouse when `database` is a PostgreSQL URL.
-    static func existingIfURL(_ database: String, schema: String?) throws -> PostgresWarehouse? {
-        guard PostgresLocation.isPostgres(database) else { return nil }
-        return try PostgresWarehouse(existing: PostgresLocation(database, schema: schema), allowNewer: true)
-    }
-
     /// The bytes of the schema's tables with their indexes and TOAST.
     static func storedBytes(_ connection: PostgresConnection) -> Int64 {
         (try? connection.value("""

@@ -54,7 +54,7 @@ public enum LoadRun {
             let target = try warehouse.destination(names: names, loadId: loadId, uuidTs: uuidTs, options: options)
             let context = RunContext(options: options, faults: faults, loadTime: loadTime, names: names, times: StageTimes(),
                                      reader: ArchiveReader(options))
-            complete = try load(found.archives, into: target, workFolder: warehouse.workFolder, context: context, summary: &summary, log: log)
+            complete = try load(found.archives, into: target, workFolder: warehouse.runFolder(), context: context, summary: &summary, log: log)
             // The models follow what the committed files touched; an interrupted run leaves
             // them to the next one (what the files touched stays recorded until then).
             if options.models.enabled && complete && options.stop?.isSet != true {

@@ -81,16 +81,16 @@ struct WritePass {
                             summary: inout RunSummary, log: (String) -> Void) throws -> Bool {
         // A file another loader is writing now is put off to the end of the pass (its feeder
         // stopped), and then waited for: two loaders given the same files share them out.
-        var deferred: [Int] = []
-        let order = Array(toLoad.indices)
-        var position = 0
-        while position < order.count + deferred.count {
-            let late = position >= order.count
-            let k = late ? deferred[position - order.count] : order[position]
-            position += 1
+        var queue = Array(toLoad.indices)
+        var putOff = Set<Int>()
+        var head = 0
+        while head < queue.count {
+            let k = queue[head]
+            head += 1
+            let late = putOff.contains(k)
             let i = toLoad[k]
             if context.stop?.isSet == true {
-                summary.notStarted = (order[min(position - 1, order.count)...] + deferred[max(0, position - 1 - order.count)...]).map { archives[toLoad[$0]].path }
+                summary.notStarted = queue[(head - 1)...].map { archives[toLoad[$0]].path }
                 log("stopped: \(summary.notStarted.count) archives left for the next run")
                 return false
             }
@@ -104,7 +104,8 @@ struct WritePass {
                     break
                 } catch is Busy {
                     channel.close()
-                    deferred.append(k)
+                    putOff.insert(k)
+                    queue.append(k)
                     log("\(archives[i].path) is being loaded by another loader: put off to the end of the run")
                     result = nil
                     readable = false
