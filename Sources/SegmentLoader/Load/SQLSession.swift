@@ -118,7 +118,7 @@ struct ValuesRow: SQLRow {
 }
 
 /// PostgreSQL: rows buffered in COPY's text form, sent when the buffer passes a megabyte and
-/// at `finish`.
+/// at `finish`; the COPY's result is read by the connection's next statement.
 final class CopyAppender: SQLAppender {
     let connection: PostgresConnection
     let sql: String
@@ -138,7 +138,8 @@ final class CopyAppender: SQLAppender {
     func finish() throws {
         guard !copy.bytes.isEmpty else { return }
         let bytes = copy.take()
-        try connection.copy(sql) { send in try send(bytes) }
+        // The server takes the rows in while the caller builds the next ones.
+        try connection.copy(sql, deferred: true) { send in try send(bytes) }
     }
 }
 
@@ -188,17 +189,14 @@ extension PostgresConnection: SQLSession {
     func prepared(_ sql: String) throws -> any SQLPrepared { PostgresStatement(connection: self, sql: sql) }
     func inTransaction<R>(_ body: () throws -> R) throws -> R { try transaction(body) }
 
-    /// Through a cursor, a thousand rows at a time, so that other statements can run between.
+    /// Through a cursor, a thousand rows at a time, so that other statements can run between;
+    /// the server reads the next thousand while `body` works on these.
     func each(_ sql: String, _ arguments: [SQLValue], _ body: (any SQLRow) throws -> Void) throws {
         cursors += 1
         let name = "c\(cursors)"
         try run("DECLARE \(name) NO SCROLL CURSOR FOR " + sql, arguments)
         defer { try? execute("CLOSE \(name)") }
-        while true {
-            let batch = try typedQuery("FETCH 1000 FROM \(name)", [])
-            for row in batch { try body(ValuesRow(values: row)) }
-            if batch.count < 1000 { return }
-        }
+        try eachFetched(cursor: name, batch: 1000) { try body(ValuesRow(values: $0)) }
     }
 
     func appender(_ table: String, columns: [String]) throws -> any SQLAppender {

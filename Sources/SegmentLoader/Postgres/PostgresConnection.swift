@@ -83,9 +83,23 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
 
 /// One blocking libpq connection (one per writer thread, as SQLite's). Text-format
 /// parameters and results; rows in bulk go through `copy`.
+///
+/// One statement may be left in flight while the caller works on: a COPY whose rows were all
+/// sent (`copy(deferred: true)`), or the next FETCH of a cursor `each` reads. The server works
+/// on it while the loader builds the next rows; the next use of the connection first reads its
+/// result (`settle`), so an error in it is thrown there, inside the same transaction.
 public final class PostgresConnection {
     let handle: OpaquePointer
     public let location: PostgresLocation
+
+    private enum InFlight: Equatable {
+        case none
+        case copy(String)
+        case fetch(String)
+    }
+    private var inFlight = InFlight.none
+    /// FETCH results read by `settle` before their `each` asked for them, by statement.
+    private var fetched: [String: [[SQLValue]]] = [:]
 
     /// Connects, and fixes the session's settings the warehouse relies on: UTF-8, UTC, the
     /// warehouse's schema first on the search path, no chatter below warnings.
@@ -113,6 +127,7 @@ public final class PostgresConnection {
 
     /// Runs one or more statements without parameters.
     public func execute(_ sql: String) throws {
+        try settle()
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
         try check(result, sql: sql)
@@ -136,15 +151,17 @@ public final class PostgresConnection {
     /// them), bytea as bytes, `timestamptz` as SQLite's `YYYY-MM-DD HH:MM:SS.sss` UTC text, the
     /// rest as text.
     func typedQuery(_ sql: String, _ parameters: [String?]) throws -> [[SQLValue]] {
-        try withResult(sql, parameters) { result in
-            let rows = Int(PQntuples(result)), columns = Int(PQnfields(result))
-            let types = (0..<columns).map { PQftype(result, Int32($0)) }
-            return (0..<rows).map { row in
-                (0..<columns).map { column in
-                    if PQgetisnull(result, Int32(row), Int32(column)) != 0 { return .null }
-                    let text = String(cString: PQgetvalue(result, Int32(row), Int32(column)))
-                    return Self.value(text, type: types[column])
-                }
+        try withResult(sql, parameters, Self.typedRows)
+    }
+
+    private static func typedRows(_ result: OpaquePointer?) -> [[SQLValue]] {
+        let rows = Int(PQntuples(result)), columns = Int(PQnfields(result))
+        let types = (0..<columns).map { PQftype(result, Int32($0)) }
+        return (0..<rows).map { row in
+            (0..<columns).map { column in
+                if PQgetisnull(result, Int32(row), Int32(column)) != 0 { return .null }
+                let text = String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+                return Self.value(text, type: types[column])
             }
         }
     }
@@ -157,6 +174,7 @@ public final class PostgresConnection {
 
     /// Runs one statement with text parameters and hands its checked result to `body`.
     private func withResult<R>(_ sql: String, _ parameters: [String?], _ body: (OpaquePointer?) -> R) throws -> R {
+        try settle()
         let result = withParameters(parameters) { values in
             PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
@@ -214,7 +232,10 @@ public final class PostgresConnection {
 
     /// `COPY ... FROM STDIN` (text format): `body` hands the rows' bytes to `send` in pieces of
     /// any size (see `CopyText`); the copy ends when it returns, or is abandoned when it throws.
-    public func copy(_ sql: String, _ body: (_ send: ([UInt8]) throws -> Void) throws -> Void) throws {
+    /// `deferred`: its result is read by the next use of the connection, so the server takes
+    /// in the rows while the caller goes on (an error is thrown there).
+    public func copy(_ sql: String, deferred: Bool = false, _ body: (_ send: ([UInt8]) throws -> Void) throws -> Void) throws {
+        try settle()
         let start = PQexec(handle, sql)
         guard PQresultStatus(start) == PGRES_COPY_IN else {
             defer { PQclear(start) }
@@ -235,12 +256,65 @@ public final class PostgresConnection {
             throw error
         }
         guard PQputCopyEnd(handle, nil) == 1 else { throw connectionError() }
+        inFlight = .copy(sql)
+        if !deferred { try settle() }
+    }
+
+    /// Reads the result of the statement left in flight, if any: a COPY's is checked (its
+    /// error thrown), a FETCH's kept for its `each`.
+    private func settle() throws {
+        let sql: String
+        switch inFlight {
+        case .none: return
+        case .copy(let text), .fetch(let text): sql = text
+        }
+        let fetch = inFlight == .fetch(sql)
+        inFlight = .none
         var failure: Error?
+        var rows: [[SQLValue]]?
         while let result = PQgetResult(handle) {
-            if failure == nil { do { try check(result, sql: sql) } catch { failure = error } }
+            if failure == nil {
+                do {
+                    try check(result, sql: sql)
+                    if fetch, rows == nil { rows = Self.typedRows(result) }
+                } catch { failure = error }
+            }
             PQclear(result)
         }
         if let failure { throw failure }
+        if fetch {
+            guard let rows else { throw connectionError() }
+            fetched[sql] = rows
+        }
+    }
+
+    /// Sends a FETCH without waiting for its rows (`fetchedRows` reads them).
+    private func sendFetch(_ sql: String) throws {
+        try settle()
+        guard PQsendQueryParams(handle, sql, 0, nil, nil, nil, nil, 0) == 1 else { throw connectionError() }
+        inFlight = .fetch(sql)
+    }
+
+    private func fetchedRows(_ sql: String) throws -> [[SQLValue]] {
+        if inFlight == .fetch(sql) { try settle() }
+        guard let rows = fetched.removeValue(forKey: sql) else {
+            throw PostgresError(kind: .statement, message: "\(sql) was not sent")
+        }
+        return rows
+    }
+
+    /// Rows of a cursor, the next batch fetched by the server while `body` works on this one.
+    func eachFetched(cursor name: String, batch: Int, _ body: ([SQLValue]) throws -> Void) throws {
+        let fetch = "FETCH \(batch) FROM \(name)"
+        defer { fetched[fetch] = nil }
+        try sendFetch(fetch)
+        while true {
+            let rows = try fetchedRows(fetch)
+            let last = rows.count < batch
+            if !last { try sendFetch(fetch) }
+            for row in rows { try body(row) }
+            if last { return }
+        }
     }
 
     /// Cursors declared so far (each gets a name of its own).
@@ -261,6 +335,7 @@ public final class PostgresConnection {
             try execute(savepoint.map { "RELEASE \($0)" } ?? "COMMIT")
             return value
         } catch {
+            try? settle()
             if PQstatus(handle) == CONNECTION_OK { try? execute(savepoint.map { "ROLLBACK TO \($0); RELEASE \($0)" } ?? "ROLLBACK") }
             throw error
         }
