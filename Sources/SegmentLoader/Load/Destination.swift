@@ -42,6 +42,10 @@ protocol Destination: AnyObject {
     /// Claims the ids of a chunk's messages: for each, whether it is new (to be loaded) or an
     /// earlier run or file already loaded it (a duplicate).
     func claim(_ headers: [RecordCursor.Header]) throws -> [Bool]
+    /// May start claiming the ids of the chunk after the one being written, so that the
+    /// database takes them while this one's rows are built; `claim` with the same ids then
+    /// reads the answer (the default does nothing).
+    func preclaim(_ headers: [RecordCursor.Header]) throws
     /// Creates the tables and columns the admitted records use and the warehouse lacks.
     func prepareSchema(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws
     /// Writes the rows the Split stage made, in order.
@@ -152,4 +156,9 @@ extension SharedPartsDestination {
     func resolveReject(id: Int64, file: String, loadId: Int64, produced: Int64, loaded: Int64, duplicates: Int64, filtered: Int64) throws {
         try bookkeeping.resolveReject(id: id, file: file, loadId: loadId, produced: produced, loaded: loaded, duplicates: duplicates, filtered: filtered)
     }
+}
+
+extension Destination {
+    /// SQLite claims each chunk when it is written: nothing to start early.
+    func preclaim(_ headers: [RecordCursor.Header]) throws {}
 }

@@ -85,7 +85,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
 /// parameters and results; rows in bulk go through `copy`.
 ///
 /// One statement may be left in flight while the caller works on: a COPY whose rows were all
-/// sent (`copy(deferred: true)`), or the next FETCH of a cursor `each` reads. The server works
+/// sent (`copy(deferred: true)`), or a statement whose rows are read later (`send`: the next
+/// FETCH of a cursor `each` reads, the claim of the writer's next chunk). The server works
 /// on it while the loader builds the next rows; the next use of the connection first reads its
 /// result (`settle`), so an error in it is thrown there, inside the same transaction.
 public final class PostgresConnection {
@@ -95,11 +96,12 @@ public final class PostgresConnection {
     private enum InFlight: Equatable {
         case none
         case copy(String)
-        case fetch(String)
+        /// A statement whose rows are kept (`send`), by its key.
+        case rows(String)
     }
     private var inFlight = InFlight.none
-    /// FETCH results read by `settle` before their `each` asked for them, by statement.
-    private var fetched: [String: [[SQLValue]]] = [:]
+    /// Rows read by `settle` before their reader asked for them, by key.
+    private var received: [String: [[SQLValue]]] = [:]
 
     /// Connects, and fixes the session's settings the warehouse relies on: UTF-8, UTC, the
     /// warehouse's schema first on the search path, no chatter below warnings.
@@ -261,14 +263,15 @@ public final class PostgresConnection {
     }
 
     /// Reads the result of the statement left in flight, if any: a COPY's is checked (its
-    /// error thrown), a FETCH's kept for its `each`.
+    /// error thrown), a sent statement's rows kept for its reader.
     private func settle() throws {
-        let sql: String
+        let sql: String, key: String?
         switch inFlight {
         case .none: return
-        case .copy(let text), .fetch(let text): sql = text
+        case .copy(let text): (sql, key) = (text, nil)
+        case .rows(let text): (sql, key) = (text, text)
         }
-        let fetch = inFlight == .fetch(sql)
+        let fetch = key != nil
         inFlight = .none
         var failure: Error?
         var rows: [[SQLValue]]?
@@ -282,23 +285,31 @@ public final class PostgresConnection {
             PQclear(result)
         }
         if let failure { throw failure }
-        if fetch {
+        if let key {
             guard let rows else { throw connectionError() }
-            fetched[sql] = rows
+            received[key] = rows
         }
     }
 
-    /// Sends a FETCH without waiting for its rows (`fetchedRows` reads them).
-    private func sendFetch(_ sql: String) throws {
+    /// Sends a statement with text parameters without waiting for its rows: `receive(key)`
+    /// reads them (or the next use of the connection does, keeping them for it).
+    func send(_ sql: String, _ parameters: [String?] = [], key: String) throws {
         try settle()
-        guard PQsendQueryParams(handle, sql, 0, nil, nil, nil, nil, 0) == 1 else { throw connectionError() }
-        inFlight = .fetch(sql)
+        let sent = withParameters(parameters) { values in
+            PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        }
+        guard sent == 1 else { throw connectionError() }
+        inFlight = .rows(key)
     }
 
-    private func fetchedRows(_ sql: String) throws -> [[SQLValue]] {
-        if inFlight == .fetch(sql) { try settle() }
-        guard let rows = fetched.removeValue(forKey: sql) else {
-            throw PostgresError(kind: .statement, message: "\(sql) was not sent")
+    /// Whether rows sent with `key` wait to be read (none do after a rollback).
+    func awaits(_ key: String) -> Bool { inFlight == .rows(key) || received[key] != nil }
+
+    /// The rows of the statement `send` sent with `key`.
+    func receive(_ key: String) throws -> [[SQLValue]] {
+        if inFlight == .rows(key) { try settle() }
+        guard let rows = received.removeValue(forKey: key) else {
+            throw PostgresError(kind: .statement, message: "internal error: no statement \(key) was sent")
         }
         return rows
     }
@@ -306,12 +317,12 @@ public final class PostgresConnection {
     /// Rows of a cursor, the next batch fetched by the server while `body` works on this one.
     func eachFetched(cursor name: String, batch: Int, _ body: ([SQLValue]) throws -> Void) throws {
         let fetch = "FETCH \(batch) FROM \(name)"
-        defer { fetched[fetch] = nil }
-        try sendFetch(fetch)
+        defer { received[fetch] = nil }
+        try send(fetch, key: fetch)
         while true {
-            let rows = try fetchedRows(fetch)
+            let rows = try receive(fetch)
             let last = rows.count < batch
-            if !last { try sendFetch(fetch) }
+            if !last { try send(fetch, key: fetch) }
             for row in rows { try body(row) }
             if last { return }
         }
@@ -336,6 +347,8 @@ public final class PostgresConnection {
             return value
         } catch {
             try? settle()
+            // What statements sent in the transaction answered is gone with it.
+            if savepoint == nil { received.removeAll() }
             if PQstatus(handle) == CONNECTION_OK { try? execute(savepoint.map { "ROLLBACK TO \($0); RELEASE \($0)" } ?? "ROLLBACK") }
             throw error
         }

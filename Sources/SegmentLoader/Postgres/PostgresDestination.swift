@@ -63,6 +63,7 @@ final class PostgresDestination: SharedPartsDestination {
             }
         } catch {
             copies.discard()
+            warehouse.pendingClaim = nil
             profileRows.removeAll()
             profileCache.removeAll()
             // What this loader's catalog learned in the file may be gone with it.
@@ -89,6 +90,16 @@ final class PostgresDestination: SharedPartsDestination {
     }
 
     func claim(_ headers: [RecordCursor.Header]) throws -> [Bool] {
+        let (ids, tables) = claimed(headers)
+        return try warehouse.claim(ids, tables: tables, loadId: loadId)
+    }
+
+    func preclaim(_ headers: [RecordCursor.Header]) throws {
+        let (ids, tables) = claimed(headers)
+        try warehouse.sendClaim(ids, tables: tables, loadId: loadId)
+    }
+
+    private func claimed(_ headers: [RecordCursor.Header]) -> (ids: [[UInt8]], tables: [String]) {
         var ids: [[UInt8]] = []
         var tables: [String] = []
         ids.reserveCapacity(headers.count)
@@ -97,7 +108,7 @@ final class PostgresDestination: SharedPartsDestination {
             ids.append(SeenIds.withKey(of: header.id) { Array($0) })
             tables.append(names.name(header.table))
         }
-        return try warehouse.claim(ids, tables: tables, loadId: loadId)
+        return (ids, tables)
     }
 
     func prepareSchema(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws {

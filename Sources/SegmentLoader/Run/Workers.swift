@@ -62,6 +62,14 @@ final class Channel<Element: Sendable>: Sendable {
         return element
     }
 
+    /// The next element if one is waiting, without blocking.
+    func tryReceive() -> Element? {
+        guard ready.wait(timeout: .now()) == .success else { return nil }
+        let element = items.withLock { $0.removeFirst() }
+        free.signal()
+        return element
+    }
+
     private let done = DispatchSemaphore(value: 0)
 
     /// The consumer took the last element it wants from this channel.

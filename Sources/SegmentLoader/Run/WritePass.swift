@@ -161,10 +161,14 @@ struct WritePass {
                 }
                 var counts = Counts()
                 var end: FileEnd?
+                var following: Chunk?
                 while end == nil {
-                    let chunk = channel.receive()
+                    let chunk = following ?? channel.receive()
+                    following = nil
                     let started = monotonicNanoseconds()
                     defer { times.add(write: monotonicNanoseconds() - started) }
+                    // The next chunk, if it is here: its ids are claimed while this one's rows are built.
+                    if chunk.end == nil { following = channel.tryReceive() }
                     for work in chunk.items {
                         counts.lines += 1
                         switch work {
@@ -180,7 +184,7 @@ struct WritePass {
                             }
                         }
                     }
-                    for written in try stages.load(chunk.records, needs: chunk.needs) {
+                    for written in try stages.load(chunk.records, needs: chunk.needs, next: following?.records) {
                         if written { counts.loaded += 1 } else { counts.duplicates += 1 }
                     }
                     if counts.loaded > 0 { context.faults.killPoint?.fire(.write(number)) }

@@ -33,10 +33,15 @@ final class WriteStages {
 
     /// Loads a chunk's records (the copies that won within the run) with the schema they need;
     /// returns, for each, whether it was loaded (false: an earlier run already loaded its id).
-    func load(_ records: MessageRecords, needs: SchemaNeeds? = nil) throws -> [Bool] {
+    /// `next`, the chunk to be loaded after this one, has its ids claimed while this one's
+    /// rows are built (where the destination can: `preclaim`).
+    func load(_ records: MessageRecords, needs: SchemaNeeds? = nil, next: MessageRecords? = nil) throws -> [Bool] {
         try records.bytes.withUnsafeBytes { raw in
             let headers = RecordCursor.headers(of: records.count, in: raw)
             let admitted = try destination.claim(headers)
+            if let next {
+                try next.bytes.withUnsafeBytes { try destination.preclaim(RecordCursor.headers(of: next.count, in: $0)) }
+            }
             try destination.prepareSchema(needs ?? SchemaNeeds.of(headers, in: raw), headers: headers, admitted: admitted, in: raw)
             try destination.write(Splitter.rows(of: headers, admitted: admitted), of: headers, in: raw)
             profiles.note(headers, admitted: admitted)
