@@ -169,3 +169,63 @@ final class PostgresDifferentialTests: XCTestCase {
         }
     }
 }
+
+extension PostgresDifferentialTests {
+    /// Files of several chunks, in two runs whose second repeats the first's messages between
+    /// new ones: claiming the next chunk's ids while a chunk's rows are built (PostgreSQL)
+    /// admits exactly what SQLite's chunk-by-chunk claims admit, and the warehouses match.
+    func testClaimsSentAheadAdmitWhatSQLiteAdmits() throws {
+        let server = try TestPostgres.shared()
+        let dir = try temporaryDirectory(self)
+        let files = try Corpus.generate(CorpusSpec(events: 6000, files: 2, seed: 7), into: dir.appendingPathComponent("corpus"), jobs: 1)
+        func lines(_ file: URL) throws -> [Substring] {
+            let gunzip = Process()
+            gunzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
+            gunzip.arguments = ["-dc", file.path]
+            let pipe = Pipe()
+            gunzip.standardOutput = pipe
+            try gunzip.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            gunzip.waitUntilExit()
+            return String(decoding: data, as: UTF8.self).split(separator: "\n")
+        }
+        let (first, second) = (try lines(files[0]), try lines(files[1]))
+        XCTAssertGreaterThan(first.count, 2500, "several chunks of 1024 lines")
+        // The second run's file: a line of the first run's file, then a new one, and so on.
+        var mixed: [Substring] = []
+        for i in 0..<max(first.count, second.count) {
+            if i < first.count { mixed.append(first[i]) }
+            if i < second.count { mixed.append(second[i]) }
+        }
+        let mixedFile = dir.appendingPathComponent("mixed.ndjson")
+        try Data((mixed.joined(separator: "\n") + "\n").utf8).write(to: mixedFile)
+
+        let now = Date(timeIntervalSince1970: 1_780_000_000)
+        var sqliteOptions = LoadOptions(database: dir.appendingPathComponent("w.sqlite").path, jobs: 2)
+        sqliteOptions.now = { now }
+        var postgresOptions = LoadOptions(database: try server.createDatabase("diff_ahead"), jobs: 2)
+        postgresOptions.now = { now }
+        let sentBefore = PostgresDestination.claimsSentAhead.load(ordering: .relaxed)
+        var summaries: [[RunSummary]] = []
+        for options in [sqliteOptions, postgresOptions] {
+            summaries.append([try LoadRun.run(paths: [files[0].path], options: options),
+                              try LoadRun.run(paths: [mixedFile.path], options: options)])
+        }
+        XCTAssertGreaterThan(PostgresDestination.claimsSentAhead.load(ordering: .relaxed) - sentBefore, 4)
+        let (lite, post) = (summaries[0], summaries[1])
+        for run in 0..<2 {
+            XCTAssertEqual(post[run].outcome, .loaded, post[run].render())
+            XCTAssertEqual(post[run].totals, lite[run].totals, "run \(run + 1)")
+            XCTAssertEqual(post[run].rowsPerTable, lite[run].rowsPerTable, "run \(run + 1)")
+        }
+        // Every message of the first file is a duplicate the second time, every new one loaded.
+        XCTAssertGreaterThanOrEqual(post[1].totals.duplicates, post[0].totals.loaded)
+        XCTAssertGreaterThan(post[1].totals.loaded, 2500)
+        let sqlite = try Self.tables(try Database(path: sqliteOptions.database, readOnly: true))
+        let postgres = try Self.tables(try PostgresConnection(PostgresLocation(postgresOptions.database)))
+        XCTAssertEqual(Set(postgres.keys).subtracting(["_warehouse"]), Set(sqlite.keys))
+        for (name, table) in sqlite.sorted(by: { $0.key < $1.key }) where !["_loads", "_files"].contains(name) {
+            XCTAssertEqual(postgres[name], table, name)
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The PostgreSQL warehouse behind the `Destination` boundary (issue 21): the same catalog,
 /// bookkeeping and profile rows as SQLite's (written through `SQLSession`), rows by COPY, and
@@ -97,7 +98,11 @@ final class PostgresDestination: SharedPartsDestination {
     func preclaim(_ headers: [RecordCursor.Header]) throws {
         let (ids, tables) = claimed(headers)
         try warehouse.sendClaim(ids, tables: tables, loadId: loadId)
+        Self.claimsSentAhead.add(1, ordering: .relaxed)
     }
+
+    /// Chunks whose claim was sent ahead, in this process (for the tests).
+    static let claimsSentAhead = Atomic<Int>(0)
 
     private func claimed(_ headers: [RecordCursor.Header]) -> (ids: [[UInt8]], tables: [String]) {
         var ids: [[UInt8]] = []
