@@ -390,6 +390,19 @@ private struct Builder {
             return self.sql(sql)
         }
         let (byBytes, nullsFirst) = (db.dialect.byBytes, db.dialect.nullsFirst)
+        if db.dialect == .postgres {
+            // The same rule in one statement, in the server: the link last in the order below
+            // (its user's chain's end), the first link's time (NULL when any link has none: they
+            // come first), the last one's, and how many chain ends. No link travels to the loader.
+            try db.execute("""
+                INSERT INTO identities (anonymous_id, user_id, first_linked_at, last_linked_at, user_ids)
+                SELECT l.a, (array_agg(coalesce(al.final_id, l.u) ORDER BY l.t DESC NULLS LAST, l.r DESC NULLS LAST, l.id\(byBytes) DESC))[1],
+                       CASE WHEN bool_or(l.t IS NULL) THEN NULL ELSE min(l.t) END, max(l.t), count(DISTINCT coalesce(al.final_id, l.u))
+                FROM (\(selects.joined(separator: " UNION ALL "))) AS l LEFT JOIN _model_aliases al ON al.id = l.u
+                GROUP BY l.a
+                """)
+            return
+        }
         let links = "SELECT a, u, t FROM (\(selects.joined(separator: " UNION ALL "))) AS links ORDER BY a\(byBytes), t\(nullsFirst), r\(nullsFirst), id\(byBytes)"
         let insert = try db.appender("identities", columns: ["anonymous_id", "user_id", "first_linked_at", "last_linked_at", "user_ids"])
         var current: String?
