@@ -229,3 +229,30 @@ extension PostgresDifferentialTests {
         }
     }
 }
+
+extension PostgresDifferentialTests {
+    /// PostgreSQL builds `identities` in one statement, SQLite in Swift: the same rows where
+    /// the rule has corners: a device linked to two users (the later one wins, both counted),
+    /// a user aliased to another (its chain's end counted once), links at the same time (the
+    /// message id orders them), and links in several call tables.
+    func testIdentitiesMatchWhereTheRuleHasCorners() throws {
+        let dir = try temporaryDirectory(self)
+        let calls = [
+            #"{"type":"identify","messageId":"m1","anonymousId":"a1","userId":"u1","timestamp":"2026-03-01T10:00:00Z","traits":{"plan":"free"}}"#,
+            #"{"type":"track","messageId":"m2","anonymousId":"a1","userId":"u2","event":"Signed In","timestamp":"2026-03-02T10:00:00Z"}"#,
+            #"{"type":"page","messageId":"m3","anonymousId":"a1","name":"Home","timestamp":"2026-03-03T10:00:00Z"}"#,
+            #"{"type":"identify","messageId":"m5","anonymousId":"a2","userId":"u3","timestamp":"2026-03-01T10:00:00Z"}"#,
+            #"{"type":"identify","messageId":"m4","anonymousId":"a2","userId":"u4","timestamp":"2026-03-01T10:00:00Z"}"#,
+            #"{"type":"alias","messageId":"m6","previousId":"u1","userId":"u5","timestamp":"2026-03-04T10:00:00Z"}"#,
+            #"{"type":"identify","messageId":"m7","anonymousId":"a3","userId":"u5","timestamp":"2026-03-05T10:00:00Z"}"#,
+            #"{"type":"page","messageId":"m8","anonymousId":"a3","userId":"u1","name":"Pricing","timestamp":"2026-03-06T10:00:00Z"}"#,
+            #"{"type":"group","messageId":"m9","anonymousId":"a4","userId":"u2","groupId":"g1","timestamp":"2026-03-01T09:00:00Z"}"#,
+            #"{"type":"screen","messageId":"m10","anonymousId":"a4","userId":"u4","name":"Main","timestamp":"2026-03-01T08:00:00Z"}"#,
+        ]
+        try Data((calls.joined(separator: "\n") + "\n").utf8).write(to: dir.appendingPathComponent("calls.ndjson"))
+        try assertSameWarehouse(paths: [dir.appendingPathComponent("calls.ndjson").path], database: "diff_identities", dir: dir)
+        let db = try PostgresConnection(PostgresLocation(try TestPostgres.shared().url("diff_identities"), schema: "web"))
+        XCTAssertEqual(try db.query("SELECT anonymous_id, user_id, user_ids FROM identities ORDER BY anonymous_id"),
+                       [["a1", "u2", "2"], ["a2", "u3", "2"], ["a3", "u5", "1"], ["a4", "u2", "2"], ["u1", "u5", "1"]])
+    }
+}
