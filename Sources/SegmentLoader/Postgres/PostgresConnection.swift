@@ -302,9 +302,6 @@ public final class PostgresConnection {
         inFlight = .rows(key)
     }
 
-    /// Whether rows sent with `key` wait to be read (none do after a rollback).
-    func awaits(_ key: String) -> Bool { inFlight == .rows(key) || received[key] != nil }
-
     /// The rows of the statement `send` sent with `key`.
     func receive(_ key: String) throws -> [[SQLValue]] {
         if inFlight == .rows(key) { try settle() }

@@ -347,7 +347,7 @@ final class CopyRows: RowTarget {
 
     fileprivate func put(_ index: Int, bits: UInt64) {
         let start = scratch.count
-        withUnsafeBytes(of: bits.bigEndian) { scratch.append(contentsOf: $0) }
+        CopyBinary.append(bits, to: &scratch)
         ranges[index] = start..<scratch.count
     }
 
@@ -361,9 +361,7 @@ final class CopyRows: RowTarget {
         switch types[index] {
         case .text:
             if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil {
-                ranges[index] = nil
-                refused.append((index, JSONWriter.string(.string(bytes.string)), Self.nulReason))
-                return
+                return refuse(index, bytes.string, reason: Self.nulReason)
             }
             let start = scratch.count
             scratch.append(contentsOf: bytes)
@@ -381,19 +379,24 @@ final class CopyRows: RowTarget {
     /// A value the row writer's conversion rule let through but this column's type cannot take
     /// (never seen; kept in `_discards` rather than lost if it ever is).
     fileprivate func refuse(_ index: Int, _ text: String, as type: ColumnType) {
+        refuse(index, text, reason: "\(text.prefix(100)) cannot be written to a PostgreSQL \(type.rawValue) column")
+    }
+
+    /// NULL in the row, the value in `_discards`.
+    private func refuse(_ index: Int, _ text: String, reason: String) {
         ranges[index] = nil
-        refused.append((index, JSONWriter.string(.string(text)), "\(text.prefix(100)) cannot be written to a PostgreSQL \(type.rawValue) column"))
+        refused.append((index, JSONWriter.string(.string(text)), reason))
     }
 
     func end() throws -> (rowId: Int64?, refused: [(column: Int, value: String, reason: String)]) {
         let buffer = current!
-        CopyBinary.appendInt16(Int16(ranges.count), to: &buffer.bytes)
+        CopyBinary.append(Int16(ranges.count), to: &buffer.bytes)
         for range in ranges {
             if let range {
-                CopyBinary.appendInt32(Int32(range.count), to: &buffer.bytes)
+                CopyBinary.append(Int32(range.count), to: &buffer.bytes)
                 buffer.bytes.append(contentsOf: scratch[range])
             } else {
-                CopyBinary.appendInt32(-1, to: &buffer.bytes)
+                CopyBinary.append(Int32(-1), to: &buffer.bytes)
             }
         }
         waiting += 2 + 4 * ranges.count + scratch.count
@@ -441,11 +444,8 @@ enum CopyBinary {
         (instant.seconds - epoch) * 1_000_000 + instant.nanos / 1000
     }
 
-    @inline(__always) static func appendInt16(_ value: Int16, to bytes: inout [UInt8]) {
-        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
-    }
-
-    @inline(__always) static func appendInt32(_ value: Int32, to bytes: inout [UInt8]) {
+    /// An integer big-endian, as every number of the format is.
+    @inline(__always) static func append<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
         withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
     }
 }

@@ -8,8 +8,7 @@ public final class PostgresWarehouse {
     public let connection: PostgresConnection
     public var location: PostgresLocation { connection.location }
     /// The ids of the claim `sendClaim` sent and `claim` has not read yet.
-    var pendingClaim: (ids: [[UInt8]], key: String)?
-    private var claims = 0
+    var pendingClaim: [[UInt8]]?
 
     /// What marks a schema as a segment-loader warehouse, with its format.
     static let markerTable = "_warehouse"
@@ -100,13 +99,10 @@ extension PostgresWarehouse {
     /// locks in one order.
     public func claim(_ ids: [[UInt8]], tables: [String], loadId: Int64) throws -> [Bool] {
         guard !ids.isEmpty else { return [] }
-        if let pending = pendingClaim, pending.ids != ids || !connection.awaits(pending.key) {
-            throw WarehouseError(message: "internal error: a chunk's ids were claimed ahead and never read; nothing of this file was kept")
-        }
         if pendingClaim == nil { try sendClaim(ids, tables: tables, loadId: loadId) }
-        let key = pendingClaim!.key
+        guard pendingClaim == ids else { throw Self.unreadClaim }
         pendingClaim = nil
-        let claimed = Set(try connection.receive(key).compactMap { $0[0].text })
+        let claimed = Set(try connection.receive(Self.claimKey).compactMap { $0[0].text })
         return ids.map { claimed.contains(hexString($0)) }
     }
 
@@ -114,14 +110,10 @@ extension PostgresWarehouse {
     /// the server takes the ids while the writer builds the rows of the chunk before.
     func sendClaim(_ ids: [[UInt8]], tables: [String], loadId: Int64) throws {
         precondition(ids.count == tables.count)
-        if pendingClaim != nil {
-            // Its ids are claimed in this transaction and would never be loaded: a claim sent
-            // ahead is always read by the next `claim`.
-            throw WarehouseError(message: "internal error: a chunk's ids were claimed ahead and never read; nothing of this file was kept")
-        }
+        // A claim sent ahead is always read by the next `claim`: its ids are claimed in this
+        // transaction, and would never be loaded.
+        guard pendingClaim == nil else { throw Self.unreadClaim }
         guard !ids.isEmpty else { return }
-        claims += 1
-        let key = "claim \(claims)"
         let order = ids.indices.sorted { ids[$0].lexicographicallyPrecedes(ids[$1]) }
         let idArray = "{" + order.map { hexString(ids[$0]) }.joined(separator: ",") + "}"
         let tableArray = "{" + order.map { "\"\(tables[$0])\"" }.joined(separator: ",") + "}"
@@ -129,9 +121,12 @@ extension PostgresWarehouse {
             INSERT INTO _message_ids (id, table_name, load_id)
             SELECT decode(h, 'hex'), t, $3::bigint FROM unnest($1::text[], $2::text[]) AS c(h, t)
             ON CONFLICT (id) DO NOTHING RETURNING encode(id, 'hex')
-            """, [idArray, tableArray, String(loadId)], key: key)
-        pendingClaim = (ids, key)
+            """, [idArray, tableArray, String(loadId)], key: Self.claimKey)
+        pendingClaim = ids
     }
+
+    private static let claimKey = "claim"
+    private static let unreadClaim = WarehouseError(message: "internal error: a chunk's ids were claimed ahead and never read; nothing of this file was kept")
 }
 
 extension PostgresWarehouse {
