@@ -255,4 +255,50 @@ extension PostgresDifferentialTests {
         XCTAssertEqual(try db.query("SELECT anonymous_id, user_id, user_ids FROM identities ORDER BY anonymous_id"),
                        [["a1", "u2", "2"], ["a2", "u3", "2"], ["a3", "u5", "1"], ["a4", "u2", "2"], ["u1", "u5", "1"]])
     }
+    /// Until the models are first built, a load keeps no touched ids (that build is a full
+    /// one); once they are, a load without the models keeps them, and the person-by-person
+    /// build they feed gives the same models in both databases.
+    func testTouchedIdsAreKeptOnceTheModelsWereBuilt() throws {
+        let dir = try temporaryDirectory(self)
+        let calls = [
+            #"{"type":"page","messageId":"m1","anonymousId":"a1","name":"Home","timestamp":"2026-03-01T10:00:00Z","properties":{"url":"https://shop.example/?utm_source=news"}}"#,
+            #"{"type":"identify","messageId":"m2","anonymousId":"a1","userId":"u1","timestamp":"2026-03-01T10:05:00Z"}"#,
+            #"{"type":"track","messageId":"m3","anonymousId":"a2","event":"Viewed","timestamp":"2026-03-01T11:00:00Z"}"#,
+            #"{"type":"page","messageId":"m4","anonymousId":"a1","userId":"u1","name":"Cart","timestamp":"2026-03-02T09:00:00Z"}"#,
+            #"{"type":"identify","messageId":"m5","anonymousId":"a2","userId":"u2","timestamp":"2026-03-02T09:10:00Z"}"#,
+            #"{"type":"screen","messageId":"m6","anonymousId":"a3","name":"Main","timestamp":"2026-03-02T09:20:00Z"}"#,
+        ]
+        let day1 = dir.appendingPathComponent("day1.ndjson"), day2 = dir.appendingPathComponent("day2.ndjson")
+        try Data((calls.prefix(3).joined(separator: "\n") + "\n").utf8).write(to: day1)
+        try Data((calls.suffix(3).joined(separator: "\n") + "\n").utf8).write(to: day2)
+        var lite = LoadOptions(database: dir.appendingPathComponent("w.sqlite").path, jobs: 1)
+        var post = LoadOptions(database: try TestPostgres.shared().createDatabase("diff_touches"), jobs: 1)
+        post.schema = "web"
+        lite.models.enabled = false
+        post.models.enabled = false
+        var personByPerson = ModelOptions()
+        personByPerson.wideBuildFactor = 0
+        func pending(_ db: any SQLSession) throws -> Int64 { try db.value("SELECT count(*) FROM _model_pending")?.integer ?? -1 }
+
+        _ = try LoadRun.run(paths: [day1.path], options: lite)
+        _ = try LoadRun.run(paths: [day1.path], options: post)
+        let liteDB = try Database(path: lite.database)
+        let postDB = try PostgresConnection(PostgresLocation(post.database, schema: "web"))
+        XCTAssertEqual(try pending(liteDB), 0, "never built: nothing is kept for a full build")
+        XCTAssertEqual(try pending(postDB), 0, "never built: nothing is kept for a full build")
+        XCTAssertEqual(try Models.build(in: liteDB, options: personByPerson).mode, "full")
+        XCTAssertEqual(try Models.build(postgres: post.database, schema: "web", options: personByPerson, rebuild: false).mode, "full")
+
+        _ = try LoadRun.run(paths: [day2.path], options: lite)
+        _ = try LoadRun.run(paths: [day2.path], options: post)
+        XCTAssertEqual(try pending(liteDB), 5, "built: the ids day 2 touched (a1, u1, a2, u2, a3) are kept")
+        XCTAssertEqual(try pending(postDB), 5, "built: the ids day 2 touched (a1, u1, a2, u2, a3) are kept")
+        XCTAssertEqual(try Models.build(in: liteDB, options: personByPerson).mode, "incremental")
+        XCTAssertEqual(try Models.build(postgres: post.database, schema: "web", options: personByPerson, rebuild: false).mode, "incremental")
+        let (a, b) = (try Self.tables(liteDB), try Self.tables(postDB))
+        for table in ["identities", "page_views", "sessions"] {
+            XCTAssertEqual(a[table], b[table], table)
+        }
+        XCTAssertEqual(a["sessions"]?.rows.count, 4)
+    }
 }

@@ -12,6 +12,9 @@ final class SQLiteDestination: SharedPartsDestination {
     let bookkeeping: Bookkeeping
     private let seen: CrossRunDuplicates
     private let insertTouch: Statement
+    /// False until the models are first built: that build is full and reads no touched ids.
+    /// (The run holds the warehouse's lock, so no build can happen before its own.)
+    private let modelsBuilt: Bool
     /// Per profile: the trait columns its SELECT reads, and the SELECT.
     private var profileSelects: [Profile: (traits: [String], select: Statement)] = [:]
     /// Ids whose users or accounts row this run wrote.
@@ -33,6 +36,7 @@ final class SQLiteDestination: SharedPartsDestination {
         // keyed B-tree of random ids (about a third of a bulk load's time, measured); the build
         // takes each id's earliest `since` with GROUP BY.
         insertTouch = try db.prepare("INSERT OR IGNORE INTO _model_pending (kind, id, since) VALUES (?, ?, ?)")
+        modelsBuilt = try Models.everBuilt(db)
     }
 
     // MARK: The run
@@ -123,6 +127,7 @@ final class SQLiteDestination: SharedPartsDestination {
     }
 
     func recordTouches(users: [String: String], anons: [String: String]) throws {
+        guard modelsBuilt else { return }
         for (id, time) in users.sorted(by: { $0.key < $1.key }) { try insertTouch.run([.text("user"), .text(id), .text(time)]) }
         for (id, time) in anons.sorted(by: { $0.key < $1.key }) { try insertTouch.run([.text("anon"), .text(id), .text(time)]) }
     }

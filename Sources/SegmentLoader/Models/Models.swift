@@ -110,6 +110,13 @@ public enum Models {
         return try build(session: warehouse.connection, options: options, rebuild: rebuild)
     }
 
+    /// Whether the models were ever built in this warehouse. Until they are, the first build
+    /// is a full one, so a load records no touched ids (`_model_pending`): a first load of a
+    /// backfill wrote a row per id for a build that never read them.
+    static func everBuilt(_ db: any SQLSession) throws -> Bool {
+        try WarehouseAccess.tableExists(db, "_models") && db.value("SELECT EXISTS (SELECT 1 FROM _models)")?.integer == 1
+    }
+
     /// The advisory lock a PostgreSQL models build holds ("SEGO"), exclusive, and each file's
     /// transaction shared before it commits: a build sees one set of committed files, and
     /// two runs ending together build one after the other.
@@ -392,14 +399,21 @@ private struct Builder {
         let (byBytes, nullsFirst) = (db.dialect.byBytes, db.dialect.nullsFirst)
         if db.dialect == .postgres {
             // The same rule in one statement, in the server: the link last in the order below
-            // (its user's chain's end), the first link's time (NULL when any link has none: they
-            // come first), the last one's, and how many chain ends. No link travels to the loader.
+            // (its user's chain's end), the first link's time (NULL when any link has none), the
+            // last one's, and how many chain ends. No link travels to the loader. Window
+            // functions over one sort of the links: an aggregate's ORDER BY or DISTINCT sorts
+            // every anonymous id's links apart (PostgreSQL 15), and most ids have one or two.
+            let order = "l.t DESC NULLS LAST, l.r DESC NULLS LAST, l.id\(byBytes) DESC"
             try db.execute("""
                 INSERT INTO identities (anonymous_id, user_id, first_linked_at, last_linked_at, user_ids)
-                SELECT l.a, (array_agg(coalesce(al.final_id, l.u) ORDER BY l.t DESC NULLS LAST, l.r DESC NULLS LAST, l.id\(byBytes) DESC))[1],
-                       CASE WHEN bool_or(l.t IS NULL) THEN NULL ELSE min(l.t) END, max(l.t), count(DISTINCT coalesce(al.final_id, l.u))
-                FROM (\(selects.joined(separator: " UNION ALL "))) AS l LEFT JOIN _model_aliases al ON al.id = l.u
-                GROUP BY l.a
+                SELECT DISTINCT ON (l.a) l.a, l.f,
+                       CASE WHEN bool_or(l.t IS NULL) OVER anon THEN NULL ELSE min(l.t) OVER anon END, max(l.t) OVER anon,
+                       count(*) FILTER (WHERE l.first_of_chain_end) OVER anon
+                FROM (SELECT links.*, row_number() OVER (PARTITION BY links.a, links.f) = 1 AS first_of_chain_end
+                      FROM (SELECT l.a, coalesce(al.final_id, l.u) AS f, l.t, l.r, l.id
+                            FROM (\(selects.joined(separator: " UNION ALL "))) AS l LEFT JOIN _model_aliases al ON al.id = l.u) AS links) AS l
+                WINDOW anon AS (PARTITION BY l.a ORDER BY \(order) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                ORDER BY l.a, \(order)
                 """)
             return
         }

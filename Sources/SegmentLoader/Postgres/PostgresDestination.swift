@@ -17,6 +17,11 @@ final class PostgresDestination: SharedPartsDestination {
     private let names: NameTable
     private let loadId: Int64
     private var profilesUpdated: [String: Set<String>] = [:]
+    /// The file's touched ids, written as it commits when the models were ever built (see
+    /// `Models.everBuilt`): decided under the models' lock, so a build another loader ends
+    /// before this file commits is seen.
+    private var touches: (users: [String: String], anons: [String: String])?
+    private var modelsBuilt = false
     /// Whether this file's transaction holds the schema lock.
     private var schemaLocked = false
     private let uuidTs: String
@@ -60,10 +65,16 @@ final class PostgresDestination: SharedPartsDestination {
                 try copies.flush()
                 // A models build running now (another loader's) sees this file whole or not at all.
                 try connection.run("SELECT pg_advisory_xact_lock_shared(\(Models.postgresLockKey))")
+                if let touched = touches {
+                    touches = nil
+                    if !modelsBuilt { modelsBuilt = try Models.everBuilt(connection) }
+                    if modelsBuilt { try writeTouches(touched.users, touched.anons) }
+                }
                 return result
             }
         } catch {
             copies.discard()
+            touches = nil
             warehouse.pendingClaim = nil
             profileRows.removeAll()
             profileCache.removeAll()
@@ -208,6 +219,10 @@ final class PostgresDestination: SharedPartsDestination {
     }
 
     func recordTouches(users: [String: String], anons: [String: String]) throws {
+        touches = (users, anons)
+    }
+
+    private func writeTouches(_ users: [String: String], _ anons: [String: String]) throws {
         guard !users.isEmpty || !anons.isEmpty else { return }
         let pending = try connection.appender("_model_pending", columns: ["kind", "id", "since"])
         for (kind, ids) in [("user", users), ("anon", anons)] {
