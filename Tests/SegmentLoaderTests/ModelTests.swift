@@ -326,3 +326,23 @@ final class ModelTests: XCTestCase {
         XCTAssertEqual(try rows(db, "SELECT id, blended_user_id FROM page_views ORDER BY id"), [["v1", "w9"], ["w1", "w9"], ["w2", "w9"]])
     }
 }
+
+/// The models' URL reading, byte by byte: what `VisitSource` takes out of a URL.
+final class WebFieldsTests: XCTestCase {
+    func testAURLsPartsAndParameters() {
+        let url = ParsedURL("HTTPS://user@Shop.Example:8443/a/b?utm_source=news&utm_source=later&utm%5Fmedium=e+mail&gclid=&utm_campaign=spring%20sale&q#top?x")
+        XCTAssertEqual(url.host, "shop.example")
+        XCTAssertEqual(url.path, "/a/b")
+        XCTAssertEqual(url.query, "utm_source=news&utm_source=later&utm%5Fmedium=e+mail&gclid=&utm_campaign=spring%20sale&q")
+        // The first occurrence decides (an empty one is nil); keys are percent-decoded.
+        XCTAssertEqual(url.parameters(VisitSource.parameters), ["news", "e mail", "spring sale", nil, nil, nil])
+        XCTAssertEqual(VisitSource.parameters.map(url.parameter), url.parameters(VisitSource.parameters))
+        let relative = ParsedURL("/pricing?a=1")
+        XCTAssertEqual([relative.host, relative.path, relative.query], [nil, "/pricing", "a=1"])
+        XCTAssertEqual(ParsedURL("//cdn.example:80/x.js").host, "cdn.example")
+        XCTAssertEqual(ParsedURL("http://[::1]:8080").host, "[::1]")
+        XCTAssertEqual(ParsedURL("http://[::1]:8080").path, "/")
+        XCTAssertEqual(ParsedURL("https://ex.ample/caf\u{e9}?n=%C3%A9").parameter("n"), "\u{e9}")
+        XCTAssertEqual(ParsedURL("").path, nil)
+    }
+}

@@ -604,11 +604,14 @@ struct VisitSource {
         query = parsed?.query
         referrer = a.referrer
         referrerHost = a.referrer.flatMap { ParsedURL($0).host }
-        let names = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"]
-        utm = (0..<5).map { i in a.campaign[i] ?? parsed?.parameter(names[i]) }
-        gclid = parsed?.parameter("gclid")
+        let fromURL = parsed?.parameters(Self.parameters) ?? Array(repeating: nil, count: Self.parameters.count)
+        utm = (0..<5).map { i in a.campaign[i] ?? fromURL[i] }
+        gclid = fromURL[5]
         device = a.device
     }
+
+    /// The query parameters read from a URL: the five UTM ones, then Google's click id.
+    static let parameters = ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "gclid"]
 }
 
 /// Splits one person's activity into sessions and writes them with their page views.
@@ -660,37 +663,42 @@ struct SessionWriter {
         let first = rows.first!, last = rows.last!
         let sessionId = Self.sessionId(person: person, firstMessage: first.id)
         var views = 0, screens = 0, events = 0
-        var firstView: Activity?, firstURL: String?, lastURL: String?, firstScreen: String?, lastScreen: String?
+        // The first page or screen view's source (what the session says it came from).
+        var source: VisitSource?, firstURL: String?, lastURL: String?, firstScreen: String?, lastScreen: String?
+        var values: [SQLValue] = []
+        values.reserveCapacity(24)
         for row in rows {
             switch row.kind {
             case .page:
                 views += 1
-                if firstView == nil { firstView = row }
                 if firstURL == nil { firstURL = row.url }
                 lastURL = row.url ?? lastURL
-                let source = VisitSource(row)
-                try insertView.append([
-                    .text(row.id), text(row.anonymousId), text(row.userId), .text(person), row.timestamp, row.receivedAt,
-                    text(source.url), text(source.host), text(source.path), text(source.query), text(row.title),
-                    text(source.referrer), text(source.referrerHost),
-                ] + source.utm.map(text) + [text(source.gclid), .text(source.device), .text(sessionId), .integer(Int64(views))])
+                let view = VisitSource(row)
+                if source == nil { source = view }
+                values.removeAll(keepingCapacity: true)
+                values += [.text(row.id), text(row.anonymousId), text(row.userId), .text(person), row.timestamp, row.receivedAt,
+                           text(view.url), text(view.host), text(view.path), text(view.query), text(row.title),
+                           text(view.referrer), text(view.referrerHost)]
+                for utm in view.utm { values.append(text(utm)) }
+                values += [text(view.gclid), .text(view.device), .text(sessionId), .integer(Int64(views))]
+                try insertView.append(values)
             case .screen:
                 screens += 1
-                if firstView == nil { firstView = row }
+                if source == nil { source = VisitSource(row) }
                 if firstScreen == nil { firstScreen = row.name }
                 lastScreen = row.name ?? lastScreen
             case .track:
                 events += 1
             }
         }
-        let source = firstView.map(VisitSource.init)
         let duration = Double(last.milliseconds - first.milliseconds) / 1000
-        try insertSession.append([
-            .text(sessionId), .text(person), .integer(index), text(rows.lazy.compactMap(\.anonymousId).first),
-            text(rows.lazy.compactMap(\.userId).first), first.timestamp, last.timestamp, .real(duration),
-            .integer(Int64(views)), .integer(Int64(screens)), .integer(Int64(events)), text(firstURL), text(lastURL),
-            text(firstScreen), text(lastScreen), text(source?.referrer), text(source?.referrerHost),
-        ] + (source?.utm ?? Array(repeating: nil, count: 5)).map(text)
-          + [text(source?.gclid), .text(source?.device ?? first.device)])
+        values.removeAll(keepingCapacity: true)
+        values += [.text(sessionId), .text(person), .integer(index), text(rows.lazy.compactMap(\.anonymousId).first),
+                   text(rows.lazy.compactMap(\.userId).first), first.timestamp, last.timestamp, .real(duration),
+                   .integer(Int64(views)), .integer(Int64(screens)), .integer(Int64(events)), text(firstURL), text(lastURL),
+                   text(firstScreen), text(lastScreen), text(source?.referrer), text(source?.referrerHost)]
+        for i in 0..<5 { values.append(text(source?.utm[i])) }
+        values += [text(source?.gclid), .text(source?.device ?? first.device)]
+        try insertSession.append(values)
     }
 }

@@ -9,24 +9,25 @@ struct ParsedURL: Equatable {
     /// (`/pricing?a=1`) has no host; the host is lowercased and loses its port.
     init(_ url: String) {
         var rest = Substring(url)
-        // Byte-wise searches: Foundation's `range(of:)` would go through NSString.
-        if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
-        if let question = rest.firstIndex(of: "?") {
-            query = String(rest[rest.index(after: question)...])
+        // Searched byte by byte (the delimiters are ASCII): a search by Character walks grapheme
+        // clusters, and was most of the models' URL work.
+        if let hash = rest.utf8.firstIndex(of: UInt8(ascii: "#")) { rest = rest[..<hash] }
+        if let question = rest.utf8.firstIndex(of: UInt8(ascii: "?")) {
+            query = String(rest[rest.utf8.index(after: question)...])
             rest = rest[..<question]
         }
         if let afterScheme = Self.afterScheme(rest) {
             var authority = rest[afterScheme...]
-            if let slash = authority.firstIndex(of: "/") {
+            if let slash = authority.utf8.firstIndex(of: UInt8(ascii: "/")) {
                 path = String(authority[slash...])
                 authority = authority[..<slash]
             } else {
                 path = "/"
             }
-            if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-            if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            if let at = authority.utf8.lastIndex(of: UInt8(ascii: "@")) { authority = authority[authority.utf8.index(after: at)...] }
+            if authority.utf8.first == UInt8(ascii: "["), let close = authority.utf8.firstIndex(of: UInt8(ascii: "]")) {
                 authority = authority[...close]
-            } else if let colon = authority.firstIndex(of: ":") {
+            } else if let colon = authority.utf8.firstIndex(of: UInt8(ascii: ":")) {
                 authority = authority[..<colon]
             }
             host = authority.isEmpty ? nil : authority.lowercased()
@@ -61,14 +62,31 @@ struct ParsedURL: Equatable {
     /// The first value of query parameter `name`, percent-decoded (`+` is a space); nil when
     /// absent or empty.
     func parameter(_ name: String) -> String? {
-        guard let query else { return nil }
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            guard percentDecoded(parts[0]) == name else { continue }
-            let value = parts.count > 1 ? percentDecoded(parts[1]) : ""
-            return value.isEmpty ? nil : value
+        parameters([name])[0]
+    }
+
+    /// `parameter` of each of `names`, in one pass over the query: a key is decoded only
+    /// when it holds `%` or `+`, a value only when its key is wanted.
+    func parameters(_ names: [String]) -> [String?] {
+        var values = [String?](repeating: nil, count: names.count)
+        guard let query else { return values }
+        var seen = [Bool](repeating: false, count: names.count)
+        var left = names.count
+        for pair in query.utf8.split(separator: UInt8(ascii: "&")) {
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
+            let rawKey = equals.map { pair[..<$0] } ?? pair
+            let plain = !rawKey.contains(UInt8(ascii: "%")) && !rawKey.contains(UInt8(ascii: "+"))
+            let decoded = plain ? nil : percentDecoded(Substring(rawKey))
+            guard let i = names.indices.first(where: { n in
+                !seen[n] && (decoded.map { $0 == names[n] } ?? rawKey.elementsEqual(names[n].utf8))
+            }) else { continue }
+            seen[i] = true
+            let value = equals.map { percentDecoded(Substring(pair[pair.index(after: $0)...])) } ?? ""
+            values[i] = value.isEmpty ? nil : value
+            left -= 1
+            if left == 0 { break }
         }
-        return nil
+        return values
     }
 }
 

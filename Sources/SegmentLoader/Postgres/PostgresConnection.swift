@@ -435,7 +435,8 @@ public struct CopyText {
     public mutating func value(_ value: SQLValue, as type: ColumnType? = nil) throws {
         switch value {
         case .null: null()
-        case .integer(let i): type == .boolean ? text(i != 0 ? "t" : "f") : text(String(i))
+        case .integer(let i):
+            if type == .boolean { text(i != 0 ? "t" : "f") } else { separate(); Self.digits(i, into: &bytes) }
         case .real(let d):
             text(Self.float(d))
         case .text(let s):
@@ -444,6 +445,21 @@ public struct CopyText {
             if hasNul { throw CopyValueError(value: s) }
             text(s)
         case .blob(let b): text("\\x" + hexString(b))
+        }
+    }
+
+    /// An integer's decimal digits, written without a String in between.
+    static func digits(_ i: Int64, into bytes: inout [UInt8]) {
+        if i < 0 { bytes.append(0x2d) }
+        var v = i.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { buffer in
+            var at = 20
+            repeat {
+                at -= 1
+                buffer[at] = UInt8(0x30 + v % 10)
+                v /= 10
+            } while v > 0
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[at...]))
         }
     }
 
