@@ -73,11 +73,17 @@ final class PostgresDifferentialTests: XCTestCase {
         XCTAssertEqual(post.totals, lite.totals, file: file, line: line)
         XCTAssertEqual(post.rowsPerTable, lite.rowsPerTable, file: file, line: line)
         XCTAssertEqual(post.models?.pageViews, lite.models?.pageViews, file: file, line: line)
+        // PostgreSQL builds the query indexes on a connection of its own while it builds the
+        // models: the run waits for them, and names the same ones.
+        XCTAssertFalse(post.indexesCreated.isEmpty, file: file, line: line)
+        XCTAssertEqual(post.indexesCreated.sorted(), lite.indexesCreated.sorted(), file: file, line: line)
 
         let liteDB = try Database(path: sqliteOptions.database, readOnly: true)
         let postDB = try PostgresConnection(PostgresLocation(postgresOptions.database, schema: "web"))
         var sqlite = try Self.tables(liteDB)
         var postgres = try Self.tables(postDB)
+        let built = Set(try postDB.query("SELECT indexname FROM pg_indexes WHERE schemaname = 'web'").compactMap { $0[0] })
+        XCTAssertEqual(Set(post.indexesCreated).subtracting(built), [], "named but not there", file: file, line: line)
         for name in widerThanAPage {
             let (a, b) = (try Self.contents(of: name, in: liteDB), try Self.contents(of: name, in: postDB))
             XCTAssertEqual(a, b, "what the rows of \(name) say", file: file, line: line)

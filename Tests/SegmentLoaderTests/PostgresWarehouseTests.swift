@@ -163,3 +163,74 @@ struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
 }
+
+/// Query index names over 63 bytes: PostgreSQL clipped them, so two long event tables could
+/// share one (the second never built) and every run named an index that did not exist by its
+/// name. They are cut as long table names are; an index under the old clipped name is dropped
+/// and built again under the new one.
+final class IndexNameTests: XCTestCase {
+    func testLongTablesEachGetTheirIndexUnderANameThatFits() throws {
+        let dir = try temporaryDirectory(self)
+        // Two long event names whose tables' old index names, clipped at 63 bytes, are one.
+        let stem = "Viewed the product detail page from the recommendations carousel on the home screen "
+        var byClip: [String: String] = [:]
+        var pair: (String, String)?
+        for n in 0..<5000 where pair == nil {
+            let event = stem + String(n)
+            let old = Indexes.legacyName(table: Names.eventTable(for: event), column: "received_at", dialect: .postgres)!
+            if let other = byClip[old] { pair = (other, event) } else { byClip[old] = event }
+        }
+        let (first, second) = try XCTUnwrap(pair)
+        let tables = [first, second].map(Names.eventTable(for:))
+        let names = tables.map { Indexes.name(table: $0, column: "received_at") }
+        XCTAssertNotEqual(names[0], names[1])
+        XCTAssertTrue(names.allSatisfy { $0.utf8.count <= 63 }, "\(names)")
+        let calls = [first, second].enumerated().map { i, event in
+            #"{"type":"track","messageId":"m\#(i)","anonymousId":"a1","event":"\#(event)","timestamp":"2026-03-01T10:00:00Z"}"#
+        }
+        let file = dir.appendingPathComponent("calls.ndjson")
+        try Data((calls.joined(separator: "\n") + "\n").utf8).write(to: file)
+        var options = LoadOptions(database: try TestPostgres.shared().createDatabase("wh_index_names"), jobs: 1)
+        options.schema = "web"
+        let run = try LoadRun.run(paths: [file.path], options: options)
+        XCTAssertEqual(run.outcome, .loaded, run.render())
+        let db = try PostgresConnection(PostgresLocation(options.database, schema: "web"))
+        func indexes() throws -> Set<String> {
+            Set(try db.query("SELECT indexname FROM pg_indexes WHERE schemaname = 'web'").compactMap { $0[0] })
+        }
+        let built = try indexes()
+        XCTAssertTrue(built.isSuperset(of: names), "\(built)")
+        XCTAssertTrue(Set(run.indexesCreated).isSuperset(of: names), "\(run.indexesCreated)")
+
+        // A warehouse indexed before: one index under the clipped name. The next run drops it
+        // and builds both under their names.
+        try db.execute("DROP INDEX \(quoteIdentifier(names[1])); ALTER INDEX \(quoteIdentifier(names[0])) RENAME TO \(quoteIdentifier("_idx_" + tables[0] + "_received_at"))")
+        let legacy = Indexes.legacyName(table: tables[0], column: "received_at", dialect: .postgres)!
+        XCTAssertTrue(try indexes().contains(legacy))
+        let again = try LoadRun.run(paths: [file.path], options: options)
+        XCTAssertEqual(again.outcome, .loaded, again.render())
+        XCTAssertEqual(Set(again.indexesCreated), Set(names))
+        XCTAssertTrue(try indexes().isSuperset(of: names))
+        XCTAssertFalse(try indexes().contains(legacy))
+        // Nothing more to build: a third run names none.
+        XCTAssertEqual(try LoadRun.run(paths: [file.path], options: options).indexesCreated, [])
+    }
+    /// SQLite kept the whole long name: the next run builds the index under its new name and
+    /// drops the old one (no index twice).
+    func testSQLiteRenamesALongIndexOnce() throws {
+        let dir = try temporaryDirectory(self)
+        let event = "Viewed the product detail page from the recommendations carousel on the home screen"
+        let table = Names.eventTable(for: event)
+        let name = Indexes.name(table: table, column: "received_at"), whole = "_idx_" + table + "_received_at"
+        XCTAssertNotEqual(name, whole)
+        let file = dir.appendingPathComponent("calls.ndjson")
+        try Data((#"{"type":"track","messageId":"m1","anonymousId":"a1","event":"\#(event)","timestamp":"2026-03-01T10:00:00Z"}"# + "\n").utf8).write(to: file)
+        let options = LoadOptions(database: dir.appendingPathComponent("w.sqlite").path, jobs: 1)
+        XCTAssertTrue(try LoadRun.run(paths: [file.path], options: options).indexesCreated.contains(name))
+        let db = try Database(path: options.database)
+        try db.execute("DROP INDEX \(quoteIdentifier(name)); CREATE INDEX \(quoteIdentifier(whole)) ON \(quoteIdentifier(table)) (received_at)")
+        XCTAssertEqual(try LoadRun.run(paths: [file.path], options: options).indexesCreated, [name])
+        let names = try db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?", [.text(table)]).compactMap { $0[0].text }
+        XCTAssertEqual(names, [name])
+    }
+}

@@ -37,9 +37,30 @@ public enum Indexes {
             case "alias": columns = [["received_at"], ["previous_id"], ["user_id"]]
             default: columns = []
             }
-            for list in columns { out.append((prefix + table + "_" + list[0], table, list)) }
+            for list in columns { out.append((name(table: table, column: list[0]), table, list)) }
         }
         return out
+    }
+
+    /// `_idx_<table>_<column>`, cut as a table's name is when over 63 bytes (54 bytes, `_`, 8 hex
+    /// digits of a hash of the whole): PostgreSQL would clip it at 63 bytes itself, losing the
+    /// column and the hash that tells two long tables apart.
+    static func name(table: String, column: String) -> String {
+        Names.fitLength(prefix + table + "_" + column)
+    }
+
+    /// What an index whose name is cut was called before December 2026, if not the same: the
+    /// whole name in SQLite, the name clipped to 63 bytes in PostgreSQL. Dropped when found and
+    /// built again under its new name.
+    static func legacyName(table: String, column: String, dialect: SQLDialect) -> String? {
+        let whole = prefix + table + "_" + column
+        guard whole != name(table: table, column: column) else { return nil }
+        guard dialect == .postgres else { return whole }
+        // As PostgreSQL clips: at most 63 bytes, never inside a character.
+        let bytes = Array(whole.utf8)
+        var end = Names.maxLength
+        while end > 0 && bytes[end] & 0xC0 == 0x80 { end -= 1 }
+        return String(decoding: bytes[..<end], as: UTF8.self)
     }
 
     /// Creates the missing indexes, and again those whose columns changed (a warehouse made
@@ -54,6 +75,9 @@ public enum Indexes {
         var missing: [(name: String, table: String, columns: [String])] = []
         for index in try wanted(in: db) {
             if !existing.contains(index.name) {
+                if let legacy = legacyName(table: index.table, column: index.columns[0], dialect: db.dialect), existing.contains(legacy) {
+                    stale.append(legacy)
+                }
                 missing.append(index)
             } else if index.columns.count > 1 {
                 let columns = try db.rows(Self.indexColumns[db.dialect]!, [.text(index.name)]).compactMap { $0[0].text }
@@ -69,7 +93,8 @@ public enum Indexes {
         if db.dialect == .sqlite { try db.execute("PRAGMA temp_store=FILE") }
         defer { if db.dialect == .sqlite { try? db.execute("PRAGMA temp_store=MEMORY") } }
         try db.inTransaction {
-            for name in stale { try db.execute("DROP INDEX \(quoteIdentifier(name))") }
+            // IF EXISTS: two long tables' clipped PostgreSQL names may have been one.
+            for name in Set(stale).sorted() { try db.execute("DROP INDEX IF EXISTS \(quoteIdentifier(name))") }
             for index in missing {
                 try db.execute("CREATE INDEX IF NOT EXISTS \(quoteIdentifier(index.name)) ON \(quoteIdentifier(index.table)) (\(index.columns.map(quoteIdentifier).joined(separator: ", ")))")
             }

@@ -57,9 +57,15 @@ public enum LoadRun {
             complete = try load(found.archives, into: target, workFolder: warehouse.runFolder(), context: context, summary: &summary, log: log)
             // The models follow what the committed files touched; an interrupted run leaves
             // them to the next one (what the files touched stays recorded until then).
-            if options.models.enabled && complete && options.stop?.isSet != true {
-                summary.models = try target.buildModels(options.models, loadId: loadId, now: options.now())
+            // The query indexes may still be building (PostgreSQL: on another connection):
+            // waited for whatever the build does.
+            let models = Result {
+                if options.models.enabled && complete && options.stop?.isSet != true {
+                    summary.models = try target.buildModels(options.models, loadId: loadId, now: options.now())
+                }
             }
+            summary.indexesCreated = try target.queryIndexesCreated()
+            try models.get()
         } catch {
             stopped = failure(of: error, options: options)
         }
@@ -149,7 +155,7 @@ public enum LoadRun {
         summary.pastLimitNames = statistics.pastLimitNames
         if options.createIndexes && complete {
             let started = monotonicNanoseconds()
-            summary.indexesCreated = try destination.createQueryIndexes()
+            try destination.startQueryIndexes()
             times.add(write: monotonicNanoseconds() - started)
         }
         return complete
