@@ -346,3 +346,19 @@ final class WebFieldsTests: XCTestCase {
         XCTAssertEqual(ParsedURL("").path, nil)
     }
 }
+
+/// When a build rebuilds in full instead of person by person.
+final class WideBuildTests: XCTestCase {
+    func testPostgresRebuildsInFullSoonerThanSQLite() {
+        let options = ModelOptions()
+        // SQLite: touched ids over a quarter of the sessions.
+        XCTAssertFalse(options.rebuildsInFull(pending: 25_000, sessions: 100_000, dialect: .sqlite))
+        XCTAssertTrue(options.rebuildsInFull(pending: 25_001, sessions: 100_000, dialect: .sqlite))
+        // PostgreSQL: a person costs round trips, so over a fortieth.
+        XCTAssertFalse(options.rebuildsInFull(pending: 2_500, sessions: 100_000, dialect: .postgres))
+        XCTAssertTrue(options.rebuildsInFull(pending: 2_501, sessions: 100_000, dialect: .postgres))
+        var personByPerson = options
+        personByPerson.wideBuildFactor = 0
+        XCTAssertFalse(personByPerson.rebuildsInFull(pending: 1_000_000, sessions: 1, dialect: .postgres))
+    }
+}

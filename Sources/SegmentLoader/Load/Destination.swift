@@ -80,10 +80,8 @@ protocol Destination: AnyObject {
 
     /// Drops the query indexes before a bulk load; returns how many.
     func dropQueryIndexes() throws -> Int
-    /// Starts creating the missing query indexes (SQLite: creates them); `queryIndexesCreated`
-    /// waits for them and names them. The models may be built meanwhile.
-    func startQueryIndexes() throws
-    func queryIndexesCreated() throws -> [String]
+    /// Creates the missing query indexes; returns their names.
+    func createQueryIndexes() throws -> [String]
     func buildModels(_ options: ModelOptions, loadId: Int64, now: Date) throws -> ModelBuild
     /// What the run wrote: rows per table, new tables and columns, values past column limits.
     var statistics: WriteStatistics { get }

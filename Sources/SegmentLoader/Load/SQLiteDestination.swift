@@ -21,7 +21,6 @@ final class SQLiteDestination: SharedPartsDestination {
     private var profilesUpdated: [String: Set<String>] = [:]
     /// Inside `group`: files are not savepoints of their own.
     private var grouping = false
-    private var indexesCreated: [String] = []
 
     init(warehouse: Warehouse, names: NameTable, loadId: Int64, uuidTs: String, columnLimit: Int,
          eventTableLimit: Int = EventTableLimit.defaultLimit) throws {
@@ -136,8 +135,7 @@ final class SQLiteDestination: SharedPartsDestination {
     // MARK: The end of the run
 
     func dropQueryIndexes() throws -> Int { try Indexes.dropForBulkLoad(in: db) }
-    func startQueryIndexes() throws { indexesCreated = try Indexes.create(in: db) }
-    func queryIndexesCreated() throws -> [String] { indexesCreated }
+    func createQueryIndexes() throws -> [String] { try Indexes.create(in: db) }
 
     func buildModels(_ options: ModelOptions, loadId: Int64, now: Date) throws -> ModelBuild {
         try Models.build(in: db, options: options, loadId: loadId, now: now)

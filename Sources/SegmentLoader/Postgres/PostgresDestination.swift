@@ -22,8 +22,6 @@ final class PostgresDestination: SharedPartsDestination {
     /// before this file commits is seen.
     private var touches: (users: [String: String], anons: [String: String])?
     private var modelsBuilt = false
-    /// The query indexes being created (`startQueryIndexes`).
-    private var indexes: IndexBox?
     /// Whether this file's transaction holds the schema lock.
     private var schemaLocked = false
     private let uuidTs: String
@@ -238,41 +236,11 @@ final class PostgresDestination: SharedPartsDestination {
     /// Never: another loader may be loading into the same tables.
     func dropQueryIndexes() throws -> Int { 0 }
 
-    /// On a connection of their own, on a thread of their own: the server builds them while
-    /// it builds the models on this connection (those first read the call tables on one core
-    /// for seconds; an index build takes a lock reads do not wait for).
-    func startQueryIndexes() throws {
-        let (location, box) = (connection.location, IndexBox())
-        indexes = box
-        Thread.detachNewThread {
-            box.finish(Result {
-                let side = try PostgresConnection(location)
-                // Inside the indexes' transaction: two loaders ending together create each once.
-                return try side.transaction {
-                    try side.run("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))")
-                    return try Indexes.create(session: side)
-                }
-            })
-        }
-    }
-
-    func queryIndexesCreated() throws -> [String] {
-        guard let box = indexes else { return [] }
-        indexes = nil
-        return try box.wait().get()
-    }
-
-    /// The outcome of `startQueryIndexes`' thread.
-    final class IndexBox: Sendable {
-        private let result = Mutex<Result<[String], any Error>?>(nil)
-        private let done = DispatchSemaphore(value: 0)
-        func finish(_ outcome: Result<[String], any Error>) {
-            result.withLock { $0 = outcome }
-            done.signal()
-        }
-        func wait() -> Result<[String], any Error> {
-            done.wait()
-            return result.withLock { $0! }
+    func createQueryIndexes() throws -> [String] {
+        // Inside the indexes' transaction: two loaders ending together create each once.
+        try connection.transaction {
+            try connection.run("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))")
+            return try Indexes.create(session: connection)
         }
     }
 

@@ -77,6 +77,10 @@ public struct TestFaults: Sendable {
     /// Runs after pass 1, before pass 2: a test changes an archive there, as another program
     /// would while the run is on it.
     public var betweenPasses: (@Sendable () -> Void)?
+    /// The writer waits for a file's next chunk instead of taking it only when it is there, so
+    /// that every chunk but a file's last has the next one's ids claimed ahead (a test of that
+    /// path cannot depend on how fast this machine parses).
+    public var awaitNextChunk = false
 
     public init() {}
 

@@ -57,15 +57,9 @@ public enum LoadRun {
             complete = try load(found.archives, into: target, workFolder: warehouse.runFolder(), context: context, summary: &summary, log: log)
             // The models follow what the committed files touched; an interrupted run leaves
             // them to the next one (what the files touched stays recorded until then).
-            // The query indexes may still be building (PostgreSQL: on another connection):
-            // waited for whatever the build does.
-            let models = Result {
-                if options.models.enabled && complete && options.stop?.isSet != true {
-                    summary.models = try target.buildModels(options.models, loadId: loadId, now: options.now())
-                }
+            if options.models.enabled && complete && options.stop?.isSet != true {
+                summary.models = try target.buildModels(options.models, loadId: loadId, now: options.now())
             }
-            summary.indexesCreated = try target.queryIndexesCreated()
-            try models.get()
         } catch {
             stopped = failure(of: error, options: options)
         }
@@ -155,7 +149,7 @@ public enum LoadRun {
         summary.pastLimitNames = statistics.pastLimitNames
         if options.createIndexes && complete {
             let started = monotonicNanoseconds()
-            try destination.startQueryIndexes()
+            summary.indexesCreated = try destination.createQueryIndexes()
             times.add(write: monotonicNanoseconds() - started)
         }
         return complete

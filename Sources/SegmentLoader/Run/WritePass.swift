@@ -168,7 +168,7 @@ struct WritePass {
                     let started = monotonicNanoseconds()
                     defer { times.add(write: monotonicNanoseconds() - started) }
                     // The next chunk, if it is here: its ids are claimed while this one's rows are built.
-                    if chunk.end == nil { following = channel.tryReceive() }
+                    if chunk.end == nil { following = context.faults.awaitNextChunk ? channel.receive() : channel.tryReceive() }
                     for work in chunk.items {
                         counts.lines += 1
                         switch work {
