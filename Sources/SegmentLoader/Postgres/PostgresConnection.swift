@@ -96,8 +96,8 @@ public final class PostgresConnection {
     private enum InFlight: Equatable {
         case none
         case copy(String)
-        /// A statement whose rows are kept (`send`), by its key.
-        case rows(String)
+        /// A statement whose rows are kept (`send`) under its key; its text names it in an error.
+        case rows(sql: String, key: String)
     }
     private var inFlight = InFlight.none
     /// Rows read by `settle` before their reader asked for them, by key.
@@ -269,9 +269,8 @@ public final class PostgresConnection {
         switch inFlight {
         case .none: return
         case .copy(let text): (sql, key) = (text, nil)
-        case .rows(let text): (sql, key) = (text, text)
+        case .rows(let text, let name): (sql, key) = (text, name)
         }
-        let fetch = key != nil
         inFlight = .none
         var failure: Error?
         var rows: [[SQLValue]]?
@@ -279,7 +278,7 @@ public final class PostgresConnection {
             if failure == nil {
                 do {
                     try check(result, sql: sql)
-                    if fetch, rows == nil { rows = Self.typedRows(result) }
+                    if key != nil, rows == nil { rows = Self.typedRows(result) }
                 } catch { failure = error }
             }
             PQclear(result)
@@ -299,12 +298,12 @@ public final class PostgresConnection {
             PQsendQueryParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
         }
         guard sent == 1 else { throw connectionError() }
-        inFlight = .rows(key)
+        inFlight = .rows(sql: sql, key: key)
     }
 
     /// The rows of the statement `send` sent with `key`.
     func receive(_ key: String) throws -> [[SQLValue]] {
-        if inFlight == .rows(key) { try settle() }
+        if case .rows(_, key) = inFlight { try settle() }
         guard let rows = received.removeValue(forKey: key) else {
             throw PostgresError(kind: .statement, message: "internal error: no statement \(key) was sent")
         }

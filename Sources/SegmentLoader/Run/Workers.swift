@@ -57,14 +57,17 @@ final class Channel<Element: Sendable>: Sendable {
 
     func receive() -> Element {
         ready.wait()
-        let element = items.withLock { $0.removeFirst() }
-        free.signal()
-        return element
+        return take()
     }
 
     /// The next element if one is waiting, without blocking.
     func tryReceive() -> Element? {
         guard ready.wait(timeout: .now()) == .success else { return nil }
+        return take()
+    }
+
+    /// The first element, which `ready` said is there; its place is free again.
+    private func take() -> Element {
         let element = items.withLock { $0.removeFirst() }
         free.signal()
         return element
