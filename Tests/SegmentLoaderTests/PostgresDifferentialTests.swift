@@ -297,6 +297,10 @@ extension PostgresDifferentialTests {
         XCTAssertEqual(try pending(postDB), 0, "never built: nothing is kept for a full build")
         XCTAssertEqual(try Models.build(in: liteDB, options: personByPerson).mode, "full")
         XCTAssertEqual(try Models.build(postgres: post.database, schema: "web", options: personByPerson, rebuild: false).mode, "full")
+        // A full build fills identities without its primary key and puts the key back after.
+        let key = "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'identities'::regclass AND contype = 'p'"
+        XCTAssertEqual(try postDB.query(key), [["identities_pkey", "PRIMARY KEY (anonymous_id)"]])
+        XCTAssertThrowsError(try postDB.execute("INSERT INTO identities SELECT * FROM identities LIMIT 1"), "the key holds again")
 
         _ = try LoadRun.run(paths: [day2.path], options: lite)
         _ = try LoadRun.run(paths: [day2.path], options: post)
@@ -309,5 +313,6 @@ extension PostgresDifferentialTests {
             XCTAssertEqual(a[table], b[table], table)
         }
         XCTAssertEqual(a["sessions"]?.rows.count, 4)
+        XCTAssertEqual(try postDB.query(key), [["identities_pkey", "PRIMARY KEY (anonymous_id)"]], "a person-by-person build keeps the key")
     }
 }

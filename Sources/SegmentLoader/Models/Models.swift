@@ -419,18 +419,29 @@ private struct Builder {
             // last one's, and how many chain ends. No link travels to the loader. Window
             // functions over one sort of the links: an aggregate's ORDER BY or DISTINCT sorts
             // every anonymous id's links apart (PostgreSQL 15), and most ids have one or two.
+            // The ids are grouped in bytes' order: the same groups as the database's collation
+            // (equal is equal), sorted with memcmp instead of strcoll (1.8 s instead of 3.0 s for
+            // the bench's 396,383 ids).
             let order = "l.t DESC NULLS LAST, l.r DESC NULLS LAST, l.id\(byBytes) DESC"
+            // A whole rebuild fills the empty table without its primary key and builds that
+            // after, from the sorted rows, as the other model indexes are built: keeping it row
+            // by row was half of the statement (5.1 s against 3.1 s with the key built after).
+            let primaryKey = try restriction == nil ? db.value("""
+                SELECT conname FROM pg_constraint WHERE conrelid = 'identities'::regclass AND contype = 'p'
+                """)?.text : nil
+            if let primaryKey { try db.execute("ALTER TABLE identities DROP CONSTRAINT \(quoteIdentifier(primaryKey))") }
             try db.execute("""
                 INSERT INTO identities (anonymous_id, user_id, first_linked_at, last_linked_at, user_ids)
-                SELECT DISTINCT ON (l.a) l.a, l.f,
+                SELECT DISTINCT ON (l.a\(byBytes)) l.a, l.f,
                        CASE WHEN bool_or(l.t IS NULL) OVER anon THEN NULL ELSE min(l.t) OVER anon END, max(l.t) OVER anon,
                        count(*) FILTER (WHERE l.first_of_chain_end) OVER anon
-                FROM (SELECT links.*, row_number() OVER (PARTITION BY links.a, links.f) = 1 AS first_of_chain_end
+                FROM (SELECT links.*, row_number() OVER (PARTITION BY links.a\(byBytes), links.f\(byBytes)) = 1 AS first_of_chain_end
                       FROM (SELECT l.a, coalesce(al.final_id, l.u) AS f, l.t, l.r, l.id
                             FROM (\(selects.joined(separator: " UNION ALL "))) AS l LEFT JOIN _model_aliases al ON al.id = l.u) AS links) AS l
-                WINDOW anon AS (PARTITION BY l.a ORDER BY \(order) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
-                ORDER BY l.a, \(order)
+                WINDOW anon AS (PARTITION BY l.a\(byBytes) ORDER BY \(order) ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                ORDER BY l.a\(byBytes), \(order)
                 """)
+            if let primaryKey { try db.execute("ALTER TABLE identities ADD CONSTRAINT \(quoteIdentifier(primaryKey)) PRIMARY KEY (anonymous_id)") }
             return
         }
         let links = "SELECT a, u, t FROM (\(selects.joined(separator: " UNION ALL "))) AS links ORDER BY a\(byBytes), t\(nullsFirst), r\(nullsFirst), id\(byBytes)"
