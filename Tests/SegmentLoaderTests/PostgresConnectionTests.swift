@@ -91,6 +91,37 @@ final class PostgresConnectionTests: XCTestCase {
         }
     }
 
+    /// The models' appender writes COPY's binary format when every column's type takes the
+    /// values so, and turns to the text format, for the rest of its rows, at a value that
+    /// does not fit (the server then reads it as it always did).
+    func testTheAppenderWritesBinaryAndTurnsToTextForAValueItCannotWrite() throws {
+        let server = try TestPostgres.shared()
+        let connection = try PostgresConnection(try PostgresLocation(try server.createDatabase("conn_appender"), schema: "public"))
+        try connection.execute(PostgresWarehouse.translate("CREATE TABLE t (n INTEGER, b BOOLEAN, i INTEGER, r REAL, ts TIMESTAMP, s TEXT, x BLOB)")
+            + "; ALTER TABLE t ADD COLUMN k integer, ADD COLUMN h smallint")
+        let appender = try XCTUnwrap(try connection.appender("t", columns: ["n", "b", "i", "r", "ts", "s", "x", "k", "h"]) as? CopyAppender)
+        try appender.append([.integer(1), .integer(1), .integer(-9_007_199_254_740_993), .real(1.5), .text("2024-03-01 10:00:00.123"),
+                             .text("a\tb ✓"), .blob([0, 1, 0xfe]), .integer(Int64(Int32.min)), .integer(-3)])
+        try appender.append([.integer(2), .integer(0), .integer(0), .real(1e300), .text("1969-12-31 23:59:59.999"),
+                             .integer(42), .blob([]), .integer(7), .integer(Int64(Int16.max))])
+        try appender.append([.integer(3), .null, .null, .integer(2), .null, .real(0.25), .null, .null, .null])
+        XCTAssertTrue(appender.isBinary, "every value fits its column: binary")
+        // A number as text for a bigint column: not written in binary; the server reads it.
+        try appender.append([.integer(4), .null, .text("17"), .null, .null, .text(""), .null, .null, .null])
+        XCTAssertFalse(appender.isBinary)
+        try appender.append([.integer(5), .integer(1), .integer(5), .real(-0.1), .text("2026-12-02 00:00:00.000"), .text("after"), .null, .null, .null])
+        try appender.finish()
+        let back = try connection.query("""
+            SELECT n::text, b::text, i::text, r::text, to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS'), s, encode(x, 'hex'), k::text, h::text
+            FROM t ORDER BY n
+            """)
+        XCTAssertEqual(back, [["1", "true", "-9007199254740993", "1.5", "2024-03-01 10:00:00.123", "a\tb ✓", "0001fe", "-2147483648", "-3"],
+                              ["2", "false", "0", "1e+300", "1969-12-31 23:59:59.999", "42", "", "7", "32767"],
+                              ["3", nil, nil, "2", nil, "0.25", nil, nil, nil],
+                              ["4", nil, "17", nil, nil, "", nil, nil, nil],
+                              ["5", "true", "5", "-0.1", "2026-12-02 00:00:00.000", "after", nil, nil, nil]])
+    }
+
     func testATransactionThatThrowsLeavesNothing() throws {
         let server = try TestPostgres.shared()
         let connection = try PostgresConnection(try PostgresLocation(try server.createDatabase("conn_tx"), schema: "public"))

@@ -117,32 +117,6 @@ struct ValuesRow: SQLRow {
     func value(at column: Int32) -> SQLValue { values[Int(column)] }
 }
 
-/// PostgreSQL: rows buffered in COPY's text form, sent when the buffer passes a megabyte and
-/// at `finish`; the COPY's result is read by the connection's next statement.
-final class CopyAppender: SQLAppender {
-    let connection: PostgresConnection
-    let sql: String
-    private var copy = CopyText()
-
-    init(connection: PostgresConnection, table: String, columns: [String]) {
-        self.connection = connection
-        sql = "COPY \(table) (\(columns.map(quoteIdentifier).joined(separator: ", "))) FROM STDIN"
-    }
-
-    func append(_ values: [SQLValue]) throws {
-        for value in values { try copy.value(value) }
-        copy.endRow()
-        if copy.bytes.count >= 1 << 20 { try finish() }
-    }
-
-    func finish() throws {
-        guard !copy.bytes.isEmpty else { return }
-        let bytes = copy.take()
-        // The server takes the rows in while the caller builds the next ones.
-        try connection.copy(sql, deferred: true) { send in try send(bytes) }
-    }
-}
-
 extension Statement: SQLPrepared {
     @discardableResult
     func perform(_ arguments: [SQLValue]) throws -> Int {
@@ -200,7 +174,7 @@ extension PostgresConnection: SQLSession {
     }
 
     func appender(_ table: String, columns: [String]) throws -> any SQLAppender {
-        CopyAppender(connection: self, table: table, columns: columns)
+        try CopyAppender(connection: self, table: table, columns: columns)
     }
 
     /// A value as a text parameter: PostgreSQL reads it in the type the statement gives it
