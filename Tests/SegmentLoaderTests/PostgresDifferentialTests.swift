@@ -264,6 +264,53 @@ extension PostgresDifferentialTests {
         XCTAssertEqual(try db.query("SELECT anonymous_id, user_id, user_ids FROM identities ORDER BY anonymous_id"),
                        [["a1", "u2", "2"], ["a2", "u3", "2"], ["a3", "u5", "1"], ["a4", "u2", "2"], ["u1", "u5", "1"]])
     }
+    /// A file begun before the models were ever built does not note the ids it touches; when
+    /// another loader builds them for the first time before that file commits, the file is
+    /// written again noting them, so the next build brings its people up to date.
+    func testAFileThatMissedTheFirstBuildIsWrittenAgainWithItsTouchedIds() throws {
+        let dir = try temporaryDirectory(self)
+        // Day 2 has the shape of day 1 (no new table or column), so the build running during
+        // its file waits for no lock of that file's.
+        func day(_ d: Int, _ people: [String]) -> String {
+            people.enumerated().map { i, person in
+                #"{"type":"page","messageId":"m\#(d)-\#(i)","anonymousId":"\#(person)","name":"Home","timestamp":"2026-03-0\#(d)T10:0\#(i):00Z","properties":{"url":"https://shop.example/?utm_source=d\#(d)"}}"#
+                    + "\n" + #"{"type":"identify","messageId":"m\#(d)-i\#(i)","anonymousId":"\#(person)","userId":"u-\#(person)","timestamp":"2026-03-0\#(d)T10:0\#(i):30Z"}"#
+            }.joined(separator: "\n") + "\n"
+        }
+        let day1 = dir.appendingPathComponent("day1.ndjson"), day2 = dir.appendingPathComponent("day2.ndjson")
+        try Data(day(1, ["a1", "a2"]).utf8).write(to: day1)
+        try Data(day(2, ["a2", "a3"]).utf8).write(to: day2)
+        var options = LoadOptions(database: try TestPostgres.shared().createDatabase("diff_first_build"), jobs: 1)
+        options.schema = "web"
+        options.models.enabled = false
+        _ = try LoadRun.run(paths: [day1.path], options: options)
+
+        // Another loader's first build, while day 2's file is being written (once).
+        let builds = Locked(0)
+        let url = options.database + "?options=-c%20statement_timeout%3D20000"
+        var faults = TestFaults()
+        faults.duringFile = { _ in
+            guard builds.withLock({ n -> Bool in n += 1; return n == 1 }) else { return }
+            XCTAssertEqual(try? Models.build(postgres: url, schema: "web", options: ModelOptions(), rebuild: false).mode, "full")
+        }
+        let summary = try LoadRun.run(paths: [day2.path], options: options, faults: faults)
+        XCTAssertEqual(summary.totals.loaded, 4, "the file written again is loaded once")
+        let db = try PostgresConnection(PostgresLocation(options.database, schema: "web"))
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM _model_pending"), "4", "day 2 touched a2, a3, u-a2, u-a3")
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM pages"), "4")
+
+        var personByPerson = ModelOptions()
+        personByPerson.wideBuildFactor = 0
+        XCTAssertEqual(try Models.build(postgres: options.database, schema: "web", options: personByPerson, rebuild: false).mode, "incremental")
+        let updated = try Self.tables(db)
+        XCTAssertEqual(try Models.build(postgres: options.database, schema: "web", options: ModelOptions(), rebuild: true).mode, "full")
+        let rebuilt = try Self.tables(db)
+        for table in ["identities", "page_views", "sessions"] {
+            XCTAssertEqual(updated[table], rebuilt[table], table)
+        }
+        XCTAssertEqual(rebuilt["sessions"]?.rows.count, 4, "a1 one, a2 two (a day apart), a3 one")
+    }
+
     /// Until the models are first built, a load keeps no touched ids (that build is a full
     /// one); once they are, a load without the models keeps them, and the person-by-person
     /// build they feed gives the same models in both databases.

@@ -126,6 +126,9 @@ final class SQLiteDestination: SharedPartsDestination {
         profilesUpdated[profile.tableName, default: []].insert(id)
     }
 
+    /// One loader at a time (the warehouse lock), and the models are built after its files.
+    var keepsTouches: Bool { modelsBuilt }
+
     func recordTouches(users: [String: String], anons: [String: String]) throws {
         guard modelsBuilt else { return }
         for (id, time) in users.sorted(by: { $0.key < $1.key }) { try insertTouch.run([.text("user"), .text(id), .text(time)]) }

@@ -22,9 +22,17 @@ final class PostgresDestination: SharedPartsDestination {
     /// before this file commits is seen.
     private var touches: (users: [String: String], anons: [String: String])?
     private var modelsBuilt = false
+    /// Whether the file being written notes its touched ids: the models had been built when
+    /// it began. A file that did not, and finds at its commit that another loader built them
+    /// meanwhile, is written again (its ids are needed by the next build).
+    private(set) var keepsTouches = true
     /// Whether this file's transaction holds the schema lock.
     private var schemaLocked = false
     private let uuidTs: String
+
+    /// Another loader built the models for the first time while this file, begun before,
+    /// did not note its touched ids: written again (as after a deadlock), noting them.
+    static let touchesNeeded = PostgresError(kind: .retry, message: "another loader built the models while this file was written; it is written again with the ids it touched")
 
     /// Advisory lock keys ("SEGS", "SEGP"): schema changes; a profile id (with `hashtext`).
     static let schemaLockKey: Int64 = 0x5345_4753
@@ -61,6 +69,8 @@ final class PostgresDestination: SharedPartsDestination {
         do {
             defer { schemaLocked = false }
             return try connection.transaction {
+                if !modelsBuilt { modelsBuilt = try Models.everBuilt(connection) }
+                keepsTouches = modelsBuilt
                 let result = try body()
                 try copies.flush()
                 // A models build running now (another loader's) sees this file whole or not at all.
@@ -68,7 +78,10 @@ final class PostgresDestination: SharedPartsDestination {
                 if let touched = touches {
                     touches = nil
                     if !modelsBuilt { modelsBuilt = try Models.everBuilt(connection) }
-                    if modelsBuilt { try writeTouches(touched.users, touched.anons) }
+                    if modelsBuilt {
+                        guard keepsTouches else { throw Self.touchesNeeded }
+                        try writeTouches(touched.users, touched.anons)
+                    }
                 }
                 return result
             }

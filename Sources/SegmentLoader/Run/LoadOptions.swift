@@ -81,6 +81,9 @@ public struct TestFaults: Sendable {
     /// that every chunk but a file's last has the next one's ids claimed ahead (a test of that
     /// path cannot depend on how fast this machine parses).
     public var awaitNextChunk = false
+    /// Runs on the writer's thread after each chunk of file N (numbered from 1) that loaded
+    /// rows, before the file commits: a test does there what another loader would meanwhile.
+    public var duringFile: (@Sendable (_ number: Int) -> Void)?
 
     public init() {}
 

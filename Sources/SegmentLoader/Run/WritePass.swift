@@ -187,7 +187,10 @@ struct WritePass {
                     for written in try stages.load(chunk.records, needs: chunk.needs, next: following?.records) {
                         if written { counts.loaded += 1 } else { counts.duplicates += 1 }
                     }
-                    if counts.loaded > 0 { context.faults.killPoint?.fire(.write(number)) }
+                    if counts.loaded > 0 {
+                        context.faults.killPoint?.fire(.write(number))
+                        context.faults.duringFile?(number)
+                    }
                     context.progress?.add(bytes: chunk.archiveBytes, messages: Int64(chunk.items.count))
                     end = chunk.end
                 }

@@ -45,7 +45,7 @@ final class WriteStages {
             try destination.prepareSchema(needs ?? SchemaNeeds.of(headers, in: raw), headers: headers, admitted: admitted, in: raw)
             try destination.write(Splitter.rows(of: headers, admitted: admitted), of: headers, in: raw)
             profiles.note(headers, admitted: admitted)
-            touches.note(headers, admitted: admitted, in: raw)
+            if destination.keepsTouches { touches.note(headers, admitted: admitted, in: raw) }
             return admitted
         }
     }
