@@ -6,12 +6,14 @@ import YAMLFiles
 struct SegmentLoaderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segment-loader",
-        abstract: "Load Segment-format event archives (gzip NDJSON) into a SQLite warehouse.",
+        abstract: "Load Segment-format event archives (gzip NDJSON) into a SQLite or PostgreSQL warehouse.",
         discussion: """
             Tables follow Segment Warehouses: tracks, identifies, users, pages, screens, groups, \
             accounts, aliases, and one table per track event. Bookkeeping lives in _loads, _files, \
-            _rejects, _discards, _schema_tables and _schema_columns. Timestamps are UTC text \
-            YYYY-MM-DD HH:MM:SS.sss (warehouse format 3); docs/warehouse.md describes every table.
+            _rejects, _discards, _schema_tables and _schema_columns. Timestamps are UTC: text \
+            YYYY-MM-DD HH:MM:SS.sss in SQLite (warehouse format 3), timestamptz in PostgreSQL; \
+            docs/warehouse.md describes every table. --db takes a SQLite file or a PostgreSQL URL \
+            (postgresql://user@host/db, with --schema; docs/postgresql.md).
 
             Start with `segment-loader run pipelines/sample.yml`; `segment-loader status --db \
             warehouse.sqlite` shows what a warehouse holds.
