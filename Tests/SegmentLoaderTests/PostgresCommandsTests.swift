@@ -75,6 +75,28 @@ final class PostgresCommandsTests: XCTestCase {
         }
     }
 
+    /// `bench --db postgresql://...` loads its corpus into a fresh schema, with two loaders at
+    /// once into another, and times psql's floor for the same rows, each part from a quiet
+    /// server; its password never shows.
+    func testBenchLoadsIntoPostgresWithLoadersAndTheFloor() throws {
+        let server = try TestPostgres.shared()
+        let dir = try temporaryDirectory(self)
+        let url = try server.createDatabase("bench")
+        let bench = try runSegmentLoader(["bench", "--db", url, "--events", "3000", "--files", "2", "--jobs", "1",
+                                          "--loaders", "2", "--floor", "--dir", dir.path])
+        XCTAssertEqual(bench.status, 0, bench.stderr)
+        let lines = bench.stdout.split(separator: "\n").map(String.init)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("loaded: 3000 messages") }, bench.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("1 ") }, "the row of --jobs 1: \(bench.stdout)")
+        XCTAssertTrue(lines.contains { $0.hasPrefix("loaders: 2 at once (jobs 1 each), each on 1/2 of the files") }, bench.stdout)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("floor: psql COPY of the same rows") && $0.contains("jobs 1 is") }, bench.stdout)
+        XCTAssertFalse(bench.stdout.contains(server.password) || bench.stderr.contains(server.password))
+        let db = try PostgresConnection(PostgresLocation(url, schema: "bench_jobs1"))
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM bench_jobs1._message_ids"), try db.scalar("SELECT count(*) FROM bench_loaders2._message_ids"),
+                       "two loaders load what one does")
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM bench_jobs1.sessions"), try db.scalar("SELECT count(*) FROM bench_floor.sessions"))
+    }
+
     /// A schema holding other tables, or a pipeline that names both kinds of warehouse, is
     /// refused before anything is loaded.
     func testWhatARunWouldRefuseValidateRefuses() throws {
