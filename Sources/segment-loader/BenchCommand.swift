@@ -312,7 +312,7 @@ struct BenchCommand: ParsableCommand {
     /// Before a timed PostgreSQL part: a checkpoint, then until no autovacuum worker is busy
     /// in the database (at most 5 minutes), so that one part does not pay for the last one's
     /// writes (a 500,000-event load leaves 800 MB of new tables for autovacuum; two loaders
-    /// timed while it vacuumed them took 47 s, against 27 s on a quiet server).
+    /// timed while it vacuumed them took 47 s, against 22 to 23 s once it was done).
     func quietServer(_ url: String) throws {
         let connection = try PostgresConnection(PostgresLocation(url, schema: nil))
         _ = try? connection.execute("CHECKPOINT")
