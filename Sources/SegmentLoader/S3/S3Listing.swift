@@ -61,7 +61,6 @@ public struct S3ListPage: Sendable, Equatable {
     /// unescaped (`&amp;` and the other four, `&#NN;`, `&#xNN;`).
     public static func parse(_ xml: String) throws -> S3ListPage {
         var page = S3ListPage()
-        var truncated = false
         var rest = Substring(xml)
         while let open = rest.range(of: "<Contents>") {
             guard let close = rest.range(of: "</Contents>", range: open.upperBound..<rest.endIndex) else {
@@ -76,8 +75,7 @@ public struct S3ListPage: Sendable, Equatable {
             page.objects.append(Object(key: key, size: size, etag: etag))
             rest = rest[close.upperBound...]
         }
-        truncated = element("IsTruncated", in: Substring(xml)) == "true"
-        if truncated {
+        if element("IsTruncated", in: Substring(xml)) == "true" {
             guard let token = element("NextContinuationToken", in: Substring(xml)), !token.isEmpty else {
                 throw Malformed(description: "the listing is truncated but gives no NextContinuationToken")
             }

@@ -65,13 +65,12 @@ public struct SigV4: Sendable {
         return added
     }
 
-    /// `YYYYMMDD'T'HHMMSS'Z'` and `YYYYMMDD`, in UTC.
+    /// `YYYYMMDD'T'HHMMSS'Z'` and `YYYYMMDD`, in UTC: the warehouse's own ISO 8601 writer's
+    /// form without its separators and milliseconds.
     static func timestamps(_ date: Date) -> (stamp: String, day: String) {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        let day = String(format: "%04d%02d%02d", c.year!, c.month!, c.day!)
-        return (day + String(format: "T%02d%02d%02dZ", c.hour!, c.minute!, c.second!), day)
+        let iso = Timestamp.iso8601(Instant(date: date))  // YYYY-MM-DDTHH:MM:SS.sssZ
+        let digits = String(iso.prefix(19).filter { $0 != "-" && $0 != ":" })
+        return (digits + "Z", String(digits.prefix(8)))
     }
 
     /// A header value as signed: outer spaces trimmed, inner runs of spaces made one.
