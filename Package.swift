@@ -57,6 +57,17 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // s3:// sources (issue 22) through libcurl, which FoundationNetworking's URLSession itself
+        // uses on Linux: a blocking transfer whose write callback runs the read stage, so an
+        // object streams with TCP's own back-pressure and bounded memory (URLSession's delegate
+        // gets data as fast as it comes, with nothing to slow it), Range resumes, timeouts and
+        // the proxy variables. A system library: it compiles nothing (AsyncHTTPClient would
+        // have brought SwiftNIO into the loader's build).
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"])]
+        ),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",
@@ -69,6 +80,7 @@ let package = Package(
                 "CZlib",
                 "CCrypto",
                 "CLibPQ",
+                "CCurl",
             ],
             // Release builds leave out the run-time exclusivity checks (each access to a class's
             // stored property through inout, e.g. appending to a buffer, took a thread-local

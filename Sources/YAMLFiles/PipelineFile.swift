@@ -110,6 +110,10 @@ public enum PipelineFile {
             let privacySettings = top["privacy"].map { self.privacy($0) }
             let runSettings = top["run"].map { self.runSettings($0) }
             let modelSettings = top["models"].map { self.modelSettings($0) }
+            let endpoints = Set(sources.filter { S3Location.isURL($0.path) }.map { $0.endpoint ?? "" })
+            if endpoints.count > 1, let node = top["sources"] {
+                fail(node, "the s3:// sources of one pipeline must use the same endpoint (or none); split them into pipelines")
+            }
             guard let version, let name, let warehouse else { return nil }
             var pipeline = Pipeline(name: name, sources: sources, warehouse: warehouse)
             pipeline.version = version
@@ -121,13 +125,34 @@ public enum PipelineFile {
         }
 
         mutating func source(_ node: Node) -> Pipeline.Source? {
-            guard let m = mapping(node, "a source", allowed: ["path", "source_ids", "since", "until"], required: ["path"]),
+            guard let m = mapping(node, "a source", allowed: ["path", "source_ids", "since", "until", "endpoint"], required: ["path"]),
                   let pathNode = m["path"], let path = string(pathNode, "path") else { return nil }
             guard !path.isEmpty else {
                 fail(pathNode, "path must not be empty")
                 return nil
             }
             var source = Pipeline.Source(path: resolve(path))
+            if S3Location.isURL(path) {
+                source.path = path
+                if S3Location(path) == nil {
+                    fail(pathNode, "'\(path)' is not an S3 location: write s3://BUCKET/PREFIX")
+                    return nil
+                }
+                if path.contains(where: { "*?[".contains($0) }) {
+                    fail(pathNode, "an s3:// path is a prefix, not a glob: '\(path)' has a wildcard (select days with since/until, sources with source_ids)")
+                    return nil
+                }
+                if let n = m["endpoint"], let endpoint = string(n, "endpoint") {
+                    guard endpoint.hasPrefix("http://") || endpoint.hasPrefix("https://") else {
+                        fail(n, "endpoint must be an http:// or https:// URL (an S3-compatible store), not '\(endpoint)'")
+                        return nil
+                    }
+                    source.endpoint = endpoint
+                }
+            } else if let n = m["endpoint"] {
+                fail(n, "endpoint is for s3:// sources; '\(path)' is a local path")
+                return nil
+            }
             do {
                 _ = try Glob(path)
                 let glob = try Glob(source.path)

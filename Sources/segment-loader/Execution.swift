@@ -39,6 +39,9 @@ enum Exit {
         case let missing as ReadError:
             printError(missing.description)
             return ExitCode(usage)
+        case let s3 as S3Error:
+            printError(s3.message)
+            return ExitCode(s3.exitStatus)
         case let sqlite as SQLiteError where sqlite.isDiskProblem:
             printError("cannot write to the warehouse \(database): \(sqlite.message)")
             return ExitCode(storage)

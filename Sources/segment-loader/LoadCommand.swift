@@ -5,7 +5,7 @@ import SegmentLoader
 struct LoadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "load",
-        abstract: "Load archives from files and directories (searched recursively) into a warehouse.",
+        abstract: "Load archives from files and directories (searched recursively) or S3 prefixes into a warehouse.",
         discussion: """
             Files are recognised by their first bytes: gzip (several members are fine) or plain \
             newline-delimited JSON; anything else is skipped and reported. Files already loaded \
@@ -22,7 +22,9 @@ struct LoadCommand: ParsableCommand {
             --busy-timeout, 130/143 when stopped by SIGINT/SIGTERM (after \
             the file being committed), 1 for anything else. With PostgreSQL: 77 when the password or \
             a permission is refused, 66 for a database that does not exist, 69 when no server answers, \
-            75 when the connection is lost during the run (docs/postgresql.md).
+            75 when the connection is lost during the run (docs/postgresql.md). With s3:// sources: 77 when \
+            the credentials are refused or lack s3:ListBucket/s3:GetObject, 66 for a bucket or prefix \
+            that does not exist, 69 when the store does not answer after retries.
             """
     )
 
@@ -71,7 +73,7 @@ struct LoadCommand: ParsableCommand {
 
     @OptionGroup var seams: TestSeams
 
-    @Argument(help: ArgumentHelp("Archive files or directories.", valueName: "path"))
+    @Argument(help: ArgumentHelp("Archive files or directories, or s3://BUCKET/PREFIX (credentials, region and AWS_ENDPOINT_URL as the AWS tools read them; docs/operations.md).", valueName: "path|s3-url"))
     var paths: [String]
 
     func validate() throws {
@@ -97,7 +99,12 @@ struct LoadCommand: ParsableCommand {
         options.busyTimeout = busyTimeout
         options.schema = schema
         let paths = self.paths
+        // s3:// sources: credentials, region and endpoint as the AWS tools find them.
+        if paths.contains(where: S3Location.isURL) {
+            do { options.objects = try S3Client.fromEnvironment() } catch { throw Exit.failing(error, database: db) }
+        }
+        let objects = options.objects
         try Execution(options: options, output: output, report: report, metrics: metrics, strict: strict, seams: seams)
-            .run { try Discovery.find(paths) }
+            .run { try Discovery.find(paths, objects: objects) }
     }
 }

@@ -55,8 +55,13 @@ struct RunCommand: ParsableCommand {
             throw ExitCode(Exit.usage)
         }
         let selection: Selection
+        var objects: S3Client?
         do {
-            selection = try pipeline.select()
+            if pipeline.readsS3 { objects = try pipeline.objectStore() }
+            selection = try pipeline.select(objects: objects)
+        } catch let s3 as S3Error {
+            printError("\(self.pipeline): \(s3.message)")
+            throw ExitCode(s3.exitStatus)
         } catch {
             printError("\(self.pipeline): \(error)")
             throw ExitCode(Exit.usage)
@@ -71,6 +76,7 @@ struct RunCommand: ParsableCommand {
             return
         }
         var options = pipeline.loadOptions()
+        options.objects = objects
         if let jobs { options.jobs = jobs }
         options.models = modelFlags.apply(to: pipeline.models)
         if let busyTimeout { options.busyTimeout = max(0, busyTimeout) }

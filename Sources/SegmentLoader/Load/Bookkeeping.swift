@@ -17,6 +17,7 @@ final class Bookkeeping {
         self.names = names
         self.loadId = loadId
         self.uuidTs = uuidTs
+        try LoadRecords.addETagColumn(session)
         insertReject = try session.prepared("INSERT INTO _rejects (file, line, item, reason, raw, load_id, redacted, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         insertDiscard = try session.prepared("""
             INSERT INTO _discards (table_name, column_name, row_id, message_id, value, reason, received_at, load_id)
@@ -24,8 +25,8 @@ final class Bookkeeping {
             """)
         insertFile = try session.prepared("""
             INSERT INTO _files (path, size, sha256, source_id, day, status, lines, loaded, duplicates, rejected,
-              filtered, discarded, physical_lines, load_id, error, loaded_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              filtered, discarded, physical_lines, load_id, error, loaded_at, etag)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
     }
 
@@ -78,6 +79,7 @@ final class Bookkeeping {
             archive.day.map { .text($0) } ?? .null, .text(file.status.rawValue), .integer(counts.lines), .integer(counts.loaded),
             .integer(counts.duplicates), .integer(counts.rejected), .integer(counts.filtered), .integer(counts.discarded),
             .integer(Int64(file.physicalLines)), .integer(loadId), file.error.map { .text($0) } ?? .null, .text(uuidTs),
+            archive.etag.map { .text($0) } ?? .null,
         ])
     }
 }

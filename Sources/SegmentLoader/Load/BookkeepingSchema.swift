@@ -41,7 +41,8 @@ enum BookkeepingSchema {
             physical_lines INTEGER NOT NULL DEFAULT 0,
             load_id INTEGER NOT NULL,
             error TEXT,
-            loaded_at TIMESTAMP NOT NULL
+            loaded_at TIMESTAMP NOT NULL,
+            etag TEXT
         );
         CREATE INDEX _files_sha256 ON _files (sha256);
         CREATE TABLE _rejects (

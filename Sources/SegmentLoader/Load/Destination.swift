@@ -13,7 +13,7 @@ protocol Destination: AnyObject {
     /// Content hashes of archives already loaded, each with the path it was loaded from.
     func loadedHashes() throws -> [String: String]
     /// The size of each path already loaded, to tell which archives a run will skip.
-    func loadedPathsAndSizes() throws -> [String: Int64]
+    func loadedPathsAndSizes() throws -> [String: LoadedFile]
     /// About how many bytes the warehouse holds (a run that brings more builds its query
     /// indexes once at the end instead of keeping them row by row).
     var storedBytes: Int64 { get }

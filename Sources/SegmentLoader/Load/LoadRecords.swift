@@ -1,5 +1,11 @@
 /// The rows of `_loads` and what `_files` says was loaded, read and written the same way in
 /// either database (contract, section 7).
+/// What `_files` says of a path already loaded.
+struct LoadedFile: Sendable, Equatable {
+    var size: Int64
+    var etag: String?
+}
+
 enum LoadRecords {
     /// Content hashes of files already loaded (or partially loaded: the same bytes cannot give
     /// more), each with the path it was loaded from.
@@ -11,14 +17,35 @@ enum LoadRecords {
         return result
     }
 
-    /// Size of each path already loaded (or partially loaded), to tell which archives a run
-    /// will skip before it hashes them.
-    static func loadedPathsAndSizes(_ session: any SQLSession) throws -> [String: Int64] {
-        var result: [String: Int64] = [:]
-        for row in try session.rows("SELECT path, size FROM _files WHERE status IN ('loaded', 'partial')") {
-            if let path = row[0].text, let size = row[1].integer { result[path] = size }
+    /// Size (and, for an S3 object, ETag) of each path already loaded or partially loaded: an
+    /// archive under the same path with the same size is not counted in the run's temporary
+    /// space, and an object with the same key, size and ETag is skipped unread.
+    static func loadedPathsAndSizes(_ session: any SQLSession) throws -> [String: LoadedFile] {
+        var result: [String: LoadedFile] = [:]
+        let etag = try hasETagColumn(session) ? "etag" : "NULL"
+        for row in try session.rows("SELECT path, size, \(etag) FROM _files WHERE status IN ('loaded', 'partial') ORDER BY id") {
+            if let path = row[0].text, let size = row[1].integer { result[path] = LoadedFile(size: size, etag: row[2].text) }
         }
         return result
+    }
+
+    /// `_files.etag` (the ETag of an archive read from S3) came with s3:// sources, in format
+    /// 3: a warehouse that lacks it gets it, empty for the files it already has.
+    static func addETagColumn(_ session: any SQLSession) throws {
+        guard try !hasETagColumn(session) else { return }
+        switch session.dialect {
+        case .sqlite: try session.execute("ALTER TABLE _files ADD COLUMN etag TEXT")
+        case .postgres: try session.execute("ALTER TABLE _files ADD COLUMN IF NOT EXISTS etag text")
+        }
+    }
+
+    static func hasETagColumn(_ session: any SQLSession) throws -> Bool {
+        switch session.dialect {
+        case .sqlite:
+            return try session.value("SELECT count(*) FROM pragma_table_info('_files') WHERE name = 'etag'")?.integer != 0
+        case .postgres:
+            return try session.value("SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass('_files') AND attname = 'etag' AND NOT attisdropped")?.integer != 0
+        }
     }
 
     /// `finished_at` of the newest succeeded run of a pipeline.

@@ -42,7 +42,7 @@ final class SQLiteDestination: SharedPartsDestination {
     // MARK: The run
 
     func loadedHashes() throws -> [String: String] { try warehouse.loadedHashes() }
-    func loadedPathsAndSizes() throws -> [String: Int64] { try warehouse.loadedPathsAndSizes() }
+    func loadedPathsAndSizes() throws -> [String: LoadedFile] { try warehouse.loadedPathsAndSizes() }
 
     var storedBytes: Int64 {
         ((try? FileManager.default.attributesOfItem(atPath: warehouse.path)[.size]) as? NSNumber)?.int64Value ?? 0

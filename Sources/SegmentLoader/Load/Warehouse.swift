@@ -169,7 +169,7 @@ public final class Warehouse {
 
     /// Content hashes of files already loaded (or partially loaded: the same bytes cannot give more).
     public func loadedHashes() throws -> [String: String] { try LoadRecords.loadedHashes(db) }
-    public func loadedPathsAndSizes() throws -> [String: Int64] { try LoadRecords.loadedPathsAndSizes(db) }
+    func loadedPathsAndSizes() throws -> [String: LoadedFile] { try LoadRecords.loadedPathsAndSizes(db) }
 
     /// Where a run that could not write how it ended into `_loads` leaves it for the next run.
     var unrecordedPath: String { path + ".unrecorded" }

@@ -31,6 +31,7 @@ public struct DryRun: Sendable {
         plan.ranges = selection.ranges
         var loaded: [String: String] = [:]
         var pathStatus: [String: String] = [:]
+        var objects: [String: LoadedFile] = [:]
         // What a run would refuse, a dry run refuses, in the same words.
         if try WarehouseAccess.check(database, schema: schema) {
             plan.warehouseExists = true
@@ -44,15 +45,34 @@ public struct DryRun: Sendable {
                 db = lite
             }
             if isWarehouse {
-                for row in try db.rows("SELECT sha256, path, status FROM _files ORDER BY id") {
+                let etag = try LoadRecords.hasETagColumn(db) ? "etag" : "NULL"
+                for row in try db.rows("SELECT sha256, path, status, size, \(etag) FROM _files ORDER BY id") {
                     guard case .text(let sha) = row[0], case .text(let path) = row[1], case .text(let status) = row[2] else { continue }
                     if status != "failed", loaded[sha] == nil { loaded[sha] = path }
                     pathStatus[path] = status
+                    if status != "failed", let size = row[3].integer { objects[path] = LoadedFile(size: size, etag: row[4].text) }
                 }
             }
         }
         var seenHashes: [String: String] = [:]
         for archive in selection.found.archives {
+            // An S3 object is not read: the run skips it unread when its key, size and ETag
+            // were loaded, and reads it otherwise.
+            if S3Location.isURL(archive.path) {
+                let before = objects[archive.path]
+                let status: Status
+                if let before, before.size == archive.size, before.etag != nil, before.etag == archive.etag {
+                    status = .alreadyLoaded(as: archive.path)
+                } else if pathStatus[archive.path] == "failed" {
+                    status = .retry
+                } else if pathStatus[archive.path] != nil {
+                    status = .changed
+                } else {
+                    status = .new
+                }
+                plan.files.append(File(archive: archive, status: status))
+                continue
+            }
             let (sha, _) = try ArchiveReader.sha256(path: archive.path)
             let status: Status
             if let earlier = loaded[sha] ?? seenHashes[sha] {

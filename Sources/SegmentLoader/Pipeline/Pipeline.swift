@@ -32,6 +32,8 @@ public struct Pipeline: Sendable {
         public var sourceIds: [Glob] = []
         public var since: DayBound?
         public var until: DayBound?
+        /// An S3-compatible store's URL for an `s3://` source (else AWS_ENDPOINT_URL or AWS).
+        public var endpoint: String?
 
         public init(path: String) {
             self.path = path

@@ -16,7 +16,7 @@ extension Pipeline {
     /// cannot be written, a database that is not a warehouse of this format or older.
     public func refusals() -> [String] {
         var out: [String] = []
-        for source in sources {
+        for source in sources where !S3Location.isURL(source.path) {
             let path = source.glob.map { $0.literalPrefix.isEmpty ? "/" : $0.literalPrefix } ?? source.path
             if !FileManager.default.fileExists(atPath: path) {
                 out.append(source.glob == nil ? "\(path): no such file or directory"
@@ -29,11 +29,20 @@ extension Pipeline {
 
     /// Finds the archives of every source; a path that does not exist is an error, a glob or
     /// a folder with nothing in range is not (a nightly run on a quiet day loads nothing).
-    public func select(now: Date = Date()) throws -> Selection {
+    /// Whether a source is in S3 (the run then needs `objectStore()`).
+    public var readsS3: Bool { sources.contains { S3Location.isURL($0.path) } }
+
+    /// The client that lists and reads the pipeline's s3:// sources (one endpoint for all of
+    /// them, which the pipeline file checks), with the credentials the AWS tools would use.
+    public func objectStore() throws -> S3Client {
+        try S3Client.fromEnvironment(endpoint: sources.lazy.compactMap(\.endpoint).first)
+    }
+
+    public func select(now: Date = Date(), objects: S3Client? = nil) throws -> Selection {
         var selection = Selection()
         var seen = Set<String>()
         for source in sources {
-            let found = try source.glob.map { try Discovery.find(glob: $0) } ?? Discovery.find([source.path])
+            let found = try source.glob.map { try Discovery.find(glob: $0) } ?? Discovery.find([source.path], objects: objects)
             let since = source.since?.day(now: now)
             let until = source.until?.day(now: now)
             if source.selectsDays || !source.sourceIds.isEmpty {

@@ -54,7 +54,7 @@ final class PostgresDestination: SharedPartsDestination {
     // MARK: The run
 
     func loadedHashes() throws -> [String: String] { try LoadRecords.loadedHashes(connection) }
-    func loadedPathsAndSizes() throws -> [String: Int64] { try LoadRecords.loadedPathsAndSizes(connection) }
+    func loadedPathsAndSizes() throws -> [String: LoadedFile] { try LoadRecords.loadedPathsAndSizes(connection) }
 
     var storedBytes: Int64 { PostgresWarehouse.storedBytes(connection) }
 

@@ -10,6 +10,14 @@ public enum ArchiveFormat: String, Sendable {
     case ndjson
 }
 
+/// An object whose first bytes are neither gzip nor JSON: skipped and reported, as such a
+/// local file is by `Discovery`.
+public struct NotAnArchive: Error, Sendable, CustomStringConvertible {
+    public var path: String
+    public var reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
 /// A file-level problem: the file cannot be read at all.
 public struct ReadError: Error, Sendable, CustomStringConvertible {
     public var path: String
@@ -61,6 +69,8 @@ public struct ArchiveReader: Sendable {
     /// while a bomb reaches 1000:1.
     public var maxInflateRatio: Int64 = 200
     public var bombFloor: Int64 = 64 << 20
+    /// Reads archives whose paths are `s3://` URLs.
+    public var objects: S3Client?
 
     public init(maxLineBytes: Int = 1 << 20, blockSize: Int = 1 << 20) {
         self.maxLineBytes = maxLineBytes
@@ -71,6 +81,7 @@ public struct ArchiveReader: Sendable {
     init(_ options: LoadOptions) {
         self.init(maxLineBytes: options.maxLineBytes)
         (maxInflateRatio, bombFloor) = (options.maxInflateRatio, options.bombFloor)
+        objects = options.objects
     }
 
     /// Calls `body` for every non-blank line (its number, its bytes, and a problem when the line
@@ -84,14 +95,25 @@ public struct ArchiveReader: Sendable {
     ) throws -> ReadOutcome {
         var splitter = LineSplitter(maxLineBytes: maxLineBytes)
         splitter.distrust = distrust
-        let inflater = format == .gzip ? Inflater() : nil
+        // An object's kind is known only from its first bytes, which come with its first block.
+        let sniffing = S3Location.isURL(path)
+        var inflater = format == .gzip && !sniffing ? Inflater() : nil
         var memberFirstLine = 1
         var corruptFromLine: Int?
         var streamError: String?
         var compressed: Int64 = 0
         var refusedAsBomb = false
         let (ratio, floor) = (maxInflateRatio, bombFloor)
-        let (sha256, size) = try Self.hashBlocks(path: path, blockSize: blockSize, hashing: hashing) { bytes in
+        var first = sniffing
+        let (sha256, size) = try blocks(path: path, hashing: hashing) { bytes in
+            if first {
+                first = false
+                switch Discovery.sniff(head: bytes, whole: false) {
+                case .archive(.gzip, _): inflater = Inflater()
+                case .archive(.ndjson, _): break
+                case .notArchive(let reason): throw NotAnArchive(path: path, reason: reason)
+                }
+            }
             onBlock(bytes.count)
             compressed += Int64(bytes.count)
             if streamError != nil { return }
@@ -132,6 +154,23 @@ public struct ArchiveReader: Sendable {
     /// SHA-256 of a file's bytes as hex, and its size.
     public static func sha256(path: String) throws -> (String, Int64) {
         try hashBlocks(path: path, blockSize: 1 << 20) { _ in }
+    }
+
+    /// The bytes of a file, or of an object when `path` is an `s3://` URL, block by block,
+    /// hashed on the way.
+    private func blocks(path: String, hashing: Bool, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> (String, Int64) {
+        guard S3Location.isURL(path) else { return try Self.hashBlocks(path: path, blockSize: blockSize, hashing: hashing, body) }
+        guard let objects else { throw ReadError(path: path, message: "an s3:// archive, and the run has no S3 access set up") }
+        var hasher = SHA256Hasher()
+        do {
+            let read = try objects.read(path) { bytes in
+                if hashing { hasher.update(bytes) }
+                try body(bytes)
+            }
+            return (hashing ? hexString(hasher.finalize()) : "", read.size)
+        } catch let error as S3Error where error.kind != .permission {
+            throw ReadError(path: path, message: error.message)
+        }
     }
 
     /// Reads a file block by block, handing each block to `body` and hashing it on the way.

@@ -10,6 +10,9 @@ public struct Archive: Sendable, Hashable {
     public var sourceId: String?
     /// `YYYY-MM-DD` (UTC) of the layout's epoch-milliseconds day folder.
     public var day: String?
+    /// An S3 object's ETag (its path is then its `s3://` URL): with the key and size, what
+    /// tells a run that the object is loaded already without reading it.
+    public var etag: String?
 }
 
 /// A file that is not an archive, and why (skipped and reported, not an error).
@@ -31,12 +34,21 @@ public enum Discovery {
         }
     }
 
-    public static func find(_ paths: [String]) throws -> Result {
+    /// Archives under local paths and `s3://` URLs (listed with `objects`, which is needed
+    /// only when there is such a URL).
+    public static func find(_ paths: [String], objects: S3Client? = nil) throws -> Result {
         let fm = FileManager.default
         var archives: [Archive] = []
         var skipped: [SkippedFile] = []
         var seen = Set<String>()
         for given in paths {
+            if let location = S3Location(given) {
+                guard let objects else { throw ReadError(path: given, message: "an s3:// source, and no S3 access was set up") }
+                for archive in try find(location, objects: objects) where seen.insert(archive.path).inserted { archives.append(archive) }
+                continue
+            } else if S3Location.isURL(given) {
+                throw ReadError(path: given, message: "not an S3 location: write s3://BUCKET/PREFIX")
+            }
             let absolute = URL(fileURLWithPath: given).standardizedFileURL.path
             var isDirectory: ObjCBool = false
             guard fm.fileExists(atPath: absolute, isDirectory: &isDirectory) else {
@@ -68,6 +80,36 @@ public enum Discovery {
         archives.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
         skipped.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
         return Result(archives: archives, skipped: skipped)
+    }
+
+    /// The objects under an S3 location: the prefix names a "folder" (`s3://b/segment-logs`
+    /// holds `segment-logs/...`, not `segment-logs-old/...`) or one object. Keys with a hidden
+    /// segment (`.incoming/`, `.DS_Store`) and folder markers (keys ending in `/`) are left out,
+    /// as hidden files and folders are on disk. The format is decided from an object's first
+    /// bytes when it is read; until then it is guessed from the name. A location with no
+    /// object is an error, as a folder that does not exist is.
+    public static func find(_ location: S3Location, objects: S3Client) throws -> [Archive] {
+        let listed = try objects.list(location)
+        let prefix = location.prefix
+        let folder = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
+        var archives: [Archive] = []
+        var inLocation = 0
+        for object in listed {
+            guard object.key == prefix || object.key.hasPrefix(folder) else { continue }
+            inLocation += 1
+            if object.key.hasSuffix("/") { continue }
+            let relative = object.key == prefix ? String(object.key.split(separator: "/").last ?? "") : String(object.key.dropFirst(folder.count))
+            if relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
+            let path = "s3://\(location.bucket)/\(object.key)"
+            let layout = s3Layout(path)
+            archives.append(Archive(path: path, format: object.key.hasSuffix(".gz") ? .gzip : .ndjson, size: object.size,
+                                    sourceId: layout?.source, day: layout?.day, etag: object.etag))
+        }
+        if inLocation == 0 {
+            throw S3Error(kind: .missing, message: "\(location): no such prefix: bucket \(location.bucket) has no object under \(prefix.isEmpty ? "it" : prefix)")
+        }
+        archives.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
+        return archives
     }
 
     /// Files that match a path glob (`*` within a folder, `**` across folders), found under
@@ -131,14 +173,24 @@ public enum Discovery {
         defer { try? handle.close() }
         let head = (try? handle.read(upToCount: 4096)) ?? Data()
         let size = (try? handle.seekToEnd()).map { Int64($0) } ?? Int64(head.count)
-        if head.isEmpty { return .notArchive("empty file") }
-        let bytes = [UInt8](head)
-        if bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b { return .archive(.gzip, size) }
+        return [UInt8](head).withUnsafeBytes { bytes in
+            switch sniff(head: bytes, whole: head.count < 4096) {
+            case .archive(let format, _): return .archive(format, size)
+            case .notArchive(let reason): return .notArchive(reason)
+            }
+        }
+    }
+
+    /// The decision from a file's first bytes (`whole`: they are all of it). The size in an
+    /// `.archive` answer is the head's.
+    static func sniff(head bytes: UnsafeRawBufferPointer, whole: Bool) -> Sniffed {
+        if bytes.isEmpty { return .notArchive("empty file") }
+        if bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b { return .archive(.gzip, Int64(bytes.count)) }
         var i = 0
         if bytes.count >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF { i = 3 }
         while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0a || bytes[i] == 0x0d { i += 1 }
-        if i < bytes.count && bytes[i] == UInt8(ascii: "{") { return .archive(.ndjson, size) }
-        if i == bytes.count && bytes.count < 4096 { return .notArchive("blank file") }
+        if i < bytes.count && bytes[i] == UInt8(ascii: "{") { return .archive(.ndjson, Int64(bytes.count)) }
+        if i == bytes.count && whole { return .notArchive("blank file") }
         return .notArchive("neither gzip nor newline-delimited JSON")
     }
 

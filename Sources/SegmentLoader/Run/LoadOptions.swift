@@ -52,6 +52,8 @@ public struct LoadOptions: Sendable {
     public var announce: @Sendable (String) -> Void = { _ in }
     /// The load's clock; tests fix it.
     public var now: @Sendable () -> Date = { Date() }
+    /// Reads the archives whose paths are `s3://` URLs (set when a run has such sources).
+    public var objects: S3Client?
 
     public init(database: String, jobs: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.database = database

@@ -100,7 +100,7 @@ public enum LoadRun {
         let runIds = try RunIds(directory: URL(fileURLWithPath: workFolder))
         defer { runIds.remove() }
         let loaded = try destination.loadedPathsAndSizes()
-        let needed = TemporaryBudget.estimate(for: archives.filter { loaded[$0.path] != $0.size })
+        let needed = TemporaryBudget.estimate(for: archives.filter { loaded[$0.path]?.size != $0.size })
         try TemporaryBudget.check(folder: runIds.directory.deletingLastPathComponent().path, needed: needed,
                                   available: context.faults.temporarySpaceAvailable)
         let budget = TemporaryBudget(limit: context.faults.temporaryByteLimit)
@@ -111,7 +111,7 @@ public enum LoadRun {
 
         // Pass 1.
         let scan = ScanPass(archives: archives, context: context, runIds: runIds, budget: budget)
-        guard var plan = try scan.run(known: try destination.loadedHashes(), summary: &summary, log: log) else { return false }
+        guard var plan = try scan.run(known: try destination.loadedHashes(), loadedFiles: loaded, summary: &summary, log: log) else { return false }
         plan.pastLimit = destination.eventTablesPastLimit(counts: plan.eventCounts)
         if !plan.pastLimit.isEmpty {
             log("\(plan.pastLimit.count) of the run's \(plan.eventCounts.count) events get no table (event table limit \(options.eventTableLimit)): their calls go to tracks only")
@@ -165,6 +165,9 @@ public enum LoadRun {
         let cause = (error as? RollbackFailure)?.cause ?? error
         if let temporary = cause as? TemporaryStorageError {
             return .storageFailure("\(temporary). Every file committed before is kept; free space and run again to resume.")
+        }
+        if let s3 = cause as? S3Error {
+            return .unavailable("\(s3.message). Every file committed before is kept.", status: s3.exitStatus)
         }
         return SQLiteDestination.failure(of: error, busyTimeout: options.busyTimeout)
             ?? PostgresDestination.failure(of: error, busyTimeout: options.busyTimeout) ?? .failed("\(error)")

@@ -38,13 +38,13 @@ struct ScanPass {
     let budget: TemporaryBudget
 
     /// Scans every archive; nil when a signal stopped the scan (nothing is loaded then).
-    func run(known: [String: String], summary: inout RunSummary, log: (String) -> Void) throws -> Plan? {
+    func run(known: [String: String], loadedFiles: [String: LoadedFile], summary: inout RunSummary, log: (String) -> Void) throws -> Plan? {
         let scans = Locked<[Int: FileScan]>([:])
         let started = monotonicNanoseconds()
         let (archives, context, runIds, budget) = (archives, context, runIds, budget)
         context.progress?.begin(.scanning, files: archives.count, bytes: archives.reduce(0) { $0 + $1.size })
         startWorkers(jobs: context.options.jobs, count: archives.count, label: "scan") { i in
-            let scan = Self.scan(archives[i], index: i, known: known, context: context, runIds: runIds, budget: budget)
+            let scan = Self.scan(archives[i], index: i, known: known, loadedFiles: loadedFiles, context: context, runIds: runIds, budget: budget)
             scans.withLock { $0[i] = scan }
             context.faults.killPoint?.fire(.scan)
         }.wait()
@@ -70,7 +70,7 @@ struct ScanPass {
         var firstPathOfHash: [String: String] = [:]
         for i in archives.indices {
             guard var scan = results[i] else { continue }
-            if scan.skippedAs == nil && scan.error == nil {
+            if scan.skippedAs == nil && scan.error == nil && scan.notArchive == nil {
                 if let earlier = firstPathOfHash[scan.sha256] {
                     scan.skippedAs = earlier
                     results[i] = scan
@@ -78,14 +78,17 @@ struct ScanPass {
                 }
                 firstPathOfHash[scan.sha256] = archives[i].path
             }
-            if scan.skippedAs != nil { continue }
+            if scan.skippedAs != nil || scan.notArchive != nil { continue }
             for (key, type) in scan.types {
                 plan.types[key] = plan.types[key].map { $0.widened(with: type) } ?? type
             }
             plan.eventCounts.merge(scan.eventCounts, uniquingKeysWith: +)
         }
         plan.scans = results
-        plan.toLoad = archives.indices.filter { results[$0]?.skippedAs == nil }
+        plan.toLoad = archives.indices.filter { results[$0]?.skippedAs == nil && results[$0]?.notArchive == nil }
+        for i in archives.indices {
+            if let reason = results[i]?.notArchive { summary.notArchives.append(SkippedFile(path: archives[i].path, reason: reason)) }
+        }
         for i in archives.indices {
             if let earlier = results[i]?.skippedAs { summary.skippedAlreadyLoaded.append((archives[i].path, earlier)) }
         }
@@ -107,7 +110,7 @@ struct ScanPass {
     /// Pass 1 for one archive: hashes it (a file already loaded is skipped), reads and
     /// normalizes every line once, plans the column types, collects the copies of every id,
     /// and spills the chunks the writer will be handed.
-    static func scan(_ archive: Archive, index: Int, known: [String: String], context: RunContext,
+    static func scan(_ archive: Archive, index: Int, known: [String: String], loadedFiles: [String: LoadedFile], context: RunContext,
                      runIds: RunIds, budget: TemporaryBudget) -> FileScan {
         let (reader, progress, stop, times) = (context.reader, context.progress, context.stop, context.times)
         let filter = context.options.filter
@@ -118,13 +121,26 @@ struct ScanPass {
         struct Stopped: Error {}
         do {
             if stop?.isSet == true { return scan }
-            let (sha, _) = try ArchiveReader.sha256(path: archive.path)
-            scan.sha256 = sha
-            if let earlier = known[sha] {
-                scan.skippedAs = earlier
-                progress?.add(bytes: archive.size)
-                progress?.fileDone()
-                return scan
+            // An S3 object is read once, hashed on the way: one with the key, size and ETag of
+            // an object loaded before is skipped unread; one whose bytes turn out loaded under
+            // another key is skipped after its read. A local file is hashed first.
+            let isObject = S3Location.isURL(archive.path)
+            if isObject {
+                if let etag = archive.etag, let before = loadedFiles[archive.path], before.size == archive.size, before.etag == etag {
+                    scan.skippedAs = archive.path
+                    progress?.add(bytes: archive.size)
+                    progress?.fileDone()
+                    return scan
+                }
+            } else {
+                let (sha, _) = try ArchiveReader.sha256(path: archive.path)
+                scan.sha256 = sha
+                if let earlier = known[sha] {
+                    scan.skippedAs = earlier
+                    progress?.add(bytes: archive.size)
+                    progress?.fileDone()
+                    return scan
+                }
             }
             spill = try SpillWriter(path: runIds.spillPath(index), budget: budget)
             var processor = LineProcessor(loadTime: context.loadTime, names: context.names, privacy: context.options.privacy)
@@ -132,7 +148,7 @@ struct ScanPass {
             var chunk = Chunk()
             chunk.items.reserveCapacity(1024)
             var pendingBytes: Int64 = 0
-            let outcome = try reader.read(path: archive.path, format: archive.format,
+            let outcome = try reader.read(path: archive.path, format: archive.format, hashing: isObject,
                                           onBlock: { progress?.add(bytes: Int64($0)); pendingBytes += Int64($0) },
                                           onMemberStart: { _ in scan.endMember() }) { line, bytes, problem in
                 if stop?.isSet == true { throw Stopped() }
@@ -148,6 +164,14 @@ struct ScanPass {
                     try spill!.write(chunk)
                     chunk = Chunk()
                     chunk.items.reserveCapacity(1024)
+                }
+            }
+            if isObject {
+                scan.sha256 = outcome.sha256
+                if let earlier = known[outcome.sha256] {
+                    scan.skippedAs = earlier
+                    progress?.fileDone()
+                    return scan
                 }
             }
             chunk.archiveBytes = pendingBytes
@@ -171,6 +195,11 @@ struct ScanPass {
             return scan
         } catch let error as TemporaryStorageError {
             scan.fatal = error
+        } catch let error as S3Error {
+            // Refused credentials or permissions: no object of the run can be read.
+            scan.fatal = S3Error(kind: error.kind, message: "\(archive.path): \(error.message)")
+        } catch let error as NotAnArchive {
+            scan.notArchive = error.reason
         } catch {
             scan.error = "\(error)"
         }
@@ -196,8 +225,11 @@ struct FileScan: Sendable {
     /// The archive could not be read: pass 2 tries it again (as a file that was not spilled)
     /// and records it as failed if it still cannot; the run goes on.
     var error: String?
-    /// The run's own storage failed (id runs, spill): the run stops.
-    var fatal: TemporaryStorageError?
+    /// The run's own storage failed (id runs, spill), or S3 refused the run's credentials:
+    /// the run stops.
+    var fatal: (any Error & Sendable)?
+    /// An S3 object whose first bytes are neither gzip nor JSON: skipped and reported.
+    var notArchive: String?
     /// What reading the archive found at its end, handed to the writer with the last chunk.
     var end = FileEnd()
     /// Pass 1's chunks are in the run's spill file (else pass 2 reads the archive again: a

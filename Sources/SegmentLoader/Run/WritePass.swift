@@ -197,15 +197,17 @@ struct WritePass {
                 channel.finish()
                 let fileEnd = end!
                 if let fatal = fileEnd.fatal { throw fatal }
-                if let failure = fileEnd.readError ?? (fileEnd.sha256 != scan.sha256 ? "the file changed while it was being loaded; run again" : nil) {
-                    throw Unreadable(reason: failure, sha256: fileEnd.sha256 ?? scan.sha256)
+                // An S3 object that pass 1 could not read has no hash yet: this read gives it.
+                let sha256 = scan.sha256.isEmpty && S3Location.isURL(archive.path) ? fileEnd.sha256 ?? "" : scan.sha256
+                if let failure = fileEnd.readError ?? (fileEnd.sha256 != sha256 ? "the file changed while it was being loaded; run again" : nil) {
+                    throw Unreadable(reason: failure, sha256: fileEnd.sha256 ?? sha256)
                 }
                 counts.discarded = destination.discardsInFile
                 var status = FileResult.Status.loaded
                 if fileEnd.streamError != nil {
                     status = counts.loaded + counts.duplicates + counts.filtered > 0 ? .partial : .failed
                 }
-                try destination.record(FileRecord(archive: archive, sha256: scan.sha256, physicalLines: fileEnd.physicalLines,
+                try destination.record(FileRecord(archive: archive, sha256: sha256, physicalLines: fileEnd.physicalLines,
                                                   status: status, counts: counts, error: fileEnd.streamError))
                 inflated = fileEnd.inflatedBytes
                 bodyDone = monotonicNanoseconds()

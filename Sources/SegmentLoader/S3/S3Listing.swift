@@ -18,6 +18,9 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String { "s3://\(bucket)/\(prefix)" }
 
+    /// Whether a path given as a source is an S3 URL.
+    public static func isURL(_ path: String) -> Bool { path.hasPrefix("s3://") }
+
     /// The URL of `key` in this bucket and the path the signature covers: virtual-hosted on
     /// AWS (`https://BUCKET.s3.REGION.amazonaws.com/KEY`), path-style on an endpoint of
     /// the user's (`http://host:9000/BUCKET/KEY`), as S3-compatible stores want.

@@ -1,0 +1,409 @@
+import CCurl
+import Foundation
+
+/// Why an S3 request did not give what was asked, with the exit status it stands for
+/// (sysexits): 77 the credentials are refused or lack a permission, 66 no such bucket, prefix or
+/// object, 69 the store does not answer (after the retries), 1 anything else. The message names
+/// the bucket and the cause, never a key.
+public struct S3Error: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case permission
+        case missing
+        case unavailable
+        case other
+    }
+
+    public var kind: Kind
+    public var message: String
+    public var description: String { message }
+
+    public var exitStatus: Int32 {
+        switch kind {
+        case .permission: return 77
+        case .missing: return 66
+        case .unavailable: return 69
+        case .other: return 1
+        }
+    }
+}
+
+/// How often and how long a request that met a fault worth another try is tried again: a
+/// connection dropped or timed out, 500, 502, 503 (SlowDown), 504. The waits grow
+/// exponentially with full jitter, as AWS's SDKs do.
+public struct S3Retry: Sendable {
+    public var attempts: Int
+    public var firstDelay: Double
+    public var maxDelay: Double
+
+    public init(attempts: Int = 6, firstDelay: Double = 0.25, maxDelay: Double = 10) {
+        self.attempts = attempts
+        self.firstDelay = firstDelay
+        self.maxDelay = maxDelay
+    }
+
+    func delay(afterAttempt attempt: Int) -> Double {
+        let ceiling = min(maxDelay, firstDelay * Double(1 << min(attempt, 20)))
+        return Double.random(in: ceiling / 2...ceiling)
+    }
+}
+
+/// Reads an S3 bucket (or an S3-compatible store) with libcurl: ListObjectsV2, page after
+/// page, and GET of whole objects streamed to the caller in blocks, resumed with `Range` (and
+/// `If-Match` on the ETag, so a resumed object is the same object) when a connection drops.
+/// Every request is signed with Signature V4. Blocking, like the rest of the read stage: each
+/// worker thread reads its own object, with a connection kept per thread.
+public final class S3Client: Sendable {
+    public let settings: AWSSettings
+    public let retry: S3Retry
+    /// Requests made, by kind: `list` pages and `get` (every GET of an object, resumes too).
+    public var requestCounts: [String: Int] { requests.withLock { $0 } }
+    let requests = Locked<[String: Int]>([:])
+    private let handles = Locked<[CurlHandle]>([])
+
+    public init(settings: AWSSettings, retry: S3Retry = S3Retry()) {
+        _ = Self.globalInit
+        self.settings = settings
+        self.retry = retry
+    }
+
+    deinit {
+        for handle in handles.withLock({ $0 }) { curl_easy_cleanup(handle.pointer) }
+    }
+
+    /// The environment's settings (`AWSSettings.resolve`) with an endpoint of the caller's
+    /// (a pipeline's `endpoint:`) in place of theirs.
+    public static func fromEnvironment(endpoint: String? = nil) throws -> S3Client {
+        do {
+            var settings = try AWSSettings.resolve()
+            if let endpoint { settings.endpoint = endpoint }
+            return S3Client(settings: settings)
+        } catch let missing as AWSSettings.Missing {
+            throw S3Error(kind: .permission, message: "cannot read from S3: \(missing.description)")
+        }
+    }
+
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    // MARK: Listing
+
+    /// Every object under the location's prefix (all pages of ListObjectsV2), in key order.
+    public func list(_ location: S3Location) throws -> [S3ListPage.Object] {
+        var objects: [S3ListPage.Object] = []
+        var token: String?
+        repeat {
+            var query: [(name: String, value: String)] = [("list-type", "2"), ("prefix", location.prefix)]
+            if let token { query.append(("continuation-token", token)) }
+            let body = try requestWhole(location: location, key: "", query: query, kind: "list",
+                                        what: "list \(location)")
+            let page: S3ListPage
+            do {
+                page = try S3ListPage.parse(String(decoding: body, as: UTF8.self))
+            } catch {
+                throw S3Error(kind: .other, message: "\(location): the listing could not be read: \(error)")
+            }
+            objects += page.objects
+            token = page.nextToken
+        } while token != nil
+        return objects
+    }
+
+    /// A small request whose whole answer is wanted (a listing page), retried as `retry` says.
+    private func requestWhole(location: S3Location, key: String, query: [(name: String, value: String)],
+                              kind: String, what: String) throws -> [UInt8] {
+        var attempt = 0
+        while true {
+            var body: [UInt8] = []
+            let result = try perform(location: location, key: key, query: query, headers: [:], kind: kind) { _, bytes in
+                body.append(contentsOf: bytes)
+                return true
+            }
+            if result.curlCode == CURLE_OK && result.status == 200 { return body }
+            let error = classify(result, body: body, location: location, what: what, object: false)
+            attempt += 1
+            guard error.retryable && attempt < retry.attempts else { throw error.error }
+            Thread.sleep(forTimeInterval: retry.delay(afterAttempt: attempt - 1))
+        }
+    }
+
+    // MARK: Objects
+
+    /// What reading an object found out about it.
+    public struct ObjectRead: Sendable {
+        public var size: Int64 = 0
+        public var etag: String?
+        /// The object's stored `Content-Encoding` (gzip for an object uploaded compressed with
+        /// that header): its bytes are handed on as stored, never decoded by the client.
+        public var contentEncoding: String?
+        /// Requests it took (more than one when a connection dropped and the rest was resumed).
+        public var requests = 0
+    }
+
+    /// Streams the object at `url` (`s3://bucket/key`) to `body` in blocks, as stored. A
+    /// connection that drops or stalls is resumed where it stopped; a resumed answer must be
+    /// the same object (its ETag). Errors thrown by `body` end the read and are rethrown.
+    public func read(_ url: String, body: (UnsafeRawBufferPointer) throws -> Void) throws -> ObjectRead {
+        guard let location = S3Location(url), !location.prefix.isEmpty else {
+            throw S3Error(kind: .other, message: "not an s3://bucket/key URL")
+        }
+        let key = location.prefix
+        var read = ObjectRead()
+        var failures = 0
+        var consumerError: (any Error)?
+        var expectedTotal: Int64?
+        while true {
+            var headers: [String: String] = [:]
+            let offset = read.size
+            if offset > 0 {
+                headers["range"] = "bytes=\(offset)-"
+                if let etag = read.etag { headers["if-match"] = "\"\(etag)\"" }
+            }
+            var errorBody: [UInt8] = []
+            var skip: Int64 = 0
+            var started = false
+            read.requests += 1
+            let result = try perform(location: location, key: key, query: [], headers: headers, kind: "get") { response, bytes in
+                if !started {
+                    started = true
+                    if response.status == 200 && offset > 0 {
+                        // The store ignored Range and sent the object from its start.
+                        skip = offset
+                    }
+                    if response.status == 200 || response.status == 206 {
+                        if let etag = response.etag {
+                            if let known = read.etag, known != etag { return false }
+                            read.etag = etag
+                        }
+                        if read.contentEncoding == nil { read.contentEncoding = response.contentEncoding }
+                        if let total = response.total { expectedTotal = total }
+                    }
+                }
+                guard response.status == 200 || response.status == 206 else {
+                    if errorBody.count < 64 << 10 { errorBody.append(contentsOf: bytes) }
+                    return true
+                }
+                var chunk = bytes
+                if skip > 0 {
+                    let dropped = min(Int64(chunk.count), skip)
+                    skip -= dropped
+                    chunk = UnsafeRawBufferPointer(rebasing: chunk[Int(dropped)...])
+                }
+                guard !chunk.isEmpty else { return true }
+                do {
+                    try body(chunk)
+                } catch {
+                    consumerError = error
+                    return false
+                }
+                read.size += Int64(chunk.count)
+                return true
+            }
+            if let consumerError { throw consumerError }
+            if result.status == 200 || result.status == 206, let etag = result.etag, let known = read.etag, etag != known {
+                throw S3Error(kind: .other, message: "the object changed while it was read (its ETag went from \(known) to \(etag)); it is read again next run")
+            }
+            if result.curlCode == CURLE_OK && (result.status == 200 || result.status == 206) {
+                if let expectedTotal, read.size < expectedTotal {
+                    // The answer ended early without an error from the connection: resume.
+                    failures += 1
+                    guard failures < retry.attempts else {
+                        throw S3Error(kind: .unavailable, message: "the store kept ending the object early (\(read.size) of \(expectedTotal) bytes after \(failures) tries)")
+                    }
+                    continue
+                }
+                return read
+            }
+            if result.status == 412 {
+                throw S3Error(kind: .other, message: "the object changed while it was read (If-Match on its ETag failed); it is read again next run")
+            }
+            if result.status == 416 && offset > 0 && expectedTotal == offset { return read }
+            let error = classify(result, body: errorBody, location: location, what: "read the object", object: true)
+            // Bytes that arrived before a fault are kept: the next try asks for the rest.
+            if read.size > offset { failures = 0 }
+            failures += 1
+            guard error.retryable && failures < retry.attempts else { throw error.error }
+            Thread.sleep(forTimeInterval: retry.delay(afterAttempt: failures - 1))
+        }
+    }
+
+    // MARK: Requests
+
+    struct Response {
+        var status = 0
+        var etag: String?
+        var contentEncoding: String?
+        /// The object's whole size: Content-Length of a 200, the total of a 206's Content-Range.
+        var total: Int64?
+        var region: String?
+        var curlCode = CURLE_OK
+        var curlMessage = ""
+    }
+
+    /// One signed request through a pooled handle. `onBody` gets the response so far and each
+    /// block of its body; returning false aborts the transfer.
+    private func perform(location: S3Location, key: String, query: [(name: String, value: String)], headers: [String: String],
+                         kind: String, onBody: (Response, UnsafeRawBufferPointer) -> Bool) throws -> Response {
+        requests.withLock { $0[kind, default: 0] += 1 }
+        let target = location.request(key: key, query: query, region: settings.region, endpoint: settings.endpoint)
+        var toSign = headers
+        toSign["host"] = target.host
+        let signed = SigV4(credentials: settings.credentials, region: settings.region)
+            .sign(method: "GET", path: target.path, query: query, headers: toSign, date: Date())
+        var lines = headers.map { "\($0.key): \($0.value)" }
+        lines += signed.map { "\($0.key): \($0.value)" }
+        // curl adds Accept: */* and would never decode a body it was not asked to.
+        lines.append("Accept:")
+
+        let handle = takeHandle()
+        defer { giveBack(handle) }
+        let h = handle.pointer
+        curl_easy_reset(h)
+        ccurl_setopt_string(h, CURLOPT_URL, target.url)
+        ccurl_setopt_long(h, CURLOPT_HTTPGET, 1)
+        ccurl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
+        ccurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT, 20)
+        // A transfer that moves less than a byte a second for 60 s is given up and resumed.
+        ccurl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1)
+        ccurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, 60)
+        ccurl_setopt_long(h, CURLOPT_BUFFERSIZE, 256 << 10)
+        ccurl_setopt_string(h, CURLOPT_PROTOCOLS_STR, "http,https")
+        var list: UnsafeMutablePointer<curl_slist>?
+        for line in lines { list = curl_slist_append(list, line) }
+        defer { curl_slist_free_all(list) }
+        ccurl_setopt_pointer(h, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
+        var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+
+        let (code, context): (CURLcode, TransferContext) = withoutActuallyEscaping(onBody) { onBody in
+          let context = TransferContext(onBody: onBody)
+          let code: CURLcode = withExtendedLifetime(context) {
+            errorBuffer.withUnsafeMutableBufferPointer { buffer in
+                let pointer = Unmanaged.passUnretained(context).toOpaque()
+                ccurl_setopt_pointer(h, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(buffer.baseAddress))
+                ccurl_setopt_callback(h, CURLOPT_HEADERFUNCTION, { data, size, count, context in
+                    let transfer = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
+                    transfer.header(UnsafeRawBufferPointer(start: data, count: size * count))
+                    return size * count
+                })
+                ccurl_setopt_pointer(h, CURLOPT_HEADERDATA, pointer)
+                ccurl_setopt_callback(h, CURLOPT_WRITEFUNCTION, { data, size, count, context in
+                    let transfer = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
+                    return transfer.body(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : 0
+                })
+                ccurl_setopt_pointer(h, CURLOPT_WRITEDATA, pointer)
+                let code = curl_easy_perform(h)
+                ccurl_setopt_pointer(h, CURLOPT_ERRORBUFFER, nil)
+                return code
+            }
+          }
+          return (code, context)
+        }
+        var response = context.response
+        var status = 0
+        ccurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
+        if status != 0 { response.status = status }
+        response.curlCode = code
+        if code != CURLE_OK {
+            let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            response.curlMessage = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        }
+        return response
+    }
+
+    /// What a failed request means: its error for people, and whether trying again may help.
+    private func classify(_ response: Response, body: [UInt8], location: S3Location, what: String, object: Bool) -> (error: S3Error, retryable: Bool) {
+        let bucket = location.bucket
+        if response.curlCode != CURLE_OK && response.curlCode != CURLE_WRITE_ERROR {
+            let transient: Set<UInt32> = [
+                CURLE_COULDNT_CONNECT.rawValue, CURLE_COULDNT_RESOLVE_HOST.rawValue, CURLE_OPERATION_TIMEDOUT.rawValue,
+                CURLE_PARTIAL_FILE.rawValue, CURLE_RECV_ERROR.rawValue, CURLE_SEND_ERROR.rawValue, CURLE_GOT_NOTHING.rawValue,
+                CURLE_SSL_CONNECT_ERROR.rawValue, CURLE_HTTP2.rawValue, CURLE_HTTP2_STREAM.rawValue,
+            ]
+            let place = settings.endpoint.map { "the endpoint \($0)" } ?? "S3 (region \(settings.region))"
+            return (S3Error(kind: .unavailable, message: "cannot \(what): \(place) did not answer whole (\(response.curlMessage))"),
+                    transient.contains(response.curlCode.rawValue))
+        }
+        let text = String(decoding: body, as: UTF8.self)
+        let code = S3ListPage.element("Code", in: Substring(text)) ?? ""
+        let detail = S3ListPage.element("Message", in: Substring(text)).map { ": \($0)" } ?? ""
+        let said = "\(response.status)\(code.isEmpty ? "" : " \(code)")\(detail)"
+        if let region = response.region, region != settings.region, [301, 307, 400].contains(response.status) {
+            return (S3Error(kind: .other, message: "cannot \(what): bucket \(bucket) is in region \(region), not \(settings.region): set AWS_REGION=\(region)"), false)
+        }
+        switch response.status {
+        case 500, 502, 503, 504:
+            return (S3Error(kind: .unavailable, message: "cannot \(what): the store answered \(said) after \(retry.attempts) tries"), true)
+        case 403:
+            let hint: String
+            switch code {
+            case "SignatureDoesNotMatch": hint = "the secret access key from \(settings.source) is not the one of its access key id"
+            case "InvalidAccessKeyId": hint = "the access key id from \(settings.source) is not known to the store"
+            case "ExpiredToken", "InvalidToken": hint = "the session token from \(settings.source) has expired or is not valid"
+            case "RequestTimeTooSkewed": hint = "this machine's clock is too far from the store's"
+            default: hint = "the credentials from \(settings.source) lack s3:ListBucket or s3:GetObject on bucket \(bucket)"
+            }
+            return (S3Error(kind: .permission, message: "cannot \(what): access to bucket \(bucket) was refused (\(said)): \(hint)"), false)
+        case 404:
+            if code == "NoSuchBucket" || !object {
+                return (S3Error(kind: .missing, message: "cannot \(what): there is no bucket \(bucket) (\(said))"), false)
+            }
+            return (S3Error(kind: .missing, message: "cannot \(what): no such object in bucket \(bucket) (\(said)); it was deleted after the listing"), false)
+        default:
+            return (S3Error(kind: .other, message: "cannot \(what): the store answered \(said)"), false)
+        }
+    }
+
+    private func takeHandle() -> CurlHandle {
+        if let handle = handles.withLock({ $0.popLast() }) { return handle }
+        guard let pointer = curl_easy_init() else { fatalError("libcurl could not make a handle (out of memory)") }
+        return CurlHandle(pointer: pointer)
+    }
+
+    private func giveBack(_ handle: CurlHandle) {
+        handles.withLock { $0.append(handle) }
+    }
+}
+
+/// A libcurl easy handle, kept between requests so its connection is reused; used by one
+/// thread at a time (taken from and given back to the client's pool).
+private struct CurlHandle: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+}
+
+/// The state of one transfer that libcurl's callbacks reach through their context pointer.
+private final class TransferContext {
+    var response = S3Client.Response()
+    let onBody: (S3Client.Response, UnsafeRawBufferPointer) -> Bool
+    private var contentLength: Int64?
+
+    init(onBody: @escaping (S3Client.Response, UnsafeRawBufferPointer) -> Bool) {
+        self.onBody = onBody
+    }
+
+    func header(_ bytes: UnsafeRawBufferPointer) {
+        let line = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        if line.hasPrefix("HTTP/") {
+            // A new response (after a 100 Continue or a redirect): forget the last one's.
+            response = S3Client.Response()
+            let parts = line.split(separator: " ")
+            if parts.count >= 2, let status = Int(parts[1]) { response.status = status }
+            return
+        }
+        guard let colon = line.firstIndex(of: ":") else { return }
+        let name = line[..<colon].lowercased()
+        let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        switch name {
+        case "etag":
+            response.etag = value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"") ? String(value.dropFirst().dropLast()) : value
+        case "content-encoding": response.contentEncoding = value
+        case "content-length": if response.status == 200 { response.total = Int64(value) }
+        case "content-range":
+            // bytes START-END/TOTAL
+            if let slash = value.lastIndex(of: "/") { response.total = Int64(value[value.index(after: slash)...]) }
+        case "x-amz-bucket-region": response.region = value
+        default: break
+        }
+    }
+
+    func body(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        onBody(response, bytes)
+    }
+}
