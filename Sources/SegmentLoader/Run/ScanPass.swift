@@ -148,7 +148,7 @@ struct ScanPass {
             var chunk = Chunk()
             chunk.items.reserveCapacity(1024)
             var pendingBytes: Int64 = 0
-            let outcome = try reader.read(path: archive.path, format: archive.format, hashing: isObject,
+            let outcome = try reader.read(path: archive.path, format: archive.format,
                                           onBlock: { progress?.add(bytes: Int64($0)); pendingBytes += Int64($0) },
                                           onMemberStart: { _ in scan.endMember() }) { line, bytes, problem in
                 if stop?.isSet == true { throw Stopped() }

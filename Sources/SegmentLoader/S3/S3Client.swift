@@ -272,7 +272,7 @@ public final class S3Client: Sendable {
         ccurl_setopt_pointer(h, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
 
-        let (code, context): (CURLcode, TransferContext) = withoutActuallyEscaping(onBody) { onBody in
+        let (code, answered): (CURLcode, Response) = withoutActuallyEscaping(onBody) { onBody in
           let context = TransferContext(onBody: onBody)
           let code: CURLcode = withExtendedLifetime(context) {
             errorBuffer.withUnsafeMutableBufferPointer { buffer in
@@ -294,9 +294,9 @@ public final class S3Client: Sendable {
                 return code
             }
           }
-          return (code, context)
+          return (code, context.response)
         }
-        var response = context.response
+        var response = answered
         var status = 0
         ccurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
         if status != 0 { response.status = status }
