@@ -96,7 +96,7 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(issues("version: 1\nname: x\nsources: [{path: a}]\nwarehouse: {path: w}\nprivacy:\n  hash: [traits.email]\n"),
                        ["p.yml:6:9: privacy.hash needs privacy.hash_key_env: the environment variable that holds the hashing key"])
         XCTAssertEqual(issues("version: 1\nname: x\nsources: [{path: a, extra: 1}]\nwarehouse: {path: w, indexes: maybe}\n"),
-                       ["p.yml:3:21: unknown key 'extra' in a source; known keys: path, source_ids, since, until",
+                       ["p.yml:3:21: unknown key 'extra' in a source; known keys: path, source_ids, since, until, endpoint",
                         "p.yml:4:31: warehouse.indexes must be true or false, not 'maybe'"])
         XCTAssertEqual(issues("version: 1\nname: x\nsources: []\nwarehouse: {path: w}\n"),
                        ["p.yml:3:10: sources must be a non-empty list of sources (each with at least 'path')"])

@@ -1,0 +1,307 @@
+import Foundation
+import XCTest
+@testable import SegmentLoader
+
+/// s3:// sources against a real S3 API (moto's server, signature checks on; `TestS3`), with a
+/// proxy in front of it where a test needs to count requests or break answers (`S3Proxy`).
+final class S3SourceTests: XCTestCase {
+    static let day1 = "1700438400000"  // 2023-11-20
+    static let day2 = "1700524800000"  // 2023-11-21
+
+    /// A bucket of its own per test.
+    func bucket(_ name: String) -> String { "sl-\(name)-\(UUID().uuidString.prefix(8).lowercased())" }
+
+    /// Segment's layout under `root`: `segment-logs/<source>/<day>/<name>.gz`, returning the
+    /// message ids written. People return with the same anonymous id across days.
+    @discardableResult
+    func writeDay(_ root: URL, source: String = "wk_web", day: String, files: Int = 2, perFile: Int = 30) throws -> Int {
+        let dayStart = Double(Int64(day)! / 1000)
+        var count = 0
+        for f in 0..<files {
+            var messages: [[String: Any]] = []
+            for i in 0..<perFile {
+                let at = Date(timeIntervalSince1970: dayStart + Double(f * 3600 + i * 60))
+                let time = Timestamp.format(Instant(date: at)).replacingOccurrences(of: " ", with: "T") + "Z"
+                var message = track("\(source)-\(day)-\(f)-\(i)", event: i % 3 == 0 ? "Order Completed" : "Product Viewed", user: "u\(i % 7)",
+                                    received: time, properties: ["amount": i, "sku": "s\(i % 5)"])
+                message["anonymousId"] = "anon-\(i % 7)"
+                messages.append(message)
+                count += 1
+            }
+            try write(gzip(ndjson(messages)), to: root.appendingPathComponent("segment-logs/\(source)/\(day)/\(day).\(f)abc.gz"))
+        }
+        return count
+    }
+
+    func testANightlyRunLoadsOnlyTheNewDayAndASecondRunDownloadsNothing() throws {
+        let s3 = try TestS3.shared()
+        let proxy = try S3Proxy(upstream: s3.endpoint)
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket("nightly")
+        let day1 = dir.appendingPathComponent("day1"), day2 = dir.appendingPathComponent("day2")
+        try writeDay(day1, day: Self.day1)
+        // A hidden folder (a collector's .incoming/) and a folder marker are not archives to load.
+        try write(gzip(ndjson([track("hidden-1")])), to: day1.appendingPathComponent("segment-logs/wk_web/.incoming/partial.gz"))
+        try s3.put(day1, bucket: bucket)
+        let db = dir.appendingPathComponent("w.sqlite")
+        let pipeline = try write("""
+            version: 1
+            name: nightly
+            sources:
+              - path: s3://\(bucket)/segment-logs/
+                endpoint: \(proxy.endpoint)
+            warehouse:
+              path: \(db.path)
+            run:
+              report: \(dir.appendingPathComponent("report.json").path)
+            """, to: dir.appendingPathComponent("nightly.yml"))
+        var environment = s3.environment()
+        environment["AWS_ENDPOINT_URL"] = nil
+
+        let first = try runSegmentLoader(["run", pipeline.path], environment: environment)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        XCTAssertTrue(first.stdout.contains("2 loaded"), first.stdout)
+        XCTAssertEqual(proxy.objectGets.count, 2)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks WHERE id LIKE 'hidden%'"), "0")
+
+        try writeDay(day2, day: Self.day2, files: 3)
+        try s3.put(day2, bucket: bucket)
+        proxy.reset()
+        let dry = try runSegmentLoader(["run", "--dry-run", pipeline.path], environment: environment)
+        XCTAssertEqual(dry.status, 0, dry.stderr)
+        XCTAssertEqual(proxy.objectGets.count, 0, "a dry run lists, it reads nothing")
+        XCTAssertEqual(dry.stdout.components(separatedBy: "\n").filter { $0.contains(Self.day2) && $0.contains("load:") }.count, 3, dry.stdout)
+        XCTAssertEqual(dry.stdout.components(separatedBy: "\n").filter { $0.contains(Self.day1) && $0.contains("already loaded") }.count, 2, dry.stdout)
+
+        let second = try runSegmentLoader(["run", pipeline.path], environment: environment)
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertEqual(Set(proxy.objectGets.map(\.path)).count, 3, "only the new day's objects are read")
+        XCTAssertTrue(proxy.objectGets.allSatisfy { $0.path.contains(Self.day2) })
+        XCTAssertTrue(second.stdout.contains("3 loaded"), second.stdout)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks"), "150")
+
+        proxy.reset()
+        let third = try runSegmentLoader(["run", pipeline.path], environment: environment)
+        XCTAssertEqual(third.status, 0, third.stderr)
+        XCTAssertEqual(proxy.objectGets.count, 0, "a run with nothing new downloads nothing")
+        XCTAssertFalse(proxy.seen.isEmpty, "it listed the prefix")
+        XCTAssertTrue(third.stdout.contains("5 skipped (already loaded)"), third.stdout)
+
+        // _files keeps the URL and the ETag (moto's, like S3's for a single-part upload, is the MD5).
+        let files = try rows(db, "SELECT path, etag, size, status FROM _files ORDER BY path")
+        XCTAssertEqual(files.count, 5)
+        let local = day1.appendingPathComponent("segment-logs/wk_web/\(Self.day1)/\(Self.day1).0abc.gz")
+        let md5 = try runBinary(URL(fileURLWithPath: "/usr/bin/md5sum"), [local.path]).stdout.prefix(32)
+        XCTAssertEqual(files[0], ["s3://\(bucket)/segment-logs/wk_web/\(Self.day1)/\(Self.day1).0abc.gz", String(md5),
+                                  String(try Data(contentsOf: local).count), "loaded"])
+        XCTAssertEqual(try scalar(db, "SELECT count(DISTINCT source_id || day) FROM _files"), "2")
+
+        // The secret is in no output, report or table.
+        let warehouseBytes = try Data(contentsOf: db)
+        for text in [first.stdout, first.stderr, second.stdout, third.stdout, dry.stdout,
+                     try String(contentsOf: dir.appendingPathComponent("report.json"), encoding: .utf8)] {
+            XCTAssertFalse(text.contains(s3.secretAccessKey))
+        }
+        XCTAssertNil(warehouseBytes.firstRange(of: Data(s3.secretAccessKey.utf8)))
+    }
+
+    func testMoreThanAThousandObjectsAreListedPageByPage() throws {
+        let s3 = try TestS3.shared()
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket("pages")
+        let root = dir.appendingPathComponent("up")
+        for i in 0..<1005 {
+            try write(ndjson([track(String(format: "m%04d", i), user: "u\(i % 10)")]),
+                      to: root.appendingPathComponent("logs/\(String(format: "%04d", i)).ndjson"))
+        }
+        try s3.put(root, bucket: bucket)
+        let client = s3.client()
+        let found = try Discovery.find(["s3://\(bucket)/logs/"], objects: client)
+        XCTAssertEqual(found.archives.count, 1005)
+        XCTAssertEqual(client.requestCounts["list"], 2, "ListObjectsV2 gives 1000 keys a page")
+        var options = LoadOptions(database: dir.appendingPathComponent("w.sqlite").path, jobs: 2)
+        options.objects = client
+        options.models.enabled = false
+        let summary = try LoadRun.run(found: found, options: options)
+        XCTAssertEqual(summary.filesLoaded, 1005)
+        XCTAssertEqual(try scalar(dir.appendingPathComponent("w.sqlite"), "SELECT count(*) FROM tracks"), "1005")
+    }
+
+    func testRefusedCredentialsAndAMissingBucketOrPrefixStopTheRunWithTheirExitStatus() throws {
+        let s3 = try TestS3.shared()
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket("refused")
+        try writeDay(dir.appendingPathComponent("up"), day: Self.day1, files: 1)
+        try s3.put(dir.appendingPathComponent("up"), bucket: bucket)
+        let db = dir.appendingPathComponent("w.sqlite").path
+        var wrong = s3.environment()
+        wrong["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-key-0123456789"
+        let refused = try runSegmentLoader(["load", "--db", db, "s3://\(bucket)/segment-logs/"], environment: wrong)
+        XCTAssertEqual(refused.status, 77, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("bucket \(bucket)"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("SignatureDoesNotMatch"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("secret access key"), refused.stderr)
+        XCTAssertFalse(refused.stderr.contains("not-the-secret-key"), refused.stderr)
+
+        let noBucket = try runSegmentLoader(["load", "--db", db, "s3://\(bucket)-none/segment-logs/"], environment: s3.environment())
+        XCTAssertEqual(noBucket.status, 66, noBucket.stderr)
+        XCTAssertTrue(noBucket.stderr.contains("there is no bucket \(bucket)-none"), noBucket.stderr)
+        let noPrefix = try runSegmentLoader(["load", "--db", db, "s3://\(bucket)/segment-logz/"], environment: s3.environment())
+        XCTAssertEqual(noPrefix.status, 66, noPrefix.stderr)
+        XCTAssertTrue(noPrefix.stderr.contains("bucket \(bucket) has no object under segment-logz/"), noPrefix.stderr)
+        // A prefix is a folder: segment-logs does not take in segment-logs-old/.
+        XCTAssertThrowsError(try Discovery.find(["s3://\(bucket)/segment-log"], objects: s3.client()))
+
+        var noKey = s3.environment()
+        noKey["AWS_ACCESS_KEY_ID"] = nil
+        noKey["AWS_SECRET_ACCESS_KEY"] = nil
+        let none = try runSegmentLoader(["load", "--db", db, "s3://\(bucket)/segment-logs/"], environment: noKey)
+        XCTAssertEqual(none.status, 77, none.stderr)
+        XCTAssertTrue(none.stderr.contains("no AWS credentials"), none.stderr)
+    }
+
+    func testACutAnswerIsResumedWithRangeAndTheFileLoadedOnce() throws {
+        let s3 = try TestS3.shared()
+        let proxy = try S3Proxy(upstream: s3.endpoint)
+        proxy.set(.cutFirstAnswer)
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket("cut")
+        // Large enough that half of it is many blocks.
+        let written = try writeDay(dir.appendingPathComponent("up"), day: Self.day1, files: 2, perFile: 3000)
+        try s3.put(dir.appendingPathComponent("up"), bucket: bucket)
+        let db = dir.appendingPathComponent("w.sqlite")
+        let client = s3.client(endpoint: proxy.endpoint)
+        var options = LoadOptions(database: db.path, jobs: 2)
+        options.objects = client
+        let summary = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+        XCTAssertEqual(summary.filesLoaded, 2)
+        XCTAssertEqual(summary.totals.loaded, Int64(written))
+        XCTAssertEqual(summary.totals.duplicates, 0)
+        let gets = proxy.objectGets
+        XCTAssertEqual(gets.count, 4, "each object: a GET cut in half, then one Range GET for the rest")
+        XCTAssertEqual(gets.filter { $0.range != nil }.count, 2)
+        XCTAssertTrue(gets.compactMap(\.range).allSatisfy { $0.hasPrefix("bytes=") && !$0.hasPrefix("bytes=0-") })
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks"), String(written))
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _files WHERE status = 'loaded'"), "2")
+
+        // 503 SlowDown is waited out.
+        proxy.set(.slowDown(times: 2))
+        proxy.reset()
+        let more = dir.appendingPathComponent("more")
+        try writeDay(more, day: Self.day2, files: 1)
+        try s3.put(more, bucket: bucket)
+        let again = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+        XCTAssertEqual(again.filesLoaded, 1)
+        XCTAssertEqual(proxy.objectGets.count, 3, "two answers of 503 SlowDown, then the object")
+    }
+
+    func testAnObjectThatCannotBeReadWholeFailsAndIsReadAgainNextRun() throws {
+        let s3 = try TestS3.shared()
+        let proxy = try S3Proxy(upstream: s3.endpoint)
+        proxy.set(.cutAlways)
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket("failed")
+        let written = try writeDay(dir.appendingPathComponent("up"), day: Self.day1, files: 1, perFile: 2000)
+        try s3.put(dir.appendingPathComponent("up"), bucket: bucket)
+        let db = dir.appendingPathComponent("w.sqlite")
+        let client = s3.client(endpoint: proxy.endpoint)
+        var options = LoadOptions(database: db.path, jobs: 1)
+        options.objects = client
+        let failed = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+        XCTAssertEqual(failed.filesFailed, 1)
+        XCTAssertEqual(failed.totals.loaded, 0, "nothing of a file read in part is loaded")
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tracks'"), "0")
+        XCTAssertEqual(try scalar(db, "SELECT status FROM _files"), "failed")
+        XCTAssertTrue(try scalar(db, "SELECT error FROM _files").contains("did not answer whole"))
+
+        proxy.set(.pass)
+        let again = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+        XCTAssertEqual(again.filesLoaded, 1)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks"), String(written))
+    }
+
+    func testObjectsStoredWithContentEncodingGzipAndUncompressedAreReadAsStored() throws {
+        let s3 = try TestS3.shared()
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket("encoding")
+        let gz = dir.appendingPathComponent("gz"), plain = dir.appendingPathComponent("plain")
+        let written = try writeDay(gz, day: Self.day1, files: 1, perFile: 50)
+        try s3.put(gz, bucket: bucket, contentEncoding: "gzip")
+        try write(ndjson([track("plain-1"), track("plain-2")]), to: plain.appendingPathComponent("exports/batch.ndjson"))
+        try s3.put(plain, bucket: bucket)
+        let db = dir.appendingPathComponent("w.sqlite")
+        let client = s3.client()
+        var options = LoadOptions(database: db.path, jobs: 2)
+        options.objects = client
+        let summary = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+        XCTAssertEqual(summary.filesLoaded, 2)
+        XCTAssertEqual(summary.totals.rejected, 0)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks"), String(written + 2))
+        let object = gz.appendingPathComponent("segment-logs/wk_web/\(Self.day1)/\(Self.day1).0abc.gz")
+        XCTAssertEqual(try scalar(db, "SELECT size FROM _files WHERE path LIKE '%.gz'"), String(try Data(contentsOf: object).count),
+                       "the object's bytes as stored, not decoded on the way")
+    }
+
+    func testCredentialsFromAProfileFile() throws {
+        let s3 = try TestS3.shared()
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket("profile")
+        let written = try writeDay(dir.appendingPathComponent("up"), day: Self.day1, files: 1)
+        try s3.put(dir.appendingPathComponent("up"), bucket: bucket)
+        let credentials = try write("""
+            [default]
+            aws_access_key_id = AKIDNOTTHEONE
+            aws_secret_access_key = wrong
+
+            [segment]
+            aws_access_key_id = \(s3.accessKeyId)
+            aws_secret_access_key = \(s3.secretAccessKey)
+            """, to: dir.appendingPathComponent("aws/credentials"))
+        let config = try write("""
+            [profile segment]
+            region = us-east-1
+            endpoint_url = \(s3.endpoint)
+            """, to: dir.appendingPathComponent("aws/config"))
+        let db = dir.appendingPathComponent("w.sqlite")
+        let environment = ["AWS_SHARED_CREDENTIALS_FILE": credentials.path, "AWS_CONFIG_FILE": config.path, "AWS_PROFILE": "segment",
+                           "AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_ENDPOINT_URL": "", "AWS_REGION": ""]
+        let result = try runSegmentLoader(["load", "--db", db.path, "s3://\(bucket)/segment-logs"], environment: environment)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks"), String(written))
+        XCTAssertFalse(result.stdout.contains(s3.secretAccessKey) || result.stderr.contains(s3.secretAccessKey))
+    }
+
+    func testTheSameArchivesFromS3AndFromALocalCopyGiveTheSameWarehouse() throws {
+        let s3 = try TestS3.shared()
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket("same")
+        let root = dir.appendingPathComponent("copy")
+        try writeDay(root, source: "wk_web", day: Self.day1, files: 2)
+        try writeDay(root, source: "wk_web", day: Self.day2, files: 2)
+        try writeDay(root, source: "wk_srv", day: Self.day2, files: 1)
+        // Sample data: a duplicate across files, a rejected line, identifies, pages, screens.
+        let samples = TestS3.repository.appendingPathComponent("sample-data/segment-logs")
+        for file in try FileManager.default.subpathsOfDirectory(atPath: samples.path) where file.hasSuffix(".gz") {
+            try write(Array(try Data(contentsOf: samples.appendingPathComponent(file))), to: root.appendingPathComponent("segment-logs/" + file))
+        }
+        try s3.put(root, bucket: bucket)
+        let fromS3 = dir.appendingPathComponent("s3.sqlite"), fromDisk = dir.appendingPathComponent("disk.sqlite")
+        let client = s3.client()
+        var options = LoadOptions(database: fromS3.path, jobs: 2)
+        options.objects = client
+        options.now = { Date(timeIntervalSince1970: 1_700_000_000) }
+        _ = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/segment-logs/"], objects: client), options: options)
+        _ = try load([root.appendingPathComponent("segment-logs")], into: fromDisk)
+
+        // The same warehouse, the paths and ETags in the bookkeeping aside.
+        let database = try Database(path: fromS3.path)
+        try database.execute("""
+            UPDATE _files SET etag = NULL, path = replace(path, 's3://\(bucket)/', '\(root.path)/');
+            UPDATE _rejects SET file = replace(file, 's3://\(bucket)/', '\(root.path)/');
+            """)
+        let s3Dump = try dumpWarehouse(fromS3), diskDump = try dumpWarehouse(fromDisk)
+        XCTAssertGreaterThan(try Int(scalar(fromDisk, "SELECT count(*) FROM tracks"))!, 100)
+        XCTAssertEqual(try scalar(fromDisk, "SELECT count(*) FROM _rejects"), "1")
+        XCTAssertEqual(s3Dump, diskDump)
+    }
+}
