@@ -127,6 +127,41 @@ final class S3SourceTests: XCTestCase {
         XCTAssertEqual(try scalar(dir.appendingPathComponent("w.sqlite"), "SELECT count(*) FROM tracks"), "1005")
     }
 
+    func testAnObjectStreamsAsTheReaderTakesIt() throws {
+        let s3 = try TestS3.shared()
+        let proxy = try S3Proxy(upstream: s3.endpoint)
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket("stream")
+        var generator = SeededGenerator(seed: 22)
+        let size = 48 << 20
+        var bytes = [UInt8](repeating: 0, count: size)
+        for i in stride(from: 0, to: size, by: 8) {
+            withUnsafeBytes(of: generator.next()) { word in for j in 0..<8 { bytes[i + j] = word[j] } }
+        }
+        try write(bytes, to: dir.appendingPathComponent("up/big.bin"))
+        try s3.put(dir.appendingPathComponent("up"), bucket: bucket)
+        let client = s3.client(endpoint: proxy.endpoint)
+        var received = 0, largestBlock = 0, sentWhenFirstBlockCame = 0
+        var hasher = SHA256Hasher()
+        let read = try client.read("s3://\(bucket)/big.bin") { block in
+            if received == 0 {
+                // A reader busy with its first block: the store may send only what the
+                // connection's buffers hold meanwhile, not the whole object.
+                Thread.sleep(forTimeInterval: 1)
+                sentWhenFirstBlockCame = proxy.bytesSent
+            }
+            received += block.count
+            largestBlock = max(largestBlock, block.count)
+            hasher.update(block)
+        }
+        XCTAssertEqual(read.size, Int64(size))
+        XCTAssertEqual(received, size)
+        XCTAssertEqual(hexString(hasher.finalize()), hexString(SHA256Hasher.hash(bytes)))
+        XCTAssertLessThanOrEqual(largestBlock, 256 << 10)
+        XCTAssertLessThan(sentWhenFirstBlockCame, 24 << 20, "the object streams with TCP's back-pressure instead of piling up in memory")
+        XCTAssertEqual(read.etag?.count, 32)
+    }
+
     func testRefusedCredentialsAndAMissingBucketOrPrefixStopTheRunWithTheirExitStatus() throws {
         let s3 = try TestS3.shared()
         let dir = try temporaryDirectory(self)

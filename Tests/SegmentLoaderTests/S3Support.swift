@@ -121,6 +121,9 @@ final class S3Proxy: @unchecked Sendable {
     private let upstreamPort: Int
     private let listener: Int32
     private let state = Locked<(mode: Mode, seen: [Seen], cut: Set<String>, slowed: Int)>((.pass, [], [], 0))
+    private let sentBytes = Locked<Int>(0)
+    /// Bytes written to the loader's connections so far (the kernel took them).
+    var bytesSent: Int { sentBytes.withLock { $0 } }
 
     init(upstream: String) throws {
         upstreamPort = Int(upstream.split(separator: ":").last!)!
@@ -248,9 +251,11 @@ final class S3Proxy: @unchecked Sendable {
     private func send(_ fd: Int32, _ bytes: [UInt8]) {
         var sent = 0
         while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            // In slices of 64 KiB, so that `bytesSent` follows what the loader's side took.
+            let n = bytes[sent..<min(bytes.count, sent + 65536)].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n <= 0 { return }
             sent += n
+            sentBytes.withLock { $0 += n }
         }
     }
 }
