@@ -32,7 +32,7 @@ final class CommandLineTests: XCTestCase {
     func testUsageErrorsExit64() throws {
         let missing = try run(["load", "--db", "/tmp/x.sqlite"])
         XCTAssertEqual(missing.status, 64)
-        XCTAssertTrue(missing.stderr.contains("Missing expected argument '<path> ...'"), missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("Missing expected argument '<path|s3-url> ...'"), missing.stderr)
         let jobs = try run(["load", "--db", "/tmp/x.sqlite", "--jobs", "0", "."])
         XCTAssertEqual(jobs.status, 64)
         XCTAssertTrue(jobs.stderr.contains("--jobs must be at least 1"))

@@ -339,4 +339,45 @@ final class S3SourceTests: XCTestCase {
         XCTAssertEqual(try scalar(fromDisk, "SELECT count(*) FROM _rejects"), "1")
         XCTAssertEqual(s3Dump, diskDump)
     }
+
+    /// `_files.etag` came after format 3 was set: a warehouse without it gets it on its next
+    /// run, in SQLite and in PostgreSQL, and objects loaded from S3 into either are skipped
+    /// by their ETag the run after.
+    func testAWarehouseMadeBeforeTheETagColumnGetsItOnItsNextRun() throws {
+        let s3 = try TestS3.shared()
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket("etag")
+        let local = dir.appendingPathComponent("local")
+        try writeDay(local, day: Self.day1, files: 1)
+        let up = dir.appendingPathComponent("up")
+        try writeDay(up, day: Self.day2, files: 2)
+        try s3.put(up, bucket: bucket)
+        let client = s3.client()
+
+        let sqlite = dir.appendingPathComponent("w.sqlite")
+        let postgres = try TestPostgres.shared().createDatabase("s3_etag")
+        for database in [sqlite.path, postgres] {
+            var options = LoadOptions(database: database, jobs: 2)
+            options.models.enabled = false
+            _ = try LoadRun.run(paths: [local.path], options: options)
+            let session: any SQLSession = database == sqlite.path ? try Database(path: database) : try PostgresConnection(PostgresLocation(database))
+            try session.execute("ALTER TABLE _files DROP COLUMN etag")
+            XCTAssertFalse(try LoadRecords.hasETagColumn(session))
+
+            options.objects = client
+            let summary = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+            XCTAssertEqual(summary.filesLoaded, 2, database)
+            XCTAssertTrue(try LoadRecords.hasETagColumn(session), database)
+            let etags = try session.rows("SELECT path, etag FROM _files ORDER BY id", [])
+            XCTAssertEqual(etags.count, 3)
+            XCTAssertEqual(etags[0][1], .null, "a file from before has no ETag")
+            XCTAssertEqual(etags[1][1].text?.count, 32)
+            XCTAssertTrue(etags[1][0].text?.hasPrefix("s3://\(bucket)/segment-logs/") == true)
+
+            let again = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+            XCTAssertEqual(again.skippedAlreadyLoaded.count, 2, database)
+            XCTAssertEqual(again.filesLoaded, 0)
+        }
+        XCTAssertEqual(client.requestCounts["get"], 4, "two objects read once into each warehouse, none on the runs after")
+    }
 }
