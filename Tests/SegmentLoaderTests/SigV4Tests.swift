@@ -131,6 +131,9 @@ final class S3ListingTests: XCTestCase {
         XCTAssertEqual(minio.url, "http://127.0.0.1:9000/my-bucket/segment-logs/wk_123/1700524800000/a%20b.gz", "path-style on an endpoint")
         XCTAssertEqual(minio.host, "127.0.0.1:9000")
         XCTAssertEqual(minio.path, "/my-bucket/segment-logs/wk_123/1700524800000/a b.gz")
+        let dotted = try XCTUnwrap(S3Location("s3://logs.example.com/x/")).request(key: "x/a.gz", region: "eu-west-1", endpoint: nil)
+        XCTAssertEqual(dotted.url, "https://s3.eu-west-1.amazonaws.com/logs.example.com/x/a.gz", "a dotted bucket goes path-style, as AWS's SDKs do")
+        XCTAssertEqual(dotted.host, "s3.eu-west-1.amazonaws.com")
     }
 
     /// The shape of AWS's ListObjectsV2 example answer, truncated, with an escaped key.

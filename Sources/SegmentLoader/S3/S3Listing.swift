@@ -31,6 +31,11 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
             let trimmed = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
             let authority = trimmed.components(separatedBy: "://").last ?? trimmed
             (base, host, path) = (trimmed, String(authority.prefix { $0 != "/" }), "/\(bucket)/\(key)")
+        } else if bucket.contains(".") {
+            // A dotted name would not match the wildcard certificate of virtual-hosted
+            // addresses: AWS's SDKs go path-style for it, and so does this.
+            host = "s3.\(region).amazonaws.com"
+            (base, path) = ("https://\(host)", "/\(bucket)/\(key)")
         } else {
             host = "\(bucket).s3.\(region).amazonaws.com"
             (base, path) = ("https://\(host)", "/\(key)")
