@@ -8,6 +8,13 @@ final class S3SourceTests: XCTestCase {
     static let day1 = "1700438400000"  // 2023-11-20
     static let day2 = "1700524800000"  // 2023-11-21
 
+    /// Loads every object of `bucket` into the SQLite warehouse `db` through `client`.
+    func loadBucket(_ bucket: String, into db: URL, client: S3Client, jobs: Int = 2) throws -> RunSummary {
+        var options = LoadOptions(database: db.path, jobs: jobs)
+        options.objects = client
+        return try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+    }
+
     /// A bucket of its own per test.
     func bucket(_ name: String) -> String { "sl-\(name)-\(UUID().uuidString.prefix(8).lowercased())" }
 
@@ -206,9 +213,7 @@ final class S3SourceTests: XCTestCase {
         try s3.put(dir.appendingPathComponent("up"), bucket: bucket)
         let db = dir.appendingPathComponent("w.sqlite")
         let client = s3.client(endpoint: proxy.endpoint)
-        var options = LoadOptions(database: db.path, jobs: 2)
-        options.objects = client
-        let summary = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+        let summary = try loadBucket(bucket, into: db, client: client, jobs: 2)
         XCTAssertEqual(summary.filesLoaded, 2)
         XCTAssertEqual(summary.totals.loaded, Int64(written))
         XCTAssertEqual(summary.totals.duplicates, 0)
@@ -225,7 +230,7 @@ final class S3SourceTests: XCTestCase {
         let more = dir.appendingPathComponent("more")
         try writeDay(more, day: Self.day2, files: 1)
         try s3.put(more, bucket: bucket)
-        let again = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+        let again = try loadBucket(bucket, into: db, client: client)
         XCTAssertEqual(again.filesLoaded, 1)
         XCTAssertEqual(proxy.objectGets.count, 3, "two answers of 503 SlowDown, then the object")
     }
@@ -240,9 +245,7 @@ final class S3SourceTests: XCTestCase {
         try s3.put(dir.appendingPathComponent("up"), bucket: bucket)
         let db = dir.appendingPathComponent("w.sqlite")
         let client = s3.client(endpoint: proxy.endpoint)
-        var options = LoadOptions(database: db.path, jobs: 1)
-        options.objects = client
-        let failed = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+        let failed = try loadBucket(bucket, into: db, client: client, jobs: 1)
         XCTAssertEqual(failed.filesFailed, 1)
         XCTAssertEqual(failed.totals.loaded, 0, "nothing of a file read in part is loaded")
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM sqlite_master WHERE name = 'tracks'"), "0")
@@ -250,7 +253,7 @@ final class S3SourceTests: XCTestCase {
         XCTAssertTrue(try scalar(db, "SELECT error FROM _files").contains("did not answer whole"))
 
         proxy.set(.pass)
-        let again = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+        let again = try loadBucket(bucket, into: db, client: client)
         XCTAssertEqual(again.filesLoaded, 1)
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks"), String(written))
     }
@@ -266,9 +269,7 @@ final class S3SourceTests: XCTestCase {
         try s3.put(plain, bucket: bucket)
         let db = dir.appendingPathComponent("w.sqlite")
         let client = s3.client()
-        var options = LoadOptions(database: db.path, jobs: 2)
-        options.objects = client
-        let summary = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
+        let summary = try loadBucket(bucket, into: db, client: client, jobs: 2)
         XCTAssertEqual(summary.filesLoaded, 2)
         XCTAssertEqual(summary.totals.rejected, 0)
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks"), String(written + 2))

@@ -56,26 +56,19 @@ public struct DryRun: Sendable {
         }
         var seenHashes: [String: String] = [:]
         for archive in selection.found.archives {
-            // An S3 object is not read: the run skips it unread when its key, size and ETag
-            // were loaded, and reads it otherwise.
+            let earlier: String?
             if S3Location.isURL(archive.path) {
+                // An object is not read: a run skips it unread when its key, size and ETag were
+                // loaded, and reads it otherwise.
                 let before = objects[archive.path]
-                let status: Status
-                if let before, before.size == archive.size, before.etag != nil, before.etag == archive.etag {
-                    status = .alreadyLoaded(as: archive.path)
-                } else if pathStatus[archive.path] == "failed" {
-                    status = .retry
-                } else if pathStatus[archive.path] != nil {
-                    status = .changed
-                } else {
-                    status = .new
-                }
-                plan.files.append(File(archive: archive, status: status))
-                continue
+                earlier = before?.size == archive.size && before?.etag != nil && before?.etag == archive.etag ? archive.path : nil
+            } else {
+                let (sha, _) = try ArchiveReader.sha256(path: archive.path)
+                earlier = loaded[sha] ?? seenHashes[sha]
+                if seenHashes[sha] == nil { seenHashes[sha] = archive.path }
             }
-            let (sha, _) = try ArchiveReader.sha256(path: archive.path)
             let status: Status
-            if let earlier = loaded[sha] ?? seenHashes[sha] {
+            if let earlier {
                 status = .alreadyLoaded(as: earlier)
             } else if pathStatus[archive.path] == "failed" {
                 status = .retry
@@ -84,7 +77,6 @@ public struct DryRun: Sendable {
             } else {
                 status = .new
             }
-            if seenHashes[sha] == nil { seenHashes[sha] = archive.path }
             plan.files.append(File(archive: archive, status: status))
         }
         return plan
