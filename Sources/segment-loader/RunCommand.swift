@@ -9,7 +9,9 @@ struct RunCommand: ParsableCommand {
         abstract: "Run the load a pipeline file describes (see pipelines/README.md).",
         discussion: """
             Files already loaded with the same SHA-256 are skipped and every messageId is \
-            loaded once, so a pipeline can run every night over the same folders. One run per \
+            loaded once, so a pipeline can run every night over the same folders. A source can \
+            be an S3 prefix (path: s3://bucket/prefix/): objects with the key, size and ETag of \
+            one already loaded are skipped without being read (docs/operations.md). One run per \
             warehouse at a time; SIGINT or SIGTERM stops after the file being committed, and the \
             next run goes on from there.
 
@@ -17,7 +19,9 @@ struct RunCommand: ParsableCommand {
             unless run.strict or --strict), 65 when a file was partial or failed, 64 for usage \
             or pipeline errors or a database that is not a warehouse, 74 when the warehouse cannot be \
             written (disk full, read-only), 75 when another run holds the warehouse's lock or another program its write lock past the busy timeout, 130/143 when \
-            stopped by SIGINT/SIGTERM, 1 for anything else.
+            stopped by SIGINT/SIGTERM, 1 for anything else. PostgreSQL and S3: 77 when a \
+            password, credentials or a permission is refused, 66 for a database, bucket or \
+            prefix that does not exist, 69 when no server answers.
             """
     )
 

@@ -13,7 +13,9 @@ struct SegmentLoaderCommand: ParsableCommand {
             _rejects, _discards, _schema_tables and _schema_columns. Timestamps are UTC: text \
             YYYY-MM-DD HH:MM:SS.sss in SQLite (warehouse format 3), timestamptz in PostgreSQL; \
             docs/warehouse.md describes every table. --db takes a SQLite file or a PostgreSQL URL \
-            (postgresql://user@host/db, with --schema; docs/postgresql.md).
+            (postgresql://user@host/db, with --schema; docs/postgresql.md). Archives are read \
+            from files and folders, or straight from S3 (s3://bucket/prefix/, credentials as the \
+            AWS CLI reads them; docs/operations.md).
 
             Start with `segment-loader run pipelines/sample.yml`; `segment-loader status --db \
             warehouse.sqlite` shows what a warehouse holds.

@@ -93,6 +93,11 @@ final class S3SourceTests: XCTestCase {
         XCTAssertEqual(proxy.objectGets.count, 0, "a run with nothing new downloads nothing")
         XCTAssertFalse(proxy.seen.isEmpty, "it listed the prefix")
         XCTAssertTrue(third.stdout.contains("5 skipped (already loaded)"), third.stdout)
+        // The summary and the report say what S3 was asked.
+        XCTAssertTrue(second.stdout.contains("s3:         1 listing request, 3 GETs of objects"), second.stdout)
+        XCTAssertTrue(third.stdout.contains("s3:         1 listing request, 0 GETs of objects, 0.0 MB read"), third.stdout)
+        let report = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("report.json"))) as? [String: Any]
+        XCTAssertEqual((report?["s3"] as? [String: Any])?["get_requests"] as? Int, 0)
 
         // _files keeps the URL and the ETag (moto's, like S3's for a single-part upload, is the MD5).
         let files = try rows(db, "SELECT path, etag, size, status FROM _files ORDER BY path")

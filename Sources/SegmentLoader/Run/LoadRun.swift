@@ -63,6 +63,10 @@ public enum LoadRun {
         } catch {
             stopped = failure(of: error, options: options)
         }
+        if let objects = options.objects {
+            let counts = objects.requestCounts
+            summary.s3 = (counts["list"] ?? 0, counts["get"] ?? 0, Int64(counts["bytes"] ?? 0))
+        }
         summary.elapsedSeconds = durationSeconds(clock.now - started)
         summary.finishedAt = Timestamp.format(Instant(date: options.now()))
         summary.outcome = RunOutcome.of(error: stopped, interrupted: !complete && stopped == nil,

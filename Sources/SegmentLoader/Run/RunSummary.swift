@@ -108,6 +108,9 @@ public struct RunSummary: Sendable {
     /// Bytes the run kept on disk beside the warehouse while it ran (its parsed archives),
     /// removed at its end.
     public var temporaryBytes: Int64 = 0
+    /// Requests to S3 (listing pages, GETs of objects) and the bytes read, when the run had
+    /// s3:// sources.
+    public var s3: (listRequests: Int, getRequests: Int, bytes: Int64)?
     /// The warehouse format this run upgraded the warehouse from, if it did.
     public var upgradedFrom: Int32?
     /// What the build of the models after the load did (nil: not built).
@@ -131,6 +134,9 @@ public struct RunSummary: Sendable {
             ("elapsed_seconds", .double(elapsedSeconds)), ("messages_per_second", .double(eventsPerSecond.rounded())),
             ("inflated_bytes", .int(inflatedBytes)),
             ("temporary_bytes", .int(temporaryBytes)),
+            ("s3", s3.map { s3 in .object([
+                ("list_requests", .int(Int64(s3.listRequests))), ("get_requests", .int(Int64(s3.getRequests))), ("bytes_read", .int(s3.bytes)),
+            ]) } ?? .null),
             ("totals", .object(counts(totals))),
             ("files", .array(files.map { file in
                 .object([("path", .string(file.path)), ("status", .string(file.status.rawValue))] + counts(file.counts)
@@ -210,6 +216,10 @@ public struct RunSummary: Sendable {
             out.append("  models:     " + models.summaryLine)
         }
         out.append("  speed:      \(Int(eventsPerSecond.rounded())) messages/s")
+        if let s3 {
+            out.append("  s3:         \(s3.listRequests) listing request\(s3.listRequests == 1 ? "" : "s"), \(s3.getRequests) GET\(s3.getRequests == 1 ? "" : "s") of objects, "
+                       + String(format: "%.1f MB read", Double(s3.bytes) / 1e6))
+        }
         if let upgradedFrom {
             out.append("  upgraded:   the warehouse from format \(upgradedFrom) to \(Warehouse.formatVersion) (timestamps are now YYYY-MM-DD HH:MM:SS.sss)")
         }

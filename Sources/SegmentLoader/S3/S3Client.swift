@@ -55,7 +55,8 @@ public struct S3Retry: Sendable {
 public final class S3Client: Sendable {
     public let settings: AWSSettings
     public let retry: S3Retry
-    /// Requests made, by kind: `list` pages and `get` (every GET of an object, resumes too).
+    /// Requests made since the client was made, by kind: `list` pages and `get` (every GET
+    /// of an object, resumes too); `bytes` counts the objects' bytes handed on.
     public var requestCounts: [String: Int] { requests.withLock { $0 } }
     let requests = Locked<[String: Int]>([:])
     private let handles = Locked<[CurlHandle]>([])
@@ -195,6 +196,7 @@ public final class S3Client: Sendable {
                     return false
                 }
                 read.size += Int64(chunk.count)
+                requests.withLock { $0["bytes", default: 0] += chunk.count }
                 return true
             }
             if let consumerError { throw consumerError }
