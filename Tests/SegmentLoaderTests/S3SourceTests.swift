@@ -386,4 +386,40 @@ final class S3SourceTests: XCTestCase {
         }
         XCTAssertEqual(client.requestCounts["get"], 4, "two objects read once into each warehouse, none on the runs after")
     }
+
+    /// A night's listing does not grow with the history: with since/until, day folders
+    /// outside the range are never listed, and the selection is the same as from a whole listing.
+    func testADayRangeNeverListsTheDayFoldersOutsideIt() throws {
+        let s3 = try TestS3.shared()
+        let proxy = try S3Proxy(upstream: s3.endpoint)
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket("days")
+        let root = dir.appendingPathComponent("up")
+        let days = (0..<12).map { String(1_700_438_400_000 + Int64($0) * 86_400_000) }
+        for source in ["wk_web", "wk_srv"] {
+            for day in days { try writeDay(root, source: source, day: day, files: 1, perFile: 2) }
+        }
+        try s3.put(root, bucket: bucket)
+        let client = s3.client(endpoint: proxy.endpoint)
+        var pipeline = Pipeline(name: "nightly", sources: [Pipeline.Source(path: "s3://\(bucket)/segment-logs/")],
+                                warehouse: .init(path: dir.appendingPathComponent("w.sqlite").path))
+        let everything = try pipeline.select(objects: client).found.archives
+        XCTAssertEqual(everything.count, 24)
+
+        let since = Timestamp.day(fromEpochMilliseconds: Int64(days[9])!)
+        pipeline.sources[0].since = DayBound.parse(since, allowLast: true)
+        proxy.reset()
+        let selected = try pipeline.select(objects: client).found.archives
+        XCTAssertEqual(selected.map(\.path), everything.filter { $0.day! >= since }.map(\.path))
+        XCTAssertEqual(selected.count, 6)
+        let listed = proxy.seen.map(\.path)
+        for day in days[..<9] {
+            XCTAssertFalse(listed.contains { $0.contains(day) }, "the day folder \(day) before since was listed")
+        }
+        XCTAssertTrue(listed.contains { $0.contains(days[9]) })
+
+        // A quiet night: every day folder is before since, and that is no error.
+        pipeline.sources[0].since = DayBound.parse("2030-01-01", allowLast: true)
+        XCTAssertEqual(try pipeline.select(objects: client).found.archives.count, 0)
+    }
 }

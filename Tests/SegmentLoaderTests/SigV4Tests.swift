@@ -161,5 +161,13 @@ final class S3ListingTests: XCTestCase {
             XCTAssertEqual("\(error)", "the listing is truncated but gives no NextContinuationToken")
         }
         XCTAssertThrowsError(try S3ListPage.parse("<Contents><Key>k</Key></Contents>"))
+        // With delimiter=/: the folders below the prefix.
+        let folders = try S3ListPage.parse("""
+            <ListBucketResult><Prefix>segment-logs/wk_1/</Prefix><Delimiter>/</Delimiter><IsTruncated>false</IsTruncated>
+            <CommonPrefixes><Prefix>segment-logs/wk_1/1700438400000/</Prefix></CommonPrefixes>
+            <CommonPrefixes><Prefix>segment-logs/wk_1/1700524800000/</Prefix></CommonPrefixes></ListBucketResult>
+            """)
+        XCTAssertEqual(folders.folders, ["segment-logs/wk_1/1700438400000/", "segment-logs/wk_1/1700524800000/"])
+        XCTAssertEqual(folders.objects, [])
     }
 }

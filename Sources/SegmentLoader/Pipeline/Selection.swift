@@ -42,9 +42,12 @@ extension Pipeline {
         var selection = Selection()
         var seen = Set<String>()
         for source in sources {
-            let found = try source.glob.map { try Discovery.find(glob: $0) } ?? Discovery.find([source.path], objects: objects)
             let since = source.since?.day(now: now)
             let until = source.until?.day(now: now)
+            // An S3 source with a day range never lists the day folders outside it.
+            let keepDay: ((String) -> Bool)? = source.selectsDays
+                ? { day in (since.map { day >= $0 } ?? true) && (until.map { day <= $0 } ?? true) } : nil
+            let found = try source.glob.map { try Discovery.find(glob: $0) } ?? Discovery.find([source.path], objects: objects, keepDay: keepDay)
             if source.selectsDays || !source.sourceIds.isEmpty {
                 var parts: [String] = []
                 if !source.sourceIds.isEmpty { parts.append("source ids \(source.sourceIds.map(\.pattern).joined(separator: ", "))") }

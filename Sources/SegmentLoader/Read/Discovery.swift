@@ -36,7 +36,7 @@ public enum Discovery {
 
     /// Archives under local paths and `s3://` URLs (listed with `objects`, which is needed
     /// only when there is such a URL).
-    public static func find(_ paths: [String], objects: S3Client? = nil) throws -> Result {
+    public static func find(_ paths: [String], objects: S3Client? = nil, keepDay: ((String) -> Bool)? = nil) throws -> Result {
         let fm = FileManager.default
         var archives: [Archive] = []
         var skipped: [SkippedFile] = []
@@ -44,7 +44,7 @@ public enum Discovery {
         for given in paths {
             if let location = S3Location(given) {
                 guard let objects else { throw ReadError(path: given, message: "an s3:// source, and no S3 access was set up") }
-                for archive in try find(location, objects: objects) where seen.insert(archive.path).inserted { archives.append(archive) }
+                for archive in try find(location, objects: objects, keepDay: keepDay) where seen.insert(archive.path).inserted { archives.append(archive) }
                 continue
             } else if S3Location.isURL(given) {
                 throw ReadError(path: given, message: "not an S3 location: write s3://BUCKET/PREFIX")
@@ -87,9 +87,10 @@ public enum Discovery {
     /// segment (`.incoming/`, `.DS_Store`) and folder markers (keys ending in `/`) are left out,
     /// as hidden files and folders are on disk. The format is decided from an object's first
     /// bytes when it is read; until then it is guessed from the name. A location with no
-    /// object is an error, as a folder that does not exist is.
-    public static func find(_ location: S3Location, objects: S3Client) throws -> [Archive] {
-        let listed = try objects.list(location)
+    /// object is an error, as a folder that does not exist is (one whose objects are all in day
+    /// folders `keepDay` leaves out is a quiet night, not an error).
+    public static func find(_ location: S3Location, objects: S3Client, keepDay: ((String) -> Bool)? = nil) throws -> [Archive] {
+        let (listed, skippedFolders) = try objects.list(location, keepDay: keepDay)
         let prefix = location.prefix
         let folder = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
         var archives: [Archive] = []
@@ -105,7 +106,7 @@ public enum Discovery {
             archives.append(Archive(path: path, format: object.key.hasSuffix(".gz") ? .gzip : .ndjson, size: object.size,
                                     sourceId: layout?.source, day: layout?.day, etag: object.etag))
         }
-        if inLocation == 0 {
+        if inLocation == 0 && skippedFolders == 0 {
             throw S3Error(kind: .missing, message: "\(location): no such prefix: bucket \(location.bucket) has no object under \(prefix.isEmpty ? "it" : prefix)")
         }
         archives.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
@@ -197,10 +198,15 @@ public enum Discovery {
     /// `<...>/<source-id>/<day>/<name>` where `<day>` is a UTC midnight in epoch milliseconds.
     public static func s3Layout(_ path: String) -> (source: String, day: String)? {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard parts.count >= 3 else { return nil }
-        let dayPart = parts[parts.count - 2]
-        guard dayPart.count >= 10, dayPart.count <= 14, dayPart.allSatisfy(\.isASCII), dayPart.allSatisfy(\.isNumber),
-              let ms = Int64(dayPart), ms % 86_400_000 == 0 else { return nil }
-        return (String(parts[parts.count - 3]), Timestamp.day(fromEpochMilliseconds: ms))
+        guard parts.count >= 3, let day = day(ofFolder: parts[parts.count - 2]) else { return nil }
+        return (String(parts[parts.count - 3]), day)
+    }
+
+    /// `YYYY-MM-DD` when a folder's name is a day of Segment's layout: UTC midnight in epoch
+    /// milliseconds.
+    public static func day(ofFolder name: some StringProtocol) -> String? {
+        guard name.count >= 10, name.count <= 14, name.allSatisfy(\.isASCII), name.allSatisfy(\.isNumber),
+              let ms = Int64(name), ms % 86_400_000 == 0 else { return nil }
+        return Timestamp.day(fromEpochMilliseconds: ms)
     }
 }

@@ -88,11 +88,39 @@ public final class S3Client: Sendable {
     // MARK: Listing
 
     /// Every object under the location's prefix (all pages of ListObjectsV2), in key order.
-    public func list(_ location: S3Location) throws -> [S3ListPage.Object] {
+    /// With `keepDay`, folders are listed one level at a time (delimiter `/`) and a day folder
+    /// of Segment's layout (`<epoch-ms>/`) whose day it refuses is never listed: a night's
+    /// listing then costs the same after years of history as after a week.
+    /// `skippedFolders` counts the day folders left out.
+    public func list(_ location: S3Location, keepDay: ((String) -> Bool)? = nil) throws -> (objects: [S3ListPage.Object], skippedFolders: Int) {
+        guard let keepDay else { return (try listAll(location, prefix: location.prefix, delimiter: nil).objects, 0) }
         var objects: [S3ListPage.Object] = []
+        var skipped = 0
+        var folders = [location.prefix]
+        while let folder = folders.popLast() {
+            let listed = try listAll(location, prefix: folder, delimiter: "/")
+            objects += listed.objects
+            for sub in listed.folders {
+                let name = sub.split(separator: "/").last.map(String.init) ?? ""
+                if let day = Discovery.day(ofFolder: name), !keepDay(day) {
+                    skipped += 1
+                    continue
+                }
+                folders.append(sub)
+            }
+        }
+        objects.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        return (objects, skipped)
+    }
+
+    /// Every page of one listing: the objects and (with a delimiter) the folders below.
+    private func listAll(_ location: S3Location, prefix: String, delimiter: String?) throws -> (objects: [S3ListPage.Object], folders: [String]) {
+        var objects: [S3ListPage.Object] = []
+        var folders: [String] = []
         var token: String?
         repeat {
-            var query: [(name: String, value: String)] = [("list-type", "2"), ("prefix", location.prefix)]
+            var query: [(name: String, value: String)] = [("list-type", "2"), ("prefix", prefix)]
+            if let delimiter { query.append(("delimiter", delimiter)) }
             if let token { query.append(("continuation-token", token)) }
             let body = try requestWhole(location: location, key: "", query: query, kind: "list",
                                         what: "list \(location)")
@@ -103,9 +131,10 @@ public final class S3Client: Sendable {
                 throw S3Error(kind: .other, message: "\(location): the listing could not be read: \(error)")
             }
             objects += page.objects
+            folders += page.folders
             token = page.nextToken
         } while token != nil
-        return objects
+        return (objects, folders)
     }
 
     /// A small request whose whole answer is wanted (a listing page), retried as `retry` says.

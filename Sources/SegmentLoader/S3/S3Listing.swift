@@ -58,6 +58,8 @@ public struct S3ListPage: Sendable, Equatable {
     }
 
     public var objects: [Object] = []
+    /// With a delimiter: the "folders" below the prefix (`<CommonPrefixes><Prefix>`).
+    public var folders: [String] = []
     public var nextToken: String?
 
     public struct Malformed: Error, CustomStringConvertible {
@@ -82,6 +84,14 @@ public struct S3ListPage: Sendable, Equatable {
             if etag.hasPrefix("\""), etag.hasSuffix("\""), etag.count >= 2 { etag = String(etag.dropFirst().dropLast()) }
             page.objects.append(Object(key: key, size: size, etag: etag))
             rest = rest[close.upperBound...]
+        }
+        var rest2 = Substring(xml)
+        while let open = rest2.range(of: "<CommonPrefixes>") {
+            guard let close = rest2.range(of: "</CommonPrefixes>", range: open.upperBound..<rest2.endIndex) else {
+                throw Malformed(description: "a <CommonPrefixes> element of the listing has no end")
+            }
+            if let prefix = element("Prefix", in: rest2[open.upperBound..<close.lowerBound]) { page.folders.append(prefix) }
+            rest2 = rest2[close.upperBound...]
         }
         if element("IsTruncated", in: Substring(xml)) == "true" {
             guard let token = element("NextContinuationToken", in: Substring(xml)), !token.isEmpty else {
