@@ -49,6 +49,9 @@ final class S3SourceTests: XCTestCase {
         try writeDay(day1, day: Self.day1)
         // A hidden folder (a collector's .incoming/) and a folder marker are not archives to load.
         try write(gzip(ndjson([track("hidden-1")])), to: day1.appendingPathComponent("segment-logs/wk_web/.incoming/partial.gz"))
+        // Segment's own marker object, and an empty one: not archives, reported.
+        try write("segment", to: day1.appendingPathComponent("segment-logs/dummy-object.txt"))
+        try write([UInt8](), to: day1.appendingPathComponent("segment-logs/wk_web/empty.gz"))
         try s3.put(day1, bucket: bucket)
         let db = dir.appendingPathComponent("w.sqlite")
         let pipeline = try write("""
@@ -68,7 +71,14 @@ final class S3SourceTests: XCTestCase {
         let first = try runSegmentLoader(["run", pipeline.path], environment: environment)
         XCTAssertEqual(first.status, 0, first.stderr)
         XCTAssertTrue(first.stdout.contains("2 loaded"), first.stdout)
-        XCTAssertEqual(proxy.objectGets.count, 2)
+        XCTAssertTrue(first.stdout.contains("2 not archives"), first.stdout)
+        XCTAssertTrue(first.stdout.contains("skipped s3://\(bucket)/segment-logs/dummy-object.txt: not an archive (neither gzip nor newline-delimited JSON)"), first.stdout)
+        XCTAssertTrue(first.stdout.contains("skipped s3://\(bucket)/segment-logs/wk_web/empty.gz: not an archive (empty file)"), first.stdout)
+        XCTAssertFalse(first.stdout.contains(".incoming"), first.stdout)
+        // Archives are read once; an object that is no archive is told by its first bytes, as a
+        // local file is, so each run reads the start of dummy-object.txt again (7 bytes).
+        let archiveGets = { proxy.objectGets.filter { !$0.path.hasSuffix("dummy-object.txt") } }
+        XCTAssertEqual(archiveGets().count, 2)
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks WHERE id LIKE 'hidden%'"), "0")
 
         try writeDay(day2, day: Self.day2, files: 3)
@@ -82,22 +92,24 @@ final class S3SourceTests: XCTestCase {
 
         let second = try runSegmentLoader(["run", pipeline.path], environment: environment)
         XCTAssertEqual(second.status, 0, second.stderr)
-        XCTAssertEqual(Set(proxy.objectGets.map(\.path)).count, 3, "only the new day's objects are read")
-        XCTAssertTrue(proxy.objectGets.allSatisfy { $0.path.contains(Self.day2) })
+        XCTAssertEqual(Set(archiveGets().map(\.path)).count, 3, "only the new day's objects are read")
+        XCTAssertTrue(archiveGets().allSatisfy { $0.path.contains(Self.day2) })
         XCTAssertTrue(second.stdout.contains("3 loaded"), second.stdout)
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks"), "150")
 
         proxy.reset()
         let third = try runSegmentLoader(["run", pipeline.path], environment: environment)
         XCTAssertEqual(third.status, 0, third.stderr)
-        XCTAssertEqual(proxy.objectGets.count, 0, "a run with nothing new downloads nothing")
+        XCTAssertEqual(archiveGets().count, 0, "a run with nothing new downloads no archive")
+        XCTAssertEqual(proxy.objectGets.count, 1)
         XCTAssertFalse(proxy.seen.isEmpty, "it listed the prefix")
         XCTAssertTrue(third.stdout.contains("5 skipped (already loaded)"), third.stdout)
         // The summary and the report say what S3 was asked.
-        XCTAssertTrue(second.stdout.contains("s3:         1 listing request, 3 GETs of objects"), second.stdout)
-        XCTAssertTrue(third.stdout.contains("s3:         1 listing request, 0 GETs of objects, 0.0 MB read"), third.stdout)
+        XCTAssertTrue(second.stdout.contains("s3:         1 listing request, 4 GETs of objects"), second.stdout)
+        XCTAssertTrue(third.stdout.contains("s3:         1 listing request, 1 GET of objects, 0.0 MB read"), third.stdout)
         let report = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("report.json"))) as? [String: Any]
-        XCTAssertEqual((report?["s3"] as? [String: Any])?["get_requests"] as? Int, 0)
+        XCTAssertEqual((report?["s3"] as? [String: Any])?["get_requests"] as? Int, 1)
+        XCTAssertEqual((report?["s3"] as? [String: Any])?["bytes_read"] as? Int, 7)
 
         // _files keeps the URL and the ETag (moto's, like S3's for a single-part upload, is the MD5).
         let files = try rows(db, "SELECT path, etag, size, status FROM _files ORDER BY path")

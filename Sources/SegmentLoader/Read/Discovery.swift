@@ -44,7 +44,9 @@ public enum Discovery {
         for given in paths {
             if let location = S3Location(given) {
                 guard let objects else { throw ReadError(path: given, message: "an s3:// source, and no S3 access was set up") }
-                for archive in try find(location, objects: objects, keepDay: keepDay) where seen.insert(archive.path).inserted { archives.append(archive) }
+                let found = try find(location, objects: objects, keepDay: keepDay)
+                for archive in found.archives where seen.insert(archive.path).inserted { archives.append(archive) }
+                for file in found.skipped where seen.insert(file.path).inserted { skipped.append(file) }
                 continue
             } else if S3Location.isURL(given) {
                 throw ReadError(path: given, message: "not an S3 location: write s3://BUCKET/PREFIX")
@@ -89,11 +91,12 @@ public enum Discovery {
     /// bytes when it is read; until then it is guessed from the name. A location with no
     /// object is an error, as a folder that does not exist is (one whose objects are all in day
     /// folders `keepDay` leaves out is a quiet night, not an error).
-    public static func find(_ location: S3Location, objects: S3Client, keepDay: ((String) -> Bool)? = nil) throws -> [Archive] {
+    public static func find(_ location: S3Location, objects: S3Client, keepDay: ((String) -> Bool)? = nil) throws -> Result {
         let (listed, skippedFolders) = try objects.list(location, keepDay: keepDay)
         let prefix = location.prefix
         let folder = prefix.isEmpty || prefix.hasSuffix("/") ? prefix : prefix + "/"
         var archives: [Archive] = []
+        var skipped: [SkippedFile] = []
         var inLocation = 0
         for object in listed {
             guard object.key == prefix || object.key.hasPrefix(folder) else { continue }
@@ -102,6 +105,10 @@ public enum Discovery {
             let relative = object.key == prefix ? String(object.key.split(separator: "/").last ?? "") : String(object.key.dropFirst(folder.count))
             if relative.split(separator: "/").contains(where: { $0.hasPrefix(".") }) { continue }
             let path = "s3://\(location.bucket)/\(object.key)"
+            if object.size == 0 {
+                skipped.append(SkippedFile(path: path, reason: "empty file"))
+                continue
+            }
             let layout = s3Layout(path)
             archives.append(Archive(path: path, format: object.key.hasSuffix(".gz") ? .gzip : .ndjson, size: object.size,
                                     sourceId: layout?.source, day: layout?.day, etag: object.etag))
@@ -110,7 +117,7 @@ public enum Discovery {
             throw S3Error(kind: .missing, message: "\(location): no such prefix: bucket \(location.bucket) has no object under \(prefix.isEmpty ? "it" : prefix)")
         }
         archives.sort { $0.path.utf8.lexicographicallyPrecedes($1.path.utf8) }
-        return archives
+        return Result(archives: archives, skipped: skipped)
     }
 
     /// Files that match a path glob (`*` within a folder, `**` across folders), found under

@@ -56,7 +56,7 @@ public final class S3Client: Sendable {
     public let settings: AWSSettings
     public let retry: S3Retry
     /// Requests made since the client was made, by kind: `list` pages and `get` (every GET
-    /// of an object, resumes too); `bytes` counts the objects' bytes handed on.
+    /// of an object, resumes too); `bytes` counts the objects' bytes received.
     public var requestCounts: [String: Int] { requests.withLock { $0 } }
     let requests = Locked<[String: Int]>([:])
     private let handles = Locked<[CurlHandle]>([])
@@ -218,6 +218,7 @@ public final class S3Client: Sendable {
                     chunk = UnsafeRawBufferPointer(rebasing: chunk[Int(dropped)...])
                 }
                 guard !chunk.isEmpty else { return true }
+                requests.withLock { $0["bytes", default: 0] += chunk.count }
                 do {
                     try body(chunk)
                 } catch {
@@ -225,7 +226,6 @@ public final class S3Client: Sendable {
                     return false
                 }
                 read.size += Int64(chunk.count)
-                requests.withLock { $0["bytes", default: 0] += chunk.count }
                 return true
             }
             if let consumerError { throw consumerError }
