@@ -161,14 +161,13 @@ public final class S3Client: Sendable {
     public struct ObjectRead: Sendable {
         public var size: Int64 = 0
         public var etag: String?
-        /// The object's stored `Content-Encoding` (gzip for an object uploaded compressed with
-        /// that header): its bytes are handed on as stored, never decoded by the client.
-        public var contentEncoding: String?
         /// Requests it took (more than one when a connection dropped and the rest was resumed).
         public var requests = 0
     }
 
-    /// Streams the object at `url` (`s3://bucket/key`) to `body` in blocks, as stored. A
+    /// Streams the object at `url` (`s3://bucket/key`) to `body` in blocks, as stored (an
+    /// object uploaded with `Content-Encoding: gzip` comes as its gzip bytes: nothing asks
+    /// for or decodes an encoding on the way). A
     /// connection that drops or stalls is resumed where it stopped; a resumed answer must be
     /// the same object (its ETag). Errors thrown by `body` end the read and are rethrown.
     public func read(_ url: String, body: (UnsafeRawBufferPointer) throws -> Void) throws -> ObjectRead {
@@ -203,7 +202,6 @@ public final class S3Client: Sendable {
                             if let known = read.etag, known != etag { return false }
                             read.etag = etag
                         }
-                        if read.contentEncoding == nil { read.contentEncoding = response.contentEncoding }
                         if let total = response.total { expectedTotal = total }
                     }
                 }
@@ -261,7 +259,6 @@ public final class S3Client: Sendable {
     struct Response {
         var status = 0
         var etag: String?
-        var contentEncoding: String?
         /// The object's whole size: Content-Length of a 200, the total of a 206's Content-Range.
         var total: Int64?
         var region: String?
@@ -424,7 +421,6 @@ private final class TransferContext {
         switch name {
         case "etag":
             response.etag = value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"") ? String(value.dropFirst().dropLast()) : value
-        case "content-encoding": response.contentEncoding = value
         case "content-length": if response.status == 200 { response.total = Int64(value) }
         case "content-range":
             // bytes START-END/TOTAL
