@@ -15,6 +15,20 @@ final class S3SourceTests: XCTestCase {
         return try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/"], objects: client), options: options)
     }
 
+    /// A bucket of its own holding one day of archives, behind a proxy in `mode`: what a
+    /// fault test starts from.
+    func proxiedDay(_ name: String, mode: S3Proxy.Mode, files: Int, perFile: Int) throws
+        -> (s3: TestS3, proxy: S3Proxy, dir: URL, bucket: String, db: URL, client: S3Client, written: Int) {
+        let s3 = try TestS3.shared()
+        let proxy = try S3Proxy(upstream: s3.endpoint)
+        proxy.set(mode)
+        let dir = try temporaryDirectory(self)
+        let bucket = bucket(name)
+        let written = try writeDay(dir.appendingPathComponent("up"), day: Self.day1, files: files, perFile: perFile)
+        try s3.put(dir.appendingPathComponent("up"), bucket: bucket)
+        return (s3, proxy, dir, bucket, dir.appendingPathComponent("w.sqlite"), s3.client(endpoint: proxy.endpoint), written)
+    }
+
     /// A bucket of its own per test.
     func bucket(_ name: String) -> String { "sl-\(name)-\(UUID().uuidString.prefix(8).lowercased())" }
 
@@ -220,16 +234,8 @@ final class S3SourceTests: XCTestCase {
     }
 
     func testACutAnswerIsResumedWithRangeAndTheFileLoadedOnce() throws {
-        let s3 = try TestS3.shared()
-        let proxy = try S3Proxy(upstream: s3.endpoint)
-        proxy.set(.cutFirstAnswer)
-        let dir = try temporaryDirectory(self)
-        let bucket = bucket("cut")
         // Large enough that half of it is many blocks.
-        let written = try writeDay(dir.appendingPathComponent("up"), day: Self.day1, files: 2, perFile: 3000)
-        try s3.put(dir.appendingPathComponent("up"), bucket: bucket)
-        let db = dir.appendingPathComponent("w.sqlite")
-        let client = s3.client(endpoint: proxy.endpoint)
+        let (s3, proxy, dir, bucket, db, client, written) = try proxiedDay("cut", mode: .cutFirstAnswer, files: 2, perFile: 3000)
         let summary = try loadBucket(bucket, into: db, client: client, jobs: 2)
         XCTAssertEqual(summary.filesLoaded, 2)
         XCTAssertEqual(summary.totals.loaded, Int64(written))
@@ -253,15 +259,7 @@ final class S3SourceTests: XCTestCase {
     }
 
     func testAnObjectThatCannotBeReadWholeFailsAndIsReadAgainNextRun() throws {
-        let s3 = try TestS3.shared()
-        let proxy = try S3Proxy(upstream: s3.endpoint)
-        proxy.set(.cutAlways)
-        let dir = try temporaryDirectory(self)
-        let bucket = bucket("failed")
-        let written = try writeDay(dir.appendingPathComponent("up"), day: Self.day1, files: 1, perFile: 2000)
-        try s3.put(dir.appendingPathComponent("up"), bucket: bucket)
-        let db = dir.appendingPathComponent("w.sqlite")
-        let client = s3.client(endpoint: proxy.endpoint)
+        let (_, proxy, _, bucket, db, client, written) = try proxiedDay("failed", mode: .cutAlways, files: 1, perFile: 2000)
         let failed = try loadBucket(bucket, into: db, client: client, jobs: 1)
         XCTAssertEqual(failed.filesFailed, 1)
         XCTAssertEqual(failed.totals.loaded, 0, "nothing of a file read in part is loaded")
