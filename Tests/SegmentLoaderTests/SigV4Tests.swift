@@ -87,6 +87,8 @@ final class AWSSettingsTests: XCTestCase {
         XCTAssertEqual(fromProfile.credentials, AWSCredentials(accessKeyId: "AKIDNIGHTLY", secretAccessKey: "nightly/secret", sessionToken: "tok"))
         XCTAssertEqual(fromProfile.region, "eu-central-1")
         XCTAssertEqual(fromProfile.endpoint, "http://127.0.0.1:9000")
+        // `~` is $HOME, as for the AWS CLI (a job run with HOME=/srv/loader finds /srv/loader/.aws).
+        XCTAssertEqual(try AWSSettings.resolve(environment: ["AWS_PROFILE": "nightly", "HOME": home]).credentials.accessKeyId, "AKIDNIGHTLY")
 
         let fromEnvironment = try AWSSettings.resolve(environment: [
             "AWS_PROFILE": "nightly", "AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "env/secret",

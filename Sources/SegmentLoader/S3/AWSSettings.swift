@@ -21,9 +21,12 @@ public struct AWSSettings: Sendable, Equatable {
         public var description: String
     }
 
+    /// `home` defaults to `$HOME`, as the AWS CLI's `~` (the password file's home only when
+    /// HOME is not set).
     public static func resolve(environment: [String: String] = ProcessInfo.processInfo.environment,
-                               home: String = NSHomeDirectory()) throws -> AWSSettings {
+                               home: String? = nil) throws -> AWSSettings {
         func env(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        let home = home ?? env("HOME") ?? NSHomeDirectory()
         let profile = env("AWS_PROFILE") ?? "default"
         let credentialsPath = env("AWS_SHARED_CREDENTIALS_FILE") ?? home + "/.aws/credentials"
         let configPath = env("AWS_CONFIG_FILE") ?? home + "/.aws/config"
