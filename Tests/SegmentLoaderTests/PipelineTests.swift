@@ -86,6 +86,32 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(minimal.models, ModelOptions(enabled: true, sessionTimeoutMinutes: nil))
     }
 
+    func testS3SourcesKeepTheirURLAndTheirEndpoint() throws {
+        let pipeline = try parse("""
+            version: 1
+            name: nightly
+            sources:
+              - path: s3://acme-logs/segment-logs/wk_1/
+                endpoint: http://127.0.0.1:9000
+                since: last 3 days
+              - path: s3://acme-logs/exports
+                endpoint: http://127.0.0.1:9000
+            warehouse: {path: w.sqlite}
+            """)
+        XCTAssertEqual(pipeline.sources.map(\.path), ["s3://acme-logs/segment-logs/wk_1/", "s3://acme-logs/exports"], "not made relative to the file")
+        XCTAssertEqual(pipeline.sources.map(\.endpoint), ["http://127.0.0.1:9000", "http://127.0.0.1:9000"])
+        XCTAssertNil(pipeline.sources[0].glob)
+        XCTAssertTrue(pipeline.readsS3)
+        XCTAssertEqual(issues("version: 1\nname: x\nsources: [{path: 's3://b/logs/*.gz'}]\nwarehouse: {path: w}\n"),
+                       ["p.yml:3:18: an s3:// path is a prefix, not a glob: 's3://b/logs/*.gz' has a wildcard (select days with since/until, sources with source_ids)"])
+        XCTAssertEqual(issues("version: 1\nname: x\nsources: [{path: 's3://b/', endpoint: 'ftp://x'}]\nwarehouse: {path: w}\n"),
+                       ["p.yml:3:39: endpoint must be an http:// or https:// URL (an S3-compatible store), not 'ftp://x'"])
+        XCTAssertEqual(issues("version: 1\nname: x\nsources: [{path: logs, endpoint: 'http://x'}]\nwarehouse: {path: w}\n"),
+                       ["p.yml:3:34: endpoint is for s3:// sources; 'logs' is a local path"])
+        XCTAssertEqual(issues("version: 1\nname: x\nsources: [{path: 's3://a/'}, {path: 's3://b/', endpoint: 'http://x'}]\nwarehouse: {path: w}\n"),
+                       ["p.yml:3:10: the s3:// sources of one pipeline must use the same endpoint (or none); split them into pipelines"])
+    }
+
     func testMistakesAreRefusedWithTheirPositions() {
         XCTAssertEqual(issues("version: 2\nname: x\nsources: [{path: a}]\nwarehouse: {path: w}\n"),
                        ["p.yml:1:10: version 2 is not supported; this segment-loader reads pipeline version 1"])
