@@ -258,6 +258,16 @@ final class S3SourceTests: XCTestCase {
         XCTAssertEqual(proxy.objectGets.count, 3, "two answers of 503 SlowDown, then the object")
     }
 
+    /// A bucket in another region than AWS_REGION says: S3 redirects and names the region, and
+    /// the client goes on there, as the AWS CLI does, instead of failing the night.
+    func testABucketInAnotherRegionIsFollowedThere() throws {
+        let (_, proxy, _, bucket, db, client, written) = try proxiedDay("region", mode: .bucketIn(region: "eu-west-1"), files: 2, perFile: 10)
+        let summary = try loadBucket(bucket, into: db, client: client)
+        XCTAssertEqual(summary.filesLoaded, 2)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks"), String(written))
+        XCTAssertEqual(proxy.seen.count, 4, "one redirect, then the listing and both objects signed for eu-west-1")
+    }
+
     func testAnObjectThatCannotBeReadWholeFailsAndIsReadAgainNextRun() throws {
         let (_, proxy, _, bucket, db, client, written) = try proxiedDay("failed", mode: .cutAlways, files: 1, perFile: 2000)
         let failed = try loadBucket(bucket, into: db, client: client, jobs: 1)

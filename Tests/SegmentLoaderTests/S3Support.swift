@@ -114,6 +114,9 @@ final class S3Proxy: @unchecked Sendable {
         case cutFirstAnswer
         case cutAlways
         case slowDown(times: Int)
+        /// The bucket is in this region: a request signed for another is answered as S3
+        /// answers it, 301 PermanentRedirect with `x-amz-bucket-region`.
+        case bucketIn(region: String)
     }
 
     let port: Int
@@ -175,11 +178,14 @@ final class S3Proxy: @unchecked Sendable {
         let range = lines.first { $0.lowercased().hasPrefix("range:") }.map { String($0.dropFirst(6)).trimmingCharacters(in: .whitespaces) }
         let seen = Seen(method: String(parts[0]), path: String(parts[1]), range: range)
         let isObjectGet = seen.method == "GET" && !seen.path.contains("?")
+        let scope = lines.first { $0.lowercased().hasPrefix("authorization:") }?.components(separatedBy: "Credential=").last?
+            .split(separator: "/").dropFirst(2).first.map(String.init)
         let action = state.withLock { state -> String in
             state.seen.append(seen)
+            if case .bucketIn(let region) = state.mode, scope != region { return "redirect:" + region }
             guard isObjectGet else { return "pass" }
             switch state.mode {
-            case .pass: return "pass"
+            case .pass, .bucketIn: return "pass"
             case .cutAlways: return "cut"
             case .cutFirstAnswer:
                 return state.cut.insert(seen.path).inserted ? "cut" : "pass"
@@ -188,6 +194,12 @@ final class S3Proxy: @unchecked Sendable {
                 state.slowed += 1
                 return "slow"
             }
+        }
+        if action.hasPrefix("redirect:") {
+            let region = action.dropFirst(9)
+            let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message></Error>"
+            send(client, Array("HTTP/1.1 301 Moved Permanently\r\nx-amz-bucket-region: \(region)\r\nContent-Type: application/xml\r\nContent-Length: \(xml.utf8.count)\r\nConnection: close\r\n\r\n\(xml)".utf8))
+            return
         }
         if action == "slow" {
             let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"

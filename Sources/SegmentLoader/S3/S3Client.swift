@@ -60,6 +60,8 @@ public final class S3Client: Sendable {
     public var requestCounts: [String: Int] { requests.withLock { $0 } }
     let requests = Locked<[String: Int]>([:])
     private let handles = Locked<[CurlHandle]>([])
+    /// Buckets found in another region than the settings' (S3 says so in its redirect).
+    private let bucketRegions = Locked<[String: String]>([:])
 
     public init(settings: AWSSettings, retry: S3Retry = S3Retry()) {
         _ = Self.globalInit
@@ -148,6 +150,7 @@ public final class S3Client: Sendable {
                 return true
             }
             if result.curlCode == CURLE_OK && result.status == 200 { return body }
+            if adoptRegion(of: result, bucket: location.bucket) { continue }
             let error = classify(result, body: body, location: location, what: what, object: false)
             attempt += 1
             guard error.retryable && attempt < retry.attempts else { throw error.error }
@@ -245,6 +248,7 @@ public final class S3Client: Sendable {
                 throw S3Error(kind: .other, message: "the object changed while it was read (If-Match on its ETag failed); it is read again next run")
             }
             if result.status == 416 && offset > 0 && expectedTotal == offset { return read }
+            if adoptRegion(of: result, bucket: location.bucket) { continue }
             let error = classify(result, body: errorBody, location: location, what: "read the object", object: true)
             // Bytes that arrived before a fault are kept: the next try asks for the rest.
             if read.size > offset { failures = 0 }
@@ -271,10 +275,11 @@ public final class S3Client: Sendable {
     private func perform(location: S3Location, key: String, query: [(name: String, value: String)], headers: [String: String],
                          kind: String, onBody: (Response, UnsafeRawBufferPointer) -> Bool) throws -> Response {
         requests.withLock { $0[kind, default: 0] += 1 }
-        let target = location.request(key: key, query: query, region: settings.region, endpoint: settings.endpoint)
+        let region = region(of: location.bucket)
+        let target = location.request(key: key, query: query, region: region, endpoint: settings.endpoint)
         var toSign = headers
         toSign["host"] = target.host
-        let signed = SigV4(credentials: settings.credentials, region: settings.region)
+        let signed = SigV4(credentials: settings.credentials, region: region)
             .sign(method: "GET", path: target.path, query: query, headers: toSign, date: Date())
         var lines = headers.map { "\($0.key): \($0.value)" }
         lines += signed.map { "\($0.key): \($0.value)" }
@@ -345,7 +350,7 @@ public final class S3Client: Sendable {
                 CURLE_PARTIAL_FILE.rawValue, CURLE_RECV_ERROR.rawValue, CURLE_SEND_ERROR.rawValue, CURLE_GOT_NOTHING.rawValue,
                 CURLE_SSL_CONNECT_ERROR.rawValue, CURLE_HTTP2.rawValue, CURLE_HTTP2_STREAM.rawValue,
             ]
-            let place = settings.endpoint.map { "the endpoint \($0)" } ?? "S3 (region \(settings.region))"
+            let place = settings.endpoint.map { "the endpoint \($0)" } ?? "S3 (region \(region(of: bucket)))"
             return (S3Error(kind: .unavailable, message: "cannot \(what): \(place) did not answer whole (\(response.curlMessage))"),
                     transient.contains(response.curlCode.rawValue))
         }
@@ -353,8 +358,8 @@ public final class S3Client: Sendable {
         let code = S3ListPage.element("Code", in: Substring(text)) ?? ""
         let detail = S3ListPage.element("Message", in: Substring(text)).map { ": \($0)" } ?? ""
         let said = "\(response.status)\(code.isEmpty ? "" : " \(code)")\(detail)"
-        if let region = response.region, region != settings.region, [301, 307, 400].contains(response.status) {
-            return (S3Error(kind: .other, message: "cannot \(what): bucket \(bucket) is in region \(region), not \(settings.region): set AWS_REGION=\(region)"), false)
+        if let region = response.region, [301, 307, 400].contains(response.status) {
+            return (S3Error(kind: .other, message: "cannot \(what): bucket \(bucket) is in region \(region) and still answered \(response.status) there"), false)
         }
         switch response.status {
         case 500, 502, 503, 504:
@@ -376,6 +381,23 @@ public final class S3Client: Sendable {
             return (S3Error(kind: .missing, message: "cannot \(what): no such object in bucket \(bucket) (\(said)); it was deleted after the listing"), false)
         default:
             return (S3Error(kind: .other, message: "cannot \(what): the store answered \(said)"), false)
+        }
+    }
+
+    /// The region requests for `bucket` are signed for and sent to.
+    private func region(of bucket: String) -> String {
+        bucketRegions.withLock { $0[bucket] } ?? settings.region
+    }
+
+    /// A bucket in another region than the settings' is answered with a redirect (301, 307,
+    /// or 400 AuthorizationHeaderMalformed) that names its region: as the AWS CLI does, the
+    /// client goes on there, once per bucket. True when the request should be made again.
+    private func adoptRegion(of response: Response, bucket: String) -> Bool {
+        guard [301, 307, 400].contains(response.status), let region = response.region, !region.isEmpty else { return false }
+        return bucketRegions.withLock { regions in
+            guard (regions[bucket] ?? settings.region) != region else { return false }
+            regions[bucket] = region
+            return true
         }
     }
 
