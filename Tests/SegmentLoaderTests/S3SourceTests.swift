@@ -268,6 +268,14 @@ final class S3SourceTests: XCTestCase {
         XCTAssertEqual(proxy.seen.count, 4, "one redirect, then the listing and both objects signed for eu-west-1")
     }
 
+    func testAListingAnswerLargerThanAnyPageIsRefused() throws {
+        let (_, proxy, _, bucket, _, client, _) = try proxiedDay("huge", mode: .hugeListing, files: 1, perFile: 1)
+        XCTAssertThrowsError(try Discovery.find(["s3://\(bucket)/"], objects: client)) { error in
+            XCTAssertTrue("\(error)".contains("passed 32 MB, which no listing page reaches"), "\(error)")
+        }
+        XCTAssertLessThan(proxy.bytesSent, 40 << 20, "the rest of the answer is not read")
+    }
+
     func testAnObjectThatCannotBeReadWholeFailsAndIsReadAgainNextRun() throws {
         let (_, proxy, _, bucket, db, client, written) = try proxiedDay("failed", mode: .cutAlways, files: 1, perFile: 2000)
         let failed = try loadBucket(bucket, into: db, client: client, jobs: 1)

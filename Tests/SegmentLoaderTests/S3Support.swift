@@ -117,6 +117,8 @@ final class S3Proxy: @unchecked Sendable {
         /// The bucket is in this region: a request signed for another is answered as S3
         /// answers it, 301 PermanentRedirect with `x-amz-bucket-region`.
         case bucketIn(region: String)
+        /// Listings are answered with 40 MB of blanks, as a broken or hostile store might.
+        case hugeListing
     }
 
     let port: Int
@@ -183,9 +185,10 @@ final class S3Proxy: @unchecked Sendable {
         let action = state.withLock { state -> String in
             state.seen.append(seen)
             if case .bucketIn(let region) = state.mode, scope != region { return "redirect:" + region }
+            if case .hugeListing = state.mode, seen.path.contains("list-type") { return "huge" }
             guard isObjectGet else { return "pass" }
             switch state.mode {
-            case .pass, .bucketIn: return "pass"
+            case .pass, .bucketIn, .hugeListing: return "pass"
             case .cutAlways: return "cut"
             case .cutFirstAnswer:
                 return state.cut.insert(seen.path).inserted ? "cut" : "pass"
@@ -199,6 +202,12 @@ final class S3Proxy: @unchecked Sendable {
             let region = action.dropFirst(9)
             let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message></Error>"
             send(client, Array("HTTP/1.1 301 Moved Permanently\r\nx-amz-bucket-region: \(region)\r\nContent-Type: application/xml\r\nContent-Length: \(xml.utf8.count)\r\nConnection: close\r\n\r\n\(xml)".utf8))
+            return
+        }
+        if action == "huge" {
+            let size = 40 << 20
+            send(client, Array("HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: \(size)\r\nConnection: close\r\n\r\n".utf8)
+                 + [UInt8](repeating: 0x20, count: size))
             return
         }
         if action == "slow" {

@@ -85,6 +85,9 @@ public final class S3Client: Sendable {
         }
     }
 
+    /// The most a listing page (or an error answer) may hold before it is refused.
+    static let maxListingPage = 32 << 20
+
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     // MARK: Listing
@@ -145,9 +148,18 @@ public final class S3Client: Sendable {
         var attempt = 0
         while true {
             var body: [UInt8] = []
+            var tooLarge = false
             let result = try perform(location: location, key: key, query: query, headers: [:], kind: kind) { _, bytes in
+                // A page of 1000 keys of at most 1024 bytes each is under 2 MB of XML.
+                guard body.count + bytes.count <= Self.maxListingPage else {
+                    tooLarge = true
+                    return false
+                }
                 body.append(contentsOf: bytes)
                 return true
+            }
+            if tooLarge {
+                throw S3Error(kind: .other, message: "cannot \(what): the store's answer passed \(Self.maxListingPage >> 20) MB, which no listing page reaches")
             }
             if result.curlCode == CURLE_OK && result.status == 200 { return body }
             if adoptRegion(of: result, bucket: location.bucket) { continue }
