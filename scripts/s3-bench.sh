@@ -9,11 +9,13 @@
 #
 #   scripts/s3-bench.sh                      # 500,000 events in 8 files
 #   EVENTS=200000 FILES=200 scripts/s3-bench.sh   # many small objects: per-object overhead
+#   LATENCY_MS=30 FILES=400 ...                     # each S3 answer waits 30 ms first, as a real bucket's would
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${EVENTS:-500000}
 files=${FILES:-8}
 rounds=${ROUNDS:-3}
+latency=${LATENCY_MS:-0}
 
 swift build -c release --product segment-loader >/dev/null
 bin=.build/release/segment-loader
@@ -26,7 +28,7 @@ work=bench-data/s3-bench
 rm -rf "$work"
 mkdir -p "$work"
 
-INITIAL_NO_AUTH_ACTION_COUNT=3 "$python" scripts/s3-harness.py serve --port 0 >"$work/moto.out" 2>"$work/moto.err" &
+INITIAL_NO_AUTH_ACTION_COUNT=3 "$python" scripts/s3-harness.py serve --port 0 --latency-ms "$latency" >"$work/moto.out" 2>"$work/moto.err" &
 moto=$!
 trap 'kill $moto 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -41,7 +43,7 @@ export AWS_SHARED_CREDENTIALS_FILE=/nonexistent AWS_CONFIG_FILE=/nonexistent
 "$python" scripts/s3-harness.py put --endpoint "$endpoint" --bucket bench --from "$corpus" --prefix corpus/ >/dev/null
 objects=$(find "$corpus" -type f ! -name '.*' | wc -l)
 bytes=$(find "$corpus" -type f ! -name '.*' -printf '%s\n' | awk '{s+=$1} END {print s}')
-echo "corpus: $events events in $objects objects, $((bytes / 1000000)) MB, uploaded to moto at $endpoint"
+echo "corpus: $events events in $objects objects, $((bytes / 1000000)) MB, uploaded to moto at $endpoint ($latency ms before each answer)"
 
 timed() {  # label, warehouse, source
     rm -f "$2" "$2"-wal "$2"-shm "$2".lock

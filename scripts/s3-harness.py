@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A real S3 API for the tests of s3:// sources (issue 22): moto's server, with its SigV4 check on.
 
-  s3-harness.py serve [--port N]       moto_server on 127.0.0.1 (port 0: a free one), printing
+  s3-harness.py serve [--port N] [--latency-ms MS]
+                                       moto_server on 127.0.0.1 (port 0: a free one), printing
                                        "listening PORT" once it accepts connections. Set
                                        INITIAL_NO_AUTH_ACTION_COUNT in the environment: after that
                                        many requests every request must be signed.
@@ -21,9 +22,10 @@ import argparse
 import os
 import sys
 import threading
+import time
 
 
-def serve(port):
+def serve(port, latency_ms=0):
     # moto reads INITIAL_NO_AUTH_ACTION_COUNT when it is imported.
     from moto.iam import access_control
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
@@ -40,6 +42,9 @@ def serve(port):
 
         def __call__(self, environ, start_response):
             raw.query = environ.get("QUERY_STRING", "")
+            if latency_ms:
+                # A real bucket's time to first byte, which loopback does not have.
+                time.sleep(latency_ms / 1000)
             return self.app(environ, start_response)
 
     original_init = access_control.IAMRequestBase.__init__
@@ -104,6 +109,7 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--latency-ms", type=int, default=0, help="wait this long before answering each request")
     p = sub.add_parser("setup")
     p.add_argument("--endpoint", required=True)
     p = sub.add_parser("put")
@@ -114,7 +120,7 @@ def main():
     p.add_argument("--content-encoding", default=None)
     args = parser.parse_args()
     if args.command == "serve":
-        serve(args.port)
+        serve(args.port, args.latency_ms)
     elif args.command == "setup":
         setup(args.endpoint)
     else:
