@@ -359,7 +359,12 @@ final class S3SourceTests: XCTestCase {
         var options = LoadOptions(database: fromS3.path, jobs: 2)
         options.objects = client
         options.now = { Date(timeIntervalSince1970: 1_700_000_000) }
-        _ = try LoadRun.run(found: try Discovery.find(["s3://\(bucket)/segment-logs/"], objects: client), options: options)
+        let found = try Discovery.find(["s3://\(bucket)/segment-logs/"], objects: client)
+        // Objects are scanned by four times as many workers as files (they wait on the network),
+        // and the warehouse is the same.
+        XCTAssertEqual(ScanPass.workers(for: found.archives, jobs: 2), 8)
+        XCTAssertEqual(ScanPass.workers(for: try Discovery.find([root.path]).archives, jobs: 2), 2)
+        _ = try LoadRun.run(found: found, options: options)
         _ = try load([root.appendingPathComponent("segment-logs")], into: fromDisk)
 
         // The same warehouse, the paths and ETags in the bookkeeping aside.

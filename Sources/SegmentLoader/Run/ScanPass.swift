@@ -43,7 +43,7 @@ struct ScanPass {
         let started = monotonicNanoseconds()
         let (archives, context, runIds, budget) = (archives, context, runIds, budget)
         context.progress?.begin(.scanning, files: archives.count, bytes: archives.reduce(0) { $0 + $1.size })
-        startWorkers(jobs: context.options.jobs, count: archives.count, label: "scan") { i in
+        startWorkers(jobs: Self.workers(for: archives, jobs: context.options.jobs), count: archives.count, label: "scan") { i in
             let scan = Self.scan(archives[i], index: i, known: known, loadedFiles: loadedFiles, context: context, runIds: runIds, budget: budget)
             scans.withLock { $0[i] = scan }
             context.faults.killPoint?.fire(.scan)
@@ -95,6 +95,15 @@ struct ScanPass {
         log("scanned \(archives.count) archives: \(plan.toLoad.count) to load, \(plan.winners.count) message ids with more than one copy")
         return plan
     }
+
+    /// Workers of the scan: `jobs`, or for a run with S3 objects `objectsPerJob` times as many,
+    /// so that while some wait for an object's first bytes (tens of milliseconds on a real
+    /// bucket, per object) the others parse. The result does not depend on the number.
+    static func workers(for archives: [Archive], jobs: Int) -> Int {
+        archives.contains { S3Location.isURL($0.path) } ? min(jobs * objectsPerJob, 32) : jobs
+    }
+
+    static let objectsPerJob = 4
 
     /// Changes one byte in the middle of a file (the `damageSpills` fault).
     private static func damage(_ path: String) {
