@@ -29,7 +29,7 @@ public struct S3Error: Error, Sendable, CustomStringConvertible {
 
 /// How often and how long a request that met a fault worth another try is tried again: a
 /// connection dropped or timed out, 500, 502, 503 (SlowDown), 504. The waits grow
-/// exponentially with full jitter, as AWS's SDKs do.
+/// exponentially, each wait drawn between half and all of its ceiling ("equal jitter").
 public struct S3Retry: Sendable {
     public var attempts: Int
     public var firstDelay: Double
