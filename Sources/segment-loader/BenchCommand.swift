@@ -271,8 +271,6 @@ struct BenchCommand: ParsableCommand {
         let nightFolders = try NightlyCorpus.generate(spec, into: folder, jobs: ProcessInfo.processInfo.activeProcessorCount)
         print("corpus: \(nights) nights of \(people) people (\(Int(activeShare * 100))% active a night), \(spec.files) archives a night, in \(dir)/\(spec.folderName)"
               + (generated ? " (generated in \(seconds(Date().timeIntervalSince(genStart))) s)" : " (reused)"))
-        // scripts/s3-bench.sh wants only the corpus, to load it from S3 and from disk itself.
-        if generateOnly { return }
         let executable = loader.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
         let db = root.appendingPathComponent("nightly.sqlite")
         for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }

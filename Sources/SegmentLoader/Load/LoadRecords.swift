@@ -1,11 +1,17 @@
-/// The rows of `_loads` and what `_files` says was loaded, read and written the same way in
-/// either database (contract, section 7).
 /// What `_files` says of a path already loaded.
 struct LoadedFile: Sendable, Equatable {
     var size: Int64
     var etag: String?
+
+    /// Whether `archive`, an S3 object, is this one: the same size and ETag under the same
+    /// key, which a run takes as loaded without reading it.
+    func isSameObject(as archive: Archive) -> Bool {
+        etag != nil && etag == archive.etag && size == archive.size
+    }
 }
 
+/// The rows of `_loads` and what `_files` says was loaded, read and written the same way in
+/// either database (contract, section 7).
 enum LoadRecords {
     /// Content hashes of files already loaded (or partially loaded: the same bytes cannot give
     /// more), each with the path it was loaded from.

@@ -45,13 +45,12 @@ public struct DryRun: Sendable {
                 db = lite
             }
             if isWarehouse {
-                let etag = try LoadRecords.hasETagColumn(db) ? "etag" : "NULL"
-                for row in try db.rows("SELECT sha256, path, status, size, \(etag) FROM _files ORDER BY id") {
+                for row in try db.rows("SELECT sha256, path, status FROM _files ORDER BY id") {
                     guard case .text(let sha) = row[0], case .text(let path) = row[1], case .text(let status) = row[2] else { continue }
                     if status != "failed", loaded[sha] == nil { loaded[sha] = path }
                     pathStatus[path] = status
-                    if status != "failed", let size = row[3].integer { objects[path] = LoadedFile(size: size, etag: row[4].text) }
                 }
+                objects = try LoadRecords.loadedPathsAndSizes(db)
             }
         }
         var seenHashes: [String: String] = [:]
@@ -60,8 +59,7 @@ public struct DryRun: Sendable {
             if S3Location.isURL(archive.path) {
                 // An object is not read: a run skips it unread when its key, size and ETag were
                 // loaded, and reads it otherwise.
-                let before = objects[archive.path]
-                earlier = before?.size == archive.size && before?.etag != nil && before?.etag == archive.etag ? archive.path : nil
+                earlier = objects[archive.path]?.isSameObject(as: archive) == true ? archive.path : nil
             } else {
                 let (sha, _) = try ArchiveReader.sha256(path: archive.path)
                 earlier = loaded[sha] ?? seenHashes[sha]

@@ -35,9 +35,9 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     public var exitStatus: Int32 {
         switch kind {
         case .usage: return ExitStatus.usage
-        case .permission: return 77
-        case .noDatabase: return 66
-        case .unreachable: return 69
+        case .permission: return ExitStatus.noPermission
+        case .noDatabase: return ExitStatus.noInput
+        case .unreachable: return ExitStatus.unavailable
         case .connectionLost, .retry: return ExitStatus.locked
         case .statement: return ExitStatus.failure
         }

@@ -96,7 +96,7 @@ public struct ArchiveReader: Sendable {
         var splitter = LineSplitter(maxLineBytes: maxLineBytes)
         splitter.distrust = distrust
         // An object's kind is known only from its first bytes, which come with its first block.
-        let sniffing = S3Location.isURL(path)
+        var sniffing = S3Location.isURL(path)
         var inflater = format == .gzip && !sniffing ? Inflater() : nil
         var memberFirstLine = 1
         var corruptFromLine: Int?
@@ -104,10 +104,9 @@ public struct ArchiveReader: Sendable {
         var compressed: Int64 = 0
         var refusedAsBomb = false
         let (ratio, floor) = (maxInflateRatio, bombFloor)
-        var first = sniffing
         let (sha256, size) = try blocks(path: path, hashing: hashing) { bytes in
-            if first {
-                first = false
+            if sniffing {
+                sniffing = false
                 switch Discovery.sniff(head: bytes, whole: false) {
                 case .archive(.gzip, _): inflater = Inflater()
                 case .archive(.ndjson, _): break

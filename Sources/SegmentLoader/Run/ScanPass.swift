@@ -135,21 +135,16 @@ struct ScanPass {
             // another key is skipped after its read. A local file is hashed first.
             let isObject = S3Location.isURL(archive.path)
             if isObject {
-                if let etag = archive.etag, let before = loadedFiles[archive.path], before.size == archive.size, before.etag == etag {
-                    scan.skippedAs = archive.path
-                    progress?.add(bytes: archive.size)
-                    progress?.fileDone()
-                    return scan
-                }
+                if loadedFiles[archive.path]?.isSameObject(as: archive) == true { scan.skippedAs = archive.path }
             } else {
                 let (sha, _) = try ArchiveReader.sha256(path: archive.path)
                 scan.sha256 = sha
-                if let earlier = known[sha] {
-                    scan.skippedAs = earlier
-                    progress?.add(bytes: archive.size)
-                    progress?.fileDone()
-                    return scan
-                }
+                scan.skippedAs = known[sha]
+            }
+            if scan.skippedAs != nil {
+                progress?.add(bytes: archive.size)
+                progress?.fileDone()
+                return scan
             }
             spill = try SpillWriter(path: runIds.spillPath(index), budget: budget)
             var processor = LineProcessor(loadTime: context.loadTime, names: context.names, privacy: context.options.privacy)

@@ -19,10 +19,10 @@ public struct S3Error: Error, Sendable, CustomStringConvertible {
 
     public var exitStatus: Int32 {
         switch kind {
-        case .permission: return 77
-        case .missing: return 66
-        case .unavailable: return 69
-        case .other: return 1
+        case .permission: return ExitStatus.noPermission
+        case .missing: return ExitStatus.noInput
+        case .unavailable: return ExitStatus.unavailable
+        case .other: return ExitStatus.failure
         }
     }
 }
@@ -454,7 +454,7 @@ private final class TransferContext {
         let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         switch name {
         case "etag":
-            response.etag = value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"") ? String(value.dropFirst().dropLast()) : value
+            response.etag = S3ListPage.unquoted(value)
         case "content-length": if response.status == 200 { response.total = Int64(value) }
         case "content-range":
             // bytes START-END/TOTAL

@@ -71,27 +71,14 @@ public struct S3ListPage: Sendable, Equatable {
     /// unescaped (`&amp;` and the other four, `&#NN;`, `&#xNN;`).
     public static func parse(_ xml: String) throws -> S3ListPage {
         var page = S3ListPage()
-        var rest = Substring(xml)
-        while let open = rest.range(of: "<Contents>") {
-            guard let close = rest.range(of: "</Contents>", range: open.upperBound..<rest.endIndex) else {
-                throw Malformed(description: "a <Contents> element of the listing has no end")
-            }
-            let body = rest[open.upperBound..<close.lowerBound]
+        for body in try bodies(of: "Contents", in: Substring(xml)) {
             guard let key = element("Key", in: body), let sizeText = element("Size", in: body), let size = Int64(sizeText) else {
                 throw Malformed(description: "a listed object lacks its Key or Size")
             }
-            var etag = element("ETag", in: body) ?? ""
-            if etag.hasPrefix("\""), etag.hasSuffix("\""), etag.count >= 2 { etag = String(etag.dropFirst().dropLast()) }
-            page.objects.append(Object(key: key, size: size, etag: etag))
-            rest = rest[close.upperBound...]
+            page.objects.append(Object(key: key, size: size, etag: unquoted(element("ETag", in: body) ?? "")))
         }
-        var rest2 = Substring(xml)
-        while let open = rest2.range(of: "<CommonPrefixes>") {
-            guard let close = rest2.range(of: "</CommonPrefixes>", range: open.upperBound..<rest2.endIndex) else {
-                throw Malformed(description: "a <CommonPrefixes> element of the listing has no end")
-            }
-            if let prefix = element("Prefix", in: rest2[open.upperBound..<close.lowerBound]) { page.folders.append(prefix) }
-            rest2 = rest2[close.upperBound...]
+        for body in try bodies(of: "CommonPrefixes", in: Substring(xml)) {
+            if let prefix = element("Prefix", in: body) { page.folders.append(prefix) }
         }
         if element("IsTruncated", in: Substring(xml)) == "true" {
             guard let token = element("NextContinuationToken", in: Substring(xml)), !token.isEmpty else {
@@ -100,6 +87,25 @@ public struct S3ListPage: Sendable, Equatable {
             page.nextToken = token
         }
         return page
+    }
+
+    /// The insides of every `<name>` element in `text`, in order.
+    static func bodies(of name: String, in text: Substring) throws -> [Substring] {
+        var found: [Substring] = []
+        var rest = text
+        while let open = rest.range(of: "<\(name)>") {
+            guard let close = rest.range(of: "</\(name)>", range: open.upperBound..<rest.endIndex) else {
+                throw Malformed(description: "a <\(name)> element of the listing has no end")
+            }
+            found.append(rest[open.upperBound..<close.lowerBound])
+            rest = rest[close.upperBound...]
+        }
+        return found
+    }
+
+    /// An ETag without the quotes S3 puts around it (in listings and in the ETag header).
+    static func unquoted(_ etag: String) -> String {
+        etag.count >= 2 && etag.hasPrefix("\"") && etag.hasSuffix("\"") ? String(etag.dropFirst().dropLast()) : etag
     }
 
     /// The unescaped text of the first `<name>` element in `text`.
