@@ -64,11 +64,11 @@ let package = Package(
         // resumes, timeouts and the proxy variables. A system library: it compiles nothing, and
         // a fresh clone's builds take as long as before (AsyncHTTPClient would have brought
         // SwiftNIO, about 2 minutes of compiling on 2 cores, into the loader's build).
-        .systemLibrary(
-            name: "CCurl",
-            pkgConfig: "libcurl",
-            providers: [.apt(["libcurl4-openssl-dev"])]
-        ),
+        // libcurl is opened with dlopen when an s3:// source is first read (S3/Curl.swift), not
+        // linked: its header declares the few types and numbers the client uses, so a fresh
+        // machine builds with only the runtime library (libcurl4, which Debian's curl, git and
+        // Swift's FoundationNetworking already need) and without libcurl4-openssl-dev (issue 32).
+        .systemLibrary(name: "CCurl"),
         .systemLibrary(
             name: "CZlib",
             pkgConfig: "zlib",

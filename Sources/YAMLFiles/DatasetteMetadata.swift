@@ -22,9 +22,8 @@ public enum DatasetteMetadata {
     }
 
     static func build(database: String, name: String?) throws -> JSONValue {
-        guard FileManager.default.fileExists(atPath: database) else { throw WarehouseError(message: "\(database) does not exist") }
         // The one refusal check; then what describing needs besides: this exact format.
-        try Warehouse.check(path: database, writing: false, allowNewer: true)
+        try Warehouse.check(path: database, writing: false, allowNewer: true, mustExist: true)
         let db = try Database(path: database, readOnly: true)
         let appID = Int32(truncatingIfNeeded: try db.scalar("PRAGMA application_id")?.integer ?? 0)
         guard appID == Warehouse.applicationID else {

@@ -8,7 +8,8 @@ public struct PipelineIssue: Sendable, CustomStringConvertible, Equatable {
     public var line: Int
     public var column: Int
     public var message: String
-    public var description: String { "\(file):\(line):\(column): \(message)" }
+    /// `line` 0: the mistake is the whole file's (it is missing or cannot be read).
+    public var description: String { line == 0 ? "\(file): \(message)" : "\(file):\(line):\(column): \(message)" }
 
     public init(file: String, line: Int, column: Int, message: String) {
         self.file = file
@@ -24,6 +25,13 @@ public struct PipelineError: Error, Sendable, CustomStringConvertible {
     public var description: String { issues.map(\.description).joined(separator: "\n") }
 
     public init(issues: [PipelineIssue]) { self.issues = issues }
+
+    /// The file could not be read at all (missing, a folder, unreadable): nothing in it was
+    /// judged, so it is not said to be "not valid".
+    public var unreadable: Bool { issues.count == 1 && issues[0].line == 0 }
+
+    /// What `run` and `rejects retry` print before exiting 64.
+    public var refusal: String { unreadable ? description : "the pipeline is not valid:\n\(description)" }
 }
 
 /// Reads a pipeline file strictly: unknown keys, wrong types, bad globs, dates and call types
@@ -129,6 +137,10 @@ public enum PipelineFile {
                   let pathNode = m["path"], let path = string(pathNode, "path") else { return nil }
             guard !path.isEmpty else {
                 fail(pathNode, "path must not be empty")
+                return nil
+            }
+            if let correction = S3Location.misspelling(path) {
+                fail(pathNode, "'\(path)' is not a local path nor an S3 location: \(correction)")
                 return nil
             }
             var source = Pipeline.Source(path: resolve(path))

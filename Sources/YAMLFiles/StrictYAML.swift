@@ -7,14 +7,36 @@ import Yams
 public enum StrictYAML {
     /// The text of the file at `path` and its folder, against which relative paths resolve.
     /// `what` names the file in the message when it cannot be read ("the pipeline file").
+    /// A file that is not there, is a folder or cannot be read is said of the whole file (no
+    /// line and column), a missing one with the nearest YAML file beside it.
     public static func read(path: String, what: String) throws(PipelineError) -> (text: String, directory: String) {
         let absolute = URL(fileURLWithPath: path).standardizedFileURL.path
-        do {
-            let text = try String(contentsOfFile: absolute, encoding: .utf8)
-            return (text, (absolute as NSString).deletingLastPathComponent)
-        } catch {
-            throw PipelineError(issues: [PipelineIssue(file: path, line: 1, column: 1, message: "cannot read \(what): \(error.localizedDescription)")])
+        func refuse(_ message: String) -> PipelineError {
+            PipelineError(issues: [PipelineIssue(file: path, line: 0, column: 0, message: message)])
         }
+        let noun = what.hasPrefix("the ") ? String(what.dropFirst(4)) : what
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: absolute, isDirectory: &isDirectory) else {
+            throw refuse("no such \(noun)" + (nearestYAML(to: path).map { " (did you mean \($0)?)" } ?? ""))
+        }
+        if isDirectory.boolValue { throw refuse("is a directory, not \(what)") }
+        guard let data = FileManager.default.contents(atPath: absolute) else {
+            throw refuse("cannot read \(what): \(String(cString: strerror(access(absolute, R_OK) == 0 ? EIO : errno)))")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw refuse("\(what) is not UTF-8 text") }
+        return (text, (absolute as NSString).deletingLastPathComponent)
+    }
+
+    /// The `.yml`/`.yaml` file in `path`'s folder whose name is nearest to `path`'s (at most 3
+    /// edits away), written as `path` is (relative stays relative).
+    static func nearestYAML(to path: String) -> String? {
+        let url = URL(fileURLWithPath: path)
+        let name = url.lastPathComponent
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: url.deletingLastPathComponent().path) else { return nil }
+        let candidates = entries.filter { $0.hasSuffix(".yml") || $0.hasSuffix(".yaml") }.sorted()
+        guard let nearest = candidates.min(by: { distance(name, $0) < distance(name, $1) }), distance(name, nearest) <= 3 else { return nil }
+        guard let slash = path.lastIndex(of: "/") else { return nearest }
+        return String(path[...slash]) + nearest
     }
 
     /// The root node of `text`; a YAML error, or an empty file, is a mistake with its position.
@@ -143,19 +165,4 @@ extension StrictYAMLReader {
         }
         return out
     }
-}
-
-/// Edit distance, for "did you mean" hints (pipeline keys, the command line's commands).
-public func distance(_ a: String, _ b: String) -> Int {
-    let a = Array(a.utf8), b = Array(b.utf8)
-    if a.isEmpty { return b.count }
-    var previous = Array(0...b.count)
-    for i in 1...a.count {
-        var current = [i] + Array(repeating: 0, count: b.count)
-        for j in 1...max(1, b.count) where !b.isEmpty {
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-        }
-        previous = current
-    }
-    return previous[b.count]
 }

@@ -64,12 +64,8 @@ struct ModelsCommand: ParsableCommand {
             }
             return
         }
-        guard FileManager.default.fileExists(atPath: db) else {
-            printError("\(db) does not exist: load something into it first")
-            throw ExitCode(Exit.usage)
-        }
         do {
-            try Warehouse.check(path: db)
+            try Warehouse.check(path: db, mustExist: true)
             let lock = try WarehouseLock(database: db)
             defer { withExtendedLifetime(lock) {} }
             let warehouse = try Warehouse(path: db, announce: { printError($0) })

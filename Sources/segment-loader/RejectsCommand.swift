@@ -65,7 +65,7 @@ struct RejectsCommand: ParsableCommand {
             if let pipeline {
                 var loaded: Pipeline
                 do { loaded = try PipelineFile.load(path: pipeline) } catch {
-                    printError("the pipeline is not valid:\n\(error)")
+                    printError(error.refusal)
                     throw ExitCode(Exit.usage)
                 }
                 if let problem = loaded.privacy.loadKey() {

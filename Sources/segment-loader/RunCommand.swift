@@ -51,7 +51,7 @@ struct RunCommand: ParsableCommand {
         do {
             pipeline = try PipelineFile.load(path: self.pipeline)
         } catch {
-            printError("the pipeline is not valid:\n\(error)")
+            printError(error.refusal)
             throw ExitCode(Exit.usage)
         }
         if let problem = pipeline.privacy.loadKey() {

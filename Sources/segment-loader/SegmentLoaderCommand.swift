@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegmentLoader
 import YAMLFiles
 
 @main

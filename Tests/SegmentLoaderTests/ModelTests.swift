@@ -192,7 +192,7 @@ final class ModelTests: XCTestCase {
         XCTAssertGreaterThan(Int(try scalar(db, "SELECT count(*) FROM _model_pending"))!, 0, "what the files touched is kept for the build")
         let missing = try runSegmentLoader(["models", "--db", dir.appendingPathComponent("none.sqlite").path])
         XCTAssertEqual(missing.status, 64, missing.stderr)
-        XCTAssertTrue(missing.stderr.contains("does not exist"), missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("there is no warehouse at"), missing.stderr)
         let build = try runSegmentLoader(["models", "--db", db.path])
         XCTAssertEqual(build.status, 0, build.stderr)
         XCTAssertTrue(build.stdout.contains("rebuilt in full") || build.stdout.contains("updated for"), build.stdout)

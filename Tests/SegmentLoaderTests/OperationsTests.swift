@@ -194,12 +194,18 @@ final class OperationsTests: XCTestCase {
         let sample = try run(["validate", repo.appendingPathComponent("pipelines/sample.yml").path])
         XCTAssertEqual(sample.status, 0, sample.stderr)
         XCTAssertTrue(sample.stdout.contains("sample.yml: ok (pipeline sample"), sample.stdout)
-        // The nightly and backfill examples are written for a server's folders: here validate
-        // finds nothing wrong in them but the folders a run would refuse (issue 12).
+        // The nightly and backfill examples are written for a server's folders: validate says
+        // they are valid, for another machine, one line each, and exits 66, not 64 (issue 32).
         let shipped = try run(["validate"] + ["nightly", "backfill"].map { repo.appendingPathComponent("pipelines/\($0).yml").path })
-        let refusals = shipped.stderr.split(separator: "\n").map(String.init)
-        XCTAssertFalse(refusals.isEmpty, shipped.stdout)
-        for line in refusals { XCTAssertTrue(line.contains(": a run would refuse it: "), line) }
+        XCTAssertEqual(shipped.status, 66, shipped.stderr)
+        let lines = shipped.stderr.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 2, shipped.stderr)
+        XCTAssertTrue(lines[0].hasSuffix("nightly.yml: valid, for another machine: /var/lib/segment-loader/ is not on this one (a run here would refuse it)"), lines[0])
+        XCTAssertTrue(lines[1].hasSuffix("backfill.yml: valid, for another machine: /data/exports/segment-logs, /var/lib/segment-loader/ are not on this one (a run here would refuse it)"), lines[1])
+        // With a broken file among them, the broken one decides: 64.
+        let mixed = try run(["validate", bad.path, repo.appendingPathComponent("pipelines/backfill.yml").path])
+        XCTAssertEqual(mixed.status, 64, mixed.stderr)
+        XCTAssertTrue(mixed.stderr.contains("backfill.yml: valid, for another machine"), mixed.stderr)
     }
 
     func testARunWritesItsReportAndPrometheusMetricsAndStrictFailsOnRejects() throws {

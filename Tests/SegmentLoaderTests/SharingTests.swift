@@ -129,9 +129,8 @@ extension SharingTests {
 
             """, to: dir.appendingPathComponent("p.yml"))
         let validate = try runSegmentLoader(["validate", pipeline.path])
-        XCTAssertEqual(validate.status, 64, validate.stdout + validate.stderr)
-        XCTAssertTrue(validate.stderr.contains("no-such-folder: no such file or directory"), validate.stderr)
-        XCTAssertTrue(validate.stderr.contains("the folder of the warehouse") && validate.stderr.contains("does not exist"), validate.stderr)
+        XCTAssertEqual(validate.status, 66, validate.stdout + validate.stderr)
+        XCTAssertTrue(validate.stderr.contains("valid, for another machine: \(dir.path)/no-such-folder, \(dir.path)/missing/dir/ are not on this one"), validate.stderr)
         let load = try runSegmentLoader(["load", "--db", dir.appendingPathComponent("missing/dir/w.sqlite").path, dir.path])
         XCTAssertEqual(load.status, 64, load.stderr)
         XCTAssertTrue(load.stderr.contains("the folder of the warehouse"), load.stderr)

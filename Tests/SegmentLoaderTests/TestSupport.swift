@@ -147,16 +147,18 @@ var segmentLoaderBinary: URL {
     return products.deletingLastPathComponent().appendingPathComponent("segment-loader")
 }
 
-/// Runs the built binary as a user would, with extra environment variables.
-func runSegmentLoader(_ arguments: [String], environment: [String: String] = [:]) throws -> BinaryResult {
-    try runBinary(segmentLoaderBinary, arguments, environment: environment)
+/// Runs the built binary as a user would, with extra environment variables (in `directory`,
+/// when given, as its working directory).
+func runSegmentLoader(_ arguments: [String], environment: [String: String] = [:], in directory: URL? = nil) throws -> BinaryResult {
+    try runBinary(segmentLoaderBinary, arguments, environment: environment, in: directory)
 }
 
 /// Runs `binary` to its end, collecting what it prints.
-func runBinary(_ binary: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> BinaryResult {
+func runBinary(_ binary: URL, _ arguments: [String], environment: [String: String] = [:], in directory: URL? = nil) throws -> BinaryResult {
     let process = Process()
     process.executableURL = binary
     process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
     var env = ProcessInfo.processInfo.environment
     for (k, v) in environment { env[k] = v }
     process.environment = env

@@ -59,9 +59,8 @@ public final class Warehouse {
     /// for the commands that only read or change an existing warehouse (rejects, rejects retry),
     /// a missing one is said as such.
     public static func check(path: String, writing: Bool = true, allowNewer: Bool = false, mustExist: Bool = false) throws {
-        if mustExist && !FileManager.default.fileExists(atPath: path) {
-            throw WarehouseError(message: "there is no warehouse at \(path): give --db the file a run or load wrote")
-        }
+        if let typo = urlTypo(path) { throw typo }
+        if mustExist && !FileManager.default.fileExists(atPath: path) { throw missing(path) }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -70,9 +69,66 @@ public final class Warehouse {
         if writing && access(folder, W_OK) != 0 {
             throw WarehouseError(message: "cannot write in the folder of the warehouse \(path) (\(folder)): \(String(cString: strerror(errno)))", storage: true)
         }
-        guard FileManager.default.fileExists(atPath: path) else { return }
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return }
+        if isDirectory.boolValue {
+            let example = URL(fileURLWithPath: path).appendingPathComponent("warehouse.sqlite").path
+            throw WarehouseError(message: "\(path) is a directory, not a warehouse file: give --db the path of a file (a new one is created), e.g. \(example)")
+        }
         let db = try Database(path: path, readOnly: true)
         _ = try refusal(db, path: path, allowNewer: allowNewer)
+    }
+
+    /// The URL schemes a `--db` may have: PostgreSQL's two (anything else is a file path).
+    public static let urlSchemes = ["postgresql://", "postgres://"]
+
+    /// A `--db` that looks like a URL (`scheme://...`) of a scheme this build does not know: a
+    /// mistyped `postgresql://` rather than a file to create in a folder named `postgressql:`.
+    public static func urlTypo(_ database: String) -> WarehouseError? {
+        guard let end = database.range(of: "://") else { return nil }
+        let scheme = database[..<end.lowerBound].lowercased()
+        guard !scheme.isEmpty, scheme.first!.isLetter,
+              scheme.allSatisfy({ $0.isLetter || $0.isNumber || "+.-".contains($0) }),
+              !PostgresLocation.isPostgres(database) else { return nil }
+        let nearest = urlSchemes.min { distance(scheme + "://", $0) < distance(scheme + "://", $1) }!
+        let hint = distance(scheme + "://", nearest) <= 3 ? " (did you mean \(nearest)?)" : ""
+        return WarehouseError(message: "--db \(PostgresLocation.redacted(database)) is a URL of an unknown scheme \(scheme)://\(hint): "
+                              + "a PostgreSQL warehouse is \(urlSchemes.map { $0 + "..." }.joined(separator: " or ")), a SQLite warehouse is a file path")
+    }
+
+    /// The error for a warehouse file that is not there, naming the warehouse beside it whose
+    /// name is closest (a typo of `warehouse.sqlite`), if there is one.
+    public static func missing(_ path: String) -> WarehouseError {
+        var message = "there is no warehouse at \(path)"
+        if let near = nearby(path) {
+            message += "; the warehouse beside it is \(near): did you mean --db \(near)?"
+        } else {
+            message += ": give --db the file a run or load wrote"
+        }
+        return WarehouseError(message: message)
+    }
+
+    /// The warehouse in `path`'s folder whose file name is nearest to `path`'s (at most a few
+    /// letters away, or the only one there), as the user would type it. Reads the first 100
+    /// bytes of candidates only: the SQLite header and its application id.
+    static func nearby(_ path: String) -> String? {
+        let url = URL(fileURLWithPath: path)
+        let folder = url.deletingLastPathComponent()
+        let name = url.lastPathComponent
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: folder.path) else { return nil }
+        var warehouses: [String] = []
+        for entry in entries.sorted() where entry != name && !entry.hasPrefix(".") && warehouses.count < 100 {
+            guard let handle = FileHandle(forReadingAtPath: folder.appendingPathComponent(entry).path) else { continue }
+            let header = (try? handle.read(upToCount: 100)) ?? Data()
+            try? handle.close()
+            // "SQLite format 3\0", and the application id (big-endian) at offset 68.
+            guard header.count == 100, header.prefix(16).elementsEqual(Array("SQLite format 3\0".utf8)) else { continue }
+            let id = header[68..<72].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            if Int32(bitPattern: id) == applicationID { warehouses.append(entry) }
+        }
+        guard let nearest = warehouses.min(by: { distance(name, $0) < distance(name, $1) }) else { return nil }
+        guard distance(name, nearest) <= 3 || warehouses.count == 1 else { return nil }
+        let given = path.hasPrefix("/") ? folder.path : (path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "")
+        return given.isEmpty ? nearest : (given as NSString).appendingPathComponent(nearest)
     }
 
     /// Throws for a database to refuse; else returns its application id and format version.

@@ -13,10 +13,7 @@ public enum WarehouseStatus {
             version = Int64(try postgres.formatVersion())
             size = PostgresWarehouse.storedBytes(postgres.connection)
         } else {
-            guard FileManager.default.fileExists(atPath: database) else {
-                throw WarehouseError(message: "\(database) does not exist")
-            }
-            try Warehouse.check(path: database, writing: false, allowNewer: true)
+            try Warehouse.check(path: database, writing: false, allowNewer: true, mustExist: true)
             let lite = try Database(path: database, readOnly: true)
             let appID = Int32(truncatingIfNeeded: try lite.scalar("PRAGMA application_id")?.integer ?? 0)
             guard appID == Warehouse.applicationID else {

@@ -14,17 +14,25 @@ extension Pipeline {
     /// What `run` would refuse before loading anything, in its words: a source path (or the
     /// folder a glob starts in) that does not exist, a warehouse folder that does not exist or
     /// cannot be written, a database that is not a warehouse of this format or older.
-    public func refusals() -> [String] {
-        var out: [String] = []
+    /// `absent` holds the places named that are not on this machine at all (a source folder,
+    /// the warehouse's folder): a pipeline written for another machine, such as the shipped
+    /// examples on a fresh clone. `others` holds the rest, each one sentence.
+    public func refusals() -> (absent: [String], others: [String]) {
+        var absent: [String] = []
+        var others: [String] = []
         for source in sources where !S3Location.isURL(source.path) {
             let path = source.glob.map { $0.literalPrefix.isEmpty ? "/" : $0.literalPrefix } ?? source.path
-            if !FileManager.default.fileExists(atPath: path) {
-                out.append(source.glob == nil ? "\(path): no such file or directory"
-                                               : "\(path): no such directory (it starts the pattern \(source.glob!.pattern))")
+            if !FileManager.default.fileExists(atPath: path) { absent.append(path) }
+        }
+        if !WarehouseAccess.isPostgres(warehouse.path) && Warehouse.urlTypo(warehouse.path) == nil {
+            let folder = URL(fileURLWithPath: warehouse.path).deletingLastPathComponent().path
+            if !FileManager.default.fileExists(atPath: folder) {
+                absent.append(folder + "/")
+                return (absent, others)
             }
         }
-        do { _ = try WarehouseAccess.check(warehouse.path, schema: warehouse.schema) } catch { out.append("\(error)") }
-        return out
+        do { _ = try WarehouseAccess.check(warehouse.path, schema: warehouse.schema) } catch { others.append("\(error)") }
+        return (absent, others)
     }
 
     /// Finds the archives of every source; a path that does not exist is an error, a glob or

@@ -81,7 +81,8 @@ public struct PostgresLocation: Sendable, Equatable {
     /// query parameter or conninfo word. For messages about a string libpq could not read.
     public static func redacted(_ text: String) -> String {
         var out = text
-        if isPostgres(out), let scheme = out.range(of: "://") {
+        // Any URL's user:password@ (a mistyped scheme's too), not only postgresql://'s.
+        if let scheme = out.range(of: "://") {
             let rest = out[scheme.upperBound...]
             let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
             if let at = rest[..<authorityEnd].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") {

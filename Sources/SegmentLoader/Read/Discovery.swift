@@ -54,7 +54,7 @@ public enum Discovery {
             let absolute = URL(fileURLWithPath: given).standardizedFileURL.path
             var isDirectory: ObjCBool = false
             guard fm.fileExists(atPath: absolute, isDirectory: &isDirectory) else {
-                throw ReadError(path: given, message: "no such file or directory")
+                throw ReadError(path: given, message: "no such file or directory" + (S3Location.misspelling(given).map { "; \($0)" } ?? ""))
             }
             var files: [String] = []
             if isDirectory.boolValue {

@@ -64,13 +64,12 @@ public final class S3Client: Sendable {
     private let bucketRegions = Locked<[String: String]>([:])
 
     public init(settings: AWSSettings, retry: S3Retry = S3Retry()) {
-        _ = Self.globalInit
         self.settings = settings
         self.retry = retry
     }
 
     deinit {
-        for handle in handles.withLock({ $0 }) { curl_easy_cleanup(handle.pointer) }
+        for handle in handles.withLock({ $0 }) { handle.curl.cleanup(handle.pointer) }
     }
 
     /// The environment's settings (`AWSSettings.resolve`) with an endpoint of the caller's
@@ -87,8 +86,6 @@ public final class S3Client: Sendable {
 
     /// The most a listing page (or an error answer) may hold before it is refused.
     static let maxListingPage = 32 << 20
-
-    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     // MARK: Listing
 
@@ -280,6 +277,8 @@ public final class S3Client: Sendable {
         var region: String?
         var curlCode = CURLE_OK
         var curlMessage = ""
+        /// The system's errno of a failed connection (ECONNREFUSED, ENETUNREACH, ...), else 0.
+        var osErrno = 0
     }
 
     /// One signed request through a pooled handle. `onBody` gets the response so far and each
@@ -298,23 +297,24 @@ public final class S3Client: Sendable {
         // curl adds Accept: */* and would never decode a body it was not asked to.
         lines.append("Accept:")
 
-        let handle = takeHandle()
+        let handle = try takeHandle()
         defer { giveBack(handle) }
+        let curl = handle.curl
         let h = handle.pointer
-        curl_easy_reset(h)
-        ccurl_setopt_string(h, CURLOPT_URL, target.url)
-        ccurl_setopt_long(h, CURLOPT_HTTPGET, 1)
-        ccurl_setopt_long(h, CURLOPT_NOSIGNAL, 1)
-        ccurl_setopt_long(h, CURLOPT_CONNECTTIMEOUT, 20)
+        curl.reset(h)
+        curl.set(h, CURLOPT_URL, target.url)
+        curl.set(h, CURLOPT_HTTPGET, 1)
+        curl.set(h, CURLOPT_NOSIGNAL, 1)
+        curl.set(h, CURLOPT_CONNECTTIMEOUT, 20)
         // A transfer that moves less than a byte a second for 60 s is given up and resumed.
-        ccurl_setopt_long(h, CURLOPT_LOW_SPEED_LIMIT, 1)
-        ccurl_setopt_long(h, CURLOPT_LOW_SPEED_TIME, 60)
-        ccurl_setopt_long(h, CURLOPT_BUFFERSIZE, 256 << 10)
-        ccurl_setopt_string(h, CURLOPT_PROTOCOLS_STR, "http,https")
+        curl.set(h, CURLOPT_LOW_SPEED_LIMIT, 1)
+        curl.set(h, CURLOPT_LOW_SPEED_TIME, 60)
+        curl.set(h, CURLOPT_BUFFERSIZE, 256 << 10)
+        curl.set(h, CURLOPT_PROTOCOLS_STR, "http,https")
         var list: UnsafeMutablePointer<curl_slist>?
-        for line in lines { list = curl_slist_append(list, line) }
-        defer { curl_slist_free_all(list) }
-        ccurl_setopt_pointer(h, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
+        for line in lines { list = curl.append(list, line) }
+        defer { curl.free(list) }
+        curl.set(h, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
         var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
 
         let (code, answered): (CURLcode, Response) = withoutActuallyEscaping(onBody) { onBody in
@@ -322,33 +322,33 @@ public final class S3Client: Sendable {
           let code: CURLcode = withExtendedLifetime(context) {
             errorBuffer.withUnsafeMutableBufferPointer { buffer in
                 let pointer = Unmanaged.passUnretained(context).toOpaque()
-                ccurl_setopt_pointer(h, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(buffer.baseAddress))
-                ccurl_setopt_callback(h, CURLOPT_HEADERFUNCTION, { data, size, count, context in
+                curl.set(h, CURLOPT_ERRORBUFFER, UnsafeMutableRawPointer(buffer.baseAddress))
+                curl.set(h, CURLOPT_HEADERFUNCTION, { data, size, count, context in
                     let transfer = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
                     transfer.header(UnsafeRawBufferPointer(start: data, count: size * count))
                     return size * count
                 })
-                ccurl_setopt_pointer(h, CURLOPT_HEADERDATA, pointer)
-                ccurl_setopt_callback(h, CURLOPT_WRITEFUNCTION, { data, size, count, context in
+                curl.set(h, CURLOPT_HEADERDATA, pointer)
+                curl.set(h, CURLOPT_WRITEFUNCTION, { data, size, count, context in
                     let transfer = Unmanaged<TransferContext>.fromOpaque(context!).takeUnretainedValue()
                     return transfer.body(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : 0
                 })
-                ccurl_setopt_pointer(h, CURLOPT_WRITEDATA, pointer)
-                let code = curl_easy_perform(h)
-                ccurl_setopt_pointer(h, CURLOPT_ERRORBUFFER, nil)
+                curl.set(h, CURLOPT_WRITEDATA, pointer)
+                let code = curl.perform(h)
+                curl.set(h, CURLOPT_ERRORBUFFER, nil as UnsafeMutableRawPointer?)
                 return code
             }
           }
           return (code, context.response)
         }
         var response = answered
-        var status = 0
-        ccurl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)
+        let status = curl.info(h, CURLINFO_RESPONSE_CODE)
         if status != 0 { response.status = status }
         response.curlCode = code
         if code != CURLE_OK {
             let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            response.curlMessage = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            response.curlMessage = detail.isEmpty ? curl.describe(code) : detail
+            response.osErrno = curl.info(h, CURLINFO_OS_ERRNO)
         }
         return response
     }
@@ -362,9 +362,24 @@ public final class S3Client: Sendable {
                 CURLE_PARTIAL_FILE.rawValue, CURLE_RECV_ERROR.rawValue, CURLE_SEND_ERROR.rawValue, CURLE_GOT_NOTHING.rawValue,
                 CURLE_SSL_CONNECT_ERROR.rawValue, CURLE_HTTP2.rawValue, CURLE_HTTP2_STREAM.rawValue,
             ]
+            let retryable = transient.contains(response.curlCode.rawValue)
+            let tries = retryable ? " after \(retry.attempts) tries" : ""
             let place = settings.endpoint.map { "the endpoint \($0)" } ?? "S3 (region \(region(of: bucket)))"
-            return (S3Error(kind: .unavailable, message: "cannot \(what): \(place) did not answer whole (\(response.curlMessage))"),
-                    transient.contains(response.curlCode.rawValue))
+            let fix = settings.endpoint == nil ? "" : "; is the endpoint (AWS_ENDPOINT_URL or the pipeline's endpoint:) right, and the store running?"
+            let said: String
+            switch response.curlCode {
+            case CURLE_COULDNT_CONNECT where response.osErrno == Int(ECONNREFUSED):
+                said = "\(place) refused the connection\(tries): nothing listens there (\(response.curlMessage))\(fix)"
+            case CURLE_COULDNT_CONNECT:
+                said = "\(place) could not be reached\(tries) (\(response.curlMessage))\(fix)"
+            case CURLE_COULDNT_RESOLVE_HOST:
+                said = "the host name of \(place) is not known\(tries) (\(response.curlMessage))\(fix)"
+            case CURLE_OPERATION_TIMEDOUT:
+                said = "\(place) did not answer in time\(tries) (\(response.curlMessage))"
+            default:
+                said = "\(place) did not answer whole\(tries) (\(response.curlMessage))"
+            }
+            return (S3Error(kind: .unavailable, message: "cannot \(what): \(said)"), retryable)
         }
         let text = String(decoding: body, as: UTF8.self)
         let code = S3ListPage.element("Code", in: Substring(text)) ?? ""
@@ -413,10 +428,11 @@ public final class S3Client: Sendable {
         }
     }
 
-    private func takeHandle() -> CurlHandle {
+    private func takeHandle() throws -> CurlHandle {
         if let handle = handles.withLock({ $0.popLast() }) { return handle }
-        guard let pointer = curl_easy_init() else { fatalError("libcurl could not make a handle (out of memory)") }
-        return CurlHandle(pointer: pointer)
+        let curl = try Curl.library()
+        guard let pointer = curl.easyInit() else { fatalError("libcurl could not make a handle (out of memory)") }
+        return CurlHandle(curl: curl, pointer: pointer)
     }
 
     private func giveBack(_ handle: CurlHandle) {
@@ -427,6 +443,7 @@ public final class S3Client: Sendable {
 /// A libcurl easy handle, kept between requests so its connection is reused; used by one
 /// thread at a time (taken from and given back to the client's pool).
 private struct CurlHandle: @unchecked Sendable {
+    let curl: Curl
     let pointer: UnsafeMutableRawPointer
 }
 

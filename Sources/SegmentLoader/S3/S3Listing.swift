@@ -21,6 +21,26 @@ public struct S3Location: Sendable, Equatable, CustomStringConvertible {
     /// Whether a path given as a source is an S3 URL.
     public static func isURL(_ path: String) -> Bool { path.hasPrefix("s3://") }
 
+    /// What a source that is neither a local path nor `s3://` was meant to be, said as a
+    /// correction: `s3:/bucket/prefix`, `S3://...`, `s3:bucket/...` or `s3//...` (a slash or
+    /// colon short, or upper case) suggest the `s3://` URL; another scheme (`gs://`, `https://`)
+    /// is named as one this loader does not read. nil for a plain path.
+    public static func misspelling(_ path: String) -> String? {
+        let lower = path.lowercased()
+        for wrong in ["s3:/", "s3:", "s3//"] where lower.hasPrefix(wrong) && !path.hasPrefix("s3://") {
+            let rest = path.dropFirst(wrong.count).drop { $0 == "/" || $0 == ":" }
+            guard !rest.isEmpty, !FileManager.default.fileExists(atPath: path) else { continue }
+            return "did you mean s3://\(rest)? (an S3 source is written s3://BUCKET/PREFIX)"
+        }
+        if let end = path.range(of: "://"), !path.hasPrefix("s3://") {
+            let scheme = path[..<end.lowerBound]
+            if !scheme.isEmpty, scheme.allSatisfy({ $0.isLetter || $0.isNumber || "+.-".contains($0) }) {
+                return "\(scheme):// is not a source this loader reads: give a local file or folder, or s3://BUCKET/PREFIX"
+            }
+        }
+        return nil
+    }
+
     /// The URL of `key` in this bucket and the path the signature covers: virtual-hosted on
     /// AWS (`https://BUCKET.s3.REGION.amazonaws.com/KEY`), path-style on an endpoint of
     /// the user's (`http://host:9000/BUCKET/KEY`), as S3-compatible stores want.
