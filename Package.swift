@@ -74,9 +74,18 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // What every other target stands on, the collector included: JSON, digests, timestamps,
+        // the archive envelope and gzip members, lock files, exit statuses and the small
+        // concurrency helpers. It links libcrypto and zlib only.
+        .target(
+            name: "SegmentCore",
+            dependencies: ["CCrypto", "CZlib"],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
         .target(
             name: "SegmentLoader",
             dependencies: [
+                "SegmentCore",
                 "CSQLite",
                 "CZlib",
                 "CCrypto",
@@ -93,9 +102,20 @@ let package = Package(
         // the line and column of every mistake) and writes (Datasette metadata). A module of
         // its own so that Yams compiles beside the loader's library, not before it: on a
         // fresh clone's 2 cores that is most of a minute off the first build.
+        // Strict reading of a YAML file a person wrote: every mistake at its line and column.
+        // The collector's configuration uses it without the loader.
+        .target(
+            name: "YAMLCore",
+            dependencies: [
+                "SegmentCore",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .target(
             name: "YAMLFiles",
             dependencies: [
+                "SegmentCore",
+                "YAMLCore",
                 "SegmentLoader",
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -103,6 +123,7 @@ let package = Package(
         .executableTarget(
             name: "segment-loader",
             dependencies: [
+                "SegmentCore",
                 "SegmentLoader",
                 "YAMLFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -114,8 +135,8 @@ let package = Package(
         .target(
             name: "Collector",
             dependencies: [
-                "SegmentLoader",
-                "YAMLFiles",
+                "SegmentCore",
+                "YAMLCore",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -124,7 +145,7 @@ let package = Package(
             name: "segment-collector",
             dependencies: [
                 "Collector",
-                "SegmentLoader",
+                "SegmentCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -138,11 +159,11 @@ let package = Package(
         // The fuzz harness: a replay tool in normal builds, a libFuzzer target in scripts/fuzz.sh.
         .executableTarget(
             name: "segment-loader-fuzz",
-            dependencies: ["SegmentLoader"]
+            dependencies: ["SegmentCore", "SegmentLoader"]
         ),
         .testTarget(
             name: "SegmentLoaderTests",
-            dependencies: ["SegmentLoader", "YAMLFiles", "Collector", "CZlib", "CSQLite"]
+            dependencies: ["SegmentCore", "YAMLCore", "SegmentLoader", "YAMLFiles", "Collector", "CZlib", "CSQLite"]
         ),
     ],
     swiftLanguageModes: [.v6]

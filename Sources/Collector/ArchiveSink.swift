@@ -1,8 +1,8 @@
 import Foundation
-import SegmentLoader
 #if canImport(Glibc)
 import Glibc
 #endif
+import SegmentCore
 
 /// The open archive of one source (issue 13). Each `append` writes one complete gzip member
 /// and fsyncs it before returning, so whatever a client was told is on disk, and the file is a

@@ -1,7 +1,7 @@
 import Foundation
-import SegmentLoader
-import YAMLFiles
+import YAMLCore
 import Yams
+import SegmentCore
 
 /// What `segment-collector` runs with: from `--config FILE` (YAML, read strictly with the
 /// position of every mistake) and/or the quick-start flags, which override the file.

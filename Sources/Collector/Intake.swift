@@ -1,5 +1,5 @@
 import Foundation
-import SegmentLoader
+import SegmentCore
 
 /// The routes of Segment's HTTP Tracking API the collector answers.
 public enum Route: String, Sendable, CaseIterable {

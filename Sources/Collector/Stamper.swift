@@ -1,4 +1,4 @@
-import SegmentLoader
+import SegmentCore
 
 /// What the collector adds to each accepted message before it is written (issue 13): the
 /// server's `receivedAt`, a `messageId` when the client sent none, `context.ip` from the peer

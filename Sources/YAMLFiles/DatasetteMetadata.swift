@@ -1,6 +1,7 @@
 import SegmentLoader
 import Foundation
 import Yams
+import SegmentCore
 
 /// Metadata for Datasette (https://docs.datasette.io/en/0.65/metadata.html) that makes a
 /// warehouse read well out of the box: bookkeeping tables hidden, event tables titled with

@@ -5,8 +5,8 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
-import SegmentLoader
 import ServiceLifecycle
+import SegmentCore
 
 @main
 struct SegmentCollector: AsyncParsableCommand {

@@ -4,8 +4,8 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import SegmentLoader
 import ServiceLifecycle
+import SegmentCore
 
 /// A request's context: Hummingbird's core storage and the address of the peer.
 struct CollectorContext: RequestContext {

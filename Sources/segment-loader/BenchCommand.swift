@@ -4,6 +4,7 @@ import SegmentLoader
 #if canImport(Glibc)
 import Glibc
 #endif
+import SegmentCore
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

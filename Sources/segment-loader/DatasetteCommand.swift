@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SegmentLoader
 import YAMLFiles
+import SegmentCore
 
 struct DatasetteCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

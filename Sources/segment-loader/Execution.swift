@@ -7,6 +7,7 @@ import SegmentLoader
 #if canImport(Glibc)
 import Glibc
 #endif
+import SegmentCore
 
 /// Exit codes, as README documents them (the library's `ExitStatus`; a run's own comes from
 /// its `RunOutcome`).

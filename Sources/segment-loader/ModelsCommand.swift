@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegmentLoader
+import SegmentCore
 
 /// `--session-timeout`, for every command that builds the models.
 struct SessionTimeoutOption: ParsableArguments {

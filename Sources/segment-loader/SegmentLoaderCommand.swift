@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SegmentLoader
 import YAMLFiles
+import SegmentCore
 
 @main
 struct SegmentLoaderCommand: ParsableCommand {

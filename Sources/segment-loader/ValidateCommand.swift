@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SegmentLoader
 import YAMLFiles
+import SegmentCore
 
 struct ValidateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentCore
 
 final class CorpusTests: XCTestCase {
     func lines(_ files: [URL]) throws -> [[String]] {

@@ -5,6 +5,7 @@ import FoundationNetworking
 #endif
 @testable import SegmentLoader
 import XCTest
+@testable import SegmentCore
 
 /// The real `segment-collector` binary on a loopback port, driven by plain HTTP clients
 /// (Foundation's URLSession), and what it wrote loaded by the loader (issue 13).

@@ -3,6 +3,8 @@ import XCTest
 @testable import Collector
 @testable import SegmentLoader
 @testable import YAMLFiles
+@testable import YAMLCore
+@testable import SegmentCore
 
 /// Issue 13, the collector's core: what it adds to each message, and archives that are durable
 /// after every append and that the loader loads.

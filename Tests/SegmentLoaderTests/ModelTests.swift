@@ -1,5 +1,6 @@
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentCore
 
 /// Issue 11: the built-in models (identities, page_views, sessions) against hand-computed truth,
 /// and equal to a full rebuild whatever the split of the archives into loads and their order.

@@ -1,5 +1,6 @@
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentCore
 
 final class NormalizerTests: XCTestCase {
     var normalizer = Normalizer(loadTime: Timestamp.parse("2030-01-01T00:00:00Z")!)

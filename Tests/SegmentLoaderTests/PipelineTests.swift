@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import YAMLFiles
+@testable import YAMLCore
 
 final class PipelineTests: XCTestCase {
     func parse(_ text: String, directory: String = "/etc/loader") throws -> Pipeline {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentCore
 
 /// Issue 21's proof: the same archives loaded into SQLite and into PostgreSQL give the same
 /// warehouse: the same tables, columns in the same order with their types (mapped), and the

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentCore
 
 /// Issue 21: the real binary against the test server when things go wrong: killed at each
 /// kill point, the server restarted under it, a wrong password, an unknown database, no

@@ -1,5 +1,6 @@
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentCore
 
 final class SplitterTests: XCTestCase {
     func plans(_ json: String) throws -> [(table: String, withPayload: Bool)] {

@@ -2,6 +2,7 @@ import CZlib
 import Foundation
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentCore
 
 /// A fresh directory under the system's temporary folder, removed when the test ends.
 func temporaryDirectory(_ test: XCTestCase) throws -> URL {

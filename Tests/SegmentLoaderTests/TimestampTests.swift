@@ -1,5 +1,6 @@
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentCore
 
 final class TimestampTests: XCTestCase {
     func normalized(_ text: String) -> String? {

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentCore
 
 /// Issue 18: the write side behind one boundary. Names that must match a table, the spill's
 /// damage, `_loads` when recording fails, the column limit in one place, the scoped transaction.

@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// What SQLite alone needs to write a warehouse: the floor under any loader. Copies every table
 /// of a loaded warehouse into a fresh file with the loader's own pragmas and journal mode, as

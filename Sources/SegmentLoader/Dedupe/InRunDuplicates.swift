@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// Duplicates within one run (contract, section 6): of the copies of a messageId in a run, the
 /// one with the earliest received_at wins (then archive path, line, batch item). `RunIds`
 /// finds the winner of every id that occurs more than once; this drops the other copies from

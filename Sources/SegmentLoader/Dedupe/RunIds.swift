@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// A messageId as 128 bits (two differently salted SipHash values, keyed per process): 16
 /// bytes in place of a heap string. Two different ids collide with probability about

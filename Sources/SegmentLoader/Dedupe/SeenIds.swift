@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import SegmentCore
 
 /// The warehouse's set of message ids loaded by every run so far (`_message_ids`, contract
 /// section 6). It is keyed by the first 16 bytes of the SHA-256 of the messageId: a fixed-size

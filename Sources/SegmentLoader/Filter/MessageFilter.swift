@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// Which normalized messages a load keeps (a pipeline's `filters`). A message left out is
 /// counted as `filtered`, so a file's accounting still balances, and takes no part in
 /// deduplication: a filtered copy never wins over a loaded one.

@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// Fields removed or pseudonymised before a message is normalized (a pipeline's `privacy`),
 /// for telemetry that must arrive anonymized. Paths are dotted keys into the message as the

@@ -1,3 +1,6 @@
+import SegmentCore
+import SegmentCore
+
 /// The rows that say what a load did with its input (contract, section 7): `_files` (one per
 /// archive), `_rejects` (each line that could not be loaded, with what is kept of it) and
 /// `_discards` (each value kept out of its column). Written in the file's transaction.

@@ -1,3 +1,6 @@
+import SegmentCore
+import SegmentCore
+
 /// The warehouse's schema as the loader keeps it: the tables and columns it made, with their
 /// types, source keys and event names (`_schema_tables`, `_schema_columns`), and the one place
 /// that changes them. Before a chunk's rows are written, `apply` creates what the chunk's

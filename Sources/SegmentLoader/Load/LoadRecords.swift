@@ -1,3 +1,6 @@
+import SegmentCore
+import SegmentCore
+
 /// What `_files` says of a path already loaded.
 struct LoadedFile: Sendable, Equatable {
     var size: Int64

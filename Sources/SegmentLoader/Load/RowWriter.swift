@@ -1,3 +1,6 @@
+import SegmentCore
+import SegmentCore
+
 /// Where `RowWriter` puts a row's values: SQLite's prepared INSERT (`SQLiteRows`) or a
 /// PostgreSQL COPY buffer (`CopyRows`). A row is begun, its values set by column position,
 /// then ended.

@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// Which SQL a session speaks, for the few words the warehouse's two databases spell apart.
 public enum SQLDialect: Sendable {

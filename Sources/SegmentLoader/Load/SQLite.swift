@@ -1,5 +1,6 @@
 import CSQLite
 import Foundation
+import SegmentCore
 
 /// An SQLite failure: result code, SQLite's message, and the statement it came from.
 public struct SQLiteError: Error, Sendable, CustomStringConvertible {

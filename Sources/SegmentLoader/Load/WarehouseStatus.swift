@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// What `segment-loader status` shows: recent runs, files by status, tables with their row
 /// counts and newest `received_at`, rejects and discards waiting, and name collisions.

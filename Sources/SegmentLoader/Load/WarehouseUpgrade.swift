@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import SegmentCore
 
 /// Upgrades a warehouse written by an older build to the format this build writes. `Warehouse`
 /// runs it inside the transaction that also sets `PRAGMA user_version`, so an interrupted

@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// The `aliases` table as a graph: each previous id points to the user id of its latest alias
 /// (by timestamp, then received_at, then id). `final` follows those links to the end of the
 /// chain; a cycle (a → b, b → a) ends at the smallest id of the cycle, so the answer does not

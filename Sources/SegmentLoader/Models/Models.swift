@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// Knobs of the built-in models (a pipeline's `models` key, `--no-models`).
 public struct ModelOptions: Sendable, Equatable {

@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// What the models read out of a URL and a user agent: host, path and query of a URL, the
 /// values of its query parameters, and a device class.
 struct ParsedURL: Equatable {

@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// The normalizer's cache of key names: an open-addressing table keyed by (parent path id,
 /// key, scope) with an FNV-1a hash of the key's bytes, its columns in separate arrays so a
 /// probe copies nothing. A lookup costs a fraction of a `Dictionary` lookup, which runs SipHash

@@ -1,3 +1,5 @@
+import SegmentCore
+import SegmentCore
 
 /// Table and column names of the warehouse (contract, section 4): go-snakecase, then made safe
 /// for SQL and for PostgreSQL's 63-byte identifiers.

@@ -1,3 +1,5 @@
+import SegmentCore
+import SegmentCore
 
 /// The six Segment calls the warehouse loads.
 public enum CallType: String, Sendable, CaseIterable {

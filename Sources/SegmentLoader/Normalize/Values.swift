@@ -1,3 +1,6 @@
+import SegmentCore
+import SegmentCore
+
 /// The column types of the warehouse (contract, section 5).
 public enum ColumnType: String, Sendable, Hashable, CaseIterable {
     case boolean = "BOOLEAN"

@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// A shell-style pattern: `*` (any run of characters; within one path segment when the
 /// pattern is a path), `**` (any run, `/` included), `?` (one character), `[abc]`, `[a-z]`,
 /// `[!abc]`, and `\x` for a literal `x`. Matching is on Unicode scalars, case-sensitive.

@@ -3,6 +3,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import SegmentCore
 
 /// PostgreSQL: rows appended with COPY, sent when the buffer passes a megabyte and at
 /// `finish`; the COPY's result is read by the connection's next statement.

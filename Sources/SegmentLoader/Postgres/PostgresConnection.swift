@@ -1,5 +1,6 @@
 import CLibPQ
 import Foundation
+import SegmentCore
 
 /// What went wrong talking to PostgreSQL, as a sentence and the exit status it gives.
 public struct PostgresError: Error, Sendable, CustomStringConvertible {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import SegmentCore
 
 /// The PostgreSQL warehouse behind the `Destination` boundary (issue 21): the same catalog,
 /// bookkeeping and profile rows as SQLite's (written through `SQLSession`), rows by COPY, and

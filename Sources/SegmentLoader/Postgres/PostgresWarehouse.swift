@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// A warehouse in one PostgreSQL schema (issue 21): the same bookkeeping tables as SQLite's,
 /// in PostgreSQL's types, and the format version in a row of `_warehouse`, since PostgreSQL has

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import SegmentCore
 
 /// What kind of file an archive is, decided from its first bytes, never its name.
 public enum ArchiveFormat: String, Sendable {

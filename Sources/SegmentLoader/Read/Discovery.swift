@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// An input file found under the paths of a run.
 public struct Archive: Sendable, Hashable {

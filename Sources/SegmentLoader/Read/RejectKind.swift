@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// Why a line was rejected, as a fixed word (`_rejects.kind`, contract section 7). The reason
 /// next to it is for people; decisions (what `rejects retry` may load again) are made on this.
 public enum RejectKind: String, Sendable, CaseIterable {

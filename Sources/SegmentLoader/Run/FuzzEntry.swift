@@ -3,6 +3,7 @@ import Glibc
 #endif
 
 import Foundation
+import SegmentCore
 
 /// What the fuzz harness (`Sources/segment-loader-fuzz`, `scripts/fuzz.sh`) drives: everything a
 /// line goes through, the reader, and a load into a scratch warehouse, with the checks that must

@@ -1,3 +1,6 @@
+import SegmentCore
+import SegmentCore
+
 /// What one line yields: messages (a batch envelope yields several) or reasons it cannot be used.
 enum Parsed {
     case message(Message, item: Int?)

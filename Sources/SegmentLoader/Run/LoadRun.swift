@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// A whole load: discover → pass 1 (`ScanPass`, in parallel: hash, read → normalize each
 /// archive once, plan column types, collect every id's copies, spill the packed records beside

@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// `segment-loader rejects retry`: runs every line in `_rejects` through today's reader and
 /// normalizer again (after a fix to the code or to the data's producer), loads the messages

@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// The message accounting of one file or a whole run:
 /// `lines = loaded + duplicates + rejected + filtered`.

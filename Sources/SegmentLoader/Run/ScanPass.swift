@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// What a run shares between its passes: its clock, names, options and instruments.
 struct RunContext: Sendable {

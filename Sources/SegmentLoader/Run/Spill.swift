@@ -2,6 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import SegmentCore
 
 /// The run's own files beside the warehouse (message-id runs, spills) could not be written or
 /// read: the disk, not the data. The run stops (exit 74); the next run removes what is left.

@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// Pass 2 of a run: the files to load, in path order, each in one transaction of the
 /// destination. Workers read each file's spill (or, for a file with a corrupt gzip member, the

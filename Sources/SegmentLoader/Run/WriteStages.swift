@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// The stages after the parse, run on the writer's thread one file at a time, each on the
 /// packed records the one before hands it: Dedupe (the destination claims the ids: an earlier
 /// run may have loaded them), Split (`Splitter`: rows per table; `ProfileDerivation`: users and

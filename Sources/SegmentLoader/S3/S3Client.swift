@@ -1,5 +1,6 @@
 import CCurl
 import Foundation
+import SegmentCore
 
 /// Why an S3 request did not give what was asked, with the exit status it stands for
 /// (sysexits): 77 the credentials are refused or lack a permission, 66 no such bucket, prefix or

@@ -1,4 +1,5 @@
 import Foundation
+import SegmentCore
 
 /// An AWS access key, as the AWS tools read it (environment, profile files).
 public struct AWSCredentials: Sendable, Equatable {

@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// The Split stage's part of the models: the ids a file's admitted calls touch, recorded in
 /// `_model_pending` inside the file's own transaction. The models are rebuilt from these at the
 /// end of the run (`Models.build`); a run killed before that leaves them for the next run, so

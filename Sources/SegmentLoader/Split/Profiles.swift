@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// The Split stage's profiles: `users` (from `identifies`, by `user_id`) and `accounts` (from
 /// `groups`, by `group_id`). The ids a file's admitted calls touch are noted as its chunks pass;
 /// before the file commits, each touched profile is rebuilt from all of its calls in the

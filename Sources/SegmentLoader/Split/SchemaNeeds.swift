@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// What a chunk's rows need of the schema: every (table, column, source key) its rows use and
 /// every (table, raw event name) its event rows carry, each once, in the order first used, with
 /// the record that first uses it. The worker that hands the chunk on finds them (after the

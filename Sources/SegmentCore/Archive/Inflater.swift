@@ -8,13 +8,19 @@ public struct InflateError: Error, Sendable, Equatable, CustomStringConvertible 
     /// cannot be trusted, not even the part inflated before zlib noticed.
     public var corrupt = false
     public var description: String { "\(message) (at compressed byte \(compressedOffset))" }
+
+    package init(message: String, compressedOffset: Int64, corrupt: Bool = false) {
+        self.message = message
+        self.compressedOffset = compressedOffset
+        self.corrupt = corrupt
+    }
 }
 
 /// A streaming gzip inflater that reads every member of a multi-member file (RFC 1952, 2.2).
 ///
 /// Owns one `z_stream`, allocated on the heap because zlib checks that it never moves, and
 /// ends it in `deinit` (https://zlib.net/manual.html#Advanced).
-final class Inflater {
+package final class Inflater {
     private let stream: UnsafeMutablePointer<z_stream>
     private var output: [UInt8]
     /// True between members: the previous one ended and no byte of the next was consumed.
@@ -22,9 +28,9 @@ final class Inflater {
     private var consumed: Int64 = 0
     private var finishedMembers = 0
     /// Nanoseconds spent inside zlib, for the benchmark's stage times.
-    private(set) var nanoseconds: UInt64 = 0
+    package private(set) var nanoseconds: UInt64 = 0
 
-    init(outputChunk: Int = 256 * 1024) {
+    package init(outputChunk: Int = 256 * 1024) {
         stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         stream.initialize(to: z_stream())
         output = [UInt8](repeating: 0, count: outputChunk)
@@ -42,7 +48,7 @@ final class Inflater {
     /// Inflates `input` completely, handing each piece of output to `sink`.
     /// Throws at corrupt data; bytes inflated before the error have been handed on.
     /// `onMemberStart` is called when a member starts (the first one included), before any of its output.
-    func inflate(_ input: UnsafeRawBufferPointer, onMemberStart: () -> Void = {}, sink: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+    package func inflate(_ input: UnsafeRawBufferPointer, onMemberStart: () -> Void = {}, sink: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
         guard let base = input.baseAddress, input.count > 0 else { return }
         var offset = 0
         while offset < input.count {
@@ -94,7 +100,7 @@ final class Inflater {
     }
 
     /// Call at the end of the file: throws if it ended inside a member.
-    func finish() throws {
+    package func finish() throws {
         if !atMemberBoundary {
             throw InflateError(message: "gzip data ends in the middle of a member: the file is truncated", compressedOffset: consumed)
         }

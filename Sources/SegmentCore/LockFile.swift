@@ -15,7 +15,7 @@ public final class WarehouseLock: Sendable {
         public var holder: String
         public var pid: Int32?
         /// `holder` as read from the lock file (empty: it said nothing).
-        init(lockPath: String, holder: String) {
+        package init(lockPath: String, holder: String) {
             self.lockPath = lockPath
             self.holder = holder.isEmpty ? "no details" : holder
             pid = holder.split(separator: " ").first { $0.hasPrefix("pid=") }.flatMap { Int32($0.dropFirst(4)) }
@@ -76,16 +76,5 @@ public final class WarehouseLock: Sendable {
         // The file stays (removing it would race with a run that just opened it); the lock goes.
         flock(fd, LOCK_UN)
         close(fd)
-    }
-}
-
-/// Another program (not a segment-loader run: that is `WarehouseLock.Held`) kept SQLite's write
-/// lock on the warehouse longer than the run waits.
-public struct WarehouseLockedOut: Error, Sendable, CustomStringConvertible {
-    public var seconds: Double
-    public init(seconds: Double) { self.seconds = seconds }
-    public var description: String {
-        "another program holds the warehouse's write lock (an open write transaction in sqlite3, Datasette or a script); "
-            + "waited \(Int(seconds)) s (warehouse.busy_timeout, --busy-timeout). Every file committed before is kept; run again once it is released."
     }
 }

@@ -39,8 +39,8 @@ public struct Instant: Sendable, Hashable, Comparable {
     }
 
     /// The earliest and latest instants the warehouse format can write (years 0001 to 9999).
-    static let earliest = Instant(seconds: -62_135_596_800)
-    static let latest = Instant(seconds: 253_402_300_799, nanos: 999_000_000)
+    package static let earliest = Instant(seconds: -62_135_596_800)
+    package static let latest = Instant(seconds: 253_402_300_799, nanos: 999_000_000)
 }
 
 /// Lenient timestamp parsing and the warehouse's one timestamp format (contract, section 2).
@@ -55,7 +55,7 @@ public enum Timestamp {
         return text.withUTF8 { parse(bytes: $0) }
     }
 
-    static func parse(bytes s: UnsafeBufferPointer<UInt8>) -> Instant? {
+    package static func parse(bytes s: UnsafeBufferPointer<UInt8>) -> Instant? {
         let n = s.count
         guard n >= 15, n <= 64 else { return nil }
         var i = 0
@@ -213,7 +213,7 @@ public enum Timestamp {
     /// An epoch number, its unit told by its size as JavaScript, Python, Java and Go clocks
     /// write them: below 1e11 seconds, then milliseconds, microseconds, nanoseconds (this
     /// reads 1e11 s, the year 5138, as milliseconds: 1973). Nil outside years 1-9999.
-    static func epoch(_ value: Double, exact: Int64?) -> Instant? {
+    package static func epoch(_ value: Double, exact: Int64?) -> Instant? {
         guard value.isFinite else { return nil }
         let magnitude = abs(value)
         let instant: Instant
@@ -240,7 +240,7 @@ public enum Timestamp {
         return instant
     }
 
-    static func daysIn(month: Int, year: Int) -> Int {
+    package static func daysIn(month: Int, year: Int) -> Int {
         switch month {
         case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
         case 4, 6, 9, 11: return 30
@@ -249,7 +249,7 @@ public enum Timestamp {
     }
 
     /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-    static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
+    package static func daysFromCivil(year: Int, month: Int, day: Int) -> Int {
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
         let yoe = y - era * 400
@@ -259,7 +259,7 @@ public enum Timestamp {
         return era * 146_097 + doe - 719_468
     }
 
-    static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
+    package static func civilFromDays(_ z0: Int) -> (Int, Int, Int) {
         let z = z0 + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097

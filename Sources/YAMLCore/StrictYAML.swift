@@ -1,6 +1,6 @@
-import SegmentLoader
 import Foundation
 import Yams
+import SegmentCore
 
 /// Reading a YAML settings file before its keys are checked: the pipeline files and the
 /// collector's configuration share it.

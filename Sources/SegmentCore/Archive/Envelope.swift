@@ -34,7 +34,7 @@ public enum Envelope {
 
     /// `outer`'s members with `inner`'s on top, recursively for nested objects
     /// (`context.library` from the envelope, `context.page` from the item).
-    static func merge(_ outer: [(key: String, value: JSONValue)], under inner: [(key: String, value: JSONValue)]) -> [(key: String, value: JSONValue)] {
+    package static func merge(_ outer: [(key: String, value: JSONValue)], under inner: [(key: String, value: JSONValue)]) -> [(key: String, value: JSONValue)] {
         var result = JSONValue.object(outer).uniqueMembers ?? []
         for member in JSONValue.object(inner).uniqueMembers ?? [] {
             if let i = result.firstIndex(where: { $0.key == member.key }) {
