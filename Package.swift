@@ -82,15 +82,29 @@ let package = Package(
             dependencies: ["CCrypto", "CZlib"],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
+        // s3:// sources: listing, signed requests, ranged reads, through the libcurl opened at
+        // run time.
+        .target(
+            name: "SegmentS3",
+            dependencies: ["SegmentCore", "CCurl"],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
+        // The stages before the warehouse: discover and read archives, normalize each line to
+        // the Spec, filter, dedupe within the run, split into rows and plan the schema they
+        // need. Nothing here knows a database.
+        .target(
+            name: "SegmentStages",
+            dependencies: ["SegmentCore", "SegmentS3"],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
         .target(
             name: "SegmentLoader",
             dependencies: [
                 "SegmentCore",
+                "SegmentS3",
+                "SegmentStages",
                 "CSQLite",
-                "CZlib",
-                "CCrypto",
                 "CLibPQ",
-                "CCurl",
             ],
             // Release builds leave out the run-time exclusivity checks (each access to a class's
             // stored property through inout, e.g. appending to a buffer, took a thread-local
@@ -116,6 +130,8 @@ let package = Package(
             dependencies: [
                 "SegmentCore",
                 "YAMLCore",
+                "SegmentS3",
+                "SegmentStages",
                 "SegmentLoader",
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -124,6 +140,8 @@ let package = Package(
             name: "segment-loader",
             dependencies: [
                 "SegmentCore",
+                "SegmentS3",
+                "SegmentStages",
                 "SegmentLoader",
                 "YAMLFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -159,11 +177,13 @@ let package = Package(
         // The fuzz harness: a replay tool in normal builds, a libFuzzer target in scripts/fuzz.sh.
         .executableTarget(
             name: "segment-loader-fuzz",
-            dependencies: ["SegmentCore", "SegmentLoader"]
+            dependencies: ["SegmentCore", "SegmentStages", "SegmentLoader"]
         ),
         .testTarget(
             name: "SegmentLoaderTests",
-            dependencies: ["SegmentCore", "YAMLCore", "SegmentLoader", "YAMLFiles", "Collector", "CZlib", "CSQLite"]
+            dependencies: [
+                "SegmentCore", "SegmentS3", "SegmentStages", "YAMLCore", "SegmentLoader", "YAMLFiles", "Collector", "CZlib", "CSQLite",
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

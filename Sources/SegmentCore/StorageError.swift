@@ -11,3 +11,16 @@ public struct WarehouseError: Error, Sendable, CustomStringConvertible {
         self.storage = storage
     }
 }
+
+/// The run's own files beside the warehouse (message-id runs, spills) could not be written or
+/// read: the disk, not the data. The run stops (exit 74); the next run removes what is left.
+package struct TemporaryStorageError: Error, Sendable, CustomStringConvertible {
+    package var path: String
+    package var message: String
+    package var description: String { "\(path): \(message)" }
+
+    package init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
+}

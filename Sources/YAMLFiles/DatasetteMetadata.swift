@@ -2,6 +2,7 @@ import SegmentLoader
 import Foundation
 import Yams
 import SegmentCore
+import SegmentStages
 
 /// Metadata for Datasette (https://docs.datasette.io/en/0.65/metadata.html) that makes a
 /// warehouse read well out of the box: bookkeeping tables hidden, event tables titled with

@@ -2,6 +2,9 @@ import SegmentLoader
 import Foundation
 import Yams
 import YAMLCore
+import SegmentCore
+import SegmentS3
+import SegmentStages
 
 /// Reads a pipeline file strictly: unknown keys, wrong types, bad globs, dates and call types
 /// are refused with their line and column before anything is loaded.

@@ -8,6 +8,8 @@ import SegmentLoader
 import Glibc
 #endif
 import SegmentCore
+import SegmentS3
+import SegmentStages
 
 /// Exit codes, as README documents them (the library's `ExitStatus`; a run's own comes from
 /// its `RunOutcome`).

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
 import SegmentLoader
+import SegmentS3
+import SegmentStages
 
 struct LoadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SegmentLoader
 import YAMLFiles
+import SegmentS3
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentStages
 
 final class ArchiveReaderTests: XCTestCase {
     struct Line: Equatable {

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentStages
 
 final class CorpusTests: XCTestCase {
     func lines(_ files: [URL]) throws -> [[String]] {

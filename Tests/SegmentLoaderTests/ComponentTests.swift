@@ -2,6 +2,7 @@ import Dispatch
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentStages
 
 /// Unit tests of pieces other tests only reach through a whole load (issue 12): the value
 /// converter, the channel between a worker and the writer, and the normalizer's name cache.

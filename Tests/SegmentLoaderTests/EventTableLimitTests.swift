@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentStages
 
 /// Issue 19: any number of distinct event names loads in bounded time and memory with nothing
 /// lost. A warehouse makes at most `event_table_limit` event tables; the calls of the events

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import YAMLFiles
+@testable import SegmentS3
 
 /// A newcomer's mistakes, each answered with what is wrong and what to do (issue 32).
 final class FirstRunMessageTests: XCTestCase {

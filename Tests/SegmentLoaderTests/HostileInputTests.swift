@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentStages
 
 /// Issue 5: every broken or hostile input in Tests/Fixtures/hostile (written by
 /// scripts/make-hostile-fixtures.py), loaded by the real binary. Each test checks what is

@@ -1,5 +1,6 @@
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentStages
 
 final class NamesTests: XCTestCase {
     /// The contract's test vectors, from segmentio/go-snakecase's own tests.

@@ -1,6 +1,7 @@
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentStages
 
 final class NormalizerTests: XCTestCase {
     var normalizer = Normalizer(loadTime: Timestamp.parse("2030-01-01T00:00:00Z")!)

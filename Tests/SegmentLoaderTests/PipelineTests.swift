@@ -3,6 +3,7 @@ import XCTest
 @testable import SegmentLoader
 @testable import YAMLFiles
 @testable import YAMLCore
+@testable import SegmentStages
 
 final class PipelineTests: XCTestCase {
     func parse(_ text: String, directory: String = "/etc/loader") throws -> Pipeline {

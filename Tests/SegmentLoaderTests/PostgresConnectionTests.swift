@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentCore
 
 /// Issue 21, the client: libpq reads the URL and the environment as psql does, errors are a
 /// sentence and an exit status without the password, COPY carries any text.

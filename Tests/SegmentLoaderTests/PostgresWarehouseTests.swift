@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentStages
 
 /// Issue 21, the warehouse's frame in PostgreSQL: its schema, the bookkeeping tables in
 /// PostgreSQL's types, the format in a row, refusals, and several loaders opening it at once.

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentStages
 
 /// Issue 18: no plain value of a dropped or hashed field is stored anywhere in the warehouse,
 /// `_rejects` included, and a retry applies the privacy rules exactly once, for every kind of

@@ -1,5 +1,6 @@
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentStages
 
 final class RunIdsTests: XCTestCase {
     func position(_ received: Int64, _ file: Int32, _ line: Int32) -> Position {

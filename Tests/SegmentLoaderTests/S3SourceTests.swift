@@ -2,6 +2,8 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentS3
+@testable import SegmentStages
 
 /// s3:// sources against a real S3 API (moto's server, signature checks on; `TestS3`), with a
 /// proxy in front of it where a test needs to count requests or break answers (`S3Proxy`).

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentS3
 
 /// The test run's own S3 API: moto's server (`moto[server]` from PyPI, which `.ci/run`
 /// installs into `.build-moto/`) through `scripts/s3-harness.py`, on 127.0.0.1 on a free port,

@@ -1,6 +1,7 @@
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentStages
 
 final class SplitterTests: XCTestCase {
     func plans(_ json: String) throws -> [(table: String, withPayload: Bool)] {

@@ -2,6 +2,7 @@ import XCTest
 @testable import SegmentLoader
 @testable import YAMLFiles
 @testable import SegmentCore
+@testable import SegmentStages
 
 /// Warehouse format 3: what an analyst meets first (timestamps that compare with SQLite's own,
 /// Spec columns from the start, column order, reserved names), the bookkeeping that reads well,

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentStages
 
 /// Issue 18: the write side behind one boundary. Names that must match a table, the spill's
 /// damage, `_loads` when recording fails, the column limit in one place, the scoped transaction.

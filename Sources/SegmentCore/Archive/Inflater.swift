@@ -24,7 +24,7 @@ package final class Inflater {
     private let stream: UnsafeMutablePointer<z_stream>
     private var output: [UInt8]
     /// True between members: the previous one ended and no byte of the next was consumed.
-    private(set) var atMemberBoundary = true
+    package private(set) var atMemberBoundary = true
     private var consumed: Int64 = 0
     private var finishedMembers = 0
     /// Nanoseconds spent inside zlib, for the benchmark's stage times.

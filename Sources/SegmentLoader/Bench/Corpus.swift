@@ -1,5 +1,6 @@
 import Foundation
 import SegmentCore
+import SegmentStages
 
 /// A deterministic synthetic corpus for the benchmark: Segment-like traffic with realistic
 /// context, 3-15 properties of every JSON type, keys that first appear part-way through, and

@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import SegmentStages
 
 /// Writes one gzip member to a file, streaming (for the benchmark corpus).
 /// Owns one heap-allocated `z_stream`, ended in `deinit`.

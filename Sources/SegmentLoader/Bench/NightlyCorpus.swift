@@ -1,5 +1,6 @@
 import Foundation
 import SegmentCore
+import SegmentStages
 
 /// A month of web traffic from a returning population, night by night, for `bench --nightly`:
 /// what a nightly cron run meets, where the 500k corpus has a new anonymous id per message and

@@ -1,3 +1,6 @@
+import SegmentCore
+import SegmentStages
+
 /// The Dedupe stage's second half: messages whose id an earlier run (or an earlier file of this
 /// run) already loaded. `InRunDuplicates` has already kept one copy of every id within the run;
 /// this claims each remaining id in the warehouse's seen-id set (`_message_ids`, contract

@@ -1,5 +1,5 @@
 import SegmentCore
-import SegmentCore
+import SegmentStages
 
 /// The rows that say what a load did with its input (contract, section 7): `_files` (one per
 /// archive), `_rejects` (each line that could not be loaded, with what is kept of it) and

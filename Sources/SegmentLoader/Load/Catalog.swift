@@ -1,5 +1,5 @@
 import SegmentCore
-import SegmentCore
+import SegmentStages
 
 /// The warehouse's schema as the loader keeps it: the tables and columns it made, with their
 /// types, source keys and event names (`_schema_tables`, `_schema_columns`), and the one place

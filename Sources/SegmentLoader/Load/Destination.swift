@@ -1,4 +1,6 @@
 import Foundation
+import SegmentCore
+import SegmentStages
 
 /// The write side of a load, as the run sees it: the one boundary between the stages (read,
 /// normalize, dedupe within the run, split) and the warehouse. A run begins a load, then for

@@ -1,3 +1,5 @@
+import SegmentStages
+
 /// Indexes for ad-hoc queries, named `_idx_<table>_<column>`: `received_at` on every call and
 /// event table (time ranges), `(user_id, timestamp)` and `(anonymous_id, timestamp)` on
 /// `tracks`, `pages`, `screens` (one person's activity in time order; the models read a
@@ -12,7 +14,7 @@
 /// archives (compressed) are larger than the warehouse file drops them first
 /// (`dropForBulkLoad`) and builds them again at the end; a nightly run keeps them.
 public enum Indexes {
-    static let prefix = "_idx_"
+    static let prefix = Names.queryIndexPrefix
     /// The index the loader needs to derive a profile's rows from its call table:
     /// `_idx_identifies_user_id_timestamp`, `_idx_groups_group_id_timestamp`.
     static func profileIndex(_ profile: Profile) -> String {

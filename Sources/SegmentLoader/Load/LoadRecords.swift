@@ -1,5 +1,5 @@
 import SegmentCore
-import SegmentCore
+import SegmentStages
 
 /// What `_files` says of a path already loaded.
 struct LoadedFile: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Foundation
+import SegmentStages
 
 /// The warehouse a run loads, as `LoadRun` sees it around the `Destination`: the run's row in
 /// `_loads`, where its temporary files go, and how its name is shown. `Warehouse` (an SQLite

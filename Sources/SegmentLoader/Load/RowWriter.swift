@@ -1,5 +1,5 @@
 import SegmentCore
-import SegmentCore
+import SegmentStages
 
 /// Where `RowWriter` puts a row's values: SQLite's prepared INSERT (`SQLiteRows`) or a
 /// PostgreSQL COPY buffer (`CopyRows`). A row is begun, its values set by column position,

@@ -1,4 +1,6 @@
 import Foundation
+import SegmentCore
+import SegmentStages
 
 /// The SQLite warehouse behind the `Destination` boundary: the catalog (schema), the row
 /// writer, the bookkeeping rows, the seen-id set and the models' pending ids, all on the run's

@@ -1,3 +1,6 @@
+import SegmentCore
+import SegmentStages
+
 /// One table as the loader knows it: columns in order with their types and source keys, a
 /// column-id → position map, the raw event names that map to it, and the prepared INSERT
 /// reused until a column is added.

@@ -1,4 +1,5 @@
 import CSQLite
+import SegmentCore
 
 /// Where a stored value goes: a statement's parameter (`ParameterSink`), or a value a caller
 /// looks at (`convert`). Text comes as bytes that live for the call.

@@ -1,6 +1,7 @@
 import CSQLite
 import Foundation
 import SegmentCore
+import SegmentStages
 
 /// How SQLite keeps a warehouse's transactions safe while a run writes.
 public enum JournalMode: String, Sendable, CaseIterable {

@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 #endif
 import SegmentCore
+import SegmentStages
 
 /// Upgrades a warehouse written by an older build to the format this build writes. `Warehouse`
 /// runs it inside the transaction that also sets `PRAGMA user_version`, so an interrupted

@@ -1,5 +1,6 @@
 import Foundation
 import SegmentCore
+import SegmentStages
 
 /// Knobs of the built-in models (a pipeline's `models` key, `--no-models`).
 public struct ModelOptions: Sendable, Equatable {
@@ -73,7 +74,7 @@ public enum Models {
     public static let tables = ["identities", "page_views", "sessions"]
     /// The models' indexes are named `_model_idx_<table>_<column>`, apart from the loader's `_idx_`
     /// ones, which a bulk load drops and builds again.
-    public static let indexPrefix = "_model_idx_"
+    public static let indexPrefix = Names.modelIndexPrefix
 
     static let schema = """
         CREATE TABLE IF NOT EXISTS identities (

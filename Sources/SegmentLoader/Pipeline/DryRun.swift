@@ -1,4 +1,6 @@
 import Foundation
+import SegmentS3
+import SegmentStages
 
 /// What a run would do with each selected archive, worked out without changing anything: the
 /// warehouse (if it exists) is opened read-only and no lock is taken.

@@ -1,4 +1,6 @@
 import Foundation
+import SegmentS3
+import SegmentStages
 
 /// What a pipeline loads when it runs at a given time: the archives of its sources, narrowed
 /// to the source ids and days it asks for.

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import SegmentCore
+import SegmentStages
 
 /// The PostgreSQL warehouse behind the `Destination` boundary (issue 21): the same catalog,
 /// bookkeeping and profile rows as SQLite's (written through `SQLSession`), rows by COPY, and

@@ -1,5 +1,6 @@
 import Foundation
 import SegmentCore
+import SegmentStages
 
 /// A warehouse in one PostgreSQL schema (issue 21): the same bookkeeping tables as SQLite's,
 /// in PostgreSQL's types, and the format version in a row of `_warehouse`, since PostgreSQL has

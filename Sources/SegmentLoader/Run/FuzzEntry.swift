@@ -4,6 +4,7 @@ import Glibc
 
 import Foundation
 import SegmentCore
+import SegmentStages
 
 /// What the fuzz harness (`Sources/segment-loader-fuzz`, `scripts/fuzz.sh`) drives: everything a
 /// line goes through, the reader, and a load into a scratch warehouse, with the checks that must

@@ -1,5 +1,5 @@
 import SegmentCore
-import SegmentCore
+import SegmentStages
 
 /// What one line yields: messages (a batch envelope yields several) or reasons it cannot be used.
 enum Parsed {

@@ -2,6 +2,8 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import SegmentS3
+import SegmentStages
 
 /// How a load runs. What to load comes from the paths; these are the knobs.
 public struct LoadOptions: Sendable {
@@ -133,3 +135,11 @@ public enum KillPoint: Sendable, Equatable {
     }
 }
 
+extension ArchiveReader {
+    /// The reader a load uses: its line limit and gzip-bomb guard.
+    init(_ options: LoadOptions) {
+        self.init(maxLineBytes: options.maxLineBytes)
+        (maxInflateRatio, bombFloor) = (options.maxInflateRatio, options.bombFloor)
+        objects = options.objects
+    }
+}

@@ -1,5 +1,7 @@
 import Foundation
 import SegmentCore
+import SegmentS3
+import SegmentStages
 
 /// A whole load: discover → pass 1 (`ScanPass`, in parallel: hash, read → normalize each
 /// archive once, plan column types, collect every id's copies, spill the packed records beside

@@ -1,5 +1,6 @@
 import Foundation
 import SegmentCore
+import SegmentStages
 
 /// `segment-loader rejects retry`: runs every line in `_rejects` through today's reader and
 /// normalizer again (after a fix to the code or to the data's producer), loads the messages

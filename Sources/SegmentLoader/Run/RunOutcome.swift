@@ -1,5 +1,4 @@
 import SegmentCore
-import SegmentCore
 
 /// How a run ended: one value, mapped once to the word `_loads` and the report record, to the
 /// summary's verb, and to the exit status.

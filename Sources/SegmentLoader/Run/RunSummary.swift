@@ -1,5 +1,6 @@
 import Foundation
 import SegmentCore
+import SegmentStages
 
 /// The message accounting of one file or a whole run:
 /// `lines = loaded + duplicates + rejected + filtered`.

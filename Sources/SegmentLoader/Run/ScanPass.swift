@@ -1,5 +1,7 @@
 import Foundation
 import SegmentCore
+import SegmentS3
+import SegmentStages
 
 /// What a run shares between its passes: its clock, names, options and instruments.
 struct RunContext: Sendable {

@@ -3,14 +3,7 @@ import Foundation
 import Glibc
 #endif
 import SegmentCore
-
-/// The run's own files beside the warehouse (message-id runs, spills) could not be written or
-/// read: the disk, not the data. The run stops (exit 74); the next run removes what is left.
-struct TemporaryStorageError: Error, Sendable, CustomStringConvertible {
-    var path: String
-    var message: String
-    var description: String { "\(path): \(message)" }
-}
+import SegmentStages
 
 /// What a run may keep on disk beside the warehouse (spills and id runs), checked before the
 /// run starts and counted as it goes.

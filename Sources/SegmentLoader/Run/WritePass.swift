@@ -1,5 +1,7 @@
 import Foundation
 import SegmentCore
+import SegmentS3
+import SegmentStages
 
 /// Pass 2 of a run: the files to load, in path order, each in one transaction of the
 /// destination. Workers read each file's spill (or, for a file with a corrupt gzip member, the

@@ -1,4 +1,5 @@
 import SegmentCore
+import SegmentStages
 
 /// The stages after the parse, run on the writer's thread one file at a time, each on the
 /// packed records the one before hands it: Dedupe (the destination claims the ids: an earlier

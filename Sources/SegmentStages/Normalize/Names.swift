@@ -1,5 +1,4 @@
 import SegmentCore
-import SegmentCore
 
 /// Table and column names of the warehouse (contract, section 4): go-snakecase, then made safe
 /// for SQL and for PostgreSQL's 63-byte identifiers.
@@ -22,10 +21,14 @@ public enum Names {
         "_model_pending", "_model_aliases",
     ]
 
+    /// The prefixes of the loader's own index names: query indexes and the models' indexes.
+    public static let queryIndexPrefix = "_idx_"
+    public static let modelIndexPrefix = "_model_idx_"
+
     /// The name an event table must take instead of `name` when `name` is reserved, else nil.
-    static func reservedReplacement(for name: String) -> String? {
+    package static func reservedReplacement(for name: String) -> String? {
         if contractTables.contains(name) || bookkeepingTables.contains(name) || name.hasPrefix("sqlite_") || name.hasPrefix("_event_")
-            || name.hasPrefix(Indexes.prefix) || name.hasPrefix(Models.indexPrefix) {
+            || name.hasPrefix(queryIndexPrefix) || name.hasPrefix(modelIndexPrefix) {
             return fitLength("_" + name)
         }
         return nil
@@ -66,7 +69,7 @@ public enum Names {
         reservedWords.contains(name)
     }
 
-    static let reservedWords: Set<String> = [
+    package static let reservedWords: Set<String> = [
         // PostgreSQL reserved key words (https://www.postgresql.org/docs/current/sql-keywords-appendix.html)
         "all", "analyse", "analyze", "and", "any", "array", "as", "asc", "asymmetric", "both", "case", "cast",
         "check", "collate", "column", "constraint", "create", "current_catalog", "current_date", "current_role",

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import SegmentCore
+import SegmentS3
 
 /// What kind of file an archive is, decided from its first bytes, never its name.
 public enum ArchiveFormat: String, Sendable {
@@ -23,6 +24,11 @@ public struct NotAnArchive: Error, Sendable, CustomStringConvertible {
 public struct ReadError: Error, Sendable, CustomStringConvertible {
     public var path: String
     public var message: String
+
+    package init(path: String, message: String) {
+        self.path = path
+        self.message = message
+    }
     public var description: String { "\(path): \(message)" }
 }
 
@@ -49,6 +55,12 @@ public struct Distrust: Sendable, Equatable {
     public var fromLine: Int
     public var reason: String
     public var kind: RejectKind = .corruptMember
+
+    package init(fromLine: Int, reason: String, kind: RejectKind = .corruptMember) {
+        self.fromLine = fromLine
+        self.reason = reason
+        self.kind = kind
+    }
 }
 
 /// One line handed to the caller: its 1-based number and bytes (CR, LF and a leading BOM
@@ -56,6 +68,11 @@ public struct Distrust: Sendable, Equatable {
 public struct LineProblem: Sendable, Equatable {
     public var kind: RejectKind
     public var reason: String
+
+    package init(kind: RejectKind, reason: String) {
+        self.kind = kind
+        self.reason = reason
+    }
 }
 
 /// Streams the lines of an archive: reads the file in large blocks, inflates gzip members as
@@ -76,13 +93,6 @@ public struct ArchiveReader: Sendable {
     public init(maxLineBytes: Int = 1 << 20, blockSize: Int = 1 << 20) {
         self.maxLineBytes = maxLineBytes
         self.blockSize = blockSize
-    }
-
-    /// The reader a load uses: its line limit and gzip-bomb guard.
-    init(_ options: LoadOptions) {
-        self.init(maxLineBytes: options.maxLineBytes)
-        (maxInflateRatio, bombFloor) = (options.maxInflateRatio, options.bombFloor)
-        objects = options.objects
     }
 
     /// Calls `body` for every non-blank line (its number, its bytes, and a problem when the line
@@ -204,15 +214,15 @@ public struct ArchiveReader: Sendable {
 
 /// Splits a byte stream into lines, tolerating CRLF, a UTF-8 BOM on the first line and blank
 /// lines; a line longer than the limit is reported once, cut, and skipped to its end.
-struct LineSplitter {
-    let maxLineBytes: Int
-    var distrust: Distrust?
-    private(set) var lineNumber = 0
-    private(set) var bytes: Int64 = 0
+package struct LineSplitter {
+    package let maxLineBytes: Int
+    package var distrust: Distrust?
+    package private(set) var lineNumber = 0
+    package private(set) var bytes: Int64 = 0
     private var pending: [UInt8] = []
     private var overlong = false
 
-    init(maxLineBytes: Int) {
+    package init(maxLineBytes: Int) {
         self.maxLineBytes = maxLineBytes
     }
 
@@ -220,7 +230,7 @@ struct LineSplitter {
         LineProblem(kind: .tooLong, reason: "line longer than the limit of \(maxLineBytes) bytes (the raw line is cut to the limit)")
     }
 
-    mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void) throws {
+    package mutating func feed(_ bytes: UnsafeBufferPointer<UInt8>, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void) throws {
         guard let base = bytes.baseAddress else { return }
         self.bytes += Int64(bytes.count)
         var start = 0
@@ -243,7 +253,7 @@ struct LineSplitter {
 
     /// The end of the stream: a last line without LF is complete unless the stream stopped
     /// early (`tornBy` says why).
-    mutating func finish(tornBy problem: LineProblem?, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void) throws {
+    package mutating func finish(tornBy problem: LineProblem?, body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void) throws {
         if pending.isEmpty && !overlong { return }
         try flushPending(body: body, problem: problem)
     }

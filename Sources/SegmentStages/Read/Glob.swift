@@ -4,7 +4,7 @@ import SegmentCore
 /// pattern is a path), `**` (any run, `/` included), `?` (one character), `[abc]`, `[a-z]`,
 /// `[!abc]`, and `\x` for a literal `x`. Matching is on Unicode scalars, case-sensitive.
 public struct Glob: Sendable, Hashable, CustomStringConvertible {
-    enum Token: Sendable, Hashable {
+    package enum Token: Sendable, Hashable {
         case literal(Unicode.Scalar)
         case any            // ?
         case star           // *
@@ -15,7 +15,7 @@ public struct Glob: Sendable, Hashable, CustomStringConvertible {
     public let pattern: String
     /// Whether `*` and `?` stop at `/` (path patterns) or match it (event names).
     public let pathAware: Bool
-    let tokens: [Token]
+    package let tokens: [Token]
 
     public var description: String { pattern }
 

@@ -1,4 +1,5 @@
 import SegmentCore
+import SegmentStages
 
 /// Duplicates within one run (contract, section 6): of the copies of a messageId in a run, the
 /// one with the earliest received_at wins (then archive path, line, batch item). `RunIds`
@@ -6,7 +7,7 @@ import SegmentCore
 /// pass 1's chunks before the writer sees them. Ids already in the warehouse are `CrossRunDuplicates`'.
 extension Chunk {
     /// Turns the records that lost to another copy of their id in this run into duplicates.
-    mutating func dropLosers(winners: [MessageKey: Position]) {
+    package mutating func dropLosers(winners: [MessageKey: Position]) {
         guard !winners.isEmpty else { return }
         var keep = [Bool](repeating: true, count: copies.count)
         var losers = 0

@@ -1,4 +1,5 @@
 import SegmentCore
+import SegmentStages
 
 /// The Split stage's profiles: `users` (from `identifies`, by `user_id`) and `accounts` (from
 /// `groups`, by `group_id`). The ids a file's admitted calls touch are noted as its chunks pass;
@@ -42,6 +43,14 @@ final class ProfileDerivation {
             }
         }
         try destination.finishProfiles()
+        reset()
+    }
+}
+
+extension ModelTouches {
+    /// Hands what was noted to the destination (in the file's transaction) and forgets it.
+    func record(into destination: any Destination) throws {
+        try destination.recordTouches(users: users, anons: anons)
         reset()
     }
 }

@@ -1,5 +1,4 @@
 import SegmentCore
-import SegmentCore
 
 /// The column types of the warehouse (contract, section 5).
 public enum ColumnType: String, Sendable, Hashable, CaseIterable {
@@ -39,7 +38,7 @@ public enum FieldValue: Sendable, Equatable {
     public var columnType: ColumnType? { tag.columnType }
 
     /// The kind of value, as records encode it.
-    var tag: MessageRecords.Tag {
+    package var tag: MessageRecords.Tag {
         switch self {
         case .null: return .null
         case .bool: return .bool
@@ -66,7 +65,7 @@ public enum FieldValue: Sendable, Equatable {
         }
     }
 
-    var jsonValue: JSONValue {
+    package var jsonValue: JSONValue {
         switch self {
         case .null: return .null
         case .bool(let b): return .bool(b)
@@ -80,7 +79,7 @@ public enum FieldValue: Sendable, Equatable {
     }
 
     /// Classifies one JSON scalar; arrays become JSON text. Objects are flattened by the caller.
-    static func from(_ json: JSONValue) -> FieldValue {
+    package static func from(_ json: JSONValue) -> FieldValue {
         switch json {
         case .null: return .null
         case .bool(let b): return .bool(b)
@@ -97,7 +96,7 @@ public enum FieldValue: Sendable, Equatable {
     }
 
     /// A cheap test before the full parse: `dddd-d` at the start and long enough for a time.
-    @inline(__always) static func looksLikeDateTime(_ s: String) -> Bool {
+    @inline(__always) package static func looksLikeDateTime(_ s: String) -> Bool {
         let u = s.utf8
         guard u.count >= 15, u.count <= 64 else { return false }
         var it = u.makeIterator()

@@ -1,4 +1,5 @@
 import Synchronization
+import SegmentCore
 
 /// Interned names of one run: every table, column and source-key path gets a small integer id
 /// the first time any worker meets it, so the hot path compares and indexes integers instead of
@@ -7,7 +8,7 @@ public final class NameTable: Sendable {
     private let state: Mutex<(ids: [String: Int32], names: [String])>
 
     /// Names every run has, with fixed ids (`NameTable.id`, `NameTable.receivedAt`, ...).
-    static let fixed: [String] = [
+    package static let fixed: [String] = [
         // common columns
         "id", "anonymous_id", "user_id", "received_at", "sent_at", "original_timestamp", "timestamp", "uuid_ts",
         "event", "event_text", "name", "category", "group_id", "previous_id", "_extra", "context",
@@ -18,18 +19,18 @@ public final class NameTable: Sendable {
         "tracks", "identifies", "pages", "screens", "groups", "aliases", "users", "accounts",
     ]
 
-    static let id: Int32 = 0, anonymousId: Int32 = 1, userId: Int32 = 2, receivedAt: Int32 = 3, sentAt: Int32 = 4
-    static let originalTimestamp: Int32 = 5, timestamp: Int32 = 6, uuidTs: Int32 = 7, event: Int32 = 8, eventText: Int32 = 9
-    static let name: Int32 = 10, category: Int32 = 11, groupId: Int32 = 12, previousId: Int32 = 13, extra: Int32 = 14
-    static let context: Int32 = 15
-    static let keyMessageId: Int32 = 16, keyAnonymousId: Int32 = 17, keyUserId: Int32 = 18, keyReceivedAt: Int32 = 19
-    static let keySentAt: Int32 = 20, keyOriginalTimestamp: Int32 = 21, keyTimestamp: Int32 = 22, keyEvent: Int32 = 23
-    static let keyName: Int32 = 24, keyCategory: Int32 = 25, keyGroupId: Int32 = 26, keyPreviousId: Int32 = 27
-    static let keyFrom: Int32 = 28, keyTo: Int32 = 29, keyContext: Int32 = 30, rootProperties: Int32 = 31, rootTraits: Int32 = 32
-    static let tracks: Int32 = 33
+    package static let id: Int32 = 0, anonymousId: Int32 = 1, userId: Int32 = 2, receivedAt: Int32 = 3, sentAt: Int32 = 4
+    package static let originalTimestamp: Int32 = 5, timestamp: Int32 = 6, uuidTs: Int32 = 7, event: Int32 = 8, eventText: Int32 = 9
+    package static let name: Int32 = 10, category: Int32 = 11, groupId: Int32 = 12, previousId: Int32 = 13, extra: Int32 = 14
+    package static let context: Int32 = 15
+    package static let keyMessageId: Int32 = 16, keyAnonymousId: Int32 = 17, keyUserId: Int32 = 18, keyReceivedAt: Int32 = 19
+    package static let keySentAt: Int32 = 20, keyOriginalTimestamp: Int32 = 21, keyTimestamp: Int32 = 22, keyEvent: Int32 = 23
+    package static let keyName: Int32 = 24, keyCategory: Int32 = 25, keyGroupId: Int32 = 26, keyPreviousId: Int32 = 27
+    package static let keyFrom: Int32 = 28, keyTo: Int32 = 29, keyContext: Int32 = 30, rootProperties: Int32 = 31, rootTraits: Int32 = 32
+    package static let tracks: Int32 = 33
 
     /// Source-key text for the fixed key ids whose spelling differs from a column's.
-    static let keySpelling: [Int32: String] = [
+    package static let keySpelling: [Int32: String] = [
         keyTimestamp: "timestamp", keyEvent: "event", keyName: "name", keyCategory: "category", keyContext: "context",
     ]
 
@@ -67,7 +68,7 @@ public final class NameTable: Sendable {
 
     public var count: Int { state.withLock { $0.names.count } }
 
-    static func table(of type: CallType) -> Int32 {
+    package static func table(of type: CallType) -> Int32 {
         switch type {
         case .track: return 33
         case .identify: return 34
@@ -78,5 +79,5 @@ public final class NameTable: Sendable {
         }
     }
 
-    static let users: Int32 = 39, accounts: Int32 = 40
+    package static let users: Int32 = 39, accounts: Int32 = 40
 }

@@ -1,102 +1,4 @@
 import SegmentCore
-import SegmentCore
-
-/// The six Segment calls the warehouse loads.
-public enum CallType: String, Sendable, CaseIterable {
-    case track, identify, page, screen, group, alias
-
-    /// The table that gets one row per call.
-    public var table: String {
-        switch self {
-        case .track: return "tracks"
-        case .identify: return "identifies"
-        case .page: return "pages"
-        case .screen: return "screens"
-        case .group: return "groups"
-        case .alias: return "aliases"
-        }
-    }
-
-    /// Columns this call's tables have besides context, properties and traits, with their types.
-    public var commonColumns: [(name: String, type: ColumnType)] {
-        var columns: [(String, ColumnType)] = [
-            ("id", .text), ("anonymous_id", .text), ("user_id", .text), ("received_at", .timestamp),
-            ("sent_at", .timestamp), ("original_timestamp", .timestamp), ("timestamp", .timestamp),
-            ("uuid_ts", .timestamp),
-        ]
-        switch self {
-        case .track: columns += [("event", .text), ("event_text", .text)]
-        case .page, .screen: columns += [("name", .text), ("category", .text)]
-        case .group: columns += [("group_id", .text)]
-        case .alias: columns += [("previous_id", .text)]
-        case .identify: break
-        }
-        return columns
-    }
-}
-
-/// A standard column of the Segment Spec that every table of a call type has from the start
-/// (contract, section 3), so that standard queries never fail on "no such column".
-public struct SpecColumn: Sendable, Equatable {
-    /// The column's name.
-    public var name: String
-    /// The source key the Spec puts there (`context.page.url`, `properties.url`).
-    public var key: String
-    /// A `context_*` column (else a property).
-    public var isContext: Bool { key.hasPrefix("context.") }
-}
-
-extension CallType {
-    /// The Spec's standard context fields, in every call and event table.
-    static let specContext: [SpecColumn] = [
-        ("ip", "ip"), ("user_agent", "userAgent"), ("locale", "locale"), ("library_name", "library.name"),
-        ("library_version", "library.version"), ("page_path", "page.path"), ("page_referrer", "page.referrer"),
-        ("page_search", "page.search"), ("page_title", "page.title"), ("page_url", "page.url"),
-        ("campaign_source", "campaign.source"), ("campaign_medium", "campaign.medium"), ("campaign_name", "campaign.name"),
-        ("campaign_term", "campaign.term"), ("campaign_content", "campaign.content"),
-    ].map { SpecColumn(name: "context_" + $0.0, key: "context." + $0.1) }
-
-    /// The Spec's standard page and screen properties (`name` and `category` are common columns).
-    static let specPageProperties: [SpecColumn] = ["path", "referrer", "search", "title", "url"].map {
-        SpecColumn(name: $0, key: "properties." + $0)
-    }
-
-    /// The Spec's columns that this call's tables (and, for track, every event table) are
-    /// created with besides the common ones: page and screen properties, then context.
-    public var specColumns: [SpecColumn] {
-        switch self {
-        case .page, .screen: return Self.specPageProperties + Self.specContext
-        default: return Self.specContext
-        }
-    }
-}
-
-/// A message normalised to the Segment Spec, ready to be split into rows. Column, key and
-/// table ids refer to the run's `NameTable`.
-public struct Message: Sendable {
-    public var type: CallType
-    public var id: String
-    /// The corrected `received_at`, which ranks copies of one messageId within a run.
-    public var receivedAt: Instant
-    public var userId: String?
-    public var groupId: String?
-    /// For track calls: the raw event name.
-    public var event: String?
-    /// The table that gets the full row: the event's table for a track, else the call's table.
-    public var table: Int32
-    /// Common columns (id, ids, timestamps, event, name, ...), except `uuid_ts`.
-    public var common: [Field]
-    /// `context_*` columns.
-    public var context: [Field]
-    /// Property or trait columns, including `_extra` when the message has keys without a
-    /// column name or top-level keys the Spec does not define.
-    public var payload: [Field]
-    /// Values kept out of their column before any row exists: the earlier of several keys of
-    /// this message that land on one column.
-    public var discards: [PendingDiscard]
-    /// Whether the message opted out of the Warehouses destination through `integrations`.
-    public var optedOutOfWarehouses: Bool
-}
 
 /// The top-level keys of the Segment Spec, recognised by length first so that a message's
 /// keys are not compared against every name in turn.
@@ -399,10 +301,10 @@ public struct Normalizer {
     }
 
     /// Which names a key may not take: none (context), or a call type's common columns.
-    enum Scope: UInt8, Hashable {
+    package enum Scope: UInt8, Hashable {
         case context, track, identify, page, screen, group, alias
 
-        init(_ type: CallType) {
+        package init(_ type: CallType) {
             switch type {
             case .track: self = .track
             case .identify: self = .identify
@@ -413,7 +315,7 @@ public struct Normalizer {
             }
         }
 
-        var callType: CallType? {
+        package var callType: CallType? {
             switch self {
             case .context: return nil
             case .track: return .track
@@ -427,10 +329,10 @@ public struct Normalizer {
     }
 
     /// A key path's id, its column's id, and the snake-cased path so far (for nested keys).
-    struct CachedName {
-        var key: Int32
-        var column: Int32
-        var prefix: String
+    package struct CachedName {
+        package var key: Int32
+        package var column: Int32
+        package var prefix: String
     }
 
     /// The names of `key` under the path `parent`, cached: the same keys recur on every line.
@@ -535,7 +437,7 @@ public struct Normalizer {
 
     /// `integrations.Warehouses.all == false`, or `integrations.All == false` without a
     /// Warehouses opt-in.
-    static func optedOut(_ integrations: JSONValue?) -> Bool {
+    package static func optedOut(_ integrations: JSONValue?) -> Bool {
         guard let integrations else { return false }
         let warehouses = integrations["Warehouses"]
         if case .bool(let on)? = warehouses?["all"] { return !on }
@@ -546,7 +448,7 @@ public struct Normalizer {
 
     /// `sl-` and 32 hex digits of the SHA-256 of the message's canonical JSON (keys sorted,
     /// duplicates resolved), so the same message read twice gets the same id.
-    static func derivedId(_ json: JSONValue) -> String {
+    package static func derivedId(_ json: JSONValue) -> String {
         var bytes: [UInt8] = []
         JSONWriter.write(json, into: &bytes, sortedKeys: true)
         let digest = SHA256Hasher.hash(bytes)

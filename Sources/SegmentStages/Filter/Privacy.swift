@@ -12,7 +12,7 @@ public struct Privacy: Sendable {
     public var hash: [[String]] = []
     /// The environment variable that holds the hashing key (required when `hash` is not empty).
     public var hashKeyVariable: String?
-    var key: [UInt8]?
+    package var key: [UInt8]?
 
     public init() {}
 
@@ -54,7 +54,7 @@ public struct Privacy: Sendable {
         return redacted
     }
 
-    static func transform(_ value: JSONValue, _ path: ArraySlice<String>, _ change: (JSONValue) -> JSONValue?) -> JSONValue {
+    package static func transform(_ value: JSONValue, _ path: ArraySlice<String>, _ change: (JSONValue) -> JSONValue?) -> JSONValue {
         guard let head = path.first, case .object(let members) = value else { return value }
         var out: [(key: String, value: JSONValue)] = []
         out.reserveCapacity(members.count)
@@ -71,7 +71,7 @@ public struct Privacy: Sendable {
         return .object(out)
     }
 
-    static func digest(_ value: JSONValue, key: [UInt8]) -> String {
+    package static func digest(_ value: JSONValue, key: [UInt8]) -> String {
         let text: String
         if case .string(let s) = value { text = s } else { text = JSONWriter.string(value, sortedKeys: true) }
         return hexString(HMACSHA256(key: key).code(Array(text.utf8)))

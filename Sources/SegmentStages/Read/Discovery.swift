@@ -1,5 +1,6 @@
 import Foundation
 import SegmentCore
+import SegmentS3
 
 /// An input file found under the paths of a run.
 public struct Archive: Sendable, Hashable {
@@ -20,6 +21,11 @@ public struct Archive: Sendable, Hashable {
 public struct SkippedFile: Sendable, Hashable {
     public var path: String
     public var reason: String
+
+    package init(path: String, reason: String) {
+        self.path = path
+        self.reason = reason
+    }
 }
 
 /// Finds archives under files and directories (recursively), decides gzip or NDJSON from the
@@ -149,7 +155,7 @@ public enum Discovery {
         return Result(archives: archives, skipped: skipped)
     }
 
-    static func classify(_ file: String, into archives: inout [Archive], skipped: inout [SkippedFile]) {
+    package static func classify(_ file: String, into archives: inout [Archive], skipped: inout [SkippedFile]) {
         switch sniff(file) {
         case .archive(let format, let size):
             let layout = s3Layout(file)
@@ -159,14 +165,14 @@ public enum Discovery {
         }
     }
 
-    enum Sniffed {
+    package enum Sniffed {
         case archive(ArchiveFormat, Int64)
         case notArchive(String)
     }
 
     /// gzip when the file starts with 0x1f 0x8b; NDJSON when its first non-blank byte (after
     /// an optional BOM) is `{`; anything else is not an archive.
-    static func sniff(_ path: String) -> Sniffed {
+    package static func sniff(_ path: String) -> Sniffed {
         // Only regular files (or links to them) are opened: open() on a FIFO waits for a
         // writer forever, and a device or socket is no archive.
         var info = stat()
@@ -192,7 +198,7 @@ public enum Discovery {
 
     /// The decision from a file's first bytes (`whole`: they are all of it). The size in an
     /// `.archive` answer is the head's.
-    static func sniff(head bytes: UnsafeRawBufferPointer, whole: Bool) -> Sniffed {
+    package static func sniff(head bytes: UnsafeRawBufferPointer, whole: Bool) -> Sniffed {
         if bytes.isEmpty { return .notArchive("empty file") }
         if bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b { return .archive(.gzip, Int64(bytes.count)) }
         var i = 0
@@ -206,15 +212,7 @@ public enum Discovery {
     /// `<...>/<source-id>/<day>/<name>` where `<day>` is a UTC midnight in epoch milliseconds.
     public static func s3Layout(_ path: String) -> (source: String, day: String)? {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard parts.count >= 3, let day = day(ofFolder: parts[parts.count - 2]) else { return nil }
+        guard parts.count >= 3, let day = DayFolder.day(of: parts[parts.count - 2]) else { return nil }
         return (String(parts[parts.count - 3]), day)
-    }
-
-    /// `YYYY-MM-DD` when a folder's name is a day of Segment's layout: UTC midnight in epoch
-    /// milliseconds.
-    public static func day(ofFolder name: some StringProtocol) -> String? {
-        guard name.count >= 10, name.count <= 14, name.allSatisfy(\.isASCII), name.allSatisfy(\.isNumber),
-              let ms = Int64(name), ms % 86_400_000 == 0 else { return nil }
-        return Timestamp.day(fromEpochMilliseconds: ms)
     }
 }

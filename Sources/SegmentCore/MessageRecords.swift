@@ -9,22 +9,22 @@ import SegmentCore
 /// (strings are u32 length + bytes; an absent one has length 0xFFFF_FFFF), then the counts of
 /// common, context and payload fields and of discards (u32 each), the fields
 /// (column i32, key i32, tag u8, payload) and the discards (column i32, value, reason).
-struct MessageRecords: Sendable {
-    private(set) var bytes: [UInt8] = []
-    private(set) var count = 0
+package struct MessageRecords: Sendable {
+    package private(set) var bytes: [UInt8] = []
+    package private(set) var count = 0
 
-    init(capacity: Int = 1 << 20) {
+    package init(capacity: Int = 1 << 20) {
         bytes.reserveCapacity(capacity)
     }
 
     /// Records already packed (read back from a spill).
-    init(count: Int, bytes: [UInt8]) {
+    package init(count: Int, bytes: [UInt8]) {
         self.count = count
         self.bytes = bytes
     }
 
     /// The records whose `keep` flag is set, in order (their bytes copied as they are).
-    func filtered(_ keep: [Bool]) -> MessageRecords {
+    package func filtered(_ keep: [Bool]) -> MessageRecords {
         precondition(keep.count == count)
         var out = MessageRecords(capacity: bytes.count)
         bytes.withUnsafeBytes { raw in
@@ -38,12 +38,12 @@ struct MessageRecords: Sendable {
     }
 
     /// The type byte's bit that says a track call's event is past the event table limit.
-    static let pastLimitBit: UInt8 = 0x80
+    package static let pastLimitBit: UInt8 = 0x80
 
     /// Marks the track calls whose event table is in `tables` as past the event table limit:
     /// their full row goes to `tracks` (see `Splitter`). The record's table stays the event's,
     /// so the catalog can say which table it would have had.
-    mutating func markPastLimit(_ tables: Set<Int32>) {
+    package mutating func markPastLimit(_ tables: Set<Int32>) {
         guard !tables.isEmpty else { return }
         var starts: [Int] = []
         bytes.withUnsafeBytes { raw in
@@ -54,11 +54,11 @@ struct MessageRecords: Sendable {
         for start in starts { bytes[start] |= Self.pastLimitBit }
     }
 
-    enum Tag: UInt8 {
+    package enum Tag: UInt8 {
         case null, bool, int, real, text, timestamp, json, bigNumber
 
         /// The type a new column gets from a value of this kind (contract, section 5).
-        var columnType: ColumnType? {
+        package var columnType: ColumnType? {
             switch self {
             case .null: return nil
             case .bool: return .boolean
@@ -70,7 +70,7 @@ struct MessageRecords: Sendable {
         }
     }
 
-    mutating func append(_ message: Message) {
+    package mutating func append(_ message: Message) {
         count += 1
         bytes.append(UInt8(CallType.allCases.firstIndex(of: message.type)!))
         put(message.table)
@@ -138,7 +138,7 @@ struct MessageRecords: Sendable {
 }
 
 /// A field as the writer reads it: text stays in the chunk's bytes.
-enum FieldView {
+package enum FieldView {
     case null
     case bool(Bool)
     case int(Int64)
@@ -148,7 +148,7 @@ enum FieldView {
     case json(UnsafeRawBufferPointer)
     case bigNumber(UnsafeRawBufferPointer)
 
-    var columnType: ColumnType? {
+    package var columnType: ColumnType? {
         switch self {
         case .null: return MessageRecords.Tag.null.columnType
         case .bool: return MessageRecords.Tag.bool.columnType
@@ -162,7 +162,7 @@ enum FieldView {
     }
 
     /// The value as an owned `FieldValue`, for the rare paths (conversions, discards, `_extra`).
-    var value: FieldValue {
+    package var value: FieldValue {
         switch self {
         case .null: return .null
         case .bool(let b): return .bool(b)
@@ -177,37 +177,37 @@ enum FieldView {
 }
 
 /// Reads records from the bytes of a `MessageRecords`, in order.
-struct RecordCursor {
-    let base: UnsafeRawBufferPointer
-    var offset = 0
+package struct RecordCursor {
+    package let base: UnsafeRawBufferPointer
+    package var offset = 0
 
-    init(_ base: UnsafeRawBufferPointer) {
+    package init(_ base: UnsafeRawBufferPointer) {
         self.base = base
     }
 
     /// The header of the next record; the cursor then stands at its first field.
-    struct Header {
-        var type: CallType
+    package struct Header {
+        package var type: CallType
         /// The table of the record's full row (for a track call, its event's table).
-        var table: Int32
+        package var table: Int32
         /// A track call whose event is past the event table limit: its one row is in `tracks`,
         /// properties in `_extra` (`table` is the table the event would have had).
-        var pastLimit: Bool
-        var receivedAtMilliseconds: Int64
-        var id: UnsafeRawBufferPointer
-        var userId: UnsafeRawBufferPointer?
-        var groupId: UnsafeRawBufferPointer?
-        var event: UnsafeRawBufferPointer?
-        var common: Int
-        var context: Int
-        var payload: Int
-        var discards: Int
+        package var pastLimit: Bool
+        package var receivedAtMilliseconds: Int64
+        package var id: UnsafeRawBufferPointer
+        package var userId: UnsafeRawBufferPointer?
+        package var groupId: UnsafeRawBufferPointer?
+        package var event: UnsafeRawBufferPointer?
+        package var common: Int
+        package var context: Int
+        package var payload: Int
+        package var discards: Int
         /// Where the fields start, for reading them again.
-        var fieldsOffset: Int
+        package var fieldsOffset: Int
     }
 
     /// The headers of the `count` records in `raw`, each with where its fields start.
-    static func headers(of count: Int, in raw: UnsafeRawBufferPointer) -> [Header] {
+    package static func headers(of count: Int, in raw: UnsafeRawBufferPointer) -> [Header] {
         var headers: [Header] = []
         headers.reserveCapacity(count)
         forEachRecord(count, in: raw) { _, _, header in headers.append(header) }
@@ -217,7 +217,7 @@ struct RecordCursor {
     /// Calls `body` with each of the `count` records in `raw`: its number, its bytes' range
     /// and its header.
     @inline(__always)
-    static func forEachRecord(_ count: Int, in raw: UnsafeRawBufferPointer, _ body: (Int, Range<Int>, Header) -> Void) {
+    package static func forEachRecord(_ count: Int, in raw: UnsafeRawBufferPointer, _ body: (Int, Range<Int>, Header) -> Void) {
         var cursor = RecordCursor(raw)
         for i in 0..<count {
             let start = cursor.offset
@@ -228,7 +228,7 @@ struct RecordCursor {
         }
     }
 
-    mutating func header() -> Header {
+    package mutating func header() -> Header {
         let type = CallType.allCases[Int(base[offset] & ~MessageRecords.pastLimitBit)]
         let pastLimit = base[offset] & MessageRecords.pastLimitBit != 0
         offset += 1
@@ -246,7 +246,7 @@ struct RecordCursor {
                       event: event, common: common, context: context, payload: payload, discards: discards, fieldsOffset: offset)
     }
 
-    mutating func field() -> (column: Int32, key: Int32, value: FieldView) {
+    package mutating func field() -> (column: Int32, key: Int32, value: FieldView) {
         let column: Int32 = read()
         let key: Int32 = read()
         let tag = MessageRecords.Tag(rawValue: base[offset])!
@@ -267,7 +267,7 @@ struct RecordCursor {
         return (column, key, value)
     }
 
-    mutating func discard() -> PendingDiscard {
+    package mutating func discard() -> PendingDiscard {
         let column: Int32 = read()
         let key: Int32 = read()
         let value = String(decoding: string()!, as: UTF8.self)
@@ -276,7 +276,7 @@ struct RecordCursor {
     }
 
     /// Skips `count` discards without decoding their text.
-    mutating func skipDiscards(_ count: Int) {
+    package mutating func skipDiscards(_ count: Int) {
         for _ in 0..<count {
             offset += 8  // column, key
             _ = string()
@@ -285,7 +285,7 @@ struct RecordCursor {
     }
 
     /// Skips `count` fields.
-    mutating func skipFields(_ count: Int) {
+    package mutating func skipFields(_ count: Int) {
         for _ in 0..<count { _ = field() }
     }
 
@@ -306,9 +306,9 @@ struct RecordCursor {
 
 extension UnsafeRawBufferPointer {
     /// The bytes as a String (copied).
-    var string: String { String(decoding: self, as: UTF8.self) }
+    package var string: String { String(decoding: self, as: UTF8.self) }
 
-    func equals(_ bytes: [UInt8]) -> Bool {
+    package func equals(_ bytes: [UInt8]) -> Bool {
         count == bytes.count && elementsEqual(bytes)
     }
 }

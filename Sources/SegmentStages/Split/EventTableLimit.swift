@@ -17,7 +17,7 @@ public enum EventTableLimit {
     /// with the most calls in the run come first, then by name, until the warehouse holds
     /// `limit` event tables. Counts over the whole run and names decide it, so the result does
     /// not depend on the order of the archives, as a new column's type does not.
-    static func pastLimit(counts: [Int32: Int64], existing: Set<Int32>, limit: Int, name: (Int32) -> String) -> Set<Int32> {
+    package static func pastLimit(counts: [Int32: Int64], existing: Set<Int32>, limit: Int, name: (Int32) -> String) -> Set<Int32> {
         let new = counts.filter { !existing.contains($0.key) }
         let room = max(0, limit - existing.count)
         guard new.count > room else { return [] }

@@ -6,8 +6,8 @@ import SegmentCore
 /// copies that lost within the run are dropped), off the writer's thread; the writer's schema
 /// step then creates, before the chunk's rows, what the warehouse lacks of what the admitted
 /// records use, so the row writer never meets a missing column.
-struct SchemaNeeds: Sendable {
-    enum Origin: UInt8, Sendable {
+package struct SchemaNeeds: Sendable {
+    package enum Origin: UInt8, Sendable {
         /// A column every row of the call type has (id, user_id, timestamp, ...).
         case common
         case context
@@ -18,27 +18,27 @@ struct SchemaNeeds: Sendable {
         case discard
     }
 
-    struct Use: Sendable {
-        var table: Int32
-        var column: Int32
-        var key: Int32
+    package struct Use: Sendable {
+        package var table: Int32
+        package var column: Int32
+        package var key: Int32
         /// The first record of the chunk that uses it.
-        var record: Int32
-        var origin: Origin
+        package var record: Int32
+        package var origin: Origin
         /// The type of that first value (a column the run's plan has no type for takes it).
-        var type: ColumnType?
+        package var type: ColumnType?
         /// The call type of the record (the kind of table a new table is).
-        var callType: CallType
+        package var callType: CallType
     }
 
-    struct Event: Sendable {
-        var table: Int32
-        var name: String
-        var record: Int32
+    package struct Event: Sendable {
+        package var table: Int32
+        package var name: String
+        package var record: Int32
     }
 
-    private(set) var uses: [Use] = []
-    private(set) var events: [Event] = []
+    package private(set) var uses: [Use] = []
+    package private(set) var events: [Event] = []
 
     private struct UseKey: Hashable {
         var table: Int32
@@ -71,7 +71,7 @@ struct SchemaNeeds: Sendable {
     }
 
     /// The needs of the records in `raw`, every record of them counted.
-    static func of(_ headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) -> SchemaNeeds {
+    package static func of(_ headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) -> SchemaNeeds {
         var needs = SchemaNeeds()
         var tables: [Int32: TableUses] = [:]
         var others = Set<UseKey>()
@@ -118,7 +118,7 @@ struct SchemaNeeds: Sendable {
 
     /// Whether an admitted record uses `use`: its first record, or (rarely: that record was
     /// already in the warehouse) a later one.
-    static func isUsed(_ use: Use, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) -> Bool {
+    package static func isUsed(_ use: Use, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) -> Bool {
         if admitted[Int(use.record)] { return true }
         for r in (Int(use.record) + 1)..<headers.count where admitted[r] {
             let header = headers[r]
@@ -145,7 +145,7 @@ struct SchemaNeeds: Sendable {
     }
 
     /// Whether an admitted record carries `event` for its table.
-    static func isUsed(_ event: Event, headers: [RecordCursor.Header], admitted: [Bool]) -> Bool {
+    package static func isUsed(_ event: Event, headers: [RecordCursor.Header], admitted: [Bool]) -> Bool {
         if admitted[Int(event.record)] { return true }
         let name = Array(event.name.utf8)
         for r in (Int(event.record) + 1)..<headers.count where admitted[r] {
@@ -156,5 +156,5 @@ struct SchemaNeeds: Sendable {
 }
 
 extension FieldView {
-    var isNull: Bool { if case .null = self { return true } else { return false } }
+    package var isNull: Bool { if case .null = self { return true } else { return false } }
 }

@@ -30,7 +30,7 @@ public enum RejectKind: String, Sendable, CaseIterable {
 
     /// The kind of a format-2 reject, which had only its reason: used once, by the upgrade
     /// to format 3 (the reasons format 2 wrote are known and fixed).
-    static func derived(fromFormat2Reason reason: String) -> RejectKind {
+    package static func derived(fromFormat2Reason reason: String) -> RejectKind {
         if reason.hasPrefix("from a gzip member that is corrupt") { return .corruptMember }
         if reason.hasPrefix("torn line:") { return .torn }
         if reason.hasPrefix("line longer than the limit") { return .tooLong }

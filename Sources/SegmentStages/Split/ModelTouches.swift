@@ -9,17 +9,19 @@ import SegmentCore
 /// also touches its `previous_id` as both (a previous id is a user id or an anonymous id). Each
 /// id keeps the `timestamp` of its earliest call since the last build: sessions that ended
 /// before it cannot change.
-final class ModelTouches {
-    static let schema = """
+package final class ModelTouches {
+    package static let schema = """
         CREATE TABLE IF NOT EXISTS _model_pending (kind TEXT NOT NULL, id TEXT NOT NULL, since TIMESTAMP NOT NULL)
         """
 
     /// Touched ids, each with the `timestamp` of its earliest call in the file.
-    private var users: [String: String] = [:]
-    private var anons: [String: String] = [:]
+    package private(set) var users: [String: String] = [:]
+    package private(set) var anons: [String: String] = [:]
+
+    package init() {}
 
     /// Notes the ids of a chunk's admitted messages.
-    func note(_ headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) {
+    package func note(_ headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) {
         func touch(_ ids: inout [String: String], _ id: String, _ time: String) {
             if let earlier = ids[id], earlier <= time { return }
             ids[id] = time
@@ -46,13 +48,7 @@ final class ModelTouches {
         }
     }
 
-    /// Hands what was noted to the destination (in the file's transaction) and forgets it.
-    func record(into destination: any Destination) throws {
-        try destination.recordTouches(users: users, anons: anons)
-        reset()
-    }
-
-    func reset() {
+    package func reset() {
         users.removeAll()
         anons.removeAll()
     }
@@ -60,7 +56,7 @@ final class ModelTouches {
 
 extension FieldView {
     /// An id column's value as text (ids are text in the warehouse; a number is kept as its digits).
-    var idText: String? {
+    package var idText: String? {
         switch self {
         case .text(let bytes): return bytes.string
         case .int(let n): return String(n)

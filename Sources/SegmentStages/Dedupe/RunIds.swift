@@ -4,11 +4,11 @@ import SegmentCore
 /// A messageId as 128 bits (two differently salted SipHash values, keyed per process): 16
 /// bytes in place of a heap string. Two different ids collide with probability about
 /// n²/2¹²⁹, under 10⁻²⁰ for a billion messages.
-struct MessageKey: Hashable, Comparable, Sendable {
-    let a: UInt64
-    let b: UInt64
+package struct MessageKey: Hashable, Comparable, Sendable {
+    package let a: UInt64
+    package let b: UInt64
 
-    init(_ id: String) {
+    package init(_ id: String) {
         var first = Hasher()
         first.combine(UInt8(1))
         first.combine(id)
@@ -19,23 +19,30 @@ struct MessageKey: Hashable, Comparable, Sendable {
         b = UInt64(bitPattern: Int64(second.finalize()))
     }
 
-    init(a: UInt64, b: UInt64) {
+    package init(a: UInt64, b: UInt64) {
         self.a = a
         self.b = b
     }
 
-    static func < (x: MessageKey, y: MessageKey) -> Bool { (x.a, x.b) < (y.a, y.b) }
+    package static func < (x: MessageKey, y: MessageKey) -> Bool { (x.a, x.b) < (y.a, y.b) }
 }
 
 /// Where a copy of a message sits; the smallest wins within a run (contract, section 6):
 /// earliest received_at, then archive path (files are sorted by path), then line, then item.
-struct Position: Sendable, Comparable, Hashable {
-    var receivedAt: Int64
-    var file: Int32
-    var line: Int32
-    var item: Int32
+package struct Position: Sendable, Comparable, Hashable {
+    package var receivedAt: Int64
+    package var file: Int32
+    package var line: Int32
+    package var item: Int32
 
-    static func < (a: Position, b: Position) -> Bool {
+    package init(receivedAt: Int64, file: Int32, line: Int32, item: Int32) {
+        self.receivedAt = receivedAt
+        self.file = file
+        self.line = line
+        self.item = item
+    }
+
+    package static func < (a: Position, b: Position) -> Bool {
         (a.receivedAt, a.file, a.line, a.item) < (b.receivedAt, b.file, b.line, b.item)
     }
 }
@@ -43,15 +50,15 @@ struct Position: Sendable, Comparable, Hashable {
 /// Every copy of every messageId a run reads, kept on disk in sorted runs so that memory stays
 /// flat however many messages a run holds; merged after the scan into the winning copy of each
 /// id that occurs more than once. An id that occurs once needs no entry: its only copy wins.
-final class RunIds: Sendable {
-    let directory: URL
+package final class RunIds: Sendable {
+    package let directory: URL
     private let runs = Locked<[URL]>([])
     private let sequence = Locked<Int>(0)
 
     /// Entries a collector holds before it writes a sorted run (40 bytes each).
-    let runLength: Int
+    package let runLength: Int
 
-    init(directory: URL, runLength: Int = 262_144) throws {
+    package init(directory: URL, runLength: Int = 262_144) throws {
         self.directory = directory
         self.runLength = runLength
         // A folder left by a run that was killed is stale: its run is over.
@@ -64,47 +71,47 @@ final class RunIds: Sendable {
     }
 
     /// Removes the folder and everything in it (spills too).
-    func remove() {
+    package func remove() {
         try? FileManager.default.removeItem(at: directory)
     }
 
     /// Removes the sorted runs once their winners are known.
-    func removeRuns() {
+    package func removeRuns() {
         for url in runs.withLock({ $0 }) { try? FileManager.default.removeItem(at: url) }
     }
 
     /// Where pass 1 spills archive `index` of the run.
-    func spillPath(_ index: Int) -> String {
+    package func spillPath(_ index: Int) -> String {
         directory.appendingPathComponent("spill-\(index).bin").path
     }
 
-    struct Entry {
-        var key: MessageKey
-        var position: Position
+    package struct Entry {
+        package var key: MessageKey
+        package var position: Position
     }
 
     /// Collects one worker's copies and writes them out as sorted runs.
-    struct Collector {
-        let owner: RunIds
-        var entries: [Entry] = []
+    package struct Collector {
+        package let owner: RunIds
+        package var entries: [Entry] = []
 
-        mutating func add(_ id: String, at position: Position) throws {
+        package mutating func add(_ id: String, at position: Position) throws {
             try add(MessageKey(id), at: position)
         }
 
-        mutating func add(_ key: MessageKey, at position: Position) throws {
+        package mutating func add(_ key: MessageKey, at position: Position) throws {
             entries.append(Entry(key: key, position: position))
             if entries.count >= owner.runLength { try flush() }
         }
 
-        mutating func flush() throws {
+        package mutating func flush() throws {
             if entries.isEmpty { return }
             try owner.writeRun(&entries)
             entries.removeAll(keepingCapacity: true)
         }
     }
 
-    func collector() -> Collector { Collector(owner: self) }
+    package func collector() -> Collector { Collector(owner: self) }
 
     fileprivate func writeRun(_ entries: inout [Entry]) throws {
         entries.sort { $0.key < $1.key || ($0.key == $1.key && $0.position < $1.position) }
@@ -131,7 +138,7 @@ final class RunIds: Sendable {
     /// The winning position of every id that occurs more than once across all runs.
     /// `excluding`: per file index, the first line whose copies do not count (lines of a gzip
     /// member that failed its integrity check: they are rejected, so they cannot win).
-    func duplicateWinners(excluding: [Int32: Int32] = [:]) throws -> [MessageKey: Position] {
+    package func duplicateWinners(excluding: [Int32: Int32] = [:]) throws -> [MessageKey: Position] {
         let files = runs.withLock { $0 }
         var readers = try files.map { try RunReader(url: $0) }
         // A binary heap of reader indices ordered by their current entry.

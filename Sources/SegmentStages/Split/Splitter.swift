@@ -1,3 +1,5 @@
+import SegmentCore
+
 /// One row a message yields: the table, and which of the message's field lists it takes.
 /// The lists are not copied; the writer reads them from the message's record.
 public struct RowPlan: Sendable, Equatable {
@@ -8,9 +10,9 @@ public struct RowPlan: Sendable, Equatable {
 }
 
 /// A row for the writer: which record of the chunk it comes from, and its plan.
-struct SplitRow {
-    var record: Int
-    var plan: RowPlan
+package struct SplitRow {
+    package var record: Int
+    package var plan: RowPlan
 }
 
 /// The Split stage: a message becomes the rows of the contract's tables (section 3). A track
@@ -29,12 +31,12 @@ public enum Splitter {
 
     /// The rows of a packed record.
     @inline(__always)
-    static func forEachRow(_ header: RecordCursor.Header, _ body: (RowPlan) throws -> Void) rethrows {
+    package static func forEachRow(_ header: RecordCursor.Header, _ body: (RowPlan) throws -> Void) rethrows {
         try forEachRow(type: header.type, table: header.table, pastLimit: header.pastLimit, body)
     }
 
     /// The rows of a chunk's admitted messages, in the chunk's order.
-    static func rows(of headers: [RecordCursor.Header], admitted: [Bool]) -> [SplitRow] {
+    package static func rows(of headers: [RecordCursor.Header], admitted: [Bool]) -> [SplitRow] {
         var rows: [SplitRow] = []
         rows.reserveCapacity(headers.count + headers.count / 2)
         for (i, header) in headers.enumerated() where admitted[i] {

@@ -1,20 +1,22 @@
+import SegmentCore
+
 /// The two profile tables and the calls they are derived from, said once: `users` from
 /// `identifies` by `user_id`, `accounts` from `groups` by `group_id`. The catalog (which
 /// creates a profile table with its call table and gives it the same trait columns), the
 /// derivation of profile rows, and the destination all ask here.
-enum Profile: CaseIterable, Sendable {
+package enum Profile: CaseIterable, Sendable {
     case users
     case accounts
 
     /// The profile table's id in the run's NameTable.
-    var table: Int32 {
+    package var table: Int32 {
         switch self {
         case .users: return NameTable.users
         case .accounts: return NameTable.accounts
         }
     }
 
-    var tableName: String {
+    package var tableName: String {
         switch self {
         case .users: return "users"
         case .accounts: return "accounts"
@@ -22,7 +24,7 @@ enum Profile: CaseIterable, Sendable {
     }
 
     /// The call whose table the profile is derived from.
-    var callType: CallType {
+    package var callType: CallType {
         switch self {
         case .users: return .identify
         case .accounts: return .group
@@ -30,18 +32,18 @@ enum Profile: CaseIterable, Sendable {
     }
 
     /// The call table's id and name (`identifies`, `groups`).
-    var sourceTable: Int32 { NameTable.table(of: callType) }
-    var sourceName: String { callType.table }
+    package var sourceTable: Int32 { NameTable.table(of: callType) }
+    package var sourceName: String { callType.table }
 
     /// The call table's column that holds the profile's id, and the source key it comes from.
-    var keyColumn: String {
+    package var keyColumn: String {
         switch self {
         case .users: return "user_id"
         case .accounts: return "group_id"
         }
     }
 
-    var sourceKey: Int32 {
+    package var sourceKey: Int32 {
         switch self {
         case .users: return NameTable.keyUserId
         case .accounts: return NameTable.keyGroupId
@@ -49,7 +51,7 @@ enum Profile: CaseIterable, Sendable {
     }
 
     /// The profile id a call's record carries, for a call of `callType`.
-    func id(of header: RecordCursor.Header) -> UnsafeRawBufferPointer? {
+    package func id(of header: RecordCursor.Header) -> UnsafeRawBufferPointer? {
         guard header.type == callType else { return nil }
         switch self {
         case .users: return header.userId
@@ -59,7 +61,7 @@ enum Profile: CaseIterable, Sendable {
 
     /// The profile a call of `type` changes, if any.
     @inline(__always)
-    static func changed(by type: CallType) -> Profile? {
+    package static func changed(by type: CallType) -> Profile? {
         switch type {
         case .identify: return .users
         case .group: return .accounts
@@ -68,16 +70,16 @@ enum Profile: CaseIterable, Sendable {
     }
 
     /// The profile derived from the call table `table`, if any.
-    static func derived(from table: Int32) -> Profile? {
+    package static func derived(from table: Int32) -> Profile? {
         allCases.first { $0.sourceTable == table }
     }
 
     /// The profile whose table is `table`, if any.
-    static func stored(in table: Int32) -> Profile? {
+    package static func stored(in table: Int32) -> Profile? {
         allCases.first { $0.table == table }
     }
 
-    static func named(_ name: String) -> Profile? {
+    package static func named(_ name: String) -> Profile? {
         allCases.first { $0.tableName == name }
     }
 }

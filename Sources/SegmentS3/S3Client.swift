@@ -18,6 +18,11 @@ public struct S3Error: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var description: String { message }
 
+    package init(kind: Kind, message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
     public var exitStatus: Int32 {
         switch kind {
         case .permission: return ExitStatus.noPermission
@@ -59,7 +64,7 @@ public final class S3Client: Sendable {
     /// Requests made since the client was made, by kind: `list` pages and `get` (every GET
     /// of an object, resumes too); `bytes` counts the objects' bytes received.
     public var requestCounts: [String: Int] { requests.withLock { $0 } }
-    let requests = Locked<[String: Int]>([:])
+    package let requests = Locked<[String: Int]>([:])
     private let handles = Locked<[CurlHandle]>([])
     /// Buckets found in another region than the settings' (S3 says so in its redirect).
     private let bucketRegions = Locked<[String: String]>([:])
@@ -86,7 +91,7 @@ public final class S3Client: Sendable {
     }
 
     /// The most a listing page (or an error answer) may hold before it is refused.
-    static let maxListingPage = 32 << 20
+    package static let maxListingPage = 32 << 20
 
     // MARK: Listing
 
@@ -105,7 +110,7 @@ public final class S3Client: Sendable {
             objects += listed.objects
             for sub in listed.folders {
                 let name = sub.split(separator: "/").last.map(String.init) ?? ""
-                if let day = Discovery.day(ofFolder: name), !keepDay(day) {
+                if let day = DayFolder.day(of: name), !keepDay(day) {
                     skipped += 1
                     continue
                 }
@@ -270,16 +275,16 @@ public final class S3Client: Sendable {
 
     // MARK: Requests
 
-    struct Response {
-        var status = 0
-        var etag: String?
+    package struct Response {
+        package var status = 0
+        package var etag: String?
         /// The object's whole size: Content-Length of a 200, the total of a 206's Content-Range.
-        var total: Int64?
-        var region: String?
-        var curlCode = CURLE_OK
-        var curlMessage = ""
+        package var total: Int64?
+        package var region: String?
+        package var curlCode = CURLE_OK
+        package var curlMessage = ""
         /// The system's errno of a failed connection (ECONNREFUSED, ENETUNREACH, ...), else 0.
-        var osErrno = 0
+        package var osErrno = 0
     }
 
     /// One signed request through a pooled handle. `onBody` gets the response so far and each
