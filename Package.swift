@@ -97,14 +97,35 @@ let package = Package(
             dependencies: ["SegmentCore", "SegmentS3"],
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
+        // The warehouse as every engine has it: the write seam (`Destination`, `LoadTarget`),
+        // the schema catalog, bookkeeping, row conversion, the query indexes and the models,
+        // over an `SQLSession`. No database library.
+        .target(
+            name: "SegmentWarehouse",
+            dependencies: ["SegmentCore", "SegmentStages"],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
+        // One target per engine: its driver, bulk path, claims, locks and error classification.
+        .target(
+            name: "SQLiteEngine",
+            dependencies: ["SegmentCore", "SegmentStages", "SegmentWarehouse", "CSQLite"],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
+        .target(
+            name: "PostgresEngine",
+            dependencies: ["SegmentCore", "SegmentStages", "SegmentWarehouse", "CLibPQ"],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
+        // The run: pass 1 and pass 2 over the engines, pipelines, status, rejects, the bench.
         .target(
             name: "SegmentLoader",
             dependencies: [
                 "SegmentCore",
                 "SegmentS3",
                 "SegmentStages",
-                "CSQLite",
-                "CLibPQ",
+                "SegmentWarehouse",
+                "SQLiteEngine",
+                "PostgresEngine",
             ],
             // Release builds leave out the run-time exclusivity checks (each access to a class's
             // stored property through inout, e.g. appending to a buffer, took a thread-local
@@ -132,6 +153,9 @@ let package = Package(
                 "YAMLCore",
                 "SegmentS3",
                 "SegmentStages",
+                "SegmentWarehouse",
+                "SQLiteEngine",
+                "PostgresEngine",
                 "SegmentLoader",
                 .product(name: "Yams", package: "Yams"),
             ]
@@ -142,6 +166,9 @@ let package = Package(
                 "SegmentCore",
                 "SegmentS3",
                 "SegmentStages",
+                "SegmentWarehouse",
+                "SQLiteEngine",
+                "PostgresEngine",
                 "SegmentLoader",
                 "YAMLFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -177,12 +204,13 @@ let package = Package(
         // The fuzz harness: a replay tool in normal builds, a libFuzzer target in scripts/fuzz.sh.
         .executableTarget(
             name: "segment-loader-fuzz",
-            dependencies: ["SegmentCore", "SegmentStages", "SegmentLoader"]
+            dependencies: ["SegmentCore", "SegmentStages", "SegmentWarehouse", "SQLiteEngine", "SegmentLoader"]
         ),
         .testTarget(
             name: "SegmentLoaderTests",
             dependencies: [
-                "SegmentCore", "SegmentS3", "SegmentStages", "YAMLCore", "SegmentLoader", "YAMLFiles", "Collector", "CZlib", "CSQLite",
+                "SegmentCore", "SegmentS3", "SegmentStages", "SegmentWarehouse", "SQLiteEngine", "PostgresEngine", "YAMLCore",
+                "SegmentLoader", "YAMLFiles", "Collector", "CZlib", "CSQLite",
             ]
         ),
     ],

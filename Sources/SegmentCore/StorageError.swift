@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Why a database cannot be used as a warehouse.
 public struct WarehouseError: Error, Sendable, CustomStringConvertible {
     public var message: String
@@ -23,4 +27,11 @@ package struct TemporaryStorageError: Error, Sendable, CustomStringConvertible {
         self.path = path
         self.message = message
     }
+}
+
+/// Bytes an unprivileged writer may still use on the file system of `folder` (nil if unknown).
+package func freeBytes(in folder: String) -> Int64? {
+    var stats = statvfs()
+    guard statvfs(folder.isEmpty ? "." : folder, &stats) == 0 else { return nil }
+    return Int64(stats.f_bavail) * Int64(stats.f_frsize)
 }

@@ -3,6 +3,8 @@ import Foundation
 import Yams
 import SegmentCore
 import SegmentStages
+import SegmentWarehouse
+import SQLiteEngine
 
 /// Metadata for Datasette (https://docs.datasette.io/en/0.65/metadata.html) that makes a
 /// warehouse read well out of the box: bookkeeping tables hidden, event tables titled with

@@ -5,6 +5,9 @@ import YAMLCore
 import SegmentCore
 import SegmentS3
 import SegmentStages
+import SegmentWarehouse
+import SQLiteEngine
+import PostgresEngine
 
 /// Reads a pipeline file strictly: unknown keys, wrong types, bad globs, dates and call types
 /// are refused with their line and column before anything is loaded.

@@ -8,6 +8,7 @@
 //   through the same entry point, to reproduce a crash the fuzzer saved.
 import Foundation
 import SegmentLoader
+import SegmentCore
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {

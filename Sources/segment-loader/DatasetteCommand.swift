@@ -38,7 +38,7 @@ struct DatasetteCommand: ParsableCommand {
     }
 
     func run() throws {
-        if WarehouseAccess.isPostgres(db) {
+        if WarehouseLocation.isPostgres(db) {
             printError("datasette serves SQLite files; a PostgreSQL warehouse is read with psql or any PostgreSQL client (docs/postgresql.md)")
             throw ExitCode(Exit.usage)
         }

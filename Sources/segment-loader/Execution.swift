@@ -10,6 +10,9 @@ import Glibc
 import SegmentCore
 import SegmentS3
 import SegmentStages
+import SegmentWarehouse
+import SQLiteEngine
+import PostgresEngine
 
 /// Exit codes, as README documents them (the library's `ExitStatus`; a run's own comes from
 /// its `RunOutcome`).

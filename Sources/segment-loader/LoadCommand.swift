@@ -3,6 +3,9 @@ import Foundation
 import SegmentLoader
 import SegmentS3
 import SegmentStages
+import SegmentWarehouse
+import SQLiteEngine
+import SegmentCore
 
 struct LoadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -79,7 +82,7 @@ struct LoadCommand: ParsableCommand {
     var paths: [String]
 
     func validate() throws {
-        if schema != nil && !WarehouseAccess.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
+        if schema != nil && !WarehouseLocation.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
         guard (1...1900).contains(columnLimit) else { throw ValidationError("--column-limit must be between 1 and 1900 (SQLite allows 2000 columns)") }
         guard (0...EventTableLimit.maximum).contains(eventTableLimit) else {
             throw ValidationError("--event-table-limit must be between 0 and \(EventTableLimit.maximum)")

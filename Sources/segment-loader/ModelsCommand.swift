@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import SegmentLoader
 import SegmentCore
+import SegmentWarehouse
+import SQLiteEngine
 
 /// `--session-timeout`, for every command that builds the models.
 struct SessionTimeoutOption: ParsableArguments {
@@ -55,13 +57,13 @@ struct ModelsCommand: ParsableCommand {
     @OptionGroup var timeout: SessionTimeoutOption
 
     func run() throws {
-        if WarehouseAccess.isPostgres(db) {
+        if WarehouseLocation.isPostgres(db) {
             do {
                 let build = try Models.build(postgres: db, schema: warehouse.schema,
                                              options: ModelOptions(sessionTimeoutMinutes: timeout.sessionTimeout), rebuild: rebuild)
-                print("\(WarehouseAccess.display(db, schema: warehouse.schema)): models " + build.summaryLine)
+                print("\(WarehouseLocation.display(db, schema: warehouse.schema)): models " + build.summaryLine)
             } catch {
-                throw Exit.failing(error, database: WarehouseAccess.display(db, schema: warehouse.schema))
+                throw Exit.failing(error, database: WarehouseLocation.display(db, schema: warehouse.schema))
             }
             return
         }

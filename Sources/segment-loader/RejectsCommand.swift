@@ -29,7 +29,7 @@ struct RejectsCommand: ParsableCommand {
                 let lines = try RejectList.render(database: db, schema: warehouse.schema, limit: limit, raw: raw)
                 print(lines)
             } catch {
-                throw Exit.failing(error, database: WarehouseAccess.display(db, schema: warehouse.schema))
+                throw Exit.failing(error, database: WarehouseLocation.display(db, schema: warehouse.schema))
             }
         }
     }
@@ -57,7 +57,7 @@ struct RejectsCommand: ParsableCommand {
 
         func validate() throws {
             if db == nil && pipeline == nil { throw ValidationError("give --db or --pipeline") }
-            if schema != nil, let db, !WarehouseAccess.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
+            if schema != nil, let db, !WarehouseLocation.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
         }
 
         func run() throws {
@@ -79,7 +79,7 @@ struct RejectsCommand: ParsableCommand {
             }
             options.models = modelFlags.apply(to: options.models)
             if let schema { options.schema = schema }
-            let shown = WarehouseAccess.display(options.database, schema: options.schema)
+            let shown = WarehouseLocation.display(options.database, schema: options.schema)
             do {
                 let outcome = try RejectRetry.run(options: options)
                 print(outcome.render(database: shown))

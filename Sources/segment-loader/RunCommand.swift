@@ -74,9 +74,9 @@ struct RunCommand: ParsableCommand {
         if dryRun {
             do {
                 let plan = try DryRun.plan(selection, database: pipeline.warehouse.path, schema: pipeline.warehouse.schema)
-                print(plan.render(database: WarehouseAccess.display(pipeline.warehouse.path, schema: pipeline.warehouse.schema)))
+                print(plan.render(database: WarehouseLocation.display(pipeline.warehouse.path, schema: pipeline.warehouse.schema)))
             } catch {
-                throw Exit.failing(error, database: WarehouseAccess.display(pipeline.warehouse.path, schema: pipeline.warehouse.schema))
+                throw Exit.failing(error, database: WarehouseLocation.display(pipeline.warehouse.path, schema: pipeline.warehouse.schema))
             }
             return
         }

@@ -3,6 +3,7 @@ import Foundation
 import SegmentLoader
 import YAMLFiles
 import SegmentCore
+import SegmentWarehouse
 
 @main
 struct SegmentLoaderCommand: ParsableCommand {

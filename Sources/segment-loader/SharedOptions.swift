@@ -11,7 +11,7 @@ struct WarehouseOption: ParsableArguments {
     var schema: String?
 
     func validate() throws {
-        if schema != nil && !WarehouseAccess.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
+        if schema != nil && !WarehouseLocation.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
     }
 }
 

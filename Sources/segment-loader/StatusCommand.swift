@@ -19,7 +19,7 @@ struct StatusCommand: ParsableCommand {
         do {
             print(try WarehouseStatus.render(database: db, schema: warehouse.schema, runs: max(1, runs)))
         } catch {
-            throw Exit.failing(error, database: WarehouseAccess.display(db, schema: warehouse.schema))
+            throw Exit.failing(error, database: WarehouseLocation.display(db, schema: warehouse.schema))
         }
     }
 }

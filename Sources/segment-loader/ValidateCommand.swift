@@ -43,7 +43,7 @@ struct ValidateCommand: ParsableCommand {
                 }
                 var notes: [String] = []
                 notes.append("\(pipeline.sources.count) source\(pipeline.sources.count == 1 ? "" : "s")")
-                notes.append("warehouse \(WarehouseAccess.display(pipeline.warehouse.path, schema: pipeline.warehouse.schema))")
+                notes.append("warehouse \(WarehouseLocation.display(pipeline.warehouse.path, schema: pipeline.warehouse.schema))")
                 if pipeline.privacy.hashKeyVariable != nil, !pipeline.privacy.hash.isEmpty {
                     var privacy = pipeline.privacy
                     if let problem = privacy.loadKey() { notes.append("warning: \(problem)") }

@@ -1,6 +1,7 @@
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentStages
+@testable import SegmentCore
 
 final class ArchiveReaderTests: XCTestCase {
     struct Line: Equatable {

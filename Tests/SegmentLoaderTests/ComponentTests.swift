@@ -3,6 +3,7 @@ import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
 @testable import SegmentStages
+@testable import SegmentWarehouse
 
 /// Unit tests of pieces other tests only reach through a whole load (issue 12): the value
 /// converter, the channel between a worker and the writer, and the normalizer's name cache.

@@ -3,6 +3,8 @@ import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
 @testable import SegmentStages
+@testable import SegmentWarehouse
+@testable import SQLiteEngine
 
 /// Issue 19: any number of distinct event names loads in bounded time and memory with nothing
 /// lost. A warehouse makes at most `event_table_limit` event tables; the calls of the events

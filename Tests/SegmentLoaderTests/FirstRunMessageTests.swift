@@ -3,6 +3,7 @@ import XCTest
 @testable import SegmentLoader
 @testable import YAMLFiles
 @testable import SegmentS3
+@testable import SQLiteEngine
 
 /// A newcomer's mistakes, each answered with what is wrong and what to do (issue 32).
 final class FirstRunMessageTests: XCTestCase {

@@ -2,6 +2,9 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentStages
+@testable import SegmentWarehouse
+@testable import SQLiteEngine
+@testable import SegmentCore
 
 /// Issue 5: every broken or hostile input in Tests/Fixtures/hostile (written by
 /// scripts/make-hostile-fixtures.py), loaded by the real binary. Each test checks what is

@@ -1,5 +1,6 @@
 import XCTest
 @testable import SegmentLoader
+@testable import SQLiteEngine
 
 final class LoadEndToEndTests: XCTestCase {
     var dir: URL!

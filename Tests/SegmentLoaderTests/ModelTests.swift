@@ -1,6 +1,8 @@
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentWarehouse
+@testable import SQLiteEngine
 
 /// Issue 11: the built-in models (identities, page_views, sessions) against hand-computed truth,
 /// and equal to a full rebuild whatever the split of the archives into loads and their order.

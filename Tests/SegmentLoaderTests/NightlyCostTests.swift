@@ -3,6 +3,8 @@ import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
 @testable import SegmentStages
+@testable import SegmentWarehouse
+@testable import SQLiteEngine
 
 /// Issue 20: a night's cost. A run whose archives are small beside its warehouse loads them in
 /// one transaction (each file a savepoint); a kill during it loses the night, and the next run

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SQLiteEngine
 
 /// Running unattended, through the real binary: pipelines, exit codes, the lock, kill and
 /// resume, SIGINT, dry runs, reports and metrics, status and rejects.

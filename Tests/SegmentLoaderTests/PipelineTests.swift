@@ -4,6 +4,8 @@ import XCTest
 @testable import YAMLFiles
 @testable import YAMLCore
 @testable import SegmentStages
+@testable import SegmentWarehouse
+@testable import SQLiteEngine
 
 final class PipelineTests: XCTestCase {
     func parse(_ text: String, directory: String = "/etc/loader") throws -> Pipeline {

@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
 @testable import SegmentLoader
+@testable import SQLiteEngine
+@testable import PostgresEngine
 
 /// Issue 21: every command against a PostgreSQL warehouse as against SQLite, through the real
 /// binary: a pipeline with `warehouse: {url, schema}` (validate, dry run, run), status,

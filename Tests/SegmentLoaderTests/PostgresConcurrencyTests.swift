@@ -1,6 +1,9 @@
 import Foundation
 import XCTest
 @testable import SegmentLoader
+@testable import SegmentWarehouse
+@testable import SQLiteEngine
+@testable import PostgresEngine
 
 /// Issue 21: several loaders writing one PostgreSQL warehouse at once, on overlapping inputs
 /// (the same archives, and the same messages in different archives), give one loader's

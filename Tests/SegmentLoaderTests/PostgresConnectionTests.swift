@@ -2,6 +2,8 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentWarehouse
+@testable import PostgresEngine
 
 /// Issue 21, the client: libpq reads the URL and the environment as psql does, errors are a
 /// sentence and an exit status without the password, COPY carries any text.
@@ -17,10 +19,10 @@ final class PostgresLocationTests: XCTestCase {
     }
 
     func testRedactionTakesOutEveryFormOfPassword() {
-        XCTAssertEqual(PostgresLocation.redacted("postgresql://u:pw@h:5432/d"), "postgresql://u:***@h:5432/d")
-        XCTAssertEqual(PostgresLocation.redacted("postgresql://h/d?user=u&password=pw&sslmode=require"), "postgresql://h/d?user=u&password=***&sslmode=require")
-        XCTAssertEqual(PostgresLocation.redacted("host=h password='a b\\' c' dbname=d"), "host=h password=*** dbname=d")
-        XCTAssertEqual(PostgresLocation.redacted("postgresql://h/d"), "postgresql://h/d")
+        XCTAssertEqual(WarehouseURL.redacted("postgresql://u:pw@h:5432/d"), "postgresql://u:***@h:5432/d")
+        XCTAssertEqual(WarehouseURL.redacted("postgresql://h/d?user=u&password=pw&sslmode=require"), "postgresql://h/d?user=u&password=***&sslmode=require")
+        XCTAssertEqual(WarehouseURL.redacted("host=h password='a b\\' c' dbname=d"), "host=h password=*** dbname=d")
+        XCTAssertEqual(WarehouseURL.redacted("postgresql://h/d"), "postgresql://h/d")
     }
 
     func testWhatLibpqCannotReadIsRefusedInASentenceWithoutThePassword() {
@@ -66,7 +68,7 @@ final class PostgresConnectionTests: XCTestCase {
     func testWarehouseValuesGoInTheirPostgresTypes() throws {
         let server = try TestPostgres.shared()
         let connection = try PostgresConnection(try PostgresLocation(try server.createDatabase("conn_types"), schema: "public"))
-        try connection.execute(PostgresWarehouse.translate("CREATE TABLE t (n INTEGER, b BOOLEAN, i INTEGER, r REAL, ts TIMESTAMP, s TEXT, x BLOB)"))
+        try connection.execute(SQLDialect.postgres.ddl("CREATE TABLE t (n INTEGER, b BOOLEAN, i INTEGER, r REAL, ts TIMESTAMP, s TEXT, x BLOB)"))
         let rows: [[SQLValue]] = [
             [.integer(1), .integer(1), .integer(-9_007_199_254_740_993), .real(1.5), .text("2024-03-01 10:00:00.123"), .text("a\tb"), .blob([0, 1, 0xfe])],
             [.integer(2), .integer(0), .integer(0), .real(1e300), .text("1969-12-31 23:59:59.999"), .text(""), .blob([])],
@@ -98,7 +100,7 @@ final class PostgresConnectionTests: XCTestCase {
     func testTheAppenderWritesBinaryAndTurnsToTextForAValueItCannotWrite() throws {
         let server = try TestPostgres.shared()
         let connection = try PostgresConnection(try PostgresLocation(try server.createDatabase("conn_appender"), schema: "public"))
-        try connection.execute(PostgresWarehouse.translate("CREATE TABLE t (n INTEGER, b BOOLEAN, i INTEGER, r REAL, ts TIMESTAMP, s TEXT, x BLOB)")
+        try connection.execute(SQLDialect.postgres.ddl("CREATE TABLE t (n INTEGER, b BOOLEAN, i INTEGER, r REAL, ts TIMESTAMP, s TEXT, x BLOB)")
             + "; ALTER TABLE t ADD COLUMN k integer, ADD COLUMN h smallint")
         let appender = try XCTUnwrap(try connection.appender("t", columns: ["n", "b", "i", "r", "ts", "s", "x", "k", "h"]) as? CopyAppender)
         try appender.append([.integer(1), .integer(1), .integer(-9_007_199_254_740_993), .real(1.5), .text("2024-03-01 10:00:00.123"),

@@ -2,6 +2,10 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentStages
+@testable import SegmentWarehouse
+@testable import SQLiteEngine
+@testable import PostgresEngine
 
 /// Issue 21's proof: the same archives loaded into SQLite and into PostgreSQL give the same
 /// warehouse: the same tables, columns in the same order with their types (mapped), and the

@@ -2,6 +2,8 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentWarehouse
+@testable import PostgresEngine
 
 /// Issue 21: the real binary against the test server when things go wrong: killed at each
 /// kill point, the server restarted under it, a wrong password, an unknown database, no

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import SegmentLoader
+@testable import PostgresEngine
 
 /// The test run's own PostgreSQL 15 (Debian's `postgresql-15`, which `.ci/run` installs):
 /// `initdb` and `pg_ctl` in a temporary folder, listening on 127.0.0.1 on a free port only,

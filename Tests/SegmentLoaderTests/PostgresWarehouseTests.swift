@@ -3,12 +3,15 @@ import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
 @testable import SegmentStages
+@testable import SegmentWarehouse
+@testable import SQLiteEngine
+@testable import PostgresEngine
 
 /// Issue 21, the warehouse's frame in PostgreSQL: its schema, the bookkeeping tables in
 /// PostgreSQL's types, the format in a row, refusals, and several loaders opening it at once.
 final class PostgresWarehouseTests: XCTestCase {
     func testTheDDLIsTranslatedWordForWord() {
-        XCTAssertEqual(PostgresWarehouse.translate("""
+        XCTAssertEqual(SQLDialect.postgres.ddl("""
             CREATE TABLE t (
                 id INTEGER PRIMARY KEY,
                 n INTEGER NOT NULL DEFAULT 0,

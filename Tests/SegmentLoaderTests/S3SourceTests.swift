@@ -4,6 +4,9 @@ import XCTest
 @testable import SegmentCore
 @testable import SegmentS3
 @testable import SegmentStages
+@testable import SegmentWarehouse
+@testable import SQLiteEngine
+@testable import PostgresEngine
 
 /// s3:// sources against a real S3 API (moto's server, signature checks on; `TestS3`), with a
 /// proxy in front of it where a test needs to count requests or break answers (`S3Proxy`).

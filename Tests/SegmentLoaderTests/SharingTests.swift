@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentStages
+@testable import SQLiteEngine
 
 /// Issue 12: the warehouse shared with other programs, and mistakes answered the same way by
 /// every command.

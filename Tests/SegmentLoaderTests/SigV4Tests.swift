@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentS3
+@testable import SegmentCore
 
 /// Issue 22's request signing, against the examples AWS publishes for S3's Signature Version 4
 /// ("Examples: Signature Calculations", header-based authentication): the example key

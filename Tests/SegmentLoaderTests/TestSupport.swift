@@ -3,6 +3,8 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
+@testable import SegmentWarehouse
+@testable import SQLiteEngine
 
 /// A fresh directory under the system's temporary folder, removed when the test ends.
 func temporaryDirectory(_ test: XCTestCase) throws -> URL {

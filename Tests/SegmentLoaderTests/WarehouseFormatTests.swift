@@ -3,6 +3,8 @@ import XCTest
 @testable import YAMLFiles
 @testable import SegmentCore
 @testable import SegmentStages
+@testable import SegmentWarehouse
+@testable import SQLiteEngine
 
 /// Warehouse format 3: what an analyst meets first (timestamps that compare with SQLite's own,
 /// Spec columns from the start, column order, reserved names), the bookkeeping that reads well,

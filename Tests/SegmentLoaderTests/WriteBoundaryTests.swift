@@ -3,6 +3,7 @@ import XCTest
 @testable import SegmentLoader
 @testable import SegmentCore
 @testable import SegmentStages
+@testable import SQLiteEngine
 
 /// Issue 18: the write side behind one boundary. Names that must match a table, the spill's
 /// damage, `_loads` when recording fails, the column limit in one place, the scoped transaction.

@@ -1,6 +1,7 @@
 import CZlib
 import Foundation
 import SegmentStages
+import SegmentCore
 
 /// Writes one gzip member to a file, streaming (for the benchmark corpus).
 /// Owns one heap-allocated `z_stream`, ended in `deinit`.

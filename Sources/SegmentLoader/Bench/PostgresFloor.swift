@@ -1,4 +1,8 @@
 import Foundation
+import SQLiteEngine
+import PostgresEngine
+import SegmentCore
+import SegmentWarehouse
 
 /// `bench --db postgresql://... --floor`: what PostgreSQL alone needs for the rows a load wrote.
 /// Every table of the loaded schema is exported to a file first (not timed); the timed part is

@@ -1,5 +1,7 @@
 import Foundation
 import SegmentCore
+import SQLiteEngine
+import SegmentWarehouse
 
 /// What SQLite alone needs to write a warehouse: the floor under any loader. Copies every table
 /// of a loaded warehouse into a fresh file with the loader's own pragmas and journal mode, as

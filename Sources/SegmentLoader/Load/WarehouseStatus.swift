@@ -1,5 +1,9 @@
 import Foundation
 import SegmentCore
+import SegmentStages
+import SegmentWarehouse
+import SQLiteEngine
+import PostgresEngine
 
 /// What `segment-loader status` shows: recent runs, files by status, tables with their row
 /// counts and newest `received_at`, rejects and discards waiting, and name collisions.
@@ -8,7 +12,7 @@ public enum WarehouseStatus {
     public static func render(database: String, schema: String? = nil, runs: Int = 10) throws -> String {
         let db: any SQLSession
         let version: Int64, size: Int64
-        if WarehouseAccess.isPostgres(database) {
+        if WarehouseLocation.isPostgres(database) {
             let postgres = try PostgresWarehouse(existing: PostgresLocation(database, schema: schema), allowNewer: true)
             db = postgres.connection
             version = Int64(try postgres.formatVersion())
@@ -24,8 +28,8 @@ public enum WarehouseStatus {
             version = try lite.scalar("PRAGMA user_version")?.integer ?? 0
             size = (try? FileManager.default.attributesOfItem(atPath: database)[.size] as? NSNumber)?.int64Value ?? 0
         }
-        let shownName = WarehouseAccess.display(database, schema: schema)
-        let dbArgument = WarehouseAccess.isPostgres(database) ? "'" + PostgresLocation.redacted(database) + "'" + (schema.map { " --schema \($0)" } ?? "") : database
+        let shownName = WarehouseLocation.display(database, schema: schema)
+        let dbArgument = WarehouseLocation.isPostgres(database) ? "'" + WarehouseURL.redacted(database) + "'" + (schema.map { " --schema \($0)" } ?? "") : database
         var out: [String] = ["warehouse \(shownName) (format \(version), \(formatBytes(size)))"]
         if version < Int64(Warehouse.formatVersion) {
             out.append("  format \(version) is older than this build's \(Warehouse.formatVersion): the next run or load upgrades it in place "
@@ -139,7 +143,7 @@ public enum WarehouseStatus {
     }
 
     static func tableExists(_ db: any SQLSession, _ name: String) throws -> Bool {
-        try WarehouseAccess.tableExists(db, name)
+        try db.tableExists(name)
     }
 
     static func text(_ value: SQLValue) -> String {
@@ -156,7 +160,7 @@ public enum WarehouseStatus {
 /// `segment-loader rejects`: the rejected lines, one per line of output.
 public enum RejectList {
     public static func render(database: String, schema: String? = nil, limit: Int, raw: Bool) throws -> String {
-        let db = try WarehouseAccess.reading(database, schema: schema)
+        let db = try WarehouseLocation(database, schema: schema).reading()
         let total = try db.value("SELECT count(*) FROM _rejects")?.integer ?? 0
         let version = db.dialect == .postgres ? Int64(Warehouse.formatVersion) : try db.value("PRAGMA user_version")?.integer ?? 0
         let rows = try db.rows("SELECT file, line, item, reason, raw, load_id, \(version < 3 ? "NULL" : "kind"), redacted FROM _rejects ORDER BY id\(limit > 0 ? " LIMIT \(limit)" : "")")
@@ -177,7 +181,7 @@ public enum RejectList {
             }
         }
         if total > Int64(rows.count) { out.append("... \(total - Int64(rows.count)) more (--limit 0 lists all)") }
-        out.append("\(total) rejected line\(total == 1 ? "" : "s") in \(WarehouseAccess.display(database, schema: schema))")
+        out.append("\(total) rejected line\(total == 1 ? "" : "s") in \(WarehouseLocation.display(database, schema: schema))")
         return out.joined(separator: "\n")
     }
 }

@@ -1,6 +1,9 @@
 import Foundation
 import SegmentS3
 import SegmentStages
+import SegmentWarehouse
+import SQLiteEngine
+import SegmentCore
 
 /// What a run would do with each selected archive, worked out without changing anything: the
 /// warehouse (if it exists) is opened read-only and no lock is taken.
@@ -35,12 +38,12 @@ public struct DryRun: Sendable {
         var pathStatus: [String: String] = [:]
         var objects: [String: LoadedFile] = [:]
         // What a run would refuse, a dry run refuses, in the same words.
-        if try WarehouseAccess.check(database, schema: schema) {
+        if try WarehouseLocation(database, schema: schema).check() {
             plan.warehouseExists = true
             let db: any SQLSession
             var isWarehouse = true
-            if WarehouseAccess.isPostgres(database) {
-                db = try WarehouseAccess.reading(database, schema: schema)
+            if WarehouseLocation.isPostgres(database) {
+                db = try WarehouseLocation(database, schema: schema).reading()
             } else {
                 let lite = try Database(path: database, readOnly: true)
                 isWarehouse = Int32(truncatingIfNeeded: try lite.scalar("PRAGMA application_id")?.integer ?? 0) == Warehouse.applicationID

@@ -1,6 +1,8 @@
 import Foundation
 import SegmentCore
 import SegmentStages
+import SegmentWarehouse
+import SQLiteEngine
 
 /// One load described in a pipeline file (`pipelines/*.yml`; every key is documented in
 /// `pipelines/README.md`). Relative paths in the file are relative to the file's folder, so

@@ -1,6 +1,7 @@
 import Foundation
 import SegmentS3
 import SegmentStages
+import SegmentWarehouse
 
 /// What a pipeline loads when it runs at a given time: the archives of its sources, narrowed
 /// to the source ids and days it asks for.
@@ -26,14 +27,14 @@ extension Pipeline {
             let path = source.glob.map { $0.literalPrefix.isEmpty ? "/" : $0.literalPrefix } ?? source.path
             if !FileManager.default.fileExists(atPath: path) { absent.append(path) }
         }
-        if !WarehouseAccess.isPostgres(warehouse.path) && Warehouse.urlTypo(warehouse.path) == nil {
+        if !WarehouseLocation.isPostgres(warehouse.path) && WarehouseURL.typo(warehouse.path) == nil {
             let folder = URL(fileURLWithPath: warehouse.path).deletingLastPathComponent().path
             if !FileManager.default.fileExists(atPath: folder) {
                 absent.append(folder + "/")
                 return (absent, others)
             }
         }
-        do { _ = try WarehouseAccess.check(warehouse.path, schema: warehouse.schema) } catch { others.append("\(error)") }
+        do { _ = try WarehouseLocation(warehouse.path, schema: warehouse.schema).check() } catch { others.append("\(error)") }
         return (absent, others)
     }
 

@@ -5,6 +5,8 @@ import Glibc
 import Foundation
 import SegmentCore
 import SegmentStages
+import SegmentWarehouse
+import SQLiteEngine
 
 /// What the fuzz harness (`Sources/segment-loader-fuzz`, `scripts/fuzz.sh`) drives: everything a
 /// line goes through, the reader, and a load into a scratch warehouse, with the checks that must

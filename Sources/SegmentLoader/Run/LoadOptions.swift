@@ -4,6 +4,8 @@ import Glibc
 #endif
 import SegmentS3
 import SegmentStages
+import SegmentWarehouse
+import SQLiteEngine
 
 /// How a load runs. What to load comes from the paths; these are the knobs.
 public struct LoadOptions: Sendable {

@@ -2,6 +2,7 @@ import Foundation
 import SegmentCore
 import SegmentS3
 import SegmentStages
+import SegmentWarehouse
 
 /// A whole load: discover → pass 1 (`ScanPass`, in parallel: hash, read → normalize each
 /// archive once, plan column types, collect every id's copies, spill the packed records beside
@@ -19,19 +20,9 @@ public enum LoadRun {
     /// `WarehouseLock` (SQLite).
     public static func run(found: Discovery.Result, options: LoadOptions, faults: TestFaults = .none,
                            log: (String) -> Void = { _ in }) throws -> RunSummary {
-        if PostgresLocation.isPostgres(options.database) {
-            let location = try PostgresLocation(options.database, schema: options.schema)
-            let warehouse = try PostgresWarehouse(location)
-            return try run(found: found, into: warehouse, options: options, faults: faults, log: log)
-        }
-        // A database that is not ours is refused before the lock file appears beside it.
-        try Warehouse.check(path: options.database)
-        let lock = try WarehouseLock(database: options.database)
-        defer { withExtendedLifetime(lock) {} }
-        let warehouse = try Warehouse(path: options.database, journal: options.journal, busyTimeout: options.busyTimeout,
-                                      waitNotice: options.waitNotice, announce: options.announce)
-        if let pages = faults.maxPageCount { try warehouse.limitPages(to: pages) }
-        return try run(found: found, into: warehouse, options: options, faults: faults, log: log)
+        let opened = try WarehouseLocation(options.database, schema: options.schema).openForLoad(options, faults: faults)
+        defer { withExtendedLifetime(opened.lock) {} }
+        return try run(found: found, into: opened.target, options: options, faults: faults, log: log)
     }
 
     private static func run(found: Discovery.Result, into warehouse: any LoadTarget, options: LoadOptions, faults: TestFaults,
@@ -54,7 +45,8 @@ public enum LoadRun {
         var complete = false
         do {
             let names = NameTable()
-            let target = try warehouse.destination(names: names, loadId: loadId, uuidTs: uuidTs, options: options)
+            let target = try warehouse.destination(names: names, loadId: loadId, uuidTs: uuidTs,
+                                                   columnLimit: options.columnLimit, eventTableLimit: options.eventTableLimit)
             let context = RunContext(options: options, faults: faults, loadTime: loadTime, names: names, times: StageTimes(),
                                      reader: ArchiveReader(options))
             complete = try load(found.archives, into: target, workFolder: warehouse.runFolder(), context: context, summary: &summary, log: log)
@@ -64,7 +56,7 @@ public enum LoadRun {
                 summary.models = try target.buildModels(options.models, loadId: loadId, now: options.now())
             }
         } catch {
-            stopped = failure(of: error, options: options)
+            stopped = failure(of: error, in: warehouse, options: options)
         }
         if let objects = options.objects {
             let counts = objects.requestCounts
@@ -168,7 +160,7 @@ public enum LoadRun {
 
     /// How an error ends the run: the run's own temporary storage, the destination's lock or
     /// storage, or anything else.
-    static func failure(of error: any Error, options: LoadOptions) -> RunOutcome {
+    static func failure(of error: any Error, in warehouse: any LoadTarget, options: LoadOptions) -> RunOutcome {
         let cause = (error as? RollbackFailure)?.cause ?? error
         if let temporary = cause as? TemporaryStorageError {
             return .storageFailure("\(temporary). Every file committed before is kept; free space and run again to resume.")
@@ -176,8 +168,7 @@ public enum LoadRun {
         if let s3 = cause as? S3Error {
             return .unavailable("\(s3.message). Every file committed before is kept.", status: s3.exitStatus)
         }
-        return SQLiteDestination.failure(of: error, busyTimeout: options.busyTimeout)
-            ?? PostgresDestination.failure(of: error, busyTimeout: options.busyTimeout) ?? .failed("\(error)")
+        return warehouse.failure(of: error, busyTimeout: options.busyTimeout) ?? .failed("\(error)")
     }
 
     static func durationSeconds(_ duration: Duration) -> Double {

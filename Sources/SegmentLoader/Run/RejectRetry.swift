@@ -1,6 +1,7 @@
 import Foundation
 import SegmentCore
 import SegmentStages
+import SegmentWarehouse
 
 /// `segment-loader rejects retry`: runs every line in `_rejects` through today's reader and
 /// normalizer again (after a fix to the code or to the data's producer), loads the messages
@@ -53,19 +54,9 @@ public enum RejectRetry {
     static let postgresLockKey: Int64 = 0x5345_4752
 
     public static func run(options: LoadOptions) throws -> Outcome {
-        if PostgresLocation.isPostgres(options.database) {
-            let warehouse = try PostgresWarehouse(existing: PostgresLocation(options.database, schema: options.schema))
-            try warehouse.connection.run("SELECT pg_advisory_lock(\(postgresLockKey))")
-            return try run(warehouse, session: warehouse.connection, options: options)
-        }
-        // Checked before the lock, so that a mistyped --db leaves no lock file behind (a run
-        // that is creating the warehouse right now is still answered as the lock's holder).
-        if !FileManager.default.fileExists(atPath: options.database) { try WarehouseLock.throwIfHeld(database: options.database) }
-        try Warehouse.check(path: options.database, mustExist: true)
-        let lock = try WarehouseLock(database: options.database)
-        defer { withExtendedLifetime(lock) {} }
-        let warehouse = try Warehouse(path: options.database, announce: options.announce)
-        return try run(warehouse, session: warehouse.db, options: options)
+        let opened = try WarehouseLocation(options.database, schema: options.schema).openForRetry(options, postgresLockKey: postgresLockKey)
+        defer { withExtendedLifetime(opened.lock) {} }
+        return try run(opened.target, session: opened.session, options: options)
     }
 
     private static func run(_ warehouse: any LoadTarget, session db: any SQLSession, options: LoadOptions) throws -> Outcome {
@@ -167,7 +158,8 @@ public enum RejectRetry {
             retried.append(entry)
         }
 
-        let destination = try warehouse.destination(names: names, loadId: loadId, uuidTs: uuidTs, options: options)
+        let destination = try warehouse.destination(names: names, loadId: loadId, uuidTs: uuidTs,
+                                                        columnLimit: options.columnLimit, eventTableLimit: options.eventTableLimit)
         scan.endMember()
         destination.plan(types: scan.types)
         let pastLimit = destination.eventTablesPastLimit(counts: scan.eventCounts)
@@ -214,7 +206,7 @@ public enum RejectRetry {
             }
         } catch {
             summary.finishedAt = Timestamp.format(Instant(date: options.now()))
-            summary.outcome = LoadRun.failure(of: error, options: options)
+            summary.outcome = LoadRun.failure(of: error, in: warehouse, options: options)
             _ = warehouse.recordEnd(id: loadId, summary: summary)
             throw error
         }

@@ -2,6 +2,7 @@ import Foundation
 import SegmentCore
 import SegmentS3
 import SegmentStages
+import SegmentWarehouse
 
 /// What a run shares between its passes: its clock, names, options and instruments.
 struct RunContext: Sendable {

@@ -47,13 +47,6 @@ final class TemporaryBudget: Sendable {
     }
 }
 
-/// Bytes an unprivileged writer may still use on the file system of `folder` (nil if unknown).
-func freeBytes(in folder: String) -> Int64? {
-    var stats = statvfs()
-    guard statvfs(folder.isEmpty ? "." : folder, &stats) == 0 else { return nil }
-    return Int64(stats.f_bavail) * Int64(stats.f_frsize)
-}
-
 /// Pass 1's output for one archive: its chunks (what the writer will be handed, in the file's
 /// order) written to a file in the run's folder beside the warehouse, so that pass 2 writes
 /// what pass 1 parsed instead of reading, inflating and parsing the archive again.

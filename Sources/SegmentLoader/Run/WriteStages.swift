@@ -1,5 +1,6 @@
 import SegmentCore
 import SegmentStages
+import SegmentWarehouse
 
 /// The stages after the parse, run on the writer's thread one file at a time, each on the
 /// packed records the one before hands it: Dedupe (the destination claims the ids: an earlier

@@ -1,0 +1,21 @@
+import Foundation
+import SegmentCore
+import SegmentStages
+import SegmentWarehouse
+
+
+extension Warehouse: LoadTarget {
+    package var displayName: String { path }
+    package func runFolder() -> String { path + ".run-ids" }
+
+    package func destination(names: NameTable, loadId: Int64, uuidTs: String, columnLimit: Int, eventTableLimit: Int) throws -> any Destination {
+        try SQLiteDestination(warehouse: self, names: names, loadId: loadId, uuidTs: uuidTs,
+                              columnLimit: columnLimit, eventTableLimit: eventTableLimit)
+    }
+
+    package func failure(of error: any Error, busyTimeout: Double) -> RunOutcome? {
+        SQLiteDestination.failure(of: error, busyTimeout: busyTimeout)
+    }
+
+    package func finish() { truncateLog() }
+}

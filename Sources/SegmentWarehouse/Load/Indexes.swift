@@ -1,0 +1,111 @@
+import SegmentStages
+
+/// Indexes for ad-hoc queries, named `_idx_<table>_<column>`: `received_at` on every call and
+/// event table (time ranges), `(user_id, timestamp)` and `(anonymous_id, timestamp)` on
+/// `tracks`, `pages`, `screens` (one person's activity in time order; the models read a
+/// person's new activity through them without reading their whole history),
+/// `anonymous_id` on `identifies`, `user_id` on `groups`,
+/// `previous_id` and `user_id` on `aliases` (identity stitching). `identifies(user_id,
+/// timestamp)` and `groups(group_id, timestamp)` exist from the start: the loader itself needs
+/// them to rebuild `users` and `accounts`.
+///
+/// They are created at the end of a run, after the rows are in, because building an index once
+/// over loaded rows is much cheaper than updating it on every insert of a bulk load. A run whose
+/// archives (compressed) are larger than the warehouse file drops them first
+/// (`dropForBulkLoad`) and builds them again at the end; a nightly run keeps them.
+public enum Indexes {
+    package static let prefix = Names.queryIndexPrefix
+    /// The index the loader needs to derive a profile's rows from its call table:
+    /// `_idx_identifies_user_id_timestamp`, `_idx_groups_group_id_timestamp`.
+    package static func profileIndex(_ profile: Profile) -> String {
+        prefix + profile.sourceName + "_" + profile.keyColumn + "_timestamp"
+    }
+
+    /// The two indexes the loader needs for users and accounts (never dropped).
+    package static let loaderIndexes = Set(Profile.allCases.map(profileIndex))
+
+    /// The indexes the warehouse should have now: (index name, table, column).
+    package static func wanted(in db: any SQLSession) throws -> [(name: String, table: String, columns: [String])] {
+        var out: [(String, String, [String])] = []
+        let tables = try db.rows("SELECT table_name, call_type FROM _schema_tables ORDER BY table_name")
+        for row in tables {
+            guard case .text(let table) = row[0], case .text(let kind) = row[1] else { continue }
+            let columns: [[String]]
+            switch kind {
+            case "track" where table != "tracks": columns = [["received_at"]]
+            case "track", "page", "screen": columns = [["received_at"], ["user_id", "timestamp"], ["anonymous_id", "timestamp"]]
+            case "identify": columns = [["received_at"], ["anonymous_id"]]
+            case "group": columns = [["received_at"], ["user_id"]]
+            case "alias": columns = [["received_at"], ["previous_id"], ["user_id"]]
+            default: columns = []
+            }
+            for list in columns { out.append((name(table: table, column: list[0]), table, list)) }
+        }
+        return out
+    }
+
+    /// `_idx_<table>_<column>`, cut as a table's name is when over 63 bytes (54 bytes, `_`, 8 hex
+    /// digits of a hash of the whole): PostgreSQL would clip it at 63 bytes itself, losing the
+    /// column and the hash that tells two long tables apart.
+    package static func name(table: String, column: String) -> String {
+        Names.fitLength(prefix + table + "_" + column)
+    }
+
+    /// What an index whose name is cut was called before December 2026, if not the same: the
+    /// whole name in SQLite, the name clipped to 63 bytes in PostgreSQL. Dropped when found and
+    /// built again under its new name.
+    package static func legacyName(table: String, column: String, dialect: SQLDialect) -> String? {
+        let whole = prefix + table + "_" + column
+        guard whole != name(table: table, column: column) else { return nil }
+        guard dialect == .postgres else { return whole }
+        // As PostgreSQL clips: at most 63 bytes, never inside a character.
+        let bytes = Array(whole.utf8)
+        var end = Names.maxLength
+        while end > 0 && bytes[end] & 0xC0 == 0x80 { end -= 1 }
+        return String(decoding: bytes[..<end], as: UTF8.self)
+    }
+
+    package static func create(session db: any SQLSession) throws -> [String] {
+        let existing = Set(try db.rows(db.dialect == .sqlite ? "SELECT name FROM sqlite_master WHERE type = 'index'"
+                                         : "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()").compactMap(\.first?.text))
+        var stale: [String] = []
+        var missing: [(name: String, table: String, columns: [String])] = []
+        for index in try wanted(in: db) {
+            if !existing.contains(index.name) {
+                if let legacy = legacyName(table: index.table, column: index.columns[0], dialect: db.dialect), existing.contains(legacy) {
+                    stale.append(legacy)
+                }
+                missing.append(index)
+            } else if index.columns.count > 1 {
+                let columns = try db.rows(Self.indexColumns[db.dialect]!, [.text(index.name)]).compactMap { $0[0].text }
+                if columns != index.columns {
+                    stale.append(index.name)
+                    missing.append(index)
+                }
+            }
+        }
+        guard !missing.isEmpty else { return [] }
+        // Building an index sorts the whole table: let SQLite spill that sort to a temporary
+        // file, or memory would grow with the warehouse (the loader otherwise keeps temp in memory).
+        if db.dialect == .sqlite { try db.execute("PRAGMA temp_store=FILE") }
+        defer { if db.dialect == .sqlite { try? db.execute("PRAGMA temp_store=MEMORY") } }
+        try db.inTransaction {
+            // IF EXISTS: two long tables' clipped PostgreSQL names may have been one.
+            for name in Set(stale).sorted() { try db.execute("DROP INDEX IF EXISTS \(quoteIdentifier(name))") }
+            for index in missing {
+                try db.execute("CREATE INDEX IF NOT EXISTS \(quoteIdentifier(index.name)) ON \(quoteIdentifier(index.table)) (\(index.columns.map(quoteIdentifier).joined(separator: ", ")))")
+            }
+        }
+        return missing.map(\.name)
+    }
+
+    /// An index's columns in order.
+    private static let indexColumns: [SQLDialect: String] = [
+        .sqlite: "SELECT name FROM pragma_index_info(?) ORDER BY seqno",
+        .postgres: """
+            SELECT a.attname FROM pg_index i CROSS JOIN generate_subscripts(i.indkey, 1) AS k(n)
+            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k.n]
+            WHERE i.indexrelid = to_regclass(quote_ident(?)) ORDER BY k.n
+            """,
+    ]
+}

@@ -1,0 +1,10 @@
+/// The warehouse format this build writes, on every engine: SQLite keeps it in
+/// `PRAGMA user_version`, PostgreSQL in `_warehouse`. A newer one is refused untouched; an older
+/// one is upgraded in place by the next run.
+public enum WarehouseFormat {
+    /// 2: `_rejects.redacted`; the loader's indexes are named `_idx_...`.
+    /// 3: timestamps as `YYYY-MM-DD HH:MM:SS.sss`; Spec columns from the start; bookkeeping
+    /// columns `table_name`/`column_name`; `_rejects.kind`; `_message_ids` keyed by digest;
+    /// model table names reserved (SQLite's `WarehouseUpgrade` converts older files).
+    public static let version: Int32 = 3
+}

@@ -1,0 +1,124 @@
+import Foundation
+import SegmentCore
+import SegmentStages
+
+/// The built-in models (`identities`, `page_views`, `sessions`; see docs/models.md), derived
+/// from the call tables and kept equal to a full rebuild after every load: each load records
+/// the ids it touched (`ModelTouches`, in the file's transaction), and `build` recomputes only
+/// the people those ids belong to, before and after the load.
+public enum Models {
+    public static let tables = ["identities", "page_views", "sessions"]
+    /// The models' indexes are named `_model_idx_<table>_<column>`, apart from the loader's `_idx_`
+    /// ones, which a bulk load drops and builds again.
+    public static let indexPrefix = Names.modelIndexPrefix
+
+    package static let schema = """
+        CREATE TABLE IF NOT EXISTS identities (
+            anonymous_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, first_linked_at TIMESTAMP, last_linked_at TIMESTAMP,
+            user_ids INTEGER NOT NULL);
+
+        CREATE TABLE IF NOT EXISTS page_views (
+            id TEXT NOT NULL, anonymous_id TEXT, user_id TEXT, blended_user_id TEXT NOT NULL, timestamp TIMESTAMP,
+            received_at TIMESTAMP, url TEXT, host TEXT, path TEXT, query TEXT, title TEXT, referrer TEXT, referrer_host TEXT,
+            utm_source TEXT, utm_medium TEXT, utm_campaign TEXT, utm_term TEXT, utm_content TEXT, gclid TEXT, device TEXT,
+            session_id TEXT NOT NULL, view_index INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS sessions (
+            session_id TEXT NOT NULL, blended_user_id TEXT NOT NULL, session_index INTEGER NOT NULL, anonymous_id TEXT,
+            user_id TEXT, started_at TIMESTAMP, ended_at TIMESTAMP, duration_seconds REAL, page_views INTEGER NOT NULL,
+            screen_views INTEGER NOT NULL, events INTEGER NOT NULL, first_url TEXT, last_url TEXT, first_screen TEXT,
+            last_screen TEXT, referrer TEXT, referrer_host TEXT, utm_source TEXT, utm_medium TEXT, utm_campaign TEXT,
+            utm_term TEXT, utm_content TEXT, gclid TEXT, device TEXT);
+        CREATE TABLE IF NOT EXISTS _model_aliases (id TEXT PRIMARY KEY, final_id TEXT NOT NULL) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS _model_idx_aliases_final_id ON _model_aliases (final_id);
+        CREATE TABLE IF NOT EXISTS _models (
+            id INTEGER PRIMARY KEY, load_id INTEGER, built_at TEXT NOT NULL, mode TEXT NOT NULL,
+            session_timeout_minutes INTEGER NOT NULL, people INTEGER NOT NULL, identities INTEGER NOT NULL,
+            page_views INTEGER NOT NULL, sessions INTEGER NOT NULL, seconds REAL NOT NULL);
+        """ + ";\n" + ModelTouches.schema + ";\n" + indexes
+
+    /// The models' indexes: a full build drops them and builds them again after the rows.
+    package static let indexes = """
+        CREATE INDEX IF NOT EXISTS _model_idx_identities_user_id ON identities (user_id);
+        CREATE INDEX IF NOT EXISTS _model_idx_page_views_blended_user_id ON page_views (blended_user_id, timestamp);
+        CREATE INDEX IF NOT EXISTS _model_idx_page_views_session_id ON page_views (session_id);
+        CREATE INDEX IF NOT EXISTS _model_idx_page_views_timestamp ON page_views (timestamp);
+        CREATE UNIQUE INDEX IF NOT EXISTS _model_idx_sessions_session_id ON sessions (session_id);
+        CREATE INDEX IF NOT EXISTS _model_idx_sessions_blended_user_id ON sessions (blended_user_id, started_at);
+        CREATE INDEX IF NOT EXISTS _model_idx_sessions_started_at ON sessions (started_at);
+        """
+
+    /// Whether the models were ever built in this warehouse. Until they are, the first build
+    /// is a full one, so a load records no touched ids (`_model_pending`): a first load of a
+    /// backfill wrote a row per id for a build that never read them.
+    package static func everBuilt(_ db: any SQLSession) throws -> Bool {
+        try db.tableExists("_models") && db.value("SELECT EXISTS (SELECT 1 FROM _models)")?.integer == 1
+    }
+
+    /// The advisory lock a PostgreSQL models build holds ("SEGO"), exclusive, and each file's
+    /// transaction shared before it commits: a build sees one set of committed files, and
+    /// two runs ending together build one after the other.
+    package static let postgresLockKey: Int64 = 0x5345_474F
+
+    package static func build(session db: any SQLSession, options: ModelOptions = ModelOptions(), rebuild: Bool = false,
+                      loadId: Int64? = nil, now: Date = Date()) throws -> ModelBuild {
+        let started = Date()
+        return try db.inTransaction {
+            if db.dialect == .postgres {
+                try db.run("SELECT pg_advisory_xact_lock(\(postgresLockKey))")
+                // The activity of many people is sorted in one query: in memory up to 64 MB
+                // (the server's default, 4 MB, sorts a backfill's on disk).
+                try db.execute("SET LOCAL work_mem = '64MB'")
+            }
+            try db.execute(db.dialect.ddl(schema))
+            // Until December 2026 page_views had a unique index on id (the message id): random
+            // keys, so every night rewrote most of its pages, for a lookup nothing made.
+            try db.execute("DROP INDEX IF EXISTS _model_idx_page_views_id")
+            let lastTimeout = try db.value("SELECT session_timeout_minutes FROM _models ORDER BY id DESC LIMIT 1")?.integer
+            let timeout = options.sessionTimeoutMinutes ?? lastTimeout.map { Int($0) } ?? ModelOptions.defaultSessionTimeoutMinutes
+            let full = rebuild || lastTimeout == nil || lastTimeout != Int64(timeout)
+            var builder = try Builder(db: db, timeoutMilliseconds: Int64(timeout) * 60_000)
+            // When the loads touched ids on the order of the sessions there are (a backfill, a
+            // first big load), recomputing them one person at a time, with every index kept row
+            // by row, costs more than building everything again; the result is the same.
+            // Rows, not distinct ids (an id touched by several files has a row each): cheap, and
+            // an upper bound is what the choice needs.
+            let pending = try db.value("SELECT count(*) FROM _model_pending")?.integer ?? 0
+            let sessions = try db.value("SELECT count(*) FROM sessions")?.integer ?? 0
+            let wide = options.rebuildsInFull(pending: pending, sessions: sessions, dialect: db.dialect)
+            let mode: String
+            if full || wide {
+                try builder.rebuildAll()
+                mode = "full"
+            } else if pending == 0 {
+                mode = "none"
+            } else {
+                var users: [String: String] = [:], anons: [String: String] = [:]
+                for row in try db.rows("SELECT kind, id, min(since) FROM _model_pending GROUP BY kind, id") {
+                    guard let id = row[1].text else { continue }
+                    let since = row[2].text ?? ""
+                    if row[0].text == "user" { users[id] = since } else { anons[id] = since }
+                }
+                try builder.update(users: users, anons: anons)
+                mode = "incremental"
+            }
+            try db.execute("DELETE FROM _model_pending")
+            var result = ModelBuild(
+                mode: mode, people: builder.people,
+                identities: try db.value("SELECT count(*) FROM identities")?.integer ?? 0,
+                pageViews: try db.value("SELECT count(*) FROM page_views")?.integer ?? 0,
+                sessions: try db.value("SELECT count(*) FROM sessions")?.integer ?? 0,
+                seconds: 0)
+            result.seconds = (Date().timeIntervalSince(started) * 1000).rounded() / 1000
+            result.sessionTimeoutMinutes = timeout
+            if mode != "none" {
+                try db.run("""
+                    INSERT INTO _models (load_id, built_at, mode, session_timeout_minutes, people, identities, page_views, sessions, seconds)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [loadId.map { .integer($0) } ?? .null, .text(Timestamp.format(Instant(date: now))), .text(mode),
+                              .integer(Int64(timeout)), .integer(Int64(result.people)),
+                              .integer(result.identities), .integer(result.pageViews), .integer(result.sessions), .real(result.seconds)])
+            }
+            return result
+        }
+    }
+}
