@@ -8,7 +8,7 @@ let package = Package(
     products: [
         .executable(name: "segment-loader", targets: ["segment-loader"]),
         .library(name: "SegmentLoader", targets: ["SegmentLoader"]),
-        // The collector (issue 13) is a product of its own: `swift build --product
+        // The collector is a product of its own: `swift build --product
         // segment-loader` never compiles the server stack below.
         .executable(name: "segment-collector", targets: ["segment-collector"]),
     ],
@@ -47,7 +47,7 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
-        // PostgreSQL warehouses (issue 21) through libpq, the client psql itself uses: it reads
+        // PostgreSQL warehouses through libpq, the client psql itself uses: it reads
         // the URL, the PG* variables, ~/.pgpass, service files and every sslmode as psql does,
         // streams COPY, and blocks, which fits the loader's writer threads. A system library,
         // so it compiles nothing; postgres-nio would have brought SwiftNIO and swift-crypto
@@ -57,7 +57,7 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
-        // s3:// sources (issue 22) through libcurl, which FoundationNetworking's URLSession itself
+        // s3:// sources through libcurl, which FoundationNetworking's URLSession itself
         // uses on Linux: a blocking transfer whose write callback runs the read stage, so an
         // object streams with TCP's own back-pressure and bounded memory (URLSession's delegate
         // is handed data as it arrives, with suspending the task as the only brake), Range
@@ -67,7 +67,7 @@ let package = Package(
         // libcurl is opened with dlopen when an s3:// source is first read (S3/Curl.swift), not
         // linked: its header declares the few types and numbers the client uses, so a fresh
         // machine builds with only the runtime library (libcurl4, which Debian's curl, git and
-        // Swift's FoundationNetworking already need) and without libcurl4-openssl-dev (issue 32).
+        // Swift's FoundationNetworking already need) and without libcurl4-openssl-dev.
         .systemLibrary(name: "CCurl"),
         .systemLibrary(
             name: "CZlib",
@@ -175,7 +175,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        // The collector's core (issue 13), free of any HTTP stack so it is tested directly:
+        // The collector's core, free of any HTTP stack so it is tested directly:
         // configuration, authentication, limits, stamping, durable archives, group commit.
         .target(
             name: "Collector",

@@ -4,7 +4,7 @@ import Glibc
 #endif
 import SegmentCore
 
-/// The open archive of one source (issue 13). Each `append` writes one complete gzip member
+/// The open archive of one source. Each `append` writes one complete gzip member
 /// and fsyncs it before returning, so whatever a client was told is on disk, and the file is a
 /// valid multi-member gzip after every append. The file grows in `<out>/.incoming/` (the loader
 /// skips dot-folders) and `close` moves it into Segment's S3 layout,

@@ -2,7 +2,7 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// Group commit (issue 13): accepted messages wait in a bounded queue; a flush, every
+/// Group commit: accepted messages wait in a bounded queue; a flush, every
 /// `intervalMilliseconds` or as soon as `flushBytes` wait, appends each source's waiting lines to its
 /// archive as one gzip member, fsyncs, and only then tells every request in that flush that
 /// its messages are durable. A queue holding `queueLimitBytes` refuses more (the server answers

@@ -33,7 +33,7 @@ public struct Refusal: Error, Sendable, Equatable {
     }
 }
 
-/// Authentication, limits and stamping of one request (issue 13). Answers as Segment's API
+/// Authentication, limits and stamping of one request. Answers as Segment's API
 /// does: a body that is not JSON, nested too deep or too large gets 400; a missing or unknown
 /// write key 401; anything parseable is accepted and written, even a message that breaks the
 /// spec (the loader records it in `_rejects`, where nothing is lost, and client libraries do

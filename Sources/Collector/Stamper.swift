@@ -1,9 +1,9 @@
 import SegmentCore
 
-/// What the collector adds to each accepted message before it is written (issue 13): the
+/// What the collector adds to each accepted message before it is written: the
 /// server's `receivedAt`, a `messageId` when the client sent none, `context.ip` from the peer
 /// when absent, and, for a batch, the envelope's `context`, `sentAt` and `integrations`
-/// merged as the loader's contract says (`Envelope.messages`, the loader's own code).
+/// merged as the loader merges them (`Envelope.messages`, the same code).
 public struct Stamper: Sendable {
     public init() {}
 

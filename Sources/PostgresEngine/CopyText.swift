@@ -51,7 +51,7 @@ public struct CopyText {
     /// PostgreSQL's `t` or `f`; timestamps are SQLite's `YYYY-MM-DD HH:MM:SS.sss` text, which
     /// `timestamptz` reads as UTC (the session's time zone); a BLOB goes as bytea hex. Throws
     /// for text with a NUL character, which PostgreSQL's text cannot hold (the caller keeps the
-    /// value elsewhere, by the contract's rule for values a column cannot take).
+    /// value elsewhere, by the rule for values a column cannot take, docs/warehouse.md, Types).
     public mutating func value(_ value: SQLValue, as type: ColumnType? = nil) throws {
         switch value {
         case .null: null()

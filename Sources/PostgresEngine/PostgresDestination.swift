@@ -4,13 +4,13 @@ import SegmentCore
 import SegmentStages
 import SegmentWarehouse
 
-/// The PostgreSQL warehouse behind the `Destination` boundary (issue 21): the same catalog,
+/// The PostgreSQL warehouse behind the `Destination` boundary: the same catalog,
 /// bookkeeping and profile rows as SQLite's (written through `SQLSession`), rows by COPY, and
 /// what several loaders writing one warehouse at once need: message ids claimed in the file's
 /// transaction (a copy another loader committed first is a duplicate here), schema changes
 /// made under one lock after reading the catalog again (a column two loaders add exists once),
 /// and each users/accounts row derived under a lock of its id (from every committed call).
-final class PostgresDestination: SharedPartsDestination {
+final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     let warehouse: PostgresWarehouse
     let connection: PostgresConnection
     let catalog: Catalog
@@ -54,16 +54,6 @@ final class PostgresDestination: SharedPartsDestination {
         rows = RowWriter(target: copies, catalog: catalog, bookkeeping: bookkeeping, uuidTs: uuidTs)
     }
 
-    // MARK: The run
-
-    func loadedHashes() throws -> [String: String] { try LoadRecords.loadedHashes(connection) }
-    func loadedPathsAndSizes() throws -> [String: LoadedFile] { try LoadRecords.loadedPathsAndSizes(connection) }
-
-    var storedBytes: Int64 { PostgresWarehouse.storedBytes(connection) }
-
-    /// Every file is a transaction of its own: another loader sees each as it commits.
-    var groupsFiles: Bool { false }
-
     // MARK: A file
 
     func file<R>(_ body: () throws -> R) throws -> R {
@@ -104,11 +94,6 @@ final class PostgresDestination: SharedPartsDestination {
         }
     }
 
-    func group<R>(_ body: () throws -> R) throws -> R {
-        // Not asked for (`groupsFiles`): the files stay transactions of their own.
-        try body()
-    }
-
     func claimArchive(sha256: String, wait: Bool) throws -> ArchiveClaim {
         switch try warehouse.claimFile(sha256: sha256, wait: wait) {
         case .mine: return .mine
@@ -144,8 +129,13 @@ final class PostgresDestination: SharedPartsDestination {
     }
 
     func prepareSchema(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws {
-        if try catalog.needsChange(needs, headers: headers, admitted: admitted, in: raw) { try lockSchema() }
-        try catalog.apply(needs, headers: headers, admitted: admitted, in: raw)
+        var change = catalog.plan(needs, headers: headers, admitted: admitted, in: raw)
+        if !change.isEmpty {
+            // Planned again under the lock: another loader may have made part of it meanwhile.
+            try lockSchema()
+            change = catalog.plan(needs, headers: headers, admitted: admitted, in: raw)
+        }
+        try catalog.apply(change)
         // A row whose values cannot fit in a page keeps the rest in `_extra` (see `RowSize`).
         for row in Splitter.rows(of: headers, admitted: admitted) {
             guard let state = catalog[row.plan.table], state.index(of: NameTable.extra) == nil,
@@ -250,7 +240,7 @@ final class PostgresDestination: SharedPartsDestination {
     // MARK: The end of the run
 
     /// Never: another loader may be loading into the same tables.
-    func dropQueryIndexes() throws -> Int { 0 }
+    var profiles: any ProfileStore { self }
 
     func createQueryIndexes() throws -> [String] {
         // Inside the indexes' transaction: two loaders ending together create each once.

@@ -3,10 +3,10 @@ import SegmentCore
 import SegmentStages
 import SegmentWarehouse
 
-
 extension PostgresWarehouse: LoadTarget {
     public var displayName: String { location.warehouseName }
     package var upgradedFrom: Int32? { nil }
+    package var storedBytes: Int64 { PostgresWarehouse.storedBytes(connection) }
     /// Beside nothing the run owns: a new folder in the system's temporary folder.
     package func runFolder() -> String {
         let run = UUID().uuidString.prefix(8).lowercased()

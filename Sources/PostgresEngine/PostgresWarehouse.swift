@@ -3,7 +3,7 @@ import SegmentCore
 import SegmentStages
 import SegmentWarehouse
 
-/// A warehouse in one PostgreSQL schema (issue 21): the same bookkeeping tables as SQLite's,
+/// A warehouse in one PostgreSQL schema: the same bookkeeping tables as SQLite's,
 /// in PostgreSQL's types, and the format version in a row of `_warehouse`, since PostgreSQL has
 /// no `user_version`. Opening creates the schema and the tables when they are missing, refuses
 /// a schema that holds other tables, and one written by a newer segment-loader, untouched.

@@ -4,8 +4,8 @@ import SegmentWarehouse
 
 /// The Dedupe stage's second half: messages whose id an earlier run (or an earlier file of this
 /// run) already loaded. `InRunDuplicates` has already kept one copy of every id within the run;
-/// this claims each remaining id in the warehouse's seen-id set (`_message_ids`, contract
-/// section 6) inside the file's transaction, so a file that rolls back releases its ids with
+/// this claims each remaining id in the warehouse's seen-id set (`_message_ids`,
+/// docs/warehouse.md, Duplicates) inside the file's transaction, so a file that rolls back releases its ids with
 /// its rows.
 final class CrossRunDuplicates {
     private let names: NameTable

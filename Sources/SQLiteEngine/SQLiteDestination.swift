@@ -6,12 +6,12 @@ import SegmentWarehouse
 /// The SQLite warehouse behind the `Destination` boundary: the catalog (schema), the row
 /// writer, the bookkeeping rows, the seen-id set and the models' pending ids, all on the run's
 /// one connection, each file in one transaction.
-final class SQLiteDestination: SharedPartsDestination {
+final class SQLiteDestination: Destination, GroupedFiles, BulkIndexes, ProfileStore {
     let warehouse: Warehouse
     let db: Database
     let catalog: Catalog
     private let rows: RowWriter<SQLiteRows>
-    private let profiles: ProfileWriter
+    private let profileWriter: ProfileWriter
     let bookkeeping: Bookkeeping
     private let seen: CrossRunDuplicates
     private let insertTouch: Statement
@@ -32,7 +32,7 @@ final class SQLiteDestination: SharedPartsDestination {
         catalog = try Catalog(session: db, names: names, loadId: loadId, columnLimit: columnLimit, eventTableLimit: eventTableLimit)
         bookkeeping = try Bookkeeping(session: db, names: names, loadId: loadId, uuidTs: uuidTs)
         rows = RowWriter(target: SQLiteRows(db: db), catalog: catalog, bookkeeping: bookkeeping, uuidTs: uuidTs)
-        profiles = ProfileWriter(session: db, catalog: catalog, uuidTs: uuidTs)
+        profileWriter = ProfileWriter(session: db, catalog: catalog, uuidTs: uuidTs)
         seen = try CrossRunDuplicates(db: db, names: names, loadId: loadId)
         try db.execute(ModelTouches.schema)
         // Appended, one row per id per file: an append costs a fraction of an insert into a
@@ -41,17 +41,6 @@ final class SQLiteDestination: SharedPartsDestination {
         insertTouch = try db.prepare("INSERT OR IGNORE INTO _model_pending (kind, id, since) VALUES (?, ?, ?)")
         modelsBuilt = try Models.everBuilt(db)
     }
-
-    // MARK: The run
-
-    func loadedHashes() throws -> [String: String] { try warehouse.loadedHashes() }
-    func loadedPathsAndSizes() throws -> [String: LoadedFile] { try warehouse.loadedPathsAndSizes() }
-
-    var storedBytes: Int64 {
-        ((try? FileManager.default.attributesOfItem(atPath: warehouse.path)[.size]) as? NSNumber)?.int64Value ?? 0
-    }
-
-    var groupsFiles: Bool { true }
 
     // MARK: A file
 
@@ -87,9 +76,6 @@ final class SQLiteDestination: SharedPartsDestination {
         }
     }
 
-    /// The warehouse lock keeps every other loader out for the whole run.
-    func claimArchive(sha256: String, wait: Bool) throws -> ArchiveClaim { .mine }
-
     func claim(_ headers: [RecordCursor.Header]) throws -> [Bool] {
         try seen.admit(headers)
     }
@@ -102,9 +88,8 @@ final class SQLiteDestination: SharedPartsDestination {
         try self.rows.write(rows, of: headers, in: raw)
     }
 
-    /// One indexed SELECT per id is as cheap as any batch in-process.
-    func prepareProfileCalls(_ profile: Profile, ids: [String], traits: [String]) throws {}
-    func finishProfiles() throws {}
+    /// One indexed SELECT per id, prepared once: as cheap as any batch in-process.
+    var profiles: any ProfileStore { self }
 
     func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, (Int) -> SQLValue) -> Void) throws {
         let select: Statement
@@ -125,7 +110,7 @@ final class SQLiteDestination: SharedPartsDestination {
     }
 
     func writeProfile(_ profile: Profile, id: String, receivedAt: SQLValue, traits: [SQLValue]) throws {
-        try profiles.write(profile, id: id, receivedAt: receivedAt, traits: traits)
+        try profileWriter.write(profile, id: id, receivedAt: receivedAt, traits: traits)
         profilesUpdated[profile.tableName, default: []].insert(id)
     }
 
@@ -150,8 +135,6 @@ final class SQLiteDestination: SharedPartsDestination {
     var statistics: WriteStatistics {
         catalog.statistics(overflowValues: rows.overflowValues, profilesUpdated: profilesUpdated)
     }
-
-    func isRetryable(_ error: any Error) -> Bool { false }
 
     static func failure(of error: any Error, busyTimeout: Double) -> RunOutcome? {
         let cause = (error as? RollbackFailure)?.cause ?? error

@@ -3,10 +3,13 @@ import SegmentCore
 import SegmentStages
 import SegmentWarehouse
 
-
 extension Warehouse: LoadTarget {
     package var displayName: String { path }
     package func runFolder() -> String { path + ".run-ids" }
+
+    package var storedBytes: Int64 {
+        ((try? FileManager.default.attributesOfItem(atPath: path)[.size]) as? NSNumber)?.int64Value ?? 0
+    }
 
     package func destination(names: NameTable, loadId: Int64, uuidTs: String, columnLimit: Int, eventTableLimit: Int) throws -> any Destination {
         try SQLiteDestination(warehouse: self, names: names, loadId: loadId, uuidTs: uuidTs,

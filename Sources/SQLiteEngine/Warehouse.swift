@@ -19,7 +19,7 @@ public enum JournalMode: String, Sendable, CaseIterable {
 }
 
 /// The SQLite file that holds the warehouse: opening and checking it, and the bookkeeping
-/// tables of the contract (section 7).
+/// tables (docs/warehouse.md, Bookkeeping).
 public final class Warehouse {
     /// How large the write-ahead log grows during a run before SQLite copies it into the file.
     public static let checkpointBytes: Int64 = 256 << 20

@@ -50,7 +50,7 @@ enum WarehouseUpgrade {
         }
     }
 
-    /// Format 2 → 3 (contract, sections 2, 3, 6 and 7).
+    /// Format 2 → 3 (docs/warehouse.md, Formats and upgrades).
     static func toFormat3(_ db: Database) throws {
         // The load that performs the upgrade: new columns record it as their first load.
         let loadId = (try db.scalar("SELECT coalesce(max(id), 0) + 1 FROM _loads")?.integer) ?? 1

@@ -33,7 +33,7 @@ public enum CallType: String, Sendable, CaseIterable {
 }
 
 /// A standard column of the Segment Spec that every table of a call type has from the start
-/// (contract, section 3), so that standard queries never fail on "no such column".
+/// (docs/warehouse.md, Tables), so that standard queries never fail on "no such column".
 public struct SpecColumn: Sendable, Equatable {
     /// The column's name.
     public var name: String

@@ -57,7 +57,7 @@ package struct MessageRecords: Sendable {
     package enum Tag: UInt8 {
         case null, bool, int, real, text, timestamp, json, bigNumber
 
-        /// The type a new column gets from a value of this kind (contract, section 5).
+        /// The type a new column gets from a value of this kind (docs/warehouse.md, Types).
         package var columnType: ColumnType? {
             switch self {
             case .null: return nil

@@ -43,7 +43,7 @@ public struct Instant: Sendable, Hashable, Comparable {
     package static let latest = Instant(seconds: 253_402_300_799, nanos: 999_000_000)
 }
 
-/// Lenient timestamp parsing and the warehouse's one timestamp format (contract, section 2).
+/// Lenient timestamp parsing and the warehouse's one timestamp format (docs/warehouse.md, Timestamps).
 public enum Timestamp {
     /// Parses `YYYY-M-DDTHH:MM[:SS[.fffffffff]][zone]` where the separator may be `T`, `t` or a
     /// space, the zone is `Z`, `±hh:mm`, `±hhmm`, `±hh`, optionally after a space and followed by

@@ -1,6 +1,6 @@
 import SegmentCore
 
-/// The column types of the warehouse (contract, section 5).
+/// The column types of the warehouse (docs/warehouse.md, Types).
 public enum ColumnType: String, Sendable, Hashable, CaseIterable {
     case boolean = "BOOLEAN"
     case integer = "INTEGER"

@@ -1,4 +1,4 @@
-// The fuzz harness for the line parser and the normalizer (issue 5). Built two ways:
+// The fuzz harness for the line parser and the normalizer. Built two ways:
 //
 // - `scripts/fuzz.sh` builds it with `-sanitize=fuzzer -DFUZZING`: `main` hands over to
 //   libFuzzer's driver (SwiftPM names the entry point itself, so libFuzzer's own `main` cannot

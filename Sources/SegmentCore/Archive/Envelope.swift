@@ -1,4 +1,4 @@
-/// Batch envelopes of the HTTP Tracking API and client libraries (contract, section 1):
+/// Batch envelopes of the HTTP Tracking API and client libraries (docs/warehouse.md):
 /// `{"batch":[...], "context":{...}, "integrations":{...}, "sentAt":..., "writeKey":...}`.
 public enum Envelope {
     /// The messages a parsed line holds: the line itself, or the items of its batch with the

@@ -1,7 +1,7 @@
 import SegmentCore
 import SegmentStages
 
-/// Duplicates within one run (contract, section 6): of the copies of a messageId in a run, the
+/// Duplicates within one run (docs/warehouse.md, Duplicates): of the copies of a messageId in a run, the
 /// one with the earliest received_at wins (then archive path, line, batch item). `RunIds`
 /// finds the winner of every id that occurs more than once; this drops the other copies from
 /// pass 1's chunks before the writer sees them. Ids already in the warehouse are `CrossRunDuplicates`'.

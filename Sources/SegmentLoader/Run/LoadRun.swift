@@ -49,7 +49,8 @@ public enum LoadRun {
                                                    columnLimit: options.columnLimit, eventTableLimit: options.eventTableLimit)
             let context = RunContext(options: options, faults: faults, loadTime: loadTime, names: names, times: StageTimes(),
                                      reader: ArchiveReader(options))
-            complete = try load(found.archives, into: target, workFolder: warehouse.runFolder(), context: context, summary: &summary, log: log)
+            complete = try load(found.archives, into: target, existing: warehouse.storedBytes, workFolder: warehouse.runFolder(),
+                                context: context, summary: &summary, log: log)
             // The models follow what the committed files touched; an interrupted run leaves
             // them to the next one (what the files touched stays recorded until then).
             if options.models.enabled && complete && options.stop?.isSet != true {
@@ -82,7 +83,8 @@ public enum LoadRun {
 
     /// The two passes, then the query indexes. Returns false when a signal stopped the run
     /// before every file was written.
-    private static func load(_ archives: [Archive], into destination: any Destination, workFolder: String, context: RunContext,
+    /// `existing`: about how many bytes the warehouse holds before the run.
+    private static func load(_ archives: [Archive], into destination: any Destination, existing: Int64, workFolder: String, context: RunContext,
                              summary: inout RunSummary, log: (String) -> Void) throws -> Bool {
         let times = context.times
         defer {
@@ -98,7 +100,7 @@ public enum LoadRun {
         let options = context.options
         let runIds = try RunIds(directory: URL(fileURLWithPath: workFolder))
         defer { runIds.remove() }
-        let loaded = try destination.loadedPathsAndSizes()
+        let loaded = try destination.bookkeeping.loadedPathsAndSizes()
         let needed = TemporaryBudget.estimate(for: archives.filter { loaded[$0.path]?.size != $0.size })
         try TemporaryBudget.check(folder: runIds.directory.deletingLastPathComponent().path, needed: needed,
                                   available: context.faults.temporarySpaceAvailable)
@@ -110,8 +112,8 @@ public enum LoadRun {
 
         // Pass 1.
         let scan = ScanPass(archives: archives, context: context, runIds: runIds, budget: budget)
-        guard var plan = try scan.run(known: try destination.loadedHashes(), loadedFiles: loaded, summary: &summary, log: log) else { return false }
-        plan.pastLimit = destination.eventTablesPastLimit(counts: plan.eventCounts)
+        guard var plan = try scan.run(known: try destination.bookkeeping.loadedHashes(), loadedFiles: loaded, summary: &summary, log: log) else { return false }
+        plan.pastLimit = destination.catalog.eventTablesPastLimit(counts: plan.eventCounts)
         if !plan.pastLimit.isEmpty {
             log("\(plan.pastLimit.count) of the run's \(plan.eventCounts.count) events get no table (event table limit \(options.eventTableLimit)): their calls go to tracks only")
         }
@@ -119,20 +121,19 @@ public enum LoadRun {
         // Pass 2.
         let started = monotonicNanoseconds()
         defer { summary.stages.loadWall = Double(monotonicNanoseconds() - started) / 1e9 }
-        destination.plan(types: plan.types)
+        destination.catalog.plannedTypes = plan.types
         // A run that brings more than the warehouse holds already loads faster without the
         // query indexes and builds them once at the end.
         let incoming = plan.toLoad.reduce(Int64(0)) { $0 + archives[$1].size }
-        let existing = destination.storedBytes
-        if options.createIndexes && incoming > existing {
-            let dropped = try destination.dropQueryIndexes()
+        if options.createIndexes && incoming > existing, let bulk = destination as? any BulkIndexes {
+            let dropped = try bulk.dropQueryIndexes()
             if dropped > 0 { log("bulk load (\(incoming) archive bytes into a \(existing)-byte warehouse): \(dropped) query indexes dropped, rebuilt at the end") }
         }
         var write = WritePass(archives: archives, plan: plan, context: context, runIds: runIds,
                               stages: WriteStages(destination: destination))
         // A night's few files into a warehouse many times their size: one transaction, so the
         // index pages they all touch are written once (a kill loses the run, not a file).
-        if destination.groupsFiles && incoming > 0 && incoming * Self.groupRatio <= existing && plan.toLoad.count > 1 {
+        if destination is any GroupedFiles && incoming > 0 && incoming * Self.groupRatio <= existing && plan.toLoad.count > 1 {
             write.groupFiles = true
             log("\(plan.toLoad.count) files (\(incoming) archive bytes into a \(existing)-byte warehouse) in one transaction")
         }

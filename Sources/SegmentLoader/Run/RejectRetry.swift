@@ -161,8 +161,8 @@ public enum RejectRetry {
         let destination = try warehouse.destination(names: names, loadId: loadId, uuidTs: uuidTs,
                                                         columnLimit: options.columnLimit, eventTableLimit: options.eventTableLimit)
         scan.endMember()
-        destination.plan(types: scan.types)
-        let pastLimit = destination.eventTablesPastLimit(counts: scan.eventCounts)
+        destination.catalog.plannedTypes = scan.types
+        let pastLimit = destination.catalog.eventTablesPastLimit(counts: scan.eventCounts)
         let stages = WriteStages(destination: destination)
         var summary = RunSummary()
         summary.pipeline = "rejects retry"
@@ -172,7 +172,7 @@ public enum RejectRetry {
                 for entry in retried {
                     if let reason = entry.reason {
                         outcome.stillRejected += 1
-                        try destination.keepReject(id: entry.row.id, kind: entry.kind, reason: reason)
+                        try destination.bookkeeping.keepReject(id: entry.row.id, kind: entry.kind, reason: reason)
                         continue
                     }
                     var records = MessageRecords()
@@ -186,7 +186,7 @@ public enum RejectRetry {
                     outcome.messagesLoaded += loaded
                     outcome.duplicates += duplicates
                     outcome.filtered += Int64(entry.filtered)
-                    try destination.resolveReject(id: entry.row.id, file: entry.row.file, loadId: entry.row.loadId,
+                    try destination.bookkeeping.resolveReject(id: entry.row.id, file: entry.row.file, loadId: entry.row.loadId,
                                                   produced: Int64(entry.messages.count + entry.filtered),
                                                   loaded: loaded, duplicates: duplicates, filtered: Int64(entry.filtered))
                 }

@@ -114,7 +114,7 @@ struct WritePass {
                     result = nil
                     readable = false
                     break
-                } catch where destination.isRetryable(error) && attempts < Self.retries {
+                } catch where (destination as? any SharedLoading)?.isRetryable(error) == true && attempts < Self.retries {
                     // Lost a deadlock (or a serialization conflict) to another loader: nothing
                     // of the file stayed; after a pause, it is written again from the start.
                     attempts += 1
@@ -158,7 +158,8 @@ struct WritePass {
         var inflated: Int64 = 0
         do {
             let result = try stages.file { () throws -> FileResult in
-                switch try destination.claimArchive(sha256: scan.sha256, wait: wait) {
+                // One loader at a time (SQLite's lock) loads every archive it chose.
+                switch try (destination as? any SharedLoading)?.claimArchive(sha256: scan.sha256, wait: wait) ?? .mine {
                 case .mine: break
                 case .busy: throw Busy()
                 case .loadedElsewhere(let earlier): throw LoadedElsewhere(path: earlier)
@@ -181,7 +182,7 @@ struct WritePass {
                         case .filtered: counts.filtered += 1
                         case .reject(let line, let item, let kind, let reason, let raw):
                             counts.rejected += 1
-                            try destination.reject(file: archive.path, line: line, item: item, kind: kind, reason: reason, raw: raw)
+                            try destination.bookkeeping.reject(file: archive.path, line: line, item: item, kind: kind, reason: reason, raw: raw)
                             problemCount += 1
                             if summary.problems.count + problems.count < context.options.problemsShown {
                                 problems.append(Problem(file: archive.path, line: line, reason: reason))
@@ -206,12 +207,12 @@ struct WritePass {
                 if let failure = fileEnd.readError ?? (fileEnd.sha256 != sha256 ? "the file changed while it was being loaded; run again" : nil) {
                     throw Unreadable(reason: failure, sha256: fileEnd.sha256 ?? sha256)
                 }
-                counts.discarded = destination.discardsInFile
+                counts.discarded = destination.bookkeeping.discardsInFile
                 var status = FileResult.Status.loaded
                 if fileEnd.streamError != nil {
                     status = counts.loaded + counts.duplicates + counts.filtered > 0 ? .partial : .failed
                 }
-                try destination.record(FileRecord(archive: archive, sha256: sha256, physicalLines: fileEnd.physicalLines,
+                try destination.bookkeeping.record(FileRecord(archive: archive, sha256: sha256, physicalLines: fileEnd.physicalLines,
                                                   status: status, counts: counts, error: fileEnd.streamError))
                 inflated = fileEnd.inflatedBytes
                 bodyDone = monotonicNanoseconds()
@@ -232,7 +233,7 @@ struct WritePass {
         } catch let unreadable as Unreadable {
             if grouped { throw Regroup() }
             // Its own transaction: the rows read before the failure are gone with the file's.
-            try stages.file { try destination.record(.failed(archive, sha256: unreadable.sha256, error: unreadable.reason)) }
+            try stages.file { try destination.bookkeeping.record(.failed(archive, sha256: unreadable.sha256, error: unreadable.reason)) }
             return (FileResult(path: archive.path, status: .failed, counts: Counts(), error: unreadable.reason), false)
         }
     }

@@ -32,7 +32,8 @@ final class WriteStages {
 
     /// Runs `body`, whose files are each a `file`, as one transaction (see `WritePass.groupFiles`).
     func group<R>(_ body: () throws -> R) throws -> R {
-        try destination.group(body)
+        guard let grouped = destination as? any GroupedFiles else { return try body() }
+        return try grouped.group(body)
     }
 
     /// Loads a chunk's records (the copies that won within the run) with the schema they need;
@@ -43,8 +44,8 @@ final class WriteStages {
         try records.bytes.withUnsafeBytes { raw in
             let headers = RecordCursor.headers(of: records.count, in: raw)
             let admitted = try destination.claim(headers)
-            if let next {
-                try next.bytes.withUnsafeBytes { try destination.preclaim(RecordCursor.headers(of: next.count, in: $0)) }
+            if let next, let shared = destination as? any SharedLoading {
+                try next.bytes.withUnsafeBytes { try shared.preclaim(RecordCursor.headers(of: next.count, in: $0)) }
             }
             try destination.prepareSchema(needs ?? SchemaNeeds.of(headers, in: raw), headers: headers, admitted: admitted, in: raw)
             try destination.write(Splitter.rows(of: headers, admitted: admitted), of: headers, in: raw)

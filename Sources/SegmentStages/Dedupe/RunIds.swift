@@ -27,7 +27,7 @@ package struct MessageKey: Hashable, Comparable, Sendable {
     package static func < (x: MessageKey, y: MessageKey) -> Bool { (x.a, x.b) < (y.a, y.b) }
 }
 
-/// Where a copy of a message sits; the smallest wins within a run (contract, section 6):
+/// Where a copy of a message sits; the smallest wins within a run (docs/warehouse.md, Duplicates):
 /// earliest received_at, then archive path (files are sorted by path), then line, then item.
 package struct Position: Sendable, Comparable, Hashable {
     package var receivedAt: Int64

@@ -1,11 +1,11 @@
 import SegmentCore
 
-/// Table and column names of the warehouse (contract, section 4): go-snakecase, then made safe
+/// Table and column names of the warehouse (docs/warehouse.md, Names): go-snakecase, then made safe
 /// for SQL and for PostgreSQL's 63-byte identifiers.
 public enum Names {
     public static let maxLength = 63
 
-    /// The tables the contract defines: the call tables, `users` and `accounts`, and the tables
+    /// The tables every warehouse has (docs/warehouse.md, Tables): the call tables, `users` and `accounts`, and the tables
     /// of the built-in models (reserved since format 3). A track event whose slug equals one of
     /// these gets a `_` prefix.
     public static let contractTables: Set<String> = [
@@ -13,7 +13,7 @@ public enum Names {
         "identities", "page_views", "sessions",
     ]
 
-    /// The bookkeeping tables (contract, section 7), which no event table may take the name of.
+    /// The bookkeeping tables (docs/warehouse.md, Bookkeeping), which no event table may take the name of.
     /// `_models` (a row per build), `_model_pending` (ids touched since) and `_model_aliases`
     /// (where alias chains end) are the built-in models' own.
     public static let bookkeepingTables: Set<String> = [
@@ -88,7 +88,7 @@ public enum Names {
     ]
 
     /// The table for a track event: its slug, `_`-prefixed when it would take the name of a
-    /// contract or bookkeeping table (or SQLite's own `sqlite_` names), and
+    /// warehouse or bookkeeping table (or SQLite's own `sqlite_` names), and
     /// `_event_<8 hex of SHA-256>` when the name has no ASCII letters or digits at all.
     public static func eventTable(for event: String) -> String {
         let slug = snakeCase(event)

@@ -5,7 +5,7 @@ import SegmentCore
 enum TopLevelKey {
     case type, action, userId, anonymousId, messageId, receivedAt, sentAt, originalTimestamp, timestamp, context
     case integrations, event, name, category, groupId, previousId, from, to, properties, traits
-    /// channel, version, projectId, writeKey, _metadata: dropped (contract, section 3).
+    /// channel, version, projectId, writeKey, _metadata: dropped (docs/warehouse.md, Tables).
     case notStored
     case other
 
@@ -35,7 +35,7 @@ public struct RejectReason: Error, Sendable, Equatable, CustomStringConvertible 
     public init(_ description: String) { self.description = description }
 }
 
-/// Turns one message object into a `Message` (contract, section 2): type and ids checked,
+/// Turns one message object into a `Message` (docs/warehouse.md, Timestamps): type and ids checked,
 /// timestamps parsed and corrected for client clock skew, and every property, trait and
 /// context key flattened into a named, typed field.
 ///

@@ -1,5 +1,5 @@
 /// The go-snakecase naming that Segment Warehouses use for every table and column
-/// (warehouse contract, section 4).
+/// (docs/warehouse.md, Names).
 ///
 /// Byte-wise and ASCII-only: bytes outside `[A-Za-z0-9]` separate words (so non-ASCII
 /// letters do too), a word starts at an upper-case letter that follows a lower-case one, runs

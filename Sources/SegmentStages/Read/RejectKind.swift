@@ -1,6 +1,6 @@
 import SegmentCore
 
-/// Why a line was rejected, as a fixed word (`_rejects.kind`, contract section 7). The reason
+/// Why a line was rejected, as a fixed word (`_rejects.kind`, docs/warehouse.md, Bookkeeping). The reason
 /// next to it is for people; decisions (what `rejects retry` may load again) are made on this.
 public enum RejectKind: String, Sendable, CaseIterable {
     /// Not valid JSON: a syntax error, invalid UTF-8, a NUL byte, nesting too deep.

@@ -15,7 +15,7 @@ package struct SplitRow {
     package var plan: RowPlan
 }
 
-/// The Split stage: a message becomes the rows of the contract's tables (section 3). A track
+/// The Split stage: a message becomes the rows of the warehouse's tables (docs/warehouse.md, Tables). A track
 /// call goes to `tracks` (common and context columns) and to its event's own table (with
 /// properties), or, when its event is past the event table limit, only to `tracks` with its
 /// properties in the row's `_extra`; every other call to its one table. The `users` and `accounts` rows an identify

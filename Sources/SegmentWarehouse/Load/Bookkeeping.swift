@@ -1,7 +1,7 @@
 import SegmentCore
 import SegmentStages
 
-/// The rows that say what a load did with its input (contract, section 7): `_files` (one per
+/// The rows that say what a load did with its input (docs/warehouse.md, Bookkeeping): `_files` (one per
 /// archive), `_rejects` (each line that could not be loaded, with what is kept of it) and
 /// `_discards` (each value kept out of its column). Written in the file's transaction.
 package final class Bookkeeping {
@@ -12,6 +12,11 @@ package final class Bookkeeping {
     private let insertReject: any SQLPrepared
     private let insertDiscard: any SQLPrepared
     private let insertFile: any SQLPrepared
+    /// Content hashes of archives already loaded, each with the path it was loaded from.
+    package func loadedHashes() throws -> [String: String] { try LoadRecords.loadedHashes(session) }
+    /// The size (and ETag) of each path already loaded, to tell which archives a run will skip.
+    package func loadedPathsAndSizes() throws -> [String: LoadedFile] { try LoadRecords.loadedPathsAndSizes(session) }
+
     /// Discards written since the current file began.
     package private(set) var discardsInFile: Int64 = 0
 

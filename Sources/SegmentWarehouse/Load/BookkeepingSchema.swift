@@ -1,6 +1,6 @@
 import SegmentCore
 
-/// The bookkeeping tables of a new warehouse (contract, section 7): `_loads`, `_files`,
+/// The bookkeeping tables of a new warehouse (docs/warehouse.md, Bookkeeping): `_loads`, `_files`,
 /// `_rejects`, `_discards`, the schema catalog and the seen-id set. `docs/warehouse.md`
 /// describes every column.
 package enum BookkeepingSchema {

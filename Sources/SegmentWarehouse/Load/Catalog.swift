@@ -112,95 +112,116 @@ public final class Catalog {
 
     // MARK: Applying a chunk's needs
 
+    /// Where a column's values come from, as `_schema_columns.origin` says.
+    package enum ColumnOrigin: String, Sendable {
+        case common, context, property, trait, extra, profile
+    }
+
     /// A column to create.
-    private struct NewColumn {
+    fileprivate struct NewColumn {
         var name: String
         var id: Int32
         var type: ColumnType
         var keys: Set<Int32>
-        var origin: String
+        var origin: ColumnOrigin
         /// One of the Segment Spec's columns a table is created with (not counted as new).
         var spec = false
     }
 
     /// A table's new columns in the order the chunk first uses them.
-    private struct NewColumns {
+    fileprivate struct NewColumns {
         var type: CallType
         var isNew: Bool
         var columns: [NewColumn] = []
         var index: [Int32: Int] = [:]
     }
 
-    /// Creates the tables and columns the admitted records of a chunk use and the warehouse
-    /// lacks (a new table in one CREATE TABLE: every schema change makes SQLite parse the whole
-    /// schema again), then notes their new source keys and event names.
-    package func apply(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws {
+    /// What a chunk's admitted records need of the schema: the tables and columns to create
+    /// (in the order the chunk first uses them), the source keys and event names to note, the
+    /// calls past the event table limit to count. `Catalog.plan` computes it without changing
+    /// anything; `Catalog.apply` carries it out.
+    package struct SchemaChange {
+        fileprivate var pending: [Int32: NewColumns] = [:]
+        fileprivate var order: [Int32] = []
+        fileprivate var firstEvent: [Int32: String] = [:]
+        /// Every (table, column, key) the records use, noted after the tables are created.
+        fileprivate var keys: [(table: Int32, column: Int32, key: Int32)] = []
+        /// Every (table, event name) the records use, noted after the tables are created.
+        fileprivate var eventNames: [(table: Int32, name: String)] = []
+        fileprivate var pastLimit: [String: (event: Int32, count: Int64)] = [:]
+        /// Whether carrying it out would change nothing.
+        package fileprivate(set) var isEmpty = true
+        /// The tables it creates or adds columns to, in order.
+        package var tablesToChange: [Int32] { order }
+    }
+
+    /// What `apply` would change for the admitted records of a chunk, against the schema as it is now.
+    package func plan(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) -> SchemaChange {
         func used(_ use: SchemaNeeds.Use) -> Bool { SchemaNeeds.isUsed(use, headers: headers, admitted: admitted, in: raw) }
-        var pending: [Int32: NewColumns] = [:]
-        var order: [Int32] = []
+        var change = SchemaChange()
         for use in needs.uses where use.origin != .discard && tables[use.table]?.index(of: use.column) == nil && used(use) {
             let state = tables[use.table]
-            if pending[use.table] == nil {
-                pending[use.table] = NewColumns(type: use.callType, isNew: state == nil)
-                order.append(use.table)
+            if change.pending[use.table] == nil {
+                change.pending[use.table] = NewColumns(type: use.callType, isNew: state == nil)
+                change.order.append(use.table)
             }
-            if let at = pending[use.table]!.index[use.column] {
-                if use.column != NameTable.extra { pending[use.table]!.columns[at].keys.insert(use.key) }
+            if let at = change.pending[use.table]!.index[use.column] {
+                if use.column != NameTable.extra { change.pending[use.table]!.columns[at].keys.insert(use.key) }
                 continue
             }
             if use.origin == .common && state == nil { continue }  // common columns come with a new table
             let isExtra = use.column == NameTable.extra
-            let origin = isExtra ? "extra" : use.origin == .common ? "common" : use.origin == .context ? "context"
-                : use.callType == .identify || use.callType == .group ? "trait" : "property"
-            pending[use.table]!.index[use.column] = pending[use.table]!.columns.count
-            pending[use.table]!.columns.append(NewColumn(
+            let origin: ColumnOrigin = isExtra ? .extra : use.origin == .common ? .common : use.origin == .context ? .context
+                : use.callType == .identify || use.callType == .group ? .trait : .property
+            change.pending[use.table]!.index[use.column] = change.pending[use.table]!.columns.count
+            change.pending[use.table]!.columns.append(NewColumn(
                 name: names.name(use.column), id: use.column, type: isExtra ? .text : planned(use.table, use.column) ?? use.type ?? .text,
                 keys: isExtra ? [] : [use.key], origin: origin))
         }
-        var firstEvent: [Int32: String] = [:]
-        for event in needs.events where pending[event.table]?.isNew == true && firstEvent[event.table] == nil
+        for event in needs.events where change.pending[event.table]?.isNew == true && change.firstEvent[event.table] == nil
             && SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) {
-            firstEvent[event.table] = event.name
+            change.firstEvent[event.table] = event.name
         }
-        for table in order {
-            try create(pending[table]!, in: table, event: firstEvent[table])
+        var keysChange = false
+        for use in needs.uses where use.column != NameTable.extra && used(use) {
+            change.keys.append((use.table, use.column, use.key))
+            if let state = tables[use.table], let index = state.index(of: use.column), !state.keys[index].contains(use.key) { keysChange = true }
         }
-        for use in needs.uses {
-            guard use.column != NameTable.extra, let state = tables[use.table], let index = state.index(of: use.column),
-                  !state.keys[index].contains(use.key), used(use) else { continue }
-            try noteKey(use.key, at: index, in: state)
+        var eventsChange = false
+        for event in needs.events where SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) {
+            change.eventNames.append((event.table, event.name))
+            if let state = tables[event.table], !state.eventNames.contains(event.name) { eventsChange = true }
         }
-        for event in needs.events {
-            guard let state = tables[event.table], !state.eventNames.contains(event.name),
-                  SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) else { continue }
-            try changing()
-            state.eventNames.insert(event.name)
+        for (r, header) in headers.enumerated() where admitted[r] && header.pastLimit {
+            change.pastLimit[header.event?.string ?? "", default: (header.table, 0)].count += 1
+        }
+        change.isEmpty = change.order.isEmpty && !keysChange && !eventsChange && change.pastLimit.isEmpty
+        return change
+    }
+
+    /// Carries out a change `plan` computed: creates its tables and columns (a new table in one
+    /// CREATE TABLE: every schema change makes SQLite parse the whole schema again), then notes
+    /// its new source keys and event names and counts its calls past the event table limit.
+    package func apply(_ change: SchemaChange) throws {
+        guard !change.isEmpty else { return }
+        for table in change.order {
+            try create(change.pending[table]!, in: table, event: change.firstEvent[table])
+        }
+        for (table, column, key) in change.keys {
+            guard let state = tables[table], let index = state.index(of: column), !state.keys[index].contains(key) else { continue }
+            try noteKey(key, at: index, in: state)
+        }
+        for (table, name) in change.eventNames {
+            guard let state = tables[table], !state.eventNames.contains(name) else { continue }
+            state.eventNames.insert(name)
             try updateEventNames.perform([.text(JSONWriter.string(.array(state.eventNames.sorted().map { .string($0) }))), .text(state.name)])
         }
-        try notePastLimit(headers: headers, admitted: admitted)
+        try notePastLimit(change.pastLimit)
     }
 
-    /// Whether `apply` would change anything for these records: a table or column to create,
-    /// a source key or event name to note, a call past the event table limit to count. `apply`
-    /// itself decides, stopped at its first change (`changing`).
-    package func needsChange(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws -> Bool {
-        probing = true
-        defer { probing = false }
-        do {
-            try apply(needs, headers: headers, admitted: admitted, in: raw)
-            return false
-        } catch is WouldChange {
-            return true
-        }
-    }
-
-    /// Set while `needsChange` runs `apply`: the first change stops it, before anything changes.
-    private var probing = false
-    private struct WouldChange: Error {}
-
-    /// Called by `apply` before each change it makes.
-    private func changing() throws {
-        if probing { throw WouldChange() }
+    /// `plan`, then `apply`.
+    package func apply(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws {
+        try apply(plan(needs, headers: headers, admitted: admitted, in: raw))
     }
 
     /// What the run wrote, for its summary.
@@ -215,13 +236,8 @@ public final class Catalog {
 
     /// Counts the admitted track calls whose event is past the event table limit, per event
     /// name, in `_events_past_limit` (created with the first of them).
-    private func notePastLimit(headers: [RecordCursor.Header], admitted: [Bool]) throws {
-        var calls: [String: (event: Int32, count: Int64)] = [:]
-        for (r, header) in headers.enumerated() where admitted[r] && header.pastLimit {
-            calls[header.event?.string ?? "", default: (header.table, 0)].count += 1
-        }
+    private func notePastLimit(_ calls: [String: (event: Int32, count: Int64)]) throws {
         guard !calls.isEmpty else { return }
-        try changing()
         if pastLimitUpsert == nil {
             try session.execute(session.dialect.ddl(BookkeepingSchema.eventsPastLimit))
             pastLimitUpsert = try session.prepared("""
@@ -244,14 +260,13 @@ public final class Catalog {
     /// Creates one table's new columns: a new table with the Spec's columns, an existing one
     /// with one ALTER per column; past the column limit, the table's `_extra` instead.
     private func create(_ want: NewColumns, in table: Int32, event: String?) throws {
-        try changing()
         // A new table comes with the Spec's columns, typed by the run's plan where a value
         // decided it, else TEXT; they do not count against the column limit.
         let spec = want.isNew ? want.type.specColumns.map { column -> NewColumn in
             let id = names.id(column.name)
             let wanted = want.index[id].map { want.columns[$0] }
             return NewColumn(name: column.name, id: id, type: wanted?.type ?? planned(table, id) ?? .text,
-                             keys: wanted?.keys ?? [], origin: column.isContext ? "context" : "property", spec: true)
+                             keys: wanted?.keys ?? [], origin: column.isContext ? .context : .property, spec: true)
         } : []
         let specIds = Set(spec.map(\.id))
         // The column limit counts data columns; what is past it goes to `_extra`.
@@ -268,32 +283,32 @@ public final class Catalog {
             }
         }
         if needsExtra && tables[table]?.index(of: NameTable.extra) == nil {
-            accepted.append(NewColumn(name: "_extra", id: NameTable.extra, type: .text, keys: [], origin: "extra"))
+            accepted.append(NewColumn(name: "_extra", id: NameTable.extra, type: .text, keys: [], origin: .extra))
         }
         let state: TableState
         if want.isNew {
             state = TableState(id: table, name: names.name(table), callType: want.type, profile: nil)
             let common = want.type.commonColumns.map { column -> NewColumn in
                 let id = names.id(column.name)
-                return NewColumn(name: column.name, id: id, type: column.type, keys: Self.commonSourceKeys[id] ?? [], origin: "common")
+                return NewColumn(name: column.name, id: id, type: column.type, keys: Self.commonSourceKeys[id] ?? [], origin: .common)
             }
             // People read left to right: common columns, properties or traits, then context.
-            let isContext = { (column: NewColumn) in column.origin == "context" }
-            let columns = common + spec.filter { !isContext($0) } + accepted.filter { !isContext($0) && $0.origin != "extra" }
-                + accepted.filter { $0.origin == "extra" } + spec.filter(isContext) + accepted.filter(isContext)
+            let isContext = { (column: NewColumn) in column.origin == .context }
+            let columns = common + spec.filter { !isContext($0) } + accepted.filter { !isContext($0) && $0.origin != .extra }
+                + accepted.filter { $0.origin == .extra } + spec.filter(isContext) + accepted.filter(isContext)
             try createTable(state, columns: columns, kind: want.type.rawValue, eventNames: event.map { [$0] })
         } else {
             state = tables[table]!
             for column in accepted { try addColumn(column, to: state) }
         }
         guard let profile = Profile.derived(from: table) else { return }
-        let traits = accepted.filter { $0.origin == "trait" }
+        let traits = accepted.filter { $0.origin == .trait }
         if want.isNew {
             try session.execute("CREATE INDEX \(quoteIdentifier(Indexes.profileIndex(profile))) ON \(quoteIdentifier(state.name)) (\(profile.keyColumn), timestamp)")
             try createTable(TableState(id: profile.table, name: profile.tableName, callType: nil, profile: profile), columns: [
-                NewColumn(name: "id", id: NameTable.id, type: .text, keys: [profile.sourceKey], origin: "profile"),
-                NewColumn(name: "received_at", id: NameTable.receivedAt, type: .timestamp, keys: [NameTable.keyReceivedAt], origin: "profile"),
-                NewColumn(name: "uuid_ts", id: NameTable.uuidTs, type: .timestamp, keys: [], origin: "profile"),
+                NewColumn(name: "id", id: NameTable.id, type: .text, keys: [profile.sourceKey], origin: .profile),
+                NewColumn(name: "received_at", id: NameTable.receivedAt, type: .timestamp, keys: [NameTable.keyReceivedAt], origin: .profile),
+                NewColumn(name: "uuid_ts", id: NameTable.uuidTs, type: .timestamp, keys: [], origin: .profile),
             ] + traits, kind: "profile", eventNames: nil)
         } else if let twin = tables[profile.table] {
             for column in traits where twin.index(of: column.id) == nil { try addColumn(column, to: twin) }
@@ -311,7 +326,7 @@ public final class Catalog {
                              eventNames.map { .text(JSONWriter.string(.array($0.map { .string($0) }))) } ?? .null, .integer(loadId)])
         for column in columns {
             state.add(column.name, id: column.id, type: column.type, keys: column.keys)
-            if column.origin != "common" && column.origin != "profile" && !column.spec { newColumns += 1 }
+            if column.origin != .common && column.origin != .profile && !column.spec { newColumns += 1 }
             try record(column, of: state, note: column.spec ? Self.specNote : renameNote(column, in: state))
         }
         if let event = eventNames?.first { state.eventNames.insert(event) }
@@ -331,7 +346,7 @@ public final class Catalog {
     /// Gives a table its `_extra` column (PostgreSQL: for rows too wide for a page).
     package func addExtra(to table: Int32) throws {
         guard let state = tables[table], state.index(of: NameTable.extra) == nil else { return }
-        try addColumn(NewColumn(name: "_extra", id: NameTable.extra, type: .text, keys: [], origin: "extra"), to: state)
+        try addColumn(NewColumn(name: "_extra", id: NameTable.extra, type: .text, keys: [], origin: .extra), to: state)
     }
 
     private func addColumn(_ column: NewColumn, to state: TableState) throws {
@@ -343,7 +358,7 @@ public final class Catalog {
 
     /// For a property or trait kept under `_` because it would take a common column's name.
     private func renameNote(_ column: NewColumn, in state: TableState) -> String? {
-        guard column.origin == "property" || column.origin == "trait", column.name.hasPrefix("_") else { return nil }
+        guard column.origin == .property || column.origin == .trait, column.name.hasPrefix("_") else { return nil }
         let callType = state.callType ?? state.profile?.callType ?? .identify
         let bare = String(column.name.dropFirst())
         if callType.commonColumns.contains(where: { $0.name == bare }) || bare.hasPrefix("context") || bare == "_extra" {
@@ -354,13 +369,12 @@ public final class Catalog {
 
     private func record(_ column: NewColumn, of state: TableState, note: String?) throws {
         try insertColumn.perform([.text(state.name), .text(column.name), .text(column.type.rawValue), .text(keysJSON(column.keys)),
-                              .integer(loadId), .text(column.origin), note.map { .text($0) } ?? .null])
+                              .integer(loadId), .text(column.origin.rawValue), note.map { .text($0) } ?? .null])
     }
 
     /// Records a source key seen for the first time on an existing column (a name collision
     /// the schema catalog shows), and on its twin in users or accounts.
     private func noteKey(_ key: Int32, at index: Int, in state: TableState) throws {
-        try changing()
         state.keys[index].insert(key)
         try updateKeys.perform([.text(keysJSON(state.keys[index])), .text(state.name), .text(state.order[index])])
         guard names.keyName(key).hasPrefix("traits."), let profile = Profile.derived(from: state.id), let twin = tables[profile.table],

@@ -14,7 +14,7 @@ package struct LoadedFile: Sendable, Equatable {
 }
 
 /// The rows of `_loads` and what `_files` says was loaded, read and written the same way in
-/// either database (contract, section 7).
+/// either database (docs/warehouse.md, Bookkeeping).
 package enum LoadRecords {
     /// Content hashes of files already loaded (or partially loaded: the same bytes cannot give
     /// more), each with the path it was loaded from.

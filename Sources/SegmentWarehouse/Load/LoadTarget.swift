@@ -9,6 +9,9 @@ package protocol LoadTarget: AnyObject {
     var displayName: String { get }
     /// The format the warehouse had when this run upgraded it, if it did.
     var upgradedFrom: Int32? { get }
+    /// About how many bytes the warehouse holds (a run that brings more builds its query
+    /// indexes once at the end instead of keeping them row by row).
+    var storedBytes: Int64 { get }
     /// The folder for a run's sorted id runs and parsed archives (removed at its end).
     func runFolder() -> String
     func beginLoad(pipeline: String, startedAt: String) throws -> Int64

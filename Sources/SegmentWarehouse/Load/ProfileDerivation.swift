@@ -27,24 +27,26 @@ package final class ProfileDerivation {
 
     /// Rebuilds every touched profile from its calls and writes its row, in the file's transaction.
     package func derive(into destination: any Destination) throws {
+        let store = destination.profiles
+        let batched = store as? any BatchedProfiles
         for profile in Profile.allCases {
-            guard let ids = touched[profile], !ids.isEmpty, let traits = destination.profileTraits(profile) else { continue }
+            guard let ids = touched[profile], !ids.isEmpty, let traits = destination.catalog[profile.table]?.traitColumns else { continue }
             let sorted = ids.sorted()
-            try destination.prepareProfileCalls(profile, ids: sorted, traits: traits)
+            try batched?.prepareProfileCalls(profile, ids: sorted, traits: traits)
             for id in sorted {
                 var values = [SQLValue](repeating: .null, count: traits.count)
                 var receivedAt = SQLValue.null
-                try destination.profileCalls(profile, id: id, traits: traits) { received, trait in
+                try store.profileCalls(profile, id: id, traits: traits) { received, trait in
                     receivedAt = received
                     for i in 0..<traits.count {
                         let value = trait(i)
                         if value != .null { values[i] = value }
                     }
                 }
-                try destination.writeProfile(profile, id: id, receivedAt: receivedAt, traits: values)
+                try store.writeProfile(profile, id: id, receivedAt: receivedAt, traits: values)
             }
         }
-        try destination.finishProfiles()
+        try batched?.finishProfiles()
         reset()
     }
 }

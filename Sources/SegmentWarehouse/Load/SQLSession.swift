@@ -6,7 +6,7 @@ public enum SQLDialect: Sendable {
     case sqlite
     case postgres
 
-    /// A column type as this database names it (contract section 8 for PostgreSQL).
+    /// A column type as this database names it (docs/postgresql.md for PostgreSQL).
     package func typeName(_ type: ColumnType) -> String {
         guard self == .postgres else { return type.rawValue }
         switch type {

@@ -1,8 +1,8 @@
 import Foundation
 import SegmentCore
 
-/// The warehouse's set of message ids loaded by every run so far (`_message_ids`, contract
-/// section 6). It is keyed by the first 16 bytes of the SHA-256 of the messageId: a fixed-size
+/// The warehouse's set of message ids loaded by every run so far (`_message_ids`,
+/// docs/warehouse.md, Duplicates). It is keyed by the first 16 bytes of the SHA-256 of the messageId: a fixed-size
 /// BLOB is smaller and cheaper to compare than the id text, and nobody can craft two ids with
 /// one key (the id text itself stays in the data tables). 16 bytes keep accidental collisions
 /// below 10⁻¹⁸ for 10¹⁰ ids.

@@ -10,7 +10,7 @@ package protocol ValueSink {
     mutating func text(_ string: String)
 }
 
-/// A value in a column of a given type (contract, section 5): lossless conversions are made,
+/// A value in a column of a given type (docs/warehouse.md, Types): lossless conversions are made,
 /// anything that would lose information is a discard with a reason. One rule, used for every
 /// row the loader writes.
 enum ValueConversion {
