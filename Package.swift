@@ -1,6 +1,12 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+// The loader's library targets: release builds leave out the run-time exclusivity checks (each
+// access to a class's stored property through inout, e.g. appending to a buffer, took a
+// thread-local lookup: 14% of the loader's CPU in a PostgreSQL load). Debug builds, which the
+// tests run, keep them, so an overlapping access still traps there.
+let loaderLibrary: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "segment-loader",
     // Linux only: the archive reader and the lock use Glibc directly, and no macOS build is
@@ -80,14 +86,14 @@ let package = Package(
         .target(
             name: "SegmentCore",
             dependencies: ["CCrypto", "CZlib"],
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: loaderLibrary
         ),
         // s3:// sources: listing, signed requests, ranged reads, through the libcurl opened at
         // run time.
         .target(
             name: "SegmentS3",
             dependencies: ["SegmentCore", "CCurl"],
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: loaderLibrary
         ),
         // The stages before the warehouse: discover and read archives, normalize each line to
         // the Spec, filter, dedupe within the run, split into rows and plan the schema they
@@ -95,7 +101,7 @@ let package = Package(
         .target(
             name: "SegmentStages",
             dependencies: ["SegmentCore", "SegmentS3"],
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: loaderLibrary
         ),
         // The warehouse as every engine has it: the write seam (`Destination`, `LoadTarget`),
         // the schema catalog, bookkeeping, row conversion, the query indexes and the models,
@@ -103,18 +109,18 @@ let package = Package(
         .target(
             name: "SegmentWarehouse",
             dependencies: ["SegmentCore", "SegmentStages"],
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: loaderLibrary
         ),
         // One target per engine: its driver, bulk path, claims, locks and error classification.
         .target(
             name: "SQLiteEngine",
             dependencies: ["SegmentCore", "SegmentStages", "SegmentWarehouse", "CSQLite"],
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: loaderLibrary
         ),
         .target(
             name: "PostgresEngine",
             dependencies: ["SegmentCore", "SegmentStages", "SegmentWarehouse", "CLibPQ"],
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: loaderLibrary
         ),
         // The run: pass 1 and pass 2 over the engines, pipelines, status, rejects, the bench.
         .target(
@@ -127,16 +133,8 @@ let package = Package(
                 "SQLiteEngine",
                 "PostgresEngine",
             ],
-            // Release builds leave out the run-time exclusivity checks (each access to a class's
-            // stored property through inout, e.g. appending to a buffer, took a thread-local
-            // lookup: 14% of the loader's CPU in a PostgreSQL load). Debug builds, which the
-            // tests run, keep them, so an overlapping access still traps there.
-            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: loaderLibrary
         ),
-        // The YAML the loader reads (pipeline files, the collector's configuration, both with
-        // the line and column of every mistake) and writes (Datasette metadata). A module of
-        // its own so that Yams compiles beside the loader's library, not before it: on a
-        // fresh clone's 2 cores that is most of a minute off the first build.
         // Strict reading of a YAML file a person wrote: every mistake at its line and column.
         // The collector's configuration uses it without the loader.
         .target(
@@ -146,6 +144,9 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        // The pipeline files the loader reads and the Datasette metadata it writes. A module of
+        // its own so that Yams compiles beside the loader's library, not before it: on a
+        // fresh clone's 2 cores that is most of a minute off the first build.
         .target(
             name: "YAMLFiles",
             dependencies: [

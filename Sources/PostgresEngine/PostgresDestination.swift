@@ -130,7 +130,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
 
     func prepareSchema(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws {
         var change = catalog.plan(needs, headers: headers, admitted: admitted, in: raw)
-        if !change.isEmpty {
+        if !change.isEmpty && !schemaLocked {
             // Planned again under the lock: another loader may have made part of it meanwhile.
             try lockSchema()
             change = catalog.plan(needs, headers: headers, admitted: admitted, in: raw)

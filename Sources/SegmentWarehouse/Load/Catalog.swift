@@ -144,9 +144,11 @@ public final class Catalog {
         fileprivate var pending: [Int32: NewColumns] = [:]
         fileprivate var order: [Int32] = []
         fileprivate var firstEvent: [Int32: String] = [:]
-        /// Every (table, column, key) the records use, noted after the tables are created.
+        /// The (table, column, key)s the records use that the schema lacks, noted after the
+        /// tables are created (a key of a column created with it is there by then).
         fileprivate var keys: [(table: Int32, column: Int32, key: Int32)] = []
-        /// Every (table, event name) the records use, noted after the tables are created.
+        /// The (table, event name)s the records use that the schema lacks, noted after the
+        /// tables are created.
         fileprivate var eventNames: [(table: Int32, name: String)] = []
         fileprivate var pastLimit: [String: (event: Int32, count: Int64)] = [:]
         /// Whether carrying it out would change nothing.
@@ -182,20 +184,27 @@ public final class Catalog {
             && SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) {
             change.firstEvent[event.table] = event.name
         }
-        var keysChange = false
+        // Keys and event names the schema already has are left out: most chunks change nothing.
         for use in needs.uses where use.column != NameTable.extra && used(use) {
+            if let state = tables[use.table], let index = state.index(of: use.column) {
+                if state.keys[index].contains(use.key) { continue }
+            } else if change.pending[use.table] == nil {
+                continue  // no column to note it on, now or after this change
+            }
             change.keys.append((use.table, use.column, use.key))
-            if let state = tables[use.table], let index = state.index(of: use.column), !state.keys[index].contains(use.key) { keysChange = true }
         }
-        var eventsChange = false
         for event in needs.events where SchemaNeeds.isUsed(event, headers: headers, admitted: admitted) {
+            if let state = tables[event.table] {
+                if state.eventNames.contains(event.name) { continue }
+            } else if change.pending[event.table] == nil {
+                continue
+            }
             change.eventNames.append((event.table, event.name))
-            if let state = tables[event.table], !state.eventNames.contains(event.name) { eventsChange = true }
         }
         for (r, header) in headers.enumerated() where admitted[r] && header.pastLimit {
             change.pastLimit[header.event?.string ?? "", default: (header.table, 0)].count += 1
         }
-        change.isEmpty = change.order.isEmpty && !keysChange && !eventsChange && change.pastLimit.isEmpty
+        change.isEmpty = change.order.isEmpty && change.keys.isEmpty && change.eventNames.isEmpty && change.pastLimit.isEmpty
         return change
     }
 
