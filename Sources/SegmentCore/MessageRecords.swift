@@ -1,5 +1,3 @@
-import SegmentCore
-
 /// Normalized messages packed into one byte buffer per chunk: how workers hand messages to the
 /// writer. The writer binds text straight from these bytes (SQLITE_STATIC), so writing a row
 /// allocates nothing, and freeing a chunk is one deallocation instead of thousands.

@@ -1,5 +1,3 @@
-import SegmentCore
-
 /// The column types of the warehouse (docs/warehouse.md, Types).
 public enum ColumnType: String, Sendable, Hashable, CaseIterable {
     case boolean = "BOOLEAN"
