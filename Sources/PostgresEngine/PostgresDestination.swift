@@ -67,7 +67,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
                 let result = try body()
                 try copies.flush()
                 // A models build running now (another loader's) sees this file whole or not at all.
-                try connection.run("SELECT pg_advisory_xact_lock_shared(\(Models.postgresLockKey))")
+                try connection.run("SELECT pg_advisory_xact_lock_shared(\(PostgresDialect.modelsLockKey))")
                 if let touched = touches {
                     touches = nil
                     if !modelsBuilt { modelsBuilt = try Models.everBuilt(connection) }

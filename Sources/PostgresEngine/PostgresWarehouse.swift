@@ -27,13 +27,13 @@ public final class PostgresWarehouse {
             try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [String(Self.setupLockKey)])
             try connection.execute("CREATE SCHEMA IF NOT EXISTS \(quoteIdentifier(location.schema))")
             if try !Self.inspect(connection) {
-                try connection.execute(SQLDialect.postgres.ddl(BookkeepingSchema.sql))
+                try connection.execute(BookkeepingSchema.sql(PostgresDialect.postgres))
                 try connection.execute("""
                     CREATE TABLE \(Self.markerTable) (key text PRIMARY KEY, value text NOT NULL);
                     INSERT INTO \(Self.markerTable) (key, value) VALUES ('application', 'segment-loader'), ('format', '\(WarehouseFormat.version)');
                     """)
             }
-            try connection.execute(SQLDialect.postgres.ddl(ModelTouches.schema))
+            try connection.execute(PostgresDialect.postgres.create(BookkeepingSchema.modelPending, ifMissing: true))
         }
     }
 

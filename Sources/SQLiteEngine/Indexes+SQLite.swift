@@ -5,7 +5,13 @@ extension Indexes {
     /// Creates the missing indexes, and again those whose columns changed (a warehouse made
     /// before `user_id` and `anonymous_id` took `timestamp`); returns their names.
     @discardableResult
-    public static func create(in db: Database) throws -> [String] { try create(session: db) }
+    public static func create(in db: Database) throws -> [String] {
+        // Building an index sorts the whole table: let SQLite spill that sort to a temporary
+        // file, or memory would grow with the warehouse (the loader otherwise keeps temp in memory).
+        try db.execute("PRAGMA temp_store=FILE")
+        defer { try? db.execute("PRAGMA temp_store=MEMORY") }
+        return try create(session: db)
+    }
 
     /// Drops the query indexes (not the two the loader needs) before a bulk load.
     public static func dropForBulkLoad(in db: Database) throws -> Int {

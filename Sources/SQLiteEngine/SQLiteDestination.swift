@@ -34,7 +34,7 @@ final class SQLiteDestination: Destination, GroupedFiles, BulkIndexes, ProfileSt
         rows = RowWriter(target: SQLiteRows(db: db), catalog: catalog, bookkeeping: bookkeeping, uuidTs: uuidTs)
         profileWriter = ProfileWriter(session: db, catalog: catalog, uuidTs: uuidTs)
         seen = try CrossRunDuplicates(db: db, names: names, loadId: loadId)
-        try db.execute(ModelTouches.schema)
+        try db.execute(SQLiteDialect.sqlite.create(BookkeepingSchema.modelPending, ifMissing: true))
         // Appended, one row per id per file: an append costs a fraction of an insert into a
         // keyed B-tree of random ids (about a third of a bulk load's time, measured); the build
         // takes each id's earliest `since` with GROUP BY.

@@ -4,7 +4,7 @@ import SegmentWarehouse
 
 
 extension Database: SQLSession {
-    package var dialect: SQLDialect { .sqlite }
+    package var dialect: any SQLDialect { SQLiteDialect.sqlite }
 
     package func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [[SQLValue]] {
         try query(sql, arguments)

@@ -3,6 +3,7 @@ import XCTest
 @testable import SegmentCore
 @testable import SegmentWarehouse
 @testable import SQLiteEngine
+@testable import PostgresEngine
 
 /// Issue 11: the built-in models (identities, page_views, sessions) against hand-computed truth,
 /// and equal to a full rebuild whatever the split of the archives into loads and their order.
@@ -355,13 +356,13 @@ final class WideBuildTests: XCTestCase {
     func testPostgresRebuildsInFullSoonerThanSQLite() {
         let options = ModelOptions()
         // SQLite: touched ids over a quarter of the sessions.
-        XCTAssertFalse(options.rebuildsInFull(pending: 25_000, sessions: 100_000, dialect: .sqlite))
-        XCTAssertTrue(options.rebuildsInFull(pending: 25_001, sessions: 100_000, dialect: .sqlite))
+        XCTAssertFalse(options.rebuildsInFull(pending: 25_000, sessions: 100_000, roundTrips: SQLiteDialect.sqlite.roundTripsPerPerson))
+        XCTAssertTrue(options.rebuildsInFull(pending: 25_001, sessions: 100_000, roundTrips: SQLiteDialect.sqlite.roundTripsPerPerson))
         // PostgreSQL: a person costs round trips, so over a fortieth.
-        XCTAssertFalse(options.rebuildsInFull(pending: 2_500, sessions: 100_000, dialect: .postgres))
-        XCTAssertTrue(options.rebuildsInFull(pending: 2_501, sessions: 100_000, dialect: .postgres))
+        XCTAssertFalse(options.rebuildsInFull(pending: 2_500, sessions: 100_000, roundTrips: PostgresDialect.postgres.roundTripsPerPerson))
+        XCTAssertTrue(options.rebuildsInFull(pending: 2_501, sessions: 100_000, roundTrips: PostgresDialect.postgres.roundTripsPerPerson))
         var personByPerson = options
         personByPerson.wideBuildFactor = 0
-        XCTAssertFalse(personByPerson.rebuildsInFull(pending: 1_000_000, sessions: 1, dialect: .postgres))
+        XCTAssertFalse(personByPerson.rebuildsInFull(pending: 1_000_000, sessions: 1, roundTrips: PostgresDialect.postgres.roundTripsPerPerson))
     }
 }

@@ -68,7 +68,10 @@ final class PostgresConnectionTests: XCTestCase {
     func testWarehouseValuesGoInTheirPostgresTypes() throws {
         let server = try TestPostgres.shared()
         let connection = try PostgresConnection(try PostgresLocation(try server.createDatabase("conn_types"), schema: "public"))
-        try connection.execute(SQLDialect.postgres.ddl("CREATE TABLE t (n INTEGER, b BOOLEAN, i INTEGER, r REAL, ts TIMESTAMP, s TEXT, x BLOB)"))
+        try connection.execute(PostgresDialect.postgres.create(TableDefinition("t", [
+            .init("n", .integer), .init("b", .column(.boolean)), .init("i", .integer), .init("r", .real), .init("ts", .timestamp),
+            .init("s", .text), .init("x", .bytes),
+        ])))
         let rows: [[SQLValue]] = [
             [.integer(1), .integer(1), .integer(-9_007_199_254_740_993), .real(1.5), .text("2024-03-01 10:00:00.123"), .text("a\tb"), .blob([0, 1, 0xfe])],
             [.integer(2), .integer(0), .integer(0), .real(1e300), .text("1969-12-31 23:59:59.999"), .text(""), .blob([])],
@@ -100,7 +103,10 @@ final class PostgresConnectionTests: XCTestCase {
     func testTheAppenderWritesBinaryAndTurnsToTextForAValueItCannotWrite() throws {
         let server = try TestPostgres.shared()
         let connection = try PostgresConnection(try PostgresLocation(try server.createDatabase("conn_appender"), schema: "public"))
-        try connection.execute(SQLDialect.postgres.ddl("CREATE TABLE t (n INTEGER, b BOOLEAN, i INTEGER, r REAL, ts TIMESTAMP, s TEXT, x BLOB)")
+        try connection.execute(PostgresDialect.postgres.create(TableDefinition("t", [
+            .init("n", .integer), .init("b", .column(.boolean)), .init("i", .integer), .init("r", .real), .init("ts", .timestamp),
+            .init("s", .text), .init("x", .bytes),
+        ]))
             + "; ALTER TABLE t ADD COLUMN k integer, ADD COLUMN h smallint")
         let appender = try XCTUnwrap(try connection.appender("t", columns: ["n", "b", "i", "r", "ts", "s", "x", "k", "h"]) as? CopyAppender)
         try appender.append([.integer(1), .integer(1), .integer(-9_007_199_254_740_993), .real(1.5), .text("2024-03-01 10:00:00.123"),

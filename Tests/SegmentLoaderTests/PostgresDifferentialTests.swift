@@ -112,7 +112,7 @@ final class PostgresDifferentialTests: XCTestCase {
     /// sorted text. What cannot be the same is left out: `_discards.row_id` (PostgreSQL rows
     /// have no rowid), `_models.seconds`; PostgreSQL's hex `_rejects.raw` is read back.
     static func tables(_ db: any SQLSession) throws -> [String: Table] {
-        let postgres = db.dialect == .postgres
+        let postgres = db is PostgresConnection
         let names = try db.rows(postgres ? "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
                                          : "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").compactMap { $0[0].text }
         let mapped = ["bigint": "INTEGER", "double precision": "REAL", "timestamp with time zone": "TIMESTAMP", "boolean": "BOOLEAN",

@@ -112,7 +112,7 @@ public enum WarehouseStatus {
 
         out.append("")
         let collisions = try db.rows("""
-            SELECT \(tableName), \(columnName), source_keys FROM _schema_columns WHERE json_array_length(source_keys\(db.dialect == .postgres ? "::json" : "")) > 1 AND origin IN ('context', 'property', 'trait') ORDER BY 1, 2
+            SELECT \(tableName), \(columnName), source_keys FROM _schema_columns WHERE \(db.dialect.jsonArrayLength("source_keys")) > 1 AND origin IN ('context', 'property', 'trait') ORDER BY 1, 2
             """)
         out.append("name collisions (several source keys share one column): \(collisions.count)")
         for row in collisions.prefix(20) {
@@ -162,8 +162,9 @@ public enum RejectList {
     public static func render(database: String, schema: String? = nil, limit: Int, raw: Bool) throws -> String {
         let db = try WarehouseLocation(database, schema: schema).reading()
         let total = try db.value("SELECT count(*) FROM _rejects")?.integer ?? 0
-        let version = db.dialect == .postgres ? Int64(Warehouse.formatVersion) : try db.value("PRAGMA user_version")?.integer ?? 0
-        let rows = try db.rows("SELECT file, line, item, reason, raw, load_id, \(version < 3 ? "NULL" : "kind"), redacted FROM _rejects ORDER BY id\(limit > 0 ? " LIMIT \(limit)" : "")")
+        // A warehouse before format 3 (read, not upgraded) has no kind.
+        let kind = try db.columnExists("_rejects", "kind") ? "kind" : "NULL"
+        let rows = try db.rows("SELECT file, line, item, reason, raw, load_id, \(kind), redacted FROM _rejects ORDER BY id\(limit > 0 ? " LIMIT \(limit)" : "")")
         var out: [String] = []
         let shown = PathDisplay()
         for row in rows {

@@ -10,10 +10,6 @@ import SegmentCore
 /// id keeps the `timestamp` of its earliest call since the last build: sessions that ended
 /// before it cannot change.
 package final class ModelTouches {
-    package static let schema = """
-        CREATE TABLE IF NOT EXISTS _model_pending (kind TEXT NOT NULL, id TEXT NOT NULL, since TIMESTAMP NOT NULL)
-        """
-
     /// Touched ids, each with the `timestamp` of its earliest call in the file.
     package private(set) var users: [String: String] = [:]
     package private(set) var anons: [String: String] = [:]

@@ -49,9 +49,9 @@ package final class Bookkeeping {
         var code = kept.redactedCode
         if let text = String(validating: raw, as: UTF8.self), !text.utf8.contains(0) {
             rawValue = .text(text)
-        } else if session.dialect == .postgres {
-            // PostgreSQL's text holds neither a NUL nor bytes that are not UTF-8: the line
-            // goes in hex, marked so (see `RejectRaw.hexCode`).
+        } else if !session.dialect.textHoldsAnyBytes {
+            // Where text holds neither a NUL nor bytes that are not UTF-8 (PostgreSQL), the
+            // line goes in hex, marked so (see `RejectRaw.hexCode`).
             rawValue = .text(hexString(raw))
             code += RejectRaw.hexCode
         } else {

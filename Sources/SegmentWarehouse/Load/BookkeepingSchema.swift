@@ -4,103 +4,67 @@ import SegmentCore
 /// `_rejects`, `_discards`, the schema catalog and the seen-id set. `docs/warehouse.md`
 /// describes every column.
 package enum BookkeepingSchema {
-    package static let sql = """
-        CREATE TABLE _loads (
-            id INTEGER PRIMARY KEY,
-            pipeline TEXT NOT NULL,
-            started_at TIMESTAMP NOT NULL,
-            finished_at TIMESTAMP,
-            status TEXT NOT NULL,
-            files_loaded INTEGER NOT NULL DEFAULT 0,
-            files_partial INTEGER NOT NULL DEFAULT 0,
-            files_failed INTEGER NOT NULL DEFAULT 0,
-            files_skipped INTEGER NOT NULL DEFAULT 0,
-            files_not_archives INTEGER NOT NULL DEFAULT 0,
-            lines INTEGER NOT NULL DEFAULT 0,
-            loaded INTEGER NOT NULL DEFAULT 0,
-            duplicates INTEGER NOT NULL DEFAULT 0,
-            rejected INTEGER NOT NULL DEFAULT 0,
-            filtered INTEGER NOT NULL DEFAULT 0,
-            discarded INTEGER NOT NULL DEFAULT 0,
-            tables_created INTEGER NOT NULL DEFAULT 0,
-            columns_created INTEGER NOT NULL DEFAULT 0,
-            error TEXT
-        );
-        CREATE TABLE _files (
-            id INTEGER PRIMARY KEY,
-            path TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            sha256 TEXT NOT NULL,
-            source_id TEXT,
-            day TEXT,
-            status TEXT NOT NULL CHECK (status IN ('loaded', 'partial', 'failed')),
-            lines INTEGER NOT NULL DEFAULT 0,
-            loaded INTEGER NOT NULL DEFAULT 0,
-            duplicates INTEGER NOT NULL DEFAULT 0,
-            rejected INTEGER NOT NULL DEFAULT 0,
-            filtered INTEGER NOT NULL DEFAULT 0,
-            discarded INTEGER NOT NULL DEFAULT 0,
-            physical_lines INTEGER NOT NULL DEFAULT 0,
-            load_id INTEGER NOT NULL,
-            error TEXT,
-            loaded_at TIMESTAMP NOT NULL,
-            etag TEXT
-        );
-        CREATE INDEX _files_sha256 ON _files (sha256);
-        CREATE TABLE _rejects (
-            id INTEGER PRIMARY KEY,
-            file TEXT NOT NULL,
-            line INTEGER NOT NULL,
-            item INTEGER,
-            kind TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            raw TEXT NOT NULL,
-            load_id INTEGER NOT NULL,
-            redacted INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE TABLE _discards (
-            id INTEGER PRIMARY KEY,
-            table_name TEXT NOT NULL,
-            column_name TEXT NOT NULL,
-            row_id INTEGER,
-            message_id TEXT,
-            value TEXT NOT NULL,
-            reason TEXT NOT NULL,
-            received_at TIMESTAMP,
-            load_id INTEGER NOT NULL
-        );
-        CREATE TABLE _schema_tables (
-            table_name TEXT PRIMARY KEY,
-            call_type TEXT NOT NULL,
-            event_names TEXT,
-            first_load_id INTEGER NOT NULL
-        );
-        CREATE TABLE _schema_columns (
-            table_name TEXT NOT NULL,
-            column_name TEXT NOT NULL,
-            type TEXT NOT NULL,
-            source_keys TEXT NOT NULL,
-            first_load_id INTEGER NOT NULL,
-            origin TEXT NOT NULL,
-            note TEXT,
-            PRIMARY KEY (table_name, column_name)
-        );
-        CREATE TABLE _message_ids (
-            id BLOB PRIMARY KEY,
-            table_name TEXT NOT NULL,
-            load_id INTEGER NOT NULL
-        ) WITHOUT ROWID;
-        """
+    typealias C = TableDefinition.Column
+    private static let zero = "NOT NULL DEFAULT 0"
+    private static let notNull = "NOT NULL"
+
+    package static let tables: [TableDefinition] = [
+        TableDefinition("_loads", key: .generated, [
+            C("id", .integer), C("pipeline", .text, notNull), C("started_at", .timestamp, notNull), C("finished_at", .timestamp),
+            C("status", .text, notNull),
+            C("files_loaded", .integer, zero), C("files_partial", .integer, zero), C("files_failed", .integer, zero),
+            C("files_skipped", .integer, zero), C("files_not_archives", .integer, zero), C("lines", .integer, zero),
+            C("loaded", .integer, zero), C("duplicates", .integer, zero), C("rejected", .integer, zero),
+            C("filtered", .integer, zero), C("discarded", .integer, zero), C("tables_created", .integer, zero),
+            C("columns_created", .integer, zero), C("error", .text),
+        ]),
+        TableDefinition("_files", key: .generated, [
+            C("id", .integer), C("path", .text, notNull), C("size", .integer, notNull), C("sha256", .text, notNull),
+            C("source_id", .text), C("day", .text),
+            C("status", .text, "NOT NULL CHECK (status IN ('loaded', 'partial', 'failed'))"),
+            C("lines", .integer, zero), C("loaded", .integer, zero), C("duplicates", .integer, zero),
+            C("rejected", .integer, zero), C("filtered", .integer, zero), C("discarded", .integer, zero),
+            C("physical_lines", .integer, zero), C("load_id", .integer, notNull), C("error", .text),
+            C("loaded_at", .timestamp, notNull), C("etag", .text),
+        ], indexes: [("_files_sha256", ["sha256"])]),
+        TableDefinition("_rejects", key: .generated, [
+            C("id", .integer), C("file", .text, notNull), C("line", .integer, notNull), C("item", .integer),
+            C("kind", .text, notNull), C("reason", .text, notNull), C("raw", .text, notNull),
+            C("load_id", .integer, notNull), C("redacted", .integer, zero),
+        ]),
+        TableDefinition("_discards", key: .generated, [
+            C("id", .integer), C("table_name", .text, notNull), C("column_name", .text, notNull), C("row_id", .integer),
+            C("message_id", .text), C("value", .text, notNull), C("reason", .text, notNull), C("received_at", .timestamp),
+            C("load_id", .integer, notNull),
+        ]),
+        TableDefinition("_schema_tables", key: .columns(["table_name"], ordered: false), [
+            C("table_name", .text), C("call_type", .text, notNull), C("event_names", .text),
+            C("first_load_id", .integer, notNull),
+        ]),
+        TableDefinition("_schema_columns", key: .columns(["table_name", "column_name"], ordered: false), [
+            C("table_name", .text, notNull), C("column_name", .text, notNull), C("type", .text, notNull),
+            C("source_keys", .text, notNull), C("first_load_id", .integer, notNull), C("origin", .text, notNull),
+            C("note", .text),
+        ]),
+        TableDefinition("_message_ids", key: .columns(["id"], ordered: true), [
+            C("id", .bytes), C("table_name", .text, notNull), C("load_id", .integer, notNull),
+        ]),
+    ]
 
     /// Created with the first track call past the event table limit: one row per event name
     /// that has no table of its own (`event` is the table it would have had, as in `tracks.event`).
-    package static let eventsPastLimit = """
-        CREATE TABLE IF NOT EXISTS _events_past_limit (
-            event_text TEXT PRIMARY KEY,
-            event TEXT NOT NULL,
-            calls INTEGER NOT NULL,
-            first_load_id INTEGER NOT NULL,
-            last_load_id INTEGER NOT NULL
-        )
-        """
+    package static let eventsPastLimit = TableDefinition("_events_past_limit", key: .columns(["event_text"], ordered: false), [
+        C("event_text", .text), C("event", .text, notNull), C("calls", .integer, notNull),
+        C("first_load_id", .integer, notNull), C("last_load_id", .integer, notNull),
+    ])
+
+    /// The ids each file's admitted calls touched since the last models build (`ModelTouches`).
+    package static let modelPending = TableDefinition("_model_pending", [
+        C("kind", .text, notNull), C("id", .text, notNull), C("since", .timestamp, notNull),
+    ])
+
+    /// Every bookkeeping table of a new warehouse, in `dialect`'s words.
+    package static func sql(_ dialect: any SQLDialect) -> String {
+        tables.map { dialect.create($0) }.joined(separator: ";\n")
+    }
 }

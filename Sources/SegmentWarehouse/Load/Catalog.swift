@@ -72,35 +72,20 @@ public final class Catalog {
     package func reload() throws {
         tables.removeAll()
         pastLimitUpsert = nil
-        for row in try session.rows(Self.tablesInOrder[session.dialect]!) {
+        for row in try session.rows(session.dialect.catalogTablesQuery) {
             guard let name = row[0].text, let kind = row[1].text else { continue }
             let state = TableState(id: names.id(name), name: name, callType: CallType(rawValue: kind),
                                    profile: kind == "profile" ? Profile.named(name) : nil)
             if let text = row[2].text { state.eventNames = Set(try Self.strings(text, in: "_schema_tables.event_names of \(name)")) }
             tables[state.id] = state
         }
-        for row in try session.rows(Self.columnsInOrder[session.dialect]!) {
+        for row in try session.rows(session.dialect.catalogColumnsQuery) {
             guard let table = row[0].text, let column = row[1].text, let state = tables[names.id(table)] else { continue }
             let type = ColumnType(rawValue: row[2].text ?? "TEXT") ?? .text
             let keys = try row[3].text.map { try Self.strings($0, in: "_schema_columns.source_keys of \(table).\(column)") } ?? []
             state.add(column, id: names.id(column), type: type, keys: Set(keys.map { names.keyId($0) }))
         }
     }
-
-    /// The catalog's tables, and their columns in each table's order (SQLite: the order the
-    /// rows were written; PostgreSQL has no such order, so the tables' own column order).
-    private static let tablesInOrder: [SQLDialect: String] = [
-        .sqlite: "SELECT table_name, call_type, event_names FROM _schema_tables ORDER BY rowid",
-        .postgres: "SELECT table_name, call_type, event_names FROM _schema_tables ORDER BY first_load_id, table_name",
-    ]
-    private static let columnsInOrder: [SQLDialect: String] = [
-        .sqlite: "SELECT table_name, column_name, type, source_keys FROM _schema_columns ORDER BY rowid",
-        .postgres: """
-            SELECT c.table_name, c.column_name, c.type, c.source_keys FROM _schema_columns c
-            LEFT JOIN pg_attribute a ON a.attrelid = to_regclass(quote_ident(c.table_name)) AND a.attname = c.column_name
-            ORDER BY c.table_name, a.attnum NULLS LAST, c.column_name
-            """,
-    ]
 
     private static func strings(_ text: String, in place: String) throws -> [String] {
         guard case .array(let items)? = try? JSONParser.parse(text) else {
@@ -248,7 +233,7 @@ public final class Catalog {
     private func notePastLimit(_ calls: [String: (event: Int32, count: Int64)]) throws {
         guard !calls.isEmpty else { return }
         if pastLimitUpsert == nil {
-            try session.execute(session.dialect.ddl(BookkeepingSchema.eventsPastLimit))
+            try session.execute(session.dialect.create(BookkeepingSchema.eventsPastLimit, ifMissing: true))
             pastLimitUpsert = try session.prepared("""
                 INSERT INTO _events_past_limit (event_text, event, calls, first_load_id, last_load_id) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (event_text) DO UPDATE SET calls = _events_past_limit.calls + excluded.calls, last_load_id = excluded.last_load_id
@@ -326,7 +311,7 @@ public final class Catalog {
 
     private func createTable(_ state: TableState, columns: [NewColumn], kind: String, eventNames: [String]?) throws {
         let definitions = columns.map { column -> String in
-            var definition = quoteIdentifier(column.name) + " " + session.dialect.typeName(column.type)
+            var definition = quoteIdentifier(column.name) + " " + session.dialect.typeName(.column(column.type))
             if column.name == "id" && state.profile != nil { definition += " PRIMARY KEY" }
             return definition
         }
@@ -359,7 +344,7 @@ public final class Catalog {
     }
 
     private func addColumn(_ column: NewColumn, to state: TableState) throws {
-        try session.execute("ALTER TABLE \(quoteIdentifier(state.name)) ADD COLUMN \(quoteIdentifier(column.name)) \(session.dialect.typeName(column.type))")
+        try session.execute("ALTER TABLE \(quoteIdentifier(state.name)) ADD COLUMN \(quoteIdentifier(column.name)) \(session.dialect.typeName(.column(column.type)))")
         state.add(column.name, id: column.id, type: column.type, keys: column.keys)
         newColumns += 1
         try record(column, of: state, note: renameNote(column, in: state))

@@ -52,22 +52,16 @@ public enum Indexes {
     }
 
     /// What an index whose name is cut was called before December 2026, if not the same: the
-    /// whole name in SQLite, the name clipped to 63 bytes in PostgreSQL. Dropped when found and
-    /// built again under its new name.
-    package static func legacyName(table: String, column: String, dialect: SQLDialect) -> String? {
+    /// whole name as the database stored it (SQLite: whole; PostgreSQL: clipped at 63 bytes).
+    /// Dropped when found and built again under its new name.
+    package static func legacyName(table: String, column: String, dialect: any SQLDialect) -> String? {
         let whole = prefix + table + "_" + column
         guard whole != name(table: table, column: column) else { return nil }
-        guard dialect == .postgres else { return whole }
-        // As PostgreSQL clips: at most 63 bytes, never inside a character.
-        let bytes = Array(whole.utf8)
-        var end = Names.maxLength
-        while end > 0 && bytes[end] & 0xC0 == 0x80 { end -= 1 }
-        return String(decoding: bytes[..<end], as: UTF8.self)
+        return dialect.storedIdentifier(whole)
     }
 
     package static func create(session db: any SQLSession) throws -> [String] {
-        let existing = Set(try db.rows(db.dialect == .sqlite ? "SELECT name FROM sqlite_master WHERE type = 'index'"
-                                         : "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()").compactMap(\.first?.text))
+        let existing = Set(try db.rows(db.dialect.indexesQuery).compactMap(\.first?.text))
         var stale: [String] = []
         var missing: [(name: String, table: String, columns: [String])] = []
         for index in try wanted(in: db) {
@@ -77,7 +71,7 @@ public enum Indexes {
                 }
                 missing.append(index)
             } else if index.columns.count > 1 {
-                let columns = try db.rows(Self.indexColumns[db.dialect]!, [.text(index.name)]).compactMap { $0[0].text }
+                let columns = try db.rows(db.dialect.indexColumnsQuery, [.text(index.name)]).compactMap { $0[0].text }
                 if columns != index.columns {
                     stale.append(index.name)
                     missing.append(index)
@@ -85,10 +79,6 @@ public enum Indexes {
             }
         }
         guard !missing.isEmpty else { return [] }
-        // Building an index sorts the whole table: let SQLite spill that sort to a temporary
-        // file, or memory would grow with the warehouse (the loader otherwise keeps temp in memory).
-        if db.dialect == .sqlite { try db.execute("PRAGMA temp_store=FILE") }
-        defer { if db.dialect == .sqlite { try? db.execute("PRAGMA temp_store=MEMORY") } }
         try db.inTransaction {
             // IF EXISTS: two long tables' clipped PostgreSQL names may have been one.
             for name in Set(stale).sorted() { try db.execute("DROP INDEX IF EXISTS \(quoteIdentifier(name))") }
@@ -98,14 +88,4 @@ public enum Indexes {
         }
         return missing.map(\.name)
     }
-
-    /// An index's columns in order.
-    private static let indexColumns: [SQLDialect: String] = [
-        .sqlite: "SELECT name FROM pragma_index_info(?) ORDER BY seqno",
-        .postgres: """
-            SELECT a.attname FROM pg_index i CROSS JOIN generate_subscripts(i.indkey, 1) AS k(n)
-            JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[k.n]
-            WHERE i.indexrelid = to_regclass(quote_ident(?)) ORDER BY k.n
-            """,
-    ]
 }

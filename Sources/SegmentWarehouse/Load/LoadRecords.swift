@@ -42,19 +42,11 @@ package enum LoadRecords {
     /// 3: a warehouse that lacks it gets it, empty for the files it already has.
     package static func addETagColumn(_ session: any SQLSession) throws {
         guard try !hasETagColumn(session) else { return }
-        switch session.dialect {
-        case .sqlite: try session.execute("ALTER TABLE _files ADD COLUMN etag TEXT")
-        case .postgres: try session.execute("ALTER TABLE _files ADD COLUMN IF NOT EXISTS etag text")
-        }
+        try session.execute(session.dialect.addColumnIfMissing(table: "_files", column: "etag", .text))
     }
 
     package static func hasETagColumn(_ session: any SQLSession) throws -> Bool {
-        switch session.dialect {
-        case .sqlite:
-            return try session.value("SELECT count(*) FROM pragma_table_info('_files') WHERE name = 'etag'")?.integer != 0
-        case .postgres:
-            return try session.value("SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass('_files') AND attname = 'etag' AND NOT attisdropped")?.integer != 0
-        }
+        try session.columnExists("_files", "etag")
     }
 
     /// `finished_at` of the newest succeeded run of a pipeline.

@@ -24,8 +24,7 @@ extension Builder {
             let page = kind == "page"
             let view = kind != "track"
             // The device class is computed here: a user agent is long, its class one word.
-            let contains = db.dialect == .postgres ? "strpos(x.context_user_agent, '%@') > 0" : "instr(x.context_user_agent, '%@')"
-            let device = "CASE " + DeviceClass.names.map { "WHEN \(contains.replacingOccurrences(of: "%@", with: $0.text)) THEN '\($0.text)'" }.joined(separator: " ")
+            let device = "CASE " + DeviceClass.names.map { "WHEN \(dialect.contains("x.context_user_agent", $0.text)) THEN '\($0.text)'" }.joined(separator: " ")
                 + " ELSE 'other' END"
             let columns = [
                 "'\(kind)'", "x.id", "x.anonymous_id", "x.user_id", "x.timestamp", "x.received_at",
@@ -41,30 +40,31 @@ extension Builder {
             // table of people first, then each one's rows through the (id, timestamp) index.
             // Left to itself, SQLite (no statistics) scanned the whole call table, or every
             // anonymous row through the user_id index for `user_id IS NULL`, so a night's
-            // models cost in proportion to the history. `+x.user_id` keeps that index out.
+            // models cost in proportion to the history. `unindexed` keeps that index out.
+            let anonymous = "\(unindexed("x.user_id")) IS NULL"
             switch scope {
             case .all:
                 selects += [
                     "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id IS NOT NULL",
-                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE +x.user_id IS NULL AND x.anonymous_id IS NOT NULL",
+                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE \(anonymous) AND x.anonymous_id IS NOT NULL",
                 ]
             case .people:
                 selects += [
-                    "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM temp.m_person_users p CROSS JOIN \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id = p.id",
-                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM temp.m_person_anons p CROSS JOIN \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE x.anonymous_id = p.id AND +x.user_id IS NULL",
+                    "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(temp("m_person_users")) p CROSS JOIN \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id = p.id",
+                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(temp("m_person_anons")) p CROSS JOIN \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE x.anonymous_id = p.id AND \(anonymous)",
                 ]
             case .from:
                 selects += [
-                    "SELECT u.person AS b, \(columns) FROM temp.m_cut_users u CROSS JOIN temp.m_cuts c CROSS JOIN \(table) x WHERE c.person = u.person AND x.user_id = u.id AND x.timestamp >= c.cut",
-                    "SELECT a.person AS b, \(columns) FROM temp.m_cut_anons a CROSS JOIN temp.m_cuts c CROSS JOIN \(table) x WHERE c.person = a.person AND x.anonymous_id = a.id AND +x.user_id IS NULL AND x.timestamp >= c.cut",
+                    "SELECT u.person AS b, \(columns) FROM \(temp("m_cut_users")) u CROSS JOIN \(temp("m_cuts")) c CROSS JOIN \(table) x WHERE c.person = u.person AND x.user_id = u.id AND x.timestamp >= c.cut",
+                    "SELECT a.person AS b, \(columns) FROM \(temp("m_cut_anons")) a CROSS JOIN \(temp("m_cuts")) c CROSS JOIN \(table) x WHERE c.person = a.person AND x.anonymous_id = a.id AND \(anonymous) AND x.timestamp >= c.cut",
                 ]
             }
         }
         // Columns: 0 b, 1 kind, 2 id, 3 anonymous_id, 4 user_id, 5 timestamp, 6 received_at, 7 url, 8 context_page_url,
         // 9 path, 10 title, 11 context_page_title, 12 referrer, 13 context_page_referrer, 14 name, 15 device,
         // 16-20 campaign source, medium, name, term, content.
-        let union = selects.map(sql).joined(separator: " UNION ALL ")
-        let (byBytes, nullsFirst) = (db.dialect.byBytes, db.dialect.nullsFirst)
+        let union = selects.joined(separator: " UNION ALL ")
+        let (byBytes, nullsFirst) = (dialect.byBytes, dialect.nullsFirst)
         let activity = "SELECT * FROM (\(union)) AS activity ORDER BY b\(byBytes), \"timestamp\"\(nullsFirst), received_at\(nullsFirst), id\(byBytes)"
         let writer = try SessionWriter(db: db, timeoutMilliseconds: timeoutMilliseconds)
         var current: String?
@@ -93,8 +93,8 @@ extension Builder {
 
     /// (Re)creates temp table `name` holding `ids`.
     func fill(_ name: String, _ ids: Set<String>) throws {
-        try db.execute(sql(db.dialect.ddl("DROP TABLE IF EXISTS temp.\(name); CREATE TEMP TABLE \(name) (id TEXT PRIMARY KEY) WITHOUT ROWID")))
-        let insert = try db.appender(sql("temp.\(name)"), columns: ["id"])
+        try db.execute(dialect.recreateTemporary(Self.idSet(name)))
+        let insert = try db.appender(temp(name), columns: ["id"])
         for id in ids.sorted() { try insert.append([.text(id)]) }
         try insert.finish()
     }

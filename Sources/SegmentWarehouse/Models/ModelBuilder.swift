@@ -17,31 +17,32 @@ struct Builder {
         graph = try AliasGraph(db: db, hasAliases: callTables.contains("aliases"))
     }
 
-    /// The models' SQL, written in SQLite's words, in the session's: PostgreSQL's temporary
-    /// tables are in `pg_temp`, `INSERT OR IGNORE` is `ON CONFLICT DO NOTHING`, and the `+`
-    /// that keeps SQLite's planner off an index is not needed (PostgreSQL has statistics).
-    func sql(_ text: String) -> String {
-        guard db.dialect == .postgres else { return text }
-        var out = text.replacingOccurrences(of: "temp.", with: "pg_temp.")
-            .replacingOccurrences(of: "+x.user_id", with: "x.user_id").replacingOccurrences(of: "+user_id", with: "user_id")
-        guard out.contains("INSERT OR IGNORE INTO") else { return out }
-        out = out.split(separator: ";", omittingEmptySubsequences: false).map { statement -> String in
-            guard statement.contains("INSERT OR IGNORE INTO") else { return String(statement) }
-            let trimmed = statement.trimmingCharacters(in: .whitespacesAndNewlines)
-            return " " + trimmed.replacingOccurrences(of: "INSERT OR IGNORE INTO", with: "INSERT INTO") + " ON CONFLICT DO NOTHING"
-        }.joined(separator: ";")
-        return out
+    /// The words the session's database spells its own way.
+    var dialect: any SQLDialect { db.dialect }
+    /// A temporary table of this build, by name.
+    func temp(_ name: String) -> String { dialect.temporary(name) }
+    /// `column` kept from the planner's choice of index (see `SQLDialect.unindexed`).
+    func unindexed(_ column: String) -> String { dialect.unindexed(column) }
+
+    /// The build's temporary tables: a set of ids, and ids each mapped to their person.
+    static func idSet(_ name: String) -> TableDefinition {
+        TableDefinition(name, key: .columns(["id"], ordered: true), [.init("id", .text)])
     }
+    static func personMap(_ name: String) -> TableDefinition {
+        TableDefinition(name, key: .columns(["id"], ordered: true), [.init("id", .text), .init("person", .text, "NOT NULL")])
+    }
+    static let cuts = TableDefinition("m_cuts", key: .columns(["person"], ordered: true),
+                                      [.init("person", .text), .init("cut", .timestamp, "NOT NULL")])
+    static let temporaryTables = ["m_users", "m_changed_users", "m_anons", "m_people", "m_person_users", "m_person_anons",
+                                  "m_cuts", "m_cut_users", "m_cut_anons"]
 
     /// Everything again, from the call tables.
     mutating func rebuildAll() throws {
         try db.execute("DELETE FROM identities; DELETE FROM page_views; DELETE FROM sessions; DELETE FROM _model_aliases")
         // Building an index once over the rows is cheaper than keeping it row by row.
-        let modelIndexes = db.dialect == .sqlite
-            ? "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE '\\_model\\_idx\\_%' ESCAPE '\\' AND tbl_name IN ('identities', 'page_views', 'sessions')"
-            : "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname LIKE '\\_model\\_idx\\_%' AND tablename IN ('identities', 'page_views', 'sessions')"
-        for row in try db.rows(modelIndexes) {
-            if let name = row[0].text { try db.execute("DROP INDEX \(quoteIdentifier(name))") }
+        for row in try db.rows(dialect.indexesQuery) {
+            guard let name = row[0].text, let table = row[1].text, name.hasPrefix(Models.indexPrefix), Models.tables.contains(table) else { continue }
+            try db.execute("DROP INDEX \(quoteIdentifier(name))")
         }
         try writeAliases(graph.aliased)
         try rebuildIdentities(restrictedTo: nil)
@@ -60,11 +61,11 @@ struct Builder {
         for user in touchedUsers.keys where !components.contains(user) { components.formUnion(graph.component(of: user)) }
         try fill("m_users", components)
         var oldFinal: [String: String] = [:]
-        for row in try db.rows(sql("SELECT id, final_id FROM _model_aliases WHERE id IN (SELECT id FROM temp.m_users)")) {
+        for row in try db.rows("SELECT id, final_id FROM _model_aliases WHERE id IN (SELECT id FROM \(temp("m_users")))") {
             if let id = row[0].text, let final = row[1].text { oldFinal[id] = final }
         }
         let changedUsers = components.filter { (oldFinal[$0] ?? $0) != graph.final($0) }
-        try db.execute(sql("DELETE FROM _model_aliases WHERE id IN (SELECT id FROM temp.m_users)"))
+        try db.execute("DELETE FROM _model_aliases WHERE id IN (SELECT id FROM \(temp("m_users")))")
         try writeAliases(components.sorted().compactMap { user in graph.final(user) == user ? nil : (user, graph.final(user)) })
 
         // Anonymous ids whose identities row may change: new links, links to a user whose chain
@@ -74,12 +75,12 @@ struct Builder {
         try fill("m_changed_users", Set(changedUsers))
         for table in linkTables {
             let column = table == "aliases" ? "previous_id" : "anonymous_id"
-            for row in try db.rows(sql("SELECT DISTINCT \(column) FROM \(table) WHERE user_id IN (SELECT id FROM temp.m_changed_users) AND \(column) IS NOT NULL")) {
+            for row in try db.rows("SELECT DISTINCT \(column) FROM \(table) WHERE user_id IN (SELECT id FROM \(temp("m_changed_users"))) AND \(column) IS NOT NULL") {
                 if let id = row[0].idText { anons.insert(id) }
             }
         }
         try fill("m_anons", anons)
-        let linkedSQL = sql("SELECT m.id, i.user_id FROM temp.m_anons m JOIN identities i ON i.anonymous_id = m.id")
+        let linkedSQL = "SELECT m.id, i.user_id FROM \(temp("m_anons")) m JOIN identities i ON i.anonymous_id = m.id"
         let linkedUser = { [db] () throws -> [String: String] in
             var out: [String: String] = [:]
             for row in try db.rows(linkedSQL) {
@@ -98,8 +99,8 @@ struct Builder {
         var since: [String: String] = [:]
         func note(_ person: String, _ time: String) { since[person] = min(since[person] ?? time, time) }
         let earliest = try activityTables.map { table in
-            (user: try db.prepared(sql("SELECT min(timestamp) FROM \(table) WHERE user_id = ?")),
-             anon: try db.prepared(sql("SELECT min(timestamp) FROM \(table) WHERE anonymous_id = ? AND +user_id IS NULL")))
+            (user: try db.prepared("SELECT min(timestamp) FROM \(table) WHERE user_id = ?"),
+             anon: try db.prepared("SELECT min(timestamp) FROM \(table) WHERE anonymous_id = ? AND \(unindexed("user_id")) IS NULL"))
         }
         func earliestActivity(user: String?, anon: String?) throws -> String? {
             var first: String?
@@ -144,23 +145,21 @@ struct Builder {
         if !full.isEmpty {
             try fill("m_people", full)
             try fill("m_person_users", full)
-            try db.execute(sql("INSERT OR IGNORE INTO temp.m_person_users SELECT id FROM _model_aliases WHERE final_id IN (SELECT id FROM temp.m_people)"))
+            let people = "SELECT id FROM \(temp("m_people"))"
+            try db.execute(dialect.insertSkippingDuplicates(into: temp("m_person_users"), "SELECT id FROM _model_aliases WHERE final_id IN (\(people))"))
             try fill("m_person_anons", [])
-            try db.execute(sql("""
-                INSERT OR IGNORE INTO temp.m_person_anons SELECT anonymous_id FROM identities WHERE user_id IN (SELECT id FROM temp.m_people);
-                INSERT OR IGNORE INTO temp.m_person_anons SELECT id FROM temp.m_people WHERE id NOT IN (SELECT anonymous_id FROM identities);
-                DELETE FROM sessions WHERE blended_user_id IN (SELECT id FROM temp.m_people);
-                DELETE FROM page_views WHERE blended_user_id IN (SELECT id FROM temp.m_people);
-                """))
+            try db.execute([
+                dialect.insertSkippingDuplicates(into: temp("m_person_anons"), "SELECT anonymous_id FROM identities WHERE user_id IN (\(people))"),
+                dialect.insertSkippingDuplicates(into: temp("m_person_anons"), "SELECT id FROM \(temp("m_people")) WHERE id NOT IN (SELECT anonymous_id FROM identities)"),
+                "DELETE FROM sessions WHERE blended_user_id IN (\(people))",
+                "DELETE FROM page_views WHERE blended_user_id IN (\(people))",
+            ].joined(separator: ";\n"))
             try rebuildActivity(.people(full))
         }
         if !cuts.isEmpty {
-            try db.execute(sql(db.dialect.ddl("""
-                DROP TABLE IF EXISTS temp.m_cuts; CREATE TEMP TABLE m_cuts (person TEXT PRIMARY KEY, cut TIMESTAMP NOT NULL) WITHOUT ROWID;
-                DROP TABLE IF EXISTS temp.m_cut_users; CREATE TEMP TABLE m_cut_users (id TEXT PRIMARY KEY, person TEXT NOT NULL) WITHOUT ROWID;
-                DROP TABLE IF EXISTS temp.m_cut_anons; CREATE TEMP TABLE m_cut_anons (id TEXT PRIMARY KEY, person TEXT NOT NULL) WITHOUT ROWID;
-                """)))
-            let insertCut = try db.prepared(sql("INSERT INTO temp.m_cuts (person, cut) VALUES (?, ?)"))
+            try db.execute([dialect.recreateTemporary(Self.cuts), dialect.recreateTemporary(Self.personMap("m_cut_users")),
+                            dialect.recreateTemporary(Self.personMap("m_cut_anons"))].joined(separator: ";\n"))
+            let insertCut = try db.prepared("INSERT INTO \(temp("m_cuts")) (person, cut) VALUES (?, ?)")
             let dropSessions = try db.prepared("DELETE FROM sessions WHERE blended_user_id = ? AND started_at >= ?")
             let dropViews = try db.prepared("DELETE FROM page_views WHERE blended_user_id = ? AND timestamp >= ?")
             for c in cuts {
@@ -168,19 +167,16 @@ struct Builder {
                 try dropSessions.perform([.text(c.person), .text(c.cut)])
                 try dropViews.perform([.text(c.person), .text(c.cut)])
             }
-            try db.execute(sql("""
-                INSERT OR IGNORE INTO temp.m_cut_users SELECT person, person FROM temp.m_cuts;
-                INSERT OR IGNORE INTO temp.m_cut_users SELECT a.id, a.final_id FROM _model_aliases a JOIN temp.m_cuts c ON c.person = a.final_id;
-                INSERT OR IGNORE INTO temp.m_cut_anons SELECT i.anonymous_id, i.user_id FROM identities i JOIN temp.m_cuts c ON c.person = i.user_id;
-                INSERT OR IGNORE INTO temp.m_cut_anons SELECT person, person FROM temp.m_cuts WHERE person NOT IN (SELECT anonymous_id FROM identities);
-                """))
+            let (cutUsers, cutAnons, cutTable) = (temp("m_cut_users"), temp("m_cut_anons"), temp("m_cuts"))
+            try db.execute([
+                dialect.insertSkippingDuplicates(into: cutUsers, "SELECT person, person FROM \(cutTable)"),
+                dialect.insertSkippingDuplicates(into: cutUsers, "SELECT a.id, a.final_id FROM _model_aliases a JOIN \(cutTable) c ON c.person = a.final_id"),
+                dialect.insertSkippingDuplicates(into: cutAnons, "SELECT i.anonymous_id, i.user_id FROM identities i JOIN \(cutTable) c ON c.person = i.user_id"),
+                dialect.insertSkippingDuplicates(into: cutAnons, "SELECT person, person FROM \(cutTable) WHERE person NOT IN (SELECT anonymous_id FROM identities)"),
+            ].joined(separator: ";\n"))
             try rebuildActivity(.from(Dictionary(uniqueKeysWithValues: cuts.map { ($0.person, $0.kept) })))
         }
-        try db.execute(sql("""
-            DROP TABLE IF EXISTS temp.m_users; DROP TABLE IF EXISTS temp.m_changed_users; DROP TABLE IF EXISTS temp.m_anons;
-            DROP TABLE IF EXISTS temp.m_people; DROP TABLE IF EXISTS temp.m_person_users; DROP TABLE IF EXISTS temp.m_person_anons;
-            DROP TABLE IF EXISTS temp.m_cuts; DROP TABLE IF EXISTS temp.m_cut_users; DROP TABLE IF EXISTS temp.m_cut_anons;
-            """))
+        try db.execute(Self.temporaryTables.map { "DROP TABLE IF EXISTS \(temp($0))" }.joined(separator: "; "))
     }
 
     /// The tables whose calls are activity (sessions are made of them).

@@ -15,21 +15,15 @@ public struct ModelOptions: Sendable, Equatable {
 
     /// A build whose touched ids number more than the sessions divided by this rebuilds in
     /// full (same result, cheaper than person by person); 0 always updates person by person.
-    /// PostgreSQL multiplies it by `postgresRoundTrips` (see `rebuildsInFull`).
+    /// The dialect multiplies it by its `roundTripsPerPerson` (see `rebuildsInFull`).
     public var wideBuildFactor = 4
 
-    /// Person by person, a build makes a few statements per person: in SQLite calls into the
-    /// same process, in PostgreSQL round trips to the server, which cost that much more
-    /// against a full rebuild's few large statements (on the benchmark's warehouse the people
-    /// of one of its eight files took over two minutes person by person; a full rebuild of
-    /// everyone, 415,611 sessions, about 18 s).
-    public static let postgresRoundTrips = 10
-
     /// Whether `pending` touched ids (rows of `_model_pending`) against `sessions` are better
-    /// rebuilt in full.
-    package func rebuildsInFull(pending: Int64, sessions: Int64, dialect: SQLDialect) -> Bool {
+    /// rebuilt in full, where recomputing one person costs `roundTrips` times their share of a
+    /// full rebuild (`SQLDialect.roundTripsPerPerson`).
+    package func rebuildsInFull(pending: Int64, sessions: Int64, roundTrips: Int) -> Bool {
         guard wideBuildFactor > 0 else { return false }
-        let factor = Int64(wideBuildFactor) * (dialect == .postgres ? Int64(Self.postgresRoundTrips) : 1)
+        let factor = Int64(wideBuildFactor) * Int64(roundTrips)
         return pending * factor > sessions
     }
 

@@ -12,29 +12,47 @@ public enum Models {
     /// ones, which a bulk load drops and builds again.
     public static let indexPrefix = Names.modelIndexPrefix
 
-    package static let schema = """
-        CREATE TABLE IF NOT EXISTS identities (
-            anonymous_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, first_linked_at TIMESTAMP, last_linked_at TIMESTAMP,
-            user_ids INTEGER NOT NULL);
+    typealias C = TableDefinition.Column
+    private static func columns(_ list: String) -> [C] {
+        list.split(separator: ",").map { item in
+            let words = item.split(separator: " ", maxSplits: 2).map(String.init)
+            let types: [String: StoredType] = ["TEXT": .text, "INTEGER": .integer, "REAL": .real, "TIMESTAMP": .timestamp]
+            return C(words[0], types[words[1]]!, words.count > 2 ? words[2] : "")
+        }
+    }
 
-        CREATE TABLE IF NOT EXISTS page_views (
-            id TEXT NOT NULL, anonymous_id TEXT, user_id TEXT, blended_user_id TEXT NOT NULL, timestamp TIMESTAMP,
-            received_at TIMESTAMP, url TEXT, host TEXT, path TEXT, query TEXT, title TEXT, referrer TEXT, referrer_host TEXT,
-            utm_source TEXT, utm_medium TEXT, utm_campaign TEXT, utm_term TEXT, utm_content TEXT, gclid TEXT, device TEXT,
-            session_id TEXT NOT NULL, view_index INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS sessions (
-            session_id TEXT NOT NULL, blended_user_id TEXT NOT NULL, session_index INTEGER NOT NULL, anonymous_id TEXT,
-            user_id TEXT, started_at TIMESTAMP, ended_at TIMESTAMP, duration_seconds REAL, page_views INTEGER NOT NULL,
-            screen_views INTEGER NOT NULL, events INTEGER NOT NULL, first_url TEXT, last_url TEXT, first_screen TEXT,
-            last_screen TEXT, referrer TEXT, referrer_host TEXT, utm_source TEXT, utm_medium TEXT, utm_campaign TEXT,
-            utm_term TEXT, utm_content TEXT, gclid TEXT, device TEXT);
-        CREATE TABLE IF NOT EXISTS _model_aliases (id TEXT PRIMARY KEY, final_id TEXT NOT NULL) WITHOUT ROWID;
-        CREATE INDEX IF NOT EXISTS _model_idx_aliases_final_id ON _model_aliases (final_id);
-        CREATE TABLE IF NOT EXISTS _models (
-            id INTEGER PRIMARY KEY, load_id INTEGER, built_at TEXT NOT NULL, mode TEXT NOT NULL,
-            session_timeout_minutes INTEGER NOT NULL, people INTEGER NOT NULL, identities INTEGER NOT NULL,
-            page_views INTEGER NOT NULL, sessions INTEGER NOT NULL, seconds REAL NOT NULL);
-        """ + ";\n" + ModelTouches.schema + ";\n" + indexes
+    /// The models' tables, their bookkeeping (`_models`, the alias chains they resolved, the
+    /// touched ids) and their indexes.
+    package static let definitions: [TableDefinition] = [
+        TableDefinition("identities", key: .columns(["anonymous_id"], ordered: false), columns(
+            "anonymous_id TEXT,user_id TEXT NOT NULL,first_linked_at TIMESTAMP,last_linked_at TIMESTAMP,user_ids INTEGER NOT NULL")),
+        TableDefinition("page_views", columns("""
+            id TEXT NOT NULL,anonymous_id TEXT,user_id TEXT,blended_user_id TEXT NOT NULL,timestamp TIMESTAMP,\
+            received_at TIMESTAMP,url TEXT,host TEXT,path TEXT,query TEXT,title TEXT,referrer TEXT,referrer_host TEXT,\
+            utm_source TEXT,utm_medium TEXT,utm_campaign TEXT,utm_term TEXT,utm_content TEXT,gclid TEXT,device TEXT,\
+            session_id TEXT NOT NULL,view_index INTEGER NOT NULL
+            """)),
+        TableDefinition("sessions", columns("""
+            session_id TEXT NOT NULL,blended_user_id TEXT NOT NULL,session_index INTEGER NOT NULL,anonymous_id TEXT,\
+            user_id TEXT,started_at TIMESTAMP,ended_at TIMESTAMP,duration_seconds REAL,page_views INTEGER NOT NULL,\
+            screen_views INTEGER NOT NULL,events INTEGER NOT NULL,first_url TEXT,last_url TEXT,first_screen TEXT,\
+            last_screen TEXT,referrer TEXT,referrer_host TEXT,utm_source TEXT,utm_medium TEXT,utm_campaign TEXT,\
+            utm_term TEXT,utm_content TEXT,gclid TEXT,device TEXT
+            """)),
+        TableDefinition("_model_aliases", key: .columns(["id"], ordered: true), columns("id TEXT,final_id TEXT NOT NULL"),
+                        indexes: [("_model_idx_aliases_final_id", ["final_id"])]),
+        TableDefinition("_models", key: .generated, columns("""
+            id INTEGER,load_id INTEGER,built_at TEXT NOT NULL,mode TEXT NOT NULL,\
+            session_timeout_minutes INTEGER NOT NULL,people INTEGER NOT NULL,identities INTEGER NOT NULL,\
+            page_views INTEGER NOT NULL,sessions INTEGER NOT NULL,seconds REAL NOT NULL
+            """)),
+        BookkeepingSchema.modelPending,
+    ]
+
+    /// The models' tables and indexes, created where missing.
+    package static func schema(_ dialect: any SQLDialect) -> String {
+        definitions.map { dialect.create($0, ifMissing: true) }.joined(separator: ";\n") + ";\n" + indexes
+    }
 
     /// The models' indexes: a full build drops them and builds them again after the rows.
     package static let indexes = """
@@ -54,22 +72,12 @@ public enum Models {
         try db.tableExists("_models") && db.value("SELECT EXISTS (SELECT 1 FROM _models)")?.integer == 1
     }
 
-    /// The advisory lock a PostgreSQL models build holds ("SEGO"), exclusive, and each file's
-    /// transaction shared before it commits: a build sees one set of committed files, and
-    /// two runs ending together build one after the other.
-    package static let postgresLockKey: Int64 = 0x5345_474F
-
     package static func build(session db: any SQLSession, options: ModelOptions = ModelOptions(), rebuild: Bool = false,
                       loadId: Int64? = nil, now: Date = Date()) throws -> ModelBuild {
         let started = Date()
         return try db.inTransaction {
-            if db.dialect == .postgres {
-                try db.run("SELECT pg_advisory_xact_lock(\(postgresLockKey))")
-                // The activity of many people is sorted in one query: in memory up to 64 MB
-                // (the server's default, 4 MB, sorts a backfill's on disk).
-                try db.execute("SET LOCAL work_mem = '64MB'")
-            }
-            try db.execute(db.dialect.ddl(schema))
+            for statement in db.dialect.modelsBuildPreamble { try db.execute(statement) }
+            try db.execute(schema(db.dialect))
             // Until December 2026 page_views had a unique index on id (the message id): random
             // keys, so every night rewrote most of its pages, for a lookup nothing made.
             try db.execute("DROP INDEX IF EXISTS _model_idx_page_views_id")
@@ -84,7 +92,7 @@ public enum Models {
             // an upper bound is what the choice needs.
             let pending = try db.value("SELECT count(*) FROM _model_pending")?.integer ?? 0
             let sessions = try db.value("SELECT count(*) FROM sessions")?.integer ?? 0
-            let wide = options.rebuildsInFull(pending: pending, sessions: sessions, dialect: db.dialect)
+            let wide = options.rebuildsInFull(pending: pending, sessions: sessions, roundTrips: db.dialect.roundTripsPerPerson)
             let mode: String
             if full || wide {
                 try builder.rebuildAll()
