@@ -20,7 +20,7 @@ final class CopyAppender: SQLAppender {
     private let table: String
     private let columns: String
     /// Each column's type, or nil: the rows go as text.
-    private var types: [Oid]?
+    private var types: [CopyBinary.FieldType]?
     private var binary: [UInt8] = []
     private var text = CopyText()
 
@@ -34,8 +34,8 @@ final class CopyAppender: SQLAppender {
     /// Whether the rows go in COPY's binary format (until a value does not fit).
     var isBinary: Bool { types != nil }
 
-    /// The columns' type OIDs, when every one is a type `put` writes.
-    private static func types(of table: String, columns: [String], on connection: PostgresConnection) throws -> [Oid]? {
+    /// The columns' types, when every one is a type the encoder writes.
+    private static func types(of table: String, columns: [String], on connection: PostgresConnection) throws -> [CopyBinary.FieldType]? {
         let rows = try connection.query("""
             SELECT attname, atttypid FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped
             """, [table])
@@ -43,13 +43,9 @@ final class CopyAppender: SQLAppender {
         for row in rows {
             if let name = row[0], let type = row[1].flatMap({ Oid($0) }) { byName[name] = type }
         }
-        let types = columns.compactMap { byName[$0] }
-        guard types.count == columns.count, types.allSatisfy(Self.written.contains) else { return nil }
-        return types
+        let types = columns.compactMap { byName[$0].flatMap(CopyBinary.FieldType.init(oid:)) }
+        return types.count == columns.count ? types : nil
     }
-
-    /// text, varchar, bigint, integer, smallint, boolean, double precision, timestamptz, bytea.
-    private static let written: Set<Oid> = [25, 1043, 20, 23, 21, 16, 701, 1184, 17]
 
     func append(_ values: [SQLValue]) throws {
         if let types {
@@ -69,60 +65,16 @@ final class CopyAppender: SQLAppender {
     }
 
     /// Writes `value` as column type `type` keeps it (false: it cannot be written so).
-    private static func put(_ value: SQLValue, as type: Oid, into bytes: inout [UInt8]) -> Bool {
-        switch (value, type) {
-        case (.null, _):
-            CopyBinary.append(Int32(-1), to: &bytes)
-        case (.text(var s), 25), (.text(var s), 1043):
-            return s.withUTF8 { utf8 in
-                guard utf8.isEmpty || memchr(utf8.baseAddress!, 0, utf8.count) == nil else { return false }
-                CopyBinary.append(Int32(utf8.count), to: &bytes)
-                bytes.append(contentsOf: utf8)
-                return true
-            }
-        case (.text(var s), 1184):
-            guard let instant = s.withUTF8({ Timestamp.parse(bytes: $0) }) else { return false }
-            CopyBinary.append(Int32(8), to: &bytes)
-            CopyBinary.append(CopyBinary.microseconds(instant), to: &bytes)
-        case (.integer(let i), 20):
-            CopyBinary.append(Int32(8), to: &bytes)
-            CopyBinary.append(i, to: &bytes)
-        case (.integer(let i), 23):
-            guard let narrow = Int32(exactly: i) else { return false }
-            CopyBinary.append(Int32(4), to: &bytes)
-            CopyBinary.append(narrow, to: &bytes)
-        case (.integer(let i), 21):
-            guard let narrow = Int16(exactly: i) else { return false }
-            CopyBinary.append(Int32(2), to: &bytes)
-            CopyBinary.append(narrow, to: &bytes)
-        case (.integer(let i), 16):
-            CopyBinary.append(Int32(1), to: &bytes)
-            bytes.append(i != 0 ? 1 : 0)
-        case (.integer(let i), 701):
-            CopyBinary.append(Int32(8), to: &bytes)
-            CopyBinary.append(Double(i).bitPattern, to: &bytes)
-        case (.real(let d), 701):
-            CopyBinary.append(Int32(8), to: &bytes)
-            CopyBinary.append(d.bitPattern, to: &bytes)
-        case (.integer(let i), 25), (.integer(let i), 1043):
-            let start = bytes.count
-            CopyBinary.append(Int32(0), to: &bytes)
-            CopyText.digits(i, into: &bytes)
-            let length = Int32(bytes.count - start - 4).bigEndian
-            withUnsafeBytes(of: length) { bytes.replaceSubrange(start..<start + 4, with: $0) }
-        case (.real(let d), 25), (.real(let d), 1043):
-            var digits = CopyText.float(d)
-            digits.withUTF8 { utf8 in
-                CopyBinary.append(Int32(utf8.count), to: &bytes)
-                bytes.append(contentsOf: utf8)
-            }
-        case (.blob(let b), 17):
-            CopyBinary.append(Int32(b.count), to: &bytes)
-            bytes.append(contentsOf: b)
-        default:
-            return false
+    private static func put(_ value: SQLValue, as type: CopyBinary.FieldType, into bytes: inout [UInt8]) -> Bool {
+        switch value {
+        case .null:
+            CopyBinary.appendNull(to: &bytes)
+            return true
+        case .text(var s): return s.withUTF8 { CopyBinary.appendField(text: UnsafeRawBufferPointer($0), as: type, to: &bytes) }
+        case .integer(let i): return CopyBinary.appendField(integer: i, as: type, to: &bytes)
+        case .real(let d): return CopyBinary.appendField(real: d, as: type, to: &bytes)
+        case .blob(let b): return CopyBinary.appendField(bytes: b, as: type, to: &bytes)
         }
-        return true
     }
 
     func finish() throws {

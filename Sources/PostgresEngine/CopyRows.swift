@@ -18,21 +18,10 @@ final class CopyRows: RowTarget {
         let index: Int
         func null() { rows.ranges[index] = nil }
         func integer(_ value: Int64) {
-            switch rows.types[index] {
-            case .boolean: rows.put(index, byte: value != 0 ? 1 : 0)
-            case .integer: rows.put(index, bits: UInt64(bitPattern: value))
-            case .real: rows.put(index, bits: Double(value).bitPattern)
-            case .text: rows.put(index, text: String(value))
-            case .timestamp: rows.refuse(index, String(value), as: .timestamp)
-            }
+            rows.put(index, String(value)) { CopyBinary.appendField(integer: value, as: $0, to: &$1) }
         }
         func real(_ value: Double) {
-            switch rows.types[index] {
-            case .real: rows.put(index, bits: value.bitPattern)
-            case .integer where value == value.rounded() && abs(value) < 9.2e18: rows.put(index, bits: UInt64(bitPattern: Int64(value)))
-            case .text: rows.put(index, text: CopyText.float(value))
-            default: rows.refuse(index, CopyText.float(value), as: rows.types[index])
-            }
+            rows.put(index, CopyText.float(value)) { CopyBinary.appendField(real: value, as: $0, to: &$1) }
         }
         func text(_ bytes: UnsafeRawBufferPointer) {
             rows.put(index, textBytes: bytes)
@@ -66,7 +55,8 @@ final class CopyRows: RowTarget {
     /// The row's values, encoded, and where each column's is (nil: NULL).
     private var scratch: [UInt8] = []
     fileprivate var ranges: [Range<Int>?] = []
-    fileprivate var types: [ColumnType] = []
+    fileprivate var types: [CopyBinary.FieldType] = []
+    private var columnTypes: [ColumnType] = []
     private var refused: [(column: Int, value: String, reason: String)] = []
     private var current: Buffer?
     private var buffers: [Int32: Buffer] = [:]
@@ -84,7 +74,8 @@ final class CopyRows: RowTarget {
         }
         scratch.removeAll(keepingCapacity: true)
         ranges = Array(repeating: nil, count: state.order.count)
-        types = state.types
+        columnTypes = state.types
+        types = state.types.map(CopyBinary.FieldType.init)
         refused.removeAll(keepingCapacity: true)
     }
 
@@ -94,39 +85,27 @@ final class CopyRows: RowTarget {
         put(index, textBytes: bytes)
     }
 
-    fileprivate func put(_ index: Int, byte: UInt8) {
-        ranges[index] = scratch.count..<scratch.count + 1
-        scratch.append(byte)
-    }
-
-    fileprivate func put(_ index: Int, bits: UInt64) {
+    /// One field through the encoder; a value it cannot write in the column's type is refused.
+    @inline(__always)
+    fileprivate func put(_ index: Int, _ shown: @autoclosure () -> String,
+                         _ encode: (CopyBinary.FieldType, inout [UInt8]) -> Bool) {
         let start = scratch.count
-        CopyBinary.append(bits, to: &scratch)
-        ranges[index] = start..<scratch.count
-    }
-
-    fileprivate func put(_ index: Int, text: String) {
-        var text = text
-        text.withUTF8 { put(index, textBytes: UnsafeRawBufferPointer($0)) }
-    }
-
-    /// Text as its column's type wants it: as it is for text, a timestamp as microseconds.
-    fileprivate func put(_ index: Int, textBytes bytes: UnsafeRawBufferPointer) {
-        switch types[index] {
-        case .text:
-            if let base = bytes.baseAddress, memchr(base, 0, bytes.count) != nil {
-                return refuse(index, bytes.string, reason: Self.nulReason)
-            }
-            let start = scratch.count
-            scratch.append(contentsOf: bytes)
+        if encode(types[index], &scratch) {
             ranges[index] = start..<scratch.count
-        case .timestamp:
-            guard let instant = bytes.withMemoryRebound(to: UInt8.self, { Timestamp.parse(bytes: $0) }) else {
-                return refuse(index, bytes.string, as: .timestamp)
-            }
-            put(index, bits: UInt64(bitPattern: CopyBinary.microseconds(instant)))
-        default:
-            refuse(index, bytes.string, as: types[index])
+        } else {
+            refuse(index, shown(), as: columnTypes[index])
+        }
+    }
+
+    /// Text as its column's type wants it (see `CopyBinary.appendField(text:)`).
+    fileprivate func put(_ index: Int, textBytes bytes: UnsafeRawBufferPointer) {
+        let start = scratch.count
+        if CopyBinary.appendField(text: bytes, as: types[index], to: &scratch) {
+            ranges[index] = start..<scratch.count
+        } else if types[index] == .text {
+            refuse(index, bytes.string, reason: Self.nulReason)
+        } else {
+            refuse(index, bytes.string, as: columnTypes[index])
         }
     }
 
@@ -145,15 +124,11 @@ final class CopyRows: RowTarget {
     func end() throws -> (rowId: Int64?, refused: [(column: Int, value: String, reason: String)]) {
         let buffer = current!
         CopyBinary.append(Int16(ranges.count), to: &buffer.bytes)
+        let before = buffer.bytes.count
         for range in ranges {
-            if let range {
-                CopyBinary.append(Int32(range.count), to: &buffer.bytes)
-                buffer.bytes.append(contentsOf: scratch[range])
-            } else {
-                CopyBinary.append(Int32(-1), to: &buffer.bytes)
-            }
+            if let range { buffer.bytes.append(contentsOf: scratch[range]) } else { CopyBinary.appendNull(to: &buffer.bytes) }
         }
-        waiting += 2 + 4 * ranges.count + scratch.count
+        waiting += buffer.bytes.count - before + 2
         if waiting > Self.flushBytes { try flush() }
         return (nil, refused)
     }
@@ -182,24 +157,5 @@ final class CopyRows: RowTarget {
         order.removeAll(keepingCapacity: true)
         current = nil
         waiting = 0
-    }
-}
-
-/// COPY's binary format (PostgreSQL's "COPY" reference page, "Binary Format"): a signature
-/// and two zero words, then per row a 16-bit field count and per field a 32-bit length (-1 for
-/// NULL) and the value in the type's binary form, all big-endian; a count of -1 ends the data.
-enum CopyBinary {
-    static let header: [UInt8] = Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0x00] + [0, 0, 0, 0] + [0, 0, 0, 0]
-    static let trailer: [UInt8] = [0xFF, 0xFF]
-    /// 2000-01-01T00:00:00Z, PostgreSQL's timestamp epoch, in Unix seconds.
-    static let epoch: Int64 = 946_684_800
-
-    static func microseconds(_ instant: Instant) -> Int64 {
-        (instant.seconds - epoch) * 1_000_000 + instant.nanos / 1000
-    }
-
-    /// An integer big-endian, as every number of the format is.
-    @inline(__always) static func append<T: FixedWidthInteger>(_ value: T, to bytes: inout [UInt8]) {
-        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
     }
 }
