@@ -36,7 +36,7 @@ struct BenchCommand: ParsableCommand {
     var noModels = false
 
     @Option(help: ArgumentHelp("Load each run into a warehouse that already holds this many other events (a second corpus of the days before, loaded once and copied).", valueName: "events")) var preload: Int = 0
-    @Option(help: ArgumentHelp("Journal mode of the loads: wal or rollback.", valueName: "mode")) var journal: String = "wal"
+    @Option(help: ArgumentHelp("Journal mode of the loads: wal or rollback.", valueName: "mode")) var journal: JournalMode = .wal
     @Option(help: ArgumentHelp("Make every event a track call named \"Viewed Product <n>\" with this many distinct n (a product id inside the event name), to time a run that meets more event names than the event table limit.", valueName: "n"))
     var eventNames: Int = 0
     @Flag(help: "Instead: generate a month of returning-visitor traffic (see docs/benchmark.md) and load it night by night into one warehouse with the default settings, printing each night's cost and the growth.")
@@ -55,7 +55,6 @@ struct BenchCommand: ParsableCommand {
         guard events >= 1, files >= 1, events >= files else { throw ValidationError("--events must be at least --files, and both at least 1") }
         guard !jobList.isEmpty, jobList.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--jobs takes whole numbers of 1 or more, comma-separated") }
         guard preload >= 0, preload == 0 || preload >= files else { throw ValidationError("--preload must be 0 or at least --files") }
-        guard JournalMode(rawValue: journal) != nil else { throw ValidationError("--journal must be wal or rollback") }
         guard nights >= 1, people >= 1, activeShare > 0, activeShare <= 1 else {
             throw ValidationError("--nights and --people must be at least 1, --active-share between 0 and 1")
         }
@@ -128,7 +127,7 @@ struct BenchCommand: ParsableCommand {
             var json: JSONValue = .null
             for (r, inputs) in runs.enumerated() {
                 let report = root.appendingPathComponent("report-jobs\(n)" + (runs.count > 1 ? "-run\(r + 1)" : "") + ".json")
-                let one = try runChild([executable, "load"] + target + ["--jobs", "\(n)", "--journal", journal, "--report", report.path]
+                let one = try runChild([executable, "load"] + target + ["--jobs", "\(n)", "--journal", journal.rawValue, "--report", report.path]
                                        + (noModels ? ["--no-models"] : []) + inputs)
                 guard one.status == 0 else {
                     throw ValidationError("the load with --jobs \(n) exited with status \(one.status); run it by hand to see why: \(executable) load --db \(db.path) \(inputs.joined(separator: " "))")
@@ -223,9 +222,9 @@ struct BenchCommand: ParsableCommand {
             print(line)
         } else if floor {
             let last = root.appendingPathComponent("bench-jobs\(jobList.last!).sqlite")
-            let result = try WriteFloor.measure(source: last.path, journal: JournalMode(rawValue: journal) ?? .wal,
+            let result = try WriteFloor.measure(source: last.path, journal: journal,
                                                 scratch: root.appendingPathComponent("floor.sqlite").path)
-            var line = "floor: SQLite alone writes that warehouse (\(result.tables) tables, \(result.rows) rows, journal \(journal)) in \(seconds(result.seconds)) s"
+            var line = "floor: SQLite alone writes that warehouse (\(result.tables) tables, \(result.rows) rows, journal \(journal.rawValue)) in \(seconds(result.seconds)) s"
             for n in jobList { line += "; jobs \(n) is \(String(format: "%.1f", walls[n]! / result.seconds))x that" }
             print(line)
             if preload > 0 { print("(the floor copies the whole warehouse, the preloaded events included)") }

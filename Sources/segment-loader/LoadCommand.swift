@@ -67,7 +67,7 @@ struct LoadCommand: ParsableCommand {
     var noIndexes = false
 
     @Option(name: .long, help: ArgumentHelp("wal (default; readers never block the load) or rollback (faster bulk loads; for a warehouse nobody reads meanwhile).", valueName: "mode"))
-    var journal: String = "wal"
+    var journal: JournalMode = .wal
 
     @Option(name: .long, help: ArgumentHelp("Seconds to wait for another program's write lock on the warehouse before exiting 75.", valueName: "seconds"))
     var busyTimeout: Double = Warehouse.defaultBusyTimeout
@@ -89,7 +89,6 @@ struct LoadCommand: ParsableCommand {
         }
         guard maxLineBytes >= 1024 else { throw ValidationError("--max-line-bytes must be at least 1024") }
         guard busyTimeout >= 0 && busyTimeout <= 86_400 else { throw ValidationError("--busy-timeout must be between 0 and 86400 seconds") }
-        guard JournalMode(rawValue: journal) != nil else { throw ValidationError("--journal must be wal or rollback, not '\(journal)'") }
     }
 
     func run() throws {
@@ -99,7 +98,7 @@ struct LoadCommand: ParsableCommand {
         options.maxLineBytes = maxLineBytes
         options.skipOptedOut = skipOptedOut
         options.createIndexes = !noIndexes
-        options.journal = JournalMode(rawValue: journal) ?? .wal
+        options.journal = journal
         options.models = modelFlags.apply(to: ModelOptions())
         options.busyTimeout = busyTimeout
         options.schema = schema

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SegmentLoader
+import SQLiteEngine
 
 /// `--db`, for the commands that work on an existing warehouse (status, rejects, models,
 /// datasette); `load` says what it does with a missing one.
@@ -24,3 +25,6 @@ struct JobsOption: ParsableArguments {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
     }
 }
+
+/// `--journal wal|rollback`, parsed into the mode (the parser lists the modes when it is neither).
+extension JournalMode: ExpressibleByArgument {}

@@ -36,6 +36,11 @@ final class CommandLineTests: XCTestCase {
         let jobs = try run(["load", "--db", "/tmp/x.sqlite", "--jobs", "0", "."])
         XCTAssertEqual(jobs.status, 64)
         XCTAssertTrue(jobs.stderr.contains("--jobs must be at least 1"))
+        // --journal is parsed into its mode: a word that is neither is refused with the choices.
+        let journal = try run(["load", "--db", "/tmp/x.sqlite", "--journal", "memory", "."])
+        XCTAssertEqual(journal.status, 64)
+        XCTAssertTrue(journal.stderr.contains("The value 'memory' is invalid for '--journal <mode>'"), journal.stderr)
+        XCTAssertTrue(journal.stderr.contains("'wal'") && journal.stderr.contains("'rollback'"), journal.stderr)
     }
 
     func testMissingPathNamesIt() throws {
