@@ -5,6 +5,10 @@
     scripts/warehouse-dump.py compare A.sqlite B.sqlite [ROOT_A ROOT_B]
                                                         exits 1 and shows the first differences
 
+A warehouse may also be PostgreSQL, as `postgresql://...#SCHEMA` (read with `psql`): its
+columns are shown with PostgreSQL's types and its values as COPY's text, so compare two
+PostgreSQL warehouses with each other.
+
 A ROOT is the folder the archives were loaded from (a pipeline stores absolute paths): text
 values that start with it are printed with `<root>` instead, so loads from two folders compare.
 
@@ -15,6 +19,7 @@ data by design: load times and load ids (`uuid_ts`, `loaded_at`, `first_load_id`
 INTEGER 1 and a TEXT '1' differ.
 """
 import sqlite3
+import subprocess
 import sys
 
 VOLATILE_COLUMNS = {"uuid_ts", "loaded_at", "first_load_id", "load_id", "built_at", "seconds"}
@@ -33,7 +38,41 @@ def value(v, root=None):
     return f"{type(v).__name__}:{v!r}"
 
 
+def psql(url, schema, sql):
+    out = subprocess.run(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", url, "-c", f"SET search_path = \"{schema}\"", "-c", sql],
+                         check=True, capture_output=True, text=True).stdout
+    return [line for line in out.split("\n") if line != ""]
+
+
+def dump_postgres(location, root=None):
+    url, _, schema = location.partition("#")
+    schema = schema or "segment"
+    out = [f"index {name}" for name in psql(url, schema, f"SELECT indexname FROM pg_indexes WHERE schemaname = '{schema}' ORDER BY 1")]
+    tables = psql(url, schema, f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}' ORDER BY 1")
+    for table in tables:
+        if table in VOLATILE_TABLES:
+            continue
+        columns = [line.split("|", 1) for line in psql(url, schema, f"""
+            SELECT column_name, data_type FROM information_schema.columns
+            WHERE table_schema = '{schema}' AND table_name = '{table}' ORDER BY ordinal_position""")]
+        out.append(f"table {table} (" + ", ".join(f"{c} {t}" for c, t in columns) + ")")
+        kept = [c for c, _ in columns if c not in VOLATILE_COLUMNS]
+        if not kept:
+            continue
+        select = ", ".join(f'"{c}"' for c in kept)
+        text = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", f"SET search_path = \"{schema}\"",
+                               "-c", f'COPY (SELECT {select} FROM "{table}") TO STDOUT'], check=True, capture_output=True, text=True).stdout
+        rows = sorted(line for line in text.split("\n") if line != "")
+        for row in rows:
+            if root:
+                row = row.replace(root.rstrip("/") + "/", "<root>/")
+            out.append(f"  {table}: " + row.replace("\t", " | "))
+    return out
+
+
 def dump(path, root=None):
+    if path.startswith("postgres://") or path.startswith("postgresql://"):
+        return dump_postgres(path, root)
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     out = []
     for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name"):
