@@ -5,7 +5,7 @@ import XCTest
 @testable import SQLiteEngine
 @testable import PostgresEngine
 
-/// Issue 21: several loaders writing one PostgreSQL warehouse at once, on overlapping inputs
+/// Several loaders writing one PostgreSQL warehouse at once, on overlapping inputs
 /// (the same archives, and the same messages in different archives), give one loader's
 /// warehouse: every file loaded once, every message id once, each column once, the models
 /// those of all the calls.

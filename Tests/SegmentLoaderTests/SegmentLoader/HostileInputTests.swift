@@ -6,13 +6,13 @@ import XCTest
 @testable import SQLiteEngine
 @testable import SegmentCore
 
-/// Issue 5: every broken or hostile input in Tests/Fixtures/hostile (written by
+/// Every broken or hostile input in Tests/Fixtures/hostile (written by
 /// scripts/make-hostile-fixtures.py), loaded by the real binary. Each test checks what is
 /// special about its fixture; `load` checks what must hold for all of them: a normal exit with
 /// the documented code, `integrity_check` ok, every file's accounting balanced, every reject
 /// with file, line and reason, and no table, column or index outside the contract.
 final class HostileInputTests: XCTestCase {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/hostile")
 
     struct Loaded {

@@ -5,10 +5,10 @@ import XCTest
 @testable import SegmentS3
 @testable import SQLiteEngine
 
-/// A newcomer's mistakes, each answered with what is wrong and what to do (issue 32).
+/// A newcomer's mistakes, each answered with what is wrong and what to do.
 final class FirstRunMessageTests: XCTestCase {
     var dir: URL!
-    var repo: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
+    var repo: URL { URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent() }
 
     override func setUpWithError() throws {
         dir = try temporaryDirectory(self)

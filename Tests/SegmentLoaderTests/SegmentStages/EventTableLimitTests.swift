@@ -6,7 +6,7 @@ import XCTest
 @testable import SegmentWarehouse
 @testable import SQLiteEngine
 
-/// Issue 19: any number of distinct event names loads in bounded time and memory with nothing
+/// Any number of distinct event names loads in bounded time and memory with nothing
 /// lost. A warehouse makes at most `event_table_limit` event tables; the calls of the events
 /// past it are rows of `tracks` with their properties in `_extra`, named in `_events_past_limit`,
 /// and reported by the run, its report and `status`. Which events get the tables is decided

@@ -34,7 +34,7 @@ final class TestS3: @unchecked Sendable {
     }
 
     static var repository: URL {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     }
 
     /// `.build-moto/bin/python3` when `.ci/run` made it, else the machine's python3.

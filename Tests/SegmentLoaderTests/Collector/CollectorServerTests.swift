@@ -8,7 +8,7 @@ import XCTest
 @testable import SegmentCore
 
 /// The real `segment-collector` binary on a loopback port, driven by plain HTTP clients
-/// (Foundation's URLSession), and what it wrote loaded by the loader (issue 13).
+/// (Foundation's URLSession), and what it wrote loaded by the loader.
 final class CollectorServerTests: XCTestCase {
     func testEveryRouteAndBothKeyPlacesAreWrittenAndLoaded() throws {
         let dir = try temporaryDirectory(self)
@@ -165,7 +165,7 @@ final class CollectorServerTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("no output folder") && missing.stderr.contains("no sources"), missing.stderr)
     }
 
-    /// Issue 19: a second collector on the same output folder is refused (exit 75, naming the
+    /// A second collector on the same output folder is refused (exit 75, naming the
     /// first), and the first goes on writing; once it is gone the folder can be taken.
     func testASecondCollectorOnTheSameFolderIsRefused() throws {
         let dir = try temporaryDirectory(self)
@@ -565,7 +565,7 @@ final class CollectorProcess: @unchecked Sendable {
 }
 
 extension CollectorServerTests {
-    /// Issue 19: 2,000 connections that send nothing (keep-alive browsers, or a script) do not
+    /// 2,000 connections that send nothing (keep-alive browsers, or a script) do not
     /// lock a real client out: an idle connection takes a descriptor, not one of the slots for
     /// bodies being read, and the descriptor limit is raised at start to fit them. (Before, the
     /// 256 connection slots were full and the client waited for the 30 s read timeout.)

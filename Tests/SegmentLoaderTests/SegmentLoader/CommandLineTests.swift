@@ -46,7 +46,7 @@ final class CommandLineTests: XCTestCase {
     func testMissingPathNamesIt() throws {
         let dir = try temporaryDirectory(self)
         let result = try run(["load", "--db", dir.appendingPathComponent("w.sqlite").path, "/nonexistent/segment-logs"])
-        XCTAssertEqual(result.status, 64, "a usage error, as for run (issue 12)")
+        XCTAssertEqual(result.status, 64, "a usage error, as for run")
         XCTAssertTrue(result.stderr.contains("/nonexistent/segment-logs: no such file or directory"), result.stderr)
     }
 
@@ -93,7 +93,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(again.stdout.contains("preload: 300 other events already in"), again.stdout)
     }
 
-    /// Issue 19's measurement: many event names, in one run or a run per file, with the limit
+    /// The measurement: many event names, in one run or a run per file, with the limit
     /// and a fresh connection's first query reported.
     func testBenchLoadsManyEventNamesInARunPerFile() throws {
         let dir = try temporaryDirectory(self)

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 @testable import SegmentLoader
 
-/// Issue 19, "the same answer everywhere": mistakes a new user makes get the answer every
+/// "the same answer everywhere": mistakes a new user makes get the answer every
 /// other command gives.
 final class SameAnswerTests: XCTestCase {
     var dir: URL!
@@ -36,7 +36,7 @@ final class SameAnswerTests: XCTestCase {
 
     /// A dry run prints paths as the run does: relative to the working directory.
     func testADryRunPrintsPathsAsTheRunDoes() throws {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         for item in ["pipelines", "sample-data"] {
             try FileManager.default.copyItem(at: repo.appendingPathComponent(item), to: dir.appendingPathComponent(item))
         }

@@ -6,7 +6,7 @@ import XCTest
 @testable import SegmentWarehouse
 @testable import SQLiteEngine
 
-/// Issue 20: a night's cost. A run whose archives are small beside its warehouse loads them in
+/// A night's cost. A run whose archives are small beside its warehouse loads them in
 /// one transaction (each file a savepoint); a kill during it loses the night, and the next run
 /// gives the warehouse an uninterrupted run gives.
 final class NightlyCostTests: XCTestCase {

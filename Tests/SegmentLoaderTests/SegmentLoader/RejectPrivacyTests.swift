@@ -5,7 +5,7 @@ import XCTest
 @testable import SegmentStages
 @testable import SQLiteEngine
 
-/// Issue 18: no plain value of a dropped or hashed field is stored anywhere in the warehouse,
+/// No plain value of a dropped or hashed field is stored anywhere in the warehouse,
 /// `_rejects` included, and a retry applies the privacy rules exactly once, for every kind of
 /// reject.
 final class RejectPrivacyTests: XCTestCase {

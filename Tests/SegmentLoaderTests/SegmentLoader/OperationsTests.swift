@@ -192,12 +192,12 @@ final class OperationsTests: XCTestCase {
         XCTAssertEqual(runBad.status, 64)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("w.sqlite").path))
 
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let sample = try run(["validate", repo.appendingPathComponent("pipelines/sample.yml").path])
         XCTAssertEqual(sample.status, 0, sample.stderr)
         XCTAssertTrue(sample.stdout.contains("sample.yml: ok (pipeline sample"), sample.stdout)
         // The nightly and backfill examples are written for a server's folders: validate says
-        // they are valid, for another machine, one line each, and exits 66, not 64 (issue 32).
+        // they are valid, for another machine, one line each, and exits 66, not 64.
         let shipped = try run(["validate"] + ["nightly", "backfill"].map { repo.appendingPathComponent("pipelines/\($0).yml").path })
         XCTAssertEqual(shipped.status, 66, shipped.stderr)
         let lines = shipped.stderr.split(separator: "\n").map(String.init)

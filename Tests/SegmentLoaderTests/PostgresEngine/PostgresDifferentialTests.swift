@@ -7,11 +7,11 @@ import XCTest
 @testable import SQLiteEngine
 @testable import PostgresEngine
 
-/// Issue 21's proof: the same archives loaded into SQLite and into PostgreSQL give the same
+/// The proof: the same archives loaded into SQLite and into PostgreSQL give the same
 /// warehouse: the same tables, columns in the same order with their types (mapped), and the
 /// same rows, bookkeeping and models included.
 final class PostgresDifferentialTests: XCTestCase {
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// One table as both databases can show it.
     struct Table: Equatable {

@@ -4,7 +4,7 @@ import XCTest
 @testable import SegmentStages
 @testable import SQLiteEngine
 
-/// Issue 12: the warehouse shared with other programs, and mistakes answered the same way by
+/// The warehouse shared with other programs, and mistakes answered the same way by
 /// every command.
 final class SharingTests: XCTestCase {
     var dir: URL!

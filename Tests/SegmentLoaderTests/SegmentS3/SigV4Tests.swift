@@ -4,7 +4,7 @@ import XCTest
 @testable import SegmentS3
 @testable import SegmentCore
 
-/// Issue 22's request signing, against the examples AWS publishes for S3's Signature Version 4
+/// The request signing, against the examples AWS publishes for S3's Signature Version 4
 /// ("Examples: Signature Calculations", header-based authentication): the example key
 /// AKIAIOSFODNN7EXAMPLE, 2013-05-24 00:00:00 UTC, bucket examplebucket in us-east-1.
 final class SigV4Tests: XCTestCase {
@@ -53,7 +53,7 @@ final class SigV4Tests: XCTestCase {
     }
 }
 
-/// Issue 22's settings, found as the AWS tools find them.
+/// The settings, found as the AWS tools find them.
 final class AWSSettingsTests: XCTestCase {
     func testTheEnvironmentComesFirstThenTheProfileFiles() throws {
         let home = try temporaryDirectory(self).path
@@ -117,7 +117,7 @@ final class AWSSettingsTests: XCTestCase {
     }
 }
 
-/// Issue 22's `s3://` sources and listing pages.
+/// The `s3://` sources and listing pages.
 final class S3ListingTests: XCTestCase {
     func testAnS3SourceAndItsRequestURLs() throws {
         let location = try XCTUnwrap(S3Location("s3://my-bucket/segment-logs/wk_123/"))

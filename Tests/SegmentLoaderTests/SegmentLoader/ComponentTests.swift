@@ -5,7 +5,7 @@ import XCTest
 @testable import SegmentStages
 @testable import SegmentWarehouse
 
-/// Unit tests of pieces other tests only reach through a whole load (issue 12): the value
+/// Unit tests of pieces other tests only reach through a whole load: the value
 /// converter, the channel between a worker and the writer, and the normalizer's name cache.
 final class ComponentTests: XCTestCase {
     // MARK: ValueConversion.convert

@@ -5,7 +5,7 @@ import XCTest
 @testable import SegmentStages
 @testable import SQLiteEngine
 
-/// Issue 18: the write side behind one boundary. Names that must match a table, the spill's
+/// The write side behind one boundary. Names that must match a table, the spill's
 /// damage, `_loads` when recording fails, the column limit in one place, the scoped transaction.
 final class WriteBoundaryTests: XCTestCase {
     var dir: URL!
@@ -236,7 +236,7 @@ final class WriteBoundaryTests: XCTestCase {
 /// columns, types, rows and indexes, load times and load ids aside.
 final class SampleWarehouseTests: XCTestCase {
     func testTheSampleDataMakesTheSameWarehouseAsBefore() throws {
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let dir = try temporaryDirectory(self)
         for item in ["pipelines", "sample-data"] {
             try FileManager.default.copyItem(at: repo.appendingPathComponent(item), to: dir.appendingPathComponent(item))

@@ -5,7 +5,7 @@ import XCTest
 @testable import SegmentStages
 @testable import SQLiteEngine
 
-/// The load path of issue 10: one parse per message (pass 2 writes pass 1's spill), the run's
+/// The load path: one parse per message (pass 2 writes pass 1's spill), the run's
 /// temporary space bounded, checked and reported, its failures stopping the run, and the
 /// journal mode a backfill may choose.
 final class LoadPathTests: XCTestCase {

@@ -5,7 +5,7 @@ import XCTest
 @testable import SQLiteEngine
 @testable import PostgresEngine
 
-/// Issue 11: the built-in models (identities, page_views, sessions) against hand-computed truth,
+/// The built-in models (identities, page_views, sessions) against hand-computed truth,
 /// and equal to a full rebuild whatever the split of the archives into loads and their order.
 final class ModelTests: XCTestCase {
     var dir: URL!

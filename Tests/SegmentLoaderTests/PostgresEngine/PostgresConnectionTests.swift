@@ -5,7 +5,7 @@ import XCTest
 @testable import SegmentWarehouse
 @testable import PostgresEngine
 
-/// Issue 21, the client: libpq reads the URL and the environment as psql does, errors are a
+/// The client: libpq reads the URL and the environment as psql does, errors are a
 /// sentence and an exit status without the password, COPY carries any text.
 final class PostgresLocationTests: XCTestCase {
     func testTheDisplayNamesTheServerAndNeverThePassword() throws {

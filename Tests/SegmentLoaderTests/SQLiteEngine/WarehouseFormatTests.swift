@@ -18,7 +18,7 @@ final class WarehouseFormatTests: XCTestCase {
         db = dir.appendingPathComponent("w.sqlite")
     }
 
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures")
 
     // MARK: Timestamps
@@ -132,7 +132,7 @@ final class WarehouseFormatTests: XCTestCase {
             ["__models", #"["_models"]"#], ["_identities", #"["identities"]"#], ["_page_views", #"["Page Views"]"#],
             ["_sessions", #"["Sessions","sessions"]"#],
         ])
-        // The names stay the models' own: the tables of those names are the models' (issue 11).
+        // The names stay the models' own: the tables of those names are the models'.
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _schema_tables WHERE table_name IN ('sessions', 'page_views', 'identities', '_models')"), "0")
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM pragma_table_info('sessions') WHERE name = 'session_id'"), "1")
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM pragma_table_info('page_views') WHERE name = 'blended_user_id'"), "1")

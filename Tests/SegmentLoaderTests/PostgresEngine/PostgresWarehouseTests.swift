@@ -7,7 +7,7 @@ import XCTest
 @testable import SQLiteEngine
 @testable import PostgresEngine
 
-/// Issue 21, the warehouse's frame in PostgreSQL: its schema, the bookkeeping tables in
+/// The warehouse's frame in PostgreSQL: its schema, the bookkeeping tables in
 /// PostgreSQL's types, the format in a row, refusals, and several loaders opening it at once.
 final class PostgresWarehouseTests: XCTestCase {
     func testOneTableDefinitionIsWrittenInEachDialect() {

@@ -6,7 +6,7 @@ import XCTest
 @testable import YAMLCore
 @testable import SegmentCore
 
-/// Issue 13, the collector's core: what it adds to each message, and archives that are durable
+/// The collector's core: what it adds to each message, and archives that are durable
 /// after every append and that the loader loads.
 final class CollectorTests: XCTestCase {
     let now = Instant(seconds: 1_700_524_800 + 3_600, nanos: 250_000_000)  // 2023-11-21 01:00:00.250 UTC

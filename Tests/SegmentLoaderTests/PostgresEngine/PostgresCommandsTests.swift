@@ -4,7 +4,7 @@ import XCTest
 @testable import SQLiteEngine
 @testable import PostgresEngine
 
-/// Issue 21: every command against a PostgreSQL warehouse as against SQLite, through the real
+/// Every command against a PostgreSQL warehouse as against SQLite, through the real
 /// binary: a pipeline with `warehouse: {url, schema}` (validate, dry run, run), status,
 /// rejects and rejects retry, models; datasette says it serves SQLite only (exit 64).
 final class PostgresCommandsTests: XCTestCase {

@@ -5,7 +5,7 @@ import XCTest
 @testable import SegmentWarehouse
 @testable import PostgresEngine
 
-/// Issue 21: the real binary against the test server when things go wrong: killed at each
+/// The real binary against the test server when things go wrong: killed at each
 /// kill point, the server restarted under it, a wrong password, an unknown database, no
 /// server. Each time a sentence and the right exit code, no client error stack, never the
 /// password, and the next run completes the warehouse with nothing doubled or lost.
