@@ -8,9 +8,11 @@ extension Indexes {
     public static func create(in db: Database) throws -> [String] {
         // Building an index sorts the whole table: let SQLite spill that sort to a temporary
         // file, or memory would grow with the warehouse (the loader otherwise keeps temp in memory).
-        try db.execute("PRAGMA temp_store=FILE")
-        defer { try? db.execute("PRAGMA temp_store=MEMORY") }
-        return try create(session: db)
+        try create(session: db) { build in
+            try db.execute("PRAGMA temp_store=FILE")
+            defer { try? db.execute("PRAGMA temp_store=MEMORY") }
+            try build()
+        }
     }
 
     /// Drops the query indexes (not the two the loader needs) before a bulk load.

@@ -61,7 +61,7 @@ public struct DryRun: Sendable {
         var seenHashes: [String: String] = [:]
         for archive in selection.found.archives {
             let earlier: String?
-            if S3Location.isURL(archive.path) {
+            if archive.source == .s3Object {
                 // An object is not read: a run skips it unread when its key, size and ETag were
                 // loaded, and reads it otherwise.
                 earlier = objects[archive.path]?.isSameObject(as: archive) == true ? archive.path : nil

@@ -104,7 +104,7 @@ struct ScanPass {
     /// so that while some wait for an object's first bytes (tens of milliseconds on a real
     /// bucket, per object) the others parse. The result does not depend on the number.
     static func workers(for archives: [Archive], jobs: Int) -> Int {
-        archives.contains { S3Location.isURL($0.path) } ? min(jobs * objectsPerJob, 32) : jobs
+        archives.contains { $0.source == .s3Object } ? min(jobs * objectsPerJob, 32) : jobs
     }
 
     static let objectsPerJob = 4
@@ -137,7 +137,7 @@ struct ScanPass {
             // An S3 object is read once, hashed on the way: one with the key, size and ETag of
             // an object loaded before is skipped unread; one whose bytes turn out loaded under
             // another key is skipped after its read. A local file is hashed first.
-            let isObject = S3Location.isURL(archive.path)
+            let isObject = archive.source == .s3Object
             if isObject {
                 if loadedFiles[archive.path]?.isSameObject(as: archive) == true { scan.skippedAs = archive.path }
             } else {
@@ -156,7 +156,7 @@ struct ScanPass {
             var chunk = Chunk()
             chunk.items.reserveCapacity(1024)
             var pendingBytes: Int64 = 0
-            let outcome = try reader.read(path: archive.path, format: archive.format,
+            let outcome = try reader.read(path: archive.path, format: archive.format, source: archive.source,
                                           onBlock: { progress?.add(bytes: Int64($0)); pendingBytes += Int64($0) },
                                           onMemberStart: { _ in scan.endMember() }) { line, bytes, problem in
                 if stop?.isSet == true { throw Stopped() }

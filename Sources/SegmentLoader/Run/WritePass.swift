@@ -203,7 +203,7 @@ struct WritePass {
                 let fileEnd = end!
                 if let fatal = fileEnd.fatal { throw fatal }
                 // An S3 object that pass 1 could not read has no hash yet: this read gives it.
-                let sha256 = scan.sha256.isEmpty && S3Location.isURL(archive.path) ? fileEnd.sha256 ?? "" : scan.sha256
+                let sha256 = scan.sha256.isEmpty && archive.source == .s3Object ? fileEnd.sha256 ?? "" : scan.sha256
                 if let failure = fileEnd.readError ?? (fileEnd.sha256 != sha256 ? "the file changed while it was being loaded; run again" : nil) {
                     throw Unreadable(reason: failure, sha256: fileEnd.sha256 ?? sha256)
                 }
@@ -278,7 +278,7 @@ struct WritePass {
         struct Stopped: Error {}
         do {
             var pendingBytes: Int64 = 0
-            let outcome = try reader.read(path: archive.path, format: archive.format,
+            let outcome = try reader.read(path: archive.path, format: archive.format, source: archive.source,
                                           onBlock: { pendingBytes += Int64($0) }, distrust: distrust) { line, bytes, problem in
                 if stop.isSet { throw Stopped() }
                 for parsed in processor.process(bytes, problem: problem) {

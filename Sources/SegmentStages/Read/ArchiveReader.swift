@@ -100,14 +100,15 @@ public struct ArchiveReader: Sendable {
     /// could be read of it, cut to `maxLineBytes`).
     /// With `hashing: false` the outcome's `sha256` is empty (for a caller that hashed already).
     public func read(
-        path: String, format: ArchiveFormat, hashing: Bool = true, onBlock: (Int) -> Void = { _ in },
+        path: String, format: ArchiveFormat, source: ArchiveSource? = nil, hashing: Bool = true, onBlock: (Int) -> Void = { _ in },
         distrust: Distrust? = nil, onMemberStart: (Int) -> Void = { _ in },
         body: (Int, UnsafeBufferPointer<UInt8>, LineProblem?) throws -> Void
     ) throws -> ReadOutcome {
         var splitter = LineSplitter(maxLineBytes: maxLineBytes)
         splitter.distrust = distrust
         // An object's kind is known only from its first bytes, which come with its first block.
-        var sniffing = S3Location.isURL(path)
+        let source = source ?? ArchiveSource(path: path)
+        var sniffing = source == .s3Object
         var inflater = format == .gzip && !sniffing ? Inflater() : nil
         var memberFirstLine = 1
         var corruptFromLine: Int?
@@ -115,7 +116,7 @@ public struct ArchiveReader: Sendable {
         var compressed: Int64 = 0
         var refusedAsBomb = false
         let (ratio, floor) = (maxInflateRatio, bombFloor)
-        let (sha256, size) = try blocks(path: path, hashing: hashing) { bytes in
+        let (sha256, size) = try blocks(path: path, source: source, hashing: hashing) { bytes in
             if sniffing {
                 sniffing = false
                 switch Discovery.sniff(head: bytes, whole: false) {
@@ -166,10 +167,10 @@ public struct ArchiveReader: Sendable {
         try hashBlocks(path: path, blockSize: 1 << 20) { _ in }
     }
 
-    /// The bytes of a file, or of an object when `path` is an `s3://` URL, block by block,
+    /// The bytes of a file, or of an S3 object (`path` is then its `s3://` URL), block by block,
     /// hashed on the way.
-    private func blocks(path: String, hashing: Bool, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> (String, Int64) {
-        guard S3Location.isURL(path) else { return try Self.hashBlocks(path: path, blockSize: blockSize, hashing: hashing, body) }
+    private func blocks(path: String, source: ArchiveSource, hashing: Bool, _ body: (UnsafeRawBufferPointer) throws -> Void) throws -> (String, Int64) {
+        guard source == .s3Object else { return try Self.hashBlocks(path: path, blockSize: blockSize, hashing: hashing, body) }
         guard let objects else { throw ReadError(path: path, message: "an s3:// archive, and the run has no S3 access set up") }
         var hasher = SHA256Hasher()
         do {

@@ -15,6 +15,17 @@ public struct Archive: Sendable, Hashable {
     /// An S3 object's ETag (its path is then its `s3://` URL): with the key and size, what
     /// tells a run that the object is loaded already without reading it.
     public var etag: String?
+    /// Where its bytes are.
+    public var source: ArchiveSource = .file
+}
+
+/// Where an archive's bytes are: a local file, or an S3 object (whose path is its `s3://` URL).
+public enum ArchiveSource: Sendable, Hashable {
+    case file
+    case s3Object
+
+    /// The source of an archive known only by its path (a `_rejects.file`, a fuzz input).
+    public init(path: String) { self = S3Location.isURL(path) ? .s3Object : .file }
 }
 
 /// A file that is not an archive, and why (skipped and reported, not an error).
@@ -118,7 +129,7 @@ public enum Discovery {
             }
             let layout = s3Layout(path)
             archives.append(Archive(path: path, format: object.key.hasSuffix(".gz") ? .gzip : .ndjson, size: object.size,
-                                    sourceId: layout?.source, day: layout?.day, etag: object.etag))
+                                    sourceId: layout?.source, day: layout?.day, etag: object.etag, source: .s3Object))
         }
         if inLocation == 0 && skippedFolders == 0 {
             throw S3Error(kind: .missing, message: "\(location): no such prefix: bucket \(location.bucket) has no object under \(prefix.isEmpty ? "it" : prefix)")

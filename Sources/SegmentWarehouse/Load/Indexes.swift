@@ -60,7 +60,9 @@ public enum Indexes {
         return dialect.storedIdentifier(whole)
     }
 
-    package static func create(session db: any SQLSession) throws -> [String] {
+    /// Creates the missing indexes; `building` wraps the work when there is any (an engine's
+    /// settings for sorting whole tables).
+    package static func create(session db: any SQLSession, building: (() throws -> Void) throws -> Void = { try $0() }) throws -> [String] {
         let existing = Set(try db.rows(db.dialect.indexesQuery).compactMap(\.first?.text))
         var stale: [String] = []
         var missing: [(name: String, table: String, columns: [String])] = []
@@ -79,11 +81,13 @@ public enum Indexes {
             }
         }
         guard !missing.isEmpty else { return [] }
-        try db.inTransaction {
-            // IF EXISTS: two long tables' clipped PostgreSQL names may have been one.
-            for name in Set(stale).sorted() { try db.execute("DROP INDEX IF EXISTS \(quoteIdentifier(name))") }
-            for index in missing {
-                try db.execute("CREATE INDEX IF NOT EXISTS \(quoteIdentifier(index.name)) ON \(quoteIdentifier(index.table)) (\(index.columns.map(quoteIdentifier).joined(separator: ", ")))")
+        try building {
+            try db.inTransaction {
+                // IF EXISTS: two long tables' clipped PostgreSQL names may have been one.
+                for name in Set(stale).sorted() { try db.execute("DROP INDEX IF EXISTS \(quoteIdentifier(name))") }
+                for index in missing {
+                    try db.execute("CREATE INDEX IF NOT EXISTS \(quoteIdentifier(index.name)) ON \(quoteIdentifier(index.table)) (\(index.columns.map(quoteIdentifier).joined(separator: ", ")))")
+                }
             }
         }
         return missing.map(\.name)

@@ -162,6 +162,9 @@ final class S3SourceTests: XCTestCase {
         let client = s3.client()
         let found = try Discovery.find(["s3://\(bucket)/logs/"], objects: client)
         XCTAssertEqual(found.archives.count, 1005)
+        XCTAssertTrue(found.archives.allSatisfy { $0.source == .s3Object }, "an object is known as one from its discovery on")
+        let local = try Discovery.find([try write(gzip(ndjson([track("a")])), to: dir.appendingPathComponent("in/a.gz")).path])
+        XCTAssertEqual(local.archives.map(\.source), [.file])
         XCTAssertEqual(client.requestCounts["list"], 2, "ListObjectsV2 gives 1000 keys a page")
         var options = LoadOptions(database: dir.appendingPathComponent("w.sqlite").path, jobs: 2)
         options.objects = client
