@@ -23,7 +23,13 @@ public enum PostgresFloor {
         try connection.execute("DROP SCHEMA IF EXISTS \(quoteIdentifier(floorSchema)) CASCADE")
         let tables = try connection.query("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY table_name", [schema])
             .compactMap { $0[0] }
-        let indexes = try connection.query("SELECT indexdef FROM pg_indexes WHERE schemaname = $1 ORDER BY indexname", [schema]).compactMap { $0[0] }
+        // Each index as name, table, uniqueness and key columns, made again on the copy.
+        let indexes = try connection.query("""
+            SELECT i.relname, t.relname, x.indisunique,
+                   array_to_string(ARRAY(SELECT pg_get_indexdef(x.indexrelid, k, true) FROM generate_series(1, x.indnkeyatts) AS k), ', ')
+            FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid
+            JOIN pg_namespace n ON n.oid = t.relnamespace WHERE n.nspname = $1 ORDER BY 1
+            """, [schema])
         var export: [String] = [], load: [String] = ["CREATE SCHEMA \(quoteIdentifier(floorSchema));"]
         var rows: Int64 = 0
         for (i, table) in tables.enumerated() {
@@ -34,10 +40,9 @@ public enum PostgresFloor {
             load.append("\\copy \(target) FROM '\(file)'")
             rows += Int64(try connection.scalar("SELECT count(*) FROM \(source)") ?? "0") ?? 0
         }
-        let on = " ON " + quoteIdentifier(schema) + ".", onBare = " ON " + schema + "."
-        for definition in indexes {
-            load.append(definition.replacingOccurrences(of: on, with: " ON \(quoteIdentifier(floorSchema)).")
-                .replacingOccurrences(of: onBare, with: " ON \(quoteIdentifier(floorSchema)).") + ";")
+        for index in indexes {
+            guard let name = index[0], let table = index[1], let columns = index[3] else { continue }
+            load.append("CREATE \(index[2] == "t" ? "UNIQUE " : "")INDEX \(quoteIdentifier(name)) ON \(quoteIdentifier(floorSchema)).\(quoteIdentifier(table)) (\(columns));")
         }
         return Scripts(export: export.joined(separator: "\n") + "\n", load: load.joined(separator: "\n") + "\n", tables: tables.count, rows: rows)
     }
