@@ -56,7 +56,6 @@ final class CopyRows: RowTarget {
     private var scratch: [UInt8] = []
     fileprivate var ranges: [Range<Int>?] = []
     fileprivate var types: [CopyBinary.FieldType] = []
-    private var columnTypes: [ColumnType] = []
     private var refused: [(column: Int, value: String, reason: String)] = []
     private var current: Buffer?
     private var buffers: [Int32: Buffer] = [:]
@@ -74,7 +73,6 @@ final class CopyRows: RowTarget {
         }
         scratch.removeAll(keepingCapacity: true)
         ranges = Array(repeating: nil, count: state.order.count)
-        columnTypes = state.types
         types = state.types.map(CopyBinary.FieldType.init)
         refused.removeAll(keepingCapacity: true)
     }
@@ -93,7 +91,7 @@ final class CopyRows: RowTarget {
         if encode(types[index], &scratch) {
             ranges[index] = start..<scratch.count
         } else {
-            refuse(index, shown(), as: columnTypes[index])
+            refuse(index, shown(), as: current!.table.types[index])
         }
     }
 
@@ -105,7 +103,7 @@ final class CopyRows: RowTarget {
         } else if types[index] == .text {
             refuse(index, bytes.string, reason: Self.nulReason)
         } else {
-            refuse(index, bytes.string, as: columnTypes[index])
+            refuse(index, bytes.string, as: current!.table.types[index])
         }
     }
 

@@ -101,6 +101,16 @@ package struct TableDefinition: Sendable {
     /// Table constraints after the columns (a CHECK).
     package var checks: [String]
 
+    /// Columns written as `name TYPE [constraints]`, separated by commas (no comma inside a
+    /// constraint), the types the warehouse's own words (`TEXT`, `INTEGER`, ...; `BLOB` for bytes).
+    package static func columns(_ list: String) -> [Column] {
+        list.split(separator: ",").map { item in
+            let words = item.split(separator: " ", maxSplits: 2).map(String.init)
+            let type = words[1] == "BLOB" ? StoredType.bytes : .column(ColumnType(rawValue: words[1])!)
+            return Column(words[0], type, words.count > 2 ? words[2] : "")
+        }
+    }
+
     package init(_ name: String, key: Key = .none, _ columns: [Column], checks: [String] = [], indexes: [(name: String, columns: [String])] = []) {
         self.name = name
         self.columns = columns

@@ -12,36 +12,27 @@ public enum Models {
     /// ones, which a bulk load drops and builds again.
     public static let indexPrefix = Names.modelIndexPrefix
 
-    typealias C = TableDefinition.Column
-    private static func columns(_ list: String) -> [C] {
-        list.split(separator: ",").map { item in
-            let words = item.split(separator: " ", maxSplits: 2).map(String.init)
-            let types: [String: StoredType] = ["TEXT": .text, "INTEGER": .integer, "REAL": .real, "TIMESTAMP": .timestamp]
-            return C(words[0], types[words[1]]!, words.count > 2 ? words[2] : "")
-        }
-    }
-
     /// The models' tables, their bookkeeping (`_models`, the alias chains they resolved, the
     /// touched ids) and their indexes.
     package static let definitions: [TableDefinition] = [
-        TableDefinition("identities", key: .columns(["anonymous_id"], ordered: false), columns(
+        TableDefinition("identities", key: .columns(["anonymous_id"], ordered: false), TableDefinition.columns(
             "anonymous_id TEXT,user_id TEXT NOT NULL,first_linked_at TIMESTAMP,last_linked_at TIMESTAMP,user_ids INTEGER NOT NULL")),
-        TableDefinition("page_views", columns("""
+        TableDefinition("page_views", TableDefinition.columns("""
             id TEXT NOT NULL,anonymous_id TEXT,user_id TEXT,blended_user_id TEXT NOT NULL,timestamp TIMESTAMP,\
             received_at TIMESTAMP,url TEXT,host TEXT,path TEXT,query TEXT,title TEXT,referrer TEXT,referrer_host TEXT,\
             utm_source TEXT,utm_medium TEXT,utm_campaign TEXT,utm_term TEXT,utm_content TEXT,gclid TEXT,device TEXT,\
             session_id TEXT NOT NULL,view_index INTEGER NOT NULL
             """)),
-        TableDefinition("sessions", columns("""
+        TableDefinition("sessions", TableDefinition.columns("""
             session_id TEXT NOT NULL,blended_user_id TEXT NOT NULL,session_index INTEGER NOT NULL,anonymous_id TEXT,\
             user_id TEXT,started_at TIMESTAMP,ended_at TIMESTAMP,duration_seconds REAL,page_views INTEGER NOT NULL,\
             screen_views INTEGER NOT NULL,events INTEGER NOT NULL,first_url TEXT,last_url TEXT,first_screen TEXT,\
             last_screen TEXT,referrer TEXT,referrer_host TEXT,utm_source TEXT,utm_medium TEXT,utm_campaign TEXT,\
             utm_term TEXT,utm_content TEXT,gclid TEXT,device TEXT
             """)),
-        TableDefinition("_model_aliases", key: .columns(["id"], ordered: true), columns("id TEXT,final_id TEXT NOT NULL"),
+        TableDefinition("_model_aliases", key: .columns(["id"], ordered: true), TableDefinition.columns("id TEXT,final_id TEXT NOT NULL"),
                         indexes: [("_model_idx_aliases_final_id", ["final_id"])]),
-        TableDefinition("_models", key: .generated, columns("""
+        TableDefinition("_models", key: .generated, TableDefinition.columns("""
             id INTEGER,load_id INTEGER,built_at TEXT NOT NULL,mode TEXT NOT NULL,\
             session_timeout_minutes INTEGER NOT NULL,people INTEGER NOT NULL,identities INTEGER NOT NULL,\
             page_views INTEGER NOT NULL,sessions INTEGER NOT NULL,seconds REAL NOT NULL

@@ -139,17 +139,7 @@ final class LoadPathTests: XCTestCase {
         let names = NameTable()
         let warehouse = try Warehouse(path: db.path)
         let loadId = try warehouse.beginLoad(pipeline: "test", startedAt: "2024-03-01 00:00:00.000")
-        var processor = LineProcessor(loadTime: Instant(seconds: 1_709_300_000), names: names)
-        func records(_ lines: [String]) -> MessageRecords {
-            var records = MessageRecords()
-            for line in lines {
-                var bytes = Array(line.utf8)
-                for parsed in bytes.withUnsafeMutableBufferPointer({ processor.process(UnsafeBufferPointer($0), problem: nil) }) {
-                    if case .message(let message, _) = parsed { records.append(message) }
-                }
-            }
-            return records
-        }
+        func records(_ lines: [String]) -> MessageRecords { packedRecords(lines, names: names) }
         let track = #"{"type":"track","messageId":"m1","event":"Signed Up","userId":"u1","receivedAt":"2024-03-01T10:00:00Z","properties":{"plan":"pro"}}"#
         let identify = #"{"type":"identify","messageId":"m2","userId":"u1","receivedAt":"2024-03-01T10:00:01Z","traits":{"email":"a@example.com"}}"#
         let chunk = records([track, identify])
