@@ -38,8 +38,17 @@ final class CopyRows: RowTarget {
     final class Buffer {
         let table: TableState
         let columns: Int
+        /// Where the rows' person key comes from (Citus): the anonymous id's column, else the user id's.
+        let personKey: (column: String, anonymousId: Int, userId: Int)?
         var bytes: [UInt8] = []
-        init(table: TableState, columns: Int) { (self.table, self.columns) = (table, columns) }
+        init(table: TableState, columns: Int, personKey: String?) {
+            (self.table, self.columns) = (table, columns)
+            if let personKey, table.callType != nil, let anon = table.order.firstIndex(of: "anonymous_id"), let user = table.order.firstIndex(of: "user_id") {
+                self.personKey = (personKey, anon, user)
+            } else {
+                self.personKey = nil
+            }
+        }
     }
 
     let connection: PostgresConnection
@@ -47,8 +56,12 @@ final class CopyRows: RowTarget {
     static let flushBytes = 8 << 20
     private var waiting = 0
 
+    /// The column call tables carry for Citus to place their rows by (nil: plain PostgreSQL).
+    private let personKey: String?
+
     init(connection: PostgresConnection) {
         self.connection = connection
+        personKey = connection.dialect.personKeyColumn
     }
 
     var rowBudget: Int? { RowSize.postgresBudget }
@@ -67,7 +80,7 @@ final class CopyRows: RowTarget {
         } else {
             // The table gained columns since its rows began waiting: those go first.
             if let old = buffers[state.id] { try send(old) } else { order.append(state.id) }
-            let buffer = Buffer(table: state, columns: state.order.count)
+            let buffer = Buffer(table: state, columns: state.order.count, personKey: personKey)
             buffers[state.id] = buffer
             current = buffer
         }
@@ -121,10 +134,14 @@ final class CopyRows: RowTarget {
 
     func end() throws -> (rowId: Int64?, refused: [(column: Int, value: String, reason: String)]) {
         let buffer = current!
-        CopyBinary.append(Int16(ranges.count), to: &buffer.bytes)
+        CopyBinary.append(Int16(ranges.count + (buffer.personKey == nil ? 0 : 1)), to: &buffer.bytes)
         let before = buffer.bytes.count
         for range in ranges {
             if let range { buffer.bytes.append(contentsOf: scratch[range]) } else { CopyBinary.appendNull(to: &buffer.bytes) }
+        }
+        // The same field again: a text column's bytes are the same in any text column.
+        if let key = buffer.personKey {
+            if let range = ranges[key.anonymousId] ?? ranges[key.userId] { buffer.bytes.append(contentsOf: scratch[range]) } else { CopyBinary.appendNull(to: &buffer.bytes) }
         }
         waiting += buffer.bytes.count - before + 2
         if waiting > Self.flushBytes { try flush() }
@@ -141,7 +158,7 @@ final class CopyRows: RowTarget {
 
     private func send(_ buffer: Buffer) throws {
         guard !buffer.bytes.isEmpty else { return }
-        let columns = buffer.table.order.prefix(buffer.columns).map(quoteIdentifier).joined(separator: ", ")
+        let columns = (buffer.table.order.prefix(buffer.columns).map(quoteIdentifier) + (buffer.personKey.map { [$0.column] } ?? [])).joined(separator: ", ")
         try connection.copy("COPY \(quoteIdentifier(buffer.table.name)) (\(columns)) FROM STDIN (FORMAT binary)", deferred: true) { send in
             try send(CopyBinary.header)
             try send(buffer.bytes)

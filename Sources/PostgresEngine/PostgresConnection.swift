@@ -16,6 +16,8 @@ public final class PostgresConnection {
     private var inFlight = InFlight.none
     /// Rows read by `settle` before their reader asked for them, by key.
     private var received: [String: [[SQLValue]]] = [:]
+    /// The Citus cluster the database is on (nil: plain PostgreSQL), read as it connects.
+    package private(set) var cluster: CitusCluster?
 
     /// Connects, and fixes the session's settings the warehouse relies on: UTF-8, UTC, the
     /// warehouse's schema first on the search path, no chatter below warnings.
@@ -31,6 +33,7 @@ public final class PostgresConnection {
         }
         self.handle = handle
         try execute("SET client_encoding TO 'UTF8'; SET TIME ZONE 'UTC'; SET client_min_messages TO warning; SET search_path TO \(quoteIdentifier(location.schema))")
+        cluster = try CitusCluster.detect(self)
     }
 
     deinit { PQfinish(handle) }

@@ -4,7 +4,10 @@ import SegmentWarehouse
 
 /// PostgreSQL's words for the warehouse layer's statements (docs/postgresql.md for the types).
 package struct PostgresDialect: SQLDialect {
-    package init() {}
+    /// Whether the database spreads the warehouse's tables over a Citus cluster.
+    package let distributed: Bool
+
+    package init(distributed: Bool = false) { self.distributed = distributed }
 
     /// The advisory lock a models build holds ("SEGO"), exclusive, and each file's transaction
     /// shared before it commits: a build sees one set of committed files, and two runs ending
@@ -82,14 +85,26 @@ package struct PostgresDialect: SQLDialect {
     }
     /// The models lock; the activity of many people is sorted in one query: in memory up to
     /// 64 MB (the server's default, 4 MB, sorts a backfill's on disk).
+    /// On Citus, one connection per node for the whole build: a cursor over shards this
+    /// transaction changed must read them through the connection that changed them.
     package var modelsBuildPreamble: [String] {
         ["SELECT pg_advisory_xact_lock(\(Self.modelsLockKey))", "SET LOCAL work_mem = '64MB'"]
+            + (distributed ? ["SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"] : [])
     }
     /// Person by person, a build makes a few statements per person, here round trips to the
     /// server, which cost that much more against a full rebuild's few large statements (on the
     /// benchmark's warehouse the people of one of its eight files took over two minutes person
     /// by person; a full rebuild of everyone, 415,611 sessions, about 18 s).
     package var roundTripsPerPerson: Int { 10 }
+
+    package func placement(of table: String, isCallTable: Bool) -> [String] {
+        distributed ? CitusLayout.placement(of: table, isCallTable: isCallTable).statements(for: table) : []
+    }
+    package var personKeyColumn: String? { distributed ? CitusLayout.personKey : nil }
+    package func uniqueKey(_ columns: [String], of table: String) -> [String] {
+        guard distributed, case .distributed(let column) = CitusLayout.placement(of: table, isCallTable: false), !columns.contains(column) else { return columns }
+        return columns + [column]
+    }
 }
 
 extension SQLDialect where Self == PostgresDialect {

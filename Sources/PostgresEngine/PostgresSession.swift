@@ -23,7 +23,7 @@ final class PostgresStatement: SQLPrepared {
 
 
 extension PostgresConnection: SQLSession {
-    package var dialect: any SQLDialect { PostgresDialect.postgres }
+    package var dialect: any SQLDialect { PostgresDialect(distributed: cluster != nil) }
 
     package func rows(_ sql: String, _ arguments: [SQLValue]) throws -> [[SQLValue]] {
         try typedQuery(Self.numbered(sql), arguments.map(Self.parameter))

@@ -25,15 +25,30 @@ public final class PostgresWarehouse {
         connection = try PostgresConnection(location)
         try connection.transaction {
             try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [String(Self.setupLockKey)])
-            try connection.execute("CREATE SCHEMA IF NOT EXISTS \(quoteIdentifier(location.schema))")
-            if try !Self.inspect(connection) {
-                try connection.execute(BookkeepingSchema.sql(PostgresDialect.postgres))
+            let exists = try Self.inspect(connection)
+            if let cluster = connection.cluster { try Self.check(cluster, at: location, warehouseExists: exists) }
+            let dialect = connection.dialect
+            if !exists {
+                try connection.execute("CREATE SCHEMA IF NOT EXISTS \(quoteIdentifier(location.schema))")
+                try connection.execute(each: BookkeepingSchema.statements(dialect))
                 try connection.execute("""
                     CREATE TABLE \(Self.markerTable) (key text PRIMARY KEY, value text NOT NULL);
                     INSERT INTO \(Self.markerTable) (key, value) VALUES ('application', 'segment-loader'), ('format', '\(WarehouseFormat.version)');
                     """)
             }
-            try connection.execute(PostgresDialect.postgres.create(BookkeepingSchema.modelPending, ifMissing: true))
+            try connection.execute(each: dialect.createPlaced(BookkeepingSchema.modelPending, ifMissing: true))
+            if connection.cluster?.isCoordinator == true { try Self.distributeMissing(connection) }
+        }
+    }
+
+    /// Refuses a cluster the loader cannot place tables on: no node for shards, or a first load
+    /// through a worker (only the coordinator makes tables).
+    static func check(_ cluster: CitusCluster, at location: PostgresLocation, warehouseExists: Bool) throws {
+        if cluster.nodes == 0 {
+            throw PostgresError(kind: .unreachable, message: "\(location.display) has the Citus extension but no node to hold shards: add the workers on the coordinator with SELECT citus_add_node('HOST', PORT) (docs/scaling.md)")
+        }
+        if !warehouseExists && !cluster.isCoordinator {
+            throw PostgresError(kind: .usage, message: "\(location.display) is a Citus worker and schema \(location.schema) holds no warehouse yet: run the first load against the coordinator, which makes the distributed tables; later loads may connect to any node")
         }
     }
 

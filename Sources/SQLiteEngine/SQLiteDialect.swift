@@ -51,6 +51,10 @@ package struct SQLiteDialect: SQLDialect {
     package var modelsBuildPreamble: [String] { [] }
     /// Statements are calls into the same process.
     package var roundTripsPerPerson: Int { 1 }
+    /// One file on one machine: nothing to place, no column to place rows by.
+    package func placement(of table: String, isCallTable: Bool) -> [String] { [] }
+    package var personKeyColumn: String? { nil }
+    package func uniqueKey(_ columns: [String], of table: String) -> [String] { columns }
 }
 
 extension SQLDialect where Self == SQLiteDialect {

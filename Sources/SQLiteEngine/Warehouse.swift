@@ -149,7 +149,7 @@ public final class Warehouse {
         try db.execute("PRAGMA wal_autocheckpoint=\(Warehouse.checkpointBytes / pageSize)")
         if appID != Warehouse.applicationID {
             try db.transaction(.immediate) {
-                try db.execute(BookkeepingSchema.sql(SQLiteDialect.sqlite))
+                try db.execute(each: BookkeepingSchema.statements(SQLiteDialect.sqlite))
                 try db.execute("PRAGMA application_id=\(Warehouse.applicationID); PRAGMA user_version=\(Warehouse.formatVersion)")
             }
         } else if version < Warehouse.formatVersion {

@@ -64,7 +64,7 @@ package enum BookkeepingSchema {
     ])
 
     /// Every bookkeeping table of a new warehouse, in `dialect`'s words.
-    package static func sql(_ dialect: any SQLDialect) -> String {
-        tables.map { dialect.create($0) }.joined(separator: ";\n")
+    package static func statements(_ dialect: any SQLDialect) -> [String] {
+        tables.flatMap { dialect.createPlaced($0) }
     }
 }

@@ -233,7 +233,7 @@ public final class Catalog {
     private func notePastLimit(_ calls: [String: (event: Int32, count: Int64)]) throws {
         guard !calls.isEmpty else { return }
         if pastLimitUpsert == nil {
-            try session.execute(session.dialect.create(BookkeepingSchema.eventsPastLimit, ifMissing: true))
+            try session.execute(each: session.dialect.createPlaced(BookkeepingSchema.eventsPastLimit, ifMissing: true))
             pastLimitUpsert = try session.prepared("""
                 INSERT INTO _events_past_limit (event_text, event, calls, first_load_id, last_load_id) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT (event_text) DO UPDATE SET calls = _events_past_limit.calls + excluded.calls, last_load_id = excluded.last_load_id
@@ -310,12 +310,16 @@ public final class Catalog {
     }
 
     private func createTable(_ state: TableState, columns: [NewColumn], kind: String, eventNames: [String]?) throws {
-        let definitions = columns.map { column -> String in
-            var definition = quoteIdentifier(column.name) + " " + session.dialect.typeName(.column(column.type))
+        let dialect = session.dialect
+        var definitions = columns.map { column -> String in
+            var definition = quoteIdentifier(column.name) + " " + dialect.typeName(.column(column.type))
             if column.name == "id" && state.profile != nil { definition += " PRIMARY KEY" }
             return definition
         }
+        let isCallTable = state.callType != nil
+        if isCallTable, let personKey = dialect.personKeyColumn { definitions.append(personKey + " " + dialect.typeName(.text)) }
         try session.execute("CREATE TABLE \(quoteIdentifier(state.name)) (\(definitions.joined(separator: ", ")))")
+        for statement in dialect.placement(of: state.name, isCallTable: isCallTable) { try session.execute(statement) }
         try insertTable.perform([.text(state.name), .text(kind),
                              eventNames.map { .text(JSONWriter.string(.array($0.map { .string($0) }))) } ?? .null, .integer(loadId)])
         for column in columns {

@@ -58,6 +58,19 @@ package protocol SQLDialect: Sendable {
     /// Statements each person's recomputation costs, relative to one person's share of a full
     /// rebuild: what an incremental build weighs against rebuilding everything.
     var roundTripsPerPerson: Int { get }
+
+    /// Statements that place a table the loader has just created (never a temporary one) where
+    /// the database spreads tables over machines (Citus: a distributed or a reference table;
+    /// docs/scaling.md); none elsewhere. `isCallTable`: a call or event table, keyed by the
+    /// person its calls were sent for.
+    func placement(of table: String, isCallTable: Bool) -> [String]
+    /// The column call and event tables carry beyond the warehouse's own where the database
+    /// needs one to place their rows by person (Citus: `_person_key`, the anonymous id, else
+    /// the user id), written by the engine with every row; nil elsewhere.
+    var personKeyColumn: String? { get }
+    /// The columns of a unique index on `table` as the database can enforce it (Citus: with the
+    /// table's distribution column, which every unique key of a distributed table must hold).
+    func uniqueKey(_ columns: [String], of table: String) -> [String]
 }
 
 /// The types the loader's own tables use: the warehouse's column types and bytes.
@@ -124,6 +137,11 @@ extension SQLDialect {
     /// The statements that create `table` and its indexes (`ifMissing`: each IF NOT EXISTS;
     /// `temporary`: the session's own, gone when it ends).
     package func create(_ table: TableDefinition, ifMissing: Bool = false, temporary: Bool = false) -> String {
+        createStatements(table, ifMissing: ifMissing, temporary: temporary).joined(separator: ";\n")
+    }
+
+    /// `create`, one statement each.
+    package func createStatements(_ table: TableDefinition, ifMissing: Bool = false, temporary: Bool = false) -> [String] {
         let guardWord = ifMissing ? "IF NOT EXISTS " : ""
         var definitions: [String] = []
         for (i, column) in table.columns.enumerated() {
@@ -145,11 +163,20 @@ extension SQLDialect {
         definitions += table.checks
         var sql = "CREATE \(temporary ? "TEMP " : "")TABLE \(guardWord)\(table.name) (\n    " + definitions.joined(separator: ",\n    ") + "\n)"
         if ordered { sql += keyOrderedTable }
-        for index in table.indexes {
-            sql += ";\nCREATE INDEX \(guardWord)\(index.name) ON \(table.name) (\(index.columns.joined(separator: ", ")))"
+        return [sql] + table.indexes.map { index in
+            "CREATE INDEX \(guardWord)\(index.name) ON \(table.name) (\(index.columns.joined(separator: ", ")))"
         }
-        return sql
     }
+
+    /// `create` (never temporary), then the table's `placement`.
+    package func createPlaced(_ table: TableDefinition, ifMissing: Bool = false) -> [String] {
+        createStatements(table, ifMissing: ifMissing) + placement(of: table.name, isCallTable: false)
+    }
+
+    /// The column a call table's rows are joined with a person's rows by: the anonymous id, or
+    /// the person key where the database places the rows by it (the same value for every call
+    /// that has an anonymous id).
+    package func anonymousKey(of alias: String) -> String { alias + "." + (personKeyColumn ?? "anonymous_id") }
 
     /// A session's temporary table `name` made again, empty, for one build's work.
     package func recreateTemporary(_ table: TableDefinition) -> String {

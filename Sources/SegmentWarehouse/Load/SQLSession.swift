@@ -53,6 +53,11 @@ extension SQLSession {
         try value(dialect.columnExistsQuery, [.text(table), .text(column)])?.integer != 0
     }
     package func rows(_ sql: String) throws -> [[SQLValue]] { try rows(sql, []) }
+    /// Runs statements one at a time (Citus sends a DDL statement's text to the workers and
+    /// refuses text that holds several).
+    package func execute(each statements: [String]) throws {
+        for statement in statements { try execute(statement) }
+    }
     /// Runs one statement once for its effect; returns how many rows it changed.
     @discardableResult
     package func run(_ sql: String, _ arguments: [SQLValue] = []) throws -> Int { try prepared(sql).perform(arguments) }

@@ -46,12 +46,12 @@ extension Builder {
             case .all:
                 selects += [
                     "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id IS NOT NULL",
-                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE \(anonymous) AND x.anonymous_id IS NOT NULL",
+                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(table) x LEFT JOIN identities i ON i.anonymous_id = \(dialect.anonymousKey(of: "x")) WHERE \(anonymous) AND x.anonymous_id IS NOT NULL",
                 ]
             case .people:
                 selects += [
                     "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(temp("m_person_users")) p CROSS JOIN \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id = p.id",
-                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(temp("m_person_anons")) p CROSS JOIN \(table) x LEFT JOIN identities i ON i.anonymous_id = x.anonymous_id WHERE x.anonymous_id = p.id AND \(anonymous)",
+                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(temp("m_person_anons")) p CROSS JOIN \(table) x LEFT JOIN identities i ON i.anonymous_id = \(dialect.anonymousKey(of: "x")) WHERE x.anonymous_id = p.id AND \(anonymous)",
                 ]
             case .from:
                 selects += [

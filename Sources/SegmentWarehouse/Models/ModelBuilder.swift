@@ -47,7 +47,7 @@ struct Builder {
         try writeAliases(graph.aliased)
         try rebuildIdentities(restrictedTo: nil)
         try rebuildActivity(.all)
-        try db.execute(Models.indexes)
+        try db.execute(each: Models.indexes(dialect))
     }
 
     /// What the ids touched since the last build change (each with the `timestamp` of its

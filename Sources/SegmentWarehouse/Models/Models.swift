@@ -41,20 +41,23 @@ public enum Models {
     ]
 
     /// The models' tables and indexes, created where missing.
-    package static func schema(_ dialect: any SQLDialect) -> String {
-        definitions.map { dialect.create($0, ifMissing: true) }.joined(separator: ";\n") + ";\n" + indexes
+    package static func schema(_ dialect: any SQLDialect) -> [String] {
+        definitions.flatMap { dialect.createPlaced($0, ifMissing: true) } + indexes(dialect)
     }
 
     /// The models' indexes: a full build drops them and builds them again after the rows.
-    package static let indexes = """
+    package static func indexes(_ dialect: any SQLDialect) -> [String] {
+        let session = dialect.uniqueKey(["session_id"], of: "sessions").joined(separator: ", ")
+        return """
         CREATE INDEX IF NOT EXISTS _model_idx_identities_user_id ON identities (user_id);
         CREATE INDEX IF NOT EXISTS _model_idx_page_views_blended_user_id ON page_views (blended_user_id, timestamp);
         CREATE INDEX IF NOT EXISTS _model_idx_page_views_session_id ON page_views (session_id);
         CREATE INDEX IF NOT EXISTS _model_idx_page_views_timestamp ON page_views (timestamp);
-        CREATE UNIQUE INDEX IF NOT EXISTS _model_idx_sessions_session_id ON sessions (session_id);
+        CREATE UNIQUE INDEX IF NOT EXISTS _model_idx_sessions_session_id ON sessions (\(session));
         CREATE INDEX IF NOT EXISTS _model_idx_sessions_blended_user_id ON sessions (blended_user_id, started_at);
-        CREATE INDEX IF NOT EXISTS _model_idx_sessions_started_at ON sessions (started_at);
-        """
+        CREATE INDEX IF NOT EXISTS _model_idx_sessions_started_at ON sessions (started_at)
+        """.components(separatedBy: ";\n")
+    }
 
     /// Whether the models were ever built in this warehouse. Until they are, the first build
     /// is a full one, so a load records no touched ids (`_model_pending`): a first load of a
@@ -68,7 +71,7 @@ public enum Models {
         let started = Date()
         return try db.inTransaction {
             for statement in db.dialect.modelsBuildPreamble { try db.execute(statement) }
-            try db.execute(schema(db.dialect))
+            try db.execute(each: schema(db.dialect))
             // Until December 2026 page_views had a unique index on id (the message id): random
             // keys, so every night rewrote most of its pages, for a lookup nothing made.
             try db.execute("DROP INDEX IF EXISTS _model_idx_page_views_id")
