@@ -34,6 +34,13 @@ public final class PostgresConnection {
         self.handle = handle
         try execute("SET client_encoding TO 'UTF8'; SET TIME ZONE 'UTC'; SET client_min_messages TO warning; SET search_path TO \(quoteIdentifier(location.schema))")
         cluster = try CitusCluster.detect(self)
+        // Citus lets one multi-shard modification at a time touch a shard, until its transaction
+        // ends: every file's claim of its message ids (one INSERT over many shards of
+        // _message_ids) waited for the file before it, and a file holding the schema lock
+        // waited for a file waiting for that lock (a distributed deadlock, every time). The
+        // claims insert in digest order; a real deadlock between two loaders is detected and
+        // the file written again, as on PostgreSQL.
+        if cluster != nil { try execute("SET citus.enable_deadlock_prevention TO off") }
     }
 
     deinit { PQfinish(handle) }

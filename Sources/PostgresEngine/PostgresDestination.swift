@@ -37,6 +37,14 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     /// did not note its touched ids: written again (as after a deadlock), noting them.
     static let touchesNeeded = PostgresError(kind: .retry, message: "another loader built the models while this file was written; it is written again with the ids it touched")
 
+    /// On Citus, a file's statements reach each node through one connection, shard after shard.
+    /// In parallel mode, a table created in a transaction that ran a multi-shard statement
+    /// before has its shards created over a connection each; when its name is long enough for
+    /// Citus to shorten its shards' names (the hostile corpus's 63-byte event name), the names
+    /// PostgreSQL gives the shards' array types collide, and the node's backends wait on each
+    /// other until Citus cancels the file as a distributed deadlock (every time, here).
+    static let oneConnectionPerNode = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"
+
     /// Advisory lock keys ("SEGS", "SEGP"): schema changes; a profile id (with `hashtext`).
     static let schemaLockKey: Int64 = 0x5345_4753
     static let profileLockClass: Int32 = 0x5345_4750
@@ -62,6 +70,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
         do {
             defer { schemaLocked = false }
             return try connection.transaction {
+                if connection.cluster != nil { try connection.execute(Self.oneConnectionPerNode) }
                 if !modelsBuilt { modelsBuilt = try Models.everBuilt(connection) }
                 keepsTouches = modelsBuilt
                 let result = try body()

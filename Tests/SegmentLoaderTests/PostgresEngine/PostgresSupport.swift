@@ -8,7 +8,13 @@ import XCTest
 /// run as `nobody` when the tests run as root (`initdb` refuses root), password
 /// authentication over TCP. Started by the first test that asks, stopped when the test
 /// process exits. A test never skips for want of it: a server that cannot start fails the test.
-final class TestPostgres: @unchecked Sendable {
+/// What creates a database of its own for a test: one server, or a Citus cluster.
+protocol TestDatabaseServer {
+    /// A fresh database of its own for one test; returns its URL.
+    func createDatabase(_ name: String) throws -> String
+}
+
+final class TestPostgres: TestDatabaseServer, @unchecked Sendable {
     let dir: URL
     let port: Int
     let bin: URL
@@ -30,8 +36,13 @@ final class TestPostgres: @unchecked Sendable {
 
     private static func stopShared() {
         guard case .success(let server)? = started else { return }
-        _ = try? server.pgCtl(["stop", "-m", "immediate"])
-        try? FileManager.default.removeItem(at: server.dir)
+        server.stop()
+    }
+
+    /// Stops the server at once and removes its folder.
+    func stop() {
+        _ = try? pgCtl(["stop", "-m", "immediate"])
+        try? FileManager.default.removeItem(at: dir)
     }
 
     /// A URL for `database` as the superuser, with the password in it.
@@ -47,7 +58,8 @@ final class TestPostgres: @unchecked Sendable {
         return url(name)
     }
 
-    private init() throws {
+    /// A server of its own; `settings` are more `-c name=value` for it.
+    init(settings: [String] = []) throws {
         let candidates = ["/usr/lib/postgresql/15/bin"] + ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? [])
             .sorted().reversed().map { "/usr/lib/postgresql/\($0)/bin" }
         guard let bin = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0 + "/initdb") }) else {
@@ -65,8 +77,17 @@ final class TestPostgres: @unchecked Sendable {
         try run(self.bin.appendingPathComponent("initdb"), ["-D", dir.appendingPathComponent("data").path, "-U", "postgres",
                                                             "--pwfile", passwordFile.path, "--auth-local=trust", "--auth-host=scram-sha-256",
                                                             "-E", "UTF8", "--locale=C", "--no-sync"])
-        try pgCtl(["start", "-w", "-t", "60", "-l", dir.appendingPathComponent("log").path, "-o",
-                   "-p \(port) -k \(dir.path) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"])
+        options = "-p \(port) -k \(dir.path) -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=50"
+            + settings.map { " -c " + $0 }.joined()
+        try start()
+    }
+
+    /// The server's command-line settings.
+    private var options = ""
+
+    /// Starts the server (again), waiting until it takes connections.
+    func start() throws {
+        try pgCtl(["start", "-w", "-t", "60", "-l", dir.appendingPathComponent("log").path, "-o", options])
     }
 
     @discardableResult
