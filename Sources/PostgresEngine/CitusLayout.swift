@@ -55,14 +55,25 @@ package struct CitusCluster: Sendable, Equatable {
     /// The nodes that hold shards (the workers; the coordinator too when it was given shards).
     package var nodes: Int
 
+    /// The row `WarehouseDistribution.read` reads.
+    static let distributionQuery = """
+        SELECT 'Citus ' || e.extversion, (\(nodesQuery)),
+          count(*) FILTER (WHERE p.partmethod = 'h'), count(*) FILTER (WHERE p.partmethod = 'n'), count(*) FILTER (WHERE p.logicalrelid IS NULL)
+        FROM pg_extension e CROSS JOIN pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        LEFT JOIN pg_dist_partition p ON p.logicalrelid = c.oid
+        WHERE e.extname = 'citus' AND n.nspname = current_schema() AND c.relkind = 'r' GROUP BY e.extversion
+        """
+    /// The nodes that hold shards: the workers (the coordinator too when it alone is there).
+    static let nodesQuery = """
+        SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' AND isactive AND shouldhaveshards
+          AND (groupid <> 0 OR NOT EXISTS (SELECT 1 FROM pg_dist_node w WHERE w.groupid <> 0))
+        """
+
     /// The cluster the connection's database is on; nil when it has no Citus extension.
     package static func detect(_ connection: PostgresConnection) throws -> CitusCluster? {
         guard let version = try connection.scalar("SELECT extversion FROM pg_extension WHERE extname = 'citus'") else { return nil }
         let coordinator = try connection.scalar("SELECT citus_is_coordinator()") == "t"
-        let nodes = Int(try connection.scalar("""
-            SELECT count(*) FROM pg_dist_node WHERE noderole = 'primary' AND isactive AND shouldhaveshards
-              AND (groupid <> 0 OR NOT EXISTS (SELECT 1 FROM pg_dist_node w WHERE w.groupid <> 0))
-            """) ?? "") ?? 0
+        let nodes = Int(try connection.scalar(nodesQuery) ?? "") ?? 0
         return CitusCluster(version: version, isCoordinator: coordinator, nodes: nodes)
     }
 }

@@ -101,6 +101,7 @@ package struct PostgresDialect: SQLDialect {
         distributed ? CitusLayout.placement(of: table, isCallTable: isCallTable).statements(for: table) : []
     }
     package var personKeyColumn: String? { distributed ? CitusLayout.personKey : nil }
+    package var distributionQuery: String? { distributed ? CitusCluster.distributionQuery : nil }
     package func uniqueKey(_ columns: [String], of table: String) -> [String] {
         guard distributed, case .distributed(let column) = CitusLayout.placement(of: table, isCallTable: false), !columns.contains(column) else { return columns }
         return columns + [column]

@@ -70,6 +70,17 @@ public struct PostgresLocation: Sendable, Equatable {
         return text
     }
 
+    /// The same database, user and settings on another server (a Citus node).
+    package func at(host: String, port: String) throws -> PostgresLocation {
+        var node = options
+        node["host"] = host
+        node["hostaddr"] = nil
+        node["port"] = port
+        let conninfo = node.sorted { $0.key < $1.key }.map { "\($0.key)='\($0.value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'"))'" }
+            .joined(separator: " ")
+        return try PostgresLocation(conninfo, schema: schema)
+    }
+
     /// The warehouse as output names it: `display` and the schema.
     public var warehouseName: String { display + " (schema \(schema))" }
 

@@ -23,4 +23,9 @@ extension PostgresWarehouse: LoadTarget {
     }
 
     package func finish() {}
+
+    package func distribution() -> WarehouseDistribution? {
+        guard connection.isUsable else { return nil }
+        return try? WarehouseDistribution.read(connection)
+    }
 }

@@ -26,7 +26,10 @@ public final class PostgresWarehouse {
         try connection.transaction {
             try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [String(Self.setupLockKey)])
             let exists = try Self.inspect(connection)
-            if let cluster = connection.cluster { try Self.check(cluster, at: location, warehouseExists: exists) }
+            if let cluster = connection.cluster {
+                try Self.check(cluster, at: location, warehouseExists: exists)
+                if cluster.isCoordinator { try Self.checkWorkers(connection) }
+            }
             let dialect = connection.dialect
             if !exists {
                 try connection.execute("CREATE SCHEMA IF NOT EXISTS \(quoteIdentifier(location.schema))")
@@ -38,6 +41,31 @@ public final class PostgresWarehouse {
             }
             try connection.execute(each: dialect.createPlaced(BookkeepingSchema.modelPending, ifMissing: true))
             if connection.cluster?.isCoordinator == true { try Self.distributeMissing(connection) }
+        }
+    }
+
+    /// Refuses to start when a worker cannot take the warehouse's shards: it does not answer,
+    /// or lacks the database or its Citus extension (Citus creates neither on the workers).
+    static func checkWorkers(_ connection: PostgresConnection) throws {
+        let database = try connection.scalar("SELECT current_database()") ?? "?"
+        for row in try connection.query("""
+            SELECT nodename, nodeport, success, result FROM run_command_on_workers($$SELECT count(*) FROM pg_extension WHERE extname = 'citus'$$)
+            """) {
+            let node = "worker \(row[0] ?? "?"):\(row[1] ?? "?")"
+            let result = row[3] ?? ""
+            if row[2] == "t" {
+                guard result == "0" else { continue }
+                throw PostgresError(kind: .unreachable, message: "\(node) of the Citus cluster has database \(database) without the Citus extension: run CREATE EXTENSION citus in database \(database) on that node, then run again")
+            }
+            // Citus says only that it could not connect: the node itself says why.
+            var why = PostgresError.serverWords(result)
+            if let host = row[0], let port = row[1], let location = try? connection.location.at(host: host, port: port) {
+                do { _ = try PostgresConnection(location) } catch let error as PostgresError { why = error.message } catch {}
+            }
+            if why.contains("database \"\(database)\" does not exist") {
+                throw PostgresError(kind: .unreachable, message: "\(node) of the Citus cluster has no database \(database): run CREATE DATABASE \(database) on that node and CREATE EXTENSION citus in it, then run again")
+            }
+            throw PostgresError(kind: .unreachable, message: "\(node) of the Citus cluster cannot be reached (\(why)); start it (or remove it with citus_remove_node) and run again")
         }
     }
 

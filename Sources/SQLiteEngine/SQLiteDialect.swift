@@ -55,6 +55,7 @@ package struct SQLiteDialect: SQLDialect {
     package func placement(of table: String, isCallTable: Bool) -> [String] { [] }
     package var personKeyColumn: String? { nil }
     package func uniqueKey(_ columns: [String], of table: String) -> [String] { columns }
+    package var distributionQuery: String? { nil }
 }
 
 extension SQLDialect where Self == SQLiteDialect {

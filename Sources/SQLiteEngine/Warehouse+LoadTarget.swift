@@ -21,4 +21,6 @@ extension Warehouse: LoadTarget {
     }
 
     package func finish() { truncateLog() }
+    /// One file on one machine.
+    package func distribution() -> WarehouseDistribution? { nil }
 }

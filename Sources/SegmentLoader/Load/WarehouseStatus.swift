@@ -31,6 +31,7 @@ public enum WarehouseStatus {
         let shownName = WarehouseLocation.display(database, schema: schema)
         let dbArgument = WarehouseLocation.isPostgres(database) ? "'" + WarehouseURL.redacted(database) + "'" + (schema.map { " --schema \($0)" } ?? "") : database
         var out: [String] = ["warehouse \(shownName) (format \(version), \(formatBytes(size)))"]
+        if let distribution = try WarehouseDistribution.read(db) { out.append("  \(distribution.sentence)") }
         if version < Int64(Warehouse.formatVersion) {
             out.append("  format \(version) is older than this build's \(Warehouse.formatVersion): the next run or load upgrades it in place "
                        + "(timestamps become YYYY-MM-DD HH:MM:SS.sss; see docs/warehouse.md)")

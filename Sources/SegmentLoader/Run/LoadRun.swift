@@ -77,6 +77,7 @@ public enum LoadRun {
             }
         }
         summary.lastSuccessAt = try? warehouse.lastSuccess(pipeline: options.pipeline)
+        summary.distribution = warehouse.distribution()
         warehouse.finish()
         return summary
     }

@@ -24,6 +24,8 @@ package protocol LoadTarget: AnyObject {
     /// Records how the load ended; returns why it could not, if it could not.
     func recordEnd(id: Int64, summary: RunSummary) -> String?
     func lastSuccess(pipeline: String) throws -> String?
+    /// How the warehouse's tables lie over machines (nil: one machine, or it cannot be read now).
+    func distribution() -> WarehouseDistribution?
     /// What the warehouse does once a run is over.
     func finish()
 }

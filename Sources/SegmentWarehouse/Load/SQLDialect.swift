@@ -71,6 +71,10 @@ package protocol SQLDialect: Sendable {
     /// The columns of a unique index on `table` as the database can enforce it (Citus: with the
     /// table's distribution column, which every unique key of a distributed table must hold).
     func uniqueKey(_ columns: [String], of table: String) -> [String]
+    /// One row where the database spreads the warehouse over machines: the engine and its
+    /// version, the nodes holding shards, and the warehouse's tables distributed, reference
+    /// and neither; nil where it does not.
+    var distributionQuery: String? { get }
 }
 
 /// The types the loader's own tables use: the warehouse's column types and bytes.

@@ -69,6 +69,8 @@ public struct RunSummary: Sendable {
     /// `finished_at` of the newest succeeded run of this pipeline on this warehouse (this one if it succeeded).
     public var lastSuccessAt: String?
     public var database: String = ""
+    /// How the warehouse's tables lie over machines, after the run (nil: one machine).
+    public var distribution: WarehouseDistribution?
     public var startedAt: String = ""
     public var finishedAt: String = ""
     public var elapsedSeconds: Double = 0
@@ -144,6 +146,7 @@ public struct RunSummary: Sendable {
         }
         let document: JSONValue = .object([
             ("load_id", .int(loadId)), ("pipeline", .string(pipeline)), ("database", .string(database)), ("status", .string(status)),
+            ("distribution", distribution?.json ?? .null),
             ("last_success_at", lastSuccessAt.map { .string($0) } ?? .null),
             ("started_at", .string(startedAt)), ("finished_at", .string(finishedAt)),
             ("elapsed_seconds", .double(elapsedSeconds)), ("messages_per_second", .double(eventsPerSecond.rounded())),
@@ -203,6 +206,7 @@ public struct RunSummary: Sendable {
         var fileLine = "  files:      \(filesLoaded) loaded, \(filesPartial) partial, \(filesFailed) failed, \(skippedAlreadyLoaded.count) skipped (already loaded)"
         if !notArchives.isEmpty { fileLine += ", \(notArchives.count) not archives" }
         out.append(fileLine)
+        if let distribution { out.append("  warehouse:  \(distribution.sentence)") }
         out.append("  messages:   \(totals.lines) read = \(totals.loaded) loaded + \(totals.duplicates) duplicates + \(totals.rejected) rejected + \(totals.filtered) filtered")
         if !rowsPerTable.isEmpty {
             let callTables = ["tracks", "identifies", "users", "pages", "screens", "groups", "accounts", "aliases"]
@@ -323,5 +327,36 @@ extension RunSummary {
     package static func escape(_ label: String) -> String {
         label.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
             .replacingOccurrences(of: "\n", with: "\\n")
+    }
+}
+
+/// How a warehouse's tables lie over machines (Citus), for the summary, the report and `status`.
+public struct WarehouseDistribution: Sendable, Equatable {
+    /// The engine that spreads them, with its version ("Citus 13.2-1").
+    public var engine: String
+    /// The nodes that hold shards.
+    public var nodes: Int
+    /// The warehouse's tables distributed by a column, copied to every node, and neither.
+    public var distributedTables: Int
+    public var referenceTables: Int
+    public var localTables: Int
+
+    /// The warehouse's distribution, when its database spreads it (nil: one machine).
+    package static func read(_ session: any SQLSession) throws -> WarehouseDistribution? {
+        guard let query = session.dialect.distributionQuery, let row = try session.rows(query, []).first, let version = row[0].text else { return nil }
+        return WarehouseDistribution(engine: version, nodes: Int(row[1].integer ?? 0), distributedTables: Int(row[2].integer ?? 0),
+                                     referenceTables: Int(row[3].integer ?? 0), localTables: Int(row[4].integer ?? 0))
+    }
+
+    /// "distributed over 2 nodes (Citus 13.2-1): 21 distributed tables, 8 reference tables".
+    public var sentence: String {
+        var text = "distributed over \(nodes) node\(nodes == 1 ? "" : "s") (\(engine)): \(distributedTables) distributed table\(distributedTables == 1 ? "" : "s"), \(referenceTables) reference table\(referenceTables == 1 ? "" : "s")"
+        if localTables > 0 { text += ", \(localTables) not distributed yet (the next run through the coordinator distributes them)" }
+        return text
+    }
+
+    var json: JSONValue {
+        .object([("engine", .string(engine)), ("nodes", .int(Int64(nodes))), ("distributed_tables", .int(Int64(distributedTables))),
+                 ("reference_tables", .int(Int64(referenceTables))), ("local_tables", .int(Int64(localTables)))])
     }
 }
