@@ -159,6 +159,10 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     /// only what is still missing is added.
     private func lockSchema() throws {
         guard !schemaLocked else { return }
+        // The models' lock first, shared, as the file takes it before it commits: a file that
+        // altered a table and then waited for it held that table from a build reading it
+        // under the lock (a deadlock the build lost, ending another loader's run with 75).
+        try connection.run("SELECT pg_advisory_xact_lock_shared(\(PostgresDialect.modelsLockKey))")
         try connection.run("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))")
         schemaLocked = true
         let written = catalog.tables.mapValues(\.rowsWritten)
