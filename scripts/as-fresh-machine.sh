@@ -50,17 +50,35 @@ done
 
 layers=$(mktemp -d /tmp/as-fresh-machine.XXXXXX)
 mount -t tmpfs as-fresh-machine "$layers"
-# Shallower directories first, so that an overlay of a deeper one sits on top of its parent's.
+# One overlay per outermost directory: a directory below another one that holds such files gets
+# its whiteouts in a subdirectory of that one's upper layer, which overlayfs merges with the
+# lower one. (An overlay mounted inside another fails where the root file system is an overlay
+# already: stacked three deep, "wrong fs type".)
+declare -A root=()
 n=0
 while IFS= read -r dir; do
     [ -n "$dir" ] || continue
-    n=$((n + 1))
-    mkdir -p "$layers/$n/upper" "$layers/$n/work"
+    outer=""
+    probe=$dir
+    while [ "$probe" != "/" ]; do
+        probe=$(dirname "$probe")
+        if [ -n "${root[$probe]:-}" ]; then outer=$probe; fi
+    done
+    if [ -z "$outer" ]; then
+        n=$((n + 1))
+        root[$dir]=$n
+        mkdir -p "$layers/$n/upper" "$layers/$n/work"
+        outer=$dir
+    fi
+    sub=${dir#"$outer"}
+    mkdir -p "$layers/${root[$outer]}/upper$sub"
     while IFS= read -r name; do
-        [ -n "$name" ] && mknod "$layers/$n/upper/$name" c 0 0
+        [ -n "$name" ] && mknod "$layers/${root[$outer]}/upper$sub/$name" c 0 0
     done <<< "${names[$dir]}"
-    mount -t overlay as-fresh-machine -o "lowerdir=$dir,upperdir=$layers/$n/upper,workdir=$layers/$n/work" "$dir"
 done < <(for dir in "${!names[@]}"; do echo "$(echo "$dir" | tr -cd / | wc -c) $dir"; done | sort -n | cut -d' ' -f2-)
+for dir in "${!root[@]}"; do
+    mount -t overlay as-fresh-machine -o "lowerdir=$dir,upperdir=$layers/${root[$dir]}/upper,workdir=$layers/${root[$dir]}/work" "$dir"
+done
 
 echo "as on a new machine: hidden $count files of $(echo $extra | wc -w) -dev packages a new machine lacks ($(echo $extra))" >&2
 unset AS_FRESH_MACHINE_INSIDE

@@ -248,3 +248,85 @@ final class CitusTests: XCTestCase {
         XCTAssertEqual(try PostgresConnection(PostgresLocation(gone)).scalar("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'segment'"), "0")
     }
 }
+
+extension CitusTests {
+    /// The warehouse of `paths` loaded once into plain PostgreSQL, uninterrupted, as the tests
+    /// of faults compare them (what says which load wrote a row left out).
+    func reference(_ paths: [String], database: String) throws -> [String: PostgresDifferentialTests.Table] {
+        let url = try TestPostgres.shared().createDatabase(database)
+        let clean = try runSegmentLoader(["load", "--db", url] + paths)
+        XCTAssertEqual(clean.status, 0, clean.stderr)
+        return try PostgresConcurrencyTests.comparable(PostgresConnection(PostgresLocation(url)))
+    }
+
+    /// Starts the binary loading `paths` into `url`, and once a file is in (and others remain)
+    /// does `fault`; returns the exit status and what it printed.
+    func loadWithFault(_ url: String, _ paths: [String], _ fault: () throws -> Void) throws -> (status: Int32, printed: String) {
+        let watcher = try PostgresConnection(PostgresLocation(url))
+        let process = Process()
+        process.executableURL = segmentLoaderBinary
+        process.arguments = ["load", "--jobs", "1", "--db", url] + paths
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if let count = try? watcher.scalar("SELECT count(*) FROM segment._files"), (Int(count) ?? 0) >= 1 { break }
+            usleep(20_000)
+        }
+        try fault()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, stdout + stderr)
+    }
+
+    func testAWorkerStoppedDuringALoadStopsItNamingTheNodeAndLosesNothing() throws {
+        let cluster = try TestCitus.shared()
+        let dir = try temporaryDirectory(self)
+        let paths = try PostgresConcurrencyTests.corpus(in: dir, count: 24)
+        let expected = try reference(paths, database: "citus_worker_ref")
+        let url = try cluster.createDatabase("citus_worker_stop")
+        let worker = cluster.workers[0]
+        let run = try loadWithFault(url, paths) { try worker.pgCtl(["stop", "-m", "fast", "-w", "-t", "60"]) }
+        defer { try? worker.start() }
+        XCTAssertEqual(run.status, 75, run.printed)
+        XCTAssertTrue(run.printed.contains("worker 127.0.0.1:\(worker.port)"), run.printed)
+        XCTAssertEqual(run.printed.split(separator: "\n").filter { $0.hasPrefix("error") }.count, 1, run.printed)
+        XCTAssertFalse(run.printed.contains(worker.password))
+        try worker.start()
+
+        // Whole files or none: every committed file holds all of its rows.
+        let db = try PostgresConnection(PostgresLocation(url))
+        let committed = Int(try db.scalar("SELECT count(*) FROM _files") ?? "") ?? 0
+        XCTAssertLessThan(committed, 24)
+        XCTAssertEqual(try db.scalar("SELECT coalesce(sum(loaded), 0) FROM _files"), try db.scalar("SELECT count(*) FROM _message_ids"))
+
+        let again = try runSegmentLoader(["load", "--db", url] + paths)
+        XCTAssertEqual(again.status, 0, again.stdout + again.stderr)
+        let got = try PostgresConcurrencyTests.comparable(PostgresConnection(PostgresLocation(url)))
+        XCTAssertEqual(Set(got.keys), Set(expected.keys))
+        for (name, table) in expected where got[name] != table {
+            XCTFail("after the worker came back: \(name) differs (\(got[name]?.rows.count ?? -1) rows, expected \(table.rows.count))")
+        }
+    }
+
+    func testTheCoordinatorRestartedDuringALoadStopsItWith75AndTheNextRunCompletes() throws {
+        let cluster = try TestCitus.shared()
+        let dir = try temporaryDirectory(self)
+        let paths = try PostgresConcurrencyTests.corpus(in: dir, count: 24)
+        let expected = try reference(paths, database: "citus_restart_ref")
+        let url = try cluster.createDatabase("citus_restart")
+        let run = try loadWithFault(url, paths) { try cluster.coordinator.pgCtl(["restart", "-m", "fast", "-w", "-t", "60"]) }
+        XCTAssertEqual(run.status, 75, run.printed)
+        XCTAssertTrue(run.printed.contains("error: the connection to postgresql://postgres@127.0.0.1:\(cluster.coordinator.port)/citus_restart was lost"), run.printed)
+        let again = try runSegmentLoader(["load", "--db", url] + paths)
+        XCTAssertEqual(again.status, 0, again.stdout + again.stderr)
+        let got = try PostgresConcurrencyTests.comparable(PostgresConnection(PostgresLocation(url)))
+        XCTAssertEqual(Set(got.keys), Set(expected.keys))
+        for (name, table) in expected where got[name] != table {
+            XCTFail("after the restart: \(name) differs (\(got[name]?.rows.count ?? -1) rows, expected \(table.rows.count))")
+        }
+    }
+}
