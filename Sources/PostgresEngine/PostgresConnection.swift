@@ -281,6 +281,10 @@ public final class PostgresConnection {
         let state = field(UInt8(ascii: "C"))
         let primary = field(UInt8(ascii: "M")) ?? PostgresError.serverWords(String(cString: PQerrorMessage(handle)))
         let detail = field(UInt8(ascii: "D")).map { " (\($0))" } ?? ""
+        if cluster != nil, let node = PostgresError.unreachableNode(in: primary) {
+            throw PostgresError(kind: .connectionLost, message: "worker \(node) of the Citus cluster of \(location.display) cannot be reached (\(primary)): "
+                                + "nothing of the file being loaded was kept; start the worker (or remove it with citus_remove_node) and run again", sqlState: state)
+        }
         let kind = state.map(PostgresError.kind(ofSQLState:)) ?? .statement
         let message = kind == .connectionLost
             ? "the connection to \(location.display) was lost: \(primary)"

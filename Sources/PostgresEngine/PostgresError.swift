@@ -54,6 +54,17 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         return .statement
     }
 
+    /// The node (`host:port`) a Citus error says it could not reach, if it says so.
+    package static func unreachableNode(in message: String) -> String? {
+        for marker in ["failure on connection marked as essential: ", "connection to the remote node "] {
+            guard let range = message.range(of: marker) else { continue }
+            var node = message[range.upperBound...].prefix { !$0.isWhitespace && $0 != ")" }
+            if let at = node.lastIndex(of: "@") { node = node[node.index(after: at)...] }
+            if !node.isEmpty { return String(node) }
+        }
+        return nil
+    }
+
     /// A connection that failed, from libpq's message (it has no SQLSTATE for these: the
     /// server's words are matched, and anything not recognised counts as unreachable).
     package static func connecting(to location: PostgresLocation, libpqMessage: String) -> PostgresError {
