@@ -18,6 +18,17 @@ public final class PostgresConnection {
     private var received: [String: [[SQLValue]]] = [:]
     /// The Citus cluster the database is on (nil: plain PostgreSQL), read as it connects.
     package private(set) var cluster: CitusCluster?
+    /// Connected to a Citus worker: the coordinator, and a connection to it where this one's
+    /// advisory locks are taken, so that loaders on every node take them in one place (an
+    /// advisory lock is one node's). Inside a transaction of this connection they are taken in
+    /// a transaction of that one, which ends right after this one's.
+    package private(set) var coordinatorLocation: PostgresLocation?
+    private var lockSession: PostgresConnection?
+    /// The connection a load's `_loads` row is written through: the coordinator's when this
+    /// one is a worker's, so that load ids count 1, 2, 3 whichever node a loader uses (a
+    /// worker's own ids start past 2^48).
+    package var recordsSession: PostgresConnection { lockSession ?? self }
+    private var lockTransactionOpen = false
 
     /// Connects, and fixes the session's settings the warehouse relies on: UTF-8, UTC, the
     /// warehouse's schema first on the search path, no chatter below warnings.
@@ -41,6 +52,29 @@ public final class PostgresConnection {
         // claims insert in digest order; a real deadlock between two loaders is detected and
         // the file written again, as on PostgreSQL.
         if cluster != nil { try execute("SET citus.enable_deadlock_prevention TO off") }
+        if let cluster, !cluster.isCoordinator,
+           let row = try query("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid = 0 LIMIT 1").first, let host = row[0], let port = row[1] {
+            let coordinator = try location.at(host: host, port: port)
+            coordinatorLocation = coordinator
+            lockSession = try PostgresConnection(coordinator)
+        }
+    }
+
+    /// Where a statement runs: the lock session for one that takes or reads advisory locks.
+    private func lockSessionFor(_ sql: String) throws -> PostgresConnection? {
+        guard let lockSession, sql.contains("pg_advisory") || sql.contains("pg_try_advisory") || sql.contains("pg_locks") else { return nil }
+        if depth > 0 && !lockTransactionOpen {
+            try lockSession.execute("BEGIN")
+            lockTransactionOpen = true
+        }
+        return lockSession
+    }
+
+    /// Ends the lock session's transaction after this connection's.
+    private func endLockTransaction(commit: Bool) {
+        guard lockTransactionOpen, let lockSession else { return }
+        lockTransactionOpen = false
+        try? lockSession.execute(commit ? "COMMIT" : "ROLLBACK")
     }
 
     deinit { PQfinish(handle) }
@@ -53,6 +87,7 @@ public final class PostgresConnection {
 
     /// Runs one or more statements without parameters.
     public func execute(_ sql: String) throws {
+        if let other = try lockSessionFor(sql) { return try other.execute(sql) }
         try settle()
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
@@ -100,6 +135,7 @@ public final class PostgresConnection {
 
     /// Runs one statement with text parameters and hands its checked result to `body`.
     private func withResult<R>(_ sql: String, _ parameters: [String?], _ body: (OpaquePointer?) -> R) throws -> R {
+        if let other = try lockSessionFor(sql) { return try other.withResult(sql, parameters, body) }
         try settle()
         let result = withParameters(parameters) { values in
             PQexecParams(handle, sql, Int32(parameters.count), nil, values, nil, nil, 0)
@@ -247,8 +283,10 @@ public final class PostgresConnection {
         do {
             let value = try body()
             try execute(savepoint.map { "RELEASE \($0)" } ?? "COMMIT")
+            if savepoint == nil { endLockTransaction(commit: true) }
             return value
         } catch {
+            if savepoint == nil { endLockTransaction(commit: false) }
             try? settle()
             // What statements sent in the transaction answered is gone with it.
             if savepoint == nil { received.removeAll() }

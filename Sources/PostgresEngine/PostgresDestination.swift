@@ -13,10 +13,10 @@ import SegmentWarehouse
 final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     let warehouse: PostgresWarehouse
     let connection: PostgresConnection
-    let catalog: Catalog
+    private let ownCatalog: Catalog
     private let copies: CopyRows
     private let rows: RowWriter<CopyRows>
-    let bookkeeping: Bookkeeping
+    private let ownBookkeeping: Bookkeeping
     private let names: NameTable
     private let loadId: Int64
     private var profilesUpdated: [String: Set<String>] = [:]
@@ -28,7 +28,22 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     /// Whether the file being written notes its touched ids: the models had been built when
     /// it began. A file that did not, and finds at its commit that another loader built them
     /// meanwhile, is written again (its ids are needed by the next build).
-    private(set) var keepsTouches = true
+    private var ownKeepsTouches = true
+    var keepsTouches: Bool { forwarding?.keepsTouches ?? ownKeepsTouches }
+    var catalog: Catalog { forwarding?.catalog ?? ownCatalog }
+    var bookkeeping: Bookkeeping { forwarding?.bookkeeping ?? ownBookkeeping }
+
+    /// Through a Citus worker: only the coordinator makes and alters tables. A file that needs
+    /// a schema change is rolled back and written again, whole, through the same destination
+    /// on the coordinator (`coordinator`), which also makes the query indexes and builds the
+    /// models; every other file goes through the worker.
+    private let onWorker: Bool
+    private var twin: PostgresDestination?
+    /// The destination the current file is written through instead of this one.
+    private var forwarding: PostgresDestination?
+    private var needsCoordinator = false
+    private let settings: (names: NameTable, columnLimit: Int, eventTableLimit: Int)
+    static let schemaThroughCoordinator = PostgresError(kind: .retry, message: "the file changes the schema, which only the Citus coordinator does: it is written again through the coordinator")
     /// Whether this file's transaction holds the schema lock.
     private var schemaLocked = false
     private let uuidTs: String
@@ -56,15 +71,41 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
         self.loadId = loadId
         self.uuidTs = uuidTs
         connection = warehouse.connection
-        catalog = try Catalog(session: connection, names: names, loadId: loadId, columnLimit: columnLimit, eventTableLimit: eventTableLimit)
-        bookkeeping = try Bookkeeping(session: connection, names: names, loadId: loadId, uuidTs: uuidTs)
+        ownCatalog = try Catalog(session: connection, names: names, loadId: loadId, columnLimit: columnLimit, eventTableLimit: eventTableLimit)
+        ownBookkeeping = try Bookkeeping(session: connection, names: names, loadId: loadId, uuidTs: uuidTs)
+        onWorker = connection.cluster.map { !$0.isCoordinator } ?? false
+        settings = (names, columnLimit, eventTableLimit)
         copies = CopyRows(connection: warehouse.connection)
-        rows = RowWriter(target: copies, catalog: catalog, bookkeeping: bookkeeping, uuidTs: uuidTs)
+        rows = RowWriter(target: copies, catalog: ownCatalog, bookkeeping: ownBookkeeping, uuidTs: uuidTs)
     }
 
     // MARK: A file
 
+    /// The same load through the coordinator (made on first use).
+    private func coordinator() throws -> PostgresDestination {
+        if let twin { return twin }
+        guard let location = connection.coordinatorLocation else { throw PostgresError(kind: .unreachable, message: "the Citus coordinator of \(connection.location.display) is not in pg_dist_node") }
+        let made = try PostgresDestination(warehouse: PostgresWarehouse(location), names: settings.names, loadId: loadId, uuidTs: uuidTs,
+                                           columnLimit: settings.columnLimit, eventTableLimit: settings.eventTableLimit)
+        made.ownCatalog.plannedTypes = ownCatalog.plannedTypes
+        twin = made
+        return made
+    }
+
     func file<R>(_ body: () throws -> R) throws -> R {
+        if needsCoordinator {
+            needsCoordinator = false
+            let through = try coordinator()
+            forwarding = through
+            defer {
+                forwarding = nil
+                // This loader's own catalog learns what the coordinator made.
+                let written = ownCatalog.tables.mapValues(\.rowsWritten)
+                try? ownCatalog.reload()
+                for (id, count) in written { ownCatalog[id]?.rowsWritten = count }
+            }
+            return try through.file(body)
+        }
         bookkeeping.beginFile()
         let before = (catalog.counters, catalog.tables.mapValues(\.rowsWritten), rows.overflowValues, profilesUpdated)
         do {
@@ -72,7 +113,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
             return try connection.transaction {
                 if connection.cluster != nil { try connection.execute(Self.oneConnectionPerNode) }
                 if !modelsBuilt { modelsBuilt = try Models.everBuilt(connection) }
-                keepsTouches = modelsBuilt
+                ownKeepsTouches = modelsBuilt
                 let result = try body()
                 try copies.flush()
                 // A models build running now (another loader's) sees this file whole or not at all.
@@ -104,6 +145,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     }
 
     func claimArchive(sha256: String, wait: Bool) throws -> ArchiveClaim {
+        if let forwarding { return try forwarding.claimArchive(sha256: sha256, wait: wait) }
         switch try warehouse.claimFile(sha256: sha256, wait: wait) {
         case .mine: return .mine
         case .busy: return .busy
@@ -112,11 +154,13 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     }
 
     func claim(_ headers: [RecordCursor.Header]) throws -> [Bool] {
+        if let forwarding { return try forwarding.claim(headers) }
         let (ids, tables) = claimed(headers)
         return try warehouse.claim(ids, tables: tables, loadId: loadId)
     }
 
     func preclaim(_ headers: [RecordCursor.Header]) throws {
+        if let forwarding { return try forwarding.preclaim(headers) }
         let (ids, tables) = claimed(headers)
         try warehouse.sendClaim(ids, tables: tables, loadId: loadId)
         Self.claimsSentAhead.add(1, ordering: .relaxed)
@@ -138,7 +182,12 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     }
 
     func prepareSchema(_ needs: SchemaNeeds, headers: [RecordCursor.Header], admitted: [Bool], in raw: UnsafeRawBufferPointer) throws {
+        if let forwarding { return try forwarding.prepareSchema(needs, headers: headers, admitted: admitted, in: raw) }
         var change = catalog.plan(needs, headers: headers, admitted: admitted, in: raw)
+        if !change.isEmpty && onWorker {
+            needsCoordinator = true
+            throw Self.schemaThroughCoordinator
+        }
         if !change.isEmpty && !schemaLocked {
             // Planned again under the lock: another loader may have made part of it meanwhile.
             try lockSchema()
@@ -149,6 +198,10 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
         for row in Splitter.rows(of: headers, admitted: admitted) {
             guard let state = catalog[row.plan.table], state.index(of: NameTable.extra) == nil,
                   RowSize.of(headers[row.record], withPayload: row.plan.withPayload, in: raw) > RowSize.postgresBudget else { continue }
+            if onWorker {
+                needsCoordinator = true
+                throw Self.schemaThroughCoordinator
+            }
             try lockSchema()
             if catalog[row.plan.table]?.index(of: NameTable.extra) == nil { try catalog.addExtra(to: row.plan.table) }
         }
@@ -171,6 +224,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     }
 
     func write(_ rows: [SplitRow], of headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws {
+        if let forwarding { return try forwarding.write(rows, of: headers, in: raw) }
         try self.rows.write(rows, of: headers, in: raw)
     }
 
@@ -182,6 +236,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     /// Locks the ids (in one order for every loader: another loader deriving one of them
     /// waits, and this one then reads its calls too), then reads every call of every id.
     func prepareProfileCalls(_ profile: Profile, ids: [String], traits: [String]) throws {
+        if let forwarding { return try forwarding.prepareProfileCalls(profile, ids: ids, traits: traits) }
         try copies.flush()
         let array = Self.textArray(ids)
         try connection.run("SELECT count(pg_advisory_xact_lock(\(Self.profileLockClass), hashtext(? || x))) FROM unnest(?::text[]) AS x",
@@ -198,18 +253,21 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     }
 
     func profileCalls(_ profile: Profile, id: String, traits: [String], _ each: (SQLValue, (Int) -> SQLValue) -> Void) throws {
+        if let forwarding { return try forwarding.profileCalls(profile, id: id, traits: traits, each) }
         for row in profileCache[id] ?? [] {
             each(row[0]) { row[$0 + 1] }
         }
     }
 
     func writeProfile(_ profile: Profile, id: String, receivedAt: SQLValue, traits: [SQLValue]) throws {
+        if let forwarding { return try forwarding.writeProfile(profile, id: id, receivedAt: receivedAt, traits: traits) }
         profileRows[profile, default: []].append([.text(id), receivedAt] + traits)
         profilesUpdated[profile.tableName, default: []].insert(id)
     }
 
     /// Each profile's rows by COPY into a temporary table like it, then one upsert.
     func finishProfiles() throws {
+        if let forwarding { return try forwarding.finishProfiles() }
         profileCache.removeAll()
         defer { profileRows.removeAll() }
         for (profile, rows) in profileRows.sorted(by: { $0.key.tableName < $1.key.tableName }) where !rows.isEmpty {
@@ -238,6 +296,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     }
 
     func recordTouches(users: [String: String], anons: [String: String]) throws {
+        if let forwarding { return try forwarding.recordTouches(users: users, anons: anons) }
         touches = (users, anons)
     }
 
@@ -256,19 +315,31 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     var profiles: any ProfileStore { self }
 
     func createQueryIndexes() throws -> [String] {
+        if onWorker { return try coordinator().createQueryIndexes() }
         // Inside the indexes' transaction: two loaders ending together create each once.
-        try connection.transaction {
+        return try connection.transaction {
             try connection.run("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))")
             return try Indexes.create(session: connection)
         }
     }
 
     func buildModels(_ options: ModelOptions, loadId: Int64, now: Date) throws -> ModelBuild {
-        try Models.build(session: connection, options: options, loadId: loadId, now: now)
+        if onWorker { return try coordinator().buildModels(options, loadId: loadId, now: now) }
+        return try Models.build(session: connection, options: options, loadId: loadId, now: now)
     }
 
+    /// With the files written through the coordinator, if any.
     var statistics: WriteStatistics {
-        catalog.statistics(overflowValues: rows.overflowValues, profilesUpdated: profilesUpdated)
+        var own = ownCatalog.statistics(overflowValues: rows.overflowValues, profilesUpdated: profilesUpdated)
+        guard let other = twin?.statistics else { return own }
+        own.rowsPerTable.merge(other.rowsPerTable, uniquingKeysWith: +)
+        own.newTables += other.newTables
+        own.newColumns += other.newColumns
+        own.overflowValues += other.overflowValues
+        own.eventTables = max(own.eventTables, other.eventTables)
+        own.pastLimitCalls += other.pastLimitCalls
+        own.pastLimitNames += other.pastLimitNames
+        return own
     }
 
     func isRetryable(_ error: any Error) -> Bool { (error as? PostgresError)?.kind == .retry }

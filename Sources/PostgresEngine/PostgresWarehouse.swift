@@ -23,6 +23,8 @@ public final class PostgresWarehouse {
 
     public init(_ location: PostgresLocation) throws {
         connection = try PostgresConnection(location)
+        // Through a Citus worker: the coordinator makes (or checks and places) the tables first.
+        if let coordinator = connection.coordinatorLocation { _ = try PostgresWarehouse(coordinator) }
         try connection.transaction {
             try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [String(Self.setupLockKey)])
             let exists = try Self.inspect(connection)
@@ -76,7 +78,7 @@ public final class PostgresWarehouse {
             throw PostgresError(kind: .unreachable, message: "\(location.display) has the Citus extension but no node to hold shards: add the workers on the coordinator with SELECT citus_add_node('HOST', PORT) (docs/scaling.md)")
         }
         if !warehouseExists && !cluster.isCoordinator {
-            throw PostgresError(kind: .usage, message: "\(location.display) is a Citus worker and schema \(location.schema) holds no warehouse yet: run the first load against the coordinator, which makes the distributed tables; later loads may connect to any node")
+            throw PostgresError(kind: .usage, message: "\(location.display) is a Citus worker and schema \(location.schema) holds no warehouse: the coordinator, which makes the distributed tables, did not make it")
         }
     }
 
@@ -202,10 +204,11 @@ extension PostgresWarehouse {
         try connection.run("""
             UPDATE _loads SET status = 'interrupted' WHERE status = 'running' AND NOT EXISTS (
               SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                AND l.classid = \(UInt32(bitPattern: Self.loadLockClass)) AND l.objid = _loads.id AND l.objsubid = 2)
+                AND l.classid = \(UInt32(bitPattern: Self.loadLockClass)) AND l.objid = (hashint8(_loads.id) & 2147483647)::oid AND l.objsubid = 2)
             """)
-        let id = try LoadRecords.insertRunning(connection, pipeline: pipeline, startedAt: startedAt)
-        try connection.run("SELECT pg_advisory_lock(?::int, ?::int)", [.integer(Int64(Self.loadLockClass)), .integer(id)])
+        let id = try LoadRecords.insertRunning(connection.recordsSession, pipeline: pipeline, startedAt: startedAt)
+        // By a hash of the id: ids a Citus worker assigns are past 2^48.
+        try connection.run("SELECT pg_advisory_lock(?::int, hashint8(?::bigint) & 2147483647)", [.integer(Int64(Self.loadLockClass)), .integer(id)])
         return id
     }
 
@@ -218,7 +221,7 @@ extension PostgresWarehouse {
     /// lock gone, and the next run calls it interrupted. Returns why the row could not be
     /// written, if it could not.
     public func recordEnd(id: Int64, summary: RunSummary) -> String? {
-        var session: PostgresConnection? = connection.isUsable ? connection : nil
+        var session: PostgresConnection? = connection.isUsable && connection.recordsSession.isUsable ? connection.recordsSession : nil
         if session == nil { session = try? PostgresConnection(location) }
         guard let session else {
             return "cannot record the end of load \(id) in _loads: \(location.display) cannot be reached; the next run records it as interrupted"

@@ -49,9 +49,21 @@ final class PostgresConcurrencyTests: XCTestCase {
         try assertLoadersAtOnce(4, windows: [0..<5, 2..<7, 4..<9, 0..<9], files: 9, database: "conc_four")
     }
 
+    /// Three loaders at once on a Citus cluster, one through the coordinator and one through
+    /// each worker (Citus takes distributed statements on every node with its metadata).
+    func testThreeLoadersOnThreeCitusNodesGiveOneLoadersWarehouse() throws {
+        let cluster = try TestCitus.shared()
+        try assertLoadersAtOnce(3, windows: [0..<5, 2..<7, 4..<9], files: 9, database: "conc_citus", server: cluster) { url, k in
+            url.replacingOccurrences(of: ":\(cluster.coordinator.port)/", with: ":\(cluster.nodes[k].port)/")
+        }
+    }
+
+    /// `loaders` loaders at once, loader k on `windows[k]` of the files, through
+    /// `through(url, k)` (the same URL by default).
     func assertLoadersAtOnce(_ loaders: Int, windows: [Range<Int>], files: Int, database: String,
+                             server given: (any TestDatabaseServer)? = nil, through: (String, Int) -> String = { url, _ in url },
                              file: StaticString = #filePath, line: UInt = #line) throws {
-        let server = try TestPostgres.shared()
+        let server = try given ?? TestPostgres.shared()
         let dir = try temporaryDirectory(self)
         let paths = try Self.corpus(in: dir, count: files)
         let now = Date(timeIntervalSince1970: 1_780_000_000)
@@ -71,10 +83,10 @@ final class PostgresConcurrencyTests: XCTestCase {
         }
         let results = Results()
         let inputs = windows.map { $0.map { paths[$0] } }
-        let sharedOptions = options(shared)
+        let perLoader = (0..<loaders).map { options(through(shared, $0)) }
         DispatchQueue.concurrentPerform(iterations: loaders) { k in
             do {
-                let summary = try LoadRun.run(paths: inputs[k], options: sharedOptions)
+                let summary = try LoadRun.run(paths: inputs[k], options: perLoader[k])
                 results.lock.withLock { results.summaries.append(summary) }
             } catch {
                 results.lock.withLock { results.failures.append("\(error)") }
