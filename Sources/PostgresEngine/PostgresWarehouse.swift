@@ -238,7 +238,15 @@ extension PostgresWarehouse {
 extension PostgresWarehouse {
     /// The bytes of the schema's tables with their indexes and TOAST.
     package static func storedBytes(_ connection: PostgresConnection) -> Int64 {
-        (try? connection.value("""
+        // On Citus: the shards on every node (a reference table counted once per node).
+        if connection.cluster != nil, let total = try? connection.value("""
+            SELECT coalesce(sum(CASE WHEN p.logicalrelid IS NULL THEN pg_total_relation_size(c.oid) ELSE citus_total_relation_size(c.oid) END), 0)::bigint
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_dist_partition p ON p.logicalrelid = c.oid
+            WHERE n.nspname = current_schema() AND c.relkind = 'r'
+            """)?.integer {
+            return total
+        }
+        return (try? connection.value("""
             SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() AND c.relkind = 'r'
             """))?.integer ?? 0

@@ -78,6 +78,13 @@ final class CitusTests: XCTestCase {
         XCTAssertTrue(first.report().contains("\"distribution\":{\"engine\":\"Citus "), first.report())
         let status = try WarehouseStatus.render(database: url)
         XCTAssertTrue(status.contains("distributed over 2 nodes (Citus "), status)
+        // Its size counts the shards on the workers, not the coordinator's empty tables.
+        let shards = Int64(try db.scalar("""
+            SELECT sum(s.shard_size) FROM citus_shards s JOIN pg_class c ON c.oid = s.table_name
+            JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema()
+            """) ?? "") ?? 0
+        XCTAssertGreaterThan(shards, 0)
+        XCTAssertGreaterThanOrEqual(PostgresWarehouse.storedBytes(db), shards)
 
         // A later load that brings a new event makes its table distributed in the same run.
         let later = dir.appendingPathComponent("later.ndjson")
@@ -220,6 +227,25 @@ final class CitusTests: XCTestCase {
         let calls = try db.query("EXPLAIN SELECT x.id, i.user_id FROM pages x JOIN identities i ON i.anonymous_id = x.\(CitusLayout.personKey) WHERE x.\(CitusLayout.personKey) = 'anon-1001'")
             .compactMap { $0[0] }.joined(separator: "\n")
         XCTAssertTrue(calls.contains("Task Count: 1"), calls)
+    }
+
+    /// Through a worker: a load, whose new tables the coordinator makes, then `models --rebuild`,
+    /// which the coordinator builds (a worker may not drop or create indexes).
+    func testALoadAndAModelsRebuildThroughAWorker() throws {
+        let cluster = try TestCitus.shared()
+        _ = try cluster.createDatabase("citus_via_worker")
+        let url = cluster.url("citus_via_worker", node: 2)
+        let dir = try temporaryDirectory(self)
+        let paths = try PostgresConcurrencyTests.corpus(in: dir, count: 3)
+        let run = try LoadRun.run(paths: paths, options: options(url))
+        XCTAssertEqual(run.outcome, .loaded, run.render())
+        XCTAssertEqual(run.loadId, 1, "the load's id comes from the coordinator")
+        XCTAssertFalse(run.newTables.isEmpty)
+        let rebuilt = try runSegmentLoader(["models", "--rebuild", "--db", url])
+        XCTAssertEqual(rebuilt.status, 0, rebuilt.stdout + rebuilt.stderr)
+        XCTAssertTrue(rebuilt.stdout.contains("rebuilt in full"), rebuilt.stdout)
+        let db = try PostgresConnection(PostgresLocation(cluster.url("citus_via_worker")))
+        XCTAssertEqual(try db.scalar("SELECT count(*) FROM _models WHERE mode = 'full'"), "2")
     }
 
     func testAWorkerWithoutTheDatabaseOrTheExtensionIsASentenceSayingWhatToRun() throws {
