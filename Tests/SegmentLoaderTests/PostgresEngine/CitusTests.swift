@@ -276,36 +276,8 @@ final class CitusTests: XCTestCase {
 }
 
 extension CitusTests {
-    /// The warehouse of `paths` loaded once into plain PostgreSQL, uninterrupted, as the tests
-    /// of faults compare them (what says which load wrote a row left out).
     func reference(_ paths: [String], database: String) throws -> [String: PostgresDifferentialTests.Table] {
-        let url = try TestPostgres.shared().createDatabase(database)
-        let clean = try runSegmentLoader(["load", "--db", url] + paths)
-        XCTAssertEqual(clean.status, 0, clean.stderr)
-        return try PostgresConcurrencyTests.comparable(PostgresConnection(PostgresLocation(url)))
-    }
-
-    /// Starts the binary loading `paths` into `url`, and once a file is in (and others remain)
-    /// does `fault`; returns the exit status and what it printed.
-    func loadWithFault(_ url: String, _ paths: [String], _ fault: () throws -> Void) throws -> (status: Int32, printed: String) {
-        let watcher = try PostgresConnection(PostgresLocation(url))
-        let process = Process()
-        process.executableURL = segmentLoaderBinary
-        process.arguments = ["load", "--jobs", "1", "--db", url] + paths
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if let count = try? watcher.scalar("SELECT count(*) FROM segment._files"), (Int(count) ?? 0) >= 1 { break }
-            usleep(20_000)
-        }
-        try fault()
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, stdout + stderr)
+        try uninterruptedWarehouse(paths, database: database)
     }
 
     func testAWorkerStoppedDuringALoadStopsItNamingTheNodeAndLosesNothing() throws {

@@ -14,10 +14,7 @@ final class PostgresFaultTests: XCTestCase {
 
     /// The warehouse of `paths` loaded once, uninterrupted, for comparison.
     func reference(_ paths: [String], database: String) throws -> [String: PostgresDifferentialTests.Table] {
-        let url = try TestPostgres.shared().createDatabase(database)
-        let clean = try runSegmentLoader(["load", "--db", url] + paths)
-        XCTAssertEqual(clean.status, 0, clean.stderr)
-        return try PostgresConcurrencyTests.comparable(PostgresConnection(PostgresLocation(url)))
+        try uninterruptedWarehouse(paths, database: database)
     }
 
     func assertSame(_ got: [String: PostgresDifferentialTests.Table], _ expected: [String: PostgresDifferentialTests.Table],
@@ -54,28 +51,9 @@ final class PostgresFaultTests: XCTestCase {
         let paths = try PostgresConcurrencyTests.corpus(in: dir, count: 24)
         let expected = try reference(paths, database: "restart_ref")
         let url = try server.createDatabase("restart")
-        let watcher = try PostgresConnection(PostgresLocation(url))
-
-        let process = Process()
-        process.executableURL = segmentLoaderBinary
-        process.arguments = ["load", "--jobs", "1", "--db", url] + paths
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        // The restart comes once a file is in and while others remain.
-        let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline {
-            if let count = try? watcher.scalar("SELECT count(*) FROM segment._files"), (Int(count) ?? 0) >= 1 { break }
-            usleep(20_000)
-        }
-        try server.pgCtl(["restart", "-m", "fast", "-w", "-t", "60"])
-        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        XCTAssertEqual(process.terminationStatus, 75, stdout + stderr)
+        let (status, printed) = try loadWithFault(url, paths) { try server.pgCtl(["restart", "-m", "fast", "-w", "-t", "60"]) }
+        XCTAssertEqual(status, 75, printed)
         // The summary ends with the one sentence.
-        let printed = stdout + stderr
         XCTAssertTrue(printed.contains("error: the connection to postgresql://postgres@127.0.0.1:\(server.port)/restart was lost"), printed)
         XCTAssertTrue(printed.contains("run again to resume"), printed)
         XCTAssertFalse(printed.contains(secret))

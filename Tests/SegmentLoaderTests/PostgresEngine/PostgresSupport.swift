@@ -147,6 +147,38 @@ final class TestPostgres: TestDatabaseServer, @unchecked Sendable {
     }
 }
 
+/// The warehouse of `paths` loaded once into the test server, uninterrupted, as the tests of
+/// faults compare them (`PostgresConcurrencyTests.comparable`).
+func uninterruptedWarehouse(_ paths: [String], database: String) throws -> [String: PostgresDifferentialTests.Table] {
+    let url = try TestPostgres.shared().createDatabase(database)
+    let clean = try runSegmentLoader(["load", "--db", url] + paths)
+    guard clean.status == 0 else { throw TestPostgresError("the reference load exited with \(clean.status): \(clean.stderr)") }
+    return try PostgresConcurrencyTests.comparable(PostgresConnection(PostgresLocation(url)))
+}
+
+/// Starts the binary loading `paths` into `url` (`--jobs 1`), and once a file is in (and others
+/// remain) does `fault`; returns the exit status and what it printed.
+func loadWithFault(_ url: String, _ paths: [String], _ fault: () throws -> Void) throws -> (status: Int32, printed: String) {
+    let watcher = try PostgresConnection(PostgresLocation(url))
+    let process = Process()
+    process.executableURL = segmentLoaderBinary
+    process.arguments = ["load", "--jobs", "1", "--db", url] + paths
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let deadline = Date().addingTimeInterval(60)
+    while Date() < deadline {
+        if let count = try? watcher.scalar("SELECT count(*) FROM segment._files"), (Int(count) ?? 0) >= 1 { break }
+        usleep(20_000)
+    }
+    try fault()
+    let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+    process.waitUntilExit()
+    return (process.terminationStatus, stdout + stderr)
+}
+
 struct TestPostgresError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
