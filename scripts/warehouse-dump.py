@@ -107,8 +107,9 @@ def main():
         if a == b:
             print(f"same: {len(a)} lines of tables, columns, rows and indexes")
             return 0
-        only_a = [line for line in a if line not in set(b)]
-        only_b = [line for line in b if line not in set(a)]
+        set_a, set_b = set(a), set(b)
+        only_a = [line for line in a if line not in set_b]
+        only_b = [line for line in b if line not in set_a]
         print(f"different: {len(only_a)} lines only in {sys.argv[2]}, {len(only_b)} only in {sys.argv[3]}")
         for line in only_a[:20]:
             print(f"- {line}")
