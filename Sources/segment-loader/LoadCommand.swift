@@ -33,7 +33,7 @@ struct LoadCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: ArgumentHelp("The warehouse to load into (created if missing): an SQLite file, or a PostgreSQL URL (postgresql://user@host:port/database; the PG* variables and ~/.pgpass work as for psql).", valueName: "path|url"))
+    @Option(name: .long, help: ArgumentHelp("The warehouse to load into (created if missing): an SQLite file, or a PostgreSQL URL (postgresql://user@host:port/database; the PG* variables and ~/.pgpass work as for psql); a database with the Citus extension gets a distributed warehouse (docs/scaling.md).", valueName: "path|url"))
     var db: String
 
     @Option(name: .long, help: ArgumentHelp("PostgreSQL: the schema the warehouse's tables go in (default segment; created if missing).", valueName: "name"))

@@ -45,7 +45,8 @@ final class TestCitus: TestDatabaseServer, @unchecked Sendable {
     private init() throws {
         // Loopback only: the nodes talk without TLS (and without reading a client certificate
         // from the home folder of the user the tests run as).
-        let settings = ["shared_preload_libraries=citus", "max_connections=100", "citus.node_conninfo=sslmode=disable"]
+        // Citus runs a maintenance worker per database, and each test makes a database of its own.
+        let settings = ["shared_preload_libraries=citus", "max_connections=100", "max_worker_processes=64", "citus.node_conninfo=sslmode=disable"]
         coordinator = try TestPostgres(settings: settings)
         workers = try (0..<2).map { _ in try TestPostgres(settings: settings) }
     }
