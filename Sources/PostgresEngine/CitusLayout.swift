@@ -47,13 +47,19 @@ extension CitusLayout.Placement {
 func sqlLiteral(_ text: String) -> String { "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
 
 /// What a connection's database is on a Citus cluster.
-package struct CitusCluster: Sendable, Equatable {
+package struct CitusCluster: Sendable {
     /// The Citus version of the database's extension.
     package var version: String
     /// Whether the connection is to the coordinator (which alone makes and alters tables).
     package var isCoordinator: Bool
     /// The nodes that hold shards (the workers; the coordinator too when it was given shards).
     package var nodes: Int
+    /// The coordinator's host and port, as the cluster knows it.
+    package var coordinator: (host: String, port: String)?
+
+    /// SQL text for the sessions' setting every file's and every models build's transaction
+    /// takes on Citus (see `PostgresDestination.file` and `PostgresDialect.modelsBuildPreamble`).
+    package static let shardAfterShard = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"
 
     /// The row `WarehouseDistribution.read` reads.
     static let distributionQuery = """
@@ -72,9 +78,12 @@ package struct CitusCluster: Sendable, Equatable {
     /// The cluster the connection's database is on; nil when it has no Citus extension.
     package static func detect(_ connection: PostgresConnection) throws -> CitusCluster? {
         guard let version = try connection.scalar("SELECT extversion FROM pg_extension WHERE extname = 'citus'") else { return nil }
-        let coordinator = try connection.scalar("SELECT citus_is_coordinator()") == "t"
-        let nodes = Int(try connection.scalar(nodesQuery) ?? "") ?? 0
-        return CitusCluster(version: version, isCoordinator: coordinator, nodes: nodes)
+        let row = try connection.query("""
+            SELECT citus_is_coordinator(), (\(nodesQuery)), c.nodename, c.nodeport::text
+            FROM (SELECT 1) one LEFT JOIN (SELECT nodename, nodeport FROM pg_dist_node WHERE groupid = 0 LIMIT 1) c ON true
+            """)[0]
+        return CitusCluster(version: version, isCoordinator: row[0] == "t", nodes: Int(row[1] ?? "") ?? 0,
+                            coordinator: row[2].flatMap { host in row[3].map { (host, $0) } })
     }
 }
 

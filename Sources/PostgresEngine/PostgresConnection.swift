@@ -52,9 +52,8 @@ public final class PostgresConnection {
         // claims insert in digest order; a real deadlock between two loaders is detected and
         // the file written again, as on PostgreSQL.
         if cluster != nil { try execute("SET citus.enable_deadlock_prevention TO off") }
-        if let cluster, !cluster.isCoordinator,
-           let row = try query("SELECT nodename, nodeport FROM pg_dist_node WHERE groupid = 0 LIMIT 1").first, let host = row[0], let port = row[1] {
-            let coordinator = try location.at(host: host, port: port)
+        if let cluster, !cluster.isCoordinator, let node = cluster.coordinator {
+            let coordinator = try location.at(host: node.host, port: node.port)
             coordinatorLocation = coordinator
             lockSession = try PostgresConnection(coordinator)
         }

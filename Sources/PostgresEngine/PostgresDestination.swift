@@ -37,7 +37,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     /// a schema change is rolled back and written again, whole, through the same destination
     /// on the coordinator (`coordinator`), which also makes the query indexes and builds the
     /// models; every other file goes through the worker.
-    private let onWorker: Bool
+    private var onWorker: Bool { warehouse.coordinator != nil }
     private var twin: PostgresDestination?
     /// The destination the current file is written through instead of this one.
     private var forwarding: PostgresDestination?
@@ -52,13 +52,12 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     /// did not note its touched ids: written again (as after a deadlock), noting them.
     static let touchesNeeded = PostgresError(kind: .retry, message: "another loader built the models while this file was written; it is written again with the ids it touched")
 
-    /// On Citus, a file's statements reach each node through one connection, shard after shard.
-    /// In parallel mode, a table created in a transaction that ran a multi-shard statement
+    /// On Citus, a file's statements reach each node through one connection, shard after shard
+    /// (`CitusCluster.shardAfterShard`). In parallel mode, a table created in a transaction that ran a multi-shard statement
     /// before has its shards created over a connection each; when its name is long enough for
     /// Citus to shorten its shards' names (the hostile corpus's 63-byte event name), the names
     /// PostgreSQL gives the shards' array types collide, and the node's backends wait on each
     /// other until Citus cancels the file as a distributed deadlock (every time, here).
-    static let oneConnectionPerNode = "SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"
 
     /// Advisory lock keys ("SEGS", "SEGP"): schema changes; a profile id (with `hashtext`).
     static let schemaLockKey: Int64 = 0x5345_4753
@@ -73,7 +72,6 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
         connection = warehouse.connection
         ownCatalog = try Catalog(session: connection, names: names, loadId: loadId, columnLimit: columnLimit, eventTableLimit: eventTableLimit)
         ownBookkeeping = try Bookkeeping(session: connection, names: names, loadId: loadId, uuidTs: uuidTs)
-        onWorker = connection.cluster.map { !$0.isCoordinator } ?? false
         settings = (names, columnLimit, eventTableLimit)
         copies = CopyRows(connection: warehouse.connection)
         rows = RowWriter(target: copies, catalog: ownCatalog, bookkeeping: ownBookkeeping, uuidTs: uuidTs)
@@ -84,8 +82,8 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
     /// The same load through the coordinator (made on first use).
     private func coordinator() throws -> PostgresDestination {
         if let twin { return twin }
-        guard let location = connection.coordinatorLocation else { throw PostgresError(kind: .unreachable, message: "the Citus coordinator of \(connection.location.display) is not in pg_dist_node") }
-        let made = try PostgresDestination(warehouse: PostgresWarehouse(location), names: settings.names, loadId: loadId, uuidTs: uuidTs,
+        guard let warehouse = warehouse.coordinator else { throw PostgresError(kind: .unreachable, message: "the Citus coordinator of \(connection.location.display) is not in pg_dist_node") }
+        let made = try PostgresDestination(warehouse: warehouse, names: settings.names, loadId: loadId, uuidTs: uuidTs,
                                            columnLimit: settings.columnLimit, eventTableLimit: settings.eventTableLimit)
         made.ownCatalog.plannedTypes = ownCatalog.plannedTypes
         twin = made
@@ -100,9 +98,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
             defer {
                 forwarding = nil
                 // This loader's own catalog learns what the coordinator made.
-                let written = ownCatalog.tables.mapValues(\.rowsWritten)
-                try? ownCatalog.reload()
-                for (id, count) in written { ownCatalog[id]?.rowsWritten = count }
+                try? reloadCatalog()
             }
             return try through.file(body)
         }
@@ -111,7 +107,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
         do {
             defer { schemaLocked = false }
             return try connection.transaction {
-                if connection.cluster != nil { try connection.execute(Self.oneConnectionPerNode) }
+                if connection.cluster != nil { try connection.execute(CitusCluster.shardAfterShard) }
                 if !modelsBuilt { modelsBuilt = try Models.everBuilt(connection) }
                 ownKeepsTouches = modelsBuilt
                 let result = try body()
@@ -185,8 +181,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
         if let forwarding { return try forwarding.prepareSchema(needs, headers: headers, admitted: admitted, in: raw) }
         var change = catalog.plan(needs, headers: headers, admitted: admitted, in: raw)
         if !change.isEmpty && onWorker {
-            needsCoordinator = true
-            throw Self.schemaThroughCoordinator
+            throw handToCoordinator()
         }
         if !change.isEmpty && !schemaLocked {
             // Planned again under the lock: another loader may have made part of it meanwhile.
@@ -199,8 +194,7 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
             guard let state = catalog[row.plan.table], state.index(of: NameTable.extra) == nil,
                   RowSize.of(headers[row.record], withPayload: row.plan.withPayload, in: raw) > RowSize.postgresBudget else { continue }
             if onWorker {
-                needsCoordinator = true
-                throw Self.schemaThroughCoordinator
+                throw handToCoordinator()
             }
             try lockSchema()
             if catalog[row.plan.table]?.index(of: NameTable.extra) == nil { try catalog.addExtra(to: row.plan.table) }
@@ -218,9 +212,20 @@ final class PostgresDestination: Destination, SharedLoading, BatchedProfiles {
         try connection.run("SELECT pg_advisory_xact_lock_shared(\(PostgresDialect.modelsLockKey))")
         try connection.run("SELECT pg_advisory_xact_lock(\(Self.schemaLockKey))")
         schemaLocked = true
-        let written = catalog.tables.mapValues(\.rowsWritten)
-        try catalog.reload()
-        for (id, count) in written { catalog[id]?.rowsWritten = count }
+        try reloadCatalog()
+    }
+
+    /// Reads this loader's catalog again from the warehouse, keeping what it counted it wrote.
+    private func reloadCatalog() throws {
+        let written = ownCatalog.tables.mapValues(\.rowsWritten)
+        try ownCatalog.reload()
+        for (id, count) in written { ownCatalog[id]?.rowsWritten = count }
+    }
+
+    /// Leaves the file to the coordinator (see `onWorker`): it is rolled back and written again there.
+    private func handToCoordinator() -> PostgresError {
+        needsCoordinator = true
+        return Self.schemaThroughCoordinator
     }
 
     func write(_ rows: [SplitRow], of headers: [RecordCursor.Header], in raw: UnsafeRawBufferPointer) throws {

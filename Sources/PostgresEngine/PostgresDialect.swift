@@ -89,7 +89,7 @@ package struct PostgresDialect: SQLDialect {
     /// transaction changed must read them through the connection that changed them.
     package var modelsBuildPreamble: [String] {
         ["SELECT pg_advisory_xact_lock(\(Self.modelsLockKey))", "SET LOCAL work_mem = '64MB'"]
-            + (distributed ? ["SET LOCAL citus.multi_shard_modify_mode TO 'sequential'"] : [])
+            + (distributed ? [CitusCluster.shardAfterShard] : [])
     }
     /// Person by person, a build makes a few statements per person, here round trips to the
     /// server, which cost that much more against a full rebuild's few large statements (on the

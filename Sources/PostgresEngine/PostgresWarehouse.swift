@@ -10,6 +10,9 @@ import SegmentWarehouse
 public final class PostgresWarehouse {
     public let connection: PostgresConnection
     public var location: PostgresLocation { connection.location }
+    /// Through a Citus worker: the same warehouse on the coordinator, which made or checked its
+    /// tables first and takes what only the coordinator does (`PostgresDestination`).
+    package private(set) var coordinator: PostgresWarehouse?
     /// The ids of the claim `sendClaim` sent and `claim` has not read yet.
     package var pendingClaim: [[UInt8]]?
 
@@ -24,7 +27,7 @@ public final class PostgresWarehouse {
     public init(_ location: PostgresLocation) throws {
         connection = try PostgresConnection(location)
         // Through a Citus worker: the coordinator makes (or checks and places) the tables first.
-        if let coordinator = connection.coordinatorLocation { _ = try PostgresWarehouse(coordinator) }
+        if let location = connection.coordinatorLocation { coordinator = try PostgresWarehouse(location) }
         try connection.transaction {
             try connection.query("SELECT pg_advisory_xact_lock($1::bigint)", [String(Self.setupLockKey)])
             let exists = try Self.inspect(connection)

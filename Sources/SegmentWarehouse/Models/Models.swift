@@ -48,15 +48,15 @@ public enum Models {
     /// The models' indexes: a full build drops them and builds them again after the rows.
     package static func indexes(_ dialect: any SQLDialect) -> [String] {
         let session = dialect.uniqueKey(["session_id"], of: "sessions").joined(separator: ", ")
-        return """
-        CREATE INDEX IF NOT EXISTS _model_idx_identities_user_id ON identities (user_id);
-        CREATE INDEX IF NOT EXISTS _model_idx_page_views_blended_user_id ON page_views (blended_user_id, timestamp);
-        CREATE INDEX IF NOT EXISTS _model_idx_page_views_session_id ON page_views (session_id);
-        CREATE INDEX IF NOT EXISTS _model_idx_page_views_timestamp ON page_views (timestamp);
-        CREATE UNIQUE INDEX IF NOT EXISTS _model_idx_sessions_session_id ON sessions (\(session));
-        CREATE INDEX IF NOT EXISTS _model_idx_sessions_blended_user_id ON sessions (blended_user_id, started_at);
-        CREATE INDEX IF NOT EXISTS _model_idx_sessions_started_at ON sessions (started_at)
-        """.components(separatedBy: ";\n")
+        return [
+            "CREATE INDEX IF NOT EXISTS _model_idx_identities_user_id ON identities (user_id)",
+            "CREATE INDEX IF NOT EXISTS _model_idx_page_views_blended_user_id ON page_views (blended_user_id, timestamp)",
+            "CREATE INDEX IF NOT EXISTS _model_idx_page_views_session_id ON page_views (session_id)",
+            "CREATE INDEX IF NOT EXISTS _model_idx_page_views_timestamp ON page_views (timestamp)",
+            "CREATE UNIQUE INDEX IF NOT EXISTS _model_idx_sessions_session_id ON sessions (\(session))",
+            "CREATE INDEX IF NOT EXISTS _model_idx_sessions_blended_user_id ON sessions (blended_user_id, started_at)",
+            "CREATE INDEX IF NOT EXISTS _model_idx_sessions_started_at ON sessions (started_at)",
+        ]
     }
 
     /// Whether the models were ever built in this warehouse. Until they are, the first build
