@@ -29,3 +29,20 @@ extension PostgresWarehouse: LoadTarget {
         return try? WarehouseDistribution.read(connection)
     }
 }
+
+extension PostgresWarehouse: ErasureScrub {
+    package var erasureSession: any SQLSession { connection }
+
+    /// The erasure lock alone: the loads running end first, and the loads starting wait.
+    package func prepareErasure() throws {
+        try connection.run("SELECT pg_advisory_lock(?::int, 0)", [.integer(Int64(Self.erasureLockClass))])
+    }
+
+    /// Every table rows were deleted from, vacuumed: the dead tuples' space is reclaimed
+    /// (on Citus, every shard). What PostgreSQL keeps elsewhere (WAL, archives of it, backups)
+    /// is for its operator (docs/operations.md).
+    package func scrub(tables: [String]) throws -> String? {
+        for table in tables.sorted() { try connection.execute("VACUUM \(quoteIdentifier(table))") }
+        return nil
+    }
+}

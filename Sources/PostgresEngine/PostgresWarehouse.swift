@@ -199,11 +199,16 @@ extension PostgresWarehouse {
     /// The first key of the lock a running load holds for its life ("SEGL", with its id): a
     /// load left `running` whose lock nobody holds was killed.
     package static let loadLockClass: Int32 = 0x5345_474C
+    /// The erasure lock's class ("SEGE"): loads and retries hold it shared, a forget alone.
+    package static let erasureLockClass: Int32 = 0x5345_4745
 
     /// Starts a load: marks loads left `running` by a killed loader as `interrupted` (not the
     /// ones other loaders are running now: they hold their load's lock) and records this one,
     /// whose lock this connection holds until it ends.
     public func beginLoad(pipeline: String, startedAt: String) throws -> Int64 {
+        // Loads share the erasure lock (for the connection's life); a forget takes it alone, so
+        // it waits for the loads running and the loads starting wait for it.
+        try connection.run("SELECT pg_advisory_lock_shared(?::int, 0)", [.integer(Int64(Self.erasureLockClass))])
         try connection.run("""
             UPDATE _loads SET status = 'interrupted' WHERE status = 'running' AND NOT EXISTS (
               SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())

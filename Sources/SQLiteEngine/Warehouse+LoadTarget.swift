@@ -24,3 +24,26 @@ extension Warehouse: LoadTarget {
     /// One file on one machine.
     package func distribution() -> WarehouseDistribution? { nil }
 }
+
+extension Warehouse: ErasureScrub {
+    package var erasureSession: any SQLSession { db }
+
+    package func prepareErasure() throws {
+        try db.execute("PRAGMA secure_delete = ON")
+    }
+
+    /// VACUUM writes every live page into a new file and the freed ones are gone with the old
+    /// file; pages of cells deleted earlier, free blocks inside pages and old copies of pages in
+    /// the WAL go with them. Then the WAL is emptied. A reader that holds the WAL open stops
+    /// the last step: said, and the request stays pending.
+    package func scrub(tables: [String]) throws -> String? {
+        try db.execute("VACUUM")
+        db.waitForLocks(upTo: 10)
+        let row = try db.query("PRAGMA wal_checkpoint(TRUNCATE)").first
+        db.waitForLocks(upTo: Warehouse.defaultBusyTimeout)
+        if let busy = row?.first?.integer, busy != 0 {
+            return "another program (a reader such as sqlite3 or Datasette) holds the warehouse's write-ahead log open, so old pages in it could not be removed; close it and run forget --resume"
+        }
+        return nil
+    }
+}

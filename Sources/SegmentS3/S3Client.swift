@@ -217,6 +217,39 @@ public final class S3Client: Sendable {
         }
     }
 
+    /// Replaces the object at `url` with `bytes` (one PUT of the whole object), after checking
+    /// that it is still the object read (its ETag, when given). Returns the new ETag.
+    public func replace(_ url: String, with bytes: [UInt8], ifETag etag: String?) throws -> String? {
+        guard let location = S3Location(url), !location.prefix.isEmpty else {
+            throw S3Error(kind: .other, message: "not an s3://bucket/key URL")
+        }
+        var attempt = 0
+        while true {
+            if let etag {
+                let head = try perform(location: location, key: location.prefix, query: [], headers: [:], kind: "head", method: "HEAD") { _, _ in true }
+                if head.curlCode == CURLE_OK && head.status == 200 && head.etag != etag {
+                    throw S3Error(kind: .other, message: "\(url) changed since it was read (its ETag is now \(head.etag ?? "none"), not \(etag)); it was not replaced")
+                }
+            }
+            var headers = ["content-length": String(bytes.count)]
+            if let etag { headers["if-match"] = "\"\(etag)\"" }
+            var errorBody: [UInt8] = []
+            let result = try perform(location: location, key: location.prefix, query: [], headers: headers, kind: "put", method: "PUT", upload: bytes) { _, body in
+                if errorBody.count < 64 << 10 { errorBody.append(contentsOf: body) }
+                return true
+            }
+            if result.curlCode == CURLE_OK && result.status == 200 { return result.etag }
+            if result.status == 412 {
+                throw S3Error(kind: .other, message: "\(url) changed since it was read (If-Match on its ETag failed); it was not replaced")
+            }
+            if adoptRegion(of: result, bucket: location.bucket) { continue }
+            let error = classify(result, body: errorBody, location: location, what: "replace the object", object: true)
+            attempt += 1
+            guard error.retryable && attempt < retry.attempts else { throw error.error }
+            Thread.sleep(forTimeInterval: retry.delay(afterAttempt: attempt - 1))
+        }
+    }
+
     // MARK: Requests
 
     package struct Response {
@@ -234,14 +267,16 @@ public final class S3Client: Sendable {
     /// One signed request through a pooled handle. `onBody` gets the response so far and each
     /// block of its body; returning false aborts the transfer.
     private func perform(location: S3Location, key: String, query: [(name: String, value: String)], headers: [String: String],
-                         kind: String, onBody: (Response, UnsafeRawBufferPointer) -> Bool) throws -> Response {
+                         kind: String, method: String = "GET", upload: [UInt8]? = nil,
+                         onBody: (Response, UnsafeRawBufferPointer) -> Bool) throws -> Response {
         requests.withLock { $0[kind, default: 0] += 1 }
         let region = region(of: location.bucket)
         let target = location.request(key: key, query: query, region: region, endpoint: settings.endpoint)
         var toSign = headers
         toSign["host"] = target.host
         let signed = SigV4(credentials: settings.credentials, region: region)
-            .sign(method: "GET", path: target.path, query: query, headers: toSign, date: Date())
+            .sign(method: method, path: target.path, query: query, headers: toSign,
+                  payloadHash: upload.map { hexString(SHA256Hasher.hash($0)) } ?? SigV4.emptyPayloadHash, date: Date())
         var lines = headers.map { "\($0.key): \($0.value)" }
         lines += signed.map { "\($0.key): \($0.value)" }
         // curl adds Accept: */* and would never decode a body it was not asked to.
@@ -253,7 +288,11 @@ public final class S3Client: Sendable {
         let h = handle.pointer
         curl.reset(h)
         curl.set(h, CURLOPT_URL, target.url)
-        curl.set(h, CURLOPT_HTTPGET, 1)
+        switch method {
+        case "HEAD": curl.set(h, CURLOPT_NOBODY, 1)
+        case "PUT": curl.set(h, CURLOPT_CUSTOMREQUEST, "PUT")
+        default: curl.set(h, CURLOPT_HTTPGET, 1)
+        }
         curl.set(h, CURLOPT_NOSIGNAL, 1)
         curl.set(h, CURLOPT_CONNECTTIMEOUT, 20)
         // A transfer that moves less than a byte a second for 60 s is given up and resumed.
@@ -284,7 +323,14 @@ public final class S3Client: Sendable {
                     return transfer.body(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : 0
                 })
                 curl.set(h, CURLOPT_WRITEDATA, pointer)
-                let code = curl.perform(h)
+                var payload = upload ?? []
+                let code: CURLcode = payload.withUnsafeMutableBytes { raw in
+                    if upload != nil {
+                        curl.set(h, CURLOPT_POSTFIELDSIZE, raw.count)
+                        curl.set(h, CURLOPT_POSTFIELDS, raw.baseAddress)
+                    }
+                    return curl.perform(h)
+                }
                 curl.set(h, CURLOPT_ERRORBUFFER, nil as UnsafeMutableRawPointer?)
                 return code
             }

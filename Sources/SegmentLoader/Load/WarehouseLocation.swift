@@ -71,6 +71,20 @@ public enum WarehouseLocation: Sendable, Equatable {
         }
     }
 
+    /// An existing warehouse a forget writes, with what must live as long as it (SQLite's lock
+    /// file; PostgreSQL's erasure lock is taken by `prepareErasure`).
+    func openForErasure(_ options: LoadOptions) throws -> (target: any ErasureScrub, lock: WarehouseLock?) {
+        switch self {
+        case .postgres(let location):
+            return (try PostgresWarehouse(existing: location), nil)
+        case .sqlite(let path):
+            if !FileManager.default.fileExists(atPath: path) { try WarehouseLock.throwIfHeld(database: path) }
+            try Warehouse.check(path: path, mustExist: true)
+            let lock = try WarehouseLock(database: path)
+            return (try Warehouse(path: path, busyTimeout: options.busyTimeout, announce: options.announce), lock)
+        }
+    }
+
     /// An existing warehouse a retry of rejects writes, with its session and what must live as
     /// long as the retry (SQLite's lock file; PostgreSQL's session lock, held by the connection).
     func openForRetry(_ options: LoadOptions, postgresLockKey: Int64) throws -> (target: any LoadTarget, session: any SQLSession, lock: WarehouseLock?) {

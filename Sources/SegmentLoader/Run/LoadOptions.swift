@@ -106,6 +106,10 @@ public enum KillPoint: Sendable, Equatable {
     /// N commits, through the real handler.
     case interrupt(Int)
     case terminate(Int)
+    /// A step of `forget`: `forget:removed` (rows deleted, not committed), `forget:committed`,
+    /// `forget:archive:N` (archive N replaced, `_files` not yet told), `forget:scrub` (before
+    /// the file is rewritten).
+    case forget(String)
 
     public init?(_ text: String) {
         let parts = text.split(separator: ":")
@@ -115,6 +119,7 @@ public enum KillPoint: Sendable, Equatable {
         case ("commit"?, 2): guard let n = Int(parts[1]), n >= 1 else { return nil }; self = .commit(n)
         case ("interrupt"?, 2): guard let n = Int(parts[1]), n >= 1 else { return nil }; self = .interrupt(n)
         case ("terminate"?, 2): guard let n = Int(parts[1]), n >= 1 else { return nil }; self = .terminate(n)
+        case ("forget"?, 2...3): self = .forget(parts.dropFirst().joined(separator: ":"))
         default: return nil
         }
     }

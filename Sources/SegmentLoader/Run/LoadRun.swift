@@ -47,6 +47,10 @@ public enum LoadRun {
             let names = NameTable()
             let target = try warehouse.destination(names: names, loadId: loadId, uuidTs: uuidTs,
                                                    columnLimit: options.columnLimit, eventTableLimit: options.eventTableLimit)
+            // The people the warehouse forgot, read once the run holds the warehouse (on
+            // PostgreSQL a forget waits for running loads, and new loads for it).
+            var options = options
+            options.filter.suppression = try Suppressions.list(target.bookkeeping.session)
             let context = RunContext(options: options, faults: faults, loadTime: loadTime, names: names, times: StageTimes(),
                                      reader: ArchiveReader(options))
             complete = try load(found.archives, into: target, existing: warehouse.storedBytes, workFolder: warehouse.runFolder(),

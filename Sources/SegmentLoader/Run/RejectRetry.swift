@@ -19,6 +19,8 @@ public enum RejectRetry {
         public var messagesLoaded: Int64 = 0
         public var duplicates: Int64 = 0
         public var filtered: Int64 = 0
+        /// Messages of people the warehouse forgot, left out (their rejects are removed).
+        public var suppressed: Int64 = 0
         /// Track calls loaded past the event table limit (in tracks only, properties in `_extra`).
         public var pastLimitCalls: Int64 = 0
         /// Lines kept without their bytes under privacy rules that this retry could not read
@@ -29,7 +31,8 @@ public enum RejectRetry {
 
         public func render(database: String) -> String {
             "retried \(retried) rejected line\(retried == 1 ? "" : "s") in \(database) (load \(loadId)): \(resolved) resolved "
-                + "(\(messagesLoaded) messages loaded, \(duplicates) duplicates, \(filtered) filtered), \(stillRejected) still rejected"
+                + "(\(messagesLoaded) messages loaded, \(duplicates) duplicates, \(filtered) filtered"
+                + (suppressed > 0 ? ", \(suppressed) suppressed" : "") + "), \(stillRejected) still rejected"
                 + (pastLimitCalls > 0 ? "\n\(pastLimitCalls) of the messages are track calls past the event table limit: in tracks only, "
                     + "properties in _extra (see _events_past_limit)" : "")
                 + (withheldNotRetried > 0 ? "\n\(withheldNotRetried) of them were kept without their bytes under privacy rules and were not retried: "
@@ -93,11 +96,14 @@ public enum RejectRetry {
         // Each reject again: the messages it yields now, or why it still fails.
         let names = NameTable()
         var processor = LineProcessor(loadTime: loadTime, names: names, privacy: options.privacy)
+        var filter = options.filter
+        filter.suppression = try Suppressions.list(db)
         let splitter = LineSplitter(maxLineBytes: options.maxLineBytes)
         struct Retried {
             var row: Row
             var messages: [Message] = []
             var filtered = 0
+            var suppressed = 0
             var kind: RejectKind = .spec
             var reason: String?
         }
@@ -142,14 +148,14 @@ public enum RejectRetry {
                     }
                 case .message(let message, let item):
                     guard row.item == nil || item == row.item else { continue }
-                    if !options.filter.keeps(message) {
-                        entry.filtered += 1
-                        continue
+                    switch filter.verdict(message) {
+                    case .keep: entry.messages.append(message)
+                    case .filtered: entry.filtered += 1
+                    case .suppressed: entry.suppressed += 1
                     }
-                    entry.messages.append(message)
                 }
             }
-            if entry.reason == nil && entry.messages.isEmpty && entry.filtered == 0 {
+            if entry.reason == nil && entry.messages.isEmpty && entry.filtered == 0 && entry.suppressed == 0 {
                 entry.reason = "batch item \(row.item ?? 0) is no longer in the line"
             }
             if entry.reason == nil {
@@ -186,9 +192,11 @@ public enum RejectRetry {
                     outcome.messagesLoaded += loaded
                     outcome.duplicates += duplicates
                     outcome.filtered += Int64(entry.filtered)
+                    outcome.suppressed += Int64(entry.suppressed)
                     try destination.bookkeeping.resolveReject(id: entry.row.id, file: entry.row.file, loadId: entry.row.loadId,
-                                                  produced: Int64(entry.messages.count + entry.filtered),
-                                                  loaded: loaded, duplicates: duplicates, filtered: Int64(entry.filtered))
+                                                  produced: Int64(entry.messages.count + entry.filtered + entry.suppressed),
+                                                  loaded: loaded, duplicates: duplicates, filtered: Int64(entry.filtered),
+                                                  suppressed: Int64(entry.suppressed))
                 }
             }
             summary.totals.lines = Int64(outcome.retried)
@@ -196,6 +204,7 @@ public enum RejectRetry {
             summary.totals.duplicates = outcome.duplicates
             summary.totals.rejected = Int64(outcome.stillRejected)
             summary.totals.filtered = outcome.filtered
+            summary.totals.suppressed = outcome.suppressed
             let statistics = destination.statistics
             summary.newTables = statistics.newTables
             summary.newColumns = statistics.newColumns

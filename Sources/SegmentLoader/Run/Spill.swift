@@ -142,6 +142,7 @@ struct SpillWriter {
             switch item {
             case .message: buffer.append(0)
             case .filtered: buffer.append(1)
+            case .suppressed: buffer.append(3)
             case .duplicateInRun: preconditionFailure("pass 1 does not know duplicates yet")
             case .reject(let line, let item, let kind, let reason, let raw):
                 buffer.append(2)
@@ -281,6 +282,7 @@ struct SpillReader {
             switch try cursor.u8("item tag") {
             case 0: chunk.items.append(.message)
             case 1: chunk.items.append(.filtered)
+            case 3: chunk.items.append(.suppressed)
             case 2:
                 let line = Int(Int32(bitPattern: try cursor.u32("reject line")))
                 let item = Int32(bitPattern: try cursor.u32("reject item"))

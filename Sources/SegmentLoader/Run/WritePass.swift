@@ -180,6 +180,7 @@ struct WritePass {
                         case .message: break
                         case .duplicateInRun: counts.duplicates += 1
                         case .filtered: counts.filtered += 1
+                        case .suppressed: counts.suppressed += 1
                         case .reject(let line, let item, let kind, let reason, let raw):
                             counts.rejected += 1
                             try destination.bookkeeping.reject(file: archive.path, line: line, item: item, kind: kind, reason: reason, raw: raw)
@@ -210,7 +211,7 @@ struct WritePass {
                 counts.discarded = destination.bookkeeping.discardsInFile
                 var status = FileResult.Status.loaded
                 if fileEnd.streamError != nil {
-                    status = counts.loaded + counts.duplicates + counts.filtered > 0 ? .partial : .failed
+                    status = counts.loaded + counts.duplicates + counts.filtered + counts.suppressed > 0 ? .partial : .failed
                 }
                 try destination.bookkeeping.record(FileRecord(archive: archive, sha256: sha256, physicalLines: fileEnd.physicalLines,
                                                   status: status, counts: counts, error: fileEnd.streamError))
@@ -317,6 +318,7 @@ enum Work: Sendable {
     case message
     case duplicateInRun
     case filtered
+    case suppressed
     case reject(line: Int, item: Int?, kind: RejectKind, reason: String, raw: RejectRaw)
 }
 
@@ -352,8 +354,13 @@ extension Chunk {
             items.append(.reject(line: line, item: item, kind: kind, reason: reason, raw: processor.rawForReject(bytes)))
             return nil
         case .message(let message, let item):
-            if !filter.keeps(message) {
+            switch filter.verdict(message) {
+            case .keep: break
+            case .filtered:
                 items.append(.filtered)
+                return nil
+            case .suppressed:
+                items.append(.suppressed)
                 return nil
             }
             let copy = Copy(key: MessageKey(message.id),

@@ -12,11 +12,25 @@ public struct MessageFilter: Sendable {
     public var excludeEvents: [Glob] = []
     /// Leave out messages that opted out of the Warehouses destination through `integrations`.
     public var honourOptOuts = false
+    /// The people the warehouse forgot: their messages are left out, counted as `suppressed`.
+    public var suppression = SuppressionList()
+
+    /// What becomes of one message.
+    public enum Verdict: Sendable {
+        case keep, filtered, suppressed
+    }
 
     public init() {}
 
     public var isEmpty: Bool {
         includeTypes == nil && excludeTypes.isEmpty && includeEvents.isEmpty && excludeEvents.isEmpty && !honourOptOuts
+    }
+
+    /// Suppression first: a forgotten person's message is suppressed whatever the filters say.
+    @inline(__always)
+    public func verdict(_ message: Message) -> Verdict {
+        if suppression.suppresses(userId: message.userId, anonymousId: message.anonymousId) { return .suppressed }
+        return keeps(message) ? .keep : .filtered
     }
 
     public func keeps(_ message: Message) -> Bool {

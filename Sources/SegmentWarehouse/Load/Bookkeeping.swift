@@ -26,6 +26,7 @@ package final class Bookkeeping {
         self.loadId = loadId
         self.uuidTs = uuidTs
         try LoadRecords.addETagColumn(session)
+        try LoadRecords.addSuppressedColumns(session)
         insertReject = try session.prepared("INSERT INTO _rejects (file, line, item, reason, raw, load_id, redacted, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         insertDiscard = try session.prepared("""
             INSERT INTO _discards (table_name, column_name, row_id, message_id, value, reason, received_at, load_id)
@@ -33,8 +34,8 @@ package final class Bookkeeping {
             """)
         insertFile = try session.prepared("""
             INSERT INTO _files (path, size, sha256, source_id, day, status, lines, loaded, duplicates, rejected,
-              filtered, discarded, physical_lines, load_id, error, loaded_at, etag)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+              filtered, discarded, physical_lines, load_id, error, loaded_at, etag, suppressed)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
     }
 
@@ -79,7 +80,7 @@ package final class Bookkeeping {
     package func record(_ file: FileRecord) throws {
         let counts = file.counts
         guard counts.balances else {
-            throw WarehouseError(message: "internal accounting error in \(file.archive.path): \(counts.lines) messages read but \(counts.loaded) loaded + \(counts.duplicates) duplicates + \(counts.rejected) rejected + \(counts.filtered) filtered; nothing of this file was committed")
+            throw WarehouseError(message: "internal accounting error in \(file.archive.path): \(counts.lines) messages read but \(counts.loaded) loaded + \(counts.duplicates) duplicates + \(counts.rejected) rejected + \(counts.filtered) filtered + \(counts.suppressed) suppressed; nothing of this file was committed")
         }
         let archive = file.archive
         try insertFile.perform([
@@ -87,7 +88,7 @@ package final class Bookkeeping {
             archive.day.map { .text($0) } ?? .null, .text(file.status.rawValue), .integer(counts.lines), .integer(counts.loaded),
             .integer(counts.duplicates), .integer(counts.rejected), .integer(counts.filtered), .integer(counts.discarded),
             .integer(Int64(file.physicalLines)), .integer(loadId), file.error.map { .text($0) } ?? .null, .text(uuidTs),
-            archive.etag.map { .text($0) } ?? .null,
+            archive.etag.map { .text($0) } ?? .null, .integer(counts.suppressed),
         ])
     }
 }
@@ -99,13 +100,15 @@ extension Bookkeeping {
     }
 
     /// A retried reject whose line now loaded: removed, and its `_files` row counted again.
-    package func resolveReject(id: Int64, file: String, loadId: Int64, produced: Int64, loaded: Int64, duplicates: Int64, filtered: Int64) throws {
+    package func resolveReject(id: Int64, file: String, loadId: Int64, produced: Int64, loaded: Int64, duplicates: Int64, filtered: Int64,
+                               suppressed: Int64) throws {
         try session.run("DELETE FROM _rejects WHERE id = ?", [.integer(id)])
         try session.run("""
             UPDATE _files SET lines = lines + ?, loaded = loaded + ?, duplicates = duplicates + ?, rejected = rejected - 1,
-              filtered = filtered + ?
+              filtered = filtered + ?, suppressed = suppressed + ?
             WHERE id = (SELECT max(id) FROM _files WHERE path = ? AND load_id = ?)
-            """, [.integer(produced - 1), .integer(loaded), .integer(duplicates), .integer(filtered), .text(file), .integer(loadId)])
+            """, [.integer(produced - 1), .integer(loaded), .integer(duplicates), .integer(filtered), .integer(suppressed),
+                  .text(file), .integer(loadId)])
     }
 }
 

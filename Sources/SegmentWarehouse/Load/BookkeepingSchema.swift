@@ -16,7 +16,7 @@ package enum BookkeepingSchema {
             C("files_skipped", .integer, zero), C("files_not_archives", .integer, zero), C("lines", .integer, zero),
             C("loaded", .integer, zero), C("duplicates", .integer, zero), C("rejected", .integer, zero),
             C("filtered", .integer, zero), C("discarded", .integer, zero), C("tables_created", .integer, zero),
-            C("columns_created", .integer, zero), C("error", .text),
+            C("columns_created", .integer, zero), C("error", .text), C("suppressed", .integer, zero),
         ]),
         TableDefinition("_files", key: .generated, [
             C("id", .integer), C("path", .text, notNull), C("size", .integer, notNull), C("sha256", .text, notNull),
@@ -25,7 +25,7 @@ package enum BookkeepingSchema {
             C("lines", .integer, zero), C("loaded", .integer, zero), C("duplicates", .integer, zero),
             C("rejected", .integer, zero), C("filtered", .integer, zero), C("discarded", .integer, zero),
             C("physical_lines", .integer, zero), C("load_id", .integer, notNull), C("error", .text),
-            C("loaded_at", .timestamp, notNull), C("etag", .text),
+            C("loaded_at", .timestamp, notNull), C("etag", .text), C("suppressed", .integer, zero),
         ], indexes: [("_files_sha256", ["sha256"])]),
         TableDefinition("_rejects", key: .generated, [
             C("id", .integer), C("file", .text, notNull), C("line", .integer, notNull), C("item", .integer),

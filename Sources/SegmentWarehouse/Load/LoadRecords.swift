@@ -45,6 +45,14 @@ package enum LoadRecords {
         try session.execute(session.dialect.addColumnIfMissing(table: "_files", column: "etag", .text))
     }
 
+    /// `suppressed` in `_loads` and `_files` came with erasure (the messages of forgotten
+    /// people a load left out): a warehouse that lacks it gets it, 0 for what it holds.
+    package static func addSuppressedColumns(_ session: any SQLSession) throws {
+        for table in ["_loads", "_files"] where try !session.columnExists(table, "suppressed") {
+            try session.execute(session.dialect.addColumnIfMissing(table: table, column: "suppressed", .integer) + " NOT NULL DEFAULT 0")
+        }
+    }
+
     package static func hasETagColumn(_ session: any SQLSession) throws -> Bool {
         try session.columnExists("_files", "etag")
     }
@@ -56,6 +64,7 @@ package enum LoadRecords {
 
     /// Records a running load; returns its id.
     package static func insertRunning(_ session: any SQLSession, pipeline: String, startedAt: String) throws -> Int64 {
+        try addSuppressedColumns(session)
         guard let id = try session.value("INSERT INTO _loads (pipeline, started_at, status) VALUES (?, ?, 'running') RETURNING id",
                                          [.text(pipeline), .text(startedAt)])?.integer else {
             throw WarehouseError(message: "internal error: _loads gave no id for a new load")
@@ -67,7 +76,7 @@ package enum LoadRecords {
         try session.run("""
             UPDATE _loads SET finished_at = ?, status = ?, files_loaded = ?, files_partial = ?, files_failed = ?,
               files_skipped = ?, files_not_archives = ?, lines = ?, loaded = ?, duplicates = ?, rejected = ?,
-              filtered = ?, discarded = ?, tables_created = ?, columns_created = ?, error = ? WHERE id = ?
+              filtered = ?, discarded = ?, tables_created = ?, columns_created = ?, error = ?, suppressed = ? WHERE id = ?
             """, [
                 .text(summary.finishedAt), .text(status), .integer(Int64(summary.filesLoaded)),
                 .integer(Int64(summary.filesPartial)), .integer(Int64(summary.filesFailed)),
@@ -75,7 +84,7 @@ package enum LoadRecords {
                 .integer(summary.totals.lines), .integer(summary.totals.loaded), .integer(summary.totals.duplicates),
                 .integer(summary.totals.rejected), .integer(summary.totals.filtered), .integer(summary.totals.discarded),
                 .integer(Int64(summary.newTables.count)), .integer(Int64(summary.newColumns)),
-                error.map { .text($0) } ?? .null, .integer(id),
+                error.map { .text($0) } ?? .null, .integer(summary.totals.suppressed), .integer(id),
             ])
     }
 

@@ -20,6 +20,11 @@ package final class ProfileDerivation {
         }
     }
 
+    /// Notes profiles by id (an erasure: the accounts whose group calls it removed).
+    package func touch(_ profile: Profile, ids: some Sequence<String>) {
+        touched[profile, default: []].formUnion(ids)
+    }
+
     /// Forgets what was noted (a new file, or a file rolled back).
     package func reset() {
         touched.removeAll()

@@ -3,7 +3,7 @@ import SegmentCore
 import SegmentStages
 
 /// The message accounting of one file or a whole run:
-/// `lines = loaded + duplicates + rejected + filtered`.
+/// `lines = loaded + duplicates + rejected + filtered + suppressed`.
 public struct Counts: Sendable, Equatable {
     /// Messages read: one per non-blank line, or one per item of a batch envelope.
     public var lines: Int64 = 0
@@ -11,12 +11,14 @@ public struct Counts: Sendable, Equatable {
     public var duplicates: Int64 = 0
     public var rejected: Int64 = 0
     public var filtered: Int64 = 0
+    /// Messages of people the warehouse forgot (its suppression list), left out.
+    public var suppressed: Int64 = 0
     /// Values kept out of their column (in `_discards`); not part of the equation.
     public var discarded: Int64 = 0
 
     public init() {}
 
-    public var balances: Bool { lines == loaded + duplicates + rejected + filtered }
+    public var balances: Bool { lines == loaded + duplicates + rejected + filtered + suppressed }
 
     public static func += (a: inout Counts, b: Counts) {
         a.lines += b.lines
@@ -24,6 +26,7 @@ public struct Counts: Sendable, Equatable {
         a.duplicates += b.duplicates
         a.rejected += b.rejected
         a.filtered += b.filtered
+        a.suppressed += b.suppressed
         a.discarded += b.discarded
     }
 }
@@ -142,7 +145,8 @@ public struct RunSummary: Sendable {
     public func report() -> String {
         func counts(_ c: Counts) -> [(key: String, value: JSONValue)] {
             [("lines", .int(c.lines)), ("loaded", .int(c.loaded)), ("duplicates", .int(c.duplicates)),
-             ("rejected", .int(c.rejected)), ("filtered", .int(c.filtered)), ("discarded", .int(c.discarded))]
+             ("rejected", .int(c.rejected)), ("filtered", .int(c.filtered)), ("suppressed", .int(c.suppressed)),
+             ("discarded", .int(c.discarded))]
         }
         let document: JSONValue = .object([
             ("load_id", .int(loadId)), ("pipeline", .string(pipeline)), ("database", .string(database)), ("status", .string(status)),
@@ -207,7 +211,8 @@ public struct RunSummary: Sendable {
         if !notArchives.isEmpty { fileLine += ", \(notArchives.count) not archives" }
         out.append(fileLine)
         if let distribution { out.append("  warehouse:  \(distribution.sentence)") }
-        out.append("  messages:   \(totals.lines) read = \(totals.loaded) loaded + \(totals.duplicates) duplicates + \(totals.rejected) rejected + \(totals.filtered) filtered")
+        out.append("  messages:   \(totals.lines) read = \(totals.loaded) loaded + \(totals.duplicates) duplicates + \(totals.rejected) rejected + \(totals.filtered) filtered"
+                   + (totals.suppressed > 0 ? " + \(totals.suppressed) suppressed (forgotten people)" : ""))
         if !rowsPerTable.isEmpty {
             let callTables = ["tracks", "identifies", "users", "pages", "screens", "groups", "accounts", "aliases"]
             var parts = callTables.compactMap { t in
@@ -309,10 +314,10 @@ extension RunSummary {
             ("\(p),status=\"failed\"", "\(filesFailed)"), ("\(p),status=\"skipped\"", "\(skippedAlreadyLoaded.count)"),
             ("\(p),status=\"not_archive\"", "\(notArchives.count)"),
         ])
-        metric("last_run_messages", "Messages of the last run: read = loaded + duplicates + rejected + filtered.", "gauge", [
+        metric("last_run_messages", "Messages of the last run: read = loaded + duplicates + rejected + filtered + suppressed.", "gauge", [
             ("\(p),outcome=\"read\"", "\(totals.lines)"), ("\(p),outcome=\"loaded\"", "\(totals.loaded)"),
             ("\(p),outcome=\"duplicates\"", "\(totals.duplicates)"), ("\(p),outcome=\"rejected\"", "\(totals.rejected)"),
-            ("\(p),outcome=\"filtered\"", "\(totals.filtered)"),
+            ("\(p),outcome=\"filtered\"", "\(totals.filtered)"), ("\(p),outcome=\"suppressed\"", "\(totals.suppressed)"),
         ])
         metric("last_run_discarded_values", "Values the last run kept out of their column (in _discards).", "gauge", [(p, "\(totals.discarded)")])
         metric("last_run_rows", "Rows the last run wrote, per table.", "gauge",

@@ -1,0 +1,83 @@
+/// The ids of people a warehouse forgot, as digests (docs/warehouse.md, Erasure): a later load,
+/// a retry of rejects and the collector leave their messages out. A digest is the lower-case hex
+/// SHA-256 of `user_id:<id>` or `anonymous_id:<id>`, so the list never holds an id itself and
+/// anyone who has a message can tell whether it is suppressed.
+///
+/// A message is suppressed when its `userId` is a forgotten user id, or when it has no `userId`
+/// and its `anonymousId` is a forgotten anonymous id: a message with someone else's `userId` on
+/// a device the person once used is that other person's, and stays (the same rule `forget`
+/// deletes rows by).
+public struct SuppressionList: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case userId = "user_id"
+        case anonymousId = "anonymous_id"
+    }
+
+    public private(set) var digests: Set<String>
+
+    public init(digests: Set<String> = []) {
+        self.digests = digests
+    }
+
+    public var isEmpty: Bool { digests.isEmpty }
+    public var count: Int { digests.count }
+
+    public static func digest(_ kind: Kind, _ id: String) -> String {
+        hexString(SHA256Hasher.hash(kind.rawValue + ":" + id))
+    }
+
+    public mutating func insert(_ digest: String) {
+        digests.insert(digest)
+    }
+
+    /// Whether a message with these ids is left out.
+    @inline(__always)
+    public func suppresses(userId: String?, anonymousId: String?) -> Bool {
+        guard !digests.isEmpty else { return false }
+        if let userId { return digests.contains(Self.digest(.userId, userId)) }
+        if let anonymousId { return digests.contains(Self.digest(.anonymousId, anonymousId)) }
+        return false
+    }
+
+    /// The list as `suppressions export` writes it: a comment, then one digest per line, sorted.
+    public func exported() -> String {
+        var text = "# segment-loader suppression list: SHA-256 of \"user_id:<id>\" or \"anonymous_id:<id>\" of each forgotten id, one per line\n"
+        for digest in digests.sorted() { text += digest + "\n" }
+        return text
+    }
+
+    /// A problem with one line of an exported list.
+    public struct Malformed: Error, CustomStringConvertible {
+        public var line: Int
+        public var text: String
+        public var description: String {
+            "line \(line) is not a digest (64 hexadecimal digits): \(text.prefix(80))"
+        }
+    }
+
+    /// Reads an exported list: blank lines and lines starting with `#` are skipped.
+    public static func parse(_ text: String) throws -> SuppressionList {
+        var list = SuppressionList()
+        var number = 0
+        for raw in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+            number += 1
+            let line = raw.trimmingBlanks()
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            let lower = line.lowercased()
+            guard lower.utf8.count == 64, lower.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) else {
+                throw Malformed(line: number, text: String(line))
+            }
+            list.insert(lower)
+        }
+        return list
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingBlanks() -> Substring {
+        var s = self
+        while let last = s.last, last == " " || last == "\t" { s = s.dropLast() }
+        while let first = s.first, first == " " || first == "\t" { s = s.dropFirst() }
+        return s
+    }
+}
