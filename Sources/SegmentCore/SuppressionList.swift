@@ -39,6 +39,36 @@ public struct SuppressionList: Sendable, Equatable {
         return false
     }
 
+    /// Whether a line that is no message (a reject) holds a forgotten id: any JSON string in
+    /// it, or run of digits, taken as a user id or an anonymous id. Exact text, never a pattern.
+    public func mentioned(in line: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !digests.isEmpty else { return false }
+        var i = 0
+        let n = line.count
+        func check(_ start: Int, _ end: Int) -> Bool {
+            guard end > start else { return false }
+            let text = String(decoding: UnsafeBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
+            return digests.contains(Self.digest(.userId, text)) || digests.contains(Self.digest(.anonymousId, text))
+        }
+        while i < n {
+            if line[i] == UInt8(ascii: "\"") {
+                let start = i + 1
+                var j = start
+                while j < n && line[j] != UInt8(ascii: "\"") { j += line[j] == UInt8(ascii: "\\") ? 2 : 1 }
+                if check(start, min(j, n)) { return true }
+                i = j + 1
+            } else if line[i] >= 48 && line[i] <= 57 {
+                var j = i
+                while j < n && line[j] >= 48 && line[j] <= 57 { j += 1 }
+                if check(i, j) { return true }
+                i = j
+            } else {
+                i += 1
+            }
+        }
+        return false
+    }
+
     /// The list as `suppressions export` writes it: a comment, then one digest per line, sorted.
     public func exported() -> String {
         var text = "# segment-loader suppression list: SHA-256 of \"user_id:<id>\" or \"anonymous_id:<id>\" of each forgotten id, one per line\n"

@@ -351,6 +351,10 @@ extension Chunk {
                       processor: LineProcessor, filter: MessageFilter) -> (message: Message, copy: Copy)? {
         switch parsed {
         case .reject(let kind, let reason, let item):
+            if filter.suppression.mentioned(in: bytes) {
+                items.append(.suppressed)
+                return nil
+            }
             items.append(.reject(line: line, item: item, kind: kind, reason: reason, raw: processor.rawForReject(bytes)))
             return nil
         case .message(let message, let item):
