@@ -43,6 +43,9 @@ public struct CollectorConfig: Sendable {
     /// Origins browsers may post from (`*` for any); none: no CORS headers are sent.
     public var allowedOrigins: [String] = []
     public var commit = GroupCommitter.Settings()
+    /// The suppression list `segment-loader suppressions export` writes: messages of the people
+    /// it names are answered 200, counted and never written (re-read on SIGHUP).
+    public var suppressions: String?
 
     public init() {}
 
@@ -130,7 +133,7 @@ public enum CollectorConfigFile {
         mutating func config(_ root: Node) -> CollectorConfig {
             var config = CollectorConfig()
             guard let m = mapping(root, "the configuration",
-                                  allowed: ["listen", "out", "sources", "limits", "flush", "archives", "cors", "proxy"]) else { return config }
+                                  allowed: ["listen", "out", "sources", "limits", "flush", "archives", "cors", "proxy", "suppressions"]) else { return config }
             if let n = m["listen"], let text = string(n, "listen") {
                 if let (host, port) = CollectorConfig.parseListen(text) {
                     config.host = host
@@ -143,6 +146,9 @@ public enum CollectorConfigFile {
                 config.out = text.hasPrefix("/") ? text : URL(fileURLWithPath: directory).appendingPathComponent(text).standardizedFileURL.path
             }
             if let n = m["sources"] { config.sources = sources(n) }
+            if let n = m["suppressions"], let text = string(n, "suppressions") {
+                config.suppressions = text.hasPrefix("/") ? text : URL(fileURLWithPath: directory).appendingPathComponent(text).standardizedFileURL.path
+            }
             if let n = m["limits"], let l = mapping(n, "limits", allowed: ["message_bytes", "batch_bytes", "json_depth", "read_timeout_seconds", "retry_after_seconds", "max_connections", "max_bodies"]) {
                 if let v = l["message_bytes"].flatMap({ int($0, "limits.message_bytes", range: 1024...(16 << 20)) }) { config.messageLimitBytes = v }
                 if let v = l["batch_bytes"].flatMap({ int($0, "limits.batch_bytes", range: 1024...(64 << 20)) }) { config.batchLimitBytes = v }

@@ -12,8 +12,13 @@ public enum Route: String, Sendable, CaseIterable {
 /// What one request turns into, before anything is written: the lines to append for a
 /// source, or a refusal with its status (HTTP-free, so it is tested without a server).
 public enum Decision: Sendable {
-    case write(source: String, lines: [[UInt8]])
+    /// `suppressed`: messages of forgotten people left out of `lines` (answered 200 all the same).
+    case write(source: String, lines: [[UInt8]], suppressed: Int)
     case refuse(Refusal)
+}
+
+public struct SuppressionFileError: Error, CustomStringConvertible {
+    public var description: String
 }
 
 public struct Refusal: Error, Sendable, Equatable {
@@ -43,10 +48,30 @@ public struct Intake: Sendable {
     /// SHA-256 of each write key, compared in constant time (see `source(forKey:)`).
     private let keys: [(digest: [UInt8], source: String)]
     private let stamper = Stamper()
+    /// The forgotten people (the file `suppressions` names), swapped whole when it is re-read.
+    private let suppression: Locked<SuppressionList>
 
-    public init(config: CollectorConfig) {
+    public init(config: CollectorConfig, suppression: SuppressionList = SuppressionList()) {
         self.config = config
         keys = config.sources.map { (SHA256Hasher.hash($0.writeKey), $0.sourceId) }
+        self.suppression = Locked(suppression)
+    }
+
+    /// The suppression list from now on.
+    public func replaceSuppression(_ list: SuppressionList) {
+        suppression.withLock { $0 = list }
+    }
+
+    public var suppressedIds: Int { suppression.withLock { $0.count } }
+
+    /// Reads an exported suppression list; the error names the file and line.
+    public static func readSuppression(path: String) throws -> SuppressionList {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw SuppressionFileError(description: "cannot read the suppression list \(path)")
+        }
+        do { return try SuppressionList.parse(text) } catch {
+            throw SuppressionFileError(description: "\(path): \(error)")
+        }
     }
 
     /// The most a request body of `route` may hold (inflated): a batch's limit or a message's.
@@ -154,15 +179,22 @@ public struct Intake: Sendable {
             }
         }
         let messages = stamper.messages(in: parsed, route: route.rawValue, source: sourceId, peer: client, now: now)
+        let list = suppression.withLock { $0 }
         var lines: [[UInt8]] = []
+        var suppressed = 0
         lines.reserveCapacity(messages.count)
         for message in messages {
+            // As Segment answers a suppressed user's calls: accepted, and dropped.
+            if list.suppresses(message) {
+                suppressed += 1
+                continue
+            }
             var line: [UInt8] = []
             line.reserveCapacity(512)
             JSONWriter.write(Self.withoutWriteKey(message), into: &line, sortedKeys: false)
             lines.append(line)
         }
-        return .write(source: sourceId, lines: lines)
+        return .write(source: sourceId, lines: lines, suppressed: suppressed)
     }
 
     public func tooLargeMessage(_ route: Route) -> String {

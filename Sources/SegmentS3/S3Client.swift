@@ -231,7 +231,8 @@ public final class S3Client: Sendable {
                     throw S3Error(kind: .other, message: "\(url) changed since it was read (its ETag is now \(head.etag ?? "none"), not \(etag)); it was not replaced")
                 }
             }
-            var headers = ["content-length": String(bytes.count)]
+            // Without a type curl says form data, which some stores (moto) parse away.
+            var headers = ["content-length": String(bytes.count), "content-type": "application/octet-stream"]
             if let etag { headers["if-match"] = "\"\(etag)\"" }
             var errorBody: [UInt8] = []
             let result = try perform(location: location, key: location.prefix, query: [], headers: headers, kind: "put", method: "PUT", upload: bytes) { _, body in

@@ -48,6 +48,11 @@ final class CollectorMetrics: Sendable {
                 help: "Request body bytes received for accepted requests, as sent (gzip or not)").increment(by: Int64(bytes))
     }
 
+    func suppressed(source: String, messages: Int) {
+        counter("messages_suppressed", [("source", source)],
+                help: "Messages of forgotten people (the suppression list) answered 200 and not written").increment(by: Int64(messages))
+    }
+
     /// A refused request (its messages cannot be counted: the body may not even parse).
     func rejected(reason: String, source: String?) {
         counter("requests_rejected", [("reason", reason), ("source", source ?? "")],

@@ -24,7 +24,9 @@ struct SegmentCollector: AsyncParsableCommand {
             Quick start:
               segment-collector --listen 127.0.0.1:8088 --out collected --source KEY=web
 
-            SIGTERM or SIGINT: stop accepting, write what is queued, close every archive, exit 0.
+            SIGTERM or SIGINT: stop accepting, write what is queued, close every archive, exit 0. \
+            SIGHUP: read the suppression list again (--suppressions, from segment-loader \
+            suppressions export): the calls of the people it names are answered 200 and never written.
             GET /health answers "ok"; GET /metrics gives Prometheus metrics.
             Exit codes: 0 stopped cleanly, 64 bad configuration, 69 cannot listen, 74 cannot write OUT, \
             75 another segment-collector writes into OUT.
@@ -46,6 +48,9 @@ struct SegmentCollector: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("A write key and the source id its messages are filed under; repeatable (replaces the file's sources).", valueName: "writekey=source_id"))
     var source: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("The suppression list of `segment-loader suppressions export` (overrides the file; re-read on SIGHUP).", valueName: "file"))
+    var suppressions: String?
 
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
@@ -76,6 +81,7 @@ struct SegmentCollector: AsyncParsableCommand {
             }
         }
         if let out { settings.out = URL(fileURLWithPath: out).standardizedFileURL.path }
+        if let suppressions { settings.suppressions = URL(fileURLWithPath: suppressions).standardizedFileURL.path }
         if !source.isEmpty {
             settings.sources = []
             for text in source {
@@ -147,7 +153,36 @@ struct SegmentCollector: AsyncParsableCommand {
         }
 
         let connections = Self.raiseDescriptorLimit(toFit: settings.maxConnections, logger: logger)
-        let responder = CollectorResponder(intake: Intake(config: settings), committer: committer, bodies: BodySlots(settings.maxBodies),
+        var suppression = SuppressionList()
+        if let path = settings.suppressions {
+            do { suppression = try Intake.readSuppression(path: path) } catch {
+                committer.stop()
+                FileHandle.standardError.write(Data("segment-collector: \(error)\n".utf8))
+                throw ExitCode(64)
+            }
+            logger.info("suppression list read", metadata: ["path": "\(path)", "ids": "\(suppression.count)"])
+        }
+        let intake = Intake(config: settings, suppression: suppression)
+        // SIGHUP: the list again; a list that cannot be read leaves the one in use.
+        signal(SIGHUP, SIG_IGN)
+        let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: DispatchQueue(label: "segment-collector.sighup"))
+        let hupLogger = logger
+        hangup.setEventHandler {
+            guard let path = settings.suppressions else {
+                hupLogger.notice("SIGHUP: no suppression list configured (--suppressions or suppressions:)")
+                return
+            }
+            do {
+                let list = try Intake.readSuppression(path: path)
+                intake.replaceSuppression(list)
+                hupLogger.notice("suppression list read again", metadata: ["path": "\(path)", "ids": "\(list.count)"])
+            } catch {
+                hupLogger.error("SIGHUP: \(error); the list in use is kept")
+            }
+        }
+        hangup.resume()
+        defer { hangup.cancel() }
+        let responder = CollectorResponder(intake: intake, committer: committer, bodies: BodySlots(settings.maxBodies),
                                            metrics: metrics, trace: trace, logger: logger)
         let listen = settings.listen
         let sources = settings.sources.map(\.sourceId).joined(separator: ", ")

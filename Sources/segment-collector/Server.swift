@@ -143,7 +143,9 @@ struct CollectorResponder: HTTPResponder {
         switch decision {
         case .refuse(let refusal):
             return Outcome(status: refusal.status, refusal: refusal)
-        case .write(let source, let lines):
+        case .write(let source, let lines, let suppressed):
+            if suppressed > 0 { metrics.suppressed(source: source, messages: suppressed) }
+            if lines.isEmpty { return Outcome(status: 200) }
             let result: Result<Void, any Error>? = await withCheckedContinuation { continuation in
                 let admission = committer.submit(source: source, lines: lines) { continuation.resume(returning: $0) }
                 if admission == .full { continuation.resume(returning: nil) }

@@ -4,6 +4,7 @@ import SegmentLoader
 import SegmentCore
 import SegmentS3
 import SegmentWarehouse
+import YAMLFiles
 
 struct ForgetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,7 +22,14 @@ struct ForgetCommand: ParsableCommand {
             0 (also when the ids match nobody), 75 when another run holds the warehouse.
             """)
 
-    @OptionGroup var warehouse: WarehouseOption
+    @Option(name: .long, help: ArgumentHelp("The warehouse: an SQLite file or a PostgreSQL URL (or give --pipeline).", valueName: "path|url"))
+    var db: String?
+
+    @Option(name: .long, help: ArgumentHelp("PostgreSQL: the warehouse's schema.", valueName: "name"))
+    var schema: String?
+
+    @Option(name: .long, help: ArgumentHelp("The pipeline whose warehouse (and S3 endpoint, for --archives) to use.", valueName: "file"))
+    var pipeline: String?
 
     @Option(name: .customLong("user-id"), parsing: .upToNextOption, help: ArgumentHelp("User ids to forget.", valueName: "id"))
     var userIds: [String] = []
@@ -44,6 +52,8 @@ struct ForgetCommand: ParsableCommand {
     @OptionGroup var seams: TestSeams
 
     func validate() throws {
+        if db == nil && pipeline == nil { throw ValidationError("give --db or --pipeline") }
+        if schema != nil, let db, !WarehouseLocation.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
         if userIds.isEmpty && anonymousIds.isEmpty && from == nil && !resume {
             throw ValidationError("give --user-id, --anonymous-id or --from (or --resume)")
         }
@@ -65,10 +75,22 @@ struct ForgetCommand: ParsableCommand {
                 throw ExitCode(Exit.usage)
             }
         }
-        var options = LoadOptions(database: warehouse.db)
-        options.schema = warehouse.schema
-        options.objects = try? S3Client.fromEnvironment()
-        let shown = WarehouseLocation.display(warehouse.db, schema: warehouse.schema)
+        var options: LoadOptions
+        if let pipeline {
+            let loaded: Pipeline
+            do { loaded = try PipelineFile.load(path: pipeline) } catch {
+                printError(error.refusal)
+                throw ExitCode(Exit.usage)
+            }
+            options = loaded.loadOptions()
+            if let db { options.database = db }
+            options.objects = loaded.readsS3 ? try? loaded.objectStore() : try? S3Client.fromEnvironment()
+        } else {
+            options = LoadOptions(database: db!)
+            options.objects = try? S3Client.fromEnvironment()
+        }
+        if let schema { options.schema = schema }
+        let shown = WarehouseLocation.display(options.database, schema: options.schema)
         do {
             let outcome = try Forget.run(request, options: options, faults: seams.faults)
             print(outcome.render(database: shown))

@@ -48,12 +48,18 @@ public enum Forget {
         public var scrubbed = false
         public var resumed: [Int64] = []
         public var isSQLite = true
+        /// `--resume` without ids: only what earlier runs left pending.
+        public var resumeOnly = false
 
         public var totalRows: Int64 { rows.values.reduce(0, +) }
 
         public func render(database: String) -> String {
             var out: [String] = []
             for id in resumed { out.append("forget: finished erasure \(id), left pending by an earlier run") }
+            if resumeOnly {
+                if resumed.isEmpty { out.append("forget: no erasure of \(database) is pending") }
+                return out.joined(separator: "\n")
+            }
             let ids = "\(givenUsers) user id\(givenUsers == 1 ? "" : "s") and \(givenAnons) anonymous id\(givenAnons == 1 ? "" : "s") given"
                 + ", expanded to \(expandedAnons) more anonymous id\(expandedAnons == 1 ? "" : "s") and \(expandedUsers) more user id\(expandedUsers == 1 ? "" : "s") (calls, aliases)"
             let head = dryRun ? "forget --dry-run: would remove" : "forget: removed"
@@ -96,7 +102,11 @@ public enum Forget {
         try target.prepareErasure()
         if !request.dryRun {
             try Suppressions.create(db)
-            outcome.resumed = try resume(target, rewriter: rewriter, options: options, faults: faults)
+            (outcome.resumed, outcome.scrubNote) = try resume(target, rewriter: rewriter, options: options, faults: faults)
+        }
+        if request.users.isEmpty && request.anons.isEmpty {
+            outcome.resumeOnly = true
+            return outcome
         }
         let now = Timestamp.format(Instant(date: options.now()))
         let erasure = try Erasure(db: db)
@@ -184,10 +194,29 @@ public enum Forget {
     }
 
     /// Finishes the requests an earlier run left pending; returns their ids.
-    static func resume(_ target: any ErasureScrub, rewriter: ArchiveErasure, options: LoadOptions, faults: TestFaults) throws -> [Int64] {
+    /// Also why the last could not finish, if it could not.
+    static func resume(_ target: any ErasureScrub, rewriter: ArchiveErasure, options: LoadOptions,
+                       faults: TestFaults) throws -> (ids: [Int64], note: String?) {
         let pending = try Suppressions.pending(target.erasureSession)
-        for id in pending { _ = try finish(id, target: target, rewriter: rewriter, options: options, faults: faults) }
-        return pending
+        var note: String?
+        for id in pending {
+            let finished = try finish(id, target: target, rewriter: rewriter, options: options, faults: faults)
+            note = finished.scrubNote
+            if note != nil { break }
+        }
+        return (pending, note)
+    }
+
+    /// A SQLite load finishes the erasures an earlier `forget` left pending before it reads
+    /// anything (it holds the warehouse as `forget` does). Returns what it said.
+    static func resumeBeforeLoad(_ target: any LoadTarget, options: LoadOptions) -> String? {
+        guard let warehouse = target as? Warehouse, let pending = try? Suppressions.pending(warehouse.db), !pending.isEmpty else { return nil }
+        do {
+            let (ids, note) = try resume(warehouse, rewriter: ArchiveErasure(objects: options.objects), options: options, faults: .none)
+            return "finished erasure\(ids.count == 1 ? "" : "s") \(ids.map(String.init).joined(separator: ", ")) left pending by a forget that was stopped" + (note.map { "; not yet complete: \($0)" } ?? "")
+        } catch {
+            return "could not finish the pending erasure (\(error)); run segment-loader forget --resume"
+        }
     }
 
     /// A committed request's archives, one at a time, then the scrub.

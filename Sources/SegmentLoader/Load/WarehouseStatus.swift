@@ -42,6 +42,13 @@ public enum WarehouseStatus {
         let (tableName, columnName) = version < 3 ? ("\"table\"", "\"column\"") : ("table_name", "column_name")
         let kind = version < 3 ? "NULL" : "kind"
 
+        if try db.tableExists("_erasures"), let e = try db.rows(
+            "SELECT id, requested_at, status, ids_given, ids_expanded, rows_total, archives_rewritten, lines_removed, (SELECT count(*) FROM _erasures), (SELECT count(*) FROM _suppressions) FROM _erasures ORDER BY id DESC LIMIT 1").first {
+            let n = e.map { $0.integer ?? 0 }
+            out.append("  erasures: \(n[8]) request\(n[8] == 1 ? "" : "s"), \(n[9]) suppressed id\(n[9] == 1 ? "" : "s"); latest #\(n[0]) \(text(e[1])) \(text(e[2])): "
+                       + "\(n[3]) id\(n[3] == 1 ? "" : "s") given, \(n[4]) found, \(n[5]) rows removed, \(n[6]) archives rewritten (\(n[7]) lines)"
+                       + (text(e[2]) == "complete" ? "" : " (finish it: segment-loader forget --db \(dbArgument) --resume)"))
+        }
         out.append("")
         out.append("recent runs:")
         let loads = try db.rows("""

@@ -22,6 +22,7 @@ public enum LoadRun {
                            log: (String) -> Void = { _ in }) throws -> RunSummary {
         let opened = try WarehouseLocation(options.database, schema: options.schema).openForLoad(options, faults: faults)
         defer { withExtendedLifetime(opened.lock) {} }
+        if let said = Forget.resumeBeforeLoad(opened.target, options: options) { log(said) }
         return try run(found: found, into: opened.target, options: options, faults: faults, log: log)
     }
 

@@ -30,8 +30,8 @@ package enum Suppressions {
     package static func list(_ db: any SQLSession) throws -> SuppressionList {
         guard try db.tableExists("_suppressions") else { return SuppressionList() }
         var list = SuppressionList()
-        try db.each("SELECT digest FROM _suppressions", []) { row in
-            if let digest = row.value(at: 0).text { list.insert(digest) }
+        for row in try db.rows("SELECT digest FROM _suppressions") {
+            if let digest = row[0].text { list.insert(digest) }
         }
         return list
     }

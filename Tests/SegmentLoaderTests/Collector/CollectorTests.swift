@@ -207,7 +207,7 @@ extension CollectorTests {
         XCTAssertEqual(Intake(config: config).clientAddress(peer: "10.0.0.1", forwardedFor: " 203.0.113.7 , 10.0.0.1"), "203.0.113.7")
         XCTAssertEqual(Intake(config: config).clientAddress(peer: "10.0.0.1", forwardedFor: nil), "10.0.0.1")
         // The body's key authenticates a browser; it is not written.
-        guard case .write(let source, let lines) = intake.decide(route: .page, body: Array(#"{"writeKey":"KEY2","anonymousId":"a","name":"Home"}"#.utf8),
+        guard case .write(let source, let lines, _) = intake.decide(route: .page, body: Array(#"{"writeKey":"KEY2","anonymousId":"a","name":"Home"}"#.utf8),
                                                                   gzip: false, authorization: nil, client: "198.51.100.2", now: now) else {
             return XCTFail("accepted")
         }
