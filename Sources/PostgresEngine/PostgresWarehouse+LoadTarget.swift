@@ -33,10 +33,20 @@ extension PostgresWarehouse: LoadTarget {
 extension PostgresWarehouse: ErasureScrub {
     package var erasureSession: any SQLSession { connection }
 
-    /// The erasure lock alone: the loads running end first, and the loads starting wait.
+    /// The erasure lock alone: the loads running end first, and the loads starting wait. After
+    /// `erasureWaitSeconds` of loads still running, it gives up (exit 75, as a held lock).
     package func prepareErasure() throws {
-        try connection.run("SELECT pg_advisory_lock(?::int, 0)", [.integer(Int64(Self.erasureLockClass))])
+        let deadline = Date().addingTimeInterval(Self.erasureWaitSeconds)
+        while true {
+            if try connection.scalar("SELECT pg_try_advisory_lock(\(Self.erasureLockClass), 0)") == "t" { return }
+            guard Date() < deadline else {
+                throw PostgresError(kind: .retry, message: "loads into \(displayName) kept running for \(Int(Self.erasureWaitSeconds)) s: forget waits for the loads that are running and takes the warehouse alone; run it again when they are done")
+            }
+            Thread.sleep(forTimeInterval: 0.5)
+        }
     }
+
+    package static let erasureWaitSeconds: Double = 300
 
     /// Every table rows were deleted from, vacuumed: the dead tuples' space is reclaimed
     /// (on Citus, every shard). What PostgreSQL keeps elsewhere (WAL, archives of it, backups)

@@ -19,7 +19,9 @@ struct ForgetCommand: ParsableCommand {
             suppressed). SQLite: the file is then rewritten (VACUUM) and its write-ahead log \
             emptied, so no byte of theirs is left in it; PostgreSQL: the tables are vacuumed. \
             Each request is a row of _erasures. Ids are exact text, never patterns. Exit status \
-            0 (also when the ids match nobody), 75 when another run holds the warehouse.
+            0 (also when the ids match nobody), 65 when an archive could not be rewritten (said \
+            which; its lines stay suppressed), 75 when another run holds the warehouse or a \
+            reader kept the file from being scrubbed (then run it again with --resume).
             """)
 
     @Option(name: .long, help: ArgumentHelp("The warehouse: an SQLite file or a PostgreSQL URL (or give --pipeline).", valueName: "path|url"))
@@ -95,6 +97,8 @@ struct ForgetCommand: ParsableCommand {
             let outcome = try Forget.run(request, options: options, faults: seams.faults)
             print(outcome.render(database: shown))
             if outcome.scrubNote != nil { throw ExitCode(Exit.locked) }
+            // Archives that could not be rewritten: the rows are gone, the lines are not.
+            if !outcome.archiveProblems.isEmpty { throw ExitCode(Exit.dataProblem) }
         } catch let exit as ExitCode {
             throw exit
         } catch {

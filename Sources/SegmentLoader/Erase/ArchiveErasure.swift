@@ -95,7 +95,10 @@ struct ArchiveErasure {
             guard let objects else { throw ReadError(path: path, message: "an s3:// archive needs S3 settings") }
             etag = try objects.read(path) { try block($0) }.etag
         } else {
-            guard let handle = FileHandle(forReadingAtPath: path) else { throw ReadError(path: path, message: "cannot be opened") }
+            guard let handle = FileHandle(forReadingAtPath: path) else {
+                throw ReadError(path: path, message: "cannot be opened" + (path.hasPrefix("/") ? ""
+                    : " (a relative path, as the load was given it: run forget from the folder the loads ran in)"))
+            }
             defer { try? handle.close() }
             while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
                 try data.withUnsafeBytes { try block($0) }
