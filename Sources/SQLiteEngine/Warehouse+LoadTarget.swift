@@ -33,10 +33,15 @@ extension Warehouse: ErasureScrub {
     }
 
     /// VACUUM writes every live page into a new file and the freed ones are gone with the old
-    /// file; pages of cells deleted earlier, free blocks inside pages and old copies of pages in
+    /// file (it needs free space of the file's size beside it, and again in the WAL); pages of cells deleted earlier, free blocks inside pages and old copies of pages in
     /// the WAL go with them. Then the WAL is emptied. A reader that holds the WAL open stops
     /// the last step: said, and the request stays pending.
     package func scrub(tables: [String]) throws -> String? {
+        // VACUUM builds the new file as a temporary database first: on disk, beside the
+        // warehouse (the session's temporary storage is memory, which would hold all of it).
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try db.execute("PRAGMA temp_store = FILE; PRAGMA temp_store_directory = '\(folder.replacingOccurrences(of: "'", with: "''"))'")
+        defer { try? db.execute("PRAGMA temp_store_directory = ''; PRAGMA temp_store = MEMORY") }
         try db.execute("VACUUM")
         db.waitForLocks(upTo: 10)
         let row = try db.query("PRAGMA wal_checkpoint(TRUNCATE)").first

@@ -79,7 +79,7 @@ public enum Forget {
             for problem in archiveProblems { out.append("  archive not rewritten: \(problem)") }
             if !dryRun {
                 if let scrubNote { out.append("  not finished: \(scrubNote)") }
-                else if scrubbed {
+                else if scrubbed && totalRows > 0 {
                     out.append(isSQLite ? "  the file was rewritten (VACUUM) and its write-ahead log emptied: no byte of the removed rows is left in it"
                                : "  the tables were vacuumed; what PostgreSQL keeps in WAL archives and backups is in docs/operations.md")
                 }
@@ -223,7 +223,7 @@ public enum Forget {
     static func finish(_ id: Int64, target: any ErasureScrub, rewriter: ArchiveErasure, options: LoadOptions,
                        faults: TestFaults) throws -> (rewritten: [(path: String, lines: Int)], problems: [String], scrubNote: String?) {
         let db = target.erasureSession
-        guard let row = try db.rows("SELECT archives_pending, rows_removed FROM _erasures WHERE id = ?", [.integer(id)]).first else { return ([], [], nil) }
+        guard let row = try db.rows("SELECT archives_pending, rows_removed, rows_total FROM _erasures WHERE id = ?", [.integer(id)]).first else { return ([], [], nil) }
         var entries = ArchiveErasure.Entry.parse(row[0].text ?? "[]")
         var rewritten: [(String, Int)] = []
         var problems: [String] = []
@@ -267,7 +267,8 @@ public enum Forget {
         faults.killPoint?.fire(.forget("scrub"))
         var tables: [String] = []
         if let text = row[1].text, case .object(let members)? = try? JSONParser.parse(text) { tables = members.map(\.key) }
-        if let note = try target.scrub(tables: tables) { return (rewritten, problems, note) }
+        // Nothing removed (ids that match nobody): nothing of theirs is in the file to scrub.
+        if (row[2].integer ?? 0) > 0, let note = try target.scrub(tables: tables) { return (rewritten, problems, note) }
         try db.run("UPDATE _erasures SET status = 'complete', scrubbed = 1, finished_at = ? WHERE id = ?",
                    [.text(Timestamp.format(Instant(date: options.now()))), .integer(id)])
         return (rewritten, problems, nil)

@@ -40,7 +40,7 @@ package struct ErasureIds: Sendable, Equatable {
 
 /// What one erasure removed, per table, and where the person's lines may still be.
 package struct ErasureRemoval: Sendable {
-    /// Rows removed per table (the models: rows before minus rows after).
+    /// Rows removed per table (the models: their rows before minus after).
     package var rows: [String: Int64] = [:]
     package var total: Int64 { rows.values.reduce(0, +) }
     /// `_files` paths of the archives that can hold the person's lines: those of the loads
@@ -112,7 +112,9 @@ package struct Erasure {
     /// A row is the person's when its user id is theirs, or it has none and its anonymous id is.
     func belongs(_ alias: String = "") -> String {
         let p = alias.isEmpty ? "" : alias + "."
-        return "(\(p)user_id IN (SELECT id FROM \(dialect.temporary("e_users"))) OR (\(p)user_id IS NULL AND \(p)anonymous_id IN (SELECT id FROM \(dialect.temporary("e_anons")))))"
+        // `user_id IS NULL` kept off the user_id index: most rows are anonymous, and the
+        // anonymous_id index finds theirs.
+        return "(\(p)user_id IN (SELECT id FROM \(dialect.temporary("e_users"))) OR (\(dialect.unindexed(p + "user_id")) IS NULL AND \(p)anonymous_id IN (SELECT id FROM \(dialect.temporary("e_anons")))))"
     }
 
     private func fill(_ name: String, _ ids: some Collection<String>) throws {
@@ -208,19 +210,32 @@ package struct Erasure {
             if n > 0 { removal.rows["users"] = Int64(n) }
         }
         if !groupIds.isEmpty, try db.tableExists("accounts") {
-            let before = try count("accounts")
-            try derive(groupIds)
             try fill("e_groups", groupIds)
-            try db.run("DELETE FROM accounts WHERE id IN (SELECT id FROM \(dialect.temporary("e_groups"))) AND id NOT IN (SELECT group_id FROM groups WHERE group_id IN (SELECT id FROM \(dialect.temporary("e_groups"))))")
-            let n = before - (try count("accounts"))
+            let groups = dialect.temporary("e_groups")
+            let touched = "SELECT count(*) FROM accounts WHERE id IN (SELECT id FROM \(groups))"
+            let before = try db.value(touched)?.integer ?? 0
+            try derive(groupIds)
+            try db.run("DELETE FROM accounts WHERE id IN (SELECT id FROM \(groups)) AND id NOT IN (SELECT group_id FROM groups WHERE group_id IN (SELECT id FROM \(groups)))")
+            let n = before - (try db.value(touched)?.integer ?? 0)
             if n > 0 { removal.rows["accounts"] = n }
             removal.accountsDerived = groupIds.count
         }
 
         // The models: every id of theirs touched from the start of time, built as a load's are.
         if let buildModels {
+            // Their rows in each model (through the models' person indexes), before and after.
+            let users = dialect.temporary("e_users"), anons = dialect.temporary("e_anons")
+            let theirs = [
+                "identities": "anonymous_id IN (SELECT id FROM \(anons)) OR user_id IN (SELECT id FROM \(users))",
+                "page_views": "blended_user_id IN (SELECT id FROM \(users)) OR blended_user_id IN (SELECT id FROM \(anons))",
+                "sessions": "blended_user_id IN (SELECT id FROM \(users)) OR blended_user_id IN (SELECT id FROM \(anons))",
+                "_model_aliases": "id IN (SELECT id FROM \(users)) OR final_id IN (SELECT id FROM \(users))",
+            ]
+            func count(_ table: String) throws -> Int64 {
+                try db.value("SELECT count(*) FROM \(table) WHERE \(theirs[table]!)")?.integer ?? 0
+            }
             var before: [String: Int64] = [:]
-            for table in Models.tables + ["_model_aliases"] { before[table] = try count(table) }
+            for table in theirs.keys { before[table] = try count(table) }
             let touch = try db.prepared("INSERT INTO _model_pending (kind, id, since) VALUES (?, ?, ?)")
             for user in ids.users.sorted() { try touch.perform([.text("user"), .text(user), .text(Self.beginning)]) }
             for anon in ids.anons.sorted() { try touch.perform([.text("anon"), .text(anon), .text(Self.beginning)]) }
@@ -242,9 +257,6 @@ package struct Erasure {
         return removal
     }
 
-    private func count(_ table: String) throws -> Int64 {
-        try db.value("SELECT count(*) FROM \(quoteIdentifier(table))")?.integer ?? 0
-    }
 }
 
 /// Whether a rejected line holds one of a person's ids: as a JSON string (`"id"`, escaped as
