@@ -254,6 +254,12 @@ final class ForgetTests: XCTestCase {
         // anon-2-0's anonymous rows go; person 2's logged-in rows on that device are theirs and stay.
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM pages WHERE anonymous_id = 'anon-2-0'"), "0")
         XCTAssertNotEqual(try scalar(db, "SELECT count(*) FROM tracks WHERE anonymous_id = 'anon-2-0'"), "0")
+        // Through a pipeline: its warehouse.
+        let pipeline = try write("version: 1\nname: p\nsources:\n  - path: all\nwarehouse:\n  path: w.sqlite\n", to: dir.appendingPathComponent("p.yml"))
+        let piped = try runSegmentLoader(["forget", "--pipeline", pipeline.path, "--user-id", "user-3@ex"])
+        XCTAssertEqual(piped.status, 0, piped.stderr)
+        XCTAssertTrue(piped.stdout.contains("rows from \(db.path)"), piped.stdout)
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM identifies WHERE user_id = 'user-3@ex'"), "0")
         let bad = try write("user:nobody\n", to: dir.appendingPathComponent("bad.txt"))
         let refused = try runSegmentLoader(["forget", "--db", db.path, "--from", bad.path])
         XCTAssertEqual(refused.status, 64)
