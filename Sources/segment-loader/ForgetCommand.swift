@@ -24,14 +24,7 @@ struct ForgetCommand: ParsableCommand {
             reader kept the file from being scrubbed (then run it again with --resume).
             """)
 
-    @Option(name: .long, help: ArgumentHelp("The warehouse: an SQLite file or a PostgreSQL URL (or give --pipeline).", valueName: "path|url"))
-    var db: String?
-
-    @Option(name: .long, help: ArgumentHelp("PostgreSQL: the warehouse's schema.", valueName: "name"))
-    var schema: String?
-
-    @Option(name: .long, help: ArgumentHelp("The pipeline whose warehouse (and S3 endpoint, for --archives) to use.", valueName: "file"))
-    var pipeline: String?
+    @OptionGroup var target: PipelineOrWarehouse
 
     @Option(name: .customLong("user-id"), parsing: .upToNextOption, help: ArgumentHelp("User ids to forget.", valueName: "id"))
     var userIds: [String] = []
@@ -42,7 +35,7 @@ struct ForgetCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("A file of requests: one id per line, user_id:<id> or anonymous_id:<id>.", valueName: "file"))
     var from: String?
 
-    @Flag(name: .long, help: "Also rewrite every archive (local or s3://) that holds their lines, without those lines.")
+    @Flag(name: .long, help: "Also rewrite the archives (local or s3://) that hold their lines, without those lines: the files of the loads that brought their messages and of their rejects.")
     var archives = false
 
     @Flag(name: .customLong("dry-run"), help: "Say what would be removed; change nothing.")
@@ -54,8 +47,6 @@ struct ForgetCommand: ParsableCommand {
     @OptionGroup var seams: TestSeams
 
     func validate() throws {
-        if db == nil && pipeline == nil { throw ValidationError("give --db or --pipeline") }
-        if schema != nil, let db, !WarehouseLocation.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
         if userIds.isEmpty && anonymousIds.isEmpty && from == nil && !resume {
             throw ValidationError("give --user-id, --anonymous-id or --from (or --resume)")
         }
@@ -77,21 +68,8 @@ struct ForgetCommand: ParsableCommand {
                 throw ExitCode(Exit.usage)
             }
         }
-        var options: LoadOptions
-        if let pipeline {
-            let loaded: Pipeline
-            do { loaded = try PipelineFile.load(path: pipeline) } catch {
-                printError(error.refusal)
-                throw ExitCode(Exit.usage)
-            }
-            options = loaded.loadOptions()
-            if let db { options.database = db }
-            options.objects = loaded.readsS3 ? try? loaded.objectStore() : try? S3Client.fromEnvironment()
-        } else {
-            options = LoadOptions(database: db!)
-            options.objects = try? S3Client.fromEnvironment()
-        }
-        if let schema { options.schema = schema }
+        var (options, pipeline) = try target.loadOptions()
+        options.objects = pipeline?.readsS3 == true ? try? pipeline?.objectStore() : try? S3Client.fromEnvironment()
         let shown = WarehouseLocation.display(options.database, schema: options.schema)
         do {
             let outcome = try Forget.run(request, options: options, faults: seams.faults)

@@ -44,41 +44,13 @@ struct RejectsCommand: ParsableCommand {
                 still fail, 75 when another run holds the lock.
                 """)
 
-        @Option(name: .long, help: ArgumentHelp("The warehouse: an SQLite file or a PostgreSQL URL (or give --pipeline).", valueName: "path|url"))
-        var db: String?
-
-        @Option(name: .long, help: ArgumentHelp("PostgreSQL: the warehouse's schema.", valueName: "name"))
-        var schema: String?
-
-        @Option(name: .long, help: ArgumentHelp("The pipeline whose rules the original load used.", valueName: "file"))
-        var pipeline: String?
+        @OptionGroup var target: PipelineOrWarehouse
 
         @OptionGroup var modelFlags: ModelFlags
 
-        func validate() throws {
-            if db == nil && pipeline == nil { throw ValidationError("give --db or --pipeline") }
-            if schema != nil, let db, !WarehouseLocation.isPostgres(db) { throw ValidationError("--schema is for a PostgreSQL warehouse (--db postgresql://...); an SQLite file has no schemas") }
-        }
-
         func run() throws {
-            var options: LoadOptions
-            if let pipeline {
-                var loaded: Pipeline
-                do { loaded = try PipelineFile.load(path: pipeline) } catch {
-                    printError(error.refusal)
-                    throw ExitCode(Exit.usage)
-                }
-                if let problem = loaded.privacy.loadKey() {
-                    printError("\(pipeline): \(problem)")
-                    throw ExitCode(Exit.usage)
-                }
-                options = loaded.loadOptions()
-                if let db { options.database = db }
-            } else {
-                options = LoadOptions(database: db!)
-            }
+            var (options, _) = try target.loadOptions()
             options.models = modelFlags.apply(to: options.models)
-            if let schema { options.schema = schema }
             let shown = WarehouseLocation.display(options.database, schema: options.schema)
             do {
                 let outcome = try RejectRetry.run(options: options)

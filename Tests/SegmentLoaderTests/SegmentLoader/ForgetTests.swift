@@ -50,6 +50,13 @@ final class ForgetTests: XCTestCase {
 
     static let secrets = ["user-0@ex", "anon-0-0", "anon-0-1", "person0@mail.example"]
 
+    /// The inflated bytes of a gzip archive.
+    static func inflated(_ data: some DataProtocol) throws -> [UInt8] {
+        var out: [UInt8] = []
+        try Array(data).withUnsafeBytes { raw in try Inflater().inflate(raw) { out.append(contentsOf: $0) } }
+        return out
+    }
+
     func bytes(_ path: String) -> [UInt8] { (try? [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))) ?? [] }
 
     func assertNoSecrets(in db: URL, file: StaticString = #filePath, line: UInt = #line) {
@@ -130,10 +137,7 @@ final class ForgetTests: XCTestCase {
         // (Compressed again, so that their bytes are not those already loaded.)
         let copy = dir.appendingPathComponent("again")
         for (i, file) in archives.enumerated() {
-            var out: [UInt8] = []
-            let data = try Data(contentsOf: file)
-            try data.withUnsafeBytes { raw in try Inflater().inflate(raw) { out.append(contentsOf: $0) } }
-            _ = try write(gzip(bytes: out, level: 1), to: copy.appendingPathComponent("part-\(i).gz"))
+            _ = try write(gzip(bytes: try Self.inflated(Data(contentsOf: file)), level: 1), to: copy.appendingPathComponent("part-\(i).gz"))
         }
         let again = try runSegmentLoader(["load", "--db", db.path, copy.path, "--report", dir.appendingPathComponent("r.json").path])
         XCTAssertEqual(again.status, 0, again.stderr)
@@ -153,17 +157,9 @@ final class ForgetTests: XCTestCase {
     }
 
     func testArchivesRewrittenWithoutTheirLinesAndNotReadAgain() throws {
-        let dir = try temporaryDirectory(self)
-        let folder = dir.appendingPathComponent("all")
-        let archives = try Self.month(in: folder)
-        let db = dir.appendingPathComponent("w.sqlite")
-        try load([folder], into: db)
+        let (_, folder, archives, db) = try loadedMonth()
         func lines(_ url: URL) throws -> [String] {
-            let data = try Data(contentsOf: url)
-            var out: [UInt8] = []
-            let inflater = Inflater()
-            try data.withUnsafeBytes { raw in try inflater.inflate(raw) { out.append(contentsOf: $0) } }
-            return String(decoding: out, as: UTF8.self).split(separator: "\n").map(String.init)
+            String(decoding: try Self.inflated(Data(contentsOf: url)), as: UTF8.self).split(separator: "\n").map(String.init)
         }
         let before = try archives.map(lines)
         let result = try runSegmentLoader(["forget", "--db", db.path, "--user-id", "user-0@ex", "--archives"])
@@ -184,11 +180,7 @@ final class ForgetTests: XCTestCase {
     }
 
     func testKilledAtEachStepGivesBeforeOrAfter() throws {
-        let dir = try temporaryDirectory(self)
-        let folder = dir.appendingPathComponent("all")
-        _ = try Self.month(in: folder)
-        let original = dir.appendingPathComponent("original.sqlite")
-        try load([folder], into: original)
+        let (dir, folder, _, original) = try loadedMonth("original.sqlite")
         let before = try dumpWarehouse(original)
         let archiveCopy = dir.appendingPathComponent("copy")
         for point in ["forget:removed", "forget:committed", "forget:archive:1", "forget:archive:3", "forget:scrub"] {
@@ -225,9 +217,7 @@ final class ForgetTests: XCTestCase {
             XCTAssertEqual(try runSegmentLoader(["forget", "--db", db.path, "--resume"]).stdout, "forget: no erasure of \(db.path) is pending\n")
             assertNoSecrets(in: db)
             for file in try FileManager.default.subpathsOfDirectory(atPath: archiveCopy.path) where file.hasSuffix(".gz") {
-                let data = try Data(contentsOf: archiveCopy.appendingPathComponent(file))
-                var out: [UInt8] = []
-                try data.withUnsafeBytes { raw in try Inflater().inflate(raw) { out.append(contentsOf: $0) } }
+                let out = try Self.inflated(Data(contentsOf: archiveCopy.appendingPathComponent(file)))
                 XCTAssertFalse(out.contains(sequence: Array("user-0@ex".utf8)), "\(point): \(file)")
             }
             let after = try load([archiveCopy], into: db)
@@ -236,11 +226,7 @@ final class ForgetTests: XCTestCase {
     }
 
     func testIdsThatMatchNobodyAndPatternsAreExact() throws {
-        let dir = try temporaryDirectory(self)
-        let folder = dir.appendingPathComponent("all")
-        _ = try Self.month(in: folder)
-        let db = dir.appendingPathComponent("w.sqlite")
-        try load([folder], into: db)
+        let (dir, _, _, db) = try loadedMonth()
         let before = try scalar(db, "SELECT count(*) FROM tracks")
         let result = try runSegmentLoader(["forget", "--db", db.path, "--user-id", "user-%", "--anonymous-id", "anon-_-0"])
         XCTAssertEqual(result.status, 0, result.stderr)
@@ -267,6 +253,18 @@ final class ForgetTests: XCTestCase {
     }
 }
 
+extension XCTestCase {
+    /// `ForgetTests.month` in `<dir>/all`, loaded into `<dir>/<name>`.
+    func loadedMonth(_ name: String = "w.sqlite") throws -> (dir: URL, folder: URL, archives: [URL], db: URL) {
+        let dir = try temporaryDirectory(self)
+        let folder = dir.appendingPathComponent("all")
+        let archives = try ForgetTests.month(in: folder)
+        let db = dir.appendingPathComponent(name)
+        try load([folder], into: db)
+        return (dir, folder, archives, db)
+    }
+}
+
 extension Array where Element == UInt8 {
     func contains(sequence needle: [UInt8]) -> Bool {
         guard !needle.isEmpty, count >= needle.count else { return false }
@@ -281,11 +279,7 @@ extension Array where Element == UInt8 {
 /// answered 200, counted and never archived; SIGHUP reads a new list.
 final class ForgetCollectorTests: XCTestCase {
     func testTheCollectorDropsForgottenPeopleAfterAnExportAndReadsTheListAgainOnSIGHUP() throws {
-        let dir = try temporaryDirectory(self)
-        let folder = dir.appendingPathComponent("all")
-        _ = try ForgetTests.month(in: folder)
-        let db = dir.appendingPathComponent("w.sqlite")
-        try load([folder], into: db)
+        let (dir, _, _, db) = try loadedMonth()
         XCTAssertEqual(try runSegmentLoader(["forget", "--db", db.path, "--user-id", "user-0@ex"]).status, 0)
         let list = dir.appendingPathComponent("suppressions.txt")
         let export = try runSegmentLoader(["suppressions", "export", "--db", db.path, "-o", list.path])
@@ -370,9 +364,7 @@ final class ForgetPostgresTests: XCTestCase {
         // Later loads leave them out.
         let copy = dir.appendingPathComponent("again")
         for (i, archive) in archives.enumerated() {
-            var out: [UInt8] = []
-            try Data(contentsOf: archive).withUnsafeBytes { raw in try Inflater().inflate(raw) { out.append(contentsOf: $0) } }
-            _ = try write(gzip(bytes: out, level: 1), to: copy.appendingPathComponent("part-\(i).gz"))
+            _ = try write(gzip(bytes: try ForgetTests.inflated(Data(contentsOf: archive)), level: 1), to: copy.appendingPathComponent("part-\(i).gz"))
         }
         let again = try LoadRun.run(paths: [copy.path], options: post)
         XCTAssertEqual(again.totals.suppressed, 62, again.render(), file: file, line: line)
@@ -399,9 +391,7 @@ final class ForgetS3Tests: XCTestCase {
         func lines(_ url: String) throws -> [String] {
             var bytes: [UInt8] = []
             _ = try client.read(url) { bytes.append(contentsOf: $0) }
-            var out: [UInt8] = []
-            try bytes.withUnsafeBytes { raw in try Inflater().inflate(raw) { out.append(contentsOf: $0) } }
-            return String(decoding: out, as: UTF8.self).split(separator: "\n").map(String.init)
+            return String(decoding: try ForgetTests.inflated(bytes), as: UTF8.self).split(separator: "\n").map(String.init)
         }
         let urls = try rows(URL(fileURLWithPath: options.database), "SELECT path FROM _files ORDER BY path").map { $0[0] }
         let before = try urls.map(lines)
