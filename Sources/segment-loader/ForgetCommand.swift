@@ -69,6 +69,12 @@ struct ForgetCommand: ParsableCommand {
             }
         }
         var (options, pipeline) = try target.loadOptions()
+        // A pipeline that hashes ids (privacy.hash) stored their digests: those are looked for.
+        if let privacy = pipeline?.privacy, !privacy.isEmpty {
+            request.givenAsTyped = request.users + request.anons
+            request.users = request.users.map { privacy.stored($0, field: "userId") }
+            request.anons = request.anons.map { privacy.stored($0, field: "anonymousId") }
+        }
         options.objects = pipeline?.readsS3 == true ? try? pipeline?.objectStore() : try? S3Client.fromEnvironment()
         let shown = WarehouseLocation.display(options.database, schema: options.schema)
         do {

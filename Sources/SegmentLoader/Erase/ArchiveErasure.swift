@@ -54,6 +54,9 @@ struct ArchiveErasure {
     }
 
     let objects: S3Client?
+    /// The pipeline's privacy rules: a message is matched as the load stored it (a hashed
+    /// user id as its digest).
+    var privacy = Privacy()
 
     // MARK: Reading
 
@@ -134,10 +137,10 @@ struct ArchiveErasure {
                 return
             }
             if case .array(let items)? = json["batch"] {
-                let messages = Envelope.messages(in: json)
+                let messages = Envelope.messages(in: json).map { privacy.isEmpty ? $0 : privacy.apply(to: $0) }
                 let theirs = messages.indices.filter { suppression.suppresses(messages[$0]) || mentionedWithoutIds(messages[$0]) }
                 if !theirs.isEmpty { drops[number] = theirs.count == items.count ? [] : theirs }
-            } else if suppression.suppresses(json) || mentionedWithoutIds(json) {
+            } else if suppression.suppresses(privacy.isEmpty ? json : privacy.apply(to: json)) || mentionedWithoutIds(json) {
                 drops[number] = []
             }
             func mentionedWithoutIds(_ message: JSONValue) -> Bool {

@@ -18,6 +18,9 @@ public enum Forget {
         /// Rewrite the archives that hold their lines.
         public var archives = false
         public var dryRun = false
+        /// The ids as given, when the warehouse holds them hashed (a pipeline's privacy
+        /// rules): looked for in the archives' lines that are no message. Never stored.
+        public var givenAsTyped: [String] = []
         public init() {}
 
         /// `--from FILE`: one id per line, `user_id:<id>` or `anonymous_id:<id>`; blank lines and
@@ -98,7 +101,8 @@ public enum Forget {
         var outcome = Outcome()
         outcome.dryRun = request.dryRun
         outcome.isSQLite = target is Warehouse
-        let rewriter = ArchiveErasure(objects: options.objects)
+        var rewriter = ArchiveErasure(objects: options.objects)
+        rewriter.privacy = options.privacy
         try target.prepareErasure()
         if !request.dryRun {
             try Suppressions.create(db)
@@ -140,7 +144,7 @@ public enum Forget {
                 } : nil)
                 outcome.rows = removal.rows
                 if request.archives {
-                    let mentions = RejectMatch(ids: ids.users.union(ids.anons))
+                    let mentions = RejectMatch(ids: ids.users.union(ids.anons).union(request.givenAsTyped))
                     for path in removal.archives {
                         do {
                             let entry = try rewriter.find(in: path, suppression: ids.suppression, mentions: mentions)

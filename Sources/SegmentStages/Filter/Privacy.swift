@@ -71,6 +71,13 @@ public struct Privacy: Sendable {
         return .object(out)
     }
 
+    /// An id as the warehouse holds it under these rules: its digest when the rules hash that
+    /// field (`userId`, `anonymousId`), else the id itself (what `forget` looks for).
+    public func stored(_ id: String, field: String) -> String {
+        guard let key, hash.contains([field]) else { return id }
+        return Self.digest(.string(id), key: key)
+    }
+
     package static func digest(_ value: JSONValue, key: [UInt8]) -> String {
         let text: String
         if case .string(let s) = value { text = s } else { text = JSONWriter.string(value, sortedKeys: true) }

@@ -225,6 +225,30 @@ final class ForgetTests: XCTestCase {
         }
     }
 
+    /// Under a pipeline that hashes user ids, the id given is looked for as the warehouse holds it.
+    func testAPipelineThatHashesUserIdsForgetsByTheirDigest() throws {
+        let dir = try temporaryDirectory(self)
+        _ = try Self.month(in: dir.appendingPathComponent("all"))
+        let yaml = "version: 1\nname: hashed\nsources:\n  - path: all\nwarehouse:\n  path: h.sqlite\nprivacy:\n  hash: [userId]\n  hash_key_env: SL_FORGET_KEY\n"
+        let pipeline = try write(yaml, to: dir.appendingPathComponent("hashed.yml"))
+        let key = ["SL_FORGET_KEY": "a key of at least sixteen characters"]
+        let run = try runSegmentLoader(["run", pipeline.path], environment: key)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let db = dir.appendingPathComponent("h.sqlite")
+        XCTAssertEqual(try scalar(db, "SELECT count(*) FROM tracks WHERE user_id = 'user-0@ex'"), "0")
+        let people = try scalar(db, "SELECT count(DISTINCT user_id) FROM tracks")
+        let result = try runSegmentLoader(["forget", "--pipeline", pipeline.path, "--user-id", "user-0@ex", "--archives"], environment: key)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("tracks: 20"), result.stdout)
+        XCTAssertEqual(try scalar(db, "SELECT count(DISTINCT user_id) FROM tracks"), String(Int(people)! - 1))
+        // The archives hold the plain id: their lines are matched as the load stored them.
+        for file in try FileManager.default.subpathsOfDirectory(atPath: dir.appendingPathComponent("all").path) where file.hasSuffix(".gz") {
+            let text = String(decoding: try Self.inflated(Data(contentsOf: dir.appendingPathComponent("all/" + file))), as: UTF8.self)
+            XCTAssertFalse(text.contains("user-0@ex"), file)
+            XCTAssertFalse(text.contains("anon-0-"), file)
+        }
+    }
+
     func testIdsThatMatchNobodyAndPatternsAreExact() throws {
         let (dir, _, _, db) = try loadedMonth()
         let before = try scalar(db, "SELECT count(*) FROM tracks")
