@@ -11,44 +11,85 @@ public struct SuppressionList: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case userId = "user_id"
         case anonymousId = "anonymous_id"
+
+        /// `user_id:` or `anonymous_id:`, hashed before the id.
+        var prefix: [UInt8] { self == .userId ? Self.userPrefix : Self.anonymousPrefix }
+        private static let userPrefix = Array("user_id:".utf8)
+        private static let anonymousPrefix = Array("anonymous_id:".utf8)
     }
 
     public private(set) var digests: Set<String>
+    /// The same digests as 256-bit values: what a message is checked against, without the
+    /// hex text (a load checks every message).
+    private var keys: Set<Key>
 
-    public init(digests: Set<String> = []) {
-        self.digests = digests
+    struct Key: Hashable, Sendable {
+        var a: UInt64, b: UInt64, c: UInt64, d: UInt64
+
+        init(_ bytes: UnsafeRawBufferPointer) {
+            (a, b, c, d) = (bytes.loadUnaligned(fromByteOffset: 0, as: UInt64.self), bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                            bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self), bytes.loadUnaligned(fromByteOffset: 24, as: UInt64.self))
+        }
+
+        init?(hex: String) {
+            let raw = bytes(fromHex: hex)
+            guard raw.count == 32 else { return nil }
+            self = raw.withUnsafeBytes { Key($0) }
+        }
+
+        static func of(_ kind: Kind, _ id: String) -> Key {
+            var hasher = SHA256Hasher()
+            kind.prefix.withUnsafeBytes { hasher.update($0) }
+            var id = id
+            id.withUTF8 { hasher.update(UnsafeRawBufferPointer($0)) }
+            return withUnsafeTemporaryAllocation(byteCount: SHA256Hasher.byteCount, alignment: 8) { out in
+                hasher.finalize(into: out)
+                return Key(UnsafeRawBufferPointer(out))
+            }
+        }
     }
 
-    public var isEmpty: Bool { digests.isEmpty }
+    public init(digests: Set<String> = []) {
+        self.digests = []
+        keys = []
+        for digest in digests { insert(digest) }
+    }
+
+    public static func == (a: SuppressionList, b: SuppressionList) -> Bool { a.digests == b.digests }
+
+    public var isEmpty: Bool { keys.isEmpty }
     public var count: Int { digests.count }
 
     public static func digest(_ kind: Kind, _ id: String) -> String {
         hexString(SHA256Hasher.hash(kind.rawValue + ":" + id))
     }
 
+    /// Adds a digest (64 hexadecimal digits, lower case).
     public mutating func insert(_ digest: String) {
+        guard let key = Key(hex: digest) else { return }
         digests.insert(digest)
+        keys.insert(key)
     }
 
     /// Whether a message with these ids is left out.
     @inline(__always)
     public func suppresses(userId: String?, anonymousId: String?) -> Bool {
-        guard !digests.isEmpty else { return false }
-        if let userId { return digests.contains(Self.digest(.userId, userId)) }
-        if let anonymousId { return digests.contains(Self.digest(.anonymousId, anonymousId)) }
+        guard !keys.isEmpty else { return false }
+        if let userId { return keys.contains(Key.of(.userId, userId)) }
+        if let anonymousId { return keys.contains(Key.of(.anonymousId, anonymousId)) }
         return false
     }
 
     /// Whether a line that is no message (a reject) holds a forgotten id: any JSON string in
     /// it, or run of digits, taken as a user id or an anonymous id. Exact text, never a pattern.
     public func mentioned(in line: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard !digests.isEmpty else { return false }
+        guard !keys.isEmpty else { return false }
         var i = 0
         let n = line.count
         func check(_ start: Int, _ end: Int) -> Bool {
             guard end > start else { return false }
             let text = String(decoding: UnsafeBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
-            return digests.contains(Self.digest(.userId, text)) || digests.contains(Self.digest(.anonymousId, text))
+            return keys.contains(Key.of(.userId, text)) || keys.contains(Key.of(.anonymousId, text))
         }
         while i < n {
             if line[i] == UInt8(ascii: "\"") {

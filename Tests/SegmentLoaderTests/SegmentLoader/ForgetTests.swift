@@ -439,3 +439,24 @@ final class ForgetS3Tests: XCTestCase {
         XCTAssertEqual(next.totals.lines, 0)
     }
 }
+
+final class SuppressionListTests: XCTestCase {
+    func testTheRuleAndTheFile() throws {
+        var list = SuppressionList()
+        list.insert(SuppressionList.digest(.userId, "u1"))
+        list.insert(SuppressionList.digest(.anonymousId, "a1"))
+        XCTAssertEqual(SuppressionList.digest(.userId, "u1"), hexString(SHA256Hasher.hash("user_id:u1")))
+        XCTAssertTrue(list.suppresses(userId: "u1", anonymousId: nil))
+        XCTAssertTrue(list.suppresses(userId: nil, anonymousId: "a1"))
+        XCTAssertFalse(list.suppresses(userId: "u2", anonymousId: "a1"), "someone else on their device")
+        XCTAssertFalse(list.suppresses(userId: nil, anonymousId: "u1"), "a user id is not an anonymous id")
+        XCTAssertTrue(list.suppresses(try JSONParser.parse(#"{"type":"alias","from":"x","to":"u1"}"#)))
+        XCTAssertTrue(list.suppresses(try JSONParser.parse(#"{"userId":"","anonymousId":"a1"}"#)), "an empty userId is none")
+        XCTAssertEqual(try SuppressionList.parse(list.exported()), list)
+        XCTAssertEqual(Array("{\"userId\":\"u1\",".utf8).withUnsafeBufferPointer { list.mentioned(in: $0) }, true)
+        XCTAssertEqual(Array("{\"userId\":\"u11\",".utf8).withUnsafeBufferPointer { list.mentioned(in: $0) }, false)
+        XCTAssertThrowsError(try SuppressionList.parse("# list\n\(SuppressionList.digest(.userId, "x"))\nnot-a-digest\n")) { error in
+            XCTAssertEqual("\(error)", "line 3 is not a digest (64 hexadecimal digits): not-a-digest")
+        }
+    }
+}
