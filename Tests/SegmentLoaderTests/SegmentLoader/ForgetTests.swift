@@ -264,6 +264,14 @@ final class ForgetTests: XCTestCase {
         // anon-2-0's anonymous rows go; person 2's logged-in rows on that device are theirs and stay.
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM pages WHERE anonymous_id = 'anon-2-0'"), "0")
         XCTAssertNotEqual(try scalar(db, "SELECT count(*) FROM tracks WHERE anonymous_id = 'anon-2-0'"), "0")
+        // The warehouse's lock, as a load takes it: a forget while another run holds it is refused.
+        do {
+            let held = try WarehouseLock(database: db.path)
+            let refused = try runSegmentLoader(["forget", "--db", db.path, "--user-id", "user-4@ex"])
+            XCTAssertEqual(refused.status, 75, refused.stderr)
+            XCTAssertNotEqual(try scalar(db, "SELECT count(*) FROM tracks WHERE user_id = 'user-4@ex'"), "0")
+            withExtendedLifetime(held) {}
+        }
         // Through a pipeline: its warehouse.
         let pipeline = try write("version: 1\nname: p\nsources:\n  - path: all\nwarehouse:\n  path: w.sqlite\n", to: dir.appendingPathComponent("p.yml"))
         let piped = try runSegmentLoader(["forget", "--pipeline", pipeline.path, "--user-id", "user-3@ex"])
