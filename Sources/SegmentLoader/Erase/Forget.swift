@@ -181,12 +181,15 @@ public enum Forget {
         } catch let dry as DryRun {
             return dry.outcome
         }
-        var summary = RunSummary()
-        summary.finishedAt = Timestamp.format(Instant(date: options.now()))
-        summary.outcome = .loaded
-        _ = target.recordEnd(id: loadId, summary: summary)
         faults.killPoint?.fire(.forget("committed"))
         outcome.archivesRewritten = []
+        // The run's `_loads` row ends with the request: archives and scrub included.
+        var summary = RunSummary()
+        defer {
+            summary.finishedAt = Timestamp.format(Instant(date: options.now()))
+            _ = target.recordEnd(id: loadId, summary: summary)
+        }
+        summary.outcome = .failed("the erasure's archives or scrub did not finish; run forget --resume")
         if let id = outcome.erasureId {
             let finished = try finish(id, target: target, rewriter: rewriter, options: options, faults: faults)
             outcome.archivesRewritten = finished.rewritten
@@ -194,6 +197,7 @@ public enum Forget {
             outcome.scrubNote = finished.scrubNote
             outcome.scrubbed = finished.scrubNote == nil
         }
+        summary.outcome = outcome.scrubNote.map { .failed($0) } ?? .loaded
         return outcome
     }
 

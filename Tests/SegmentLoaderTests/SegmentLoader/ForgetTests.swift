@@ -121,6 +121,8 @@ final class ForgetTests: XCTestCase {
         assertNoSecrets(in: db)
         try assertSameRows(db, reference)
         XCTAssertEqual(try rows(db, "SELECT status, ids_given, ids_expanded, scrubbed FROM _erasures"), [["complete", "1", "2", "1"]])
+        // Its run in _loads ends with the request, scrub included.
+        XCTAssertEqual(try rows(db, "SELECT l.status, l.finished_at >= e.finished_at FROM _loads l, _erasures e WHERE l.pipeline = 'forget'"), [["succeeded", "1"]])
         let status = try runSegmentLoader(["status", "--db", db.path])
         XCTAssertTrue(status.stdout.contains("erasures: 1 request, 3 suppressed ids; latest #1 "), status.stdout)
         XCTAssertTrue(status.stdout.contains(" complete: 1 id given, 2 found, "), status.stdout)
