@@ -36,6 +36,8 @@ package struct PostgresDialect: SQLDialect {
     }
     /// PostgreSQL's planner has statistics.
     package func unindexed(_ column: String) -> String { column }
+    package func plusSeconds(_ expression: String, _ seconds: Int) -> String { "(\(expression) + interval '\(seconds) seconds')" }
+    package var timestampParameter: String { "(?::timestamp AT TIME ZONE 'UTC')" }
     /// Text orders by the database's collation unless told otherwise.
     package var byBytes: String { " COLLATE \"C\"" }
     /// PostgreSQL puts NULL last in ascending order.

@@ -25,6 +25,11 @@ package struct SQLiteDialect: SQLDialect {
     /// SQLite has no statistics unless asked (ANALYZE): a unary `+` keeps its planner off an
     /// index that would read a whole table's rows for `user_id IS NULL`.
     package func unindexed(_ column: String) -> String { "+" + column }
+    /// strftime's `%f` gives the stored form's milliseconds, so the text compares as stored.
+    package func plusSeconds(_ expression: String, _ seconds: Int) -> String {
+        "strftime('%Y-%m-%d %H:%M:%f', \(expression), '+\(seconds) seconds')"
+    }
+    package var timestampParameter: String { "?" }
     /// SQLite compares text with memcmp (BINARY) unless told otherwise.
     package var byBytes: String { "" }
     /// SQLite puts NULL first in ascending order.

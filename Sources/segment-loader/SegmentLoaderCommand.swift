@@ -24,7 +24,7 @@ struct SegmentLoaderCommand: ParsableCommand {
             warehouse.sqlite` shows what a warehouse holds.
             """,
         version: "0.1.0",
-        subcommands: [RunCommand.self, ValidateCommand.self, LoadCommand.self, StatusCommand.self, RejectsCommand.self, ForgetCommand.self, SuppressionsCommand.self, ModelsCommand.self, DatasetteCommand.self, BenchCommand.self]
+        subcommands: [RunCommand.self, ValidateCommand.self, LoadCommand.self, StatusCommand.self, RejectsCommand.self, ForgetCommand.self, SuppressionsCommand.self, ModelsCommand.self, FunnelCommand.self, DatasetteCommand.self, BenchCommand.self]
     )
 
     /// A first word that is no command is named as such (with what it may have meant) before

@@ -26,6 +26,10 @@ package protocol SQLDialect: Sendable {
     var byBytes: String { get }
     /// Added to an ascending ORDER BY term so that NULL comes first.
     var nullsFirst: String { get }
+    /// A timestamp `seconds` after `expression`, comparable with stored timestamps.
+    func plusSeconds(_ expression: String, _ seconds: Int) -> String
+    /// A `?` parameter holding a timestamp as text (`YYYY-MM-DD HH:MM:SS.sss`, UTC).
+    var timestampParameter: String { get }
     /// An expression true when `text` contains the literal `needle` (which has no quote).
     func contains(_ text: String, _ needle: String) -> String
     /// The length of a JSON array held in a text column.
