@@ -38,10 +38,6 @@ package struct PostgresDialect: SQLDialect {
     package func unindexed(_ column: String) -> String { column }
     package func plusSeconds(_ expression: String, _ seconds: Int) -> String { "(\(expression) + interval '\(seconds) seconds')" }
     package var timestampParameter: String { "(?::timestamp AT TIME ZONE 'UTC')" }
-    package func utcDay(_ timestamp: String) -> String { "((\(timestamp) AT TIME ZONE 'UTC')::date)" }
-    package func daysBefore(_ day: String, _ days: Int) -> String { "(\(day) - \(days))" }
-    package func weekStart(_ day: String) -> String { "(date_trunc('week', \(day))::date)" }
-    package func weeksBetween(_ from: String, _ to: String) -> String { "((\(to) - \(from)) / 7)" }
     /// Text orders by the database's collation unless told otherwise.
     package var byBytes: String { " COLLATE \"C\"" }
     /// PostgreSQL puts NULL last in ascending order.

@@ -30,10 +30,6 @@ package struct SQLiteDialect: SQLDialect {
         "strftime('%Y-%m-%d %H:%M:%f', \(expression), '+\(seconds) seconds')"
     }
     package var timestampParameter: String { "?" }
-    package func utcDay(_ timestamp: String) -> String { "substr(\(timestamp), 1, 10)" }
-    package func daysBefore(_ day: String, _ days: Int) -> String { "date(\(day), '-\(days) days')" }
-    package func weekStart(_ day: String) -> String { "date(\(day), '-' || ((CAST(strftime('%w', \(day)) AS INTEGER) + 6) % 7) || ' days')" }
-    package func weeksBetween(_ from: String, _ to: String) -> String { "CAST(round((julianday(\(to)) - julianday(\(from))) / 7) AS INTEGER)" }
     /// SQLite compares text with memcmp (BINARY) unless told otherwise.
     package var byBytes: String { "" }
     /// SQLite puts NULL first in ascending order.

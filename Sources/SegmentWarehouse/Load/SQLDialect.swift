@@ -30,14 +30,6 @@ package protocol SQLDialect: Sendable {
     func plusSeconds(_ expression: String, _ seconds: Int) -> String
     /// A `?` parameter holding a timestamp as text (`YYYY-MM-DD HH:MM:SS.sss`, UTC).
     var timestampParameter: String { get }
-    /// The UTC day of a timestamp (SQLite: text `YYYY-MM-DD`; PostgreSQL: a date).
-    func utcDay(_ timestamp: String) -> String
-    /// The day `days` before a day.
-    func daysBefore(_ day: String, _ days: Int) -> String
-    /// The Monday of a day's ISO week.
-    func weekStart(_ day: String) -> String
-    /// Whole weeks from one week's Monday to a later one's.
-    func weeksBetween(_ from: String, _ to: String) -> String
     /// An expression true when `text` contains the literal `needle` (which has no quote).
     func contains(_ text: String, _ needle: String) -> String
     /// The length of a JSON array held in a text column.

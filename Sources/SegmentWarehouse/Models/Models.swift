@@ -113,7 +113,6 @@ public enum Models {
             result.seconds = (Date().timeIntervalSince(started) * 1000).rounded() / 1000
             result.sessionTimeoutMinutes = timeout
             if mode != "none" {
-                try AnalyticsViews.create(db)
                 try db.run("""
                     INSERT INTO _models (load_id, built_at, mode, session_timeout_minutes, people, identities, page_views, sessions, seconds)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
