@@ -82,6 +82,7 @@ public struct SuppressionList: Sendable, Equatable {
 
     /// Whether a line that is no message (a reject) holds a forgotten id: any JSON string in
     /// it, or run of digits, taken as a user id or an anonymous id. Exact text, never a pattern.
+    /// A load suppresses such a line; `forget` removes such rejects and archive lines.
     public func mentioned(in line: UnsafeBufferPointer<UInt8>) -> Bool {
         guard !keys.isEmpty else { return false }
         var i = 0

@@ -127,13 +127,13 @@ struct ArchiveErasure {
 
     /// The lines of the person in an archive: each line whose message (or every item of whose
     /// batch) is theirs, or, for a line that is not a message, that holds one of their ids.
-    func find(in path: String, suppression: SuppressionList, mentions: RejectMatch) throws -> Entry {
+    func find(in path: String, suppression: SuppressionList, mentions: SuppressionList) throws -> Entry {
         var drops: [Int: [Int]] = [:]
         let read = try lines(of: path) { number, bytes, _ in
             let body = Self.body(bytes).body
             guard !body.allSatisfy({ $0 == 32 || $0 == 9 }) else { return }
             guard let json = body.withUnsafeBufferPointer({ try? JSONParser.parse($0) }) else {
-                if mentions.matches(Array(body)) { drops[number] = [] }
+                if body.withUnsafeBufferPointer({ mentions.mentioned(in: $0) }) { drops[number] = [] }
                 return
             }
             if case .array(let items)? = json["batch"] {
@@ -148,7 +148,7 @@ struct ArchiveErasure {
                 guard ids.userId == nil && ids.anonymousId == nil else { return false }
                 var out: [UInt8] = []
                 JSONWriter.write(message, into: &out, sortedKeys: false)
-                return mentions.matches(out)
+                return out.withUnsafeBufferPointer { mentions.mentioned(in: $0) }
             }
         }
         return Entry(path: path, sha256: read.sha256, drops: drops)

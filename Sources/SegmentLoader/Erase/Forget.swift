@@ -100,6 +100,8 @@ public enum Forget {
         let db = target.erasureSession
         var outcome = Outcome()
         outcome.dryRun = request.dryRun
+        // SQLite's models build sets its temporary storage, which cannot change inside a
+        // transaction that has temporary tables: the session's own build serves there.
         outcome.isSQLite = target is Warehouse
         var rewriter = ArchiveErasure(objects: options.objects)
         rewriter.privacy = options.privacy
@@ -129,9 +131,6 @@ public enum Forget {
         // The models build's settings (SQLite: temporary storage) before the transaction, which
         // creates temporary tables before the build runs.
         if modelsBuilt { for statement in db.dialect.modelsBuildPreamble { try db.execute(statement) } }
-        // SQLite's build sets its temporary storage, which cannot change inside a transaction
-        // that has temporary tables: the session's own build (memory) serves a person's models.
-        let sqlite = target is Warehouse
         do {
             try db.inTransaction {
                 let removal = try erasure.remove(ids, derive: { groups in
@@ -139,15 +138,20 @@ public enum Forget {
                     derivation.touch(.accounts, ids: groups)
                     try derivation.derive(into: destination)
                 }, buildModels: modelsBuilt ? {
-                    sqlite ? try Models.build(session: db, options: models, loadId: loadId, now: options.now())
+                    outcome.isSQLite ? try Models.build(session: db, options: models, loadId: loadId, now: options.now())
                         : try destination.buildModels(models, loadId: loadId, now: options.now())
                 } : nil)
                 outcome.rows = removal.rows
                 if request.archives {
-                    let mentions = RejectMatch(ids: ids.users.union(ids.anons).union(request.givenAsTyped))
+                    // Lines that are no message: their ids as stored, and as typed (hashed ids).
+                    let theirs = ids.suppression
+                    var mentions = theirs
+                    for id in request.givenAsTyped {
+                        for kind in SuppressionList.Kind.allCases { mentions.insert(SuppressionList.digest(kind, id)) }
+                    }
                     for path in removal.archives {
                         do {
-                            let entry = try rewriter.find(in: path, suppression: ids.suppression, mentions: mentions)
+                            let entry = try rewriter.find(in: path, suppression: theirs, mentions: mentions)
                             if !entry.drops.isEmpty { entries.append(entry) }
                         } catch {
                             outcome.archiveProblems.append("\(path): \(error)")
@@ -157,11 +161,11 @@ public enum Forget {
                 }
                 if request.dryRun { throw DryRun(outcome: outcome) }
                 faults.killPoint?.fire(.forget("removed"))
-                let digests = ids.digests
+                let suppressed = ids.kindsAndDigests
                 outcome.erasureId = try db.value("""
                     INSERT INTO _erasures (requested_at, status, digests, ids_given, ids_expanded, rows_removed, rows_total, archives_pending)
                     VALUES (?, 'pending', ?, ?, ?, ?, ?, ?) RETURNING id
-                    """, [.text(now), .text(JSONWriter.string(.array(digests.map { .string($0) }))),
+                    """, [.text(now), .text(JSONWriter.string(.array(suppressed.map(\.digest).sorted().map { .string($0) }))),
                           .integer(Int64(ids.givenUsers.count + ids.givenAnons.count)),
                           .integer(Int64(ids.expandedAnons + ids.expandedUsers)),
                           .text(JSONWriter.string(.object(removal.rows.sorted { $0.key < $1.key }.map { ($0.key, .int($0.value)) }))),
@@ -170,13 +174,10 @@ public enum Forget {
                     INSERT INTO _suppressions (digest, kind, erasure_id, added_at)
                     SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM _suppressions WHERE digest = ?)
                     """)
-                for (kind, set) in [(SuppressionList.Kind.userId, ids.users), (.anonymousId, ids.anons)] {
-                    for id in set.sorted() {
-                        let digest = SuppressionList.digest(kind, id)
-                        try add.perform([.text(digest), .text(kind.rawValue), .integer(outcome.erasureId ?? 0), .text(now), .text(digest)])
-                    }
+                for (kind, digest) in suppressed.sorted(by: { $0.digest < $1.digest }) {
+                    try add.perform([.text(digest), .text(kind.rawValue), .integer(outcome.erasureId ?? 0), .text(now), .text(digest)])
                 }
-                outcome.suppressed = ids.users.count + ids.anons.count
+                outcome.suppressed = suppressed.count
             }
         } catch let dry as DryRun {
             return dry.outcome

@@ -26,15 +26,15 @@ package struct ErasureIds: Sendable, Equatable {
     package var expandedUsers: Int { users.subtracting(givenUsers).count }
     package var isEmpty: Bool { users.isEmpty && anons.isEmpty }
 
-    /// The digests that go to the suppression list, sorted.
-    package var digests: [String] {
-        (users.map { SuppressionList.digest(.userId, $0) } + anons.map { SuppressionList.digest(.anonymousId, $0) }).sorted()
+    /// Each id's digest with its kind, as `_suppressions` keeps them.
+    package var kindsAndDigests: [(kind: SuppressionList.Kind, digest: String)] {
+        users.map { (.userId, SuppressionList.digest(.userId, $0)) } + anons.map { (.anonymousId, SuppressionList.digest(.anonymousId, $0)) }
     }
 
     /// Every id and what it is: `user_id:<id>`, `anonymous_id:<id>` (an id joined by an alias is
     /// both), for matching the lines of archives and rejects.
     package var suppression: SuppressionList {
-        SuppressionList(digests: Set(digests))
+        SuppressionList(digests: Set(kindsAndDigests.map(\.digest)))
     }
 }
 
@@ -117,20 +117,14 @@ package struct Erasure {
         return "(\(p)user_id IN (SELECT id FROM \(dialect.temporary("e_users"))) OR (\(dialect.unindexed(p + "user_id")) IS NULL AND \(p)anonymous_id IN (SELECT id FROM \(dialect.temporary("e_anons")))))"
     }
 
-    private func fill(_ name: String, _ ids: some Collection<String>) throws {
-        try db.execute(dialect.recreateTemporary(TableDefinition(name, key: .columns(["id"], ordered: true), [.init("id", .text)])))
-        let insert = try db.appender(dialect.temporary(name), columns: ["id"])
-        for id in Set(ids).sorted() { try insert.append([.text(id)]) }
-        try insert.finish()
-    }
 
     /// Removes the person's rows. `derive` rebuilds the given accounts from the group calls
     /// left; `buildModels` brings the models up to date (nil: the models were never built).
     package func remove(_ ids: ErasureIds, derive: (Set<String>) throws -> Void,
                         buildModels: (() throws -> ModelBuild)?) throws -> ErasureRemoval {
         var removal = ErasureRemoval()
-        try fill("e_users", ids.users)
-        try fill("e_anons", ids.anons)
+        try db.fillTemporaryIds("e_users", ids.users)
+        try db.fillTemporaryIds("e_anons", ids.anons)
         let person = belongs()
 
         // Their message ids (an event table's rows are its tracks rows), with received_at for
@@ -187,7 +181,7 @@ package struct Erasure {
         if discards > 0 { removal.rows["_discards"] = Int64(discards) }
 
         // Rejected lines that hold one of their ids.
-        let needles = RejectMatch(ids: ids.users.union(ids.anons))
+        let theirs = ids.suppression
         var rejects: [(id: Int64, file: String)] = []
         try db.each("SELECT id, file, raw, redacted FROM _rejects ORDER BY id", []) { row in
             let bytes: [UInt8]
@@ -197,7 +191,7 @@ package struct Erasure {
             default: return
             }
             let raw = RejectRaw(code: row.value(at: 3).integer ?? 0, bytes: bytes)
-            if needles.matches(raw.bytes), let id = row.value(at: 0).integer, let file = row.value(at: 1).text { rejects.append((id, file)) }
+            if raw.bytes.withUnsafeBufferPointer({ theirs.mentioned(in: $0) }), let id = row.value(at: 0).integer, let file = row.value(at: 1).text { rejects.append((id, file)) }
         }
         let dropReject = try db.prepared("DELETE FROM _rejects WHERE id = ?")
         for reject in rejects { try dropReject.perform([.integer(reject.id)]) }
@@ -210,7 +204,7 @@ package struct Erasure {
             if n > 0 { removal.rows["users"] = Int64(n) }
         }
         if !groupIds.isEmpty, try db.tableExists("accounts") {
-            try fill("e_groups", groupIds)
+            try db.fillTemporaryIds("e_groups", groupIds)
             let groups = dialect.temporary("e_groups")
             let touched = "SELECT count(*) FROM accounts WHERE id IN (SELECT id FROM \(groups))"
             let before = try db.value(touched)?.integer ?? 0
@@ -257,54 +251,4 @@ package struct Erasure {
         return removal
     }
 
-}
-
-/// Whether a rejected line holds one of a person's ids: as a JSON string (`"id"`, escaped as
-/// JSON escapes it, or cut off by the end of the line), or, for an id of digits, as a JSON number.
-/// Exact text, never a pattern.
-package struct RejectMatch {
-    let needles: [[UInt8]]
-    let numbers: [[UInt8]]
-
-    package init(ids: Set<String>) {
-        needles = ids.sorted().map { Array(JSONWriter.string(.string($0)).utf8.dropLast()) }
-        numbers = ids.sorted().filter { !$0.isEmpty && $0.utf8.allSatisfy { $0 >= 48 && $0 <= 57 } }.map { Array($0.utf8) }
-    }
-
-    package func matches(_ line: [UInt8]) -> Bool {
-        for needle in needles {
-            var from = 0
-            while let at = line.firstRange(of: needle, from: from) {
-                let end = at + needle.count
-                if end == line.count || line[end] == UInt8(ascii: "\"") { return true }
-                from = at + 1
-            }
-        }
-        for number in numbers {
-            var from = 0
-            while let at = line.firstRange(of: number, from: from) {
-                let end = at + number.count
-                let before = at == 0 ? UInt8(ascii: " ") : line[at - 1]
-                let after = end == line.count ? UInt8(ascii: " ") : line[end]
-                func isNumberByte(_ b: UInt8) -> Bool { (b >= 48 && b <= 57) || b == UInt8(ascii: ".") || b == UInt8(ascii: "-") || b == UInt8(ascii: "\"") }
-                if !isNumberByte(before) && !isNumberByte(after) && !(after == UInt8(ascii: "e") || after == UInt8(ascii: "E")) { return true }
-                from = at + 1
-            }
-        }
-        return false
-    }
-}
-
-extension Array where Element == UInt8 {
-    /// The first index at or after `from` where `needle` starts.
-    fileprivate func firstRange(of needle: [UInt8], from: Int) -> Int? {
-        guard !needle.isEmpty, count >= needle.count, from <= count - needle.count else { return nil }
-        let first = needle[0]
-        var i = from
-        while i <= count - needle.count {
-            if self[i] == first && self[i..<(i + needle.count)].elementsEqual(needle) { return i }
-            i += 1
-        }
-        return nil
-    }
 }

@@ -62,6 +62,15 @@ extension SQLSession {
     @discardableResult
     package func run(_ sql: String, _ arguments: [SQLValue] = []) throws -> Int { try prepared(sql).perform(arguments) }
     package func value(_ sql: String, _ arguments: [SQLValue] = []) throws -> SQLValue? { try rows(sql, arguments).first?.first }
+
+    /// (Re)creates the temporary table `name` (one text column `id`, its key) holding `ids`:
+    /// the set of ids a models build or an erasure joins its statements with.
+    package func fillTemporaryIds(_ name: String, _ ids: Set<String>) throws {
+        try execute(dialect.recreateTemporary(TableDefinition(name, key: .columns(["id"], ordered: true), [.init("id", .text)])))
+        let insert = try appender(dialect.temporary(name), columns: ["id"])
+        for id in ids.sorted() { try insert.append([.text(id)]) }
+        try insert.finish()
+    }
 }
 
 /// A row of a PostgreSQL result, already read.

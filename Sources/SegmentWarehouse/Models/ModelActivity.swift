@@ -93,10 +93,7 @@ extension Builder {
 
     /// (Re)creates temp table `name` holding `ids`.
     func fill(_ name: String, _ ids: Set<String>) throws {
-        try db.execute(dialect.recreateTemporary(Self.idSet(name)))
-        let insert = try db.appender(temp(name), columns: ["id"])
-        for id in ids.sorted() { try insert.append([.text(id)]) }
-        try insert.finish()
+        try db.fillTemporaryIds(name, ids)
     }
 }
 

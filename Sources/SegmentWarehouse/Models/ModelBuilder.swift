@@ -24,10 +24,7 @@ struct Builder {
     /// `column` kept from the planner's choice of index (see `SQLDialect.unindexed`).
     func unindexed(_ column: String) -> String { dialect.unindexed(column) }
 
-    /// The build's temporary tables: a set of ids, and ids each mapped to their person.
-    static func idSet(_ name: String) -> TableDefinition {
-        TableDefinition(name, key: .columns(["id"], ordered: true), [.init("id", .text)])
-    }
+    /// The build's temporary tables of ids each mapped to their person (sets of ids: `fill`).
     static func personMap(_ name: String) -> TableDefinition {
         TableDefinition(name, key: .columns(["id"], ordered: true), [.init("id", .text), .init("person", .text, "NOT NULL")])
     }

@@ -63,7 +63,7 @@ final class ForgetTests: XCTestCase {
         for path in [db.path, db.path + "-wal", db.path + "-journal"] {
             let contents = bytes(path)
             for secret in Self.secrets {
-                XCTAssertFalse(contents.contains(sequence: Array(secret.utf8)), "\(secret) is still in \(path)", file: file, line: line)
+                XCTAssertNil(contents.firstRange(of: Array(secret.utf8)), "\(secret) is still in \(path)", file: file, line: line)
             }
         }
     }
@@ -106,7 +106,7 @@ final class ForgetTests: XCTestCase {
         for file in archives { try load([file], into: db) }
         for file in without { try load([file], into: reference) }
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _rejects"), "1")
-        XCTAssertTrue(bytes(db.path).contains(sequence: Array("person0@mail.example".utf8)))
+        XCTAssertNotNil(bytes(db.path).firstRange(of: Array("person0@mail.example".utf8)))
 
         let dry = try runSegmentLoader(["forget", "--db", db.path, "--user-id", "user-0@ex", "--dry-run"])
         XCTAssertEqual(dry.status, 0, dry.stderr)
@@ -220,7 +220,7 @@ final class ForgetTests: XCTestCase {
             assertNoSecrets(in: db)
             for file in try FileManager.default.subpathsOfDirectory(atPath: archiveCopy.path) where file.hasSuffix(".gz") {
                 let out = try Self.inflated(Data(contentsOf: archiveCopy.appendingPathComponent(file)))
-                XCTAssertFalse(out.contains(sequence: Array("user-0@ex".utf8)), "\(point): \(file)")
+                XCTAssertNil(out.firstRange(of: Array("user-0@ex".utf8)), "\(point): \(file)")
             }
             let after = try load([archiveCopy], into: db)
             XCTAssertEqual(after.totals.lines, 0, "\(point): the next run reads nothing again")
@@ -299,15 +299,6 @@ extension XCTestCase {
     }
 }
 
-extension Array where Element == UInt8 {
-    func contains(sequence needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, count >= needle.count else { return false }
-        for i in 0...(count - needle.count) where self[i] == needle[0] {
-            if self[i..<(i + needle.count)].elementsEqual(needle) { return true }
-        }
-        return false
-    }
-}
 
 /// The collector with the list `suppressions export` writes: a forgotten person's calls are
 /// answered 200, counted and never archived; SIGHUP reads a new list.
