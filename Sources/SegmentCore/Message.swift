@@ -76,7 +76,6 @@ public struct Message: Sendable {
     /// The corrected `received_at`, which ranks copies of one messageId within a run.
     public var receivedAt: Instant
     public var userId: String?
-    public var anonymousId: String?
     public var groupId: String?
     /// For track calls: the raw event name.
     public var event: String?
@@ -95,14 +94,13 @@ public struct Message: Sendable {
     /// Whether the message opted out of the Warehouses destination through `integrations`.
     public var optedOutOfWarehouses: Bool
 
-    package init(type: CallType, id: String, receivedAt: Instant, userId: String?, anonymousId: String? = nil, groupId: String?, event: String?,
+    package init(type: CallType, id: String, receivedAt: Instant, userId: String?, groupId: String?, event: String?,
                  table: Int32, common: [Field], context: [Field], payload: [Field], discards: [PendingDiscard],
                  optedOutOfWarehouses: Bool) {
         self.type = type
         self.id = id
         self.receivedAt = receivedAt
         self.userId = userId
-        self.anonymousId = anonymousId
         self.groupId = groupId
         self.event = event
         self.table = table

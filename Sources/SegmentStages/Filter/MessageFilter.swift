@@ -29,8 +29,17 @@ public struct MessageFilter: Sendable {
     /// Suppression first: a forgotten person's message is suppressed whatever the filters say.
     @inline(__always)
     public func verdict(_ message: Message) -> Verdict {
-        if suppression.suppresses(userId: message.userId, anonymousId: message.anonymousId) { return .suppressed }
+        // The anonymous id is looked up only with a list: the Message carries it among its
+        // columns (a field of its own cost the parse a fifth more, measured on the bench corpus).
+        if !suppression.isEmpty, suppression.suppresses(userId: message.userId, anonymousId: Self.anonymousId(of: message)) { return .suppressed }
         return keeps(message) ? .keep : .filtered
+    }
+
+    static func anonymousId(of message: Message) -> String? {
+        for field in message.common where field.column == NameTable.anonymousId {
+            if case .text(let id) = field.value { return id }
+        }
+        return nil
     }
 
     public func keeps(_ message: Message) -> Bool {

@@ -149,7 +149,7 @@ public struct Normalizer {
         // messageId, or a stable id from the message's canonical content.
         let messageId = try idText(messageIdValue, name: "messageId") ?? Self.derivedId(json)
         var message = Message(
-            type: type, id: messageId, receivedAt: receivedAt, userId: userId, anonymousId: anonymousId, groupId: nil, event: nil,
+            type: type, id: messageId, receivedAt: receivedAt, userId: userId, groupId: nil, event: nil,
             table: NameTable.table(of: type), common: [], context: [], payload: [], discards: [],
             optedOutOfWarehouses: Self.optedOut(integrationsValue))
         for lost in repeated {
