@@ -38,6 +38,15 @@ package struct PostgresDialect: SQLDialect {
     package func unindexed(_ column: String) -> String { column }
     package func plusSeconds(_ expression: String, _ seconds: Int) -> String { "(\(expression) + interval '\(seconds) seconds')" }
     package var timestampParameter: String { "(?::timestamp AT TIME ZONE 'UTC')" }
+    package func dayNumber(_ timestamp: String) -> String { "(((\(timestamp)) AT TIME ZONE 'UTC')::date - DATE '1970-01-01')" }
+    package func dayText(_ number: String) -> String { "(DATE '1970-01-01' + CAST(\(number) AS integer))" }
+    /// Without recursion, which Citus plans only over one distributed key.
+    package func daySeries() -> (select: String, recursive: Bool) {
+        ("SELECT generate_series(first_day, last_day) FROM bounds", false)
+    }
+    package func createView(_ name: String, _ select: String) -> [String] {
+        ["CREATE OR REPLACE VIEW \(name) AS\n\(select)"]
+    }
     /// Text orders by the database's collation unless told otherwise.
     package var byBytes: String { " COLLATE \"C\"" }
     /// PostgreSQL puts NULL last in ascending order.

@@ -36,6 +36,10 @@ public final class PostgresWarehouse {
                 if cluster.isCoordinator { try Self.checkWorkers(connection) }
             }
             let dialect = connection.dialect
+            if exists, connection.cluster?.isCoordinator ?? true {
+                let version = try Self.format(connection)
+                if version < Int(WarehouseFormat.version) { try PostgresUpgrade.run(connection, from: version) }
+            }
             if !exists {
                 try connection.execute("CREATE SCHEMA IF NOT EXISTS \(quoteIdentifier(location.schema))")
                 try connection.execute(each: BookkeepingSchema.statements(dialect))

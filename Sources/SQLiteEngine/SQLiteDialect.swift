@@ -30,6 +30,15 @@ package struct SQLiteDialect: SQLDialect {
         "strftime('%Y-%m-%d %H:%M:%f', \(expression), '+\(seconds) seconds')"
     }
     package var timestampParameter: String { "?" }
+    /// Timestamps are text `YYYY-MM-DD HH:MM:SS.sss`: the day is their first ten characters.
+    package func dayNumber(_ timestamp: String) -> String { "CAST(julianday(substr(\(timestamp), 1, 10)) - 2440587.5 AS INTEGER)" }
+    package func dayText(_ number: String) -> String { "date((\(number)) * 86400, 'unixepoch')" }
+    package func daySeries() -> (select: String, recursive: Bool) {
+        ("SELECT first_day FROM bounds WHERE first_day IS NOT NULL UNION ALL SELECT days.day + 1 FROM days, bounds WHERE days.day < bounds.last_day", true)
+    }
+    package func createView(_ name: String, _ select: String) -> [String] {
+        ["CREATE VIEW IF NOT EXISTS \(name) AS\n\(select)"]
+    }
     /// SQLite compares text with memcmp (BINARY) unless told otherwise.
     package var byBytes: String { "" }
     /// SQLite puts NULL first in ascending order.

@@ -179,6 +179,7 @@ public final class Warehouse {
                 }
             }
             if version < 3 { try WarehouseUpgrade.toFormat3(db) }
+            if version < 4 { try WarehouseUpgrade.renameReservedEventTables(db) }
             try db.execute("PRAGMA user_version=\(Warehouse.formatVersion)")
         }
     }

@@ -19,6 +19,9 @@ enum WarehouseUpgrade {
                 + "gives every reject a kind, adds the Segment Spec columns to every table, keys _message_ids by digest, "
                 + "and renames event tables that take a model's name (identities, page_views, sessions, _models)")
         }
+        if version < 4 {
+            steps.append("renames event tables that take the name of a product-analytics view (active_people, daily_events, weekly_retention)")
+        }
         return steps.joined(separator: "; ")
     }
 
@@ -87,15 +90,16 @@ enum WarehouseUpgrade {
             """)
     }
 
-    /// Event tables that format 2 named like a table format 3 reserves (`sessions`, ...) take
+    /// Event tables that an older format named like a table this one reserves (`sessions`,
+    /// `daily_events`, ...) take
     /// the `_`-prefixed name a fresh load gives them, with their catalog rows, discards, seen
     /// ids, indexes and `event` values.
-    private static func renameReservedEventTables(_ db: Database) throws {
+    static func renameReservedEventTables(_ db: Database) throws {
         let rows = try db.query("SELECT table_name FROM _schema_tables WHERE call_type = 'track' AND table_name != 'tracks' ORDER BY table_name")
         for row in rows {
             guard let old = row[0].text, let new = Names.reservedReplacement(for: old) else { continue }
             if try db.scalar("SELECT count(*) FROM sqlite_master WHERE name = ?", [.text(new)])?.integer != 0 {
-                throw WarehouseError(message: "cannot upgrade: the event table \(old) must be renamed \(new) (format 3 reserves \(old) for a model), "
+                throw WarehouseError(message: "cannot upgrade: the event table \(old) must be renamed \(new) (format \(Warehouse.formatVersion) reserves \(old) for a model), "
                     + "but a table \(new) exists already. Nothing was changed; rename or drop one of them with sqlite3 and run again.")
             }
             // The loader's query indexes are named after their table: they are dropped here and

@@ -61,7 +61,7 @@ public enum PipelineFile {
         }
 
         mutating func pipeline(_ root: Node) -> Pipeline? {
-            guard let top = mapping(root, "the pipeline", allowed: ["version", "name", "sources", "filters", "privacy", "warehouse", "run", "models"],
+            guard let top = mapping(root, "the pipeline", allowed: ["version", "name", "sources", "filters", "privacy", "warehouse", "run", "models", "dashboards"],
                                     required: ["version", "name", "sources", "warehouse"]) else { return nil }
             var version: Int?
             if let node = top["version"], let v = int(node, "version", range: 0...Int.max) {
@@ -93,6 +93,7 @@ public enum PipelineFile {
             let privacySettings = top["privacy"].map { self.privacy($0) }
             let runSettings = top["run"].map { self.runSettings($0) }
             let modelSettings = top["models"].map { self.modelSettings($0) }
+            let funnel = top["dashboards"].map { self.dashboardFunnel($0) }
             let endpoints = Set(sources.filter { S3Location.isURL($0.path) }.map { $0.endpoint ?? "" })
             if endpoints.count > 1, let node = top["sources"] {
                 fail(node, "the s3:// sources of one pipeline must use the same endpoint (or none); split them into pipelines")
@@ -104,6 +105,7 @@ public enum PipelineFile {
             if let privacySettings { pipeline.privacy = privacySettings }
             if let runSettings { pipeline.run = runSettings }
             if let modelSettings { pipeline.models = modelSettings }
+            if let funnel { pipeline.dashboardFunnel = funnel }
             return pipeline
         }
 
@@ -281,6 +283,22 @@ public enum PipelineFile {
                 settings.sessionTimeoutMinutes = v
             }
             return settings
+        }
+
+        /// `dashboards: {funnel: [STEP, ...]}`: 2 to 10 steps, each a track event's raw name or `page:/path`.
+        mutating func dashboardFunnel(_ node: Node) -> [String] {
+            guard let m = mapping(node, "dashboards", allowed: ["funnel"]), let list = m["funnel"] else { return [] }
+            guard case .sequence(let items) = list else {
+                fail(list, "dashboards.funnel must be a list of steps (track event names, or page:/path)")
+                return []
+            }
+            var steps: [String] = []
+            for item in items {
+                guard let step = string(item, "a dashboards.funnel step") else { continue }
+                if step.isEmpty || step == "page:" { fail(item, "a dashboards.funnel step must not be empty") } else { steps.append(step) }
+            }
+            if !(2...10).contains(Array(items).count) { fail(list, "dashboards.funnel has \(Array(items).count) steps; give 2 to 10") }
+            return steps
         }
 
         mutating func runSettings(_ node: Node) -> Pipeline.RunSettings {

@@ -110,6 +110,16 @@ func scalar(_ db: URL, _ sql: String) throws -> String {
     try rows(db, sql).first?.first ?? "NULL"
 }
 
+/// Every table the models derive (theirs, the rollups') and the analytics views, each row as
+/// text in the order of all its columns, for comparing incremental builds with a rebuild.
+func modelsDump(_ db: URL) throws -> String {
+    try (Models.tables + Rollups.tables + Rollups.views).map { table in
+        let columns = Int(try scalar(db, "SELECT count(*) FROM pragma_table_info('\(table)')"))!
+        let order = (1...columns).map(String.init).joined(separator: ", ")
+        return table + "\n" + (try rows(db, "SELECT * FROM \(table) ORDER BY \(order)").map { $0.joined(separator: "|") }.joined(separator: "\n"))
+    }.joined(separator: "\n")
+}
+
 /// Every user table and the data bookkeeping, as text, leaving out what depends on the clock
 /// or the run (uuid_ts, load ids, times of loading), for comparing two warehouses.
 func dumpWarehouse(_ db: URL) throws -> String {

@@ -21,6 +21,8 @@ public struct Pipeline: Sendable {
     public var run = RunSettings()
     /// The built-in models (`models:`; on by default).
     public var models = ModelOptions()
+    /// The dashboard's funnel steps (`dashboards.funnel`), for `segment-loader datasette`.
+    public var dashboardFunnel: [String] = []
 
     public init(name: String, sources: [Source], warehouse: WarehouseSettings) {
         self.name = name

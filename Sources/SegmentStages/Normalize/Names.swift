@@ -6,11 +6,12 @@ public enum Names {
     public static let maxLength = 63
 
     /// The tables every warehouse has (docs/warehouse.md, Tables): the call tables, `users` and `accounts`, and the tables
-    /// of the built-in models (reserved since format 3). A track event whose slug equals one of
+    /// of the built-in models (reserved since format 3) and the product-analytics views over them
+    /// (since format 4). A track event whose slug equals one of
     /// these gets a `_` prefix.
     public static let contractTables: Set<String> = [
         "tracks", "identifies", "users", "pages", "screens", "groups", "accounts", "aliases",
-        "identities", "page_views", "sessions",
+        "identities", "page_views", "sessions", "active_people", "daily_events", "weekly_retention",
     ]
 
     /// The bookkeeping tables (docs/warehouse.md, Bookkeeping), which no event table may take the name of.
@@ -18,7 +19,8 @@ public enum Names {
     /// (where alias chains end) are the built-in models' own.
     public static let bookkeepingTables: Set<String> = [
         "_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids", "_models",
-        "_model_pending", "_model_aliases",
+        "_model_pending", "_model_aliases", "_model_person_days", "_model_people", "_model_active_days", "_model_daily_events",
+        "_model_retention",
     ]
 
     /// The prefixes of the loader's own index names: query indexes and the models' indexes.

@@ -30,6 +30,15 @@ package protocol SQLDialect: Sendable {
     func plusSeconds(_ expression: String, _ seconds: Int) -> String
     /// A `?` parameter holding a timestamp as text (`YYYY-MM-DD HH:MM:SS.sss`, UTC).
     var timestampParameter: String { get }
+    /// The UTC day of a stored timestamp, as whole days since 1970-01-01 (an integer).
+    func dayNumber(_ timestamp: String) -> String
+    /// A day number as the database writes a day (SQLite: text `YYYY-MM-DD`; PostgreSQL: a date).
+    func dayText(_ number: String) -> String
+    /// A CTE body giving one row (`day`) per day number from `first_day` to `last_day` of the CTE
+    /// `bounds` (none when they are NULL), and whether the WITH must say RECURSIVE for it.
+    func daySeries() -> (select: String, recursive: Bool)
+    /// `CREATE VIEW name AS select` where the view is missing (PostgreSQL: replaced, as cheap).
+    func createView(_ name: String, _ select: String) -> [String]
     /// An expression true when `text` contains the literal `needle` (which has no quote).
     func contains(_ text: String, _ needle: String) -> String
     /// The length of a JSON array held in a text column.

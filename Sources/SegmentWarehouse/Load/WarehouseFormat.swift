@@ -6,5 +6,8 @@ public enum WarehouseFormat {
     /// 3: timestamps as `YYYY-MM-DD HH:MM:SS.sss`; Spec columns from the start; bookkeeping
     /// columns `table_name`/`column_name`; `_rejects.kind`; `_message_ids` keyed by digest;
     /// model table names reserved (SQLite's `WarehouseUpgrade` converts older files).
-    public static let version: Int32 = 3
+    /// 4: the product-analytics views' names (`active_people`, `daily_events`,
+    /// `weekly_retention`) and the rollups' tables reserved: event tables of those names are
+    /// renamed `_`-prefixed, on SQLite and PostgreSQL alike.
+    public static let version: Int32 = 4
 }

@@ -9,6 +9,8 @@ struct Builder {
     let callTables: Set<String>
     var graph: AliasGraph
     var people = 0
+    /// Whether the rollups are kept person by person (false: they are rebuilt after the update).
+    var keepsRollups = true
 
     init(db: any SQLSession, timeoutMilliseconds: Int64) throws {
         self.db = db
@@ -45,6 +47,7 @@ struct Builder {
         try rebuildIdentities(restrictedTo: nil)
         try rebuildActivity(.all)
         try db.execute(each: Models.indexes(dialect))
+        try Rollups.rebuild(db)
     }
 
     /// What the ids touched since the last build change (each with the `timestamp` of its
@@ -174,6 +177,16 @@ struct Builder {
             try rebuildActivity(.from(Dictionary(uniqueKeysWithValues: cuts.map { ($0.person, $0.kept) })))
         }
         try db.execute(Self.temporaryTables.map { "DROP TABLE IF EXISTS \(temp($0))" }.joined(separator: "; "))
+
+        // The rollups count every kind of call, identify, group and alias too (sessions only
+        // activity): a person an id joined or left is counted again from the start, everyone
+        // else with new calls from the day of the earliest.
+        guard keepsRollups else { return }
+        var rollup = since
+        for person in full { rollup[person] = Rollups.beginning }
+        for user in changedUsers { rollup[graph.final(user)] = Rollups.beginning }
+        for anon in anons where before[anon] != after[anon] { rollup[after[anon] ?? anon] = Rollups.beginning }
+        try Rollups.update(db, people: rollup)
     }
 
     /// The tables whose calls are activity (sessions are made of them).

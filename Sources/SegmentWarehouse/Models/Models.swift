@@ -42,7 +42,8 @@ public enum Models {
 
     /// The models' tables and indexes, created where missing.
     package static func schema(_ dialect: any SQLDialect) -> [String] {
-        definitions.flatMap { dialect.createPlaced($0, ifMissing: true) } + indexes(dialect)
+        (definitions + Rollups.definitions).flatMap { dialect.createPlaced($0, ifMissing: true) } + indexes(dialect)
+            + Rollups.viewStatements(dialect)
     }
 
     /// The models' indexes: a full build drops them and builds them again after the rows.
@@ -71,6 +72,8 @@ public enum Models {
         let started = Date()
         return try db.inTransaction {
             for statement in db.dialect.modelsBuildPreamble { try db.execute(statement) }
+            // Warehouses whose models predate the rollups get them in full, once.
+            let hadRollups = try db.tableExists(Rollups.tables[0])
             try db.execute(each: schema(db.dialect))
             // Until December 2026 page_views had a unique index on id (the message id): random
             // keys, so every night rewrote most of its pages, for a lookup nothing made.
@@ -79,6 +82,7 @@ public enum Models {
             let timeout = options.sessionTimeoutMinutes ?? lastTimeout.map { Int($0) } ?? ModelOptions.defaultSessionTimeoutMinutes
             let full = rebuild || lastTimeout == nil || lastTimeout != Int64(timeout)
             var builder = try Builder(db: db, timeoutMilliseconds: Int64(timeout) * 60_000)
+            builder.keepsRollups = hadRollups
             // When the loads touched ids on the order of the sessions there are (a backfill, a
             // first big load), recomputing them one person at a time, with every index kept row
             // by row, costs more than building everything again; the result is the same.
@@ -103,6 +107,7 @@ public enum Models {
                 try builder.update(users: users, anons: anons)
                 mode = "incremental"
             }
+            if !hadRollups && mode != "full" { try Rollups.rebuild(db) }
             try db.execute("DELETE FROM _model_pending")
             var result = ModelBuild(
                 mode: mode, people: builder.people,

@@ -245,7 +245,8 @@ public struct RunSummary: Sendable {
                        + String(format: "%.1f MB read", Double(s3.bytes) / 1e6))
         }
         if let upgradedFrom {
-            out.append("  upgraded:   the warehouse from format \(upgradedFrom) to \(WarehouseFormat.version) (timestamps are now YYYY-MM-DD HH:MM:SS.sss)")
+            out.append("  upgraded:   the warehouse from format \(upgradedFrom) to \(WarehouseFormat.version)"
+                       + (upgradedFrom < 3 ? " (timestamps are now YYYY-MM-DD HH:MM:SS.sss)" : ""))
         }
         for skip in notArchives {
             out.append("  skipped \(shown(skip.path)): not an archive (\(skip.reason))")

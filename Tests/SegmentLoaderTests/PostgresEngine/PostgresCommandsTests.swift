@@ -47,7 +47,7 @@ final class PostgresCommandsTests: XCTestCase {
 
         let status = try runSegmentLoader(["status", "--db", url, "--schema", "web"])
         XCTAssertEqual(status.status, 0, status.stderr)
-        XCTAssertTrue(status.stdout.hasPrefix("warehouse \(shown) (format 3,"), status.stdout)
+        XCTAssertTrue(status.stdout.hasPrefix("warehouse \(shown) (format 4,"), status.stdout)
         XCTAssertTrue(status.stdout.contains("tracks") && status.stdout.contains("57 rows"), status.stdout)
         XCTAssertTrue(status.stdout.contains("rejects waiting: 1"), status.stdout)
         XCTAssertTrue(status.stdout.contains("page_views  20 rows"), status.stdout)

@@ -133,7 +133,7 @@ final class PostgresDifferentialTests: XCTestCase {
     /// have no rowid), `_models.seconds`; PostgreSQL's hex `_rejects.raw` is read back.
     static func tables(_ db: any SQLSession) throws -> [String: Table] {
         let postgres = db is PostgresConnection
-        let names = try db.rows(postgres ? "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        let names = try db.rows(postgres ? "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
                                          : "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").compactMap { $0[0].text }
         let mapped = ["bigint": "INTEGER", "double precision": "REAL", "timestamp with time zone": "TIMESTAMP", "boolean": "BOOLEAN",
                       "text": "TEXT", "bytea": "BLOB"]

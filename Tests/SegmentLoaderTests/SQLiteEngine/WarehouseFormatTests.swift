@@ -222,11 +222,11 @@ final class WarehouseFormatTests: XCTestCase {
         try FileManager.default.createDirectory(at: nothing, withIntermediateDirectories: true)
         let result = try runSegmentLoader(["load", "--db", upgraded.path, nothing.path])
         XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
-        XCTAssertTrue(result.stderr.contains("upgrading \(upgraded.path) from warehouse format 2 to 3 in one transaction"), result.stderr)
-        XCTAssertTrue(result.stdout.contains("upgraded:   the warehouse from format 2 to 3"), result.stdout)
-        XCTAssertEqual(try scalar(upgraded, "PRAGMA user_version"), "3")
+        XCTAssertTrue(result.stderr.contains("upgrading \(upgraded.path) from warehouse format 2 to 4 in one transaction"), result.stderr)
+        XCTAssertTrue(result.stdout.contains("upgraded:   the warehouse from format 2 to 4"), result.stdout)
+        XCTAssertEqual(try scalar(upgraded, "PRAGMA user_version"), "4")
         XCTAssertEqual(try scalar(upgraded, "PRAGMA integrity_check"), "ok")
-        XCTAssertTrue(try runSegmentLoader(["status", "--db", upgraded.path]).stdout.contains("(format 3,"))
+        XCTAssertTrue(try runSegmentLoader(["status", "--db", upgraded.path]).stdout.contains("(format 4,"))
 
         let fresh = dir.appendingPathComponent("fresh.sqlite")
         _ = try load([archives], into: fresh) { $0.maxLineBytes = 2048 }
@@ -305,7 +305,7 @@ final class WarehouseFormatTests: XCTestCase {
             return XCTFail("unexpected shape:\n\(text)")
         }
         func table(_ name: String) -> JSONValue? { tables.first { $0.key == name }?.value }
-        for hidden in ["_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids", "_models", "_model_pending", "_model_aliases"] {
+        for hidden in ["_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids", "_models", "_model_pending", "_model_aliases"] + Rollups.tables {
             XCTAssertEqual(table(hidden)?["hidden"], .bool(true), hidden)
         }
         XCTAssertEqual(table("order_completed")?["title"], .string("Order Completed"))

@@ -129,11 +129,11 @@ final class ForgetTests: XCTestCase {
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _suppressions"), "3")
         XCTAssertEqual(try scalar(db, "SELECT digest FROM _suppressions WHERE kind = 'user_id'"), SuppressionList.digest(.userId, "user-0@ex"))
         // The models of everyone else equal a full rebuild of what is left.
-        let models = ["SELECT * FROM sessions ORDER BY session_id", "SELECT * FROM page_views ORDER BY id", "SELECT * FROM identities ORDER BY anonymous_id"]
-        let incremental = try models.map { try rows(db, $0) }
+        let incremental = try modelsDump(db)
+        XCTAssertTrue(incremental.contains("active_people\n2"), "the analytics views have rows")
         let rebuild = try runSegmentLoader(["models", "--db", db.path, "--rebuild"])
         XCTAssertEqual(rebuild.status, 0, rebuild.stderr)
-        XCTAssertEqual(try models.map { try rows(db, $0) }, incremental)
+        XCTAssertEqual(try modelsDump(db), incremental)
 
         // The original archives again: nothing of theirs comes back, counted as suppressed.
         // (Compressed again, so that their bytes are not those already loaded.)

@@ -153,11 +153,7 @@ final class NightlyCostTests: XCTestCase {
         XCTAssertEqual(try database.query("SELECT x FROM t ORDER BY x").map { $0[0].integer }, [1, 3])
     }
 
-    func models(_ db: URL) throws -> String {
-        try Models.tables.map { table in
-            table + "\n" + (try rows(db, "SELECT * FROM \(table) ORDER BY 1").map { $0.joined(separator: "|") }.joined(separator: "\n"))
-        }.joined(separator: "\n")
-    }
+    func models(_ db: URL) throws -> String { try modelsDump(db) }
 
     /// Returning visitors night after night, each night's models updated incrementally (most
     /// people come back after more than a session timeout, so only their new activity is

@@ -278,7 +278,7 @@ final class WarehouseMigrationTests: XCTestCase {
         let summary = try load([second], into: db)
         XCTAssertEqual(summary.totals.rejected, 1)
         XCTAssertEqual(summary.upgradedFrom, 1)
-        XCTAssertEqual(try scalar(db, "PRAGMA user_version"), "3")
+        XCTAssertEqual(try scalar(db, "PRAGMA user_version"), "4")
         XCTAssertEqual(try scalar(db, "SELECT count(*) FROM _rejects WHERE redacted = 0"), String(Int(rejectsBefore)! + 1))
         XCTAssertEqual(try scalar(db, "SELECT kind FROM _rejects WHERE raw = '{broken'"), "json")
         XCTAssertEqual(try rows(db, "SELECT name FROM sqlite_master WHERE tbl_name = 'identifies' AND type = 'index' ORDER BY name"),

@@ -90,11 +90,7 @@ final class ModelTests: XCTestCase {
     /// would rebuild in full (`wideBuildFactor`), and the person-by-person path go untested.
     static func personByPerson(_ options: inout LoadOptions) { options.models.wideBuildFactor = 0 }
 
-    func models(_ db: URL) throws -> String {
-        try Models.tables.map { table in
-            table + "\n" + (try rows(db, "SELECT * FROM \(table) ORDER BY 1").map { $0.joined(separator: "|") }.joined(separator: "\n"))
-        }.joined(separator: "\n")
-    }
+    func models(_ db: URL) throws -> String { try modelsDump(db) }
 
     func testModelsMatchHandComputedTruthAfterTwoLoads() throws {
         let (first, later) = try webArchives()
