@@ -17,15 +17,16 @@ public enum DatasetteMetadata {
 
     /// The metadata for the warehouse at `database`, as Datasette names it (the file name
     /// without its extension, unless `name` is given).
-    public static func render(database: String, name: String? = nil, format: Format) throws -> String {
-        let document = try build(database: database, name: name)
+    /// `funnel`: the dashboard funnel's steps (none: the three most frequent events).
+    public static func render(database: String, name: String? = nil, format: Format, funnel: [String] = []) throws -> String {
+        let document = try build(database: database, name: name, funnel: funnel)
         switch format {
         case .json: return pretty(document, indent: "")
         case .yaml: return try Yams.serialize(node: node(document), width: -1, allowUnicode: true)
         }
     }
 
-    static func build(database: String, name: String?) throws -> JSONValue {
+    static func build(database: String, name: String?, funnel: [String] = []) throws -> JSONValue {
         // The one refusal check; then what describing needs besides: this exact format.
         try Warehouse.check(path: database, writing: false, allowNewer: true, mustExist: true)
         let db = try Database(path: database, readOnly: true)
@@ -75,13 +76,30 @@ public enum DatasetteMetadata {
                 ("columns", .object(model.columns.map { ($0.0, .string($0.1)) })),
             ])))
         }
+        let views = Set(try db.query("SELECT name FROM sqlite_master WHERE type = 'view'").compactMap { $0[0].text })
+        for view in Self.analyticsViews where views.contains(view.name) {
+            tables.append((view.name, .object([("description", .string(view.description))])))
+        }
+        var plugins: [(key: String, value: JSONValue)] = []
+        if try DatasetteDashboard.missing(db) == nil {
+            plugins.append(("plugins", .object([("datasette-dashboards", .object([
+                (DatasetteDashboard.slug, try DatasetteDashboard.build(db, database: databaseName, funnel: funnel)),
+            ]))])))
+        }
         return .object([
             ("title", .string("Segment warehouse")),
             ("description", .string("Analytics events loaded by segment-loader, laid out like Segment Warehouses. "
                 + "Timestamps are UTC text (YYYY-MM-DD HH:MM:SS.sss); bookkeeping tables (_loads, _files, _rejects, ...) are hidden but can be queried.")),
             ("databases", .object([(databaseName, .object([("tables", .object(tables))]))])),
-        ])
+        ] + plugins)
     }
+
+    /// The product-analytics views (docs/models.md, Product analytics).
+    static let analyticsViews: [(name: String, description: String)] = [
+        ("active_people", "View: per UTC day, the people active that day (dau), in the 7 and 30 days ending with it (wau, mau), and new that day."),
+        ("daily_events", "View: per UTC day and event (a track's raw name; page views as page, screen views as screen), its calls and people."),
+        ("weekly_retention", "View: per cohort (the ISO week of people's first activity) and week number k, the cohort's people and those active in week cohort + k."),
+    ]
 
     static func describe(table: String, kind: String, eventNames: [String]) -> String {
         switch (kind, table) {

@@ -16,6 +16,9 @@ struct ProductCorpus {
         var kind: String
         var name: String?
         var time: Date
+        /// A page's `context.campaign.source`, and its referrer's host.
+        var campaign: String? = nil
+        var referrerHost: String? = nil
     }
 
     var files: [URL] = []
@@ -43,7 +46,8 @@ struct ProductCorpus {
             let logsIn = p % 3 != 0, aliased = p % 5 == 0
             let sentUser = aliased ? "old-" + user : user
             let first = below(days)
-            func add(_ message: [String: Any], day: Int, second: Int, person: String, kind: String, name: String?) {
+            func add(_ message: [String: Any], day: Int, second: Int, person: String, kind: String, name: String?,
+                     campaign: String? = nil, referrerHost: String? = nil) {
                 var m = message
                 let time = Date(timeIntervalSince1970: start + Double(day * 86_400 + second))
                 let text = formatter.string(from: time)
@@ -51,7 +55,7 @@ struct ProductCorpus {
                 m["messageId"] = "m\(n)"
                 for key in ["timestamp", "receivedAt", "sentAt", "originalTimestamp"] { m[key] = text }
                 byDay[day, default: []].append(m)
-                corpus.calls.append(Call(person: person, kind: kind, name: name, time: time))
+                corpus.calls.append(Call(person: person, kind: kind, name: name, time: time, campaign: campaign, referrerHost: referrerHost))
             }
             if logsIn {
                 add(["type": "identify", "userId": user, "anonymousId": linked, "traits": ["plan": "free"]],
@@ -69,13 +73,21 @@ struct ProductCorpus {
                     let device = logsIn ? below(3) : 1 + below(2)
                     var message: [String: Any]
                     let kind: String, name: String
+                    var campaign: String?, referrer: String?
                     switch below(4) {
                     case 0, 1:
                         name = events[below(events.count)]
                         (kind, message) = ("track", ["type": "track", "event": name])
                     case 2:
                         name = paths[below(paths.count)]
-                        (kind, message) = ("page", ["type": "page", "name": "Web", "properties": ["path": name]])
+                        var properties: [String: Any] = ["path": name]
+                        var context: [String: Any] = [:]
+                        switch below(4) {
+                        case 0: campaign = ["newsletter", "ads"][below(2)]; context["campaign"] = ["source": campaign!]
+                        case 1: referrer = ["www.search.example", "news.example"][below(2)]; properties["referrer"] = "https://\(referrer!)/r"
+                        default: break
+                        }
+                        (kind, message) = ("page", ["type": "page", "name": "Web", "properties": properties, "context": context])
                     default:
                         name = ["Home", "Settings"][below(2)]
                         (kind, message) = ("screen", ["type": "screen", "name": name])
@@ -86,7 +98,7 @@ struct ProductCorpus {
                     case 1: message["anonymousId"] = linked; person = logsIn ? user : linked
                     default: message["anonymousId"] = loose; person = loose
                     }
-                    add(message, day: day, second: below(86_400), person: person, kind: kind, name: name)
+                    add(message, day: day, second: below(86_400), person: person, kind: kind, name: name, campaign: campaign, referrerHost: referrer)
                 }
                 if below(6) == 0 {
                     let anonymous = below(2) == 0
@@ -135,6 +147,52 @@ struct ProductCorpus {
             counts[key, default: (0, [])].people.insert(call.person)
         }
         return counts.map { $0.key + [String($0.value.calls), String($0.value.people.count)] }.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    /// Each person's sessions (pages, screens and tracks in time order, split where two are more
+    /// than 30 minutes apart).
+    var sessions: [String: [[Call]]] {
+        var out: [String: [[Call]]] = [:]
+        for (person, mine) in Dictionary(grouping: calls.filter { $0.kind != "other" }, by: \.person) {
+            var list: [[Call]] = []
+            for call in mine.sorted(by: { $0.time < $1.time }) {
+                if let last = list.last?.last, call.time.timeIntervalSince(last.time) <= 1800 { list[list.count - 1].append(call) } else { list.append([call]) }
+            }
+            out[person] = list
+        }
+        return out
+    }
+
+    /// Sessions per UTC day of their start, and the median of their durations (seconds).
+    var sessionsPerDay: [String: (sessions: Int, median: Double)] {
+        var durations: [String: [Double]] = [:]
+        for list in sessions.values {
+            for session in list { durations[Self.day(session[0].time), default: []].append(session.last!.time.timeIntervalSince(session[0].time)) }
+        }
+        return durations.mapValues { all in
+            let sorted = all.sorted()
+            let n = sorted.count
+            return (n, n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2)
+        }
+    }
+
+    /// Page views and people per path.
+    var pages: [String: (views: Int, people: Int)] {
+        Dictionary(grouping: calls.filter { $0.kind == "page" }, by: { $0.name! }).mapValues { ($0.count, Set($0.map(\.person)).count) }
+    }
+
+    /// New people per UTC day of their first activity and first-touch source: their first
+    /// session's first page or screen view's campaign source, else its referrer's host, else direct.
+    var newPeopleBySource: [[String]: Int] {
+        var firstDay: [String: Date] = [:]
+        for call in calls { firstDay[call.person] = min(firstDay[call.person] ?? call.time, call.time) }
+        let sessions = self.sessions
+        var out: [[String]: Int] = [:]
+        for (person, first) in firstDay {
+            let view = sessions[person]?.first?.first { $0.kind != "track" }
+            out[[Self.day(first), view?.campaign ?? view?.referrerHost ?? "direct"], default: 0] += 1
+        }
+        return out
     }
 
     /// `weekly_retention`: ISO weeks (Monday, UTC) from the week of each person's first activity.
