@@ -26,7 +26,7 @@ public enum DatasetteDashboard {
         guard !top.isEmpty else { return [] }
         let list = top.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }.joined(separator: ", ")
         return try db.query("""
-            SELECT name FROM (SELECT person, name, min(day) AS first_day FROM _model_person_days
+            SELECT name FROM (SELECT person, name, min(day) AS first_day FROM _model_person_events
                               WHERE kind = 'track' AND name IN (\(list)) GROUP BY person, name)
             GROUP BY name ORDER BY avg(first_day), name
             """).compactMap { $0[0].text }
@@ -125,8 +125,8 @@ public enum DatasetteDashboard {
              "resolve": {"scale": {"y": "independent"}}}
             """)
         try chart("pages", "Top pages by views (and the people who viewed them)", """
-            SELECT coalesce(name, '(no path)') AS path, sum(calls) AS views, count(DISTINCT person) AS people
-            FROM _model_person_days WHERE kind = 'page' \(dayRange("day"))
+            SELECT CASE WHEN name = '' THEN '(no path)' ELSE name END AS path, sum(calls) AS views, count(DISTINCT person) AS people
+            FROM _model_person_events WHERE kind = 'page' \(dayRange("day"))
             GROUP BY name ORDER BY views DESC, path LIMIT 10
             """, """
             {"mark": {"type": "bar", "tooltip": true},

@@ -19,7 +19,7 @@ public enum Names {
     /// (where alias chains end) are the built-in models' own.
     public static let bookkeepingTables: Set<String> = [
         "_loads", "_files", "_rejects", "_discards", "_schema_tables", "_schema_columns", "_message_ids", "_models",
-        "_model_pending", "_model_aliases", "_model_person_days", "_model_people", "_model_active_days", "_model_daily_events",
+        "_model_pending", "_model_aliases", "_model_person_days", "_model_person_events", "_model_people", "_model_active_days", "_model_daily_events",
         "_model_retention",
     ]
 

@@ -5,9 +5,10 @@ import SegmentCore
 /// `weekly_retention` (docs/models.md, Product analytics), kept by the models build inside its
 /// transaction and equal to a rebuild after any sequence of loads.
 ///
-/// `_model_person_days` holds each person's calls per UTC day (days as whole days since
-/// 1970-01-01): kind `track` with the event's raw name, `page` with the path, `screen` with the
-/// screen's name, `other` (no name) for identify, group and alias calls. `_model_people` holds
+/// `_model_person_days` holds each person's active UTC days (days as whole days since
+/// 1970-01-01) with their calls, `_model_person_events` the calls of each day by kind: `track`
+/// with the event's raw name, `page` with the path, `screen` with the screen's name, `other`
+/// (name '') for identify, group and alias calls. `_model_people` holds
 /// each person's first day and first-touch source. The aggregates hold what the views add up:
 /// `_model_active_days` the changes of DAU, WAU and MAU from one day to the next (a person's
 /// active days as runs of covered days: +1 where a run starts, -1 where it ends), so that a
@@ -23,7 +24,8 @@ package enum Rollups {
     /// The views over the rollups: names reserved like the models' tables.
     package static let views = ["active_people", "daily_events", "weekly_retention"]
     /// The rollups' own tables (bookkeeping: hidden in Datasette, reserved).
-    package static let tables = ["_model_person_days", "_model_people", "_model_active_days", "_model_daily_events", "_model_retention"]
+    package static let tables = ["_model_person_days", "_model_person_events", "_model_people", "_model_active_days", "_model_daily_events",
+                                 "_model_retention"]
 
     /// A `since` before any timestamp: the person's whole history.
     static let beginning = "0001-01-01 00:00:00.000"
@@ -33,9 +35,13 @@ package enum Rollups {
     static let window: Int64 = 30
 
     package static let definitions: [TableDefinition] = [
-        TableDefinition("_model_person_days", TableDefinition.columns(
-            "person TEXT NOT NULL,day INTEGER NOT NULL,kind TEXT NOT NULL,name TEXT,calls INTEGER NOT NULL"),
-                        indexes: [("_model_idx_person_days_person", ["person", "day"]), ("_model_idx_person_days_day", ["day", "kind"])]),
+        // Stored in key order (SQLite: WITHOUT ROWID), one tree each: a person's days side by
+        // side (a build reads a window of them per person), and the calls by day first, so that
+        // a night's rows go at the end of the tree instead of into pages all over it.
+        TableDefinition("_model_person_days", key: .columns(["person", "day"], ordered: true), TableDefinition.columns(
+            "person TEXT NOT NULL,day INTEGER NOT NULL,calls INTEGER NOT NULL")),
+        TableDefinition("_model_person_events", key: .columns(["day", "person", "kind", "name"], ordered: true), TableDefinition.columns(
+            "day INTEGER NOT NULL,person TEXT NOT NULL,kind TEXT NOT NULL,name TEXT NOT NULL,calls INTEGER NOT NULL")),
         TableDefinition("_model_people", key: .columns(["person"], ordered: false), TableDefinition.columns(
             "person TEXT,first_day INTEGER NOT NULL,source TEXT NOT NULL"), indexes: [("_model_idx_people_first_day", ["first_day"])]),
         TableDefinition("_model_active_days", key: .columns(["day"], ordered: true), TableDefinition.columns(
@@ -48,8 +54,8 @@ package enum Rollups {
 
     /// The call tables and what a row of each counts as.
     static let sources: [(table: String, kind: String, name: String)] = [
-        ("tracks", "'track'", "x.event_text"), ("pages", "'page'", "x.path"), ("screens", "'screen'", "x.name"),
-        ("identifies", "'other'", "CAST(NULL AS TEXT)"), ("groups", "'other'", "CAST(NULL AS TEXT)"), ("aliases", "'other'", "CAST(NULL AS TEXT)"),
+        ("tracks", "'track'", "coalesce(x.event_text, '')"), ("pages", "'page'", "coalesce(x.path, '')"), ("screens", "'screen'", "coalesce(x.name, '')"),
+        ("identifies", "'other'", "''"), ("groups", "'other'", "''"), ("aliases", "'other'", "''"),
     ]
 
     // The build's temporary tables.
@@ -58,12 +64,16 @@ package enum Rollups {
     static func firsts(_ name: String) -> TableDefinition {
         TableDefinition(name, key: .columns(["person"], ordered: true), [.init("person", .text), .init("first_day", .integer, "NOT NULL")])
     }
+    static func events(_ name: String) -> TableDefinition {
+        TableDefinition(name, TableDefinition.columns("person TEXT NOT NULL,day INTEGER NOT NULL,kind TEXT NOT NULL,name TEXT NOT NULL,calls INTEGER NOT NULL"))
+    }
     static func days(_ name: String) -> TableDefinition {
-        TableDefinition(name, TableDefinition.columns("person TEXT NOT NULL,day INTEGER NOT NULL,kind TEXT NOT NULL,name TEXT,calls INTEGER NOT NULL"))
+        TableDefinition(name, TableDefinition.columns("person TEXT NOT NULL,day INTEGER NOT NULL,calls INTEGER NOT NULL"))
     }
     static let segments = TableDefinition("m_r_segments", TableDefinition.columns(
         "person TEXT NOT NULL,day INTEGER NOT NULL,next_day INTEGER,since_day INTEGER NOT NULL,weight INTEGER NOT NULL"))
-    static let temporaryTables = ["m_r", "m_r_users", "m_r_anons", "m_r_old", "m_r_new", "m_r_first_old", "m_r_first_new", "m_r_segments"]
+    static let temporaryTables = ["m_r", "m_r_users", "m_r_anons", "m_r_old", "m_r_new", "m_r_old_days", "m_r_new_days",
+                                  "m_r_first_old", "m_r_first_new", "m_r_segments"]
 
     /// The Monday of a day's ISO week, as a day number (1970-01-01 was a Thursday).
     static func week(_ day: String) -> String { "(\(day) - (((\(day) + 3) % 7) + 7) % 7)" }
@@ -101,9 +111,6 @@ package enum Rollups {
     package static func rebuild(_ db: any SQLSession) throws {
         let d = db.dialect
         try db.execute(tables.map { "DELETE FROM \($0)" }.joined(separator: "; "))
-        // An index is cheaper built once over the rows than kept row by row.
-        let indexes = definitions.flatMap { table in table.indexes.map { (table.name, $0.name, $0.columns) } }
-        for (_, name, _) in indexes { try db.execute("DROP INDEX IF EXISTS \(name)") }
         var selects: [String] = []
         for (table, kind, name) in try present(db) {
             let dayOf = d.dayNumber("x.\"timestamp\"")
@@ -118,16 +125,20 @@ package enum Rollups {
         }
         if !selects.isEmpty {
             try db.execute("""
-                INSERT INTO _model_person_days (person, day, kind, name, calls)
-                SELECT person, day, kind, name, count(*) FROM (\(selects.joined(separator: "\nUNION ALL\n"))) AS calls GROUP BY person, day, kind, name
+                INSERT INTO _model_person_events (person, day, kind, name, calls)
+                SELECT person, day, kind, name, count(*) FROM (\(selects.joined(separator: "\nUNION ALL\n"))) AS calls
+                GROUP BY person, day, kind, name ORDER BY day, person, kind, name
                 """)
         }
-        for (table, name, columns) in indexes { try db.execute("CREATE INDEX IF NOT EXISTS \(name) ON \(table) (\(columns.joined(separator: ", ")))") }
+        try db.execute("INSERT INTO _model_person_days (person, day, calls) SELECT person, day, sum(calls) FROM _model_person_events GROUP BY person, day ORDER BY person, day")
         // Every person, from the start, against nothing before.
         try createTemporaries(db)
         try db.run("INSERT INTO \(d.temporary("m_r")) (person, since_day, since_ts) SELECT DISTINCT person, \(always), \(d.timestampParameter) FROM _model_person_days",
                    [.text(beginning)])
-        try db.execute("INSERT INTO \(d.temporary("m_r_new")) (person, day, kind, name, calls) SELECT person, day, kind, name, calls FROM _model_person_days")
+        try db.execute("""
+            INSERT INTO \(d.temporary("m_r_new")) (person, day, kind, name, calls) SELECT person, day, kind, name, calls FROM _model_person_events;
+            INSERT INTO \(d.temporary("m_r_new_days")) (person, day, calls) SELECT person, day, calls FROM _model_person_days
+            """)
         try apply(db, from: always)
     }
 
@@ -152,12 +163,19 @@ package enum Rollups {
         try db.execute("""
             INSERT INTO \(t("m_r_first_old")) (person, first_day)
               SELECT p.person, p.first_day FROM _model_people p WHERE p.person IN (SELECT person FROM \(t("m_r")));
+            INSERT INTO \(t("m_r_old_days")) (person, day, calls)
+              SELECT p.person, p.day, p.calls FROM \(t("m_r")) r CROSS JOIN _model_person_days p
+              WHERE p.person = r.person AND p.day >= r.since_day - \(window - 1);
             INSERT INTO \(t("m_r_old")) (person, day, kind, name, calls)
-              SELECT p.person, p.day, p.kind, p.name, p.calls FROM \(t("m_r")) r CROSS JOIN _model_person_days p
-              WHERE p.person = r.person AND p.day >= r.since_day - \(window - 1)
+              SELECT p.person, p.day, p.kind, p.name, p.calls FROM \(t("m_r")) r CROSS JOIN \(t("m_r_old_days")) o CROSS JOIN _model_person_events p
+              WHERE o.person = r.person AND o.day >= r.since_day AND p.day = o.day AND p.person = o.person
             """)
-        let drop = try db.prepared("DELETE FROM _model_person_days WHERE person = ? AND day >= ?")
-        for start in starts { try drop.perform([.text(start.person), .integer(start.day)]) }
+        let dropDays = try db.prepared("DELETE FROM _model_person_days WHERE person = ? AND day >= ?")
+        let dropEvents = try db.prepared("DELETE FROM _model_person_events WHERE day = ? AND person = ?")
+        for row in try db.rows("SELECT o.day, o.person FROM \(t("m_r_old_days")) o JOIN \(t("m_r")) r ON r.person = o.person WHERE o.day >= r.since_day") {
+            try dropEvents.perform([row[0], row[1]])
+        }
+        for start in starts { try dropDays.perform([.text(start.person), .integer(start.day)]) }
         try db.execute("DELETE FROM _model_people WHERE person IN (SELECT person FROM \(t("m_r")))")
 
         // Their ids (as the models blend them), then their calls from the day of the change on.
@@ -187,16 +205,22 @@ package enum Rollups {
                 WHERE r.person = a.person AND x.anonymous_id = a.id AND \(d.unindexed("x.user_id")) IS NULL AND x."timestamp" >= r.since_ts
                 """)
         }
+        // After: the new rows, made once in the build's own table, then written in key order;
+        // their days, with the unchanged days of the window before.
         if !selects.isEmpty {
             try db.execute("""
-                INSERT INTO _model_person_days (person, day, kind, name, calls)
+                INSERT INTO \(t("m_r_new")) (person, day, kind, name, calls)
                 SELECT person, day, kind, name, count(*) FROM (\(selects.joined(separator: "\nUNION ALL\n"))) AS calls GROUP BY person, day, kind, name
                 """)
         }
         try db.execute("""
-            INSERT INTO \(t("m_r_new")) (person, day, kind, name, calls)
-              SELECT p.person, p.day, p.kind, p.name, p.calls FROM \(t("m_r")) r CROSS JOIN _model_person_days p
-              WHERE p.person = r.person AND p.day >= r.since_day - \(window - 1)
+            INSERT INTO _model_person_events (person, day, kind, name, calls)
+              SELECT person, day, kind, name, calls FROM \(t("m_r_new")) ORDER BY day, person, kind, name;
+            INSERT INTO \(t("m_r_new_days")) (person, day, calls)
+              SELECT person, day, sum(calls) FROM \(t("m_r_new")) GROUP BY person, day;
+            INSERT INTO _model_person_days (person, day, calls) SELECT person, day, calls FROM \(t("m_r_new_days")) ORDER BY person, day;
+            INSERT INTO \(t("m_r_new_days")) (person, day, calls)
+              SELECT o.person, o.day, o.calls FROM \(t("m_r_old_days")) o JOIN \(t("m_r")) r ON r.person = o.person WHERE o.day < r.since_day
             """)
         try apply(db, from: starts.map(\.day).min() ?? always)
     }
@@ -210,7 +234,8 @@ package enum Rollups {
         let d = db.dialect
         try db.execute([
             d.recreateTemporary(people), d.recreateTemporary(firsts("m_r_first_old")), d.recreateTemporary(firsts("m_r_first_new")),
-            d.recreateTemporary(days("m_r_old")), d.recreateTemporary(days("m_r_new")), d.recreateTemporary(segments),
+            d.recreateTemporary(events("m_r_old")), d.recreateTemporary(events("m_r_new")), d.recreateTemporary(segments),
+            d.recreateTemporary(days("m_r_old_days")), d.recreateTemporary(days("m_r_new_days")),
             d.recreateTemporary(Builder.personMap("m_r_users")), d.recreateTemporary(Builder.personMap("m_r_anons")),
         ].joined(separator: ";\n"))
     }
@@ -223,6 +248,7 @@ package enum Rollups {
         let d = db.dialect
         func t(_ name: String) -> String { d.temporary(name) }
         let (them, old, new) = (t("m_r"), t("m_r_old"), t("m_r_new"))
+        let (oldDays, newDays) = (t("m_r_old_days"), t("m_r_new_days"))
 
         // First days after: unchanged where the person has days before the change (those rows
         // are the same), else the first of their new rows. The source: their first session's.
@@ -230,7 +256,7 @@ package enum Rollups {
             INSERT INTO \(t("m_r_first_new")) (person, first_day)
               SELECT f.person, f.first_day FROM \(t("m_r_first_old")) f JOIN \(them) r ON r.person = f.person WHERE f.first_day < r.since_day;
             INSERT INTO \(t("m_r_first_new")) (person, first_day)
-              SELECT n.person, min(n.day) FROM \(new) n WHERE n.person NOT IN (SELECT person FROM \(t("m_r_first_new"))) GROUP BY n.person;
+              SELECT n.person, min(n.day) FROM \(newDays) n WHERE n.person NOT IN (SELECT person FROM \(t("m_r_first_new"))) GROUP BY n.person;
             INSERT INTO _model_people (person, first_day, source)
               SELECT f.person, f.first_day, coalesce(s.utm_source, s.referrer_host, 'direct') FROM \(t("m_r_first_new")) f
               LEFT JOIN sessions s ON s.blended_user_id = f.person AND s.session_index = 1
@@ -242,9 +268,9 @@ package enum Rollups {
             """
             SELECT day, event, \(sign)sum(calls) AS calls, \(sign)count(*) AS people FROM (
               SELECT x.person, x.day, CASE WHEN x.kind = 'track' THEN x.name ELSE x.kind END AS event, sum(x.calls) AS calls
-              FROM \(rows) x JOIN \(them) r ON r.person = x.person WHERE x.day >= r.since_day AND x.kind <> 'other'
+              FROM \(rows) x WHERE x.kind <> 'other' AND NOT (x.kind = 'track' AND x.name = '')
               GROUP BY x.person, x.day, CASE WHEN x.kind = 'track' THEN x.name ELSE x.kind END) AS per_person
-            WHERE event IS NOT NULL GROUP BY day, event
+            GROUP BY day, event
             """
         }
         try db.execute("""
@@ -261,10 +287,10 @@ package enum Rollups {
         try db.execute("""
             INSERT INTO \(t("m_r_segments")) (person, day, next_day, since_day, weight)
               SELECT p.person, p.day, lead(p.day) OVER (PARTITION BY p.person ORDER BY p.day), r.since_day, -1
-              FROM (SELECT DISTINCT person, day FROM \(old)) p JOIN \(them) r ON r.person = p.person;
+              FROM \(oldDays) p JOIN \(them) r ON r.person = p.person;
             INSERT INTO \(t("m_r_segments")) (person, day, next_day, since_day, weight)
               SELECT p.person, p.day, lead(p.day) OVER (PARTITION BY p.person ORDER BY p.day), r.since_day, 1
-              FROM (SELECT DISTINCT person, day FROM \(new)) p JOIN \(them) r ON r.person = p.person
+              FROM \(newDays) p JOIN \(them) r ON r.person = p.person
             """)
         var changes: [String] = []
         for (w, column) in [(1, 0), (7, 1), (30, 2)] {
@@ -299,7 +325,7 @@ package enum Rollups {
         }
         try db.execute("""
             INSERT INTO _model_retention (cohort_week, week_number, people)
-            SELECT cohort_week, week_number, sum(people) FROM (\(pairs(old, t("m_r_first_old"), "-")) UNION ALL \(pairs(new, t("m_r_first_new"), ""))) AS changes
+            SELECT cohort_week, week_number, sum(people) FROM (\(pairs(oldDays, t("m_r_first_old"), "-")) UNION ALL \(pairs(newDays, t("m_r_first_new"), ""))) AS changes
             WHERE true GROUP BY cohort_week, week_number HAVING sum(people) <> 0
             ON CONFLICT (cohort_week, week_number) DO UPDATE SET people = _model_retention.people + excluded.people
             """)
