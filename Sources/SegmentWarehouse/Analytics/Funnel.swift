@@ -37,10 +37,10 @@ public struct Funnel: Sendable, Equatable {
     package func query(_ dialect: any SQLDialect) -> (sql: String, arguments: [SQLValue]) {
         var arguments: [SQLValue] = []
         var range: [String] = []
-        if let since {
+        if since != nil {
             range.append(" AND r.ts >= \(dialect.timestampParameter)")
         }
-        if let until {
+        if until != nil {
             range.append(" AND r.ts < \(dialect.plusSeconds(dialect.timestampParameter, 86_400))")
         }
         let ctes = stepTables(dialect, range: range.joined()) { text in
