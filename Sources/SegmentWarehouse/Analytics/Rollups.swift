@@ -15,11 +15,12 @@ import SegmentCore
 /// person's new day moves two rows, not thirty; `_model_daily_events` calls and people per day
 /// and event; `_model_retention` people per cohort week and week number.
 ///
-/// An incremental build recomputes each touched person's days from the day of their earliest
-/// touched call (all of their days when an id joined or left them), and moves the aggregates by
-/// the difference between the person's rows before and after, read from the 29 days before that
-/// day on (what a 30-day window of those days can see). A night costs in proportion to the
-/// people it touched, not to the history.
+/// An incremental build counts each touched person's calls from the day of their earliest
+/// touched call (all of them when an id joined or left them) in the same read of the call
+/// tables that makes their sessions, and `RollupKeeper` moves the aggregates by the difference
+/// between the person's rows before and after, read from the 29 days before that day on (what a
+/// 30-day window of those days can see). A night costs in proportion to the people it touched,
+/// not to the history.
 package enum Rollups {
     /// The views over the rollups: names reserved like the models' tables.
     package static let views = ["active_people", "daily_events", "weekly_retention"]
@@ -58,26 +59,6 @@ package enum Rollups {
         ("identifies", "'other'", "''"), ("groups", "'other'", "''"), ("aliases", "'other'", "''"),
     ]
 
-    // The build's temporary tables.
-    static let people = TableDefinition("m_r", key: .columns(["person"], ordered: true), [
-        .init("person", .text), .init("since_day", .integer, "NOT NULL"), .init("since_ts", .timestamp, "NOT NULL")])
-    static func firsts(_ name: String) -> TableDefinition {
-        TableDefinition(name, key: .columns(["person"], ordered: true), [.init("person", .text), .init("first_day", .integer, "NOT NULL")])
-    }
-    static func events(_ name: String) -> TableDefinition {
-        TableDefinition(name, TableDefinition.columns("person TEXT NOT NULL,day INTEGER NOT NULL,kind TEXT NOT NULL,name TEXT NOT NULL,calls INTEGER NOT NULL"))
-    }
-    static func days(_ name: String) -> TableDefinition {
-        TableDefinition(name, TableDefinition.columns("person TEXT NOT NULL,day INTEGER NOT NULL,calls INTEGER NOT NULL"))
-    }
-    static let segments = TableDefinition("m_r_segments", TableDefinition.columns(
-        "person TEXT NOT NULL,day INTEGER NOT NULL,next_day INTEGER,since_day INTEGER NOT NULL,weight INTEGER NOT NULL"))
-    static let temporaryTables = ["m_r", "m_r_users", "m_r_anons", "m_r_old", "m_r_new", "m_r_old_days", "m_r_new_days",
-                                  "m_r_first_old", "m_r_first_new", "m_r_segments"]
-
-    /// The Monday of a day's ISO week, as a day number (1970-01-01 was a Thursday).
-    static func week(_ day: String) -> String { "(\(day) - (((\(day) + 3) % 7) + 7) % 7)" }
-
     /// The views, where missing.
     package static func viewStatements(_ d: any SQLDialect) -> [String] {
         let series = d.daySeries()
@@ -107,12 +88,24 @@ package enum Rollups {
         return seconds >= 0 ? seconds / 86_400 : -((-seconds + 86_399) / 86_400)
     }
 
-    /// Everything again, from the call tables (the rollup tables are emptied first).
+
+    /// The Monday of a day's ISO week, as a day number (1970-01-01 was a Thursday).
+    static func week(_ day: Int64) -> Int64 { day - (((day + 3) % 7) + 7) % 7 }
+
+    /// What a call of `table` counts as in the rollups: its kind, and the SQL of its name (over
+    /// the call table's alias `x`); nil for a table the rollups do not read.
+    static func counted(_ table: String) -> (kind: String, name: String)? {
+        sources.first { $0.table == table }.map { (String($0.kind.dropFirst().dropLast()), $0.name) }
+    }
+
+    /// Everything again, from the call tables (the rollup tables are emptied first): each
+    /// person's calls per day, kind and name in one statement, then the people and the
+    /// aggregates from them, person by person, as an incremental build makes them.
     package static func rebuild(_ db: any SQLSession) throws {
         let d = db.dialect
         try db.execute(tables.map { "DELETE FROM \($0)" }.joined(separator: "; "))
         var selects: [String] = []
-        for (table, kind, name) in try present(db) {
+        for (table, kind, name) in try sources.filter({ try db.tableExists($0.table) }) {
             let dayOf = d.dayNumber("x.\"timestamp\"")
             selects.append("""
                 SELECT coalesce(al.final_id, x.user_id) AS person, \(dayOf) AS day, \(kind) AS kind, \(name) AS name FROM \(table) x
@@ -123,213 +116,376 @@ package enum Rollups {
                   LEFT JOIN identities i ON i.anonymous_id = \(d.anonymousKey(of: "x")) WHERE x.user_id IS NULL AND x.anonymous_id IS NOT NULL AND x."timestamp" IS NOT NULL
                 """)
         }
-        if !selects.isEmpty {
-            try db.execute("""
-                INSERT INTO _model_person_events (person, day, kind, name, calls)
-                SELECT person, day, kind, name, count(*) FROM (\(selects.joined(separator: "\nUNION ALL\n"))) AS calls
-                GROUP BY person, day, kind, name ORDER BY day, person, kind, name
-                """)
-        }
-        try db.execute("INSERT INTO _model_person_days (person, day, calls) SELECT person, day, sum(calls) FROM _model_person_events GROUP BY person, day ORDER BY person, day")
-        // Every person, from the start, against nothing before.
-        try createTemporaries(db)
-        try db.run("INSERT INTO \(d.temporary("m_r")) (person, since_day, since_ts) SELECT DISTINCT person, \(always), \(d.timestampParameter) FROM _model_person_days",
-                   [.text(beginning)])
-        try db.execute("""
-            INSERT INTO \(d.temporary("m_r_new")) (person, day, kind, name, calls) SELECT person, day, kind, name, calls FROM _model_person_events;
-            INSERT INTO \(d.temporary("m_r_new_days")) (person, day, calls) SELECT person, day, calls FROM _model_person_days
-            """)
-        try apply(db, from: always)
-    }
-
-    /// Brings the rollups up to date for these people (person → the earliest touched call's
-    /// `timestamp`, or `beginning` for all of their history), after the models' tables.
-    package static func update(_ db: any SQLSession, people: [String: String]) throws {
-        guard !people.isEmpty else { return }
-        let d = db.dialect
-        func t(_ name: String) -> String { d.temporary(name) }
-        try createTemporaries(db)
-        let insert = try db.appender(t("m_r"), columns: ["person", "since_day", "since_ts"])
-        var starts: [(person: String, day: Int64)] = []
-        for (person, since) in people.sorted(by: { $0.key < $1.key }) {
-            let day = day(of: since)
-            starts.append((person, day))
-            let start = day == always ? beginning : Timestamp.format(Instant(seconds: day * 86_400))
-            try insert.append([.text(person), .integer(day), .text(start)])
-        }
-        try insert.finish()
-
-        // Before: their first days, and their rows a window before their change on.
-        try db.execute("""
-            INSERT INTO \(t("m_r_first_old")) (person, first_day)
-              SELECT p.person, p.first_day FROM _model_people p WHERE p.person IN (SELECT person FROM \(t("m_r")));
-            INSERT INTO \(t("m_r_old_days")) (person, day, calls)
-              SELECT p.person, p.day, p.calls FROM \(t("m_r")) r CROSS JOIN _model_person_days p
-              WHERE p.person = r.person AND p.day >= r.since_day - \(window - 1);
-            INSERT INTO \(t("m_r_old")) (person, day, kind, name, calls)
-              SELECT p.person, p.day, p.kind, p.name, p.calls FROM \(t("m_r")) r CROSS JOIN \(t("m_r_old_days")) o CROSS JOIN _model_person_events p
-              WHERE o.person = r.person AND o.day >= r.since_day AND p.day = o.day AND p.person = o.person
-            """)
-        let dropDays = try db.prepared("DELETE FROM _model_person_days WHERE person = ? AND day >= ?")
-        let dropEvents = try db.prepared("DELETE FROM _model_person_events WHERE day = ? AND person = ?")
-        for row in try db.rows("SELECT o.day, o.person FROM \(t("m_r_old_days")) o JOIN \(t("m_r")) r ON r.person = o.person WHERE o.day >= r.since_day") {
-            try dropEvents.perform([row[0], row[1]])
-        }
-        for start in starts { try dropDays.perform([.text(start.person), .integer(start.day)]) }
-        try db.execute("DELETE FROM _model_people WHERE person IN (SELECT person FROM \(t("m_r")))")
-
-        // Their ids (as the models blend them), then their calls from the day of the change on.
-        let (users, anons, them) = (t("m_r_users"), t("m_r_anons"), t("m_r"))
-        try db.execute([
-            d.insertSkippingDuplicates(into: users, "SELECT person, person FROM \(them) WHERE person NOT IN (SELECT id FROM _model_aliases)"),
-            d.insertSkippingDuplicates(into: users, "SELECT a.id, a.final_id FROM _model_aliases a JOIN \(them) r ON r.person = a.final_id"),
-            d.insertSkippingDuplicates(into: anons, "SELECT i.anonymous_id, i.user_id FROM identities i JOIN \(them) r ON r.person = i.user_id"),
-            d.insertSkippingDuplicates(into: anons, "SELECT person, person FROM \(them) WHERE person NOT IN (SELECT anonymous_id FROM identities)"),
-        ].joined(separator: ";\n"))
-        var selects: [String] = []
-        for (table, kind, name) in try present(db) {
-            let dayOf = d.dayNumber("x.\"timestamp\"")
-            // The call tables with a (user_id, timestamp) and an (anonymous_id, timestamp) index
-            // are read person by person through them (CROSS JOIN keeps that order in SQLite);
-            // the others (identify, group, alias: few rows, other indexes) as the planner likes.
-            let indexed = ["tracks", "pages", "screens"].contains(table)
-            let join = indexed ? "CROSS JOIN" : ","
-            selects.append("""
-                SELECT u.person AS person, \(dayOf) AS day, \(kind) AS kind, \(name) AS name
-                FROM \(users) u CROSS JOIN \(them) r \(join) \(table) x
-                WHERE r.person = u.person AND x.user_id = u.id AND x."timestamp" >= r.since_ts
-                """)
-            selects.append("""
-                SELECT a.person AS person, \(dayOf) AS day, \(kind) AS kind, \(name) AS name
-                FROM \(anons) a CROSS JOIN \(them) r \(join) \(table) x
-                WHERE r.person = a.person AND x.anonymous_id = a.id AND \(d.unindexed("x.user_id")) IS NULL AND x."timestamp" >= r.since_ts
-                """)
-        }
-        // After: the new rows, made once in the build's own table, then written in key order;
-        // their days, with the unchanged days of the window before.
-        if !selects.isEmpty {
-            try db.execute("""
-                INSERT INTO \(t("m_r_new")) (person, day, kind, name, calls)
-                SELECT person, day, kind, name, count(*) FROM (\(selects.joined(separator: "\nUNION ALL\n"))) AS calls GROUP BY person, day, kind, name
-                """)
-        }
+        guard !selects.isEmpty else { return }
         try db.execute("""
             INSERT INTO _model_person_events (person, day, kind, name, calls)
-              SELECT person, day, kind, name, calls FROM \(t("m_r_new")) ORDER BY day, person, kind, name;
-            INSERT INTO \(t("m_r_new_days")) (person, day, calls)
-              SELECT person, day, sum(calls) FROM \(t("m_r_new")) GROUP BY person, day;
-            INSERT INTO _model_person_days (person, day, calls) SELECT person, day, calls FROM \(t("m_r_new_days")) ORDER BY person, day;
-            INSERT INTO \(t("m_r_new_days")) (person, day, calls)
-              SELECT o.person, o.day, o.calls FROM \(t("m_r_old_days")) o JOIN \(t("m_r")) r ON r.person = o.person WHERE o.day < r.since_day
+            SELECT person, day, kind, name, count(*) FROM (\(selects.joined(separator: "\nUNION ALL\n"))) AS calls
+            GROUP BY person, day, kind, name ORDER BY day, person, kind, name
             """)
-        try apply(db, from: starts.map(\.day).min() ?? always)
-    }
-
-    /// The six call tables the warehouse has, with what each row counts as.
-    static func present(_ db: any SQLSession) throws -> [(table: String, kind: String, name: String)] {
-        try sources.filter { try db.tableExists($0.table) }
-    }
-
-    static func createTemporaries(_ db: any SQLSession) throws {
-        let d = db.dialect
-        try db.execute([
-            d.recreateTemporary(people), d.recreateTemporary(firsts("m_r_first_old")), d.recreateTemporary(firsts("m_r_first_new")),
-            d.recreateTemporary(events("m_r_old")), d.recreateTemporary(events("m_r_new")), d.recreateTemporary(segments),
-            d.recreateTemporary(days("m_r_old_days")), d.recreateTemporary(days("m_r_new_days")),
-            d.recreateTemporary(Builder.personMap("m_r_users")), d.recreateTemporary(Builder.personMap("m_r_anons")),
-        ].joined(separator: ";\n"))
-    }
-
-    /// From the people's rows before (`m_r_old`, `m_r_first_old`) and after (`m_r_new`; every
-    /// row of theirs from `since_day` - 29 on): their `_model_people` rows, and the aggregates
-    /// moved by the difference.
-    /// `from`: the earliest day of a change (where rows emptied by it can be).
-    static func apply(_ db: any SQLSession, from: Int64) throws {
-        let d = db.dialect
-        func t(_ name: String) -> String { d.temporary(name) }
-        let (them, old, new) = (t("m_r"), t("m_r_old"), t("m_r_new"))
-        let (oldDays, newDays) = (t("m_r_old_days"), t("m_r_new_days"))
-
-        // First days after: unchanged where the person has days before the change (those rows
-        // are the same), else the first of their new rows. The source: their first session's.
-        try db.execute("""
-            INSERT INTO \(t("m_r_first_new")) (person, first_day)
-              SELECT f.person, f.first_day FROM \(t("m_r_first_old")) f JOIN \(them) r ON r.person = f.person WHERE f.first_day < r.since_day;
-            INSERT INTO \(t("m_r_first_new")) (person, first_day)
-              SELECT n.person, min(n.day) FROM \(newDays) n WHERE n.person NOT IN (SELECT person FROM \(t("m_r_first_new"))) GROUP BY n.person;
-            INSERT INTO _model_people (person, first_day, source)
-              SELECT f.person, f.first_day, coalesce(s.utm_source, s.referrer_host, 'direct') FROM \(t("m_r_first_new")) f
-              LEFT JOIN sessions s ON s.blended_user_id = f.person AND s.session_index = 1
-            """)
-
-        // Calls and people per day and event (a page view is the event `page`, a screen view
-        // `screen`), from the day of the change on.
-        func events(_ rows: String, _ sign: String) -> String {
-            """
-            SELECT day, event, \(sign)sum(calls) AS calls, \(sign)count(*) AS people FROM (
-              SELECT x.person, x.day, CASE WHEN x.kind = 'track' THEN x.name ELSE x.kind END AS event, sum(x.calls) AS calls
-              FROM \(rows) x WHERE x.kind <> 'other' AND NOT (x.kind = 'track' AND x.name = '')
-              GROUP BY x.person, x.day, CASE WHEN x.kind = 'track' THEN x.name ELSE x.kind END) AS per_person
-            GROUP BY day, event
-            """
+        try db.execute("INSERT INTO _model_person_days (person, day, calls) SELECT person, day, sum(calls) FROM _model_person_events GROUP BY person, day ORDER BY person, day")
+        let keeper = try RollupKeeper(rebuilding: db)
+        try db.each("SELECT person, day, kind, name, calls FROM _model_person_events ORDER BY person\(d.byBytes), day", []) { row in
+            guard let person = row.value(at: 0).idText, let day = row.value(at: 1).integer else { return }
+            try keeper.count(person: person, day: day, kind: row.value(at: 2).text ?? "other", name: row.value(at: 3).idText ?? "",
+                             calls: row.value(at: 4).integer ?? 0)
         }
+        try keeper.finish()
+    }
+}
+
+/// Keeps the rollups of the people one models build touches, inside its transaction.
+///
+/// The build's activity stream hands it each person's calls from the first day it keeps for
+/// them (`count`, a person's calls together, people one after another). A few thousand people
+/// at a time, it reads what the rollups held for them (their days from 29 days before that day
+/// on, their calls from that day on, their first day), writes the rows that differ, and moves
+/// the aggregates by the difference; at `finish` the people no call reached (an id left them),
+/// the aggregates' changes in one statement each, and the people's first-touch rows.
+///
+/// Memory: the waiting people's calls and rows (a chunk) and the aggregates' changes (written
+/// out when they pass a limit), whatever the history.
+package final class RollupKeeper {
+    struct Call: Hashable {
+        var day: Int64
+        var kind: String
+        var name: String
+    }
+    struct DayEvent: Hashable {
+        var day: Int64
+        var event: String
+    }
+    struct CohortWeek: Hashable {
+        var cohort: Int64
+        var number: Int64
+    }
+
+    private let db: any SQLSession
+    /// Each kept person's first counted day (`Rollups.always`: all of their history). Nil when
+    /// rebuilding: everyone from the start, nothing held before, the person tables written already.
+    private let since: [String: Int64]?
+    /// People whose `_model_people` row is made again even when their first day stays: their
+    /// first session was written again, so their first-touch source may have changed.
+    private let rewritten: Set<String>
+    private var current: String?
+    private var counts: [Call: Int64] = [:]
+    private var waiting: [(person: String, calls: [Call: Int64])] = []
+    private var waitingCalls = 0
+    /// Incremental builds: the people whose calls were settled (each must come once).
+    private var done = Set<String>()
+    private var activeChanges: [Int64: (dau: Int64, wau: Int64, mau: Int64)] = [:]
+    private var eventChanges: [DayEvent: (calls: Int64, people: Int64)] = [:]
+    private var retentionChanges: [CohortWeek: Int64] = [:]
+    /// The earliest day a change reached (rows emptied by it are deleted from it on).
+    private var from = Int64.max
+    private let peopleRows: any SQLAppender
+
+    /// People and calls a chunk holds before it is settled; aggregate changes held before
+    /// they are written.
+    static let chunkPeople = 5_000
+    static let chunkCalls = 50_000
+    static let heldChanges = 100_000
+
+    static let temporaryTables = ["m_r", "m_r_people", "m_r_active", "m_r_events", "m_r_weeks"]
+
+    /// For a build that touched these people (person → the `timestamp` of their earliest touched
+    /// call, or `Rollups.beginning`); `rewritten`: see the property.
+    package init(db: any SQLSession, since people: [String: String], rewritten: Set<String>) throws {
+        self.db = db
+        since = people.mapValues(Rollups.day(of:))
+        self.rewritten = rewritten
+        peopleRows = try Self.begin(db)
+    }
+
+    /// For a rebuild: every person counted, nothing before.
+    init(rebuilding db: any SQLSession) throws {
+        self.db = db
+        since = nil
+        rewritten = []
+        peopleRows = try Self.begin(db)
+    }
+
+    private static func begin(_ db: any SQLSession) throws -> any SQLAppender {
+        let d = db.dialect
+        try db.execute(d.recreateTemporary(TableDefinition("m_r_people", key: .columns(["person"], ordered: true), [
+            .init("person", .text), .init("first_day", .integer)])))
+        return try db.appender(d.temporary("m_r_people"), columns: ["person", "first_day"])
+    }
+
+    /// The first day counted for `person` (nil: not kept by this build).
+    package func firstDay(of person: String) -> Int64? {
+        guard let since else { return Rollups.always }
+        return since[person]
+    }
+
+    /// Where the build must read a kept person's calls from for the rollups: the start of their
+    /// first counted day (`Rollups.beginning`: all of them), nil for a person not kept.
+    package func readFrom(_ person: String) -> String? {
+        guard let day = firstDay(of: person) else { return nil }
+        return day == Rollups.always ? Rollups.beginning : Timestamp.format(Instant(seconds: day * 86_400))
+    }
+
+    /// Counts `calls` calls of `person` on `day` (a kind of `Rollups.sources` and the call's
+    /// name); calls before the person's first counted day and of people not kept are ignored.
+    package func count(person: String, day: Int64, kind: String, name: String, calls: Int64 = 1) throws {
+        guard let first = firstDay(of: person), day >= first else { return }
+        if person != current {
+            try close()
+            if since != nil && done.contains(person) {
+                throw WarehouseError(message: "models: the calls of \(person) were read apart (the build reads them in the order of the person)")
+            }
+            current = person
+        }
+        counts[Call(day: day, kind: kind, name: name), default: 0] += calls
+    }
+
+    /// The current person's calls are all counted.
+    private func close() throws {
+        guard let person = current else { return }
+        if since != nil { done.insert(person) }
+        waiting.append((person, counts))
+        waitingCalls += counts.count
+        counts = [:]
+        current = nil
+        if waiting.count >= Self.chunkPeople || waitingCalls >= Self.chunkCalls { try settle() }
+    }
+
+    /// Everything counted goes in; then the aggregates, the people, and the temporary tables.
+    package func finish() throws {
+        try close()
+        try settle()
+        if let since {
+            for person in since.keys.sorted() where !done.contains(person) {
+                waiting.append((person, [:]))
+                if waiting.count >= Self.chunkPeople { try settle() }
+            }
+            try settle()
+        }
+        try writeChanges()
+        try peopleRows.finish()
+        let d = db.dialect
+        let people = d.temporary("m_r_people")
         try db.execute("""
-            INSERT INTO _model_daily_events (day, event, calls, people)
-            SELECT day, event, sum(calls), sum(people) FROM (\(events(old, "-")) UNION ALL \(events(new, ""))) AS changes
-            WHERE true GROUP BY day, event HAVING sum(calls) <> 0 OR sum(people) <> 0
-            ON CONFLICT (day, event) DO UPDATE SET calls = _model_daily_events.calls + excluded.calls, people = _model_daily_events.people + excluded.people
+            DELETE FROM _model_people WHERE person IN (SELECT person FROM \(people));
+            INSERT INTO _model_people (person, first_day, source)
+              SELECT f.person, f.first_day, coalesce(s.utm_source, s.referrer_host, 'direct') FROM \(people) f
+              LEFT JOIN sessions s ON s.blended_user_id = f.person AND s.session_index = 1 WHERE f.first_day IS NOT NULL
             """)
-        try db.run("DELETE FROM _model_daily_events WHERE people = 0 AND day >= ?", [.integer(from)])
+        if from != Int64.max {
+            try db.run("DELETE FROM _model_daily_events WHERE people = 0 AND day >= ?", [.integer(from)])
+            try db.run("DELETE FROM _model_active_days WHERE dau_change = 0 AND wau_change = 0 AND mau_change = 0 AND day >= ?", [.integer(from)])
+            try db.execute("DELETE FROM _model_retention WHERE people = 0")
+        }
+        try db.execute(Self.temporaryTables.map { "DROP TABLE IF EXISTS \(d.temporary($0))" }.joined(separator: "; "))
+    }
+
+    /// The waiting people: what the rollups held for them, against what was counted.
+    private func settle() throws {
+        guard !waiting.isEmpty else { return }
+        let chunk = waiting
+        waiting = []
+        waitingCalls = 0
+        let d = db.dialect
+        var oldDays: [String: [(day: Int64, calls: Int64)]] = [:]
+        var oldCalls: [String: [Call: Int64]] = [:]
+        var oldFirst: [String: Int64] = [:]
+        var writes = Writes()
+        if let since {
+            let them = d.temporary("m_r")
+            try db.execute(d.recreateTemporary(TableDefinition("m_r", key: .columns(["person"], ordered: true), [
+                .init("person", .text), .init("since_day", .integer, "NOT NULL")])))
+            let insert = try db.appender(them, columns: ["person", "since_day"])
+            for (person, _) in chunk { try insert.append([.text(person), .integer(since[person] ?? Rollups.always)]) }
+            try insert.finish()
+            for row in try db.rows("""
+                SELECT p.person, p.day, p.calls FROM \(them) r CROSS JOIN _model_person_days p
+                WHERE p.person = r.person AND p.day >= r.since_day - \(Rollups.window - 1)
+                """) {
+                guard let person = row[0].idText, let day = row[1].integer else { continue }
+                oldDays[person, default: []].append((day, row[2].integer ?? 0))
+            }
+            for row in try db.rows("SELECT p.person, p.first_day FROM _model_people p WHERE p.person IN (SELECT person FROM \(them))") {
+                if let person = row[0].idText, let day = row[1].integer { oldFirst[person] = day }
+            }
+            // Their calls on the days they had from the first counted day on (a night's people
+            // mostly have none: their new day is new).
+            let callsOfDay = try db.prepared("SELECT kind, name, calls FROM _model_person_events WHERE day = ? AND person = ?")
+            for (person, days) in oldDays {
+                let first = since[person] ?? Rollups.always
+                for (day, _) in days where day >= first {
+                    for row in try callsOfDay.rows([.integer(day), .text(person)]) {
+                        oldCalls[person, default: [:]][Call(day: day, kind: row[0].text ?? "other", name: row[1].idText ?? "")] = row[2].integer ?? 0
+                    }
+                }
+            }
+        }
+        for (person, calls) in chunk {
+            let days = (oldDays[person] ?? []).sorted { $0.day < $1.day }
+            try apply(person, calls, oldDays: days, oldCalls: oldCalls[person] ?? [:], oldFirst: oldFirst[person], into: &writes)
+        }
+        guard since != nil else { return }
+        // The rows that differ: the old ones out, the new ones in, in the tables' key order.
+        let dropCall = try db.prepared("DELETE FROM _model_person_events WHERE day = ? AND person = ? AND kind = ? AND name = ?")
+        for (person, call) in writes.droppedCalls {
+            try dropCall.perform([.integer(call.day), .text(person), .text(call.kind), .text(call.name)])
+        }
+        let dropDay = try db.prepared("DELETE FROM _model_person_days WHERE person = ? AND day = ?")
+        for (person, day) in writes.droppedDays { try dropDay.perform([.text(person), .integer(day)]) }
+        let insertCall = try db.appender("_model_person_events", columns: ["day", "person", "kind", "name", "calls"])
+        for row in writes.calls.sorted(by: Writes.callOrder) {
+            try insertCall.append([.integer(row.call.day), .text(row.person), .text(row.call.kind), .text(row.call.name), .integer(row.calls)])
+        }
+        try insertCall.finish()
+        let insertDay = try db.appender("_model_person_days", columns: ["person", "day", "calls"])
+        for row in writes.days.sorted(by: Writes.dayOrder) { try insertDay.append([.text(row.person), .integer(row.day), .integer(row.calls)]) }
+        try insertDay.finish()
+        if activeChanges.count + eventChanges.count + retentionChanges.count > Self.heldChanges { try writeChanges() }
+    }
+
+    /// The rows of the person tables a chunk changes.
+    struct Writes {
+        var droppedCalls: [(person: String, call: Call)] = []
+        var droppedDays: [(person: String, day: Int64)] = []
+        var calls: [(person: String, call: Call, calls: Int64)] = []
+        var days: [(person: String, day: Int64, calls: Int64)] = []
+
+        /// Byte order, as the tables' keys are stored (SQLite's BINARY collation).
+        static func before(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
+        static func callOrder(_ a: (person: String, call: Call, calls: Int64), _ b: (person: String, call: Call, calls: Int64)) -> Bool {
+            if a.call.day != b.call.day { return a.call.day < b.call.day }
+            if a.person != b.person { return before(a.person, b.person) }
+            if a.call.kind != b.call.kind { return before(a.call.kind, b.call.kind) }
+            return before(a.call.name, b.call.name)
+        }
+        static func dayOrder(_ a: (person: String, day: Int64, calls: Int64), _ b: (person: String, day: Int64, calls: Int64)) -> Bool {
+            a.person != b.person ? before(a.person, b.person) : a.day < b.day
+        }
+    }
+
+    /// One person: their rows that differ, their first day, and the aggregates' changes (their
+    /// figures after, less their figures before, from their first counted day on).
+    private func apply(_ person: String, _ new: [Call: Int64], oldDays: [(day: Int64, calls: Int64)], oldCalls: [Call: Int64],
+                       oldFirst: Int64?, into writes: inout Writes) throws {
+        let first = firstDay(of: person) ?? Rollups.always
+        from = min(from, first)
+        var newByDay: [Int64: Int64] = [:]
+        for (call, calls) in new { newByDay[call.day, default: 0] += calls }
+        if since != nil {
+            for (call, calls) in oldCalls where new[call] != calls { writes.droppedCalls.append((person, call)) }
+            for (call, calls) in new where oldCalls[call] != calls { writes.calls.append((person, call, calls)) }
+            var oldByDay: [Int64: Int64] = [:]
+            for (day, calls) in oldDays where day >= first { oldByDay[day] = calls }
+            for (day, calls) in oldByDay where newByDay[day] != calls { writes.droppedDays.append((person, day)) }
+            for (day, calls) in newByDay where oldByDay[day] != calls { writes.days.append((person, day, calls)) }
+        }
+        let before = oldDays.map(\.day)
+        let after = before.filter { $0 < first } + newByDay.keys.sorted()
+
+        // Calls and people per day and event: a page view is the event `page`, a screen view
+        // `screen`; identify, group and alias calls and unnamed tracks are no event.
+        func events(_ calls: [Call: Int64]) -> [DayEvent: Int64] {
+            var out: [DayEvent: Int64] = [:]
+            for (call, n) in calls where call.kind != "other" && !(call.kind == "track" && call.name.isEmpty) {
+                out[DayEvent(day: call.day, event: call.kind == "track" ? call.name : call.kind), default: 0] += n
+            }
+            return out
+        }
+        for (key, calls) in events(oldCalls) { moveEvent(key, calls: -calls, people: -1) }
+        for (key, calls) in events(new) { moveEvent(key, calls: calls, people: 1) }
 
         // DAU, WAU, MAU: each active day covers itself and the days after it up to the window,
         // or up to the person's next active day; +1 where that run starts, -1 where it ends,
-        // counted from the day of the change on.
-        try db.execute("""
-            INSERT INTO \(t("m_r_segments")) (person, day, next_day, since_day, weight)
-              SELECT p.person, p.day, lead(p.day) OVER (PARTITION BY p.person ORDER BY p.day), r.since_day, -1
-              FROM \(oldDays) p JOIN \(them) r ON r.person = p.person;
-            INSERT INTO \(t("m_r_segments")) (person, day, next_day, since_day, weight)
-              SELECT p.person, p.day, lead(p.day) OVER (PARTITION BY p.person ORDER BY p.day), r.since_day, 1
-              FROM \(newDays) p JOIN \(them) r ON r.person = p.person
-            """)
-        var changes: [String] = []
-        for (w, column) in [(1, 0), (7, 1), (30, 2)] {
-            func columns(_ value: String) -> String { (0..<3).map { "\($0 == column ? value : "0") AS c\($0 + 1)" }.joined(separator: ", ") }
-            let runs = """
-                SELECT CASE WHEN day < since_day THEN since_day ELSE day END AS run_start,
-                       CASE WHEN next_day IS NOT NULL AND next_day < day + \(w) THEN next_day ELSE day + \(w) END AS run_end, weight
-                FROM \(t("m_r_segments"))
-                """
-            changes.append("SELECT run_start AS day, \(columns("weight")) FROM (\(runs)) AS runs WHERE run_end > run_start")
-            changes.append("SELECT run_end AS day, \(columns("-weight")) FROM (\(runs)) AS runs WHERE run_end > run_start")
+        // counted from the first counted day on.
+        func runs(_ days: [Int64], _ weight: Int64) {
+            for (i, day) in days.enumerated() {
+                let next = i + 1 < days.count ? days[i + 1] : nil
+                let start = max(day, first)
+                var change = [Int64](repeating: 0, count: 3)
+                for (column, width) in [Int64(1), 7, Rollups.window].enumerated() {
+                    let end = next.map { min($0, day + width) } ?? day + width
+                    guard end > start else { continue }
+                    change[column] = weight
+                    moveActive(start, change)
+                    change[column] = -weight
+                    moveActive(end, change)
+                    change[column] = 0
+                }
+            }
         }
+        runs(before, -1)
+        runs(after, 1)
+
+        // The first day: unchanged when the person had days before the first counted one.
+        let firstAfter = oldFirst.flatMap { $0 < first ? $0 : nil } ?? after.first
+
+        // Retention: the person's (cohort, week) pairs from the week of the first counted day on
+        // (a cohort that changed has no rows before it at all).
+        func pairs(_ days: [Int64], cohortDay: Int64, _ weight: Int64) {
+            let cohort = Rollups.week(cohortDay), from = Rollups.week(first)
+            var seen = Set<Int64>()
+            for day in days where Rollups.week(day) >= from && seen.insert(Rollups.week(day)).inserted {
+                retentionChanges[CohortWeek(cohort: cohort, number: (Rollups.week(day) - cohort) / 7), default: 0] += weight
+            }
+        }
+        if let oldFirst { pairs(before, cohortDay: oldFirst, -1) }
+        if let firstAfter { pairs(after, cohortDay: firstAfter, 1) }
+
+        if since == nil || firstAfter != oldFirst || rewritten.contains(person) {
+            try peopleRows.append([.text(person), firstAfter.map { .integer($0) } ?? .null])
+        }
+    }
+
+    private func moveEvent(_ key: DayEvent, calls: Int64, people: Int64) {
+        let was = eventChanges[key] ?? (0, 0)
+        eventChanges[key] = (was.calls + calls, was.people + people)
+    }
+
+    private func moveActive(_ day: Int64, _ change: [Int64]) {
+        let was = activeChanges[day] ?? (0, 0, 0)
+        activeChanges[day] = (was.dau + change[0], was.wau + change[1], was.mau + change[2])
+    }
+
+    /// The aggregates' changes held so far, added to their rows (one statement a table).
+    private func writeChanges() throws {
+        let d = db.dialect
+        func t(_ name: String) -> String { d.temporary(name) }
+        try db.execute([
+            d.recreateTemporary(TableDefinition("m_r_active", TableDefinition.columns(
+                "day INTEGER NOT NULL,dau_change INTEGER NOT NULL,wau_change INTEGER NOT NULL,mau_change INTEGER NOT NULL"))),
+            d.recreateTemporary(TableDefinition("m_r_events", TableDefinition.columns(
+                "day INTEGER NOT NULL,event TEXT NOT NULL,calls INTEGER NOT NULL,people INTEGER NOT NULL"))),
+            d.recreateTemporary(TableDefinition("m_r_weeks", TableDefinition.columns(
+                "cohort_week INTEGER NOT NULL,week_number INTEGER NOT NULL,people INTEGER NOT NULL"))),
+        ].joined(separator: ";\n"))
+        let active = try db.appender(t("m_r_active"), columns: ["day", "dau_change", "wau_change", "mau_change"])
+        for (day, change) in activeChanges.sorted(by: { $0.key < $1.key }) where change != (0, 0, 0) {
+            try active.append([.integer(day), .integer(change.dau), .integer(change.wau), .integer(change.mau)])
+        }
+        try active.finish()
+        let events = try db.appender(t("m_r_events"), columns: ["day", "event", "calls", "people"])
+        for (key, change) in eventChanges where change != (0, 0) {
+            try events.append([.integer(key.day), .text(key.event), .integer(change.calls), .integer(change.people)])
+        }
+        try events.finish()
+        let weeks = try db.appender(t("m_r_weeks"), columns: ["cohort_week", "week_number", "people"])
+        for (key, people) in retentionChanges where people != 0 {
+            try weeks.append([.integer(key.cohort), .integer(key.number), .integer(people)])
+        }
+        try weeks.finish()
+        activeChanges = [:]
+        eventChanges = [:]
+        retentionChanges = [:]
+        // WHERE true: SQLite's parser needs it between a SELECT and ON CONFLICT.
         try db.execute("""
             INSERT INTO _model_active_days (day, dau_change, wau_change, mau_change)
-            SELECT day, sum(c1), sum(c2), sum(c3) FROM (\(changes.joined(separator: "\nUNION ALL\n"))) AS changes
-            WHERE true GROUP BY day HAVING sum(c1) <> 0 OR sum(c2) <> 0 OR sum(c3) <> 0
-            ON CONFLICT (day) DO UPDATE SET dau_change = _model_active_days.dau_change + excluded.dau_change,
-              wau_change = _model_active_days.wau_change + excluded.wau_change, mau_change = _model_active_days.mau_change + excluded.mau_change
-            """)
-        try db.run("DELETE FROM _model_active_days WHERE dau_change = 0 AND wau_change = 0 AND mau_change = 0 AND day >= ?", [.integer(from)])
-
-        // Retention: the person's (cohort, week) pairs from the week of the change on (a
-        // cohort that changed has no rows before the change at all).
-        func pairs(_ rows: String, _ firsts: String, _ sign: String) -> String {
-            """
-            SELECT cohort_week, (week - cohort_week) / 7 AS week_number, \(sign)count(*) AS people FROM (
-              SELECT DISTINCT x.person, \(week("f.first_day")) AS cohort_week, \(week("x.day")) AS week
-              FROM \(rows) x JOIN \(them) r ON r.person = x.person JOIN \(firsts) f ON f.person = x.person
-              WHERE x.day >= \(week("r.since_day"))) AS weeks
-            GROUP BY cohort_week, week
-            """
-        }
-        try db.execute("""
+              SELECT day, dau_change, wau_change, mau_change FROM \(t("m_r_active")) WHERE true
+              ON CONFLICT (day) DO UPDATE SET dau_change = _model_active_days.dau_change + excluded.dau_change,
+                wau_change = _model_active_days.wau_change + excluded.wau_change, mau_change = _model_active_days.mau_change + excluded.mau_change;
+            INSERT INTO _model_daily_events (day, event, calls, people)
+              SELECT day, event, calls, people FROM \(t("m_r_events")) WHERE true
+              ON CONFLICT (day, event) DO UPDATE SET calls = _model_daily_events.calls + excluded.calls, people = _model_daily_events.people + excluded.people;
             INSERT INTO _model_retention (cohort_week, week_number, people)
-            SELECT cohort_week, week_number, sum(people) FROM (\(pairs(oldDays, t("m_r_first_old"), "-")) UNION ALL \(pairs(newDays, t("m_r_first_new"), ""))) AS changes
-            WHERE true GROUP BY cohort_week, week_number HAVING sum(people) <> 0
-            ON CONFLICT (cohort_week, week_number) DO UPDATE SET people = _model_retention.people + excluded.people
+              SELECT cohort_week, week_number, people FROM \(t("m_r_weeks")) WHERE true
+              ON CONFLICT (cohort_week, week_number) DO UPDATE SET people = _model_retention.people + excluded.people
             """)
-        try db.execute("DELETE FROM _model_retention WHERE people = 0")
-        try db.execute(temporaryTables.map { "DROP TABLE IF EXISTS \(t($0))" }.joined(separator: "; "))
     }
 }

@@ -15,17 +15,26 @@ extension Builder {
     }
 
     /// Recomputes page views and sessions from the people's pages, screens and tracks, read in
-    /// the order of the person, then timestamp, received_at and id.
-    mutating func rebuildActivity(_ scope: Scope) throws {
+    /// the order of the person, then timestamp, received_at and id. With `keeper`, the same read
+    /// also brings their identify, group and alias calls and every call from the rollups' first
+    /// counted day on (before a cut when that day starts earlier), for the keeper to count.
+    mutating func rebuildActivity(_ scope: Scope, rollups keeper: RollupKeeper? = nil) throws {
         let kinds = activityTables.map { ($0, String($0.dropLast())) }
-        guard !kinds.isEmpty else { return }
+        let others = keeper == nil ? [] : ["identifies", "groups", "aliases"].filter(callTables.contains)
+        guard !kinds.isEmpty || !others.isEmpty else { return }
         var selects: [String] = []
-        for (table, kind) in kinds {
+        for (table, kind) in kinds + others.map({ ($0, "other") }) {
+            let activity = kind != "other"
             let page = kind == "page"
-            let view = kind != "track"
+            let view = kind == "page" || kind == "screen"
             // The device class is computed here: a user agent is long, its class one word.
-            let device = "CASE " + DeviceClass.names.map { "WHEN \(dialect.contains("x.context_user_agent", $0.text)) THEN '\($0.text)'" }.joined(separator: " ")
+            let device = !activity ? "NULL" : "CASE " + DeviceClass.names.map { "WHEN \(dialect.contains("x.context_user_agent", $0.text)) THEN '\($0.text)'" }.joined(separator: " ")
                 + " ELSE 'other' END"
+            // Whether the row is after the cut (read for the rollups only, when not), its UTC
+            // day and the name the rollups count it by.
+            var inSession = "1"
+            if case .from = scope { inSession = "CASE WHEN x.timestamp >= c.cut THEN 1 ELSE 0 END" }
+            let counted = keeper == nil ? nil : Rollups.counted(table)
             let columns = [
                 "'\(kind)'", "x.id", "x.anonymous_id", "x.user_id", "x.timestamp", "x.received_at",
                 page ? "x.url" : "NULL", page ? "x.context_page_url" : "NULL", page ? "x.path" : "NULL",
@@ -35,13 +44,16 @@ extension Builder {
                 view ? "x.context_campaign_source" : "NULL", view ? "x.context_campaign_medium" : "NULL",
                 view ? "x.context_campaign_name" : "NULL", view ? "x.context_campaign_term" : "NULL",
                 view ? "x.context_campaign_content" : "NULL",
+                inSession, counted == nil ? "NULL" : dialect.dayNumber("x.\"timestamp\""), counted?.name ?? "NULL",
             ].joined(separator: ", ")
             // For some people, the join order is written out (CROSS JOIN keeps it): the temp
             // table of people first, then each one's rows through the (id, timestamp) index.
             // Left to itself, SQLite (no statistics) scanned the whole call table, or every
             // anonymous row through the user_id index for `user_id IS NULL`, so a night's
             // models cost in proportion to the history. `unindexed` keeps that index out.
+            // Identify, group and alias calls (few, other indexes) are read as the planner likes.
             let anonymous = "\(unindexed("x.user_id")) IS NULL"
+            let join = activity ? "CROSS JOIN" : ","
             switch scope {
             case .all:
                 selects += [
@@ -50,19 +62,20 @@ extension Builder {
                 ]
             case .people:
                 selects += [
-                    "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(temp("m_person_users")) p CROSS JOIN \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id = p.id",
-                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(temp("m_person_anons")) p CROSS JOIN \(table) x LEFT JOIN identities i ON i.anonymous_id = \(dialect.anonymousKey(of: "x")) WHERE x.anonymous_id = p.id AND \(anonymous)",
+                    "SELECT coalesce(al.final_id, x.user_id) AS b, \(columns) FROM \(temp("m_person_users")) p \(join) \(table) x LEFT JOIN _model_aliases al ON al.id = x.user_id WHERE x.user_id = p.id",
+                    "SELECT coalesce(i.user_id, x.anonymous_id) AS b, \(columns) FROM \(temp("m_person_anons")) p \(join) \(table) x LEFT JOIN identities i ON i.anonymous_id = \(dialect.anonymousKey(of: "x")) WHERE x.anonymous_id = p.id AND \(anonymous)",
                 ]
             case .from:
                 selects += [
-                    "SELECT u.person AS b, \(columns) FROM \(temp("m_cut_users")) u CROSS JOIN \(temp("m_cuts")) c CROSS JOIN \(table) x WHERE c.person = u.person AND x.user_id = u.id AND x.timestamp >= c.cut",
-                    "SELECT a.person AS b, \(columns) FROM \(temp("m_cut_anons")) a CROSS JOIN \(temp("m_cuts")) c CROSS JOIN \(table) x WHERE c.person = a.person AND x.anonymous_id = a.id AND \(anonymous) AND x.timestamp >= c.cut",
+                    "SELECT u.person AS b, \(columns) FROM \(temp("m_cut_users")) u CROSS JOIN \(temp("m_cuts")) c \(join) \(table) x WHERE c.person = u.person AND x.user_id = u.id AND x.timestamp >= c.read_from",
+                    "SELECT a.person AS b, \(columns) FROM \(temp("m_cut_anons")) a CROSS JOIN \(temp("m_cuts")) c \(join) \(table) x WHERE c.person = a.person AND x.anonymous_id = a.id AND \(anonymous) AND x.timestamp >= c.read_from",
                 ]
             }
         }
         // Columns: 0 b, 1 kind, 2 id, 3 anonymous_id, 4 user_id, 5 timestamp, 6 received_at, 7 url, 8 context_page_url,
         // 9 path, 10 title, 11 context_page_title, 12 referrer, 13 context_page_referrer, 14 name, 15 device,
-        // 16-20 campaign source, medium, name, term, content.
+        // 16-20 campaign source, medium, name, term, content, 21 in the session (after the cut), 22 UTC day,
+        // 23 the rollups' name.
         let union = selects.joined(separator: " UNION ALL ")
         let (byBytes, nullsFirst) = (dialect.byBytes, dialect.nullsFirst)
         let activity = "SELECT * FROM (\(union)) AS activity ORDER BY b\(byBytes), \"timestamp\"\(nullsFirst), received_at\(nullsFirst), id\(byBytes)"
@@ -85,6 +98,11 @@ extension Builder {
             }
             // An id whose person is not being rebuilt cannot appear; skip rather than half-write one.
             if case .people(let set) = scope, !set.contains(person) { return }
+            let kind = activity.value(at: 1).text ?? "other"
+            if let keeper, let day = activity.value(at: 22).integer {
+                try keeper.count(person: person, day: day, kind: kind, name: activity.value(at: 23).idText ?? "")
+            }
+            guard kind != "other", activity.value(at: 21).integer != 0 else { return }
             rows.append(Activity(activity))
         }
         try flush()

@@ -30,8 +30,10 @@ struct Builder {
     static func personMap(_ name: String) -> TableDefinition {
         TableDefinition(name, key: .columns(["id"], ordered: true), [.init("id", .text), .init("person", .text, "NOT NULL")])
     }
+    /// The people modelled from a cut: their sessions from `cut` on, their calls from
+    /// `read_from` on (the start of the rollups' first counted day, when earlier).
     static let cuts = TableDefinition("m_cuts", key: .columns(["person"], ordered: true),
-                                      [.init("person", .text), .init("cut", .timestamp, "NOT NULL")])
+                                      [.init("person", .text), .init("cut", .timestamp, "NOT NULL"), .init("read_from", .timestamp, "NOT NULL")])
     static let temporaryTables = ["m_users", "m_changed_users", "m_anons", "m_people", "m_person_users", "m_person_anons",
                                   "m_cuts", "m_cut_users", "m_cut_anons"]
 
@@ -142,6 +144,21 @@ struct Builder {
             cuts.append((person, cut, upTo - 1))
         }
 
+        // The rollups count every kind of call, identify, group and alias too (sessions only
+        // activity): a person an id joined or left is counted again from the start, everyone
+        // else with new calls from the day of the earliest. They are counted in the reads below.
+        var keeper: RollupKeeper?
+        if keepsRollups {
+            var rollup = since
+            for person in full { rollup[person] = Rollups.beginning }
+            for user in changedUsers { rollup[graph.final(user)] = Rollups.beginning }
+            for anon in anons where before[anon] != after[anon] { rollup[after[anon] ?? anon] = Rollups.beginning }
+            // Their first session is written again (so may their first-touch source be) unless
+            // the cut keeps sessions before it.
+            let keptFirst = Set(cuts.filter { $0.kept > 0 }.map(\.person))
+            keeper = try RollupKeeper(db: db, since: rollup, rewritten: Set(rollup.keys.filter { !keptFirst.contains($0) }))
+        }
+
         if !full.isEmpty {
             try fill("m_people", full)
             try fill("m_person_users", full)
@@ -154,16 +171,21 @@ struct Builder {
                 "DELETE FROM sessions WHERE blended_user_id IN (\(people))",
                 "DELETE FROM page_views WHERE blended_user_id IN (\(people))",
             ].joined(separator: ";\n"))
-            try rebuildActivity(.people(full))
+            try rebuildActivity(.people(full), rollups: keeper)
         }
         if !cuts.isEmpty {
             try db.execute([dialect.recreateTemporary(Self.cuts), dialect.recreateTemporary(Self.personMap("m_cut_users")),
                             dialect.recreateTemporary(Self.personMap("m_cut_anons"))].joined(separator: ";\n"))
-            let insertCut = try db.prepared("INSERT INTO \(temp("m_cuts")) (person, cut) VALUES (?, ?)")
+            let insertCut = try db.prepared("INSERT INTO \(temp("m_cuts")) (person, cut, read_from) VALUES (?, ?, ?)")
             let dropSessions = try db.prepared("DELETE FROM sessions WHERE blended_user_id = ? AND started_at >= ?")
             let dropViews = try db.prepared("DELETE FROM page_views WHERE blended_user_id = ? AND timestamp >= ?")
             for c in cuts {
-                try insertCut.perform([.text(c.person), .text(c.cut)])
+                var readFrom = c.cut
+                if let counted = keeper?.readFrom(c.person),
+                   counted == Rollups.beginning || Timestamp.parse(counted).map({ day in Timestamp.parse(c.cut).map { day < $0 } ?? true }) ?? false {
+                    readFrom = counted
+                }
+                try insertCut.perform([.text(c.person), .text(c.cut), .text(readFrom)])
                 try dropSessions.perform([.text(c.person), .text(c.cut)])
                 try dropViews.perform([.text(c.person), .text(c.cut)])
             }
@@ -174,19 +196,10 @@ struct Builder {
                 dialect.insertSkippingDuplicates(into: cutAnons, "SELECT i.anonymous_id, i.user_id FROM identities i JOIN \(cutTable) c ON c.person = i.user_id"),
                 dialect.insertSkippingDuplicates(into: cutAnons, "SELECT person, person FROM \(cutTable) WHERE person NOT IN (SELECT anonymous_id FROM identities)"),
             ].joined(separator: ";\n"))
-            try rebuildActivity(.from(Dictionary(uniqueKeysWithValues: cuts.map { ($0.person, $0.kept) })))
+            try rebuildActivity(.from(Dictionary(uniqueKeysWithValues: cuts.map { ($0.person, $0.kept) })), rollups: keeper)
         }
         try db.execute(Self.temporaryTables.map { "DROP TABLE IF EXISTS \(temp($0))" }.joined(separator: "; "))
-
-        // The rollups count every kind of call, identify, group and alias too (sessions only
-        // activity): a person an id joined or left is counted again from the start, everyone
-        // else with new calls from the day of the earliest.
-        guard keepsRollups else { return }
-        var rollup = since
-        for person in full { rollup[person] = Rollups.beginning }
-        for user in changedUsers { rollup[graph.final(user)] = Rollups.beginning }
-        for anon in anons where before[anon] != after[anon] { rollup[after[anon] ?? anon] = Rollups.beginning }
-        try Rollups.update(db, people: rollup)
+        try keeper?.finish()
     }
 
     /// The tables whose calls are activity (sessions are made of them).
