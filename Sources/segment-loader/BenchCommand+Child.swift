@@ -46,43 +46,99 @@ extension BenchCommand {
         print("corpus: \(nights) nights of \(people) people (\(Int(activeShare * 100))% active a night), \(spec.files) archives a night, in \(dir)/\(spec.folderName)"
               + (generated ? " (generated in \(seconds(Date().timeIntervalSince(genStart))) s)" : " (reused)"))
         let executable = loader.map { URL(fileURLWithPath: $0).standardizedFileURL.path } ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path
-        let db = root.appendingPathComponent("nightly.sqlite")
-        for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: db.path + suffix) }
-        var rows: [[String]] = [["night", "messages", "people", "wall s", "load s", "models s", "written MB", "written/NDJSON", "peak RSS MB", "warehouse MB"]]
-        var walls: [Double] = [], ratios: [Double] = [], modelShare: [(Double, Double)] = []
+        // With --versus, a second warehouse loaded night by night by the other binary, each
+        // night's two loads one right after the other, in turns first: the machine's drift
+        // over the minutes of a month falls on both alike, and each night gives a ratio.
+        var lines = [Line(name: "", executable: executable, db: root.appendingPathComponent("nightly.sqlite"))]
+        if let versus {
+            lines.append(Line(name: "versus", executable: URL(fileURLWithPath: versus).standardizedFileURL.path,
+                              db: root.appendingPathComponent("nightly-versus.sqlite")))
+        }
+        for line in lines {
+            for suffix in ["", "-wal", "-shm", ".lock"] { try? FileManager.default.removeItem(atPath: line.db.path + suffix) }
+        }
+        var header = ["night", "messages", "people", "wall s", "load s", "models s", "written MB", "written/NDJSON", "peak RSS MB", "warehouse MB"]
+        if lines.count == 2 { header += ["versus wall s", "versus models s", "versus written MB", "wall ratio", "models ratio"] }
+        var rows: [[String]] = [header]
         for (n, night) in nightFolders.enumerated() {
-            let report = root.appendingPathComponent("nightly-report.json")
-            // Every page clean, as a night's run finds them a day after the last one: a page
-            // still dirty from the night before would take the new write for free.
-            sync()
-            let child = try runChild([executable, "load", "--db", db.path, "--report", report.path, night.path])
-            guard child.status == 0 else {
-                throw ValidationError("night \(n + 1) exited with status \(child.status); run it by hand to see why: \(executable) load --db \(db.path) \(night.path)")
+            var figures: [NightFigures] = Array(repeating: NightFigures(), count: lines.count)
+            for k in (n % 2 == 0 ? Array(lines.indices) : lines.indices.reversed()) {
+                figures[k] = try loadNight(n, night, lines[k], report: root.appendingPathComponent("nightly-report.json"))
+                lines[k].nights.append(figures[k])
             }
-            let json = try JSONParser.parse(String(decoding: try Data(contentsOf: report), as: UTF8.self))
-            let models = number(json["models"]?["seconds"])
-            let ndjson = number(json["inflated_bytes"])
-            let ratio = Double(child.writtenBytes) / max(1, ndjson)
-            let size = (try? FileManager.default.attributesOfItem(atPath: db.path)[.size] as? Int) ?? 0
-            walls.append(child.wall)
-            ratios.append(ratio)
-            modelShare.append((child.wall - models, models))
-            rows.append(["\(n + 1)", "\(Int(number(json["totals"]?["loaded"])))", "\(Int(number(json["models"]?["people"])))",
-                         seconds(child.wall), seconds(child.wall - models), seconds(models), mb(child.writtenBytes),
-                         String(format: "%.1f", ratio), "\(child.maxRSSKilobytes / 1024)", mb(Int64(size))])
-            FileHandle.standardError.write(Data("night \(n + 1) of \(nightFolders.count): \(seconds(child.wall)) s\n".utf8))
+            let f = figures[0]
+            var row = ["\(n + 1)", "\(f.messages)", "\(f.people)", seconds(f.wall), seconds(f.wall - f.models), seconds(f.models), mb(f.written),
+                       String(format: "%.1f", f.ratio), "\(f.peakKilobytes / 1024)", mb(f.size)]
+            if let v = figures.dropFirst().first {
+                row += [seconds(v.wall), seconds(v.models), mb(v.written), String(format: "%.2f", f.wall / v.wall), String(format: "%.2f", f.models / max(0.001, v.models))]
+            }
+            rows.append(row)
+            FileHandle.standardError.write(Data(("night \(n + 1) of \(nightFolders.count): \(seconds(f.wall)) s"
+                + (figures.count == 2 ? ", versus \(seconds(figures[1].wall)) s" : "") + "\n").utf8))
         }
         print(table(rows))
         print("(wall is the whole `load`, models the build of the models after it (from its report), load the rest; written is what the load handed to write(2), after a sync, NDJSON the nights' inflated bytes; people is the models' people)")
-        if walls.count >= 7 {
-            func mean(_ xs: ArraySlice<Double>) -> Double { xs.reduce(0, +) / Double(xs.count) }
-            let early = mean(walls[1...5]), late = mean(walls.suffix(5))
-            let earlyLoad = mean(modelShare[1...5].map(\.0)[...]), lateLoad = mean(modelShare.suffix(5).map(\.0)[...])
-            let earlyModels = mean(modelShare[1...5].map(\.1)[...]), lateModels = mean(modelShare.suffix(5).map(\.1)[...])
-            print(String(format: "growth: the last 5 nights' mean wall %.2f s is %.2fx nights 2-6 (%.2f s); load %.2fx (%.2f -> %.2f s), models %.2fx (%.2f -> %.2f s); written/NDJSON %.1f -> %.1f",
-                         late, late / early, early, lateLoad / earlyLoad, earlyLoad, lateLoad, lateModels / max(0.001, earlyModels), earlyModels, lateModels,
-                         mean(ratios[1...5]), mean(ratios.suffix(5))))
+        func mean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(max(1, xs.count)) }
+        for line in lines where line.nights.count >= 7 {
+            let walls = line.nights.map(\.wall), ratios = line.nights.map(\.ratio)
+            let loads = line.nights.map { $0.wall - $0.models }, models = line.nights.map(\.models)
+            let early = mean(Array(walls[1...5])), late = mean(walls.suffix(5))
+            let (earlyLoad, lateLoad) = (mean(Array(loads[1...5])), mean(loads.suffix(5)))
+            let (earlyModels, lateModels) = (mean(Array(models[1...5])), mean(models.suffix(5)))
+            print(String(format: "growth%@: the last 5 nights' mean wall %.2f s is %.2fx nights 2-6 (%.2f s); load %.2fx (%.2f -> %.2f s), models %.2fx (%.2f -> %.2f s); written/NDJSON %.1f -> %.1f",
+                         line.name.isEmpty ? "" : " (\(line.name))", late, late / early, early, lateLoad / earlyLoad, earlyLoad, lateLoad,
+                         lateModels / max(0.001, earlyModels), earlyModels, lateModels, mean(Array(ratios[1...5])), mean(ratios.suffix(5))))
         }
+        if lines.count == 2 {
+            let (a, b) = (lines[0].nights, lines[1].nights)
+            let pairs = zip(a, b).map { (wall: $0.wall / $1.wall, models: $0.models / max(0.001, $1.models), written: Double($0.written) / Double(max(1, $1.written))) }
+            let last = Array(pairs.suffix(5)), all = Array(pairs.dropFirst())
+            print(String(format: "paired, this loader against --versus %@: wall ratio %.3f over the last 5 nights (%.3f over nights 2-%d; median %.3f), models %.3f, written %.3f; total wall %.1f s against %.1f s",
+                         lines[1].executable, mean(last.map(\.wall)), mean(all.map(\.wall)), pairs.count, median(all.map(\.wall)),
+                         mean(last.map(\.models)), mean(last.map(\.written)), a.map(\.wall).reduce(0, +), b.map(\.wall).reduce(0, +)))
+        }
+    }
+
+    /// One line of nights: a binary and its warehouse.
+    struct Line {
+        var name: String
+        var executable: String
+        var db: URL
+        var nights: [NightFigures] = []
+    }
+
+    struct NightFigures {
+        var wall = 0.0, models = 0.0, ratio = 0.0
+        var written: Int64 = 0, size: Int64 = 0
+        var messages = 0, people = 0, peakKilobytes = 0
+    }
+
+    func median(_ xs: [Double]) -> Double {
+        let sorted = xs.sorted()
+        guard !sorted.isEmpty else { return 0 }
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+
+    /// Night `n` (from 0) loaded by `line`'s binary into its warehouse, as cron would.
+    func loadNight(_ n: Int, _ night: URL, _ line: Line, report: URL) throws -> NightFigures {
+        // Every page clean, as a night's run finds them a day after the last one: a page
+        // still dirty from the night before would take the new write for free.
+        sync()
+        let child = try runChild([line.executable, "load", "--db", line.db.path, "--report", report.path, night.path])
+        guard child.status == 0 else {
+            throw ValidationError("night \(n + 1) exited with status \(child.status); run it by hand to see why: \(line.executable) load --db \(line.db.path) \(night.path)")
+        }
+        let json = try JSONParser.parse(String(decoding: try Data(contentsOf: report), as: UTF8.self))
+        var f = NightFigures()
+        f.wall = child.wall
+        f.models = number(json["models"]?["seconds"])
+        f.ratio = Double(child.writtenBytes) / max(1, number(json["inflated_bytes"]))
+        f.written = child.writtenBytes
+        f.size = Int64((try? FileManager.default.attributesOfItem(atPath: line.db.path)[.size] as? Int) ?? 0)
+        f.messages = Int(number(json["totals"]?["loaded"]))
+        f.people = Int(number(json["models"]?["people"]))
+        f.peakKilobytes = child.maxRSSKilobytes
+        return f
     }
 
     /// Before a timed PostgreSQL part: a checkpoint, then until no autovacuum worker is busy

@@ -45,6 +45,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: .hidden) var generateOnly = false
     @Option(help: ArgumentHelp("With --nightly: the segment-loader binary whose loads are measured (default: this one), to compare two builds on one corpus with one measure.", valueName: "path"))
     var loader: String?
+    @Option(help: ArgumentHelp("With --nightly: also load every night with this other segment-loader binary into a second warehouse, the two loads of a night one after the other (in turns first), and print each night's ratios and their mean: the way to compare two builds on a noisy machine.", valueName: "path"))
+    var versus: String?
     @Option(help: ArgumentHelp("With --nightly: people in the population, each with one anonymous id.", valueName: "n")) var people: Int = 40_000
     @Option(help: ArgumentHelp("With --nightly: share of the people active on a night.", valueName: "share")) var activeShare: Double = 0.15
 
@@ -68,6 +70,10 @@ struct BenchCommand: ParsableCommand {
         if let loader {
             guard nightly else { throw ValidationError("--loader goes with --nightly") }
             guard access(loader, X_OK) == 0 else { throw ValidationError("--loader \(loader): not an executable file") }
+        }
+        if let versus {
+            guard nightly else { throw ValidationError("--versus goes with --nightly") }
+            guard access(versus, X_OK) == 0 else { throw ValidationError("--versus \(versus): not an executable file") }
         }
     }
 

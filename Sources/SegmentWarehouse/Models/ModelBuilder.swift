@@ -34,6 +34,8 @@ struct Builder {
     /// `read_from` on (the start of the rollups' first counted day, when earlier).
     static let cuts = TableDefinition("m_cuts", key: .columns(["person"], ordered: true),
                                       [.init("person", .text), .init("cut", .timestamp, "NOT NULL"), .init("read_from", .timestamp, "NOT NULL")])
+    /// A cut no call reaches.
+    static let afterAnyTime = "9999-12-31 23:59:59.999"
     static let temporaryTables = ["m_users", "m_changed_users", "m_anons", "m_people", "m_person_users", "m_person_anons",
                                   "m_cuts", "m_cut_users", "m_cut_anons"]
 
@@ -153,6 +155,11 @@ struct Builder {
             for person in full { rollup[person] = Rollups.beginning }
             for user in changedUsers { rollup[graph.final(user)] = Rollups.beginning }
             for anon in anons where before[anon] != after[anon] { rollup[after[anon] ?? anon] = Rollups.beginning }
+            // A person whose new or changed calls are no activity (an identify linking a device,
+            // say) has sessions that stay as they are: a cut after any time reads their calls
+            // for the rollups only.
+            let read = full.union(cuts.map(\.person))
+            for person in rollup.keys.sorted() where !read.contains(person) { cuts.append((person, Self.afterAnyTime, 1)) }
             // Their first session is written again (so may their first-touch source be) unless
             // the cut keeps sessions before it.
             let keptFirst = Set(cuts.filter { $0.kept > 0 }.map(\.person))
