@@ -21,7 +21,7 @@ package enum CitusLayout {
         "_message_ids": "id", "_rejects": "id", "_discards": "id", "_model_pending": "id",
         "users": "id", "accounts": "id", "identities": "anonymous_id",
         "page_views": "blended_user_id", "sessions": "blended_user_id",
-        "_model_person_days": "person", "_model_person_events": "person", "_model_people": "person",
+        "_model_person_events": "person", "_model_people": "person",
     ]
 
     package static func placement(of table: String, isCallTable: Bool) -> Placement {

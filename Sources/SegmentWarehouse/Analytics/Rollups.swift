@@ -5,11 +5,11 @@ import SegmentCore
 /// `weekly_retention` (docs/models.md, Product analytics), kept by the models build inside its
 /// transaction and equal to a rebuild after any sequence of loads.
 ///
-/// `_model_person_days` holds each person's active UTC days (days as whole days since
-/// 1970-01-01) with their calls, `_model_person_events` the calls of each day by kind: `track`
-/// with the event's raw name, `page` with the path, `screen` with the screen's name, `other`
-/// (name '') for identify, group and alias calls. `_model_people` holds
-/// each person's first day and first-touch source. The aggregates hold what the views add up:
+/// `_model_person_events` holds each person's calls of each UTC day (days as whole days since
+/// 1970-01-01) by kind: `track` with the event's raw name, `page` with the path, `screen` with
+/// the screen's name, `other` (name '') for identify, group and alias calls; a person is active
+/// on the days they have rows. `_model_people` holds each person's first and last active day and
+/// first-touch source. The aggregates hold what the views add up:
 /// `_model_active_days` the changes of DAU, WAU and MAU from one day to the next (a person's
 /// active days as runs of covered days: +1 where a run starts, -1 where it ends), so that a
 /// person's new day moves two rows, not thirty; `_model_daily_events` calls and people per day
@@ -18,15 +18,21 @@ import SegmentCore
 /// An incremental build counts each touched person's calls from the day of their earliest
 /// touched call (all of them when an id joined or left them) in the same read of the call
 /// tables that makes their sessions, and `RollupKeeper` moves the aggregates by the difference
-/// between the person's rows before and after, read from the 29 days before that day on (what a
-/// 30-day window of those days can see). A night costs in proportion to the people it touched,
-/// not to the history.
+/// between the person's rows before and after: their rows from that day on, and their last active
+/// day before it (the only earlier day whose runs and weeks can change). A night costs in
+/// proportion to the people it touched, not to the history.
 package enum Rollups {
     /// The views over the rollups: names reserved like the models' tables.
     package static let views = ["active_people", "daily_events", "weekly_retention"]
     /// The rollups' own tables (bookkeeping: hidden in Datasette, reserved).
-    package static let tables = ["_model_person_days", "_model_person_events", "_model_people", "_model_active_days", "_model_daily_events",
-                                 "_model_retention"]
+    package static let tables = ["_model_person_events", "_model_people", "_model_active_days", "_model_daily_events", "_model_retention"]
+    /// Rollups of an earlier layout (December 2026: each person's days, a tree keyed at random
+    /// that every night wrote all over), dropped when the rollups are made again.
+    package static let retiredTables = ["_model_person_days"]
+    /// Whether a warehouse's rollups are of this layout (else they are made again in full).
+    package static func current(_ db: any SQLSession) throws -> Bool {
+        try db.tableExists("_model_people") && db.columnExists("_model_people", "last_day")
+    }
 
     /// A `since` before any timestamp: the person's whole history.
     static let beginning = "0001-01-01 00:00:00.000"
@@ -36,15 +42,12 @@ package enum Rollups {
     static let window: Int64 = 30
 
     package static let definitions: [TableDefinition] = [
-        // Stored in key order (SQLite: WITHOUT ROWID), one tree each: a person's days side by
-        // side (a build reads a window of them per person), and the calls by day first, so that
-        // a night's rows go at the end of the tree instead of into pages all over it.
-        TableDefinition("_model_person_days", key: .columns(["person", "day"], ordered: true), TableDefinition.columns(
-            "person TEXT NOT NULL,day INTEGER NOT NULL,calls INTEGER NOT NULL")),
+        // Stored in key order (SQLite: WITHOUT ROWID), by day first, so that a night's rows go
+        // at the end of the tree instead of into pages all over it.
         TableDefinition("_model_person_events", key: .columns(["day", "person", "kind", "name"], ordered: true), TableDefinition.columns(
             "day INTEGER NOT NULL,person TEXT NOT NULL,kind TEXT NOT NULL,name TEXT NOT NULL,calls INTEGER NOT NULL")),
         TableDefinition("_model_people", key: .columns(["person"], ordered: false), TableDefinition.columns(
-            "person TEXT,first_day INTEGER NOT NULL,source TEXT NOT NULL"), indexes: [("_model_idx_people_first_day", ["first_day"])]),
+            "person TEXT,first_day INTEGER NOT NULL,last_day INTEGER NOT NULL,source TEXT NOT NULL"), indexes: [("_model_idx_people_first_day", ["first_day"])]),
         TableDefinition("_model_active_days", key: .columns(["day"], ordered: true), TableDefinition.columns(
             "day INTEGER,dau_change INTEGER NOT NULL,wau_change INTEGER NOT NULL,mau_change INTEGER NOT NULL")),
         TableDefinition("_model_daily_events", key: .columns(["day", "event"], ordered: true), TableDefinition.columns(
@@ -104,6 +107,7 @@ package enum Rollups {
     package static func rebuild(_ db: any SQLSession) throws {
         let d = db.dialect
         try db.execute(tables.map { "DELETE FROM \($0)" }.joined(separator: "; "))
+        for table in retiredTables { try db.execute("DROP TABLE IF EXISTS \(table)") }
         var selects: [String] = []
         for (table, kind, name) in try sources.filter({ try db.tableExists($0.table) }) {
             let dayOf = d.dayNumber("x.\"timestamp\"")
@@ -122,7 +126,6 @@ package enum Rollups {
             SELECT person, day, kind, name, count(*) FROM (\(selects.joined(separator: "\nUNION ALL\n"))) AS calls
             GROUP BY person, day, kind, name ORDER BY day, person, kind, name
             """)
-        try db.execute("INSERT INTO _model_person_days (person, day, calls) SELECT person, day, sum(calls) FROM _model_person_events GROUP BY person, day ORDER BY person, day")
         let keeper = try RollupKeeper(rebuilding: db)
         try db.each("SELECT person, day, kind, name, calls FROM _model_person_events ORDER BY person\(d.byBytes), day", []) { row in
             guard let person = row.value(at: 0).idText, let day = row.value(at: 1).integer else { return }
@@ -207,8 +210,8 @@ package final class RollupKeeper {
     private static func begin(_ db: any SQLSession) throws -> any SQLAppender {
         let d = db.dialect
         try db.execute(d.recreateTemporary(TableDefinition("m_r_people", key: .columns(["person"], ordered: true), [
-            .init("person", .text), .init("first_day", .integer)])))
-        return try db.appender(d.temporary("m_r_people"), columns: ["person", "first_day"])
+            .init("person", .text), .init("first_day", .integer), .init("last_day", .integer)])))
+        return try db.appender(d.temporary("m_r_people"), columns: ["person", "first_day", "last_day"])
     }
 
     /// The first day counted for `person` (nil: not kept by this build).
@@ -266,8 +269,8 @@ package final class RollupKeeper {
         let people = d.temporary("m_r_people")
         try db.execute("""
             DELETE FROM _model_people WHERE person IN (SELECT person FROM \(people));
-            INSERT INTO _model_people (person, first_day, source)
-              SELECT f.person, f.first_day, coalesce(s.utm_source, s.referrer_host, 'direct') FROM \(people) f
+            INSERT INTO _model_people (person, first_day, last_day, source)
+              SELECT f.person, f.first_day, f.last_day, coalesce(s.utm_source, s.referrer_host, 'direct') FROM \(people) f
               LEFT JOIN sessions s ON s.blended_user_id = f.person AND s.session_index = 1 WHERE f.first_day IS NOT NULL
             """)
         if from != Int64.max {
@@ -285,9 +288,7 @@ package final class RollupKeeper {
         waiting = []
         waitingCalls = 0
         let d = db.dialect
-        var oldDays: [String: [(day: Int64, calls: Int64)]] = [:]
-        var oldCalls: [String: [Call: Int64]] = [:]
-        var oldFirst: [String: Int64] = [:]
+        var old: [String: Before] = [:]
         var writes = Writes()
         if let since {
             let them = d.temporary("m_r")
@@ -296,57 +297,70 @@ package final class RollupKeeper {
             let insert = try db.appender(them, columns: ["person", "since_day"])
             for (person, _) in chunk { try insert.append([.text(person), .integer(since[person] ?? Rollups.always)]) }
             try insert.finish()
-            for row in try db.rows("""
-                SELECT p.person, p.day, p.calls FROM \(them) r CROSS JOIN _model_person_days p
-                WHERE p.person = r.person AND p.day >= r.since_day - \(Rollups.window - 1)
-                """) {
-                guard let person = row[0].idText, let day = row[1].integer else { continue }
-                oldDays[person, default: []].append((day, row[2].integer ?? 0))
+            for row in try db.rows("SELECT p.person, p.first_day, p.last_day FROM _model_people p WHERE p.person IN (SELECT person FROM \(them))") {
+                guard let person = row[0].idText, let first = row[1].integer, let last = row[2].integer else { continue }
+                old[person] = Before(first: first, last: last)
             }
-            for row in try db.rows("SELECT p.person, p.first_day FROM _model_people p WHERE p.person IN (SELECT person FROM \(them))") {
-                if let person = row[0].idText, let day = row[1].integer { oldFirst[person] = day }
-            }
-            // Their calls on the days they had from the first counted day on (a night's people
-            // mostly have none: their new day is new).
+            // Their rows from the first counted day on, and their last active day before it:
+            // a night's people mostly have neither to look for (their new day is after their
+            // last), the others a lookup a day.
             let callsOfDay = try db.prepared("SELECT kind, name, calls FROM _model_person_events WHERE day = ? AND person = ?")
-            for (person, days) in oldDays {
+            for (person, var before) in old {
                 let first = since[person] ?? Rollups.always
-                for (day, _) in days where day >= first {
-                    for row in try callsOfDay.rows([.integer(day), .text(person)]) {
-                        oldCalls[person, default: [:]][Call(day: day, kind: row[0].text ?? "other", name: row[1].idText ?? "")] = row[2].integer ?? 0
+                if before.last < first {
+                    before.days = [before.last]
+                } else {
+                    var day = before.last
+                    while day >= max(first, before.first) {
+                        let rows = try callsOfDay.rows([.integer(day), .text(person)])
+                        if !rows.isEmpty { before.days.append(day) }
+                        for row in rows {
+                            before.calls[Call(day: day, kind: row[0].text ?? "other", name: row[1].idText ?? "")] = row[2].integer ?? 0
+                        }
+                        day -= 1
                     }
+                    // The last active day before the first counted one, within the window.
+                    day = first - 1
+                    while day >= max(first - (Rollups.window - 1), before.first) {
+                        if try !callsOfDay.rows([.integer(day), .text(person)]).isEmpty { before.days.append(day); break }
+                        day -= 1
+                    }
+                    before.days.sort()
                 }
+                old[person] = before
             }
         }
-        for (person, calls) in chunk {
-            let days = (oldDays[person] ?? []).sorted { $0.day < $1.day }
-            try apply(person, calls, oldDays: days, oldCalls: oldCalls[person] ?? [:], oldFirst: oldFirst[person], into: &writes)
-        }
+        for (person, calls) in chunk { try apply(person, calls, before: old[person], into: &writes) }
         guard since != nil else { return }
-        // The rows that differ: the old ones out, the new ones in, in the tables' key order.
+        // The rows that differ: the old ones out, the new ones in, in the table's key order.
         let dropCall = try db.prepared("DELETE FROM _model_person_events WHERE day = ? AND person = ? AND kind = ? AND name = ?")
         for (person, call) in writes.droppedCalls {
             try dropCall.perform([.integer(call.day), .text(person), .text(call.kind), .text(call.name)])
         }
-        let dropDay = try db.prepared("DELETE FROM _model_person_days WHERE person = ? AND day = ?")
-        for (person, day) in writes.droppedDays { try dropDay.perform([.text(person), .integer(day)]) }
+        let setLast = try db.prepared("UPDATE _model_people SET last_day = ? WHERE person = ?")
+        for (person, day) in writes.lastDays { try setLast.perform([.integer(day), .text(person)]) }
         let insertCall = try db.appender("_model_person_events", columns: ["day", "person", "kind", "name", "calls"])
         for row in writes.calls.sorted(by: Writes.callOrder) {
             try insertCall.append([.integer(row.call.day), .text(row.person), .text(row.call.kind), .text(row.call.name), .integer(row.calls)])
         }
         try insertCall.finish()
-        let insertDay = try db.appender("_model_person_days", columns: ["person", "day", "calls"])
-        for row in writes.days.sorted(by: Writes.dayOrder) { try insertDay.append([.text(row.person), .integer(row.day), .integer(row.calls)]) }
-        try insertDay.finish()
         if activeChanges.count + eventChanges.count + retentionChanges.count > Self.heldChanges { try writeChanges() }
     }
 
-    /// The rows of the person tables a chunk changes.
+    /// What the rollups held for a person: their first and last active day, their active days
+    /// from the first counted day on with the last one before it, their calls from that day on.
+    struct Before {
+        var first: Int64
+        var last: Int64
+        var days: [Int64] = []
+        var calls: [Call: Int64] = [:]
+    }
+
+    /// The rows a chunk changes (besides the people made again at `finish`).
     struct Writes {
         var droppedCalls: [(person: String, call: Call)] = []
-        var droppedDays: [(person: String, day: Int64)] = []
         var calls: [(person: String, call: Call, calls: Int64)] = []
-        var days: [(person: String, day: Int64, calls: Int64)] = []
+        var lastDays: [(person: String, day: Int64)] = []
 
         /// Byte order, as the tables' keys are stored (SQLite's BINARY collation).
         static func before(_ a: String, _ b: String) -> Bool { a.utf8.lexicographicallyPrecedes(b.utf8) }
@@ -356,29 +370,23 @@ package final class RollupKeeper {
             if a.call.kind != b.call.kind { return before(a.call.kind, b.call.kind) }
             return before(a.call.name, b.call.name)
         }
-        static func dayOrder(_ a: (person: String, day: Int64, calls: Int64), _ b: (person: String, day: Int64, calls: Int64)) -> Bool {
-            a.person != b.person ? before(a.person, b.person) : a.day < b.day
-        }
     }
 
-    /// One person: their rows that differ, their first day, and the aggregates' changes (their
-    /// figures after, less their figures before, from their first counted day on).
-    private func apply(_ person: String, _ new: [Call: Int64], oldDays: [(day: Int64, calls: Int64)], oldCalls: [Call: Int64],
-                       oldFirst: Int64?, into writes: inout Writes) throws {
+    /// One person: their rows that differ, their first and last day, and the aggregates' changes
+    /// (their figures after, less their figures before, from their first counted day on). The
+    /// days before it other than the last one are the same before and after, and so are their
+    /// runs and weeks: left out of both.
+    private func apply(_ person: String, _ new: [Call: Int64], before old: Before?, into writes: inout Writes) throws {
         let first = firstDay(of: person) ?? Rollups.always
         from = min(from, first)
-        var newByDay: [Int64: Int64] = [:]
-        for (call, calls) in new { newByDay[call.day, default: 0] += calls }
+        let oldCalls = old?.calls ?? [:]
         if since != nil {
             for (call, calls) in oldCalls where new[call] != calls { writes.droppedCalls.append((person, call)) }
             for (call, calls) in new where oldCalls[call] != calls { writes.calls.append((person, call, calls)) }
-            var oldByDay: [Int64: Int64] = [:]
-            for (day, calls) in oldDays where day >= first { oldByDay[day] = calls }
-            for (day, calls) in oldByDay where newByDay[day] != calls { writes.droppedDays.append((person, day)) }
-            for (day, calls) in newByDay where oldByDay[day] != calls { writes.days.append((person, day, calls)) }
         }
-        let before = oldDays.map(\.day)
-        let after = before.filter { $0 < first } + newByDay.keys.sorted()
+        let before = old?.days ?? []
+        let after = before.filter { $0 < first } + Set(new.keys.map(\.day)).sorted()
+        let oldFirst = old?.first
 
         // Calls and people per day and event: a page view is the event `page`, a screen view
         // `screen`; identify, group and alias calls and unnamed tracks are no event.
@@ -430,7 +438,9 @@ package final class RollupKeeper {
         if let firstAfter { pairs(after, cohortDay: firstAfter, 1) }
 
         if since == nil || firstAfter != oldFirst || rewritten.contains(person) {
-            try peopleRows.append([.text(person), firstAfter.map { .integer($0) } ?? .null])
+            try peopleRows.append([.text(person), firstAfter.map { .integer($0) } ?? .null, after.last.map { .integer($0) } ?? .null])
+        } else if let last = after.last, last != old?.last {
+            writes.lastDays.append((person, last))
         }
     }
 

@@ -72,8 +72,12 @@ public enum Models {
         let started = Date()
         return try db.inTransaction {
             for statement in db.dialect.modelsBuildPreamble { try db.execute(statement) }
-            // Warehouses whose models predate the rollups get them in full, once.
-            let hadRollups = try db.tableExists(Rollups.tables[0])
+            // Warehouses whose models predate the rollups, or their layout, get them in full, once.
+            let hadRollups = try Rollups.current(db)
+            if !hadRollups {
+                try db.execute(each: Rollups.views.map { "DROP VIEW IF EXISTS \($0)" }
+                               + (Rollups.tables + Rollups.retiredTables).map { "DROP TABLE IF EXISTS \($0)" })
+            }
             try db.execute(each: schema(db.dialect))
             // Until December 2026 page_views had a unique index on id (the message id): random
             // keys, so every night rewrote most of its pages, for a lookup nothing made.

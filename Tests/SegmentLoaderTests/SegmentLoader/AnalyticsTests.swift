@@ -275,6 +275,29 @@ final class AnalyticsTests: XCTestCase {
         try check(corpus, { try rows(db, $0) }, "upgraded")
     }
 
+    /// The first layout of the rollups (each person's days in `_model_person_days`, no last day
+    /// in `_model_people`) is replaced by the next build: the old table gone, the rollups made
+    /// again, then kept night by night.
+    func testRollupsOfTheEarlierLayoutAreMadeAgain() throws {
+        let dir = try temporaryDirectory(self)
+        let corpus = try ProductCorpus.generate(in: dir.appendingPathComponent("in"))
+        let db = dir.appendingPathComponent("w.sqlite")
+        try load(Array(corpus.files.prefix(30)), into: db)
+        let database = try Database(path: db.path)
+        try database.execute("""
+            CREATE TABLE _model_person_days (person TEXT NOT NULL, day INTEGER NOT NULL, calls INTEGER NOT NULL, PRIMARY KEY (person, day)) WITHOUT ROWID;
+            INSERT INTO _model_person_days SELECT person, day, sum(calls) FROM _model_person_events GROUP BY person, day;
+            DROP VIEW active_people; ALTER TABLE _model_people DROP COLUMN last_day;
+            UPDATE _model_active_days SET dau_change = dau_change + 5
+            """)
+        XCTAssertFalse(try Rollups.current(database))
+        for file in corpus.files.dropFirst(30) { try load([file], into: db, configure: ModelTests.personByPerson) }
+        XCTAssertTrue(try Rollups.current(database))
+        XCTAssertFalse(try database.tableExists("_model_person_days"))
+        XCTAssertEqual(try database.value("SELECT count(*) FROM _models WHERE mode = 'incremental'")?.integer, Int64(corpus.files.count - 30))
+        try check(corpus, { try rows(db, $0) }, "earlier layout")
+    }
+
     func testTheViewsAreTheDefinitionsOnPostgreSQLAndCitus() throws {
         let dir = try temporaryDirectory(self)
         let corpus = try ProductCorpus.generate(in: dir.appendingPathComponent("in"))
